@@ -1,0 +1,92 @@
+// The one way AWS clients are built. Endpoints are not configured here: the
+// SDK reads AWS_ENDPOINT_URL_<SERVICE> itself, so the processor, the tools and
+// the AWS CLI all reach the same stack (the local emulators or AWS).
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { STSClient } from '@aws-sdk/client-sts';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Config } from '../config/config.js';
+import type { AwsCallObserver } from './call-observer.js';
+import { observeCalls } from './call-observer.js';
+
+export interface AwsClients {
+  kinesis: KinesisClient;
+  dynamodb: DynamoDBClient;
+  iam: IAMClient;
+  sts: STSClient;
+}
+
+export interface ClientOptions {
+  /** Sees every call each client makes (metrics, tests, fault injection). */
+  observers?: AwsCallObserver[];
+  /** Overrides the configured attempts per call (tools that must fail fast). */
+  maxAttempts?: number;
+  /**
+   * Environment to read endpoints and credentials from instead of the process's
+   * own (the same AWS_ENDPOINT_URL_* and AWS_* names): lets one process talk to
+   * several local stacks, as the tests do.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+const ENDPOINT_VARIABLES = {
+  kinesis: 'AWS_ENDPOINT_URL_KINESIS',
+  dynamodb: 'AWS_ENDPOINT_URL_DYNAMODB',
+  iam: 'AWS_ENDPOINT_URL_IAM',
+  sts: 'AWS_ENDPOINT_URL_STS',
+} as const;
+
+/** Explicit endpoint and credentials when an env is given; otherwise the SDK's defaults. */
+function target(service: keyof typeof ENDPOINT_VARIABLES, options: ClientOptions) {
+  const env = options.env;
+  if (!env) return {};
+  const endpoint = env[ENDPOINT_VARIABLES[service]] ?? env.AWS_ENDPOINT_URL;
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, sessionToken } } : {}),
+  };
+}
+
+function common(config: Config, options: ClientOptions) {
+  return {
+    region: options.env?.AWS_REGION ?? config.region,
+    maxAttempts: options.maxAttempts ?? config.awsMaxAttempts,
+    retryMode: 'standard' as const,
+    // HTTP/1.1 with keep-alive. The Kinesis client would otherwise try HTTP/2,
+    // which buys nothing for the unary calls made here.
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
+      connectionTimeout: 3_000,
+      requestTimeout: 15_000,
+    }),
+  };
+}
+
+export function createAwsClients(config: Config, options: ClientOptions = {}): AwsClients {
+  const base = common(config, options);
+  const clients: AwsClients = {
+    kinesis: new KinesisClient({ ...base, ...target('kinesis', options) }),
+    dynamodb: new DynamoDBClient({ ...base, ...target('dynamodb', options) }),
+    iam: new IAMClient({ ...base, ...target('iam', options) }),
+    sts: new STSClient({ ...base, ...target('sts', options) }),
+  };
+  for (const observer of options.observers ?? []) {
+    observeCalls(clients.kinesis, 'kinesis', observer);
+    observeCalls(clients.dynamodb, 'dynamodb', observer);
+    observeCalls(clients.iam, 'iam', observer);
+    observeCalls(clients.sts, 'sts', observer);
+  }
+  return clients;
+}
+
+export function destroyAwsClients(clients: AwsClients): void {
+  clients.kinesis.destroy();
+  clients.dynamodb.destroy();
+  clients.iam.destroy();
+  clients.sts.destroy();
+}

@@ -1,0 +1,96 @@
+// The one place configuration is read. Every knob is an environment variable
+// with a documented default (docs/configuration.md mirrors this table), so the
+// same build runs on the local stack and on AWS; AWS endpoints and credentials
+// come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, ...).
+
+export interface Config {
+  /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
+  appName: string;
+  region: string;
+  streamName: string;
+  ledgerTable: string;
+  deadLetterTable: string;
+  /** KCL lease table: the daemon names it after the application. */
+  leaseTable: string;
+  /** IAM path every managed policy lies under; `/` + segments + `/`. */
+  managedPathPrefix: string;
+  /** Policies processed concurrently within one shard. */
+  maxConcurrentPolicies: number;
+  /** Entries in the in-process duplicate cache (per shard child). */
+  dedupCacheSize: number;
+  /** How long a ledger claim protects an event before another owner may take it over. */
+  claimTtlMs: number;
+  /** eventIds remembered per policy to recognise producer retries. */
+  recentEventIds: number;
+  /** Refuse documents that allow Action "*" on Resource "*". */
+  refuseAdminGrant: boolean;
+  /** Attempts per AWS call (SDK retries with backoff and jitter) before the pipeline's own retry. */
+  awsMaxAttempts: number;
+  /** Cap of the pipeline's backoff between rounds for an unsettled policy. */
+  retryBackoffCapMs: number;
+  /** Consecutive transient IAM failures that open the circuit breaker. */
+  breakerThreshold: number;
+  /** How long the breaker stays open before a trial call. */
+  breakerCooldownMs: number;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function text(env: Env, key: string, fallback: string): string {
+  const value = env[key];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function integer(env: Env, key: string, fallback: number, min = 0): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new ConfigError(`${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function flag(env: Env, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const appName = text(env, 'IPS_APP_NAME', 'iam-policy-stream');
+  const managedPathPrefix = text(env, 'IPS_MANAGED_PATH_PREFIX', '/stream-managed/');
+  if (!MANAGED_PATH.test(managedPathPrefix) || managedPathPrefix === '/' || managedPathPrefix.length > 512) {
+    throw new ConfigError(
+      `IPS_MANAGED_PATH_PREFIX must look like /segment/.../ (not "/" alone, at most 512 chars), got ${JSON.stringify(managedPathPrefix)}`,
+    );
+  }
+  return {
+    appName,
+    region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', 'us-east-1')),
+    streamName: text(env, 'IPS_STREAM_NAME', 'iam-policy-events'),
+    ledgerTable: text(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`),
+    deadLetterTable: text(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`),
+    leaseTable: text(env, 'IPS_LEASE_TABLE', appName),
+    managedPathPrefix,
+    maxConcurrentPolicies: integer(env, 'IPS_MAX_CONCURRENT_POLICIES', 16, 1),
+    dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
+    claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),
+    recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
+    refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
+    awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
+    retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
+    breakerThreshold: integer(env, 'IPS_BREAKER_THRESHOLD', 5, 1),
+    breakerCooldownMs: integer(env, 'IPS_BREAKER_COOLDOWN_MS', 5_000, 10),
+    logLevel: text(env, 'IPS_LOG_LEVEL', 'info'),
+  };
+}

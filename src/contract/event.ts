@@ -1,0 +1,34 @@
+// The event contract, version 1 (docs/event-contract.md). One JSON object per
+// Kinesis record; the partition key is the policy name.
+
+export interface PolicyDocument {
+  Version?: string;
+  Id?: string;
+  Statement: unknown;
+  [key: string]: unknown;
+}
+
+interface EventBase {
+  specVersion: '1';
+  eventId: string;
+  policyName: string;
+  /** Always set after validation: the event's path or the managed prefix. */
+  policyPath: string;
+  revision?: number;
+  occurredAt?: string;
+}
+
+export interface PolicyUpserted extends EventBase {
+  type: 'policy.upserted';
+  document: PolicyDocument;
+  description?: string;
+  tags: Record<string, string>;
+}
+
+export interface PolicyDeleted extends EventBase {
+  type: 'policy.deleted';
+}
+
+export type PolicyEvent = PolicyUpserted | PolicyDeleted;
+
+export const EVENT_TYPES = ['policy.upserted', 'policy.deleted'] as const;
