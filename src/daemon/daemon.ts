@@ -1,0 +1,93 @@
+// Starts the KCL MultiLangDaemon (Java) with a rendered properties file. The
+// daemon runs in its own process group: stopping it reaches the record
+// processor children too, so nothing is left behind.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive, killGroup } from '../local/emulators.js';
+import { projectRoot } from '../local/paths.js';
+import { renderPropertiesFile } from './properties.js';
+
+export interface DaemonOptions {
+  /** Properties template, e.g. properties/local.properties. */
+  propertiesFile: string;
+  env: Record<string, string | undefined>;
+  /** Folder for the rendered properties and, when logFile is not 'inherit', the log. */
+  workDir: string;
+  /** 'inherit' passes the daemon's output through; otherwise a file path. */
+  log: 'inherit' | string;
+}
+
+export interface RunningDaemon {
+  pid: number;
+  child: ChildProcess;
+  propertiesPath: string;
+  /** Asks the daemon to shut down gracefully (SIGTERM), then kills what is left. */
+  stop(graceMs?: number): Promise<void>;
+  /** kill -9 the whole daemon with its children, as a crash would. */
+  crash(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export function daemonCommand(propertiesPath: string): { command: string; args: string[] } {
+  const root = projectRoot();
+  return {
+    command: 'java',
+    args: [
+      `-Dlogback.configurationFile=${join(root, 'kcl', 'logback.xml')}`,
+      '-cp',
+      `${join(root, 'kcl', 'lib')}/*`,
+      'software.amazon.kinesis.multilang.MultiLangDaemon',
+      '--properties-file',
+      propertiesPath,
+    ],
+  };
+}
+
+export function startDaemon(options: DaemonOptions): RunningDaemon {
+  const root = projectRoot();
+  const env = { ...options.env, APP_ROOT: options.env.APP_ROOT ?? root };
+  mkdirSync(options.workDir, { recursive: true });
+  const propertiesPath = join(options.workDir, `daemon-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.properties`);
+  writeFileSync(propertiesPath, renderPropertiesFile(options.propertiesFile, env));
+  const { command, args } = daemonCommand(propertiesPath);
+  let stdio: 'inherit' | ['ignore', number, number];
+  let fd: number | undefined;
+  if (options.log === 'inherit') stdio = 'inherit';
+  else {
+    fd = openSync(options.log, 'a');
+    stdio = ['ignore', fd, fd];
+  }
+  const child = spawn(command, args, { cwd: root, env: env as NodeJS.ProcessEnv, stdio, detached: true });
+  if (fd !== undefined) closeSync(fd);
+  if (child.pid === undefined) throw new Error('could not start the MultiLangDaemon (is Java 17 installed?)');
+  const pid = child.pid;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    pid,
+    child,
+    propertiesPath,
+    exited,
+    async stop(graceMs = 20_000) {
+      // SIGTERM runs the daemon's shutdown hook: shutdownRequested to each child, then exit.
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone already */
+      }
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline && isAlive(pid)) await sleep(100);
+      await killGroup(pid, 1_000);
+    },
+    async crash() {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+      await exited;
+    },
+  };
+}

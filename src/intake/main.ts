@@ -1,0 +1,53 @@
+// Entry point of the record-processor child the MultiLangDaemon starts for
+// each shard lease. stdout carries the daemon's protocol and nothing else;
+// logs go to stderr. The child never dies on input; it exits when the daemon
+// closes its stdin.
+import kcl from 'aws-kcl';
+import { createAwsClients } from '../aws/clients.js';
+import { loadConfig } from '../config/config.js';
+import { DynamoDbDeadLetterStore } from '../deadletter/dead-letter-store.js';
+import { IamReconciler } from '../iam/reconciler.js';
+import { reconcilerApplier } from './applier.js';
+import { DedupCache } from '../ledger/dedup-cache.js';
+import { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
+import { createLogger } from '../log/logger.js';
+import { Metrics } from '../metrics/metrics.js';
+import { PolicyRecordProcessor } from './record-processor.js';
+import { startShardPipeline } from './shard-runtime.js';
+
+const config = loadConfig();
+const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
+const metrics = new Metrics();
+const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()] });
+const parts = {
+  config,
+  logger,
+  metrics,
+  ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
+  cache: new DedupCache(config.dedupCacheSize),
+  applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
+  deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
+};
+
+const processor = new PolicyRecordProcessor({
+  logger,
+  startShard: async (shardId, onSettled, signal) => ({
+    pipeline: await startShardPipeline(parts, shardId, onSettled, signal),
+  }),
+});
+
+const logMetrics = () => logger.info({ metrics: metrics.snapshot(), rssBytes: process.memoryUsage().rss }, 'metrics');
+setInterval(logMetrics, 60_000).unref();
+
+process.on('uncaughtException', (error) => logger.fatal({ err: error }, 'uncaught exception (the child keeps running)'));
+process.on('unhandledRejection', (error) => logger.fatal({ err: error }, 'unhandled rejection (the child keeps running)'));
+
+// The daemon closed our stdin: it is gone or done with this shard. Exit promptly.
+process.stdin.on('end', () => {
+  processor.stop();
+  logMetrics();
+  logger.flush();
+  setTimeout(() => process.exit(0), 50).unref();
+});
+
+kcl(processor).run();

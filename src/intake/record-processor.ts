@@ -1,0 +1,155 @@
+// The record processor the MultiLangDaemon runs, one child process per shard
+// lease. Its life cycle, step by step:
+//
+//   initialize         learn the shard, read the ledger epoch, build the pipeline
+//   processRecords     run the batch through the pipeline; while it runs,
+//                      checkpoint the settled prefix now and then; when every
+//                      record has its outcome, checkpoint the batch's last
+//                      record; then answer
+//   leaseLost          another worker owns the shard now: stop, no checkpoint
+//                      (the ledger's claim tokens fence anything left over)
+//   shardEnded         the shard is closed (reshard): checkpoint SHARD_END so
+//                      its children can start
+//   shutdownRequested  the worker is stopping: checkpoint what is settled
+//
+// The daemon sends one message at a time and waits for the answer, so no
+// batch is in flight when leaseLost, shardEnded or shutdownRequested arrive.
+import type { Checkpointer, CheckpointingInput, InitializeInput, KclRecord, ProcessRecordsInput, RecordProcessor } from 'aws-kcl';
+import type { Logger } from '../log/logger.js';
+import { CheckpointTracker } from '../pipeline/checkpoint-tracker.js';
+import { StoppedError } from '../pipeline/retry.js';
+import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
+import type { Settlement, StreamRecord } from '../pipeline/types.js';
+import { checkpoint } from './checkpoint.js';
+
+export interface ShardRuntime {
+  pipeline: ShardPipeline;
+  /** Called once per batch with every settlement (metrics, tests). */
+  onBatch?: (settlements: Settlement[]) => void;
+}
+
+export interface RecordProcessorOptions {
+  logger: Logger;
+  /** Builds what a shard needs once its id is known (ledger epoch, claim owner, pipeline). */
+  startShard(shardId: string, onSettled: (settlement: Settlement) => void, signal: AbortSignal): Promise<ShardRuntime>;
+  /** How often a long batch checkpoints its settled prefix. */
+  progressCheckpointMs?: number;
+  now?: () => number;
+}
+
+export function toStreamRecord(shardId: string, record: KclRecord, index: number, receivedAt: number): StreamRecord {
+  return {
+    shardId,
+    sequenceNumber: record.sequenceNumber,
+    partitionKey: record.partitionKey,
+    data: Buffer.from(record.data ?? '', 'base64'),
+    index,
+    ...(typeof record.approximateArrivalTimestamp === 'number' ? { arrivedAt: record.approximateArrivalTimestamp } : {}),
+    receivedAt,
+  };
+}
+
+export class PolicyRecordProcessor implements RecordProcessor {
+  private shardId = 'unknown';
+  private runtime: ShardRuntime | undefined;
+  private tracker: CheckpointTracker | undefined;
+  private lastCheckpointed: string | undefined;
+  private lastProcessed: string | undefined;
+  private readonly stopping = new AbortController();
+  private log: Logger;
+  private readonly now: () => number;
+
+  constructor(private readonly options: RecordProcessorOptions) {
+    this.log = options.logger;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Aborts in-flight retries (stdin closed: the daemon is gone). */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  initialize(input: InitializeInput, done: () => void): void {
+    this.shardId = input.shardId;
+    this.log = this.options.logger.child({ shard: input.shardId });
+    this.log.info({ startingAt: input.sequenceNumber }, 'initialize');
+    this.options
+      .startShard(input.shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal)
+      .then((runtime) => {
+        this.runtime = runtime;
+        done();
+      })
+      .catch((error: unknown) => {
+        // Without a pipeline nothing can be processed; answering would let the
+        // daemon deliver records we cannot settle. Stay unanswered and log:
+        // the daemon's shard timeout or an operator takes it from here.
+        this.log.fatal({ err: error }, 'shard start-up failed');
+      });
+  }
+
+  processRecords(input: ProcessRecordsInput, done: () => void): void {
+    this.processBatch(input)
+      .then(done)
+      .catch((error: unknown) => {
+        if (error instanceof StoppedError) return this.log.warn('batch abandoned: processor stopping');
+        this.log.fatal({ err: error }, 'batch failed unexpectedly; not answering so no checkpoint passes it');
+      });
+  }
+
+  private async processBatch(input: ProcessRecordsInput): Promise<void> {
+    const runtime = this.runtime;
+    if (!runtime) throw new Error('processRecords before initialize completed');
+    const receivedAt = this.now();
+    const records = input.records.map((record, index) => toStreamRecord(this.shardId, record, index, receivedAt));
+    if (records.length === 0) return;
+    this.tracker = new CheckpointTracker(records.map((record) => record.sequenceNumber));
+    const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs ?? 10_000);
+    try {
+      const settlements = await runtime.pipeline.processBatch(records);
+      runtime.onBatch?.(settlements);
+    } finally {
+      clearInterval(progress);
+    }
+    const last = records[records.length - 1]!.sequenceNumber;
+    this.lastProcessed = last;
+    await this.checkpointAt(input.checkpointer, last);
+  }
+
+  /** During a long batch: checkpoint the settled prefix so a restart redoes less. */
+  private async checkpointProgress(checkpointer: Checkpointer): Promise<void> {
+    const safe = this.tracker?.safeSequenceNumber();
+    if (safe && safe !== this.lastCheckpointed && !this.checkpointing) await this.checkpointAt(checkpointer, safe);
+  }
+
+  private checkpointing = false;
+
+  private async checkpointAt(checkpointer: Checkpointer, sequenceNumber: string | null): Promise<void> {
+    while (this.checkpointing) await new Promise((resolve) => setTimeout(resolve, 10));
+    this.checkpointing = true;
+    try {
+      await checkpoint(checkpointer, sequenceNumber, this.log, this.stopping.signal);
+      if (sequenceNumber) this.lastCheckpointed = sequenceNumber;
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+
+  leaseLost(_input: Record<string, never>, done: () => void): void {
+    this.log.warn('lease lost: stopping without a checkpoint');
+    this.stopping.abort();
+    done();
+  }
+
+  shardEnded(input: CheckpointingInput, done: () => void): void {
+    this.log.info('shard ended: checkpointing SHARD_END');
+    this.checkpointAt(input.checkpointer, null)
+      .catch((error: unknown) => this.log.error({ err: error }, 'SHARD_END checkpoint failed'))
+      .finally(done);
+  }
+
+  shutdownRequested(input: CheckpointingInput, done: () => void): void {
+    this.log.info({ lastProcessed: this.lastProcessed }, 'shutdown requested');
+    const finish = this.lastProcessed ? this.checkpointAt(input.checkpointer, this.lastProcessed) : Promise.resolve();
+    finish.catch((error: unknown) => this.log.error({ err: error }, 'shutdown checkpoint failed')).finally(done);
+  }
+}

@@ -1,0 +1,60 @@
+// The in-process duplicate cache in front of the ledger. It only remembers
+// what the ledger has already said (an entry's high-water mark, revision and
+// applied eventIds), and within one epoch those only grow, so a cache hit is
+// always a true duplicate or stale event: it can answer without DynamoDB.
+import { LRUCache } from 'lru-cache';
+import { toLedgerSequence } from './sequence.js';
+
+interface PolicyMark {
+  epoch: number;
+  hwm?: string;
+  revision?: number;
+}
+
+export type CacheVerdict = 'duplicate' | 'stale' | undefined;
+
+export class DedupCache {
+  private readonly policies: LRUCache<string, PolicyMark>;
+  private readonly events: LRUCache<string, number>;
+
+  constructor(maxEntries: number) {
+    this.policies = new LRUCache({ max: maxEntries });
+    this.events = new LRUCache({ max: maxEntries });
+  }
+
+  /** What the cache knows for sure about this event, or undefined to ask the ledger. */
+  verdict(epoch: number, policy: string, sequenceNumber: string, eventId: string, revision?: number): CacheVerdict {
+    const mark = this.policies.get(policy);
+    if (mark && mark.epoch === epoch) {
+      if (mark.hwm !== undefined && mark.hwm >= toLedgerSequence(sequenceNumber)) return 'duplicate';
+    }
+    if (this.events.get(eventId) === epoch) return 'duplicate';
+    if (mark && mark.epoch === epoch && revision !== undefined && mark.revision !== undefined && mark.revision >= revision) {
+      return 'stale';
+    }
+    return undefined;
+  }
+
+  /** Learns from the ledger: its entry's high-water mark, revision and applied eventIds. */
+  learn(epoch: number, policy: string, hwm: string | undefined, revision: number | undefined, eventIds: string[]): void {
+    const known = this.policies.get(policy);
+    const fresh = !known || known.epoch !== epoch;
+    const mark: PolicyMark = { epoch };
+    const bestHwm = fresh ? hwm : maxDefined(known.hwm, hwm);
+    const bestRevision = fresh ? revision : maxDefined(known.revision, revision);
+    if (bestHwm !== undefined) mark.hwm = bestHwm;
+    if (bestRevision !== undefined) mark.revision = bestRevision;
+    this.policies.set(policy, mark);
+    for (const id of eventIds) this.events.set(id, epoch);
+  }
+
+  get size(): number {
+    return this.policies.size + this.events.size;
+  }
+}
+
+function maxDefined<T extends string | number>(a: T | undefined, b: T | undefined): T | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a >= b ? a : b;
+}

@@ -1,0 +1,173 @@
+// The ledger in DynamoDB. The claim is one conditional UpdateItem; when its
+// condition fails, the item returned with the failure explains why
+// (ReturnValuesOnConditionCheckFailure), so no second read is made.
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { TransientError } from '../contract/errors.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry, PolicyState } from './ledger.js';
+import { ClaimLostError, explainRefusal } from './ledger.js';
+import { toLedgerSequence } from './sequence.js';
+import { LEDGER_KEY } from './table.js';
+
+/** The item holding the ledger's epoch. `#` cannot appear in an IAM policy name. */
+export const EPOCH_ITEM_KEY = '#epoch';
+
+type Item = Record<string, AttributeValue>;
+
+export interface DynamoDbLedgerOptions {
+  claimTtlMs: number;
+  now?: () => number;
+}
+
+export class DynamoDbLedger implements Ledger {
+  private readonly now: () => number;
+
+  constructor(
+    private readonly dynamodb: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly options: DynamoDbLedgerOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async currentEpoch(): Promise<number> {
+    const result = await this.dynamodb.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: EPOCH_ITEM_KEY } }, ConsistentRead: true }),
+    );
+    return result.Item?.epoch?.N ? Number(result.Item.epoch.N) : 0;
+  }
+
+  /** Moves the ledger to a new epoch: every applied event may run again (re-apply replay). */
+  async advanceEpoch(): Promise<number> {
+    const next = (await this.currentEpoch()) + 1;
+    await this.dynamodb.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: { [LEDGER_KEY]: { S: EPOCH_ITEM_KEY }, epoch: { N: String(next) }, updatedAt: { S: new Date(this.now()).toISOString() } },
+      }),
+    );
+    return next;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const now = this.now();
+    const sequence = toLedgerSequence(request.sequenceNumber);
+    const token = randomUUID();
+    const values: Item = {
+      ':owner': { S: request.owner },
+      ':token': { S: token },
+      ':expires': { N: String(now + this.options.claimTtlMs) },
+      ':now': { N: String(now) },
+      ':seq': { S: sequence },
+      ':eid': { S: request.eventId },
+      ':epoch': { N: String(request.epoch) },
+    };
+    const sameEpochChecks = ['(attribute_not_exists(hwm) OR hwm < :seq)', 'NOT contains(eventIds, :eid)'];
+    if (request.revision !== undefined) {
+      values[':rev'] = { N: String(request.revision) };
+      sameEpochChecks.push('(attribute_not_exists(revision) OR revision < :rev)');
+    }
+    const condition =
+      '(attribute_not_exists(claimOwner) OR claimOwner = :owner OR claimExpires < :now)' +
+      ` AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
+    try {
+      const result = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: request.policy } },
+          UpdateExpression: 'SET claimOwner = :owner, claimToken = :token, claimExpires = :expires, claimSeq = :seq',
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#key': LEDGER_KEY },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      const previous = result.Attributes ? toEntry(result.Attributes) : undefined;
+      const takenOver = previous?.claim !== undefined && previous.claim.owner !== request.owner;
+      return { won: true, token, previous, takenOver };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        if (!error.Item) throw new TransientError('ledger-unexplained', 'claim refused without the item', { cause: error });
+        const entry = toEntry(error.Item);
+        return { won: false, because: explainRefusal(entry, request, now, sequence), entry };
+      }
+      throw error;
+    }
+  }
+
+  async complete(request: CompletionRequest): Promise<void> {
+    const values: Item = {
+      ':token': { S: request.token },
+      ':hwm': { S: toLedgerSequence(request.sequenceNumber) },
+      ':shard': { S: request.shardId },
+      ':epoch': { N: String(request.epoch) },
+      ':ids': { L: request.eventIds.map((id) => ({ S: id })) },
+      ':state': { S: request.state },
+      ':outcome': { S: request.outcome },
+      ':at': { S: new Date(this.now()).toISOString() },
+    };
+    const sets = [
+      'hwm = :hwm',
+      'hwmShard = :shard',
+      'epoch = :epoch',
+      'eventIds = :ids',
+      'policyState = :state',
+      'lastOutcome = :outcome',
+      'updatedAt = :at',
+    ];
+    if (request.revision !== undefined) {
+      values[':rev'] = { N: String(request.revision) };
+      sets.push('revision = :rev');
+    }
+    if (request.docHash !== undefined) {
+      values[':hash'] = { S: request.docHash };
+      sets.push('docHash = :hash');
+    }
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: request.policy } },
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE claimOwner, claimToken, claimExpires, claimSeq`,
+          ConditionExpression: 'claimToken = :token',
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new ClaimLostError(`claim on ${request.policy} was taken over before completion`);
+      }
+      throw error;
+    }
+  }
+
+  async get(policy: string): Promise<LedgerEntry | undefined> {
+    const result = await this.dynamodb.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: policy } }, ConsistentRead: true }),
+    );
+    return result.Item ? toEntry(result.Item) : undefined;
+  }
+}
+
+function toEntry(item: Item): LedgerEntry {
+  const entry: LedgerEntry = {
+    policy: item[LEDGER_KEY]?.S ?? '',
+    epoch: item.epoch?.N ? Number(item.epoch.N) : 0,
+    eventIds: (item.eventIds?.L ?? []).map((value) => value.S ?? ''),
+  };
+  if (item.hwm?.S) entry.hwm = item.hwm.S;
+  if (item.revision?.N) entry.revision = Number(item.revision.N);
+  if (item.docHash?.S) entry.docHash = item.docHash.S;
+  if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
+  if (item.claimOwner?.S && item.claimToken?.S) {
+    entry.claim = {
+      owner: item.claimOwner.S,
+      token: item.claimToken.S,
+      expiresAt: Number(item.claimExpires?.N ?? 0),
+      sequence: item.claimSeq?.S ?? '',
+    };
+  }
+  return entry;
+}

@@ -1,0 +1,39 @@
+// The small set of contract events `npm start` sends, chosen to show each
+// kind of outcome a newcomer should see.
+import type { OutgoingRecord } from '../ops/producer.js';
+import { eventRecord } from '../ops/producer.js';
+
+const readOnly = (bucket: string) => ({
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`] }],
+});
+
+function upsert(eventId: string, name: string, revision: number, document: object, extra: Record<string, unknown> = {}) {
+  return eventRecord({ specVersion: '1', eventId, type: 'policy.upserted', policy: { name }, revision, document, ...extra });
+}
+
+export interface DemoRecord {
+  record: OutgoingRecord;
+  /** What a newcomer should expect to see for it. */
+  expect: string;
+}
+
+export function demoRecords(): DemoRecord[] {
+  return [
+    { record: upsert('demo-1', 'demo-reports-read', 1, readOnly('reports'), { description: 'Read the reports bucket', tags: { team: 'analytics' } }), expect: 'created' },
+    { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'created' },
+    { record: upsert('demo-3', 'demo-scratch', 1, readOnly('scratch')), expect: 'created' },
+    { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'duplicate (a producer retry: same eventId)' },
+    { record: upsert('demo-4', 'demo-reports-read', 2, readOnly('reports-v2')), expect: 'updated (or superseded if it shares a batch with a later event)' },
+    { record: upsert('demo-5', 'demo-reports-read', 1, readOnly('reports-old')), expect: 'stale (revision 1 after revision 2)' },
+    {
+      record: eventRecord({ specVersion: '1', eventId: 'demo-6', type: 'policy.deleted', policy: { name: 'demo-scratch' }, revision: 2 }),
+      expect: 'deleted',
+    },
+    { record: { partitionKey: 'demo-garbage', data: Buffer.from('{"specVersion":"1", this is not json') }, expect: 'rejected (invalid-json, dead-lettered)' },
+    {
+      record: upsert('demo-7', 'demo-admin', 1, { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+      expect: 'rejected (admin-grant-refused, dead-lettered)',
+    },
+  ];
+}

@@ -1,0 +1,90 @@
+// `npm start`: the whole product on the local stack. Brings up the emulators,
+// runs the MultiLangDaemon with the record processor, sends the demo events,
+// shows what happened to each, and keeps running until Ctrl-C, which stops
+// the daemon (gracefully), its children and the emulators.
+import { ListPoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
+import { loadConfig } from '../config/config.js';
+import { startDaemon } from '../daemon/daemon.js';
+import { readOutcomes } from '../ops/outcome-log.js';
+import { putRecords } from '../ops/producer.js';
+import { demoRecords } from './demo.js';
+import { projectRoot } from './paths.js';
+import { startStack, stopStackIn } from './stack.js';
+
+const say = (text: string) => process.stdout.write(`${text}\n`);
+const root = projectRoot();
+const dir = join(root, '.local', 'stack');
+const logFile = join(dir, 'logs', 'daemon.log');
+
+await stopStackIn(dir); // a stack left by an earlier run that was killed
+say('Starting the local AWS stack (Kinesis, DynamoDB, IAM/STS emulators)...');
+const stack = await startStack({ dir, shards: Number(process.env.IPS_LOCAL_SHARDS ?? 4) });
+for (const emulator of stack.emulators) say(`  ${emulator.name.padEnd(9)} ${emulator.endpoint}`);
+say(`  environment: ${join(dir, 'stack.env')}`);
+
+const env = { ...process.env, ...stack.env };
+const config = loadConfig(env);
+say(`Starting the KCL MultiLangDaemon (stream ${config.streamName}); its log: ${logFile}`);
+const daemon = startDaemon({ propertiesFile: join(root, 'properties', 'local.properties'), env, workDir: dir, log: logFile });
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('\nStopping the daemon and its record processors...');
+    await daemon.stop();
+    say('Stopping the emulators...');
+    await stack.stop();
+    say('Stopped. Nothing is left running.');
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+void daemon.exited.then((code) => {
+  if (!stopping) {
+    say(`The daemon exited (code ${code}); see ${logFile}`);
+    void shutdown(1);
+  }
+});
+
+const clients = createAwsClients(config, { env: stack.env });
+const demo = demoRecords();
+const sent = await putRecords(clients.kinesis, config.streamName, demo.map((item) => item.record));
+say(`Sent ${sent.length} demo events. Waiting for the processor (the daemon takes up to ~30 s to take its first leases)...\n`);
+
+const wanted = new Map(sent.map((put, i) => [`${put.shardId}#${put.sequenceNumber}`, demo[i]!]));
+const shown = new Set<string>();
+const deadline = Date.now() + 180_000;
+while (shown.size < wanted.size && Date.now() < deadline && !stopping) {
+  for (const line of readOutcomes(logFile)) {
+    const key = `${line.shard}#${line.sequenceNumber}`;
+    const item = wanted.get(key);
+    if (!item || shown.has(key)) continue;
+    shown.add(key);
+    const reason = line.reason && line.outcome === 'rejected' ? ` (${line.reason})` : '';
+    say(`  ${line.outcome.padEnd(16)} ${line.partitionKey.padEnd(18)} ${String(line.latencyMs ?? '?').padStart(6)} ms   expected: ${item.expect}${reason}`);
+  }
+  await sleep(250);
+}
+
+const policies = await clients.iam.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: config.managedPathPrefix }));
+say(`\nManaged policies now in the emulated IAM (${config.managedPathPrefix}):`);
+for (const policy of policies.Policies ?? []) {
+  const versions = await clients.iam.send(new ListPolicyVersionsCommand({ PolicyArn: policy.Arn }));
+  say(`  ${policy.Arn}  (${versions.Versions?.length ?? 0} version(s), default ${policy.DefaultVersionId})`);
+}
+const letters = await clients.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable, Select: 'COUNT' }));
+say(`Dead letters: ${letters.Count ?? 0} (table ${config.deadLetterTable})`);
+destroyAwsClients(clients);
+if (shown.size < wanted.size) say(`\nOnly ${shown.size} of ${wanted.size} demo events settled in time; see ${logFile}.`);
+
+say('\nThe processor keeps running. Try it from another shell:');
+say(`  set -a; . ${join(dir, 'stack.env')}; set +a`);
+say(`  aws kinesis put-record --stream-name ${config.streamName} --partition-key my-policy --cli-binary-format raw-in-base64-out \\`);
+say(`    --data '{"specVersion":"1","eventId":"e-1","type":"policy.upserted","policy":{"name":"my-policy"},"document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}}'`);
+say('Press Ctrl-C to stop everything.');

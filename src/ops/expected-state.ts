@@ -1,0 +1,39 @@
+// The IAM state a stream should produce: fold the events in stream order per
+// policy with the product's semantics (SPEC.md). The invariant checker and the
+// end-to-end tests compare it with what IAM holds.
+import type { PolicyEvent } from '../contract/event.js';
+
+export interface ExpectedPolicy {
+  name: string;
+  /** The default document it must have, or undefined when it must not exist. */
+  document: Record<string, unknown> | undefined;
+  /** Distinct documents applied while it existed (versions created, before pruning). */
+  appliedDocuments: number;
+}
+
+export interface FoldOptions {
+  /** Policies attached to a user, group or role: a delete retains them. */
+  attached?: Set<string>;
+}
+
+export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Map<string, ExpectedPolicy> {
+  const state = new Map<string, ExpectedPolicy & { revision?: number; eventIds: Set<string>; docKey?: string }>();
+  for (const event of events) {
+    const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, appliedDocuments: 0, eventIds: new Set<string>() };
+    state.set(event.policyName, current);
+    if (current.eventIds.has(event.eventId)) continue; // producer retry
+    if (event.revision !== undefined && current.revision !== undefined && event.revision <= current.revision) continue; // stale
+    current.eventIds.add(event.eventId);
+    if (event.revision !== undefined) current.revision = event.revision;
+    if (event.type === 'policy.upserted') {
+      const key = JSON.stringify(event.document);
+      if (current.docKey !== key) current.appliedDocuments++;
+      current.document = event.document as Record<string, unknown>;
+      current.docKey = key;
+    } else if (!options.attached?.has(event.policyName)) {
+      current.document = undefined;
+      current.docKey = undefined;
+    }
+  }
+  return new Map([...state].map(([name, value]) => [name, { name, document: value.document, appliedDocuments: value.appliedDocuments }]));
+}

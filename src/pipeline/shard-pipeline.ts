@@ -1,0 +1,151 @@
+// One shard's pipeline: a processRecords batch flows through
+//
+//   decode + validate -> group by policy -> per policy: strictly in order,
+//   one policy batch at a time -> different policies concurrently (bounded)
+//   -> one outcome per record
+//
+// Bad input is dead-lettered with its reason and settles as `rejected`; the
+// batch moves on. A policy whose step meets a transient fault is retried
+// until it settles, while the other policies of the batch keep flowing.
+// Memory stays bounded by the batch: the daemon sends the next batch only
+// after this one is answered.
+import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
+import { decodeRecord } from '../contract/decode.js';
+import type { DecodeOptions } from '../contract/decode.js';
+import type { Logger } from '../log/logger.js';
+import { clip } from '../log/logger.js';
+import type { PolicyBatchContext } from './policy-batch.js';
+import { settlePolicyBatch } from './policy-batch.js';
+import { retryUntilSettled } from './retry.js';
+import type { Settlement, StreamRecord, ValidRecord } from './types.js';
+
+export interface ShardPipelineOptions {
+  context: PolicyBatchContext;
+  decode: DecodeOptions;
+  maxConcurrentPolicies: number;
+  retryBaseMs: number;
+  retryCapMs: number;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Called as each record settles (the checkpoint tracker listens). */
+  onSettled?: (settlement: Settlement) => void;
+  now?: () => number;
+}
+
+/** Group key of records that failed validation ('' is never a policy name). */
+const INVALID = '';
+
+interface Decoded {
+  record: StreamRecord;
+  valid?: ValidRecord;
+  reason?: string;
+  detail?: string;
+  eventId?: string;
+  policyName?: string;
+}
+
+export class ShardPipeline {
+  private readonly now: () => number;
+
+  constructor(private readonly options: ShardPipelineOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  processBatch(records: StreamRecord[]): Promise<Settlement[]> {
+    const { maxConcurrentPolicies } = this.options;
+    const settlements$ = from(records).pipe(
+      map((record) => this.decode(record)),
+      groupBy((item) => item.valid?.event.policyName ?? INVALID),
+      mergeMap((group) => group.pipe(toArray(), map((items) => ({ policy: group.key, items })))),
+      mergeMap(
+        ({ policy, items }) =>
+          policy === INVALID
+            ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)), maxConcurrentPolicies))
+            : defer(() => this.settlePolicy(policy, items.map((item) => item.valid!))).pipe(mergeMap((list) => from(list))),
+        maxConcurrentPolicies,
+      ),
+      tap((settlement) => this.report(settlement)),
+      toArray(),
+    );
+    return lastValueFrom(settlements$, { defaultValue: [] });
+  }
+
+  private decode(record: StreamRecord): Decoded {
+    const decoded = decodeRecord(record.data, record.partitionKey, this.options.decode);
+    if (decoded.ok) {
+      if (decoded.partitionKeyMismatch) {
+        this.options.context.metrics.increment('partition_key_mismatch');
+        this.options.logger.warn(
+          { shard: record.shardId, sequenceNumber: record.sequenceNumber, partitionKey: clip(record.partitionKey, 256), policy: decoded.event.policyName },
+          'partition key is not the policy name: order for this policy is not guaranteed',
+        );
+      }
+      return { record, valid: { record, event: decoded.event } };
+    }
+    return {
+      record,
+      reason: decoded.reason,
+      detail: decoded.detail,
+      ...(decoded.eventId !== undefined ? { eventId: decoded.eventId } : {}),
+      ...(decoded.policyName !== undefined ? { policyName: decoded.policyName } : {}),
+    };
+  }
+
+  private settlePolicy(policy: string, items: ValidRecord[]): Promise<Settlement[]> {
+    return retryUntilSettled(() => settlePolicyBatch(this.options.context, items), this.retryOptions({ policy }));
+  }
+
+  private async reject(item: Decoded): Promise<Settlement> {
+    const { record } = item;
+    const reason = item.reason as Settlement['reason'] & string;
+    await retryUntilSettled(
+      () =>
+        this.options.context.deadLetters.store({
+          shardId: record.shardId,
+          sequenceNumber: record.sequenceNumber,
+          partitionKey: record.partitionKey,
+          reason: item.reason as never,
+          detail: item.detail ?? '',
+          data: record.data,
+          ...(item.eventId !== undefined ? { eventId: item.eventId } : {}),
+          ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
+          ...(record.arrivedAt !== undefined ? { arrivedAt: record.arrivedAt } : {}),
+        }),
+      this.retryOptions({ deadLetter: record.sequenceNumber }),
+    );
+    return {
+      record,
+      outcome: 'rejected',
+      reason,
+      ...(item.eventId !== undefined ? { eventId: item.eventId } : {}),
+      ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
+    };
+  }
+
+  private retryOptions(what: Record<string, unknown>) {
+    const { retryBaseMs, retryCapMs, logger, signal, context } = this.options;
+    return { baseMs: retryBaseMs, capMs: retryCapMs, logger, metrics: context.metrics, what, ...(signal ? { signal } : {}) };
+  }
+
+  /** Every outcome is logged once and counted. */
+  private report(settlement: Settlement): void {
+    const { record } = settlement;
+    const now = this.now();
+    this.options.context.metrics.increment('outcomes', { outcome: settlement.outcome });
+    if (settlement.outcome === 'rejected') this.options.context.metrics.increment('rejections', { reason: settlement.reason ?? 'unknown' });
+    this.options.logger.info(
+      {
+        shard: record.shardId,
+        sequenceNumber: record.sequenceNumber,
+        partitionKey: clip(record.partitionKey, 256),
+        eventId: settlement.eventId !== undefined ? clip(settlement.eventId, 128) : undefined,
+        outcome: settlement.outcome,
+        reason: settlement.reason,
+        latencyMs: record.arrivedAt !== undefined ? now - record.arrivedAt : undefined,
+        processingMs: now - record.receivedAt,
+      },
+      'outcome',
+    );
+    this.options.onSettled?.(settlement);
+  }
+}

@@ -1,0 +1,36 @@
+import type { PolicyEvent } from '../contract/event.js';
+import type { IamOutcome, Outcome } from '../contract/outcome.js';
+
+/** One Kinesis record as the pipeline sees it. */
+export interface StreamRecord {
+  shardId: string;
+  sequenceNumber: string;
+  partitionKey: string;
+  data: Buffer;
+  /** Position in its batch. */
+  index: number;
+  /** When the record reached the stream (approximateArrivalTimestamp), epoch ms. */
+  arrivedAt?: number;
+  /** When this process received it, epoch ms. */
+  receivedAt: number;
+}
+
+/** A record that passed validation, with its event. */
+export interface ValidRecord {
+  record: StreamRecord;
+  event: PolicyEvent;
+}
+
+export interface Settlement {
+  record: StreamRecord;
+  outcome: Outcome;
+  /** Why, for `rejected` (a reason code), and where a duplicate was caught (cache or ledger). */
+  reason?: string;
+  eventId?: string;
+  policyName?: string;
+}
+
+/** The IAM step: state-aware, idempotent by itself (ADR-002). */
+export interface Applier {
+  apply(event: PolicyEvent): Promise<IamOutcome>;
+}

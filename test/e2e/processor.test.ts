@@ -1,0 +1,119 @@
+// End to end on the local stack: events put into the emulated stream -> the
+// real MultiLangDaemon -> the record processor -> the emulated IAM, ledger,
+// dead-letter table and lease table.
+import test from 'ava';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeRecord } from '../../src/contract/decode.js';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import { documentsEqual } from '../../src/iam/document.js';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { compareSequence } from '../../src/ledger/sequence.js';
+import { foldEvents } from '../../src/ops/expected-state.js';
+import { generateLoad, policyDocument } from '../../src/ops/load.js';
+import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import type { PutResult } from '../../src/ops/producer.js';
+import { hostileCorpus } from '../support/hostile-corpus.js';
+import { readManagedPolicy } from '../support/iam-state.js';
+import { checkpoints } from '../support/leases.js';
+import { startTestDaemon, waitForOutcomes } from '../support/daemon.js';
+import type { TestDaemon } from '../support/daemon.js';
+import { useTestStack } from '../support/stack.js';
+
+const stackOf = useTestStack(test, { shards: 2 });
+let daemon: TestDaemon | undefined;
+test.before(() => {
+  daemon = startTestDaemon(stackOf());
+});
+test.after.always(async () => {
+  await daemon?.stop();
+});
+
+/** The last sequence number put on each shard. */
+function lastPerShard(puts: PutResult[]): Map<string, string> {
+  const last = new Map<string, string>();
+  for (const put of puts) {
+    const seen = last.get(put.shardId);
+    if (!seen || compareSequence(put.sequenceNumber, seen) > 0) last.set(put.shardId, put.sequenceNumber);
+  }
+  return last;
+}
+
+async function waitForCheckpoints(expected: Map<string, string>): Promise<Map<string, string>> {
+  const { config, clients } = stackOf();
+  const dynamodb = clients().dynamodb;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const actual = await checkpoints(dynamodb, config.leaseTable);
+    const reached = [...expected].every(([shard, sequence]) => {
+      const at = actual.get(shard);
+      return at !== undefined && /^\d+$/.test(at) && compareSequence(at, sequence) >= 0;
+    });
+    if (reached || Date.now() > deadline) return actual;
+    await sleep(500);
+  }
+}
+
+test.serial('2,000 events over 100 policies end in the state their fold predicts, checkpointed at the last record', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const load = generateLoad({ policies: 100, events: 2_000, seed: 7, deleteRatio: 0.2, duplicateRatio: 0.05, staleRatio: 0.05, prefix: 'e2e' });
+  const puts = await putRecords(aws.kinesis, config.streamName, load);
+  const outcomes = await waitForOutcomes([daemon!.logFile], puts);
+
+  t.is(outcomes.size, load.length, 'every record has an outcome');
+  const counts: Record<string, number> = {};
+  for (const line of outcomes.values()) counts[line.outcome] = (counts[line.outcome] ?? 0) + 1;
+  t.is(Object.values(counts).reduce((a, b) => a + b, 0), load.length, 'the outcomes add up to the records delivered');
+  t.log('outcomes', counts);
+  t.is(counts.rejected ?? 0, 0);
+  t.true((counts.duplicate ?? 0) >= load.filter((r) => r.kind === 'duplicate').length, 'producer retries are duplicates');
+
+  // Stream order per policy is sequence-number order within its shard.
+  const ordered = load
+    .map((record, i) => ({ record, put: puts[i]! }))
+    .sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
+  const events: PolicyEvent[] = [];
+  for (const { record } of ordered) {
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true });
+    if (decoded.ok) events.push(decoded.event);
+  }
+  const expected = foldEvents(events);
+  let mismatches = 0;
+  for (const policy of expected.values()) {
+    const actual = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy.name);
+    const same = policy.document === undefined ? actual === undefined : actual !== undefined && documentsEqual(actual.document, policy.document);
+    if (!same) {
+      mismatches++;
+      t.log(`${policy.name}: expected ${JSON.stringify(policy.document)}, IAM has ${JSON.stringify(actual?.document)}`);
+    }
+    if (actual) t.true(actual.versions <= 5, `${policy.name} keeps at most 5 versions`);
+  }
+  t.is(mismatches, 0, 'IAM equals the fold of the stream');
+
+  const reached = await waitForCheckpoints(lastPerShard(puts));
+  for (const [shard, sequence] of lastPerShard(puts)) t.is(reached.get(shard), sequence, `${shard} checkpointed at its last record`);
+});
+
+test.serial('100 garbage records are dead-lettered with reasons, the checkpoint moves on, the next good event applies', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const garbage = hostileCorpus.slice(0, 100);
+  while (garbage.length < 100) garbage.push(...hostileCorpus.slice(0, 100 - garbage.length));
+  const good = eventRecord({ specVersion: '1', eventId: 'after-garbage', type: 'policy.upserted', policy: { name: 'after-garbage' }, document: policyDocument('after-garbage', 1) });
+  const puts = await putRecords(aws.kinesis, config.streamName, [...garbage.map(({ partitionKey, data }) => ({ partitionKey, data })), good]);
+  const outcomes = await waitForOutcomes([daemon!.logFile], puts);
+
+  const garbagePuts = puts.slice(0, garbage.length);
+  garbagePuts.forEach((put, i) => {
+    const line = outcomes.get(`${put.shardId}#${put.sequenceNumber}`);
+    t.is(line?.outcome, 'rejected', garbage[i]!.name);
+    t.is(line?.reason, garbage[i]!.reason, garbage[i]!.name);
+  });
+  const letters = await aws.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable }));
+  const stored = new Set((letters.Items ?? []).map((item) => item.id?.S));
+  t.true(garbagePuts.every((put) => stored.has(`${put.shardId}#${put.sequenceNumber}`)), 'each garbage record is in the dead-letter table');
+  t.is(outcomes.get(`${puts.at(-1)!.shardId}#${puts.at(-1)!.sequenceNumber}`)?.outcome, 'created', 'the good event after the garbage is applied');
+  const reached = await waitForCheckpoints(lastPerShard(puts));
+  for (const [shard, sequence] of lastPerShard(puts)) t.true(compareSequence(reached.get(shard) ?? '0', sequence) >= 0, `${shard} checkpoint moved past the garbage`);
+});

@@ -1,0 +1,47 @@
+// Runs the real MultiLangDaemon with the compiled record processor against a
+// test stack, and waits for outcomes in its log.
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDaemon } from '../../src/daemon/daemon.js';
+import type { RunningDaemon } from '../../src/daemon/daemon.js';
+import { projectRoot } from '../../src/local/paths.js';
+import { readOutcomes } from '../../src/ops/outcome-log.js';
+import type { OutcomeLine } from '../../src/ops/outcome-log.js';
+import type { PutResult } from '../../src/ops/producer.js';
+import type { TestStack } from './stack.js';
+
+export interface TestDaemon extends RunningDaemon {
+  logFile: string;
+}
+
+export function startTestDaemon(testStack: TestStack, name = 'worker-1', settings: Record<string, string> = {}): TestDaemon {
+  const logFile = join(testStack.stack.dir, 'logs', `${name}.log`);
+  const daemon = startDaemon({
+    propertiesFile: join(projectRoot(), 'properties', 'local.properties'),
+    env: { ...process.env, ...testStack.stack.env, IPS_KCL_FAILOVER_MILLIS: '4000', ...settings },
+    workDir: testStack.stack.dir,
+    log: logFile,
+  });
+  return Object.assign(daemon, { logFile });
+}
+
+/** Every outcome line of the given logs. */
+export function outcomesIn(logFiles: string[]): OutcomeLine[] {
+  return logFiles.flatMap((file) => readOutcomes(file));
+}
+
+/** Waits until each put record has at least one outcome in the logs; returns the latest per record. */
+export async function waitForOutcomes(logFiles: string[], puts: PutResult[], timeoutMs = 240_000): Promise<Map<string, OutcomeLine>> {
+  const wanted = new Set(puts.map((put) => `${put.shardId}#${put.sequenceNumber}`));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = new Map<string, OutcomeLine>();
+    for (const line of outcomesIn(logFiles)) {
+      const key = `${line.shard}#${line.sequenceNumber}`;
+      if (wanted.has(key)) found.set(key, line);
+    }
+    if (found.size === wanted.size) return found;
+    if (Date.now() > deadline) throw new Error(`only ${found.size} of ${wanted.size} records have an outcome after ${timeoutMs} ms`);
+    await sleep(500);
+  }
+}

@@ -1,0 +1,104 @@
+// In-memory fakes of the ledger, IAM and the dead-letter store, with the same
+// semantics as the real ones, for unit tests of the pipeline.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import type { IamOutcome } from '../../src/contract/outcome.js';
+import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
+import { ClaimLostError, explainRefusal } from '../../src/ledger/ledger.js';
+import { toLedgerSequence } from '../../src/ledger/sequence.js';
+import type { Applier } from '../../src/pipeline/types.js';
+
+export class MemoryLedger implements Ledger {
+  readonly entries = new Map<string, LedgerEntry>();
+  calls = 0;
+  epoch = 0;
+  constructor(private readonly claimTtlMs = 60_000, private readonly now: () => number = Date.now) {}
+
+  async currentEpoch(): Promise<number> {
+    this.calls++;
+    return this.epoch;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    this.calls++;
+    const now = this.now();
+    const sequence = toLedgerSequence(request.sequenceNumber);
+    const entry = this.entries.get(request.policy);
+    const claimFree = !entry?.claim || entry.claim.owner === request.owner || entry.claim.expiresAt < now;
+    const sameEpoch = entry !== undefined && entry.epoch >= request.epoch && entry.hwm !== undefined;
+    const fresh =
+      !sameEpoch ||
+      ((entry.hwm === undefined || entry.hwm < sequence) &&
+        !entry.eventIds.includes(request.eventId) &&
+        (request.revision === undefined || entry.revision === undefined || entry.revision < request.revision));
+    if (entry && !(claimFree && fresh)) return { won: false, because: explainRefusal(entry, request, now, sequence), entry: structuredClone(entry) };
+    const previous = entry ? structuredClone(entry) : undefined;
+    const token = randomUUID();
+    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, eventIds: [] };
+    next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence };
+    this.entries.set(request.policy, next);
+    return { won: true, token, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
+  }
+
+  async complete(request: CompletionRequest): Promise<void> {
+    this.calls++;
+    const entry = this.entries.get(request.policy);
+    if (!entry?.claim || entry.claim.token !== request.token) throw new ClaimLostError(`claim on ${request.policy} lost`);
+    delete entry.claim;
+    entry.epoch = request.epoch;
+    entry.hwm = toLedgerSequence(request.sequenceNumber);
+    if (request.revision !== undefined) entry.revision = request.revision;
+    entry.eventIds = request.eventIds;
+    entry.state = request.state;
+    if (request.docHash !== undefined) entry.docHash = request.docHash;
+  }
+}
+
+/** A fake IAM: policies by name, every write recorded in order. */
+export class FakeIam implements Applier {
+  readonly policies = new Map<string, { document: unknown; versions: number }>();
+  readonly writes: { policy: string; action: string; eventId: string }[] = [];
+  readonly calls: { policy: string; eventId: string; started: number; ended: number }[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  constructor(private readonly delayMs: (event: PolicyEvent) => number = () => 0) {}
+
+  async apply(event: PolicyEvent): Promise<IamOutcome> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const started = performance.now();
+    try {
+      const delay = this.delayMs(event);
+      if (delay > 0) await sleep(delay);
+      const current = this.policies.get(event.policyName);
+      if (event.type === 'policy.deleted') {
+        if (!current) return 'absent';
+        this.policies.delete(event.policyName);
+        this.writes.push({ policy: event.policyName, action: 'delete', eventId: event.eventId });
+        return 'deleted';
+      }
+      if (!current) {
+        this.policies.set(event.policyName, { document: event.document, versions: 1 });
+        this.writes.push({ policy: event.policyName, action: 'create', eventId: event.eventId });
+        return 'created';
+      }
+      if (JSON.stringify(current.document) === JSON.stringify(event.document)) return 'unchanged';
+      current.document = event.document;
+      current.versions++;
+      this.writes.push({ policy: event.policyName, action: 'update', eventId: event.eventId });
+      return 'updated';
+    } finally {
+      this.inFlight--;
+      this.calls.push({ policy: event.policyName, eventId: event.eventId, started, ended: performance.now() });
+    }
+  }
+}
+
+export class MemoryDeadLetters implements DeadLetterSink {
+  readonly letters = new Map<string, DeadLetter>();
+  async store(letter: DeadLetter): Promise<void> {
+    this.letters.set(`${letter.shardId}#${letter.sequenceNumber}`, letter);
+  }
+}
