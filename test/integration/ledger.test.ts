@@ -1,0 +1,124 @@
+// The exactly-once protocol against DynamoDB Local: real conditional writes.
+import test from 'ava';
+import { DedupCache } from '../../src/ledger/dedup-cache.js';
+import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
+import type { Applier, StreamRecord } from '../../src/pipeline/types.js';
+import { FakeIam, MemoryDeadLetters } from '../support/fakes.js';
+import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
+import { useTestStack } from '../support/stack.js';
+
+const stackOf = useTestStack(test, { shards: 1 });
+
+function processor(options: { owner: string; applier: Applier; claimTtlMs?: number; now?: () => number; metrics?: Metrics }) {
+  const { config, clients } = stackOf();
+  const metrics = options.metrics ?? new Metrics();
+  const aws = clients({ observers: [metrics.awsCallCounter()] });
+  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
+  const pipeline = new ShardPipeline({
+    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32 },
+    decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
+    maxConcurrentPolicies: 8,
+    retryBaseMs: 5,
+    retryCapMs: 50,
+    logger: silentLogger,
+  });
+  return { pipeline, ledger, metrics };
+}
+
+test.serial('two processors race on the same record: exactly one wins, the loser never touches IAM', async (t) => {
+  const iamA = new FakeIam(() => 30);
+  const iamB = new FakeIam(() => 30);
+  const a = processor({ owner: 'worker-a', applier: iamA });
+  const b = processor({ owner: 'worker-b', applier: iamB });
+  const records = streamRecords([upsertRecord('race-1', 'race-e1', doc(1))]);
+  // Both start at once; the loser sees a live claim, retries, then finds the record applied.
+  const [ra, rb] = await Promise.all([a.pipeline.processBatch(records), b.pipeline.processBatch(records)]);
+  const outcomes = [ra[0]!.outcome, rb[0]!.outcome].sort();
+  t.deepEqual(outcomes, ['created', 'duplicate']);
+  t.is(iamA.writes.length + iamB.writes.length, 1, 'one IAM effect in all');
+  t.is(iamA.calls.length + iamB.calls.length, 1, 'the loser never ran its IAM step');
+});
+
+test.serial('a crash after the claim and before completion: after expiry the event is applied once', async (t) => {
+  let clock = Date.now();
+  const now = () => clock;
+  const crashingIam: Applier = { apply: () => new Promise(() => {}) }; // hangs: the worker "dies" mid-step
+  const crashed = processor({ owner: 'worker-crashed', applier: crashingIam, claimTtlMs: 5_000, now });
+  const records = streamRecords([upsertRecord('crash-1', 'crash-e1', doc(1))]);
+  void crashed.pipeline.processBatch(records);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the claim is written, the IAM step never returns
+
+  const iam = new FakeIam();
+  const successor = processor({ owner: 'worker-next', applier: iam, claimTtlMs: 5_000, now });
+  const pending = successor.pipeline.processBatch(records);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is(iam.calls.length, 0, 'a live claim held elsewhere keeps the successor out');
+  clock += 6_000; // the claim expires
+  const [settled] = await pending;
+  t.is(settled!.outcome, 'created');
+  t.is(iam.writes.length, 1);
+  t.is(successor.metrics.get('claims_taken_over'), 1);
+  const entry = await successor.ledger.get('crash-1');
+  t.is(entry?.claim, undefined, 'completed: no claim left');
+  t.is(entry?.eventIds.at(-1), 'crash-e1');
+});
+
+test.serial('a worker that lost its claim cannot complete over the new owner', async (t) => {
+  let clock = Date.now();
+  const now = () => clock;
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, now });
+  const request = { policy: 'fence-1', sequenceNumber: '100', eventId: 'fence-e1', owner: 'old', epoch: 0 };
+  const old = await ledger.claim(request);
+  t.true(old.won);
+  clock += 2_000;
+  const next = await ledger.claim({ ...request, owner: 'new' });
+  t.true(next.won && next.takenOver);
+  const complete = { policy: 'fence-1', epoch: 0, sequenceNumber: '100', shardId: 's', eventIds: ['fence-e1'], state: 'present' as const, outcome: 'created' };
+  await t.throwsAsync(ledger.complete({ ...complete, token: old.won ? old.token : '' }), { name: 'ClaimLostError' });
+  const overwrite = await ledger.claim({ ...request, owner: 'old' });
+  t.false(overwrite.won, 'the old owner cannot overwrite a live claim');
+  await ledger.complete({ ...complete, token: next.won ? next.token : '' });
+  const entry = await ledger.get('fence-1');
+  t.is(entry?.hwm, '100'.padStart(40, '0'));
+});
+
+test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {
+  const iam = new FakeIam();
+  const p = processor({ owner: 'worker-stale', applier: iam });
+  await p.pipeline.processBatch(streamRecords([upsertRecord('late-1', 'late-r4', doc(4), 4)]));
+  // A new child (cold cache) receives the late revision: the ledger answers.
+  const fresh = processor({ owner: 'worker-stale-2', applier: iam });
+  const [late] = await fresh.pipeline.processBatch(streamRecords([upsertRecord('late-1', 'late-r3', doc(3), 3)]));
+  t.is(late!.outcome, 'stale');
+  t.is(iam.calls.length, 1);
+});
+
+test.serial('sequence numbers beyond 2^64 and 38 digits compare exactly', async (t) => {
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const big = '49680462685045045213514215699606729033515658240868745218'.slice(0, 39); // 39 digits
+  const bigger = (BigInt(big) + 1n).toString();
+  const base = { policy: 'bigseq-1', eventId: 'bigseq-a', owner: 'w', epoch: 0 };
+  const first = await ledger.claim({ ...base, sequenceNumber: bigger });
+  t.true(first.won);
+  await ledger.complete({ policy: 'bigseq-1', token: first.won ? first.token : '', epoch: 0, sequenceNumber: bigger, shardId: 's', eventIds: ['bigseq-a'], state: 'present', outcome: 'created' });
+  const lower = await ledger.claim({ ...base, eventId: 'bigseq-b', sequenceNumber: big });
+  t.false(lower.won);
+  t.is(lower.won ? '' : lower.because, 'duplicate-sequence');
+});
+
+test.serial('with the cache warm, a replay of applied events makes zero DynamoDB calls', async (t) => {
+  const metrics = new Metrics();
+  const iam = new FakeIam();
+  const p = processor({ owner: 'worker-warm', applier: iam, metrics });
+  const records: StreamRecord[] = streamRecords(Array.from({ length: 200 }, (_, i) => upsertRecord(`warm-${i % 20}`, `warm-e${i}`, doc(i))));
+  await p.pipeline.processBatch(records);
+  const before = metrics.total('aws_calls', { service: 'dynamodb' });
+  t.true(before > 0);
+  const replay = await p.pipeline.processBatch(records);
+  t.true(replay.every((s) => s.outcome === 'duplicate'));
+  t.is(metrics.total('aws_calls', { service: 'dynamodb' }), before, 'no DynamoDB call for cached duplicates');
+});
