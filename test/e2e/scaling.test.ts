@@ -1,0 +1,102 @@
+// Scale-out and resharding on the local stack, with the real daemon.
+import test from 'ava';
+import { UpdateShardCountCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeRecord } from '../../src/contract/decode.js';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import { documentsEqual } from '../../src/iam/document.js';
+import { compareSequence } from '../../src/ledger/sequence.js';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { foldEvents } from '../../src/ops/expected-state.js';
+import { generateLoad } from '../../src/ops/load.js';
+import type { LoadRecord } from '../../src/ops/load.js';
+import { putRecords } from '../../src/ops/producer.js';
+import type { PutResult } from '../../src/ops/producer.js';
+import { readManagedPolicy } from '../support/iam-state.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
+import type { TestDaemon } from '../support/daemon.js';
+import { startTestStack } from '../support/stack.js';
+import type { TestStack } from '../support/stack.js';
+
+async function assertIamEqualsFold(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[]) {
+  const { config, clients } = testStack;
+  const ordered = load.map((record, i) => ({ record, put: puts[i]! })).sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
+  const events: PolicyEvent[] = [];
+  for (const { record } of ordered) {
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true });
+    if (decoded.ok) events.push(decoded.event);
+  }
+  const iam = clients().iam;
+  let mismatches = 0;
+  for (const policy of foldEvents(events).values()) {
+    const actual = await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy.name);
+    const same = policy.document === undefined ? actual === undefined : actual !== undefined && documentsEqual(actual.document, policy.document);
+    if (!same) mismatches++;
+  }
+  t.is(mismatches, 0, 'IAM equals the fold of the stream');
+}
+
+test.serial('two workers share the shards; killing one moves its leases with no duplicate IAM effect', async (t) => {
+  const testStack = await startTestStack({ shards: 4 });
+  const daemons: TestDaemon[] = [];
+  try {
+    daemons.push(startTestDaemon(testStack, 'worker-1'), startTestDaemon(testStack, 'worker-2'));
+    const aws = testStack.clients();
+    // Upserts only: every policy must be created exactly once in all.
+    const load = generateLoad({ policies: 80, events: 800, seed: 21, prefix: 'scale', duplicateRatio: 0.05 });
+    const firstHalf = await putRecords(aws.kinesis, testStack.config.streamName, load.slice(0, 400));
+    await waitForOutcomes(daemons.map((d) => d.logFile), firstHalf.slice(0, 50), 240_000);
+    await daemons[0]!.crash(); // kill -9 the whole first worker, children included
+    const secondHalf = await putRecords(aws.kinesis, testStack.config.streamName, load.slice(400));
+    const puts = [...firstHalf, ...secondHalf];
+    const outcomes = await waitForOutcomes(daemons.map((d) => d.logFile), puts, 300_000);
+    t.is(outcomes.size, load.length, 'every record has an outcome');
+
+    const lines = outcomesIn(daemons.map((d) => d.logFile));
+    const created = lines.filter((line) => line.outcome === 'created');
+    const policies = new Set(load.filter((r) => r.kind === 'upsert').map((r) => r.policy));
+    t.is(created.length, policies.size, 'each policy created exactly once across both workers');
+    t.is(lines.filter((l) => l.outcome === 'rejected').length, 0);
+    const worker2Shards = new Set(outcomesIn([daemons[1]!.logFile]).map((l) => l.shard));
+    t.log(`worker-2 processed shards: ${[...worker2Shards].sort().join(', ')}`);
+    await assertIamEqualsFold(t, testStack, load, puts);
+  } finally {
+    await Promise.all(daemons.map((d) => d.stop()));
+    await testStack.stack.stop();
+  }
+});
+
+test.serial('resharding from 2 to 4 shards under load keeps order per policy, loses and duplicates nothing', async (t) => {
+  const testStack = await startTestStack({ shards: 2 });
+  let daemon: TestDaemon | undefined;
+  try {
+    daemon = startTestDaemon(testStack, 'worker-reshard');
+    const aws = testStack.clients();
+    const load = generateLoad({ policies: 40, events: 800, seed: 33, prefix: 'reshard', deleteRatio: 0.15 });
+    const puts: PutResult[] = [];
+    // Put in waves and reshard in the middle.
+    for (let wave = 0; wave < 8; wave++) {
+      puts.push(...(await putRecords(aws.kinesis, testStack.config.streamName, load.slice(wave * 100, wave * 100 + 100))));
+      if (wave === 3) {
+        await waitForOutcomes([daemon.logFile], puts.slice(0, 20), 240_000);
+        await aws.kinesis.send(new UpdateShardCountCommand({ StreamName: testStack.config.streamName, TargetShardCount: 4, ScalingType: 'UNIFORM_SCALING' }));
+      }
+      await sleep(200);
+    }
+    const shards = await aws.kinesis.send(new ListShardsCommand({ StreamName: testStack.config.streamName }));
+    t.true((shards.Shards?.length ?? 0) > 2, 'the stream was resharded');
+    const outcomes = await waitForOutcomes([daemon.logFile], puts, 300_000);
+    t.is(outcomes.size, load.length, 'nothing lost');
+    const usedShards = new Set(puts.map((p) => p.shardId));
+    t.true(usedShards.size > 2, `records landed in parent and child shards (${[...usedShards].join(', ')})`);
+    const lines = outcomesIn([daemon.logFile]);
+    const perRecord = new Map<string, string[]>();
+    for (const line of lines) perRecord.set(`${line.shard}#${line.sequenceNumber}`, [...(perRecord.get(`${line.shard}#${line.sequenceNumber}`) ?? []), line.outcome]);
+    const doubleEffects = [...perRecord.values()].filter((list) => list.filter((o) => !['duplicate', 'superseded', 'stale'].includes(o)).length > 1);
+    t.is(doubleEffects.length, 0, 'no record took effect twice');
+    await assertIamEqualsFold(t, testStack, load, puts);
+  } finally {
+    await daemon?.stop();
+    await testStack.stack.stop();
+  }
+});
