@@ -2,38 +2,28 @@
 import test from 'ava';
 import { UpdateShardCountCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeRecord } from '../../src/contract/decode.js';
-import type { PolicyEvent } from '../../src/contract/event.js';
-import { documentsEqual } from '../../src/iam/document.js';
-import { compareSequence } from '../../src/ledger/sequence.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { foldEvents } from '../../src/ops/expected-state.js';
+import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import type { LoadRecord } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
 import type { PutResult } from '../../src/ops/producer.js';
-import { readManagedPolicy } from '../support/iam-state.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
 import type { TestStack } from '../support/stack.js';
 
-async function assertIamEqualsFold(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[]) {
-  const { config, clients } = testStack;
-  const ordered = load.map((record, i) => ({ record, put: puts[i]! })).sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
-  const events: PolicyEvent[] = [];
-  for (const { record } of ordered) {
-    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true });
-    if (decoded.ok) events.push(decoded.event);
-  }
-  const iam = clients().iam;
-  let mismatches = 0;
-  for (const policy of foldEvents(events).values()) {
-    const actual = await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy.name);
-    const same = policy.document === undefined ? actual === undefined : actual !== undefined && documentsEqual(actual.document, policy.document);
-    if (!same) mismatches++;
-  }
-  t.is(mismatches, 0, 'IAM equals the fold of the stream');
+async function assertInvariants(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[], logs: string[]) {
+  const report = await checkInvariants({
+    sent: load.map((record, i) => ({ record, put: puts[i]! })),
+    outcomes: outcomesIn(logs),
+    iam: testStack.clients().iam,
+    accountId: LOCAL_ACCOUNT_ID,
+    managedPathPrefix: testStack.config.managedPathPrefix,
+    appName: testStack.config.appName,
+  });
+  t.log(summaryLine(t.title, report));
+  t.deepEqual(report.violations, []);
 }
 
 test.serial('two workers share the shards; killing one moves its leases with no duplicate IAM effect', async (t) => {
@@ -59,7 +49,7 @@ test.serial('two workers share the shards; killing one moves its leases with no 
     t.is(lines.filter((l) => l.outcome === 'rejected').length, 0);
     const worker2Shards = new Set(outcomesIn([daemons[1]!.logFile]).map((l) => l.shard));
     t.log(`worker-2 processed shards: ${[...worker2Shards].sort().join(', ')}`);
-    await assertIamEqualsFold(t, testStack, load, puts);
+    await assertInvariants(t, testStack, load, puts, daemons.map((d) => d.logFile));
   } finally {
     await Promise.all(daemons.map((d) => d.stop()));
     await testStack.stack.stop();
@@ -94,7 +84,7 @@ test.serial('resharding from 2 to 4 shards under load keeps order per policy, lo
     for (const line of lines) perRecord.set(`${line.shard}#${line.sequenceNumber}`, [...(perRecord.get(`${line.shard}#${line.sequenceNumber}`) ?? []), line.outcome]);
     const doubleEffects = [...perRecord.values()].filter((list) => list.filter((o) => !['duplicate', 'superseded', 'stale'].includes(o)).length > 1);
     t.is(doubleEffects.length, 0, 'no record took effect twice');
-    await assertIamEqualsFold(t, testStack, load, puts);
+    await assertInvariants(t, testStack, load, puts, [daemon.logFile]);
   } finally {
     await daemon?.stop();
     await testStack.stack.stop();

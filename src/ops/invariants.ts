@@ -1,0 +1,141 @@
+// The invariant checker: from what was written to the stream and what the
+// processors logged, compute the IAM state the product promises and compare
+// it with IAM. Each broken promise is reported as a violation.
+import { GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import type { IAMClient, Policy } from '@aws-sdk/client-iam';
+import { decodeRecord } from '../contract/decode.js';
+import type { PolicyEvent } from '../contract/event.js';
+import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
+import { compareSequence } from '../ledger/sequence.js';
+import { foldEvents } from './expected-state.js';
+import type { OutcomeLine } from './outcome-log.js';
+import type { OutgoingRecord, PutResult } from './producer.js';
+
+export interface SentRecord {
+  record: OutgoingRecord;
+  put: PutResult;
+}
+
+export interface InvariantInput {
+  sent: SentRecord[];
+  outcomes: OutcomeLine[];
+  iam: IAMClient;
+  accountId: string;
+  managedPathPrefix: string;
+  appName: string;
+  /** Policies the test attached to a role: a delete must retain them. */
+  attached?: Set<string>;
+  /** Policies created out of band (not owned), with their original default version id. */
+  foreign?: Map<string, { arn: string; defaultVersionId: string }>;
+}
+
+export interface InvariantReport {
+  events: number;
+  outcomes: Record<string, number>;
+  violations: string[];
+}
+
+const EFFECTS = new Set(['created', 'updated', 'deleted']);
+
+export async function checkInvariants(input: InvariantInput): Promise<InvariantReport> {
+  const violations: string[] = [];
+  const key = (put: PutResult) => `${put.shardId}#${put.sequenceNumber}`;
+
+  // Every record has an outcome, and no record takes effect twice.
+  const byRecord = new Map<string, OutcomeLine[]>();
+  for (const line of input.outcomes) {
+    const k = `${line.shard}#${line.sequenceNumber}`;
+    byRecord.set(k, [...(byRecord.get(k) ?? []), line]);
+  }
+  const outcomes: Record<string, number> = {};
+  for (const { put } of input.sent) {
+    const lines = byRecord.get(key(put));
+    if (!lines || lines.length === 0) {
+      violations.push(`no outcome for ${key(put)}`);
+      continue;
+    }
+    const final = lines.find((line) => line.outcome !== 'duplicate') ?? lines[0]!;
+    outcomes[final.outcome] = (outcomes[final.outcome] ?? 0) + 1;
+    const effects = lines.filter((line) => EFFECTS.has(line.outcome));
+    if (effects.length > 1) violations.push(`${key(put)} took effect ${effects.length} times`);
+  }
+
+  // IAM equals the fold of the stream, in stream order per policy.
+  const ordered = [...input.sent].sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
+  const events: PolicyEvent[] = [];
+  for (const { record } of ordered) {
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix, refuseAdminGrant: true });
+    if (decoded.ok && !input.foreign?.has(decoded.event.policyName)) events.push(decoded.event);
+  }
+  const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});
+  const managed = await listManaged(input.iam, input.managedPathPrefix);
+  for (const policy of expected.values()) {
+    const actual = managed.get(policy.name);
+    if (policy.document === undefined) {
+      if (actual) violations.push(`${policy.name} should not exist`);
+      continue;
+    }
+    if (!actual) {
+      violations.push(`${policy.name} is missing`);
+      continue;
+    }
+    const version = await input.iam.send(new GetPolicyVersionCommand({ PolicyArn: actual.Arn, VersionId: actual.DefaultVersionId }));
+    const document = decodePolicyVersionDocument(version.PolicyVersion?.Document ?? '');
+    if (!documentsEqual(document, policy.document)) violations.push(`${policy.name} has a different default document`);
+    const versions = await input.iam.send(new ListPolicyVersionsCommand({ PolicyArn: actual.Arn }));
+    if ((versions.Versions?.length ?? 0) > 5) violations.push(`${policy.name} has more than 5 versions`);
+    const owned = await input.iam.send(new GetPolicyCommand({ PolicyArn: actual.Arn }));
+    if (!owned.Policy?.Tags?.some((tag) => tag.Key === 'managed-by' && tag.Value === input.appName)) violations.push(`${policy.name} lacks its ownership tag`);
+  }
+  for (const name of managed.keys()) {
+    if (!expected.has(name) && !input.foreign?.has(name)) violations.push(`${name} exists but no event asked for it`);
+  }
+
+  // Attached policies are never deleted.
+  for (const name of input.attached ?? []) {
+    const actual = managed.get(name);
+    if (!actual) {
+      violations.push(`attached policy ${name} was deleted`);
+      continue;
+    }
+    const entities = await input.iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: actual.Arn }));
+    if ((entities.PolicyRoles?.length ?? 0) + (entities.PolicyUsers?.length ?? 0) + (entities.PolicyGroups?.length ?? 0) === 0) {
+      violations.push(`attached policy ${name} lost its attachment`);
+    }
+  }
+
+  // Policies the processor does not own are untouched.
+  for (const [name, { arn, defaultVersionId }] of input.foreign ?? []) {
+    try {
+      const policy = await input.iam.send(new GetPolicyCommand({ PolicyArn: arn }));
+      if (policy.Policy?.DefaultVersionId !== defaultVersionId) violations.push(`foreign policy ${name} was modified`);
+    } catch {
+      violations.push(`foreign policy ${name} was deleted`);
+    }
+  }
+
+  return { events: input.sent.length, outcomes, violations };
+}
+
+async function listManaged(iam: IAMClient, pathPrefix: string): Promise<Map<string, Policy>> {
+  const policies = new Map<string, Policy>();
+  let marker: string | undefined;
+  do {
+    const page = await iam.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: pathPrefix, ...(marker ? { Marker: marker } : {}) }));
+    for (const policy of page.Policies ?? []) if (policy.PolicyName) policies.set(policy.PolicyName, policy);
+    marker = page.IsTruncated ? page.Marker : undefined;
+  } while (marker);
+  return policies;
+}
+
+/** One summary line per reliability run. */
+export function summaryLine(name: string, report: InvariantReport, extra: Record<string, number> = {}): string {
+  const outcomes = Object.entries(report.outcomes)
+    .sort()
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const more = Object.entries(extra)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  return `[${name}] events=${report.events} ${more} outcomes: ${outcomes} invariant-violations=${report.violations.length}`;
+}
