@@ -51,6 +51,7 @@ export class ShardPipeline {
     this.now = options.now ?? Date.now;
   }
 
+  /** Settles every record of the batch; the result is in record order. */
   processBatch(records: StreamRecord[]): Promise<Settlement[]> {
     const { maxConcurrentPolicies } = this.options;
     const settlements$ = from(records).pipe(
@@ -66,6 +67,7 @@ export class ShardPipeline {
       ),
       tap((settlement) => this.report(settlement)),
       toArray(),
+      map((settlements) => settlements.sort((a, b) => a.record.index - b.record.index)),
     );
     return lastValueFrom(settlements$, { defaultValue: [] });
   }

@@ -1,0 +1,60 @@
+// Which IAM errors pass and which are final. A transient one is retried and
+// never turns into `rejected`; a permanent one rejects the event with the IAM
+// error code as its reason.
+import { RejectedEventError, TransientError } from '../contract/errors.js';
+
+const TRANSIENT_CODES = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'ServiceFailure',
+  'ServiceFailureException',
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'InternalFailure',
+  'InternalError',
+  'ConcurrentModification',
+  'ConcurrentModificationException',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
+  'PriorRequestNotComplete',
+]);
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: unknown;
+}
+
+export function errorCode(error: unknown): string {
+  const e = error as SdkError;
+  return e?.name && e.name !== 'Error' ? e.name : (e?.code ?? 'Error');
+}
+
+export function isTransient(error: unknown): boolean {
+  if (error instanceof TransientError) return true;
+  const e = error as SdkError;
+  const status = e?.$metadata?.httpStatusCode;
+  return (
+    TRANSIENT_CODES.has(errorCode(error)) ||
+    (e?.code !== undefined && NETWORK_CODES.has(e.code)) ||
+    (status !== undefined && status >= 500) ||
+    e?.$retryable !== undefined ||
+    (status === undefined && !(error instanceof RejectedEventError) && /socket|network|timed? ?out|ECONN/i.test(e?.message ?? ''))
+  );
+}
+
+/** The error as the pipeline must see it: TransientError, RejectedEventError, or as is. */
+export function classifyIamError(error: unknown, operation: string): Error {
+  if (error instanceof TransientError || error instanceof RejectedEventError) return error;
+  const code = errorCode(error);
+  const message = `${operation}: ${(error as SdkError)?.message ?? String(error)}`.slice(0, 500);
+  if (isTransient(error)) return new TransientError(code, message, { cause: error });
+  return new RejectedEventError(`iam:${code}`, message);
+}

@@ -1,0 +1,127 @@
+// Malformed and hostile records, each with the reason code it must be
+// rejected with. Unit tests decode them; end-to-end tests send them through
+// the real daemon.
+import type { InputReason } from '../../src/contract/errors.js';
+
+export interface HostileRecord {
+  name: string;
+  data: Buffer;
+  partitionKey: string;
+  reason: InputReason;
+}
+
+const ok = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/*' }] };
+const event = (overrides: Record<string, unknown>) =>
+  JSON.stringify({ specVersion: '1', eventId: 'h-1', type: 'policy.upserted', policy: { name: 'hostile' }, document: ok, ...overrides });
+const withDocument = (document: unknown) => event({ document });
+const withStatement = (statement: Record<string, unknown>) => withDocument({ Version: '2012-10-17', Statement: [statement] });
+const allow = { Effect: 'Allow', Action: 's3:GetObject', Resource: '*' };
+
+const cases: [string, string | Buffer, InputReason][] = [
+  ['empty record', '', 'invalid-json'],
+  ['binary garbage', Buffer.from([0x00, 0x01, 0x02, 0xff, 0x10, 0x80]), 'invalid-encoding'],
+  ['invalid UTF-8 continuation', Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), 'invalid-encoding'],
+  ['UTF-16 BOM bytes', Buffer.from([0xff, 0xfe, 0x7b, 0x00]), 'invalid-encoding'],
+  ['truncated JSON', '{"specVersion":"1","eventId":"x"', 'invalid-json'],
+  ['trailing garbage', `${event({})}xyz`, 'invalid-json'],
+  ['single quotes', "{'specVersion':'1'}", 'invalid-json'],
+  ['NaN literal', '{"specVersion":NaN}', 'invalid-json'],
+  ['plain text', 'hello world', 'invalid-json'],
+  ['XML', '<event type="policy.upserted"/>', 'invalid-json'],
+  ['deeply nested arrays', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'not-an-object'],
+  ['deeply nested objects', `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`, 'missing-field'],
+  ['JSON array', '[1,2,3]', 'not-an-object'],
+  ['JSON null', 'null', 'not-an-object'],
+  ['JSON number', '42', 'not-an-object'],
+  ['JSON string', '"policy.upserted"', 'not-an-object'],
+  ['JSON true', 'true', 'not-an-object'],
+  ['empty object', '{}', 'missing-field'],
+  ['no specVersion', JSON.stringify({ eventId: 'a', type: 'policy.deleted', policy: { name: 'x' } }), 'missing-field'],
+  ['specVersion 2', event({ specVersion: '2' }), 'unknown-spec-version'],
+  ['specVersion as number', event({ specVersion: 1 }), 'unknown-spec-version'],
+  ['specVersion null', event({ specVersion: null }), 'unknown-spec-version'],
+  ['no eventId', event({ eventId: undefined }), 'missing-field'],
+  ['empty eventId', event({ eventId: '' }), 'invalid-event-id'],
+  ['eventId too long', event({ eventId: 'e'.repeat(129) }), 'invalid-event-id'],
+  ['eventId number', event({ eventId: 7 }), 'invalid-event-id'],
+  ['eventId with newline', event({ eventId: 'a\nb' }), 'invalid-event-id'],
+  ['eventId with NUL', event({ eventId: 'a\u0000b' }), 'invalid-event-id'],
+  ['no type', event({ type: undefined }), 'missing-field'],
+  ['unknown type', event({ type: 'policy.renamed' }), 'unknown-event-type'],
+  ['type in other case', event({ type: 'Policy.Upserted' }), 'unknown-event-type'],
+  ['type array', event({ type: ['policy.upserted'] }), 'unknown-event-type'],
+  ['no policy', event({ policy: undefined }), 'missing-field'],
+  ['policy string', event({ policy: 'hostile' }), 'invalid-field'],
+  ['policy array', event({ policy: ['hostile'] }), 'invalid-field'],
+  ['no policy name', event({ policy: {} }), 'missing-field'],
+  ['empty policy name', event({ policy: { name: '' } }), 'invalid-policy-name'],
+  ['policy name with space', event({ policy: { name: 'my policy' } }), 'invalid-policy-name'],
+  ['policy name with slash', event({ policy: { name: 'a/b' } }), 'invalid-policy-name'],
+  ['policy name unicode', event({ policy: { name: 'pölicy' } }), 'invalid-policy-name'],
+  ['policy name emoji', event({ policy: { name: 'policy-\u{1F600}' } }), 'invalid-policy-name'],
+  ['policy name too long', event({ policy: { name: 'p'.repeat(129) } }), 'invalid-policy-name'],
+  ['policy name number', event({ policy: { name: 12 } }), 'invalid-policy-name'],
+  ['policy name with hash', event({ policy: { name: '#epoch' } }), 'invalid-policy-name'],
+  ['path without slashes', event({ policy: { name: 'hostile', path: 'stream-managed' } }), 'invalid-policy-path'],
+  ['path with double slash', event({ policy: { name: 'hostile', path: '/stream-managed//' } }), 'invalid-policy-path'],
+  ['path too long', event({ policy: { name: 'hostile', path: `/stream-managed/${'a'.repeat(500)}/` } }), 'invalid-policy-path'],
+  ['path with space', event({ policy: { name: 'hostile', path: '/stream managed/' } }), 'invalid-policy-path'],
+  ['root path', event({ policy: { name: 'hostile', path: '/' } }), 'path-not-managed'],
+  ['other path', event({ policy: { name: 'hostile', path: '/admin/' } }), 'path-not-managed'],
+  ['path traversal', event({ policy: { name: 'hostile', path: '/stream-managed/../admin/' } }), 'path-not-managed'],
+  ['prefix lookalike', event({ policy: { name: 'hostile', path: '/stream-managed-evil/' } }), 'path-not-managed'],
+  ['negative revision', event({ revision: -1 }), 'invalid-revision'],
+  ['fractional revision', event({ revision: 1.5 }), 'invalid-revision'],
+  ['revision string', event({ revision: '3' }), 'invalid-revision'],
+  ['revision beyond safe integer', '{"specVersion":"1","eventId":"h","type":"policy.deleted","policy":{"name":"h"},"revision":1e300}', 'invalid-revision'],
+  ['bad occurredAt', event({ occurredAt: 'yesterday' }), 'invalid-occurred-at'],
+  ['occurredAt without zone', event({ occurredAt: '2024-01-01T00:00:00' }), 'invalid-occurred-at'],
+  ['occurredAt impossible date', event({ occurredAt: '2024-13-45T00:00:00Z' }), 'invalid-occurred-at'],
+  ['upsert without document', event({ document: undefined }), 'missing-field'],
+  ['document string', withDocument('{"Version":"2012-10-17"}'), 'malformed-document'],
+  ['document array', withDocument([ok]), 'malformed-document'],
+  ['document without Statement', withDocument({ Version: '2012-10-17' }), 'malformed-document'],
+  ['empty Statement list', withDocument({ Version: '2012-10-17', Statement: [] }), 'malformed-document'],
+  ['bad Version', withDocument({ ...ok, Version: '2020-01-01' }), 'malformed-document'],
+  ['unknown top-level key', withDocument({ ...ok, Extra: 1 }), 'malformed-document'],
+  ['statement not an object', withDocument({ Version: '2012-10-17', Statement: ['allow all'] }), 'malformed-document'],
+  ['no Effect', withStatement({ Action: 's3:GetObject', Resource: '*' }), 'malformed-document'],
+  ['Effect lowercase', withStatement({ ...allow, Effect: 'allow' }), 'malformed-document'],
+  ['Action and NotAction', withStatement({ ...allow, NotAction: 's3:PutObject' }), 'malformed-document'],
+  ['no Action', withStatement({ Effect: 'Allow', Resource: '*' }), 'malformed-document'],
+  ['no Resource', withStatement({ Effect: 'Allow', Action: 's3:GetObject' }), 'malformed-document'],
+  ['empty Action list', withStatement({ ...allow, Action: [] }), 'malformed-document'],
+  ['Action number', withStatement({ ...allow, Action: 5 }), 'malformed-document'],
+  ['Action without service', withStatement({ ...allow, Action: 'GetObject' }), 'malformed-document'],
+  ['Action with spaces', withStatement({ ...allow, Action: 's3:Get Object' }), 'malformed-document'],
+  ['Principal in identity policy', withStatement({ ...allow, Principal: '*' }), 'malformed-document'],
+  ['NotPrincipal in identity policy', withStatement({ ...allow, NotPrincipal: { AWS: '*' } }), 'malformed-document'],
+  ['unknown statement key', withStatement({ ...allow, Effects: 'Allow' }), 'malformed-document'],
+  ['Sid with dash', withStatement({ ...allow, Sid: 'a-b' }), 'malformed-document'],
+  ['Condition string', withStatement({ ...allow, Condition: 'true' }), 'malformed-document'],
+  ['Condition value object', withStatement({ ...allow, Condition: { StringEquals: { 'aws:username': { nested: 1 } } } }), 'malformed-document'],
+  ['__proto__ statement key', withDocument(JSON.parse('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","__proto__":{"x":1}}]}')), 'malformed-document'],
+  ['document too large', withDocument({ Version: '2012-10-17', Statement: [{ ...allow, Resource: Array.from({ length: 300 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) }] }), 'document-too-large'],
+  ['admin grant', withStatement({ Effect: 'Allow', Action: '*', Resource: '*' }), 'admin-grant-refused'],
+  ['admin grant in arrays', withStatement({ Effect: 'Allow', Action: ['s3:GetObject', '*'], Resource: ['arn:aws:s3:::b', '*'] }), 'admin-grant-refused'],
+  ['admin grant as a single statement object', withDocument({ Version: '2012-10-17', Statement: { Effect: 'Allow', Action: '*', Resource: '*' } }), 'admin-grant-refused'],
+  ['admin grant second statement', withDocument({ Version: '2012-10-17', Statement: [allow, { Effect: 'Allow', Action: '*', Resource: '*' }] }), 'admin-grant-refused'],
+  ['description too long', event({ description: 'd'.repeat(1001) }), 'invalid-description'],
+  ['description number', event({ description: 1 }), 'invalid-description'],
+  ['tags array', event({ tags: ['a'] }), 'invalid-tags'],
+  ['tag value number', event({ tags: { team: 1 } }), 'invalid-tags'],
+  ['too many tags', event({ tags: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v'])) }), 'invalid-tags'],
+  ['reserved managed-by tag', event({ tags: { 'managed-by': 'someone-else' } }), 'invalid-tags'],
+  ['tag key too long', event({ tags: { ['k'.repeat(129)]: 'v' } }), 'invalid-tags'],
+  ['tag value too long', event({ tags: { k: 'v'.repeat(257) } }), 'invalid-tags'],
+  ['huge string field', event({ eventId: 'x'.repeat(200_000) }), 'invalid-event-id'],
+  ['lone surrogate name', '{"specVersion":"1","eventId":"h","type":"policy.deleted","policy":{"name":"\\ud800"}}', 'invalid-policy-name'],
+  ['record over 1 MiB', Buffer.alloc(1024 * 1024 + 1, 0x20), 'record-too-large'],
+];
+
+export const hostileCorpus: HostileRecord[] = cases.map(([name, data, reason]) => ({
+  name,
+  data: typeof data === 'string' ? Buffer.from(data) : data,
+  partitionKey: 'hostile',
+  reason,
+}));
