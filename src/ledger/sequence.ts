@@ -1,9 +1,10 @@
-// Kinesis sequence numbers are decimal strings of up to 128 bits (39 digits):
-// too large for JavaScript numbers and for DynamoDB numbers (38 digits). The
-// ledger stores them zero-padded to a fixed width, so that string order is
-// numeric order, both here and in DynamoDB condition expressions.
-const WIDTH = 40;
-const DIGITS = /^\d{1,40}$/;
+// Kinesis sequence numbers are decimal strings: 56 digits in practice, and
+// the API allows up to 129 (pattern 0|([1-9]\d{0,128})). Far too large for
+// JavaScript numbers and for DynamoDB numbers (38 digits). The ledger stores
+// them zero-padded to a fixed width, so that string order is numeric order,
+// both here and in DynamoDB condition expressions.
+const WIDTH = 129;
+const DIGITS = /^\d{1,129}$/;
 
 export function toLedgerSequence(sequenceNumber: string): string {
   if (!DIGITS.test(sequenceNumber)) throw new Error(`not a Kinesis sequence number: ${JSON.stringify(sequenceNumber)}`);

@@ -18,15 +18,19 @@ import { readManagedPolicy } from '../support/iam-state.js';
 import { checkpoints } from '../support/leases.js';
 import { startTestDaemon, waitForOutcomes } from '../support/daemon.js';
 import type { TestDaemon } from '../support/daemon.js';
-import { useTestStack } from '../support/stack.js';
+import { startTestStack } from '../support/stack.js';
+import type { TestStack } from '../support/stack.js';
 
-const stackOf = useTestStack(test, { shards: 2 });
+let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;
-test.before(() => {
-  daemon = startTestDaemon(stackOf());
+const stackOf = () => testStack!;
+test.before(async () => {
+  testStack = await startTestStack({ shards: 2 });
+  daemon = startTestDaemon(testStack);
 });
 test.after.always(async () => {
   await daemon?.stop();
+  await testStack?.stack.stop();
 });
 
 /** The last sequence number put on each shard. */
