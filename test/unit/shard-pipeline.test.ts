@@ -183,3 +183,19 @@ test('checkpoint tracker: the safe point is the end of the settled prefix (prope
   );
   t.pass();
 });
+
+test('oversized, malformed and admin-granting documents are rejected before any IAM or ledger call', async (t) => {
+  const h = harness();
+  const big = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: Array.from({ length: 400 }, (_, i) => `arn:aws:s3:::b-${i}/*`) }] };
+  const settlements = await h.pipeline.processBatch(
+    streamRecords([
+      upsertRecord('big', 'e1', big),
+      upsertRecord('bad', 'e2', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Resource: '*' }] }),
+      upsertRecord('admin', 'e3', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+    ]),
+  );
+  t.deepEqual(settlements.map((s) => s.reason), ['document-too-large', 'malformed-document', 'admin-grant-refused']);
+  t.is(h.iam.calls.length, 0);
+  t.is(h.ledger.calls, 0);
+  t.is(h.deadLetters.letters.size, 3);
+});

@@ -1,0 +1,125 @@
+// Memory of a record-processor child with a full duplicate cache.
+//
+//   node --expose-gc bench/cache-rss.mjs [entries]     (after npm run build; prints one JSON object)
+//
+// Plain JavaScript against dist/, started with plain node like the child the
+// daemon starts (no tsx loader, whose own memory would be counted). It loads
+// the child's whole module graph (src/intake/main.ts imports these), builds
+// its AWS clients, fills a DedupCache of IPS_DEDUP_CACHE_SIZE (default
+// 100,000) to capacity in both of its maps (policies and eventIds) with
+// realistically sized keys, then runs 1,000-record batches through a
+// ShardPipeline using that cache (in-memory ledger and IAM: no emulator is
+// needed, and only memory is measured here). Reports RSS at each step and the
+// peak (VmHWM).
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+const root = new URL('../', import.meta.url);
+const load = (path) => import(new URL(path, root).href);
+
+const rssOf = () => {
+  globalThis.gc?.();
+  return process.memoryUsage().rss;
+};
+const peak = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+
+const steps = { start: rssOf() };
+
+await import('aws-kcl');
+const { createAwsClients } = await load('dist/aws/clients.js');
+const { loadConfig } = await load('dist/config/config.js');
+const { DynamoDbDeadLetterStore } = await load('dist/deadletter/dead-letter-store.js');
+const { IamReconciler } = await load('dist/iam/reconciler.js');
+const { reconcilerApplier } = await load('dist/intake/applier.js');
+const { PolicyRecordProcessor } = await load('dist/intake/record-processor.js');
+await load('dist/intake/shard-runtime.js');
+const { DedupCache } = await load('dist/ledger/dedup-cache.js');
+const { DynamoDbLedger } = await load('dist/ledger/dynamodb-ledger.js');
+const { toLedgerSequence } = await load('dist/ledger/sequence.js');
+const { createLogger } = await load('dist/log/logger.js');
+const { Metrics } = await load('dist/metrics/metrics.js');
+const { ShardPipeline } = await load('dist/pipeline/shard-pipeline.js');
+
+const entries = Number(process.argv[2] ?? process.env.IPS_DEDUP_CACHE_SIZE ?? 100_000);
+const config = loadConfig({ ...process.env, IPS_DEDUP_CACHE_SIZE: String(entries), AWS_REGION: 'us-east-1' });
+const logger = createLogger('silent');
+const metrics = new Metrics();
+const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], env: { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' } });
+// Built as the child builds them (not used: nothing here calls AWS).
+new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable);
+reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger }));
+new PolicyRecordProcessor({ logger, startShard: async () => ({}) });
+steps.modulesLoaded = rssOf();
+
+// Fill both maps of the cache to capacity: `entries` policies, each with one
+// applied eventId (a UUID), a 56-digit Kinesis sequence number as its
+// high-water mark (stored padded) and a revision.
+const cache = new DedupCache(config.dedupCacheSize);
+let sequence = 49680464252519823727834655071869294981423994413795770370n;
+for (let i = 0; i < entries; i++) {
+  sequence += 1208925819614629174706176n;
+  cache.learn(0, `team-${i % 997}-service-${i}-policy`, toLedgerSequence(String(sequence)), i, [randomUUID()]);
+}
+steps.cacheFilled = rssOf();
+
+// Batches through a pipeline that uses the full cache.
+class MemoryLedger {
+  entries = new Map();
+  async currentEpoch() {
+    return 0;
+  }
+  async claim(request) {
+    const token = randomUUID();
+    const previous = this.entries.get(request.policy);
+    this.entries.set(request.policy, { ...(previous ?? { policy: request.policy, epoch: 0, eventIds: [] }), claim: { owner: request.owner, token } });
+    return { won: true, token, previous, takenOver: false };
+  }
+  async complete(request) {
+    this.entries.set(request.policy, { policy: request.policy, epoch: 0, hwm: toLedgerSequence(request.sequenceNumber), eventIds: request.eventIds });
+  }
+}
+const pipeline = new ShardPipeline({
+  context: {
+    ledger: new MemoryLedger(),
+    cache,
+    applier: { apply: async (event) => (event.type === 'policy.upserted' ? 'updated' : 'deleted') },
+    deadLetters: { store: async () => {} },
+    metrics,
+    owner: 'memory-bench',
+    epoch: 0,
+    recentEventIds: config.recentEventIds,
+  },
+  decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
+  maxConcurrentPolicies: config.maxConcurrentPolicies,
+  retryBaseMs: 10,
+  retryCapMs: 100,
+  logger,
+});
+const document = (i) => ({
+  Version: '2012-10-17',
+  Statement: [{ Sid: `S${i}`, Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: [`arn:aws:s3:::bucket-${i}`, `arn:aws:s3:::bucket-${i}/*`] }],
+});
+for (let batch = 0; batch < 20; batch++) {
+  const now = Date.now();
+  const records = Array.from({ length: 1_000 }, (_, index) => {
+    const name = `batch-policy-${(batch * 1_000 + index) % 256}`;
+    sequence += 1208925819614629174706176n;
+    const event = { specVersion: '1', eventId: randomUUID(), type: 'policy.upserted', policy: { name }, document: document(batch * 1_000 + index) };
+    return { shardId: 'shardId-000000000000', sequenceNumber: String(sequence), partitionKey: name, data: Buffer.from(JSON.stringify(event)), index, arrivedAt: now, receivedAt: now };
+  });
+  await pipeline.processBatch(records);
+}
+steps.afterBatches = rssOf();
+
+process.stdout.write(
+  `${JSON.stringify({
+    entries,
+    cacheSize: cache.size,
+    rssBytes: steps,
+    cacheBytes: steps.cacheFilled - steps.modulesLoaded,
+    peakRssBytes: peak(),
+    node: process.version,
+  })}\n`,
+);
+process.exit(0);
