@@ -18,22 +18,31 @@ export interface DemoRecord {
   expect: string;
 }
 
-export function demoRecords(): DemoRecord[] {
+/**
+ * Two waves: the second is sent once the first has settled, so its events
+ * meet existing policies instead of being coalesced into one batch with them.
+ */
+export function demoWaves(): DemoRecord[][] {
   return [
-    { record: upsert('demo-1', 'demo-reports-read', 1, readOnly('reports'), { description: 'Read the reports bucket', tags: { team: 'analytics' } }), expect: 'created' },
-    { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'created' },
-    { record: upsert('demo-3', 'demo-scratch', 1, readOnly('scratch')), expect: 'created' },
-    { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'duplicate (a producer retry: same eventId)' },
-    { record: upsert('demo-4', 'demo-reports-read', 2, readOnly('reports-v2')), expect: 'updated (or superseded if it shares a batch with a later event)' },
-    { record: upsert('demo-5', 'demo-reports-read', 1, readOnly('reports-old')), expect: 'stale (revision 1 after revision 2)' },
-    {
-      record: eventRecord({ specVersion: '1', eventId: 'demo-6', type: 'policy.deleted', policy: { name: 'demo-scratch' }, revision: 2 }),
-      expect: 'deleted',
-    },
-    { record: { partitionKey: 'demo-garbage', data: Buffer.from('{"specVersion":"1", this is not json') }, expect: 'rejected (invalid-json, dead-lettered)' },
-    {
-      record: upsert('demo-7', 'demo-admin', 1, { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
-      expect: 'rejected (admin-grant-refused, dead-lettered)',
-    },
+    [
+      { record: upsert('demo-1', 'demo-reports-read', 1, readOnly('reports'), { description: 'Read the reports bucket', tags: { team: 'analytics' } }), expect: 'created' },
+      { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'created' },
+      { record: upsert('demo-3', 'demo-scratch', 1, readOnly('scratch')), expect: 'created' },
+      { record: { partitionKey: 'demo-garbage', data: Buffer.from('{"specVersion":"1", this is not json') }, expect: 'rejected (invalid-json, dead-lettered)' },
+      {
+        record: upsert('demo-7', 'demo-admin', 1, { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+        expect: 'rejected (admin-grant-refused, dead-lettered)',
+      },
+    ],
+    [
+      { record: upsert('demo-2', 'demo-logs-read', 1, readOnly('logs')), expect: 'duplicate (a producer retry: same eventId)' },
+      { record: upsert('demo-4', 'demo-reports-read', 2, readOnly('reports-v2')), expect: 'updated' },
+      { record: upsert('demo-5', 'demo-reports-read', 1, readOnly('reports-old')), expect: 'stale (revision 1 after revision 2)' },
+      { record: upsert('demo-8', 'demo-logs-read', 2, { Statement: [{ Resource: ['arn:aws:s3:::logs/*', 'arn:aws:s3:::logs'], Action: ['s3:ListBucket', 's3:GetObject'], Effect: 'Allow' }], Version: '2012-10-17' }), expect: 'unchanged (same document, keys reordered)' },
+      {
+        record: eventRecord({ specVersion: '1', eventId: 'demo-6', type: 'policy.deleted', policy: { name: 'demo-scratch' }, revision: 2 }),
+        expect: 'deleted',
+      },
+    ],
   ];
 }

@@ -11,7 +11,7 @@ import { loadConfig } from '../config/config.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { readOutcomes } from '../ops/outcome-log.js';
 import { putRecords } from '../ops/producer.js';
-import { demoRecords } from './demo.js';
+import { demoWaves } from './demo.js';
 import { projectRoot } from './paths.js';
 import { startStack, stopStackIn } from './stack.js';
 
@@ -53,23 +53,27 @@ void daemon.exited.then((code) => {
 });
 
 const clients = createAwsClients(config, { env: stack.env });
-const demo = demoRecords();
-const sent = await putRecords(clients.kinesis, config.streamName, demo.map((item) => item.record));
-say(`Sent ${sent.length} demo events. Waiting for the processor (the daemon takes up to ~30 s to take its first leases)...\n`);
-
-const wanted = new Map(sent.map((put, i) => [`${put.shardId}#${put.sequenceNumber}`, demo[i]!]));
-const shown = new Set<string>();
-const deadline = Date.now() + 180_000;
-while (shown.size < wanted.size && Date.now() < deadline && !stopping) {
-  for (const line of readOutcomes(logFile)) {
-    const key = `${line.shard}#${line.sequenceNumber}`;
-    const item = wanted.get(key);
-    if (!item || shown.has(key)) continue;
-    shown.add(key);
-    const reason = line.reason && line.outcome === 'rejected' ? ` (${line.reason})` : '';
-    say(`  ${line.outcome.padEnd(16)} ${line.partitionKey.padEnd(18)} ${String(line.latencyMs ?? '?').padStart(6)} ms   expected: ${item.expect}${reason}`);
+let settled = 0;
+let total = 0;
+for (const [n, wave] of demoWaves().entries()) {
+  const sent = await putRecords(clients.kinesis, config.streamName, wave.map((item) => item.record));
+  total += sent.length;
+  say(n === 0 ? `Sent ${sent.length} demo events. Waiting for the processor (the daemon takes up to ~30 s to take its first leases)...\n` : `\nSent ${sent.length} more events for the same policies:\n`);
+  const wanted = new Map(sent.map((put, i) => [`${put.shardId}#${put.sequenceNumber}`, wave[i]!]));
+  const shown = new Set<string>();
+  const deadline = Date.now() + 180_000;
+  while (shown.size < wanted.size && Date.now() < deadline && !stopping) {
+    for (const line of readOutcomes(logFile)) {
+      const key = `${line.shard}#${line.sequenceNumber}`;
+      const item = wanted.get(key);
+      if (!item || shown.has(key)) continue;
+      shown.add(key);
+      const reason = line.outcome === 'rejected' && line.reason ? ` ${line.reason}` : '';
+      say(`  ${(line.outcome + reason).padEnd(30)} ${line.partitionKey.padEnd(18)} ${String(line.latencyMs ?? '?').padStart(6)} ms   expected: ${item.expect}`);
+    }
+    await sleep(250);
   }
-  await sleep(250);
+  settled += shown.size;
 }
 
 const policies = await clients.iam.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: config.managedPathPrefix }));
@@ -81,7 +85,7 @@ for (const policy of policies.Policies ?? []) {
 const letters = await clients.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable, Select: 'COUNT' }));
 say(`Dead letters: ${letters.Count ?? 0} (table ${config.deadLetterTable})`);
 destroyAwsClients(clients);
-if (shown.size < wanted.size) say(`\nOnly ${shown.size} of ${wanted.size} demo events settled in time; see ${logFile}.`);
+if (settled < total) say(`\nOnly ${settled} of ${total} demo events settled in time; see ${logFile}.`);
 
 say('\nThe processor keeps running. Try it from another shell:');
 say(`  set -a; . ${join(dir, 'stack.env')}; set +a`);

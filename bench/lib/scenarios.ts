@@ -1,0 +1,67 @@
+// The workloads. Every record is a contract event made by src/ops/load.ts
+// generateLoad() from a fixed seed, so a run can be repeated exactly.
+import { CreatePolicyCommand } from '@aws-sdk/client-iam';
+import type { AwsClients } from '../../src/aws/clients.js';
+import type { Config } from '../../src/config/config.js';
+import { generateLoad, policyDocument } from '../../src/ops/load.js';
+import type { OutgoingRecord } from '../../src/ops/producer.js';
+
+export interface Scenario {
+  name: string;
+  description: string;
+  policies: number;
+  events: number;
+  records: OutgoingRecord[];
+  /** Policies that exist before the run (created directly in IAM, owned by the run's application). */
+  preexisting?: string[];
+  /** A replay of another scenario's stream by a new application sharing its tables. */
+  replayOf?: string;
+}
+
+export function freshScenario(policies: number, events: number, seed: number): Scenario {
+  const prefix = `fresh${policies}`;
+  return {
+    name: `fresh-${policies}`,
+    description: `${events} upserts over ${policies} ${policies === 1 ? 'policy' : 'policies'} that do not exist yet; every event a new document`,
+    policies,
+    events,
+    records: generateLoad({ policies, events, seed, prefix }),
+  };
+}
+
+export function updateScenario(policies: number, events: number, seed: number): Scenario {
+  const prefix = `update${policies}`;
+  return {
+    name: `update-${policies}`,
+    description: `${events} upserts over ${policies} policies that already exist; every event a new document (IAM updates, version pruning)`,
+    policies,
+    events,
+    records: generateLoad({ policies, events, seed, prefix }),
+    preexisting: Array.from({ length: policies }, (_, i) => `${prefix}-${i}`),
+  };
+}
+
+export function replayScenario(of: Scenario): Scenario {
+  return {
+    name: `replay-${of.policies}`,
+    description: `the ${of.name} stream read again from TRIM_HORIZON by a new consumer application sharing the ledger (or idempotency table): every record already applied, cold cache`,
+    policies: of.policies,
+    events: of.events,
+    records: [],
+    replayOf: of.name,
+  };
+}
+
+/** Creates the scenario's pre-existing policies as the processor would have: managed path, managed-by tag. */
+export async function createPreexisting(names: string[], clients: AwsClients, config: Config): Promise<void> {
+  for (const name of names) {
+    await clients.iam.send(
+      new CreatePolicyCommand({
+        PolicyName: name,
+        Path: config.managedPathPrefix,
+        PolicyDocument: JSON.stringify(policyDocument(name, 0)),
+        Tags: [{ Key: 'managed-by', Value: config.appName }],
+      }),
+    );
+  }
+}

@@ -1,0 +1,331 @@
+// npm run bench [-- --quick] : the record processor against the baselines a
+// user would pick instead, on the local stack (emulators), every figure
+// measured in this run. Prints a table and the targets, writes
+// bench/results/<timestamp>.json, and prints the command that reproduces it.
+//
+// Options:
+//   --quick                  smaller run (fewer events, no replay scenario)
+//   --events N               events per daemon scenario (default 2000; --quick 500)
+//   --scenarios a,b          subset of fresh-1,fresh-16,fresh-256,update-4,replay-256
+//   --processors a,b         subset of sequential,noop,ours
+//   --shards N               shards per stream (default 1: one child, per-shard figures)
+//   --passes N               warm passes of the in-process replay (default 10; --quick 5)
+//   --skip-in-process        no in-process warm-replay measurement
+//   --skip-memory            no full-cache memory measurement
+//   --out FILE               where the JSON goes (default bench/results/<timestamp>.json)
+//
+// Method and limits: docs/performance.md.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { projectRoot } from '../src/local/paths.js';
+import { startStack } from '../src/local/stack.js';
+import type { LocalStack } from '../src/local/stack.js';
+import { runUnderDaemon } from './lib/daemon-run.js';
+import type { DaemonRunResult } from './lib/daemon-run.js';
+import type { ProcessorName } from './lib/processors.js';
+import { PROCESSORS } from './lib/processors.js';
+import { createPreexisting, freshScenario, replayScenario, updateScenario } from './lib/scenarios.js';
+import type { Scenario } from './lib/scenarios.js';
+import { fmt, table } from './lib/stats.js';
+import type { InProcessResult } from './in-process.js';
+
+const root = projectRoot();
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    events: { type: 'string' },
+    scenarios: { type: 'string' },
+    processors: { type: 'string' },
+    shards: { type: 'string', default: '1' },
+    passes: { type: 'string' },
+    'skip-in-process': { type: 'boolean', default: false },
+    'skip-memory': { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+});
+
+const quick = args.quick!;
+const events = Number(args.events ?? (quick ? 500 : 2_000));
+const shards = Number(args.shards);
+const passes = Number(args.passes ?? (quick ? 5 : 10));
+const processors = (args.processors ?? 'sequential,noop,ours').split(',') as ProcessorName[];
+for (const name of processors) if (!PROCESSORS[name]) throw new Error(`unknown processor ${name}`);
+const allScenarios = ['fresh-1', 'fresh-16', 'fresh-256', 'update-4', 'replay-256'];
+const wanted = (args.scenarios ?? (quick ? 'fresh-1,fresh-16,fresh-256,update-4' : allScenarios.join(','))).split(',');
+for (const name of wanted) if (!allScenarios.includes(name)) throw new Error(`unknown scenario ${name} (one of ${allScenarios.join(', ')})`);
+
+const started = new Date();
+const stamp = started.toISOString().replace(/[:.]/g, '-');
+const outFile = args.out ?? join(root, 'bench', 'results', `${stamp}.json`);
+const reproduce = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+const say = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+const MB = 1024 * 1024;
+
+if (!existsSync(join(root, 'dist', 'intake', 'main.js'))) {
+  throw new Error('dist/intake/main.js is missing: build first (npm run bench runs the setup, which builds)');
+}
+
+function git(...command: string[]): string {
+  try {
+    return execFileSync('git', command, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** moto's own reset: IAM empty again, so every run starts from the same state. */
+async function resetIam(stack: LocalStack): Promise<void> {
+  const response = await fetch(`${stack.env.AWS_ENDPOINT_URL_IAM}/moto-api/reset`, { method: 'POST' });
+  if (!response.ok) throw new Error(`moto reset answered ${response.status}`);
+}
+
+function scenarioList(): Scenario[] {
+  const list: Scenario[] = [];
+  const fresh256 = freshScenario(256, events, 256);
+  if (wanted.includes('fresh-1')) list.push(freshScenario(1, events, 1));
+  if (wanted.includes('fresh-16')) list.push(freshScenario(16, events, 16));
+  if (wanted.includes('fresh-256') || wanted.includes('replay-256')) list.push(fresh256);
+  if (wanted.includes('replay-256')) list.push(replayScenario(fresh256));
+  if (wanted.includes('update-4')) list.push(updateScenario(4, events, 4));
+  return list;
+}
+
+async function runChild(script: string[], env: Record<string, string>, stderrFile: string): Promise<string> {
+  const err = openSync(stderrFile, 'a');
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  delete childEnv.NODE_OPTIONS;
+  const child = spawn(process.execPath, script, { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', err] });
+  closeSync(err);
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`${script.join(' ')} exited with ${code} (see ${stderrFile})`);
+  return out.trim().split('\n').pop() ?? '';
+}
+
+interface MemoryResult {
+  entries: number;
+  cacheSize: number;
+  rssBytes: Record<string, number>;
+  cacheHeapBytes: number;
+  cacheHeapBytesPerPolicy: number;
+  peakRssBytes: number;
+}
+
+async function main(): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'ips-bench-'));
+  say(`work folder ${workDir}; results to ${relative(root, outFile)}`);
+  const t = Date.now();
+  const stack = await startStack({ dir: workDir, shards });
+  say(`local stack up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  const runs: DaemonRunResult[] = [];
+  let inProcess: InProcessResult | undefined;
+  let memory: MemoryResult | undefined;
+  const runTag = stamp.slice(11, 19).replace(/-/g, '');
+  try {
+    const scenarios = scenarioList();
+    const originals = new Map<string, DaemonRunResult>();
+    for (const scenario of scenarios) {
+      say(`scenario ${scenario.name}: ${scenario.description}`);
+      for (const processor of processors) {
+        const runStart = Date.now();
+        const original = scenario.replayOf ? originals.get(`${scenario.replayOf}/${processor}`) : undefined;
+        if (scenario.replayOf && !original) continue;
+        if (!scenario.replayOf) await resetIam(stack);
+        const appName = `bench-${runTag}-${scenario.name}-${processor}`;
+        const result = await runUnderDaemon({
+          stack,
+          processor,
+          scenario: scenario.name,
+          appName,
+          streamName: original?.streamName ?? `${appName}-stream`,
+          shards,
+          records: scenario.records,
+          ...(original
+            ? {
+                reuseStream: true,
+                replayOf: original.puts,
+                replayWarmups: original.warmupRecords,
+                env: {
+                  IPS_LEDGER_TABLE: `${original.appName}-ledger`,
+                  IPS_DEAD_LETTER_TABLE: `${original.appName}-dead-letters`,
+                  BENCH_IDEMPOTENCY_TABLE: `${original.appName}-seq-idempotency`,
+                },
+              }
+            : {}),
+          ...(scenario.preexisting ? { prepare: (clients, config) => createPreexisting(scenario.preexisting!, clients, config) } : {}),
+          dir: workDir,
+          timeoutMs: 900_000,
+          log: say,
+        });
+        runs.push(result);
+        originals.set(`${scenario.name}/${processor}`, result);
+        say(
+          `  ${processor}: ${result.events} events in ${(result.elapsedMs / 1000).toFixed(1)} s = ${fmt(result.eventsPerSecond)} events/s` +
+            ` (run took ${((Date.now() - runStart) / 1000).toFixed(0)} s)`,
+        );
+      }
+    }
+
+    if (!args['skip-in-process']) {
+      say(`in-process warm replay: ${events} events over 256 policies, ${passes} warm passes`);
+      await resetIam(stack);
+      const out = await runChild(
+        ['--import', 'tsx', join(root, 'bench', 'in-process.ts'), JSON.stringify({ events, policies: 256, passes, batchSize: 1_000, seed: 4242 })],
+        { ...stack.env, IPS_APP_NAME: `bench-${runTag}-in-process`, IPS_STREAM_NAME: `bench-${runTag}-in-process-stream` },
+        join(workDir, 'in-process.log'),
+      );
+      inProcess = JSON.parse(out) as InProcessResult;
+    }
+    if (!args['skip-memory']) {
+      say('memory: a child with a full 100,000-entry duplicate cache');
+      const out = await runChild(['--expose-gc', join(root, 'bench', 'cache-rss.mjs'), '100000'], {}, join(workDir, 'cache-rss.log'));
+      memory = JSON.parse(out) as MemoryResult;
+    }
+  } finally {
+    await stack.stop();
+  }
+
+  const report = buildReport(runs, inProcess, memory);
+  const result = {
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    reproduce,
+    options: { quick, events, shards, passes, processors, scenarios: wanted },
+    environment: {
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryBytes: totalmem(),
+      loadavgAtEnd: loadavg(),
+      commit: git('rev-parse', 'HEAD'),
+      dirty: git('status', '--porcelain', '--', 'src', 'properties', 'kcl', 'bench') !== '',
+      daemonProperties: readFileSync(join(root, 'properties', 'local.properties'), 'utf8'),
+    },
+    runs: runs.map(({ puts: _puts, ...rest }) => rest),
+    inProcess,
+    memory,
+    targets: report.targets,
+    workDir,
+  };
+  mkdirSync(join(outFile, '..'), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n`);
+}
+
+function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undefined, memory: MemoryResult | undefined) {
+  const find = (scenario: string, processor: ProcessorName) => runs.find((r) => r.scenario === scenario && r.processor === processor);
+  const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? a / b : undefined);
+  const mb = (bytes: number | undefined) => (bytes === undefined ? undefined : bytes / MB);
+  const lines: string[] = [];
+
+  lines.push('Under the MultiLangDaemon (local stack; events/s from the first PutRecords to the last outcome line; replay: from the first batch reaching the child)');
+  lines.push('');
+  lines.push(
+    table(
+      ['scenario', 'processor', 'events', 'events/s', 'x (a)', 'x (b)', 'IAM calls/ev', 'DDB calls/ev', 'p50 ms', 'p99 ms', 'child peak RSS MiB', 'batches', 'outcomes'],
+      runs.map((run) => {
+        const seq = find(run.scenario, 'sequential');
+        const noop = find(run.scenario, 'noop');
+        return [
+          run.scenario,
+          run.processor === 'sequential' ? '(a) sequential' : run.processor === 'noop' ? '(b) no-op' : 'ours',
+          String(run.events),
+          fmt(run.eventsPerSecond, 1),
+          fmt(ratio(run.eventsPerSecond, seq?.eventsPerSecond)),
+          fmt(ratio(run.eventsPerSecond, noop?.eventsPerSecond)),
+          fmt(run.iamCallsPerEvent, 3),
+          fmt(run.dynamodbCallsPerEvent, 3),
+          fmt(run.latencyMs.p50, 0),
+          fmt(run.latencyMs.p99, 0),
+          fmt(mb(run.peakChildRssBytes), 0),
+          String(run.batches),
+          Object.entries(run.outcomes)
+            .sort(([, a], [, b]) => b - a)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        ];
+      }),
+    ),
+  );
+
+  if (inProcess) {
+    lines.push('');
+    lines.push(
+      `In process (bench/in-process.ts: the child's pipeline wiring, real DynamoDB ledger and IAM reconciler on the emulators; ${inProcess.options.events} events over ${inProcess.options.policies} policies, batches of ${inProcess.options.batchSize})`,
+    );
+    lines.push('');
+    const row = (name: string, pass: InProcessResult['cold']) => [
+      name,
+      String(pass.records),
+      fmt(pass.eventsPerSecond, 0),
+      fmt(pass.dynamodbCallsPerRecord, 3),
+      fmt(pass.iamCallsPerRecord, 3),
+      Object.entries(pass.outcomes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    ];
+    lines.push(
+      table(
+        ['pass', 'records', 'events/s', 'DDB calls/rec', 'IAM calls/rec', 'outcomes'],
+        [
+          row('cold: first delivery', inProcess.cold),
+          row(`warm: same records again x${inProcess.options.passes} (warm cache)`, inProcess.warm),
+          row(`no-op: same batches, outcome line only x${inProcess.options.passes}`, inProcess.noop),
+          row('restart: same records, new pipeline (ledger answers)', inProcess.ledger),
+        ],
+      ),
+    );
+  }
+  if (memory) {
+    lines.push('');
+    lines.push(
+      `Memory (bench/cache-rss.mjs, plain node on dist/): cache of ${memory.entries.toLocaleString('en-US')} entries full (${memory.cacheSize.toLocaleString('en-US')} keys) holds ` +
+        `${fmt(mb(memory.cacheHeapBytes), 1)} MiB of heap (${memory.cacheHeapBytesPerPolicy} B per policy + eventId); RSS: modules ${fmt(mb(memory.rssBytes.modulesLoaded), 0)} MiB, ` +
+        `cache filled ${fmt(mb(memory.rssBytes.cacheFilled), 0)} MiB, after 20 batches of 1,000 ${fmt(mb(memory.rssBytes.afterBatches), 0)} MiB, peak ${fmt(mb(memory.peakRssBytes), 0)} MiB`,
+    );
+  }
+
+  // Targets: reported as measured, not asserted.
+  const targets: { target: string; measured: string; verdict: 'PASS' | 'FAIL' | 'n/a' }[] = [];
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'FAIL');
+  const r256 = ratio(find('fresh-256', 'ours')?.eventsPerSecond, find('fresh-256', 'sequential')?.eventsPerSecond);
+  targets.push({ target: '>= 8x sequential at 256 policies', measured: r256 === undefined ? '-' : `${fmt(r256)}x`, verdict: verdict(r256 === undefined ? undefined : r256 >= 8) });
+  const r1 = ratio(find('fresh-1', 'ours')?.eventsPerSecond, find('fresh-1', 'sequential')?.eventsPerSecond);
+  targets.push({ target: 'no slower than sequential at 1 policy', measured: r1 === undefined ? '-' : `${fmt(r1)}x`, verdict: verdict(r1 === undefined ? undefined : r1 >= 1) });
+  if (inProcess) {
+    const warmRatio = inProcess.warm.eventsPerSecond / inProcess.noop.eventsPerSecond;
+    targets.push({
+      target: 'warm replay >= 0.9x no-op, 0 DynamoDB calls per cached duplicate (in process)',
+      measured: `${fmt(warmRatio)}x no-op, ${inProcess.warm.dynamodbCalls} DynamoDB calls for ${inProcess.warm.records} duplicates`,
+      verdict: verdict(warmRatio >= 0.9 && inProcess.warm.dynamodbCalls === 0),
+    });
+  } else targets.push({ target: 'warm replay >= 0.9x no-op, 0 DynamoDB calls per cached duplicate', measured: '-', verdict: 'n/a' });
+  const ours = runs.filter((run) => run.processor === 'ours' && run.iamStateWrites !== undefined);
+  if (ours.length > 0) {
+    const worst = ours.map((run) => ({ run, bound: run.policiesChangedPerBatchSum + run.warmupRecords }));
+    targets.push({
+      target: 'IAM writes per batch <= distinct policies changed in it (ours, every run)',
+      measured: worst.map(({ run, bound }) => `${run.scenario} ${run.iamStateWrites}/${bound}`).join('; '),
+      verdict: verdict(worst.every(({ run, bound }) => run.iamStateWrites! <= bound)),
+    });
+  }
+  if (memory) {
+    targets.push({
+      target: 'child RSS <= 150 MB with a 100,000-entry cache',
+      measured: `peak ${fmt(memory.peakRssBytes / 1e6, 0)} MB (${fmt(mb(memory.peakRssBytes), 0)} MiB); daemon runs, cache nearly empty: ${fmt(Math.max(...ours.map((r) => r.peakChildRssBytes ?? 0)) / 1e6, 0)} MB`,
+      verdict: verdict(memory.peakRssBytes <= 150e6),
+    });
+  }
+  lines.push('');
+  lines.push('Targets (measured in this run, not asserted)');
+  lines.push('');
+  lines.push(table(['target', 'measured', 'verdict'], targets.map((t) => [t.target, t.measured, t.verdict])));
+  return { text: lines.join('\n'), targets };
+}
+
+await main();
