@@ -1,0 +1,117 @@
+// Crash chaos: while events flow over 4 shards and 2 workers, kill -9 a
+// record-processor child or a whole daemon at random moments (a replacement
+// worker is started each time), then check every invariant. The short run is
+// part of `npm test`; `npm run test:chaos` runs the long one
+// (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
+import test from 'ava';
+import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
+import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
+import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import type { OutgoingRecord, PutResult } from '../../src/ops/producer.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
+import type { TestDaemon } from '../support/daemon.js';
+import { startTestStack } from '../support/stack.js';
+
+const EVENTS = Number(process.env.CHAOS_EVENTS ?? 600);
+const KILLS = Number(process.env.CHAOS_KILLS ?? 3);
+const SEED = Number(process.env.CHAOS_SEED ?? 5);
+
+/** Record-processor children of a daemon (their parent is the daemon's java process). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('intake/main.js')) children.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return children;
+}
+
+test('crash chaos: kill -9 children and daemons while events flow; the invariants hold', async (t) => {
+  const testStack = await startTestStack({ shards: 4, settings: { IPS_CLAIM_TTL_MS: '5000' } });
+  const workers: TestDaemon[] = [];
+  const random = seededRandom(SEED);
+  try {
+    const { config } = testStack;
+    const aws = testStack.clients();
+    workers.push(startTestDaemon(testStack, 'worker-1'), startTestDaemon(testStack, 'worker-2'));
+
+    // A policy someone else owns, and a managed policy that will be attached to a role.
+    const foreignArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}chaos-foreign`;
+    await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'chaos-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
+    const foreignVersion = (await aws.iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
+    const setup: OutgoingRecord[] = [
+      eventRecord({ specVersion: '1', eventId: 'chaos-attached-1', type: 'policy.upserted', policy: { name: 'chaos-attached' }, document: policyDocument('chaos-attached', 1) }),
+    ];
+    const sent: { record: OutgoingRecord; put: PutResult }[] = [];
+    const setupPuts = await putRecords(aws.kinesis, config.streamName, setup);
+    setup.forEach((record, i) => sent.push({ record, put: setupPuts[i]! }));
+    await waitForOutcomes(workers.map((w) => w.logFile), setupPuts, 240_000);
+    await aws.iam.send(new CreateRoleCommand({ RoleName: 'chaos-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+    await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'chaos-role', PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}chaos-attached` }));
+
+    const load: OutgoingRecord[] = [
+      ...generateLoad({ policies: 60, events: EVENTS, seed: SEED, prefix: 'chaos', deleteRatio: 0.15, duplicateRatio: 0.05, staleRatio: 0.05, malformedRatio: 0.02 }),
+      eventRecord({ specVersion: '1', eventId: 'chaos-attached-del', type: 'policy.deleted', policy: { name: 'chaos-attached' } }),
+      eventRecord({ specVersion: '1', eventId: 'chaos-foreign-up', type: 'policy.upserted', policy: { name: 'chaos-foreign' }, document: policyDocument('ours', 2) }),
+      eventRecord({ specVersion: '1', eventId: 'chaos-foreign-del', type: 'policy.deleted', policy: { name: 'chaos-foreign' } }),
+    ];
+
+    // Put the load in waves; between waves, kill something at random.
+    const waves = Math.max(KILLS + 1, 4);
+    const per = Math.ceil(load.length / waves);
+    let kills = 0;
+    for (let wave = 0; wave < waves; wave++) {
+      const slice = load.slice(wave * per, (wave + 1) * per);
+      const puts = await putRecords(aws.kinesis, config.streamName, slice);
+      slice.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      await sleep(500 + random() * 2_500);
+      if (kills < KILLS) {
+        const victim = workers.filter((w) => w.child.exitCode === null)[Math.floor(random() * 2)] ?? workers.at(-1)!;
+        const children = childrenOf(victim.pid);
+        if (random() < 0.5 && children.length > 0) {
+          process.kill(children[Math.floor(random() * children.length)]!, 'SIGKILL'); // the daemon then stops the whole worker
+          t.log(`kill ${kills + 1}: a record-processor child of ${victim.pid}`);
+          await Promise.race([victim.exited, sleep(20_000)]);
+        } else {
+          await victim.crash();
+          t.log(`kill ${kills + 1}: daemon ${victim.pid}`);
+        }
+        await victim.stop(1_000); // whatever is left of it
+        kills++;
+        workers.splice(workers.indexOf(victim), 1, startTestDaemon(testStack, `worker-${kills + 2}`));
+      }
+    }
+    const logs = () => readdirSync(`${testStack.stack.dir}/logs`).filter((f) => f.startsWith('worker-')).map((f) => `${testStack.stack.dir}/logs/${f}`);
+    await waitForOutcomes(logs(), sent.map((s) => s.put), 600_000);
+
+    const report = await checkInvariants({
+      sent,
+      outcomes: outcomesIn(logs()),
+      iam: aws.iam,
+      accountId: LOCAL_ACCOUNT_ID,
+      managedPathPrefix: config.managedPathPrefix,
+      appName: config.appName,
+      attached: new Set(['chaos-attached']),
+      foreign: new Map([['chaos-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
+    });
+    const line = summaryLine('crash-chaos', report, { kills });
+    console.log(line);
+    t.log(line);
+    t.is(kills, KILLS);
+    t.deepEqual(report.violations, []);
+    t.is(report.outcomes['retained-in-use'] ?? 0, 1, 'the attached policy was retained');
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await testStack.stack.stop();
+  }
+});
