@@ -45,7 +45,16 @@ test.serial('two workers share the shards; killing one moves its leases with no 
     const lines = outcomesIn(daemons.map((d) => d.logFile));
     const created = lines.filter((line) => line.outcome === 'created');
     const policies = new Set(load.filter((r) => r.kind === 'upsert').map((r) => r.policy));
-    t.is(created.length, policies.size, 'each policy created exactly once across both workers');
+    // No policy is created twice. A policy can lack a `created` line: the
+    // killed worker may have created it and died before its log line was
+    // written; the survivor then sees it as a duplicate (ledger completed) or
+    // unchanged (claim expired, IAM already holds the document). The
+    // invariant check below proves every policy exists with the right document.
+    const createdNames = created.map((line) => line.partitionKey);
+    t.is(new Set(createdNames).size, createdNames.length, 'no policy created twice across both workers');
+    t.true(createdNames.every((name) => policies.has(name)));
+    const unlogged = [...policies].filter((name) => !createdNames.includes(name));
+    t.log(`policies=${policies.size} created-lines=${created.length} created-by-the-killed-worker-without-a-log-line=${unlogged.length}`);
     t.is(lines.filter((l) => l.outcome === 'rejected').length, 0);
     const worker2Shards = new Set(outcomesIn([daemons[1]!.logFile]).map((l) => l.shard));
     t.log(`worker-2 processed shards: ${[...worker2Shards].sort().join(', ')}`);
