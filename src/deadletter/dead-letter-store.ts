@@ -3,7 +3,7 @@
 // Keyed by shard and sequence number: storing the same record twice (after a
 // redelivery) overwrites the same item, so letters are never duplicated.
 import { createHash } from 'node:crypto';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { RejectReason } from '../contract/errors.js';
 import { DEAD_LETTER_KEY } from './table.js';
@@ -65,4 +65,89 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
     if (letter.arrivedAt !== undefined) item.arrivedAt = { N: String(letter.arrivedAt) };
     await this.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: item }));
   }
+
+  /** Every letter, oldest first; `reason` filters by reason code. Scans: the table holds exceptions, not traffic. */
+  async list(filter: { reason?: string; status?: string } = {}): Promise<StoredDeadLetter[]> {
+    const letters: StoredDeadLetter[] = [];
+    for await (const page of paginateScan({ client: this.dynamodb }, { TableName: this.tableName, ConsistentRead: true })) {
+      for (const item of page.Items ?? []) letters.push(fromItem(item));
+    }
+    return letters
+      .filter((letter) => (filter.reason === undefined || letter.reason === filter.reason) && (filter.status === undefined || letter.status === filter.status))
+      .sort((a, b) => a.storedAt.localeCompare(b.storedAt) || a.id.localeCompare(b.id));
+  }
+
+  async get(id: string): Promise<StoredDeadLetter | undefined> {
+    const result = await this.dynamodb.send(
+      new GetItemCommand({ TableName: this.tableName, Key: { [DEAD_LETTER_KEY]: { S: id } }, ConsistentRead: true }),
+    );
+    return result.Item ? fromItem(result.Item) : undefined;
+  }
+
+  /** Records where the letter went back into the stream, so a second redrive is a deliberate act. */
+  async markRedriven(id: string, to: { shardId: string; sequenceNumber: string }): Promise<void> {
+    await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { [DEAD_LETTER_KEY]: { S: id } },
+        UpdateExpression: 'SET #status = :redriven, redrivenAt = :at, redrivenTo = :to',
+        ConditionExpression: 'attribute_exists(#key)',
+        ExpressionAttributeNames: { '#status': 'status', '#key': DEAD_LETTER_KEY },
+        ExpressionAttributeValues: {
+          ':redriven': { S: 'redriven' },
+          ':at': { S: new Date(this.now()).toISOString() },
+          ':to': { S: deadLetterId(to.shardId, to.sequenceNumber) },
+        },
+      }),
+    );
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.dynamodb.send(new DeleteItemCommand({ TableName: this.tableName, Key: { [DEAD_LETTER_KEY]: { S: id } } }));
+  }
+}
+
+/** A letter as stored, with what the operator tools need. */
+export interface StoredDeadLetter {
+  id: string;
+  shardId: string;
+  sequenceNumber: string;
+  partitionKey: string;
+  reason: string;
+  detail: string;
+  /** The stored bytes: the whole record unless `truncated`. */
+  data: Buffer;
+  size: number;
+  sha256: string;
+  truncated: boolean;
+  storedAt: string;
+  status: string;
+  eventId?: string;
+  policyName?: string;
+  arrivedAt?: number;
+  redrivenAt?: string;
+  redrivenTo?: string;
+}
+
+function fromItem(item: Record<string, AttributeValue>): StoredDeadLetter {
+  const optional = (key: string) => (item[key]?.S !== undefined ? { [key]: item[key]!.S } : {});
+  return {
+    id: item[DEAD_LETTER_KEY]?.S ?? '',
+    shardId: item.shardId?.S ?? '',
+    sequenceNumber: item.sequenceNumber?.S ?? '',
+    partitionKey: item.partitionKey?.S ?? '',
+    reason: item.reason?.S ?? '',
+    detail: item.detail?.S ?? '',
+    data: Buffer.from(item.dataBase64?.S ?? '', 'base64'),
+    size: Number(item.size?.N ?? 0),
+    sha256: item.sha256?.S ?? '',
+    truncated: item.truncated?.BOOL ?? false,
+    storedAt: item.storedAt?.S ?? '',
+    status: item.status?.S ?? 'open',
+    ...optional('eventId'),
+    ...optional('policyName'),
+    ...optional('redrivenAt'),
+    ...optional('redrivenTo'),
+    ...(item.arrivedAt?.N !== undefined ? { arrivedAt: Number(item.arrivedAt.N) } : {}),
+  };
 }

@@ -152,6 +152,7 @@ async function applyClaimed(
   // 3. The IAM step for the last live event; a permanent refusal falls back
   // to the one before it, as applying the events in order would have.
   let applied: { item: ValidRecord; outcome: IamOutcome } | undefined;
+  const refused = new Set<ValidRecord>();
   for (let i = live.length - 1; i >= 0 && !applied; i--) {
     const item = live[i]!;
     try {
@@ -172,14 +173,20 @@ async function applyClaimed(
         ...(item.record.arrivedAt !== undefined ? { arrivedAt: item.record.arrivedAt } : {}),
       });
       settle(item, 'rejected', error.reason);
+      refused.add(item);
     }
   }
 
   // 4. Complete: the high-water mark moves past every record of the policy in this batch.
   const lastRecord = records[records.length - 1]!.record;
-  const revisions = live.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
+  // A refused event had no effect, so neither its eventId nor its revision is
+  // remembered: once its cause is fixed, a redrive of it (a new record, same
+  // bytes) is applied instead of being dropped as a duplicate. A redelivery of
+  // the refused record itself stays a duplicate through the high-water mark.
+  const effective = live.filter((item) => !refused.has(item));
+  const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
   const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
-  const eventIds = rememberEventIds(previous?.eventIds ?? [], live.map((item) => item.event.eventId), ctx.recentEventIds);
+  const eventIds = rememberEventIds(previous?.eventIds ?? [], effective.map((item) => item.event.eventId), ctx.recentEventIds);
   const hash = applied ? hashOf(applied.item.event) : previous?.docHash;
   try {
     await ctx.ledger.complete({

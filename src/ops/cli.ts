@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// The operator tool: `ips <command>` (npm run ops -- <command>). Each
+// subcommand lives in src/ops/commands/. Exit codes: 0 done, 1 refused or
+// failed, 2 bad arguments.
+import { ConfigError } from '../config/config.js';
+import type { Command } from './cli/command.js';
+import { UsageError, parseCommandArgs } from './cli/command.js';
+import { createOpsContext } from './cli/context.js';
+import { deadLettersCommand } from './commands/dead-letters.js';
+import { produceCommand } from './commands/produce.js';
+import { replayCommand } from './commands/replay.js';
+import { statusCommand } from './commands/status.js';
+
+const COMMANDS: Command[] = [statusCommand, replayCommand, deadLettersCommand, produceCommand];
+
+const OVERVIEW = `Usage: ips <command> [options]
+
+Operates the IAM policy stream processor: the stream, the KCL lease table, the
+ledger and the dead-letter store, with the same IPS_* and AWS_* environment as
+the processor (docs/configuration.md).
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(13)} ${c.summary}`).join('\n')}
+
+Run ips <command> --help for its options. --local targets the local stack.`;
+
+export async function runCli(argv: string[], env?: Record<string, string | undefined>): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${OVERVIEW}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`ips: unknown command ${JSON.stringify(name)}\n\n${OVERVIEW}\n`);
+    return 2;
+  }
+  let ctx;
+  try {
+    const { values, positionals } = parseCommandArgs(command, args);
+    if (values.help === true) {
+      process.stdout.write(`${command.help}\n`);
+      return 0;
+    }
+    ctx = createOpsContext({ json: values.json === true, local: values.local === true, ...(env ? { env } : {}) });
+    return await command.run(ctx, values, positionals);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      const usage = command.help.split('\n')[0];
+      process.stderr.write(`ips ${command.name}: ${error.message}\n${usage}\nRun ips ${command.name} --help for details.\n`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`ips ${command.name}: configuration: ${error.message}\n`);
+      return 2;
+    }
+    const err = error as Error;
+    process.stderr.write(`ips ${command.name}: failed: ${err.name}: ${err.message}\n`);
+    return 1;
+  } finally {
+    ctx?.close();
+  }
+}
+
+const entry = process.argv[1] ?? '';
+// The SDK's notice about future Node versions would bury the tool's own output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+if (entry.endsWith('/ops/cli.js') || entry.endsWith('/ops/cli.ts')) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

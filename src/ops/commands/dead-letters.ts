@@ -1,0 +1,154 @@
+// `dead-letters`: inspect, redrive and purge rejected records. A redrive puts
+// the stored bytes back into the stream under the original partition key, so
+// the record takes its place in its policy's order again; it is meant for
+// after the cause is fixed (a foreign policy removed, the configuration
+// changed, a producer bug fixed upstream).
+import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
+import type { StoredDeadLetter } from '../../deadletter/dead-letter-store.js';
+import { putRecords } from '../producer.js';
+import type { Command, Values } from '../cli/command.js';
+import { COMMON_HELP, UsageError, stringOption } from '../cli/command.js';
+import type { OpsContext } from '../cli/context.js';
+import { note, print, printJson, table } from '../cli/render.js';
+
+const PREVIEW = 2_000;
+
+async function selected(store: DynamoDbDeadLetterStore, values: Values, ids: string[], defaultStatus: string | undefined): Promise<StoredDeadLetter[]> {
+  const reason = stringOption(values, 'reason');
+  const status = stringOption(values, 'status') ?? defaultStatus;
+  if (values.all === true) {
+    if (ids.length > 0) throw new UsageError('give letter ids or --all, not both');
+    return store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+  }
+  if (ids.length === 0) throw new UsageError('give one or more letter ids (<shardId>#<sequenceNumber>, see `dead-letters list`) or --all');
+  const letters: StoredDeadLetter[] = [];
+  for (const id of ids) {
+    const letter = await store.get(id);
+    if (!letter) throw new UsageError(`no dead letter ${id}`);
+    letters.push(letter);
+  }
+  return letters;
+}
+
+async function confirmed(ctx: OpsContext, values: Values, question: string): Promise<boolean> {
+  if (values.yes === true || (await ctx.confirm(question))) return true;
+  note(process.stdin.isTTY ? 'Not confirmed; nothing changed.' : 'Not confirmed (no terminal to ask): pass --yes. Nothing changed.');
+  return false;
+}
+
+function summaryRow(letter: StoredDeadLetter) {
+  return { id: letter.id, reason: letter.reason, policy: letter.policyName ?? letter.partitionKey, eventId: letter.eventId, status: letter.status, storedAt: letter.storedAt, size: letter.size };
+}
+
+function printable(letter: StoredDeadLetter) {
+  const text = letter.data.toString('utf8');
+  const valid = Buffer.from(text, 'utf8').equals(letter.data);
+  return {
+    ...summaryRow(letter),
+    shardId: letter.shardId,
+    sequenceNumber: letter.sequenceNumber,
+    partitionKey: letter.partitionKey,
+    detail: letter.detail,
+    sha256: letter.sha256,
+    truncated: letter.truncated,
+    arrivedAt: letter.arrivedAt === undefined ? undefined : new Date(letter.arrivedAt).toISOString(),
+    redrivenAt: letter.redrivenAt,
+    redrivenTo: letter.redrivenTo,
+    dataBase64: letter.data.toString('base64'),
+    ...(valid ? { text: text.length > PREVIEW ? `${text.slice(0, PREVIEW)}... (${text.length} chars)` : text } : {}),
+  };
+}
+
+export const deadLettersCommand: Command = {
+  name: 'dead-letters',
+  summary: 'list, show, redrive or purge rejected records',
+  positionals: true,
+  help: `Usage: ips dead-letters <action> [ids...] [options]
+
+Actions:
+  list                     letters, oldest first   [--reason <code>] [--status open|redriven]
+  show <id>                one letter: reason, detail, where it was, its bytes
+  redrive <id>... | --all  put the records back into the stream with their original
+                           partition keys, and mark the letters redriven
+                           (--all redrives open letters, filtered by --reason)
+  purge <id>... | --all    delete letters (--all: filtered by --reason and --status)
+
+An id is <shardId>#<sequenceNumber>, as list shows it.
+  --reason <code>   e.g. not-owned, invalid-json, path-not-managed
+  --status <s>      open or redriven
+  --all             every letter the filters select
+  -y, --yes         do not ask for confirmation
+
+${COMMON_HELP}`,
+  options: {
+    reason: { type: 'string' },
+    status: { type: 'string' },
+    all: { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
+  },
+  async run(ctx, values, positionals) {
+    const [action, ...ids] = positionals;
+    const status = stringOption(values, 'status');
+    if (status !== undefined && status !== 'open' && status !== 'redriven') throw new UsageError(`--status must be open or redriven, got ${JSON.stringify(status)}`);
+    const store = new DynamoDbDeadLetterStore(ctx.aws.dynamodb, ctx.config.deadLetterTable);
+    switch (action) {
+      case 'list': {
+        if (ids.length > 0) throw new UsageError('list takes no ids; use show <id>');
+        const reason = stringOption(values, 'reason');
+        const letters = await store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+        if (ctx.json) printJson(letters.map(summaryRow));
+        else print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status', 'storedAt', 'size']));
+        return 0;
+      }
+      case 'show': {
+        if (ids.length !== 1) throw new UsageError('show takes exactly one id');
+        const letter = await store.get(ids[0]!);
+        if (!letter) throw new UsageError(`no dead letter ${ids[0]}`);
+        const shown = printable(letter);
+        if (ctx.json) printJson(shown);
+        else for (const [key, value] of Object.entries(shown)) if (value !== undefined && key !== 'dataBase64') print(`${key.padEnd(15)} ${String(value)}`);
+        return 0;
+      }
+      case 'redrive': {
+        const letters = await selected(store, values, ids, 'open');
+        const whole = letters.filter((letter) => !letter.truncated);
+        for (const letter of letters.filter((l) => l.truncated)) {
+          note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
+        }
+        if (whole.length === 0) {
+          note('Nothing to redrive.');
+          return letters.length === 0 ? 0 : 1;
+        }
+        if (!ctx.json) print(table(whole.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status']));
+        if (!(await confirmed(ctx, values, `Put ${whole.length} record(s) back into ${ctx.config.streamName}?`))) return 1;
+        const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, whole.map((letter) => ({ partitionKey: letter.partitionKey, data: letter.data })));
+        const results = await Promise.all(
+          whole.map(async (letter, i) => {
+            await store.markRedriven(letter.id, puts[i]!);
+            return { id: letter.id, shardId: puts[i]!.shardId, sequenceNumber: puts[i]!.sequenceNumber };
+          }),
+        );
+        if (ctx.json) printJson(results);
+        else print(`Redrove ${results.length} record(s):\n${table(results, ['id', 'shardId', 'sequenceNumber'])}`);
+        return 0;
+      }
+      case 'purge': {
+        const letters = await selected(store, values, ids, undefined);
+        if (letters.length === 0) {
+          note('Nothing to purge.');
+          return 0;
+        }
+        if (!ctx.json) print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'status']));
+        if (!(await confirmed(ctx, values, `Delete ${letters.length} letter(s) for good?`))) return 1;
+        for (const letter of letters) await store.remove(letter.id);
+        if (ctx.json) printJson({ purged: letters.map((l) => l.id) });
+        else print(`Purged ${letters.length} letter(s).`);
+        return 0;
+      }
+      case undefined:
+        throw new UsageError('an action is needed: list, show, redrive or purge');
+      default:
+        throw new UsageError(`unknown action ${JSON.stringify(action)}: use list, show, redrive or purge`);
+    }
+  },
+};

@@ -1,0 +1,97 @@
+// `produce`: contract events for testing and load, seeded so a run can be
+// repeated, at a given rate, with chosen shares of producer retries, late
+// revisions, deletes and malformed records. It writes the log of what it sent
+// so the result can be checked against IAM (src/ops/invariants.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateLoad } from '../load.js';
+import { putRecords } from '../producer.js';
+import { appendSendLog, startSendLog } from '../send-log.js';
+import type { Command } from '../cli/command.js';
+import { COMMON_HELP, UsageError, numberOption, ratioOption, stringOption } from '../cli/command.js';
+import { note, print, printJson } from '../cli/render.js';
+
+function progressBar(done: number, total: number, startedAt: number): string {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  const seconds = (Date.now() - startedAt) / 1000;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${(done / Math.max(seconds, 0.001)).toFixed(0)} rec/s`;
+}
+
+export const produceCommand: Command = {
+  name: 'produce',
+  summary: 'put generated contract events into the stream (load and test traffic)',
+  help: `Usage: ips produce [options]
+
+  --policies <n>            distinct policies (default 10)
+  --events <n>              records to put (default 100)
+  --rate <n>                records per second, 0 for as fast as Kinesis takes them (default 0)
+  --delete-ratio <0..1>     share of events that delete (default 0)
+  --duplicate-ratio <0..1>  share of records that re-send an earlier event (default 0)
+  --stale-ratio <0..1>      share of records carrying an older revision (default 0)
+  --malformed-ratio <0..1>  share of malformed records (default 0)
+  --prefix <name>           policy names are <prefix>-<i> (default load)
+  --seed <n>                random seed; the same seed gives the same events (default 1)
+  --out <file>              write what was sent, one JSON line per record (default produced.jsonl)
+
+${COMMON_HELP}`,
+  options: {
+    policies: { type: 'string' },
+    events: { type: 'string' },
+    rate: { type: 'string' },
+    'delete-ratio': { type: 'string' },
+    'duplicate-ratio': { type: 'string' },
+    'stale-ratio': { type: 'string' },
+    'malformed-ratio': { type: 'string' },
+    prefix: { type: 'string' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run(ctx, values) {
+    const prefix = stringOption(values, 'prefix') ?? 'load';
+    if (!/^[\w+=,.@-]{1,100}$/.test(prefix)) throw new UsageError(`--prefix must be letters, digits and +=,.@_- (at most 100), got ${JSON.stringify(prefix)}`);
+    const spec = {
+      policies: numberOption(values, 'policies', 10, { min: 1, max: 1_000_000 }),
+      events: numberOption(values, 'events', 100, { min: 1, max: 100_000_000 }),
+      seed: numberOption(values, 'seed', 1),
+      prefix,
+      deleteRatio: ratioOption(values, 'delete-ratio'),
+      duplicateRatio: ratioOption(values, 'duplicate-ratio'),
+      staleRatio: ratioOption(values, 'stale-ratio'),
+      malformedRatio: ratioOption(values, 'malformed-ratio'),
+    };
+    if (spec.duplicateRatio + spec.staleRatio + spec.malformedRatio > 1) throw new UsageError('--duplicate-ratio, --stale-ratio and --malformed-ratio add up to more than 1');
+    const rate = numberOption(values, 'rate', 0, { min: 0, max: 1_000_000 });
+    const out = stringOption(values, 'out') ?? 'produced.jsonl';
+
+    const load = generateLoad(spec);
+    startSendLog(out);
+    // Chunks of a tenth of a second's worth keep the rate smooth; PutRecords takes 500 at most.
+    const chunk = rate > 0 ? Math.max(1, Math.min(500, Math.ceil(rate / 10))) : 500;
+    const startedAt = Date.now();
+    const tty = process.stderr.isTTY;
+    let lastReport = 0;
+    const kinds: Record<string, number> = {};
+    for (let sent = 0; sent < load.length; ) {
+      const slice = load.slice(sent, sent + chunk);
+      const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, slice);
+      appendSendLog(out, slice.map((record, i) => ({ record, put: puts[i]! })));
+      for (const record of slice) kinds[record.kind] = (kinds[record.kind] ?? 0) + 1;
+      sent += slice.length;
+      if (tty) process.stderr.write(`\r${progressBar(sent, load.length, startedAt)}`);
+      else if (Date.now() - lastReport > 5_000 || sent === load.length) {
+        note(progressBar(sent, load.length, startedAt));
+        lastReport = Date.now();
+      }
+      if (rate > 0) {
+        const due = startedAt + (sent / rate) * 1000;
+        if (due > Date.now()) await sleep(due - Date.now());
+      }
+    }
+    if (tty) process.stderr.write('\n');
+    const seconds = (Date.now() - startedAt) / 1000;
+    const result = { stream: ctx.config.streamName, records: load.length, kinds, seconds: Number(seconds.toFixed(2)), recordsPerSecond: Math.round(load.length / Math.max(seconds, 0.001)), log: out };
+    if (ctx.json) printJson(result);
+    else print(`Put ${load.length} records (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}) into ${ctx.config.streamName} in ${result.seconds} s (${result.recordsPerSecond}/s). Log: ${out}`);
+    return 0;
+  },
+};

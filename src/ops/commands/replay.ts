@@ -1,0 +1,169 @@
+// `replay`: moves shard checkpoints back so the daemon reads records again.
+// Replayed events meet the ledger: in the same epoch they are duplicates (no
+// IAM call); with --reapply the ledger moves to a new epoch first, so each
+// policy's last replayed event runs the state-aware IAM step again, which
+// repairs drift (a policy deleted or edited outside the stream).
+import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import type { Command, Values } from '../cli/command.js';
+import { COMMON_HELP, UsageError, numberOption, stringOption } from '../cli/command.js';
+import type { OpsContext } from '../cli/context.js';
+import { note, print, printJson, table } from '../cli/render.js';
+import { LeaseChangedError, liveLeases, readLeases, resetLease } from '../lease-table.js';
+import type { Lease, ResetPosition } from '../lease-table.js';
+import { descendantsOf, firstRecordSince, listShards, positionBefore } from '../shard-positions.js';
+import type { ShardInfo } from '../shard-positions.js';
+
+interface PlannedReset {
+  lease: Lease;
+  to: ResetPosition;
+  why: string;
+}
+
+type Target = { kind: 'trim-horizon' } | { kind: 'at'; at: Date } | { kind: 'records'; starts: Map<string, string> };
+
+function targetOf(values: Values): Target {
+  const at = stringOption(values, 'at');
+  const shardStarts = (values.shard as string[] | undefined) ?? [];
+  const chosen = [values['trim-horizon'] === true, at !== undefined, shardStarts.length > 0].filter(Boolean).length;
+  if (chosen !== 1) throw new UsageError('choose exactly one of --trim-horizon, --at <time>, --shard <shardId>=<sequenceNumber>');
+  if (values['trim-horizon'] === true) return { kind: 'trim-horizon' };
+  if (at !== undefined) {
+    const time = new Date(at);
+    if (Number.isNaN(time.getTime())) throw new UsageError(`--at must be an ISO 8601 time such as 2026-11-22T10:00:00Z, got ${JSON.stringify(at)}`);
+    return { kind: 'at', at: time };
+  }
+  const starts = new Map<string, string>();
+  for (const spec of shardStarts) {
+    const match = /^(shardId-\d+)=(\d{1,129})$/.exec(spec);
+    if (!match) throw new UsageError(`--shard must be <shardId>=<sequenceNumber>, e.g. shardId-000000000001=4962..., got ${JSON.stringify(spec)}`);
+    starts.set(match[1]!, match[2]!);
+  }
+  return { kind: 'records', starts };
+}
+
+const show = (position: ResetPosition | string | undefined) =>
+  position === undefined ? '-' : typeof position === 'string' ? position : position.kind === 'trim-horizon' ? 'TRIM_HORIZON' : position.sequenceNumber;
+
+async function plan(ctx: OpsContext, target: Target, leases: Lease[], shards: ShardInfo[]): Promise<{ resets: PlannedReset[]; warnings: string[] }> {
+  const { aws, config } = ctx;
+  const warnings: string[] = [];
+  const leaseOf = new Map(leases.map((lease) => [lease.shardId, lease]));
+  for (const shard of shards) {
+    if (!leaseOf.has(shard.shardId)) warnings.push(`${shard.shardId} has no lease (the daemon has not seen it yet, or retired it after its children started); it is not replayed`);
+  }
+  if (target.kind === 'trim-horizon') {
+    return { resets: leases.map((lease) => ({ lease, to: { kind: 'trim-horizon' }, why: 'oldest record kept' })), warnings };
+  }
+  if (target.kind === 'at') {
+    const resets: PlannedReset[] = [];
+    for (const lease of leases) {
+      const first = await firstRecordSince(aws.kinesis, config.streamName, lease.shardId, target.at);
+      if (first === undefined) continue; // nothing arrived at or after the time: nothing to replay here
+      resets.push({ lease, to: await positionBefore(aws.kinesis, config.streamName, lease.shardId, first), why: `first record since ${target.at.toISOString()} is ${first}` });
+    }
+    return { resets, warnings };
+  }
+  const resets = new Map<string, PlannedReset>();
+  for (const [shardId, sequenceNumber] of target.starts) {
+    const lease = leaseOf.get(shardId);
+    if (!lease) throw new UsageError(`${shardId} has no lease in ${config.leaseTable}`);
+    resets.set(shardId, { lease, to: await positionBefore(aws.kinesis, config.streamName, shardId, sequenceNumber), why: `replay from ${sequenceNumber}` });
+  }
+  // A policy's later events may sit in child shards: replaying a parent
+  // without its children would apply older events after newer ones.
+  for (const shardId of target.starts.keys()) {
+    for (const child of descendantsOf(shards, shardId)) {
+      const lease = leaseOf.get(child);
+      if (lease && !resets.has(child)) resets.set(child, { lease, to: { kind: 'trim-horizon' }, why: `descends from ${shardId}` });
+    }
+  }
+  return { resets: [...resets.values()], warnings };
+}
+
+export const replayCommand: Command = {
+  name: 'replay',
+  summary: 'reset checkpoints so records are read again (TRIM_HORIZON, a time, or per shard)',
+  help: `Usage: ips replay (--trim-horizon | --at <time> | --shard <shardId>=<sequenceNumber>...) [options]
+
+Resets checkpoints in the KCL lease table so workers read records again.
+  --trim-horizon        every shard from its oldest record kept
+  --at <time>           every shard from its first record at or after an ISO 8601 time
+  --shard <id>=<seq>    a shard from record <seq> itself (repeatable); the shards that
+                        descend from it are replayed from their start, to keep order per policy
+
+Replayed events are duplicates for the ledger and cause no IAM call, unless:
+  --reapply             move the ledger to a new epoch first: each policy's last replayed
+                        event runs the state-aware IAM step again (repairs drift)
+
+Safety:
+  --liveness-ms <ms>    how long to watch leases for renewals (default 10000, the KCL's
+                        failover time); a lease renewed meanwhile has a live worker
+  --force               reset even leases that live workers hold (they lose them and a
+                        worker picks them up again from the new checkpoint)
+  -y, --yes             do not ask for confirmation
+
+Stop the workers first (or use --force); start them again afterwards.
+
+${COMMON_HELP}`,
+  options: {
+    'trim-horizon': { type: 'boolean' },
+    at: { type: 'string' },
+    shard: { type: 'string', multiple: true },
+    reapply: { type: 'boolean' },
+    force: { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
+    'liveness-ms': { type: 'string' },
+  },
+  async run(ctx, values) {
+    const { aws, config } = ctx;
+    const target = targetOf(values);
+    const livenessMs = numberOption(values, 'liveness-ms', 10_000, { min: 0, max: 600_000 });
+    const [leases, shards] = await Promise.all([readLeases(aws.dynamodb, config.leaseTable), listShards(aws.kinesis, config.streamName)]);
+    if (leases.length === 0) throw new UsageError(`the lease table ${config.leaseTable} holds no leases: nothing to replay (the first worker creates them)`);
+
+    note(`Watching leases for ${livenessMs} ms to find live workers...`);
+    const live = await liveLeases(aws.dynamodb, config.leaseTable, livenessMs);
+    if (live.length > 0 && values.force !== true) {
+      note(`Refusing: live workers hold ${live.length} lease(s): ${live.map((l) => `${l.shardId} (${l.owner})`).join(', ')}.`);
+      note('Stop the workers and run again, or pass --force to take the leases from them.');
+      return 1;
+    }
+
+    const { resets, warnings } = await plan(ctx, target, leases, shards);
+    for (const warning of warnings) note(`warning: ${warning}`);
+    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+    const epoch = await ledger.currentEpoch();
+    const rows = resets.map(({ lease, to, why }) => ({ shard: lease.shardId, owner: lease.owner ?? '-', from: show(lease.checkpoint), to: show(to), why }));
+    if (!ctx.json) {
+      print(table(rows, ['shard', 'owner', 'from', 'to', 'why']));
+      print(values.reapply === true ? `Ledger epoch ${epoch} -> ${epoch + 1}: replayed events run the IAM step again.` : `Ledger epoch stays ${epoch}: replayed events are duplicates unless new.`);
+    }
+    if (resets.length === 0) {
+      note('Nothing to replay.');
+      if (ctx.json) printJson({ resets: [], epoch });
+      return 0;
+    }
+    if (values.yes !== true && !(await ctx.confirm(`Reset ${resets.length} checkpoint(s)?`))) {
+      note(process.stdin.isTTY ? 'Not confirmed; nothing changed.' : 'Not confirmed (no terminal to ask): pass --yes to run without asking. Nothing changed.');
+      return 1;
+    }
+
+    const newEpoch = values.reapply === true ? await ledger.advanceEpoch() : epoch;
+    for (const reset of resets) {
+      let lease = reset.lease;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await resetLease(aws.dynamodb, config.leaseTable, lease, reset.to);
+          break;
+        } catch (error) {
+          // A live worker renewed between our read and our write: with --force, read again and retry.
+          if (!(error instanceof LeaseChangedError) || values.force !== true || attempt >= 5) throw error;
+          lease = (await readLeases(aws.dynamodb, config.leaseTable)).find((l) => l.shardId === lease.shardId) ?? lease;
+        }
+      }
+    }
+    if (ctx.json) printJson({ resets: rows, epoch: newEpoch });
+    else print(`Reset ${resets.length} checkpoint(s).${newEpoch !== epoch ? ` Ledger epoch is now ${newEpoch}.` : ''} Workers pick the leases up from there.`);
+    return 0;
+  },
+};

@@ -1,0 +1,159 @@
+// The operator tool against the real daemon on the local stack: produce,
+// replay (duplicates only; --reapply repairs drift), and a dead letter
+// redriven after its cause was fixed. The tool runs as operators run it: a
+// separate process, configured by the environment.
+import test from 'ava';
+import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyCommand, DeletePolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { projectRoot } from '../../src/local/paths.js';
+import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
+import { policyDocument } from '../../src/ops/load.js';
+import type { OutcomeLine } from '../../src/ops/outcome-log.js';
+import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import type { PutResult } from '../../src/ops/producer.js';
+import { readSendLog } from '../../src/ops/send-log.js';
+import type { LoggedRecord } from '../../src/ops/send-log.js';
+import { readManagedPolicy } from '../support/iam-state.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
+import type { TestDaemon } from '../support/daemon.js';
+import { startTestStack } from '../support/stack.js';
+import type { TestStack } from '../support/stack.js';
+
+const run = promisify(execFile);
+let testStack: TestStack | undefined;
+const daemons: TestDaemon[] = [];
+let sent: LoggedRecord[] = [];
+const stackOf = () => testStack!;
+
+async function ips(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), ...args], {
+    env: { ...process.env, ...stackOf().stack.env },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+const arnOf = (name: string) => `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${stackOf().config.managedPathPrefix}${name}`;
+
+async function snapshot(names: string[]) {
+  const iam = stackOf().clients().iam;
+  const state = new Map<string, unknown>();
+  for (const name of names) state.set(name, await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, stackOf().config.managedPathPrefix, name));
+  return state;
+}
+
+/** Outcome lines written after `since` for the given records, once every one has one. */
+async function outcomesSince(since: number, puts: PutResult[], timeoutMs = 180_000): Promise<Map<string, OutcomeLine>> {
+  const wanted = new Set(puts.map((p) => `${p.shardId}#${p.sequenceNumber}`));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = new Map<string, OutcomeLine>();
+    for (const line of outcomesIn(daemons.map((d) => d.logFile))) {
+      const key = `${line.shard}#${line.sequenceNumber}`;
+      if (line.time >= since && wanted.has(key)) found.set(key, line);
+    }
+    if (found.size === wanted.size) return found;
+    if (Date.now() > deadline) throw new Error(`only ${found.size} of ${wanted.size} records were replayed after ${timeoutMs} ms`);
+    await sleep(500);
+  }
+}
+
+test.before(async () => {
+  testStack = await startTestStack({ shards: 2 });
+  daemons.push(startTestDaemon(testStack, 'ops-worker-1'));
+});
+test.after.always(async () => {
+  await Promise.all(daemons.map((d) => d.stop()));
+  await testStack?.stack.stop();
+});
+
+test.serial('produce puts the events it logs; the processor applies them', async (t) => {
+  const out = join(stackOf().stack.dir, 'sent.jsonl');
+  const { stdout } = await ips('produce', '--policies', '12', '--events', '240', '--seed', '7', '--prefix', 'ops', '--duplicate-ratio', '0.05', '--rate', '2000', '--out', out, '--json');
+  const report = JSON.parse(stdout) as { records: number };
+  sent = readSendLog(out);
+  t.is(report.records, 240);
+  t.is(sent.length, 240);
+  await waitForOutcomes(daemons.map((d) => d.logFile), sent.map((s) => s.put));
+  const status = JSON.parse((await ips('status', '--json')).stdout) as { managedPolicies: number; ledgerEntries: number; shards: { owner: string }[] };
+  t.is(status.managedPolicies, new Set(sent.map((s) => s.record.policy)).size);
+  t.is(status.ledgerEntries, status.managedPolicies);
+  t.true(status.shards.every((shard) => shard.owner !== '(no lease)'));
+});
+
+test.serial('replay from TRIM_HORIZON with the workers stopped: every record is a duplicate, IAM is unchanged', async (t) => {
+  const names = [...new Set(sent.map((s) => s.record.policy))];
+  const before = await snapshot(names);
+  await daemons[0]!.stop();
+  const refusedWithoutYes = await ips('replay', '--trim-horizon', '--liveness-ms', '1500').catch((error: { code: number; stderr: string }) => error);
+  t.is((refusedWithoutYes as { code: number }).code, 1, 'no terminal to confirm on: refused');
+  const since = Date.now();
+  const { stdout } = await ips('replay', '--trim-horizon', '--yes', '--liveness-ms', '1500', '--json');
+  t.is((JSON.parse(stdout) as { resets: unknown[] }).resets.length, 2);
+  daemons.push(startTestDaemon(stackOf(), 'ops-worker-2'));
+  const replayed = await outcomesSince(since, sent.map((s) => s.put));
+  const kinds = new Set([...replayed.values()].map((line) => line.outcome));
+  t.deepEqual([...kinds], ['duplicate']);
+  t.deepEqual(await snapshot(names), before);
+});
+
+test.serial('replay --reapply while a worker runs (--force): a policy deleted out of band is back, drift is repaired', async (t) => {
+  const iam = stackOf().clients().iam;
+  const names = [...new Set(sent.map((s) => s.record.policy))];
+  const [deleted, drifted] = [names[0]!, names[1]!];
+  const versions = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arnOf(deleted) }));
+  for (const version of versions.Versions ?? []) {
+    if (!version.IsDefaultVersion) await iam.send(new DeletePolicyVersionCommand({ PolicyArn: arnOf(deleted), VersionId: version.VersionId }));
+  }
+  await iam.send(new DeletePolicyCommand({ PolicyArn: arnOf(deleted) }));
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arnOf(drifted), PolicyDocument: JSON.stringify(policyDocument('edited-by-hand', 99)), SetAsDefault: true }));
+
+  const live = await ips('replay', '--trim-horizon', '--reapply', '--yes', '--liveness-ms', '2500').catch((error: { code: number; stderr: string }) => error);
+  t.is((live as { code: number }).code, 1, 'refuses while a live worker holds the leases');
+  t.regex((live as { stderr: string }).stderr, /live workers hold/);
+
+  const since = Date.now();
+  await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
+  await outcomesSince(since, sent.map((s) => s.put));
+  const report = await checkInvariants({
+    sent,
+    // This replay's outcomes only: the deleted policy was created once before it.
+    outcomes: outcomesIn(daemons.map((d) => d.logFile)).filter((line) => line.time >= since),
+    iam,
+    accountId: LOCAL_ACCOUNT_ID,
+    managedPathPrefix: stackOf().config.managedPathPrefix,
+    appName: stackOf().config.appName,
+  });
+  t.log(summaryLine(t.title, report));
+  t.deepEqual(report.violations, [], 'IAM equals the fold of the stream again');
+  t.truthy(await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, stackOf().config.managedPathPrefix, deleted), 'the deleted policy is back');
+});
+
+test.serial('a dead letter redriven after its cause is fixed is applied', async (t) => {
+  const { config } = stackOf();
+  const aws = stackOf().clients();
+  // Someone else's policy holds the name: the processor refuses to take it over.
+  await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'ops-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
+  const event = { specVersion: '1', eventId: 'ops-foreign-1', type: 'policy.upserted', policy: { name: 'ops-foreign' }, document: policyDocument('ours', 1) };
+  const [put] = await putRecords(aws.kinesis, config.streamName, [eventRecord(event)]);
+  const outcome = (await waitForOutcomes(daemons.map((d) => d.logFile), [put!])).get(`${put!.shardId}#${put!.sequenceNumber}`);
+  t.is(outcome?.outcome, 'rejected');
+  t.is(outcome?.reason, 'not-owned');
+
+  const letters = JSON.parse((await ips('dead-letters', 'list', '--reason', 'not-owned', '--json')).stdout) as { id: string }[];
+  t.deepEqual(letters.map((l) => l.id), [`${put!.shardId}#${put!.sequenceNumber}`]);
+
+  // The owner of the foreign policy retires it; the operator redrives the letter.
+  await aws.iam.send(new DeletePolicyCommand({ PolicyArn: arnOf('ops-foreign') }));
+  const [redriven] = JSON.parse((await ips('dead-letters', 'redrive', letters[0]!.id, '--yes', '--json')).stdout) as PutResult[];
+  const after = (await waitForOutcomes(daemons.map((d) => d.logFile), [redriven!])).get(`${redriven!.shardId}#${redriven!.sequenceNumber}`);
+  t.is(after?.outcome, 'created');
+  const policy = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'ops-foreign');
+  t.deepEqual(policy?.document, policyDocument('ours', 1));
+  const shown = JSON.parse((await ips('dead-letters', 'show', letters[0]!.id, '--json')).stdout) as { status: string; redrivenTo: string };
+  t.is(shown.status, 'redriven');
+  t.is(shown.redrivenTo, `${redriven!.shardId}#${redriven!.sequenceNumber}`);
+});

@@ -1,0 +1,65 @@
+// The operator tool's contract with a person at a terminal: help on every
+// subcommand, and bad arguments answered with a clear message and exit code 2
+// before any AWS call. (The commands' effects are tested end to end in
+// test/e2e/operations.test.ts.)
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/local/paths.js';
+
+// A closed loopback port: if a bug let a command reach AWS, it would fail here, never leave the machine.
+const env = { ...process.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' };
+
+function ips(...args: string[]) {
+  const result = spawnSync(process.execPath, ['--import=tsx', join(projectRoot(), 'src', 'ops', 'cli.ts'), ...args], { env, encoding: 'utf8', timeout: 30_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('without a command it prints the overview and exits 2', (t) => {
+  const result = ips();
+  t.is(result.code, 2);
+  for (const name of ['status', 'replay', 'dead-letters', 'produce']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
+});
+
+for (const name of ['status', 'replay', 'dead-letters', 'produce']) {
+  test(`${name} --help describes the command and exits 0`, (t) => {
+    const result = ips(name, '--help');
+    t.is(result.code, 0);
+    t.regex(result.stdout, new RegExp(`^Usage: ips ${name}`));
+    t.regex(result.stdout, /--json/);
+  });
+}
+
+const misuse: [string, string[], RegExp][] = [
+  ['an unknown command', ['frobnicate'], /unknown command "frobnicate"/],
+  ['an unknown option', ['status', '--verbose'], /Unknown option '--verbose'/],
+  ['replay without a target', ['replay'], /choose exactly one of --trim-horizon, --at/],
+  ['replay with two targets', ['replay', '--trim-horizon', '--at', '2026-01-01T00:00:00Z'], /choose exactly one/],
+  ['replay with a bad time', ['replay', '--at', 'yesterday'], /--at must be an ISO 8601 time/],
+  ['replay with a bad shard position', ['replay', '--shard', 'shardId-1'], /--shard must be <shardId>=<sequenceNumber>/],
+  ['replay with a negative liveness window', ['replay', '--trim-horizon', '--liveness-ms=-5'], /--liveness-ms must be an integer from 0/],
+  ['dead-letters without an action', ['dead-letters'], /an action is needed/],
+  ['dead-letters with an unknown action', ['dead-letters', 'burn'], /unknown action "burn"/],
+  ['dead-letters with a bad status', ['dead-letters', 'list', '--status', 'lost'], /--status must be open or redriven/],
+  ['produce with a ratio above 1', ['produce', '--duplicate-ratio', '1.5'], /--duplicate-ratio must be a number from 0 to 1/],
+  ['produce with ratios adding past 1', ['produce', '--duplicate-ratio', '0.6', '--malformed-ratio', '0.6'], /add up to more than 1/],
+  ['produce with a non-integer count', ['produce', '--events', 'many'], /--events must be an integer/],
+  ['produce with a bad prefix', ['produce', '--prefix', 'a b'], /--prefix must be/],
+];
+for (const [what, args, message] of misuse) {
+  test(`${what}: a clear message and exit 2`, (t) => {
+    const result = ips(...args);
+    t.is(result.code, 2, result.stderr);
+    t.regex(result.stderr, message);
+    t.is(result.stdout, '', 'nothing on stdout, where scripts read results');
+  });
+}
+
+test('a bad configuration value is named, with exit 2', (t) => {
+  const result = spawnSync(process.execPath, ['--import=tsx', join(projectRoot(), 'src', 'ops', 'cli.ts'), 'status'], {
+    env: { ...env, IPS_MANAGED_PATH_PREFIX: 'no-slashes' },
+    encoding: 'utf8',
+  });
+  t.is(result.status, 2);
+  t.regex(result.stderr, /IPS_MANAGED_PATH_PREFIX must look like/);
+});
