@@ -25,7 +25,7 @@ fi
 if stale kcl/lib/.installed kcl/pom.xml; then
   step "KCL MultiLangDaemon jars (Maven -> kcl/lib)"
   rm -rf kcl/lib
-  mvn -q -B -f kcl/pom.xml dependency:copy-dependencies -DoutputDirectory="$root/kcl/lib" >&2
+  bash kcl/fetch-jars.sh "$root/kcl/lib"
   touch kcl/lib/.installed
 fi
 

@@ -1,0 +1,270 @@
+// Checks the worker role against what it may touch: IAM policies under the
+// managed path, its own tables, its own stream. The template is resolved
+// offline first (parameters, conditions, Fn::Sub, Ref, Fn::GetAtt) with a
+// stand-in account, so the check sees ARNs as AWS would and fails on any
+// grant that reaches past them.
+import type { Json, JsonObject } from './template.js';
+
+export interface Statement {
+  Sid?: string;
+  Effect: string;
+  Action?: string | string[];
+  NotAction?: string | string[];
+  Resource?: string | string[];
+  NotResource?: string | string[];
+  Condition?: JsonObject;
+}
+
+export interface Scope {
+  /** ARN prefix of the managed policies, e.g. arn:aws:iam::123456789012:policy/stream-managed/ */
+  managedPoliciesArnPrefix: string;
+  /** ARNs of the tables the worker may use. */
+  tableArns: string[];
+  streamArn: string;
+}
+
+/** Actions AWS authorizes only against "*", each with the condition key that must narrow it. */
+const RESOURCELESS: Record<string, string> = { 'cloudwatch:PutMetricData': 'cloudwatch:namespace' };
+/** Producing is the upstream systems' job, and the ops tools' (redrive); a worker that writes to its own stream could loop. */
+const FORBIDDEN = new Set(['kinesis:PutRecord', 'kinesis:PutRecords']);
+
+const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+export function checkLeastPrivilege(statements: Statement[], scope: Scope): string[] {
+  const violations: string[] = [];
+  statements.forEach((statement, index) => {
+    const name = statement.Sid ?? `#${index}`;
+    if (statement.Effect !== 'Allow') return; // a Deny only narrows
+    if (statement.NotAction !== undefined) violations.push(`${name}: NotAction grants everything else`);
+    if (statement.NotResource !== undefined) violations.push(`${name}: NotResource grants everything else`);
+    const actions = list(statement.Action);
+    const resources = list(statement.Resource);
+    if (actions.length === 0) violations.push(`${name}: no Action`);
+    if (resources.length === 0 && statement.NotResource === undefined) violations.push(`${name}: no Resource`);
+    for (const action of actions) {
+      if (action.includes('*') || action.includes('?')) violations.push(`${name}: wildcard action ${action}`);
+      if (FORBIDDEN.has(action)) violations.push(`${name}: ${action} is not the worker's`);
+    }
+    for (const resource of resources) {
+      if (resource === '*') {
+        const narrowed = actions.every((action) => {
+          const key = RESOURCELESS[action];
+          return key !== undefined && hasConditionKey(statement.Condition, key);
+        });
+        if (!narrowed) violations.push(`${name}: ${actions.join(', ')} on Resource "*"`);
+        continue;
+      }
+      for (const action of actions) {
+        const service = action.split(':')[0];
+        const problem = outOfScope(service ?? '', resource, scope);
+        if (problem) violations.push(`${name}: ${action} on ${resource}: ${problem}`);
+      }
+    }
+  });
+  return violations;
+}
+
+function outOfScope(service: string, resource: string, scope: Scope): string | undefined {
+  switch (service) {
+    case 'iam':
+      // The prefix ends in "/", so a sibling path such as /stream-managed-other/ does not match.
+      return resource.startsWith(scope.managedPoliciesArnPrefix) ? undefined : `not under ${scope.managedPoliciesArnPrefix}`;
+    case 'dynamodb':
+      return scope.tableArns.some((table) => resource === table || resource === `${table}/index/*`) ? undefined : 'not one of its tables';
+    case 'kinesis':
+      return resource === scope.streamArn || resource.startsWith(`${scope.streamArn}/consumer/`) ? undefined : 'not its stream';
+    case 'cloudwatch':
+      return 'CloudWatch is granted only as PutMetricData with a namespace condition';
+    default:
+      return `service ${service} is not the worker's`;
+  }
+}
+
+function hasConditionKey(condition: JsonObject | undefined, key: string): boolean {
+  return Object.values(condition ?? {}).some((block) => typeof block === 'object' && block !== null && !Array.isArray(block) && key in block);
+}
+
+// ---------------------------------------------------------------------------
+// Offline resolution of the intrinsic functions the template uses.
+
+export interface ResolveContext {
+  parameters: Record<string, string | number | string[]>;
+  pseudo: { partition: string; accountId: string; region: string };
+}
+
+export const STAND_IN = { partition: 'aws', accountId: '123456789012', region: 'eu-west-1' };
+
+const NO_VALUE = Symbol('AWS::NoValue');
+
+export class TemplateResolver {
+  private readonly conditions = new Map<string, boolean>();
+  readonly parameters: Record<string, string | number | string[]>;
+
+  constructor(
+    private readonly template: JsonObject,
+    overrides: Record<string, string | number | string[]> = {},
+    private readonly pseudo = STAND_IN,
+  ) {
+    const declared = (template.Parameters ?? {}) as Record<string, JsonObject>;
+    this.parameters = {};
+    for (const [name, declaration] of Object.entries(declared)) {
+      const value = overrides[name] ?? (declaration.Default as string | number | undefined) ?? `<${name}>`;
+      this.parameters[name] = value;
+    }
+  }
+
+  condition(name: string): boolean {
+    const known = this.conditions.get(name);
+    if (known !== undefined) return known;
+    const definition = ((this.template.Conditions ?? {}) as JsonObject)[name];
+    if (definition === undefined) throw new Error(`unknown condition ${name}`);
+    const value = this.truth(definition);
+    this.conditions.set(name, value);
+    return value;
+  }
+
+  private truth(expression: Json): boolean {
+    const [fn, args] = Object.entries(expression as JsonObject)[0] ?? [];
+    const items = args as Json[];
+    switch (fn) {
+      case 'Fn::Equals':
+        return String(this.resolve(items[0]!)) === String(this.resolve(items[1]!));
+      case 'Fn::Not':
+        return !this.truth(items[0]!);
+      case 'Fn::And':
+        return items.every((item) => this.truth(item));
+      case 'Fn::Or':
+        return items.some((item) => this.truth(item));
+      case 'Condition':
+        return this.condition(args as string);
+      default:
+        throw new Error(`unsupported condition function ${fn}`);
+    }
+  }
+
+  resource(logicalId: string): JsonObject {
+    const resource = ((this.template.Resources ?? {}) as JsonObject)[logicalId] as JsonObject | undefined;
+    if (!resource) throw new Error(`unknown resource ${logicalId}`);
+    return resource;
+  }
+
+  /** What Ref gives for a resource: its physical name for the kinds the policies mention. */
+  private refResource(logicalId: string): string {
+    const resource = this.resource(logicalId);
+    const properties = (resource.Properties ?? {}) as JsonObject;
+    switch (resource.Type) {
+      case 'AWS::DynamoDB::Table':
+        return String(this.resolve(properties.TableName!));
+      case 'AWS::Kinesis::Stream':
+        return String(this.resolve(properties.Name!));
+      default:
+        return logicalId;
+    }
+  }
+
+  private getAtt(logicalId: string, attribute: string): string {
+    const resource = this.resource(logicalId);
+    const { partition, region, accountId } = this.pseudo;
+    if (attribute === 'Arn') {
+      switch (resource.Type) {
+        case 'AWS::DynamoDB::Table':
+          return `arn:${partition}:dynamodb:${region}:${accountId}:table/${this.refResource(logicalId)}`;
+        case 'AWS::Kinesis::Stream':
+          return `arn:${partition}:kinesis:${region}:${accountId}:stream/${this.refResource(logicalId)}`;
+        case 'AWS::IAM::Role':
+          return `arn:${partition}:iam::${accountId}:role/${logicalId}`;
+        default:
+          break;
+      }
+    }
+    return `${logicalId}.${attribute}`;
+  }
+
+  private variable(name: string): string {
+    const pseudo: Record<string, string> = {
+      'AWS::Partition': this.pseudo.partition,
+      'AWS::AccountId': this.pseudo.accountId,
+      'AWS::Region': this.pseudo.region,
+      'AWS::StackName': 'stack',
+      'AWS::URLSuffix': 'amazonaws.com',
+    };
+    if (name in pseudo) return pseudo[name]!;
+    if (name in this.parameters) return String(this.parameters[name]);
+    if (name.includes('.')) {
+      const [id, attribute] = name.split('.') as [string, string];
+      return this.getAtt(id, attribute);
+    }
+    return this.refResource(name);
+  }
+
+  resolve(value: Json): Json {
+    const resolved = this.walk(value);
+    return resolved === NO_VALUE ? null : (resolved as Json);
+  }
+
+  private walk(value: Json): Json | typeof NO_VALUE {
+    if (Array.isArray(value)) return value.map((item) => this.walk(item)).filter((item): item is Json => item !== NO_VALUE);
+    if (value === null || typeof value !== 'object') return value;
+    const keys = Object.keys(value);
+    if (keys.length === 1) {
+      const key = keys[0]!;
+      const args = value[key]!;
+      switch (key) {
+        case 'Ref':
+          if (args === 'AWS::NoValue') return NO_VALUE;
+          return this.variable(args as string) as Json;
+        case 'Fn::Sub': {
+          const [text, vars] = Array.isArray(args) ? (args as [string, JsonObject]) : [args as string, {}];
+          return text.replace(/\$\{([^}!][^}]*)\}/g, (_whole, name: string) =>
+            name in vars ? String(this.walk(vars[name]!)) : this.variable(name),
+          );
+        }
+        case 'Fn::GetAtt': {
+          const [id, attribute] = Array.isArray(args) ? (args as [string, string]) : (String(args).split('.') as [string, string]);
+          return this.getAtt(id, attribute);
+        }
+        case 'Fn::If': {
+          const [condition, yes, no] = args as [string, Json, Json];
+          return this.walk(this.condition(condition) ? yes : no);
+        }
+        case 'Fn::Join': {
+          const [separator, items] = args as [string, Json[]];
+          return (this.walk(items) as Json[]).map(String).join(separator);
+        }
+        default:
+          break;
+      }
+    }
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) {
+      const resolved = this.walk(item);
+      if (resolved !== NO_VALUE) out[key] = resolved;
+    }
+    return out;
+  }
+}
+
+/** The worker role's statements and the scope they must stay in, for one set of parameter values. */
+export function workerRoleUnderTest(
+  template: JsonObject,
+  overrides: Record<string, string | number | string[]> = {},
+): { statements: Statement[]; scope: Scope; resolver: TemplateResolver } {
+  const resolver = new TemplateResolver(template, { ImageUri: 'image', VpcId: 'vpc-1', SubnetIds: ['subnet-1'], ...overrides });
+  const role = resolver.resolve(resolver.resource('TaskRole')) as JsonObject;
+  const policies = ((role.Properties as JsonObject).Policies ?? []) as JsonObject[];
+  const statements = policies.flatMap((policy) => ((policy.PolicyDocument as JsonObject).Statement ?? []) as unknown as Statement[]);
+  const { partition, region, accountId } = STAND_IN;
+  const app = String(resolver.parameters.ApplicationName);
+  const tableArn = (name: string) => `arn:${partition}:dynamodb:${region}:${accountId}:table/${name}`;
+  const ownTables = ['LedgerTable', 'DeadLetterTable', 'LeaseTable'].map((id) => resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }) as string);
+  return {
+    statements,
+    resolver,
+    scope: {
+      managedPoliciesArnPrefix: `arn:${partition}:iam::${accountId}:policy${String(resolver.parameters.ManagedPathPrefix)}`,
+      // KCL 3 creates these two itself; they carry the application's name like the lease table.
+      tableArns: [...ownTables, tableArn(`${app}-CoordinatorState`), tableArn(`${app}-WorkerMetricStats`)],
+      streamArn: resolver.resolve({ 'Fn::GetAtt': ['Stream', 'Arn'] }) as string,
+    },
+  };
+}
