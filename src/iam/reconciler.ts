@@ -98,10 +98,12 @@ export class IamReconciler {
     }
   }
 
-  private accountId(): Promise<string> {
+  /** `arn:<partition>:iam::<account>`: the caller's own ARN says which partition (aws, aws-cn, aws-us-gov). */
+  private accountArnPrefix(): Promise<string> {
     this.account ??= this.options.sts.send(new GetCallerIdentityCommand({})).then((identity) => {
       if (!identity.Account) throw new TransientError('no-account', 'STS returned no account');
-      return identity.Account;
+      const partition = identity.Arn?.split(':')[1] || 'aws';
+      return `arn:${partition}:iam::${identity.Account}`;
     });
     // A failed lookup is not cached: the next call asks again.
     this.account.catch(() => (this.account = undefined));
@@ -109,7 +111,7 @@ export class IamReconciler {
   }
 
   private async arn(event: { policyPath: string; policyName: string }): Promise<string> {
-    return `arn:aws:iam::${await this.accountId()}:policy${event.policyPath}${event.policyName}`;
+    return `${await this.accountArnPrefix()}:policy${event.policyPath}${event.policyName}`;
   }
 
   private async find(arn: string): Promise<Policy | undefined> {

@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { compareSequence } from '../../src/ledger/sequence.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
 import { projectRoot } from '../../src/local/paths.js';
 import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
@@ -18,6 +19,7 @@ import type { PutResult } from '../../src/ops/producer.js';
 import { readSendLog } from '../../src/ops/send-log.js';
 import type { LoggedRecord } from '../../src/ops/send-log.js';
 import { readManagedPolicy } from '../support/iam-state.js';
+import { checkpoints } from '../support/leases.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
@@ -90,6 +92,19 @@ test.serial('replay from TRIM_HORIZON with the workers stopped: every record is 
   await daemons[0]!.stop();
   const refusedWithoutYes = await ips('replay', '--trim-horizon', '--liveness-ms', '1500').catch((error: { code: number; stderr: string }) => error);
   t.is((refusedWithoutYes as { code: number }).code, 1, 'no terminal to confirm on: refused');
+
+  // Per shard: to replay record S itself, the checkpoint becomes the record before S.
+  const shardId = sent[0]!.put.shardId;
+  const inShard = sent.map((s) => s.put).filter((p) => p.shardId === shardId).sort((a, b) => compareSequence(a.sequenceNumber, b.sequenceNumber));
+  const perShard = JSON.parse((await ips('replay', '--shard', `${shardId}=${inShard[5]!.sequenceNumber}`, '--yes', '--liveness-ms', '1500', '--json')).stdout) as { resets: { shard: string; to: string }[] };
+  t.deepEqual(perShard.resets.map((r) => [r.shard, r.to]), [[shardId, inShard[4]!.sequenceNumber]]);
+  t.is((await checkpoints(stackOf().clients().dynamodb, stackOf().config.leaseTable)).get(shardId), inShard[4]!.sequenceNumber);
+  // By time: a time after the last record replays nothing; one before the first replays each shard from its start.
+  const later = JSON.parse((await ips('replay', '--at', new Date().toISOString(), '--yes', '--liveness-ms', '0', '--json')).stdout) as { resets: unknown[] };
+  t.deepEqual(later.resets, []);
+  const past = JSON.parse((await ips('replay', '--at', new Date(Date.now() - 3_600_000).toISOString(), '--yes', '--liveness-ms', '0', '--json')).stdout) as { resets: { to: string }[] };
+  t.deepEqual(past.resets.map((r) => r.to), ['TRIM_HORIZON', 'TRIM_HORIZON']);
+
   const since = Date.now();
   const { stdout } = await ips('replay', '--trim-horizon', '--yes', '--liveness-ms', '1500', '--json');
   t.is((JSON.parse(stdout) as { resets: unknown[] }).resets.length, 2);

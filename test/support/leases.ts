@@ -1,8 +1,7 @@
-// The KCL lease table, as the daemon left it.
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+// The KCL lease table, as the daemon left it: checkpoint per shard.
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { readLeases } from '../../src/ops/lease-table.js';
 
 export async function checkpoints(dynamodb: DynamoDBClient, leaseTable: string): Promise<Map<string, string>> {
-  const result = await dynamodb.send(new ScanCommand({ TableName: leaseTable }));
-  return new Map((result.Items ?? []).map((item) => [item.leaseKey?.S ?? '', item.checkpoint?.S ?? '']));
+  return new Map((await readLeases(dynamodb, leaseTable)).map((lease) => [lease.shardId, lease.checkpoint ?? '']));
 }

@@ -36,6 +36,7 @@ const misuse: [string, string[], RegExp][] = [
   ['replay without a target', ['replay'], /choose exactly one of --trim-horizon, --at/],
   ['replay with two targets', ['replay', '--trim-horizon', '--at', '2026-01-01T00:00:00Z'], /choose exactly one/],
   ['replay with a bad time', ['replay', '--at', 'yesterday'], /--at must be an ISO 8601 time/],
+  ['replay from a time in the future', ['replay', '--at', '2999-01-01T00:00:00Z'], /lies in the future/],
   ['replay with a bad shard position', ['replay', '--shard', 'shardId-1'], /--shard must be <shardId>=<sequenceNumber>/],
   ['replay with a negative liveness window', ['replay', '--trim-horizon', '--liveness-ms=-5'], /--liveness-ms must be an integer from 0/],
   ['dead-letters without an action', ['dead-letters'], /an action is needed/],

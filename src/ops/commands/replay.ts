@@ -30,6 +30,7 @@ function targetOf(values: Values): Target {
   if (at !== undefined) {
     const time = new Date(at);
     if (Number.isNaN(time.getTime())) throw new UsageError(`--at must be an ISO 8601 time such as 2026-11-22T10:00:00Z, got ${JSON.stringify(at)}`);
+    if (time.getTime() > Date.now()) throw new UsageError(`--at ${time.toISOString()} lies in the future: no record arrived after it yet`);
     return { kind: 'at', at: time };
   }
   const starts = new Map<string, string>();
