@@ -146,6 +146,8 @@ export async function startEmulators(logDir: string): Promise<EmulatorProcess[]>
           `${ddbLib}/*`,
           'com.amazonaws.services.dynamodbv2.local.main.ServerRunner',
           '-inMemory',
+          // One database whatever the credentials: any SDK or CLI on the stack sees the same tables.
+          '-sharedDb',
           '-port',
           String(dynamoPort),
         ],

@@ -1,0 +1,111 @@
+// A loopback HTTP proxy that sits between the record processor and an
+// emulator and fails a share of the calls the way AWS does: throttling, 5xx,
+// connection resets (before the call reaches the emulator, and after: the
+// effect happened but the answer is lost), and slow answers. Only calls made
+// by the JavaScript SDK (the record processor) are faulted; the daemon's own
+// Java calls to its lease table pass untouched, so the test is about the
+// processor, not about KCL lease churn.
+import { createServer, request } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { seededRandom } from '../../src/ops/load.js';
+
+export type FaultKind = 'throttle' | 'server-error' | 'reset-before' | 'reset-after' | 'slow';
+export type Protocol = 'dynamodb' | 'iam';
+
+export interface FaultProxy {
+  endpoint: string;
+  /** Faults injected so far, by kind. */
+  injected: Record<FaultKind, number>;
+  /** Calls forwarded from the processor (faulted or not). */
+  calls: number;
+  close(): Promise<void>;
+}
+
+const KINDS: FaultKind[] = ['throttle', 'server-error', 'reset-before', 'reset-after', 'slow'];
+
+function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error'): { status: number; type: string; body: string } {
+  if (protocol === 'dynamodb') {
+    return kind === 'throttle'
+      ? { status: 400, type: 'application/x-amz-json-1.0', body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }) }
+      : { status: 500, type: 'application/x-amz-json-1.0', body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error' }) };
+  }
+  const [status, type, code] = kind === 'throttle' ? [400, 'Sender', 'Throttling'] : [503, 'Receiver', 'ServiceUnavailable'];
+  return {
+    status,
+    type: 'text/xml',
+    body: `<ErrorResponse><Error><Type>${type}</Type><Code>${code}</Code><Message>injected</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`,
+  };
+}
+
+export async function startFaultProxy(options: { target: string; protocol: Protocol; rate: number; seed?: number; slowMs?: number }): Promise<FaultProxy> {
+  const target = new URL(options.target);
+  const random = seededRandom(options.seed ?? 1);
+  const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
+  const state = { calls: 0 };
+
+  function forward(req: IncomingMessage, body: Buffer, res: ServerResponse, afterwards?: () => void): void {
+    const upstream = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        if (afterwards) {
+          answer.resume();
+          answer.on('end', afterwards);
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    upstream.end(body);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const fromProcessor = /aws-sdk-js/i.test(String(req.headers['user-agent'] ?? ''));
+      if (!fromProcessor) return forward(req, body, res);
+      state.calls++;
+      if (random() >= options.rate) return forward(req, body, res);
+      const kind = KINDS[Math.floor(random() * KINDS.length)]!;
+      injected[kind]++;
+      switch (kind) {
+        case 'throttle':
+        case 'server-error': {
+          const { status, type, body: errorText } = errorBody(options.protocol, kind);
+          res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
+          res.end(errorText);
+          return;
+        }
+        case 'reset-before':
+          req.socket.destroy();
+          return;
+        case 'reset-after':
+          // The emulator applies the call; the processor never hears the answer.
+          forward(req, body, res, () => req.socket.destroy());
+          return;
+        case 'slow':
+          void sleep(options.slowMs ?? 1_500).then(() => forward(req, body, res));
+          return;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    injected,
+    get calls() {
+      return state.calls;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
