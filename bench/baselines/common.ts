@@ -31,6 +31,7 @@ export function baselineProcess(component: string): BaselineProcess {
   // Linux it survives exec, so a child forked from the JVM reports the JVM's size.
   const logMetrics = () => logger.info({ metrics: metrics.snapshot(), rssBytes: process.memoryUsage().rss }, 'metrics');
   setInterval(logMetrics, 60_000).unref();
+  process.on('SIGUSR2', logMetrics); // as src/intake/main.ts: a reading on demand
   process.on('uncaughtException', (error) => logger.fatal({ err: error }, 'uncaught exception (the child keeps running)'));
   process.on('unhandledRejection', (error) => logger.fatal({ err: error }, 'unhandled rejection (the child keeps running)'));
   process.stdin.on('end', () => {

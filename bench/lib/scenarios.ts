@@ -16,6 +16,8 @@ export interface Scenario {
   preexisting?: string[];
   /** A replay of another scenario's stream by a new application sharing its tables. */
   replayOf?: string;
+  /** The records are put twice; only the second time is measured (see DaemonRunSpec.primed). */
+  primed?: boolean;
 }
 
 export function freshScenario(policies: number, events: number, seed: number): Scenario {
@@ -38,6 +40,18 @@ export function updateScenario(policies: number, events: number, seed: number): 
     events,
     records: generateLoad({ policies, events, seed, prefix }),
     preexisting: Array.from({ length: policies }, (_, i) => `${prefix}-${i}`),
+  };
+}
+
+export function reputScenario(policies: number, events: number, seed: number): Scenario {
+  const prefix = `reput${policies}`;
+  return {
+    name: `reput-${policies}`,
+    description: `${events} events over ${policies} policies put, processed, then put again by their producer (same eventIds, new records) to the same children: every record a duplicate, warm cache`,
+    policies,
+    events,
+    records: generateLoad({ policies, events, seed, prefix }),
+    primed: true,
   };
 }
 

@@ -75,8 +75,8 @@ export class IamReconciler {
     });
   }
 
-  upsert(event: PolicyUpserted): Promise<IamOutcome> {
-    return this.step('upsert', () => this.upsertOnce(event));
+  upsert(event: PolicyUpserted, hint: { likelyAbsent?: boolean } = {}): Promise<IamOutcome> {
+    return this.step('upsert', () => this.upsertOnce(event, hint));
   }
 
   delete(event: PolicyDeleted): Promise<IamOutcome> {
@@ -143,9 +143,13 @@ export class IamReconciler {
     throw new RejectedEventError('not-owned', `${policy.Arn} exists but is not managed by ${this.options.config.appName} (path ${policy.Path}, no ${OWNER_TAG} tag for it)`);
   }
 
-  private async upsertOnce(event: PolicyUpserted): Promise<IamOutcome> {
+  private async upsertOnce(event: PolicyUpserted, hint: { likelyAbsent?: boolean }): Promise<IamOutcome> {
     const arn = await this.arn(event);
-    let policy = await this.find(arn);
+    // When the ledger says the policy is not there, create straight away: an
+    // existing policy (created out of band, or by a lost-response retry) makes
+    // the create fail with EntityAlreadyExists, and the read happens then.
+    // Halves the IAM calls of a new policy, and IAM calls are what IAM throttles.
+    let policy = hint.likelyAbsent ? undefined : await this.find(arn);
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {

@@ -152,11 +152,12 @@ async function applyClaimed(
   // 3. The IAM step for the last live event; a permanent refusal falls back
   // to the one before it, as applying the events in order would have.
   let applied: { item: ValidRecord; outcome: IamOutcome } | undefined;
+  const hint = { likelyAbsent: previous === undefined || previous.state === 'deleted' };
   const refused = new Set<ValidRecord>();
   for (let i = live.length - 1; i >= 0 && !applied; i--) {
     const item = live[i]!;
     try {
-      applied = { item, outcome: await ctx.applier.apply(item.event) };
+      applied = { item, outcome: await ctx.applier.apply(item.event, hint) };
       settle(item, applied.outcome);
       for (const earlier of live.slice(0, i)) settle(earlier, 'superseded');
     } catch (error) {

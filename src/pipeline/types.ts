@@ -31,6 +31,12 @@ export interface Settlement {
 }
 
 /** The IAM step: state-aware, idempotent by itself (ADR-002). */
+/** What the ledger knew before this step; lets the IAM step skip a read that would only confirm it. */
+export interface ApplyHint {
+  /** The ledger has no present state for the policy (never seen in this epoch, or deleted). */
+  likelyAbsent?: boolean;
+}
+
 export interface Applier {
-  apply(event: PolicyEvent): Promise<IamOutcome>;
+  apply(event: PolicyEvent, hint?: ApplyHint): Promise<IamOutcome>;
 }
