@@ -16,6 +16,8 @@ import { projectRoot } from './paths.js';
 import { startStack, stopStackIn } from './stack.js';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
+// The SDK's notice about Node versions of 2027 is noise in a demo.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = projectRoot();
 const dir = join(root, '.local', 'stack');
 const logFile = join(dir, 'logs', 'daemon.log');
@@ -91,4 +93,5 @@ say('\nThe processor keeps running. Try it from another shell:');
 say(`  set -a; . ${join(dir, 'stack.env')}; set +a`);
 say(`  aws kinesis put-record --stream-name ${config.streamName} --partition-key my-policy --cli-binary-format raw-in-base64-out \\`);
 say(`    --data '{"specVersion":"1","eventId":"e-1","type":"policy.upserted","policy":{"name":"my-policy"},"document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}}'`);
+say('Or look at it with the operator tool:  npm run ops -- status --local   (and: dead-letters list, replay, produce)');
 say('Press Ctrl-C to stop everything.');
