@@ -54,11 +54,10 @@ steps.modulesLoaded = rssOf();
 
 // Fill both maps of the cache to capacity: `entries` policies, each with one
 // applied eventId (a UUID), a 56-digit Kinesis sequence number as its
-// high-water mark and a revision. Names and eventIds are flat strings, as
-// JSON.parse gives them to the child (a string built by concatenation, as
-// randomUUID() or a template literal return it, can take several times the
-// memory); the high-water mark goes through toLedgerSequence() as in
-// src/pipeline/policy-batch.ts.
+// high-water mark and a revision. Names, eventIds and sequence numbers are
+// flat strings, as JSON.parse gives them to the child from the daemon's
+// message (a string built by concatenation, as randomUUID() or a template
+// literal return it, can take several times the memory).
 const heapUsed = () => {
   globalThis.gc?.();
   return process.memoryUsage().heapUsed;
@@ -68,10 +67,12 @@ const cache = new DedupCache(config.dedupCacheSize);
 let sequence = 49680464252519823727834655071869294981423994413795770370n;
 for (let start = 0; start < entries; start += 1_000) {
   const chunk = [];
-  for (let i = start; i < Math.min(entries, start + 1_000); i++) chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId: randomUUID() });
-  for (const [i, { name, eventId }] of JSON.parse(JSON.stringify(chunk)).entries()) {
+  for (let i = start; i < Math.min(entries, start + 1_000); i++) {
     sequence += 1208925819614629174706176n;
-    cache.learn(0, name, toLedgerSequence(String(sequence)), start + i, [eventId]);
+    chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId: randomUUID(), sequenceNumber: String(sequence) });
+  }
+  for (const [i, { name, eventId, sequenceNumber }] of JSON.parse(JSON.stringify(chunk)).entries()) {
+    cache.learn(0, name, sequenceNumber, start + i, [eventId]);
   }
 }
 const cacheHeapBytes = heapUsed() - heapBefore;

@@ -16,9 +16,21 @@ export function fromLedgerSequence(stored: string): string {
   return trimmed;
 }
 
-/** Compares two raw sequence numbers numerically. */
+/**
+ * Compares two raw sequence numbers numerically. Kinesis writes them without
+ * leading zeros, so a longer one is larger and equal lengths compare as
+ * strings: no padding, no allocation (this runs for every cached record).
+ */
 export function compareSequence(a: string, b: string): number {
-  const pa = toLedgerSequence(a);
-  const pb = toLedgerSequence(b);
-  return pa < pb ? -1 : pa > pb ? 1 : 0;
+  if (hasLeadingZero(a) || hasLeadingZero(b)) {
+    const pa = toLedgerSequence(a);
+    const pb = toLedgerSequence(b);
+    return pa < pb ? -1 : pa > pb ? 1 : 0;
+  }
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function hasLeadingZero(sequenceNumber: string): boolean {
+  return sequenceNumber.length > 1 && sequenceNumber.charCodeAt(0) === 48;
 }

@@ -22,7 +22,7 @@ import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
 import { ClaimLostError, rememberEventIds } from '../ledger/ledger.js';
-import { toLedgerSequence } from '../ledger/sequence.js';
+import { fromLedgerSequence, toLedgerSequence } from '../ledger/sequence.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 
@@ -100,7 +100,10 @@ export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidR
       break;
     }
     const entry = result.entry;
-    if (entry.epoch === ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.hwm, entry.revision, entry.eventIds);
+    if (entry.epoch === ctx.epoch) {
+      const last = entry.hwm === undefined ? undefined : fromLedgerSequence(entry.hwm);
+      ctx.cache.learn(ctx.epoch, policy, last, entry.revision, entry.eventIds);
+    }
     switch (result.because) {
       case 'claimed-elsewhere':
         ctx.metrics.increment('claims_refused', { because: 'claimed-elsewhere' });
@@ -212,7 +215,7 @@ async function applyClaimed(
   }
 
   // 5. The cache learns what the ledger now holds.
-  ctx.cache.learn(ctx.epoch, policy, toLedgerSequence(lastRecord.sequenceNumber), revision, eventIds);
+  ctx.cache.learn(ctx.epoch, policy, lastRecord.sequenceNumber, revision, eventIds);
 }
 
 function maxOf(values: number[]): number | undefined {

@@ -1,0 +1,40 @@
+// Sequence numbers are compared as numbers of up to 129 digits, never as
+// JavaScript numbers; the duplicate cache relies on that order.
+import test from 'ava';
+import fc from 'fast-check';
+import { DedupCache } from '../../src/ledger/dedup-cache.js';
+import { compareSequence, fromLedgerSequence, toLedgerSequence } from '../../src/ledger/sequence.js';
+
+const sequenceNumber = fc.bigInt({ min: 0n, max: 10n ** 129n - 1n }).map(String);
+const sign = (n: number) => (n > 0 ? 1 : n < 0 ? -1 : 0);
+const bigCompare = (a: string, b: string) => sign(Number(BigInt(a) - BigInt(b)));
+
+test('compareSequence orders like the numbers, whatever their lengths', (t) => {
+  fc.assert(fc.property(sequenceNumber, sequenceNumber, (a, b) => compareSequence(a, b) === bigCompare(a, b)));
+  t.is(compareSequence('999', '1000'), -1, 'a shorter number is smaller even when its digits sort later');
+  t.is(compareSequence('49680464252519823727834655071869294981423994413795770370', '49680464252519823727834655071869294981423994413795770370'), 0);
+});
+
+test('compareSequence also accepts zero-padded ledger values', (t) => {
+  fc.assert(fc.property(sequenceNumber, sequenceNumber, (a, b) => compareSequence(toLedgerSequence(a), b) === bigCompare(a, b)));
+  t.is(fromLedgerSequence(toLedgerSequence('0')), '0');
+});
+
+test('the cache answers duplicate at or below the applied mark and asks the ledger above it', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', '999', undefined, ['e1']);
+  t.is(cache.verdict(0, 'p', '998', 'e2'), 'duplicate');
+  t.is(cache.verdict(0, 'p', '999', 'e2'), 'duplicate');
+  t.is(cache.verdict(0, 'p', '1000', 'e2'), undefined, '1000 is above 999 though it sorts first as text');
+  t.is(cache.verdict(0, 'p', '1000', 'e1'), 'duplicate', 'a producer retry of an applied eventId');
+  t.is(cache.verdict(1, 'p', '998', 'e2'), undefined, 'a new epoch knows nothing yet');
+});
+
+test('the cache keeps the highest mark it has learned', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', '1000', 4, []);
+  cache.learn(0, 'p', '999', 3, []);
+  t.is(cache.verdict(0, 'p', '1000', 'x'), 'duplicate');
+  t.is(cache.verdict(0, 'p', '1001', 'x', 4), 'stale', 'revision 4 is already applied');
+  t.is(cache.verdict(0, 'p', '1001', 'x', 5), undefined);
+});
