@@ -1,6 +1,9 @@
 // Memory of a record-processor child with a full duplicate cache.
 //
-//   node --expose-gc bench/cache-rss.mjs [entries]     (after npm run build; prints one JSON object)
+//   node --optimize-for-size --expose-gc bench/cache-rss.mjs [entries]
+//
+// (after npm run build; prints one JSON object; npm run bench passes the
+// node flags of executableName in properties/local.properties)
 //
 // Plain JavaScript against dist/, started with plain node like the child the
 // daemon starts (no tsx loader, whose own memory would be counted). It loads

@@ -26,7 +26,7 @@ import type { LocalStack } from '../src/local/stack.js';
 import { runUnderDaemon } from './lib/daemon-run.js';
 import type { DaemonRunResult } from './lib/daemon-run.js';
 import type { ProcessorName } from './lib/processors.js';
-import { PROCESSORS } from './lib/processors.js';
+import { childNodeFlags, PROCESSORS } from './lib/processors.js';
 import { createPreexisting, freshScenario, replayScenario, reputScenario, updateScenario } from './lib/scenarios.js';
 import type { Scenario } from './lib/scenarios.js';
 import { fmt, table } from './lib/stats.js';
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
       say(`in-process warm replay: ${events} events over 256 policies, ${passes} warm passes`);
       await resetIam(stack);
       const out = await runChild(
-        ['--import', 'tsx', join(root, 'bench', 'in-process.ts'), JSON.stringify({ events, policies: 256, passes, batchSize: 1_000, seed: 4242 })],
+        [...childNodeFlags(), '--import', 'tsx', join(root, 'bench', 'in-process.ts'), JSON.stringify({ events, policies: 256, passes, batchSize: 1_000, seed: 4242 })],
         { ...stack.env, IPS_APP_NAME: `bench-${runTag}-in-process`, IPS_STREAM_NAME: `bench-${runTag}-in-process-stream` },
         join(workDir, 'in-process.log'),
       );
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
     }
     if (!args['skip-memory']) {
       say('memory: a child with a full 100,000-entry duplicate cache');
-      const out = await runChild(['--expose-gc', join(root, 'bench', 'cache-rss.mjs'), '100000'], {}, join(workDir, 'cache-rss.log'));
+      const out = await runChild([...childNodeFlags(), '--expose-gc', join(root, 'bench', 'cache-rss.mjs'), '100000'], {}, join(workDir, 'cache-rss.log'));
       memory = JSON.parse(out) as MemoryResult;
     }
   } finally {
@@ -286,7 +286,7 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   if (memory) {
     lines.push('');
     lines.push(
-      `Memory (bench/cache-rss.mjs, plain node on dist/): cache of ${memory.entries.toLocaleString('en-US')} entries full (${memory.cacheSize.toLocaleString('en-US')} keys) holds ` +
+      `Memory (bench/cache-rss.mjs on dist/, node ${childNodeFlags().join(' ') || '(no flags)'} as in executableName): cache of ${memory.entries.toLocaleString('en-US')} entries full (${memory.cacheSize.toLocaleString('en-US')} keys) holds ` +
         `${fmt(mb(memory.cacheHeapBytes), 1)} MiB of heap (${memory.cacheHeapBytesPerPolicy} B per policy + eventId); RSS: modules ${fmt(mb(memory.rssBytes.modulesLoaded), 0)} MiB, ` +
         `cache filled ${fmt(mb(memory.rssBytes.cacheFilled), 0)} MiB, after 20 batches of 1,000 ${fmt(mb(memory.rssBytes.afterBatches), 0)} MiB, peak ${fmt(mb(memory.peakRssBytes), 0)} MiB`,
     );

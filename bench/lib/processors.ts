@@ -40,6 +40,18 @@ export const PROCESSORS: Record<ProcessorName, ProcessorSpec> = {
 
 export const LOCAL_PROPERTIES = join(projectRoot(), 'properties', 'local.properties');
 
+/**
+ * The node flags local.properties gives a record-processor child (the words
+ * between `node` and the script in executableName), so that measurements made
+ * outside the daemon run the child's code as the daemon runs it.
+ */
+export function childNodeFlags(): string[] {
+  const line = /^executableName\s*=\s*(.*)$/m.exec(readFileSync(LOCAL_PROPERTIES, 'utf8'))?.[1];
+  if (!line) throw new Error(`${LOCAL_PROPERTIES} has no executableName line`);
+  const words = line.trim().split(/\s+/);
+  return words[0] === 'node' ? words.slice(1, -1) : [];
+}
+
 /** Writes the properties template for a processor into `dir` and returns its path. */
 export function propertiesTemplateFor(processor: ProcessorSpec, dir: string): string {
   const template = readFileSync(LOCAL_PROPERTIES, 'utf8');
