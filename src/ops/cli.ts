@@ -55,11 +55,23 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
       return 2;
     }
     const err = error as Error;
-    process.stderr.write(`ips ${command.name}: failed: ${err.name}: ${err.message}\n`);
+    const hint = hintFor(err);
+    process.stderr.write(`ips ${command.name}: failed: ${err.name}: ${err.message}\n${hint ? `hint: ${hint}\n` : ''}`);
     return 1;
   } finally {
     ctx?.close();
   }
+}
+
+/** What to try next, for the failures an operator meets first. */
+function hintFor(error: Error): string | undefined {
+  if (error.name === 'CredentialsProviderError') {
+    return 'no AWS credentials found: use the processor\'s credentials (AWS_PROFILE, AWS_* variables, a role), or --local for the local stack';
+  }
+  if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+    return 'nothing answers at the endpoint: is the stack up (npm run stack:up) or the AWS_ENDPOINT_URL_* variable right?';
+  }
+  return undefined;
 }
 
 const entry = process.argv[1] ?? '';

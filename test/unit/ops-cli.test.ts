@@ -64,3 +64,10 @@ test('a bad configuration value is named, with exit 2', (t) => {
   t.is(result.status, 2);
   t.regex(result.stderr, /IPS_MANAGED_PATH_PREFIX must look like/);
 });
+
+test('an endpoint where nothing listens fails with exit 1 and says what to check', (t) => {
+  const result = ips('status');
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^ips status: failed: /);
+  t.regex(result.stderr, /hint: nothing answers at the endpoint/);
+});
