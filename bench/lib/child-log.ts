@@ -35,10 +35,14 @@ export function lastMetricsPerChild(logFile: string): MetricsLine[] {
   return [...byPid.values()];
 }
 
-/** aws_calls{operation=..,outcome=..,service=..} counters summed over children, by service and operation. */
-export function awsCalls(lines: MetricsLine[]): { byService: Record<string, number>; byOperation: Record<string, number> } {
+/**
+ * aws_calls{operation=..,outcome=..,service=..} counters summed over children,
+ * by service and by operation, and by operation for the calls that succeeded.
+ */
+export function awsCalls(lines: MetricsLine[]): { byService: Record<string, number>; byOperation: Record<string, number>; succeededByOperation: Record<string, number> } {
   const byService: Record<string, number> = {};
   const byOperation: Record<string, number> = {};
+  const succeededByOperation: Record<string, number> = {};
   for (const line of lines) {
     for (const [key, value] of Object.entries(line.metrics)) {
       const match = /^aws_calls\{(.*)\}$/.exec(key);
@@ -48,9 +52,10 @@ export function awsCalls(lines: MetricsLine[]): { byService: Record<string, numb
       byService[service] = (byService[service] ?? 0) + value;
       const operation = `${service}:${labels.operation ?? 'unknown'}`;
       byOperation[operation] = (byOperation[operation] ?? 0) + value;
+      if (labels.outcome === 'ok') succeededByOperation[operation] = (succeededByOperation[operation] ?? 0) + value;
     }
   }
-  return { byService, byOperation };
+  return { byService, byOperation, succeededByOperation };
 }
 
 /** Waits until `count` lines matching `pattern` are in the log. */

@@ -89,8 +89,10 @@ export interface DaemonRunResult {
   /** AWS calls the children made, per record they were delivered (events + warm-up records). */
   iamCallsPerEvent?: number;
   dynamodbCallsPerEvent?: number;
-  /** CreatePolicy + CreatePolicyVersion + DeletePolicy: calls that give a policy a new state. */
+  /** Successful CreatePolicy + CreatePolicyVersion + DeletePolicy: calls that gave a policy a new state. */
   iamStateWrites?: number;
+  /** The same calls refused by IAM, which changed nothing (EntityAlreadyExists on an optimistic create). */
+  iamRefusedStateWrites?: number;
   /** DeletePolicyVersion, SetDefaultPolicyVersion, TagPolicy, UntagPolicy: housekeeping writes. */
   iamOtherWrites?: number;
   children: (ChildMemory & { loggedRssBytes?: number })[];
@@ -154,7 +156,11 @@ type CallCounts = ReturnType<typeof awsCalls>;
 function minus(total: CallCounts, before: CallCounts | undefined): CallCounts {
   if (!before) return total;
   const subtract = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.entries(a).map(([key, value]) => [key, value - (b[key] ?? 0)]));
-  return { byService: subtract(total.byService, before.byService), byOperation: subtract(total.byOperation, before.byOperation) };
+  return {
+    byService: subtract(total.byService, before.byService),
+    byOperation: subtract(total.byOperation, before.byOperation),
+    succeededByOperation: subtract(total.succeededByOperation, before.succeededByOperation),
+  };
 }
 
 const STATE_WRITES = ['iam:CreatePolicy', 'iam:CreatePolicyVersion', 'iam:DeletePolicy'];
@@ -244,6 +250,7 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
     const calls = metrics.length > 0 ? minus(awsCalls(metrics), baseline ? awsCalls(baseline) : undefined) : undefined;
     if (!calls) notes.push('no metrics line from the children: AWS call counts unavailable');
     const sum = (names: string[]) => names.reduce((total, name) => total + (calls?.byOperation[name] ?? 0), 0);
+    const succeeded = (names: string[]) => names.reduce((total, name) => total + (calls?.succeededByOperation[name] ?? 0), 0);
     const enriched = children.map((child) => {
       const line = metrics.find((m) => m.pid === child.pid);
       return {
@@ -274,7 +281,8 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
         ? {
             iamCallsPerEvent: (calls.byService.iam ?? 0) / delivered,
             dynamodbCallsPerEvent: (calls.byService.dynamodb ?? 0) / delivered,
-            iamStateWrites: sum(STATE_WRITES),
+            iamStateWrites: succeeded(STATE_WRITES),
+            iamRefusedStateWrites: sum(STATE_WRITES) - succeeded(STATE_WRITES),
             iamOtherWrites: sum(OTHER_WRITES),
           }
         : {}),

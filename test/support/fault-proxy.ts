@@ -5,6 +5,10 @@
 // by the JavaScript SDK (the record processor) are faulted; the daemon's own
 // Java calls to its lease table pass untouched, so the test is about the
 // processor, not about KCL lease churn.
+//
+// With `latencyMs` every call from the processor waits that long before it is
+// forwarded: the benchmark uses it (rate 0) to stand in for the network round
+// trip to AWS, which the emulators on loopback do not have.
 import { createServer, request } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,7 +43,7 @@ function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error'): { sta
   };
 }
 
-export async function startFaultProxy(options: { target: string; protocol: Protocol; rate: number; seed?: number; slowMs?: number }): Promise<FaultProxy> {
+export async function startFaultProxy(options: { target: string; protocol: Protocol; rate: number; seed?: number; slowMs?: number; latencyMs?: number }): Promise<FaultProxy> {
   const target = new URL(options.target);
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
@@ -70,30 +74,39 @@ export async function startFaultProxy(options: { target: string; protocol: Proto
       const fromProcessor = /aws-sdk-js/i.test(String(req.headers['user-agent'] ?? ''));
       if (!fromProcessor) return forward(req, body, res);
       state.calls++;
-      if (random() >= options.rate) return forward(req, body, res);
-      const kind = KINDS[Math.floor(random() * KINDS.length)]!;
-      injected[kind]++;
-      switch (kind) {
-        case 'throttle':
-        case 'server-error': {
-          const { status, type, body: errorText } = errorBody(options.protocol, kind);
-          res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
-          res.end(errorText);
-          return;
-        }
-        case 'reset-before':
-          req.socket.destroy();
-          return;
-        case 'reset-after':
-          // The emulator applies the call; the processor never hears the answer.
-          forward(req, body, res, () => req.socket.destroy());
-          return;
-        case 'slow':
-          void sleep(options.slowMs ?? 1_500).then(() => forward(req, body, res));
-          return;
+      if (options.latencyMs) {
+        void sleep(options.latencyMs).then(() => handle(req, body, res));
+        return;
       }
+      handle(req, body, res);
     });
   });
+
+  function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    if (random() >= options.rate) return forward(req, body, res);
+    const kind = KINDS[Math.floor(random() * KINDS.length)]!;
+    injected[kind]++;
+    switch (kind) {
+      case 'throttle':
+      case 'server-error': {
+        const { status, type, body: errorText } = errorBody(options.protocol, kind);
+        res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
+        res.end(errorText);
+        return;
+      }
+      case 'reset-before':
+        req.socket.destroy();
+        return;
+      case 'reset-after':
+        // The emulator applies the call; the processor never hears the answer.
+        forward(req, body, res, () => req.socket.destroy());
+        return;
+      case 'slow':
+        void sleep(options.slowMs ?? 1_500).then(() => forward(req, body, res));
+        return;
+    }
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
