@@ -8,8 +8,8 @@
 //   3. t0; put every record (PutRecords, 500 a call); wait until each put
 //      record has an outcome line in the daemon's log (test/support's
 //      waitForOutcomes, the same reader the end-to-end tests use);
-//   4. stop the daemon gracefully, so each child logs its metrics line
-//      (AWS calls by service and operation), and read the children's peak RSS.
+//   4. ask each child for its metrics line (SIGUSR2: AWS calls by service,
+//      operation and outcome), stop the daemon, read the children's peak RSS.
 //
 // Throughput is records / (time of the last outcome line - t0): the clock
 // starts before the first PutRecords and stops at the last record's outcome.
@@ -225,6 +225,10 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       throw error;
     }
     const childPids = sampler.known().map((child) => child.pid);
+    // Every record has its outcome: read the children's counters now. (Their
+    // periodic line can be a minute old, and a child stopped by the daemon
+    // may not get to log its last one.)
+    const reading = await metricsReading(logFile, childPids);
     await stopGracefully(daemon, logFile, childPids);
     const children = sampler.stop();
 
@@ -246,7 +250,9 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       batches.set(key, changed);
     }
 
-    const metrics: MetricsLine[] = lastMetricsPerChild(logFile);
+    const complete = reading.length === childPids.length;
+    if (!complete) notes.push(`${childPids.length - reading.length} children did not answer the metrics reading; their last logged line is used`);
+    const metrics: MetricsLine[] = complete ? reading : lastMetricsPerChild(logFile);
     const calls = metrics.length > 0 ? minus(awsCalls(metrics), baseline ? awsCalls(baseline) : undefined) : undefined;
     if (!calls) notes.push('no metrics line from the children: AWS call counts unavailable');
     const sum = (names: string[]) => names.reduce((total, name) => total + (calls?.byOperation[name] ?? 0), 0);
