@@ -10,8 +10,8 @@
 // stdout receives one JSON object with the results.
 //
 // The pipeline is wired exactly as a record-processor child wires it
-// (src/intake/shard-runtime.ts startShardPipeline with the real
-// DynamoDbLedger, DedupCache, IamReconciler and dead-letter store), and every
+// (src/intake/process-parts.ts and shard-runtime.ts: the real DynamoDbLedger,
+// DedupCache, IamReconciler and dead-letter store), and every
 // AWS call is counted with Metrics.awsCallCounter().
 //
 //   cold      the records once, batch by batch (fills the ledger, IAM, the cache)
@@ -23,13 +23,9 @@
 //             owner): duplicates answered by the ledger, as after a restart
 import { createAwsClients, destroyAwsClients } from '../src/aws/clients.js';
 import { loadConfig } from '../src/config/config.js';
-import { DynamoDbDeadLetterStore } from '../src/deadletter/dead-letter-store.js';
-import { IamReconciler } from '../src/iam/reconciler.js';
-import { reconcilerApplier } from '../src/intake/applier.js';
+import { buildProcessParts } from '../src/intake/process-parts.js';
 import { startShardPipeline } from '../src/intake/shard-runtime.js';
 import type { ProcessParts } from '../src/intake/shard-runtime.js';
-import { DedupCache } from '../src/ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../src/ledger/dynamodb-ledger.js';
 import { createLogger } from '../src/log/logger.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { generateLoad } from '../src/ops/load.js';
@@ -141,15 +137,7 @@ export async function runInProcess(options: InProcessOptions): Promise<InProcess
   const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
   try {
     await provision(config, clients, 1);
-    const parts = (): ProcessParts => ({
-      config,
-      logger,
-      metrics,
-      ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
-      cache: new DedupCache(config.dedupCacheSize),
-      applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
-      deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
-    });
+    const parts = (): ProcessParts => buildProcessParts(config, clients, logger, metrics);
     const signal = new AbortController().signal;
     const first = parts();
     const pipeline: ShardPipeline = await startShardPipeline(first, SHARD, () => {}, signal);

@@ -5,13 +5,9 @@
 import kcl from 'aws-kcl';
 import { createAwsClients } from '../aws/clients.js';
 import { loadConfig } from '../config/config.js';
-import { DynamoDbDeadLetterStore } from '../deadletter/dead-letter-store.js';
-import { IamReconciler } from '../iam/reconciler.js';
-import { reconcilerApplier } from './applier.js';
-import { DedupCache } from '../ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
 import { createLogger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
+import { buildProcessParts } from './process-parts.js';
 import { PolicyRecordProcessor } from './record-processor.js';
 import { startShardPipeline } from './shard-runtime.js';
 
@@ -19,15 +15,7 @@ const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
 const metrics = new Metrics();
 const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()] });
-const parts = {
-  config,
-  logger,
-  metrics,
-  ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
-  cache: new DedupCache(config.dedupCacheSize),
-  applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
-  deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
-};
+const parts = buildProcessParts(config, clients, logger, metrics);
 
 const processor = new PolicyRecordProcessor({
   logger,

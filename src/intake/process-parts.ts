@@ -1,0 +1,26 @@
+// The parts a record-processor child builds once and shares across the shards
+// it is given: the ledger, the duplicate cache, the IAM reconciler and the
+// dead-letter store. One builder, so the child, the benchmarks and the
+// memory measurement wire the same thing.
+import type { AwsClients } from '../aws/clients.js';
+import type { Config } from '../config/config.js';
+import { DynamoDbDeadLetterStore } from '../deadletter/dead-letter-store.js';
+import { IamReconciler } from '../iam/reconciler.js';
+import { DedupCache } from '../ledger/dedup-cache.js';
+import { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { reconcilerApplier } from './applier.js';
+import type { ProcessParts } from './shard-runtime.js';
+
+export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics): ProcessParts {
+  return {
+    config,
+    logger,
+    metrics,
+    ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
+    cache: new DedupCache(config.dedupCacheSize),
+    applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
+    deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
+  };
+}
