@@ -1,4 +1,4 @@
-// The outcome every record ends with (SPEC: "Outcome of every record").
+// The outcome every record ends with (README: "Outcome of every record").
 export const OUTCOMES = [
   'created',
   'updated',
