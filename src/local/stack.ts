@@ -47,7 +47,7 @@ export async function startStack(options: StackOptions): Promise<LocalStack> {
   const emulators = await startEmulators(join(options.dir, 'logs'));
   const stop = async () => {
     await Promise.all(emulators.map((emulator) => killGroup(emulator.pid)));
-    rmSync(join(options.dir, 'stack.json'), { force: true });
+    forgetStack(options.dir);
   };
   try {
     const env = stackEnv(emulators, options.settings);
@@ -77,15 +77,12 @@ export async function stopStackIn(dir: string): Promise<EmulatorProcess[]> {
   }
   const running = emulators.filter((emulator) => isAlive(emulator.pid));
   await Promise.all(running.map((emulator) => killGroup(emulator.pid)));
-  rmSync(join(dir, 'stack.json'), { force: true });
+  forgetStack(dir);
   return running;
 }
 
-export function readStackEnv(dir: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(join(dir, 'stack.env'), 'utf8').split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
-  }
-  return env;
+/** A stopped stack leaves no endpoints behind: `ips --local` then says to start one, not "connection refused". */
+function forgetStack(dir: string): void {
+  rmSync(join(dir, 'stack.json'), { force: true });
+  rmSync(join(dir, 'stack.env'), { force: true });
 }
