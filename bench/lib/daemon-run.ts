@@ -9,7 +9,7 @@
 //      record has an outcome line in the daemon's log (test/support's
 //      waitForOutcomes, the same reader the end-to-end tests use);
 //   4. ask each child for its metrics line (SIGUSR2: AWS calls by service,
-//      operation and outcome), stop the daemon, read the children's peak RSS.
+//      operation and outcome), kill the daemon, read the children's peak RSS.
 //
 // Throughput is records / (time of the last outcome line - t0): the clock
 // starts before the first PutRecords and stops at the last record's outcome.
@@ -21,7 +21,6 @@ import type { AwsClients } from '../../src/aws/clients.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Config } from '../../src/config/config.js';
 import { startDaemon } from '../../src/daemon/daemon.js';
-import type { RunningDaemon } from '../../src/daemon/daemon.js';
 import type { LocalStack } from '../../src/local/stack.js';
 import { provision } from '../../src/ops/provision.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -101,27 +100,6 @@ export interface DaemonRunResult {
   logFile: string;
   puts: PutResult[];
   notes: string[];
-}
-
-/**
- * SIGTERM: the daemon's shutdown hook stops its shard consumers and closes
- * each child's stdin, and each child logs its metrics line on the way out.
- * Once every child has, the daemon is killed rather than waiting out its
- * lease failover time.
- */
-async function stopGracefully(daemon: RunningDaemon, logFile: string, childPids: number[]): Promise<void> {
-  try {
-    process.kill(daemon.pid, 'SIGTERM');
-  } catch {
-    /* gone already */
-  }
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const logged = new Set(lastMetricsPerChild(logFile).map((line) => line.pid));
-    if (childPids.every((pid) => logged.has(pid))) break;
-    await sleep(200);
-  }
-  await daemon.crash();
 }
 
 /** Upserts of a policy outside every scenario, with partition keys spread over the shards. */
@@ -225,11 +203,11 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       throw error;
     }
     const childPids = sampler.known().map((child) => child.pid);
-    // Every record has its outcome: read the children's counters now. (Their
-    // periodic line can be a minute old, and a child stopped by the daemon
-    // may not get to log its last one.)
+    // Every record has its outcome: read the children's counters now (their
+    // periodic line can be a minute old). Nothing else is needed from the
+    // daemon, and nothing of its state is reused, so it is simply killed.
     const reading = await metricsReading(logFile, childPids);
-    await stopGracefully(daemon, logFile, childPids);
+    await daemon.crash();
     const children = sampler.stop();
 
     const lines = [...outcomes.values()];

@@ -59,11 +59,7 @@ export function propertiesTemplateFor(processor: ProcessorSpec, dir: string): st
   const rendered = processor.executable
     ? template.replace(/^executableName\s*=.*$/m, `executableName = ${processor.executable}`)
     : template;
-  // The daemon's shutdown hook waits shutdownGraceMillis for a graceful
-  // shutdown (unset, it gives up at once and the children are killed before
-  // they log their metrics line). Only the end of a run depends on it.
-  const withGrace = /^shutdownGraceMillis\s*=/m.test(rendered) ? rendered : `${rendered.trimEnd()}\nshutdownGraceMillis = 20000\n`;
   const path = join(dir, `${processor.name}.properties`);
-  writeFileSync(path, withGrace);
+  writeFileSync(path, rendered);
   return path;
 }
