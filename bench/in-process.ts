@@ -74,6 +74,7 @@ export function kinesisRecords(items: { partitionKey: string; data: Buffer }[], 
   return items.map((item, index) => ({
     shardId,
     sequenceNumber: String((sequence += 1208925819614629174706176n)),
+    subSequenceNumber: 0,
     partitionKey: item.partitionKey,
     data: item.data,
     index,

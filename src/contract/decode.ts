@@ -14,7 +14,7 @@ export interface DecodeOptions {
 }
 
 export type Decoded =
-  | { ok: true; event: PolicyEvent; partitionKeyMismatch: boolean }
+  | { ok: true; event: PolicyEvent }
   | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string };
 
 const MAX_RECORD_BYTES = 1024 * 1024;
@@ -149,7 +149,14 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
         ...(description !== undefined ? { description } : {}),
       };
     }
-    return { ok: true, event, partitionKeyMismatch: partitionKey !== event.policyName };
+    // Kinesis keeps order per partition key only, and the ledger orders a
+    // policy's records by its shard lineage: a policy written under another
+    // key could land on another shard and be compared with records it has no
+    // order with. Refused, so a producer learns it at once.
+    if (partitionKey !== event.policyName) {
+      fail('partition-key-mismatch', `partition key ${show(partitionKey)} is not the policy name ${show(event.policyName)}`);
+    }
+    return { ok: true, event };
   } catch (error) {
     const known = error instanceof InvalidEventError;
     return {

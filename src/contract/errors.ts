@@ -22,12 +22,16 @@ export const INPUT_REASONS = [
   'malformed-document',
   'admin-grant-refused',
   'record-too-large',
+  'partition-key-mismatch', // the partition key is not the policy name: the stream would not keep the policy's order
 ] as const;
 
 export type InputReason = (typeof INPUT_REASONS)[number];
 
-/** Reasons decided when applying an event: ownership, or a permanent IAM error code. */
-export type ApplyReason = 'not-owned' | `iam:${string}`;
+/**
+ * Reasons decided when applying an event: ownership, an eventId the ledger
+ * already holds for another payload, or a permanent IAM error code.
+ */
+export type ApplyReason = 'not-owned' | 'event-id-conflict' | `iam:${string}`;
 
 export type RejectReason = InputReason | ApplyReason;
 

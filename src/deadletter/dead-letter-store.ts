@@ -1,16 +1,19 @@
 // The dead-letter store: every rejected record, with its reason and its raw
 // bytes, so nothing is lost and an operator can inspect and redrive it.
-// Keyed by shard and sequence number: storing the same record twice (after a
-// redelivery) overwrites the same item, so letters are never duplicated.
+// Keyed by the record's identity (shard, sequence number, subsequence number:
+// contract/record-id.ts), so two bad user records of one KPL aggregate make two
+// letters, and storing the same record twice (after a redelivery) overwrites
+// the same item, so letters are never duplicated.
 import { createHash } from 'node:crypto';
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { RejectReason } from '../contract/errors.js';
+import type { RecordPosition } from '../contract/record-id.js';
+import { recordId } from '../contract/record-id.js';
 import { DEAD_LETTER_KEY } from './table.js';
 
 export interface DeadLetter {
-  shardId: string;
-  sequenceNumber: string;
+  record: RecordPosition;
   partitionKey: string;
   reason: RejectReason;
   detail: string;
@@ -23,10 +26,6 @@ export interface DeadLetter {
 
 export interface DeadLetterSink {
   store(letter: DeadLetter): Promise<void>;
-}
-
-export function deadLetterId(shardId: string, sequenceNumber: string): string {
-  return `${shardId}#${sequenceNumber}`;
 }
 
 const MAX_DETAIL = 2_000;
@@ -47,9 +46,10 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
 
   async store(letter: DeadLetter): Promise<void> {
     const item: Record<string, AttributeValue> = {
-      [DEAD_LETTER_KEY]: { S: deadLetterId(letter.shardId, letter.sequenceNumber) },
-      shardId: { S: letter.shardId },
-      sequenceNumber: { S: letter.sequenceNumber },
+      [DEAD_LETTER_KEY]: { S: recordId(letter.record) },
+      shardId: { S: letter.record.shardId },
+      sequenceNumber: { S: letter.record.sequenceNumber },
+      subSequenceNumber: { N: String(letter.record.subSequenceNumber) },
       partitionKey: { S: letter.partitionKey },
       reason: { S: letter.reason },
       detail: { S: letter.detail.slice(0, MAX_DETAIL) },
@@ -63,7 +63,21 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
     if (letter.eventId !== undefined) item.eventId = { S: letter.eventId };
     if (letter.policyName !== undefined) item.policyName = { S: letter.policyName };
     if (letter.arrivedAt !== undefined) item.arrivedAt = { N: String(letter.arrivedAt) };
-    await this.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: item }));
+    try {
+      // A redelivery or replay of the same record finds its letter already
+      // there and leaves it as it is: a letter an operator redrove stays
+      // `redriven` instead of opening again.
+      await this.dynamodb.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(#key)',
+          ExpressionAttributeNames: { '#key': DEAD_LETTER_KEY },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   /** Every letter, oldest first; `reason` filters by reason code. Scans: the table holds exceptions, not traffic. */
@@ -85,7 +99,7 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
   }
 
   /** Records where the letter went back into the stream, so a second redrive is a deliberate act. */
-  async markRedriven(id: string, to: { shardId: string; sequenceNumber: string }): Promise<void> {
+  async markRedriven(id: string, to: RecordPosition): Promise<void> {
     await this.dynamodb.send(
       new UpdateItemCommand({
         TableName: this.tableName,
@@ -96,7 +110,7 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
         ExpressionAttributeValues: {
           ':redriven': { S: 'redriven' },
           ':at': { S: new Date(this.now()).toISOString() },
-          ':to': { S: deadLetterId(to.shardId, to.sequenceNumber) },
+          ':to': { S: recordId(to) },
         },
       }),
     );
@@ -112,6 +126,7 @@ export interface StoredDeadLetter {
   id: string;
   shardId: string;
   sequenceNumber: string;
+  subSequenceNumber: number;
   partitionKey: string;
   reason: string;
   detail: string;
@@ -135,6 +150,7 @@ function fromItem(item: Record<string, AttributeValue>): StoredDeadLetter {
     id: item[DEAD_LETTER_KEY]?.S ?? '',
     shardId: item.shardId?.S ?? '',
     sequenceNumber: item.sequenceNumber?.S ?? '',
+    subSequenceNumber: Number(item.subSequenceNumber?.N ?? 0),
     partitionKey: item.partitionKey?.S ?? '',
     reason: item.reason?.S ?? '',
     detail: item.detail?.S ?? '',

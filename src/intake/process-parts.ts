@@ -10,6 +10,7 @@ import { DedupCache } from '../ledger/dedup-cache.js';
 import { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { ancestorsOf, listShards } from '../stream/shard-tree.js';
 import { reconcilerApplier } from './applier.js';
 import type { ProcessParts } from './shard-runtime.js';
 
@@ -22,5 +23,6 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     cache: new DedupCache(config.dedupCacheSize),
     applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
+    shardLineage: async (shardId) => ancestorsOf(await listShards(clients.kinesis, config.streamName), shardId),
   };
 }

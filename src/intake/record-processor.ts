@@ -41,6 +41,8 @@ export function toStreamRecord(shardId: string, record: KclRecord, index: number
   return {
     shardId,
     sequenceNumber: record.sequenceNumber,
+    // A user record of a KPL aggregate: its place in the aggregate. 0 otherwise.
+    subSequenceNumber: typeof record.subSequenceNumber === 'number' ? record.subSequenceNumber : 0,
     partitionKey: record.partitionKey,
     data: Buffer.from(record.data ?? '', 'base64'),
     index,
@@ -102,7 +104,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
     const receivedAt = this.now();
     const records = input.records.map((record, index) => toStreamRecord(this.shardId, record, index, receivedAt));
     if (records.length === 0) return;
-    this.tracker = new CheckpointTracker(records.map((record) => record.sequenceNumber));
+    this.tracker = new CheckpointTracker(records);
     const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs ?? 10_000);
     try {
       const settlements = await runtime.pipeline.processBatch(records);
@@ -117,7 +119,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
 
   /** During a long batch: checkpoint the settled prefix so a restart redoes less. */
   private async checkpointProgress(checkpointer: Checkpointer): Promise<void> {
-    const safe = this.tracker?.safeSequenceNumber();
+    const safe = this.tracker?.safePosition()?.sequenceNumber;
     if (safe && safe !== this.lastCheckpointed && !this.checkpointing) await this.checkpointAt(checkpointer, safe);
   }
 

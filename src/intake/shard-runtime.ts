@@ -22,6 +22,8 @@ export interface ProcessParts {
   cache: DedupCache;
   applier: Applier;
   deadLetters: DeadLetterSink;
+  /** The ancestor shards of a shard (stream/shard-tree.ts): the ledger orders a policy's records by lineage. */
+  shardLineage(shardId: string): Promise<string[]>;
   /** Base delay of the pipeline's retries (tests shorten it). */
   retryBaseMs?: number;
 }
@@ -40,8 +42,9 @@ export async function startShardPipeline(
   const log = logger.child({ shard: shardId });
   const retry = { baseMs: parts.retryBaseMs ?? 100, capMs: config.retryBackoffCapMs, logger: log, metrics, signal };
   const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch(), { ...retry, what: { step: 'read-epoch' } });
+  const lineage = await retryUntilSettled(() => parts.shardLineage(shardId), { ...retry, what: { step: 'read-lineage' } });
   const owner = claimOwner(shardId);
-  log.info({ epoch, owner }, 'shard pipeline ready');
+  log.info({ epoch, owner, lineage }, 'shard pipeline ready');
   return new ShardPipeline({
     context: {
       ledger: parts.ledger,
@@ -52,6 +55,7 @@ export async function startShardPipeline(
       owner,
       epoch,
       recentEventIds: config.recentEventIds,
+      lineage,
     },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
     maxConcurrentPolicies: config.maxConcurrentPolicies,

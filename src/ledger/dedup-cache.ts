@@ -1,19 +1,27 @@
 // The in-process duplicate cache in front of the ledger. It only remembers
-// what the ledger has already said (an entry's high-water mark, revision and
-// applied eventIds), and within one epoch those only grow, so a cache hit is
-// always a true duplicate or stale event: it can answer without DynamoDB.
+// what the ledger has already said (an entry's position, revision and applied
+// events), and within one epoch those only grow, so a cache hit is always a
+// true duplicate or stale event: it can answer without DynamoDB. Whatever it
+// cannot answer for sure (a record on another shard than the remembered
+// position, an eventId remembered with another payload) goes to the ledger.
+//
+// Its memory of eventIds is per policy, like the ledger's: the same eventId
+// under two policies is two events, whichever worker sees them.
 //
 // Memory: with 100,000 policies and as many eventIds this is most of a
-// child's heap. The high-water mark is kept as the raw sequence number (the
-// string the record already carries, ~56 digits) rather than the ledger's
-// 129-digit padded form, which would cost about 75 more bytes per policy.
+// child's heap. The position keeps the raw sequence number (the string the
+// record already carries, ~56 digits) rather than the ledger's 129-digit
+// padded form, and the shard id is the string every record of the shard
+// shares.
 import { LRUCache } from 'lru-cache';
-import { compareSequence } from './sequence.js';
+import type { RecordPosition } from '../contract/record-id.js';
+import type { RememberedEvent } from './ledger.js';
+import { compareWithin } from './position.js';
 
 interface PolicyMark {
   epoch: number;
-  /** Highest applied sequence number, raw (no padding). */
-  last?: string;
+  /** Last settled record of the policy, as the ledger holds it. */
+  last?: RecordPosition;
   revision?: number;
 }
 
@@ -21,7 +29,8 @@ export type CacheVerdict = 'duplicate' | 'stale' | undefined;
 
 export class DedupCache {
   private readonly policies: LRUCache<string, PolicyMark>;
-  private readonly events: LRUCache<string, number>;
+  /** `<epoch>\0<policy>\0<eventId>` -> payload hash. */
+  private readonly events: LRUCache<string, string>;
 
   constructor(maxEntries: number) {
     this.policies = new LRUCache({ max: maxEntries });
@@ -29,32 +38,28 @@ export class DedupCache {
   }
 
   /** What the cache knows for sure about this event, or undefined to ask the ledger. */
-  verdict(epoch: number, policy: string, sequenceNumber: string, eventId: string, revision?: number): CacheVerdict {
+  verdict(epoch: number, policy: string, record: RecordPosition, eventId: string, payloadHash: string, revision?: number): CacheVerdict {
     const mark = this.policies.get(policy);
-    if (mark && mark.epoch === epoch) {
-      if (mark.last !== undefined && compareSequence(mark.last, sequenceNumber) >= 0) return 'duplicate';
-    }
-    if (this.events.get(eventId) === epoch) return 'duplicate';
-    if (mark && mark.epoch === epoch && revision !== undefined && mark.revision !== undefined && mark.revision >= revision) {
-      return 'stale';
-    }
+    const current = mark !== undefined && mark.epoch === epoch ? mark : undefined;
+    if (current?.last && current.last.shardId === record.shardId && compareWithin(current.last, record) >= 0) return 'duplicate';
+    if (this.events.get(eventKey(epoch, policy, eventId)) === payloadHash) return 'duplicate';
+    if (current && revision !== undefined && current.revision !== undefined && current.revision >= revision) return 'stale';
     return undefined;
   }
 
-  /**
-   * Learns from the ledger: its entry's high-water mark (as a raw sequence
-   * number), revision and applied eventIds.
-   */
-  learn(epoch: number, policy: string, lastSequence: string | undefined, revision: number | undefined, eventIds: string[]): void {
+  /** Learns from the ledger: its entry's position, revision and applied events. */
+  learn(epoch: number, policy: string, last: RecordPosition | undefined, revision: number | undefined, events: RememberedEvent[]): void {
     const known = this.policies.get(policy);
     const fresh = !known || known.epoch !== epoch;
     const mark: PolicyMark = { epoch };
-    const bestLast = fresh ? lastSequence : laterSequence(known.last, lastSequence);
+    const bestLast = fresh ? last : laterOnSameShard(known.last, last);
     const bestRevision = fresh ? revision : maxDefined(known.revision, revision);
-    if (bestLast !== undefined) mark.last = bestLast;
+    if (bestLast !== undefined) mark.last = { shardId: bestLast.shardId, sequenceNumber: bestLast.sequenceNumber, subSequenceNumber: bestLast.subSequenceNumber };
     if (bestRevision !== undefined) mark.revision = bestRevision;
     this.policies.set(policy, mark);
-    for (const id of eventIds) this.events.set(id, epoch);
+    for (const event of events) {
+      if (event.payloadHash !== undefined) this.events.set(eventKey(epoch, policy, event.eventId), event.payloadHash);
+    }
   }
 
   get size(): number {
@@ -62,10 +67,16 @@ export class DedupCache {
   }
 }
 
-function laterSequence(a: string | undefined, b: string | undefined): string | undefined {
+function eventKey(epoch: number, policy: string, eventId: string): string {
+  return `${epoch}\u0000${policy}\u0000${eventId}`;
+}
+
+/** The later of two positions; across shards the newer learning wins (the ledger moved on). */
+function laterOnSameShard(a: RecordPosition | undefined, b: RecordPosition | undefined): RecordPosition | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
-  return compareSequence(a, b) >= 0 ? a : b;
+  if (a.shardId !== b.shardId) return b;
+  return compareWithin(a, b) >= 0 ? a : b;
 }
 
 function maxDefined(a: number | undefined, b: number | undefined): number | undefined {

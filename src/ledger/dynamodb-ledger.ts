@@ -7,7 +7,7 @@ import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TransientError } from '../contract/errors.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry, PolicyState } from './ledger.js';
 import { ClaimLostError, explainRefusal } from './ledger.js';
-import { toLedgerSequence } from './sequence.js';
+import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
 
 /** The item holding the ledger's epoch. `#` cannot appear in an IAM policy name. */
@@ -52,7 +52,7 @@ export class DynamoDbLedger implements Ledger {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const now = this.now();
-    const sequence = toLedgerSequence(request.sequenceNumber);
+    const sequence = toLedgerSequence(request.record.sequenceNumber);
     const token = randomUUID();
     const values: Item = {
       ':owner': { S: request.owner },
@@ -60,10 +60,20 @@ export class DynamoDbLedger implements Ledger {
       ':expires': { N: String(now + this.options.claimTtlMs) },
       ':now': { N: String(now) },
       ':seq': { S: sequence },
+      ':sub': { N: String(request.record.subSequenceNumber) },
+      ':shard': { S: request.record.shardId },
       ':eid': { S: request.eventId },
       ':epoch': { N: String(request.epoch) },
     };
-    const sameEpochChecks = ['(attribute_not_exists(hwm) OR hwm < :seq)', 'NOT contains(eventIds, :eid)'];
+    // The record is past the position (position.ts): on the position's shard,
+    // after it by (sequence, subsequence); on any other shard, unless that
+    // shard is one of the position's ancestors. An entry without hwmSub was
+    // written before subsequences were kept: its mark covers the whole record.
+    const pastPosition =
+      '(attribute_not_exists(hwm)' +
+      ' OR (hwmShard <> :shard AND NOT contains(hwmLineage, :shard))' +
+      ' OR (hwmShard = :shard AND (hwm < :seq OR (hwm = :seq AND hwmSub < :sub))))';
+    const sameEpochChecks = [pastPosition, 'NOT contains(eventIds, :eid)'];
     if (request.revision !== undefined) {
       values[':rev'] = { N: String(request.revision) };
       sameEpochChecks.push('(attribute_not_exists(revision) OR revision < :rev)');
@@ -91,28 +101,37 @@ export class DynamoDbLedger implements Ledger {
       if (error instanceof ConditionalCheckFailedException) {
         if (!error.Item) throw new TransientError('ledger-unexplained', 'claim refused without the item', { cause: error });
         const entry = toEntry(error.Item);
-        return { won: false, because: explainRefusal(entry, request, now, sequence), entry };
+        return { won: false, because: explainRefusal(entry, request, now), entry };
       }
       throw error;
     }
   }
 
   async complete(request: CompletionRequest): Promise<void> {
+    const { position } = request;
     const values: Item = {
       ':token': { S: request.token },
-      ':hwm': { S: toLedgerSequence(request.sequenceNumber) },
-      ':shard': { S: request.shardId },
+      ':hwm': { S: toLedgerSequence(position.sequenceNumber) },
+      ':sub': { N: String(position.subSequenceNumber) },
+      ':shard': { S: position.shardId },
+      ':lineage': { L: position.lineage.map((shard) => ({ S: shard })) },
       ':epoch': { N: String(request.epoch) },
-      ':ids': { L: request.eventIds.map((id) => ({ S: id })) },
+      // Two lists in step: eventIds for the claim's `contains` condition, the
+      // payload hashes beside them to tell a retry from a reused eventId.
+      ':ids': { L: request.events.map((event) => ({ S: event.eventId })) },
+      ':hashes': { L: request.events.map((event) => ({ S: event.payloadHash ?? '' })) },
       ':state': { S: request.state },
       ':outcome': { S: request.outcome },
       ':at': { S: new Date(this.now()).toISOString() },
     };
     const sets = [
       'hwm = :hwm',
+      'hwmSub = :sub',
       'hwmShard = :shard',
+      'hwmLineage = :lineage',
       'epoch = :epoch',
       'eventIds = :ids',
+      'eventHashes = :hashes',
       'policyState = :state',
       'lastOutcome = :outcome',
       'updatedAt = :at',
@@ -155,9 +174,20 @@ function toEntry(item: Item): LedgerEntry {
   const entry: LedgerEntry = {
     policy: item[LEDGER_KEY]?.S ?? '',
     epoch: item.epoch?.N ? Number(item.epoch.N) : 0,
-    eventIds: (item.eventIds?.L ?? []).map((value) => value.S ?? ''),
+    events: (item.eventIds?.L ?? []).map((value, i) => {
+      const hash = item.eventHashes?.L?.[i]?.S;
+      return { eventId: value.S ?? '', ...(hash ? { payloadHash: hash } : {}) };
+    }),
   };
-  if (item.hwm?.S) entry.hwm = item.hwm.S;
+  if (item.hwm?.S) {
+    entry.position = {
+      shardId: item.hwmShard?.S ?? '',
+      sequenceNumber: fromLedgerSequence(item.hwm.S),
+      // No hwmSub: written before subsequences were kept; the mark covers the whole record.
+      subSequenceNumber: item.hwmSub?.N !== undefined ? Number(item.hwmSub.N) : Number.MAX_SAFE_INTEGER,
+      lineage: (item.hwmLineage?.L ?? []).map((value) => value.S ?? ''),
+    };
+  }
   if (item.revision?.N) entry.revision = Number(item.revision.N);
   if (item.docHash?.S) entry.docHash = item.docHash.S;
   if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;

@@ -1,6 +1,9 @@
 // The ledger's contract: one entry per policy, claimed before IAM is touched
 // and completed (fenced by the claim token) after. DynamoDbLedger is the real
 // store; unit tests use an in-memory one with the same semantics.
+import type { RecordPosition } from '../contract/record-id.js';
+import type { LedgerPosition } from './position.js';
+import { covers } from './position.js';
 
 export type PolicyState = 'present' | 'deleted' | 'retained-in-use' | 'unknown';
 
@@ -8,29 +11,37 @@ export interface LedgerEntry {
   policy: string;
   /** Ledger generation; a re-apply replay moves the ledger to a new epoch. */
   epoch: number;
-  /** High-water mark: the highest settled sequence number, zero-padded (sequence.ts). */
-  hwm?: string;
+  /** The last settled record of the policy and its shard's lineage (position.ts). */
+  position?: LedgerPosition;
   /** Last applied revision, when events carry one. */
   revision?: number;
-  /** eventIds applied most recently, oldest first (bounded). */
-  eventIds: string[];
+  /** Events applied most recently, oldest first (bounded): a producer retry is recognised by its eventId. */
+  events: RememberedEvent[];
   docHash?: string;
   state?: PolicyState;
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
 }
 
+/** An applied event as the ledger remembers it. */
+export interface RememberedEvent {
+  eventId: string;
+  /** Hash of the event's canonical payload (contract/payload-hash.ts); absent in entries written before it was kept. */
+  payloadHash?: string;
+}
+
 export interface ClaimRequest {
   policy: string;
-  /** Raw Kinesis sequence number of the event to apply. */
-  sequenceNumber: string;
+  /** The record of the event to apply. */
+  record: RecordPosition;
   eventId: string;
+  payloadHash: string;
   revision?: number;
   /** Who claims: worker, shard and process; a re-claim by the same owner extends its claim. */
   owner: string;
   epoch: number;
 }
 
-export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'stale-revision' | 'claimed-elsewhere';
+export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'event-id-conflict' | 'stale-revision' | 'claimed-elsewhere';
 
 export type ClaimResult =
   | { won: true; token: string; previous: LedgerEntry | undefined; takenOver: boolean }
@@ -40,11 +51,10 @@ export interface CompletionRequest {
   policy: string;
   token: string;
   epoch: number;
-  /** Raw sequence number the high-water mark moves to (the last settled record of the policy). */
-  sequenceNumber: string;
-  shardId: string;
+  /** The position moves to the last settled record of the policy, with its shard's lineage. */
+  position: LedgerPosition;
   revision?: number;
-  eventIds: string[];
+  events: RememberedEvent[];
   docHash?: string;
   state: PolicyState;
   outcome: string;
@@ -63,11 +73,12 @@ export class ClaimLostError extends Error {
 }
 
 /** Why a claim was refused, judged from the entry that refused it. */
-export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: number, paddedSequence: string): ClaimRefusal {
+export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: number): ClaimRefusal {
   if (entry.claim && entry.claim.owner !== request.owner && entry.claim.expiresAt >= now) return 'claimed-elsewhere';
   if (entry.epoch >= request.epoch) {
-    if (entry.hwm !== undefined && entry.hwm >= paddedSequence) return 'duplicate-sequence';
-    if (entry.eventIds.includes(request.eventId)) return 'duplicate-event-id';
+    if (covers(entry.position, request.record)) return 'duplicate-sequence';
+    const seen = eventIdVerdict(entry.events, request.eventId, request.payloadHash);
+    if (seen) return seen;
     if (request.revision !== undefined && entry.revision !== undefined && entry.revision >= request.revision) return 'stale-revision';
   }
   // The condition failed but nothing explains it: the entry changed between the
@@ -75,8 +86,21 @@ export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: n
   return 'claimed-elsewhere';
 }
 
-/** The eventIds list after applying `applied`, bounded to `limit`, oldest dropped first. */
-export function rememberEventIds(previous: string[], applied: string[], limit: number): string[] {
-  const merged = [...previous.filter((id) => !applied.includes(id)), ...applied];
+/**
+ * What an eventId already remembered says about an event: the same payload is a
+ * producer retry (`duplicate-event-id`); a different one is a producer reusing
+ * an eventId for another event (`event-id-conflict`), never silently dropped.
+ * An entry written before payload hashes were kept cannot tell: a retry.
+ */
+export function eventIdVerdict(events: RememberedEvent[], eventId: string, payloadHash: string): 'duplicate-event-id' | 'event-id-conflict' | undefined {
+  const seen = events.find((event) => event.eventId === eventId);
+  if (!seen) return undefined;
+  return seen.payloadHash === undefined || seen.payloadHash === payloadHash ? 'duplicate-event-id' : 'event-id-conflict';
+}
+
+/** The remembered events after applying `applied`, bounded to `limit`, oldest dropped first. */
+export function rememberEvents(previous: RememberedEvent[], applied: RememberedEvent[], limit: number): RememberedEvent[] {
+  const ids = new Set(applied.map((event) => event.eventId));
+  const merged = [...previous.filter((event) => !ids.has(event.eventId)), ...applied];
   return merged.slice(Math.max(0, merged.length - limit));
 }

@@ -2,52 +2,10 @@
 // how far a checkpoint lies behind the tip, and the record just before a given
 // record or time (a checkpoint means "processed up to and including", so to
 // replay record S the checkpoint must be the record before S).
-import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import { GetRecordsCommand, GetShardIteratorCommand } from '@aws-sdk/client-kinesis';
 import type { GetShardIteratorCommandInput, KinesisClient, _Record } from '@aws-sdk/client-kinesis';
 import { toLedgerSequence } from '../ledger/sequence.js';
 import type { ResetPosition } from './lease-table.js';
-
-export interface ShardInfo {
-  shardId: string;
-  parents: string[];
-  /** Closed shards (split or merged) have an ending sequence number. */
-  closed: boolean;
-}
-
-export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
-  const shards: ShardInfo[] = [];
-  let nextToken: string | undefined;
-  do {
-    // ListShards takes either the stream or a continuation token, never both.
-    const page = await kinesis.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: streamName }));
-    nextToken = page.NextToken;
-    for (const shard of page.Shards ?? []) {
-      shards.push({
-        shardId: shard.ShardId ?? '',
-        parents: [shard.ParentShardId, shard.AdjacentParentShardId].filter((id): id is string => Boolean(id)),
-        closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
-      });
-    }
-  } while (nextToken);
-  return shards;
-}
-
-export function childrenOf(shards: ShardInfo[], shardId: string): string[] {
-  return shards.filter((shard) => shard.parents.includes(shardId)).map((shard) => shard.shardId);
-}
-
-/** The shard and all shards that descend from it, parents first. */
-export function descendantsOf(shards: ShardInfo[], shardId: string): string[] {
-  const found: string[] = [];
-  const queue = childrenOf(shards, shardId);
-  while (queue.length > 0) {
-    const next = queue.shift()!;
-    if (found.includes(next)) continue;
-    found.push(next);
-    queue.push(...childrenOf(shards, next));
-  }
-  return found;
-}
 
 type IteratorStart = Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
 

@@ -2,12 +2,23 @@
 // longest settled prefix. A checkpoint means "processed up to and including
 // this record", so it must never pass a record that has no outcome yet, even
 // when later records (of other policies) settled first.
+//
+// Records are user records: one KPL aggregate is several records with one
+// sequence number. The daemon's protocol, as the Node library speaks it,
+// checkpoints a sequence number alone, which the KCL records as (sequence
+// number, subsequence 0). Checkpointing the sequence number of a prefix that
+// ends inside an aggregate is therefore never past an unsettled record; after
+// a restart the aggregate's later user records are delivered again, and the
+// ledger, whose position counts subsequences, settles those already applied
+// as duplicates (docs/design.md, "Checkpoints and KPL aggregates").
+import type { RecordPosition } from '../contract/record-id.js';
+
 export class CheckpointTracker {
   private readonly settled: boolean[];
   private prefix = 0; // records [0, prefix) are settled
 
-  constructor(private readonly sequenceNumbers: string[]) {
-    this.settled = sequenceNumbers.map(() => false);
+  constructor(private readonly records: readonly RecordPosition[]) {
+    this.settled = records.map(() => false);
   }
 
   markSettled(index: number): void {
@@ -15,9 +26,9 @@ export class CheckpointTracker {
     while (this.prefix < this.settled.length && this.settled[this.prefix]) this.prefix++;
   }
 
-  /** Sequence number of the last record of the settled prefix, if any. */
-  safeSequenceNumber(): string | undefined {
-    return this.prefix === 0 ? undefined : this.sequenceNumbers[this.prefix - 1];
+  /** The last record of the settled prefix, if any. */
+  safePosition(): RecordPosition | undefined {
+    return this.prefix === 0 ? undefined : this.records[this.prefix - 1];
   }
 
   get complete(): boolean {

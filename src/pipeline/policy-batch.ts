@@ -1,13 +1,14 @@
 // Settles the records of one policy within one batch, in stream order:
 //
 //   1. the duplicate cache and the batch itself answer what they can
-//      (redelivered, replayed, retried, stale) without DynamoDB;
+//      (redelivered, replayed, retried, stale, an eventId reused for another
+//      payload) without DynamoDB;
 //   2. the last remaining event is claimed in the ledger with a conditional
 //      write; a refusal is explained from the item it returns;
-//   3. only a won claim touches IAM, and only for the last live event:
-//      earlier ones are `superseded` (coalescing), so IAM calls grow with
-//      policies, not events;
-//   4. the completion moves the high-water mark past every record of the
+//   3. only a won claim touches IAM, and only for the events whose effect is
+//      not made moot by a later one: earlier ones are `superseded`
+//      (coalescing), so IAM calls grow with policies, not events;
+//   4. the completion moves the ledger's position past every record of the
 //      policy in the batch, fenced by the claim token;
 //   5. the cache learns what the ledger now holds.
 //
@@ -15,14 +16,15 @@
 // and the caller runs the whole policy again later (a re-claim by the same
 // owner succeeds; the IAM step is state-aware, so running it again is safe).
 import type { PolicyEvent } from '../contract/event.js';
+import type { ApplyReason } from '../contract/errors.js';
 import { RejectedEventError, TransientError } from '../contract/errors.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
-import { ClaimLostError, rememberEventIds } from '../ledger/ledger.js';
-import { fromLedgerSequence, toLedgerSequence } from '../ledger/sequence.js';
+import { ClaimLostError, eventIdVerdict, rememberEvents } from '../ledger/ledger.js';
+import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 
@@ -36,6 +38,8 @@ export interface PolicyBatchContext {
   owner: string;
   epoch: number;
   recentEventIds: number;
+  /** Ancestor shard ids of the shard this pipeline reads (ledger/position.ts). */
+  lineage: string[];
 }
 
 const STATE_AFTER: Record<IamOutcome, PolicyState> = {
@@ -47,175 +51,250 @@ const STATE_AFTER: Record<IamOutcome, PolicyState> = {
   'retained-in-use': 'retained-in-use',
 };
 
-export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<Settlement[]> {
-  const first = records[0];
-  if (!first) return [];
-  const policy = first.event.policyName;
-  const settled = new Map<ValidRecord, Settlement>();
-  const settle = (item: ValidRecord, outcome: Outcome, reason?: string) =>
-    settled.set(item, {
+export function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<Settlement[]> {
+  return new PolicyBatch(ctx, records).settle();
+}
+
+/** One policy's records of one batch, and the outcome each has been given so far. */
+class PolicyBatch {
+  private readonly policy: string;
+  private readonly settled = new Map<ValidRecord, Settlement>();
+
+  constructor(
+    private readonly ctx: PolicyBatchContext,
+    private readonly records: ValidRecord[],
+  ) {
+    this.policy = records[0]?.event.policyName ?? '';
+  }
+
+  async settle(): Promise<Settlement[]> {
+    if (this.records.length === 0) return [];
+    const candidates = await this.answerWithoutLedger();
+    const claim = await this.claimLast(candidates);
+    if (claim) await this.applyClaimed(candidates, claim);
+    return this.records.map((item) => this.settled.get(item)!);
+  }
+
+  private give(item: ValidRecord, outcome: Outcome, reason?: string): void {
+    this.settled.set(item, {
       record: item.record,
       outcome,
       ...(reason !== undefined ? { reason } : {}),
       eventId: item.event.eventId,
-      policyName: policy,
+      policyName: this.policy,
     });
-
-  // 1. What the cache and the batch itself can answer.
-  const candidates: ValidRecord[] = [];
-  const seenIds = new Set<string>();
-  let batchRevision: number | undefined;
-  for (const item of records) {
-    const { event, record } = item;
-    const verdict = ctx.cache.verdict(ctx.epoch, policy, record.sequenceNumber, event.eventId, event.revision);
-    if (verdict) {
-      settle(item, verdict, 'cache');
-      ctx.metrics.increment('dedup_hits', { source: 'cache', verdict });
-    } else if (seenIds.has(event.eventId)) {
-      settle(item, 'duplicate', 'batch');
-    } else if (event.revision !== undefined && batchRevision !== undefined && event.revision <= batchRevision) {
-      settle(item, 'stale', 'batch');
-    } else {
-      candidates.push(item);
-    }
-    seenIds.add(event.eventId);
-    if (event.revision !== undefined) batchRevision = Math.max(batchRevision ?? event.revision, event.revision);
   }
 
-  // 2. Claim the last candidate; a refused one is settled and the one before it tried.
-  let claim: { token: string; previous: LedgerEntry | undefined } | undefined;
-  while (candidates.length > 0 && !claim) {
-    const last = candidates[candidates.length - 1]!;
-    const result = await ctx.ledger.claim({
-      policy,
-      sequenceNumber: last.record.sequenceNumber,
-      eventId: last.event.eventId,
-      ...(last.event.revision !== undefined ? { revision: last.event.revision } : {}),
-      owner: ctx.owner,
-      epoch: ctx.epoch,
+  /** A permanent refusal: stored in the dead-letter table with its reason, then `rejected`. */
+  private async reject(item: ValidRecord, reason: ApplyReason, detail: string): Promise<void> {
+    await this.ctx.deadLetters.store({
+      record: item.record,
+      partitionKey: item.record.partitionKey,
+      reason,
+      detail,
+      data: item.record.data,
+      eventId: item.event.eventId,
+      policyName: this.policy,
+      ...(item.record.arrivedAt !== undefined ? { arrivedAt: item.record.arrivedAt } : {}),
     });
-    if (result.won) {
-      if (result.takenOver) ctx.metrics.increment('claims_taken_over');
-      claim = { token: result.token, previous: result.previous };
-      break;
-    }
-    const entry = result.entry;
-    if (entry.epoch === ctx.epoch) {
-      const last = entry.hwm === undefined ? undefined : fromLedgerSequence(entry.hwm);
-      ctx.cache.learn(ctx.epoch, policy, last, entry.revision, entry.eventIds);
-    }
-    switch (result.because) {
-      case 'claimed-elsewhere':
-        ctx.metrics.increment('claims_refused', { because: 'claimed-elsewhere' });
-        throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${entry.claim?.owner ?? 'another owner'}`);
-      case 'duplicate-sequence':
-        // Every remaining candidate lies at or below the high-water mark.
-        for (const item of candidates.splice(0)) settle(item, 'duplicate', 'ledger');
-        ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
-        break;
-      case 'duplicate-event-id':
-        settle(candidates.pop()!, 'duplicate', 'ledger');
-        ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
-        break;
-      case 'stale-revision':
-        settle(candidates.pop()!, 'stale', 'ledger');
-        ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'stale' });
-        break;
-    }
+    this.give(item, 'rejected', reason);
   }
 
-  if (claim) await applyClaimed(ctx, policy, records, candidates, claim, settle);
-  return records.map((item) => settled.get(item)!);
-}
+  private rejectConflict(item: ValidRecord, where: string): Promise<void> {
+    this.ctx.metrics.increment('event_id_conflicts', { source: where });
+    return this.reject(item, 'event-id-conflict', `eventId ${JSON.stringify(item.event.eventId)} was already used for another payload of policy ${this.policy} (${where})`);
+  }
 
-async function applyClaimed(
-  ctx: PolicyBatchContext,
-  policy: string,
-  records: ValidRecord[],
-  candidates: ValidRecord[],
-  claim: { token: string; previous: LedgerEntry | undefined },
-  settle: (item: ValidRecord, outcome: Outcome, reason?: string) => void,
-): Promise<void> {
-  // The ledger as it stood before the claim; an older epoch counts as empty.
-  const previous = claim.previous && claim.previous.epoch === ctx.epoch ? claim.previous : undefined;
-  const live = candidates.filter((item) => {
-    const { event, record } = item;
-    if (previous?.hwm !== undefined && previous.hwm >= toLedgerSequence(record.sequenceNumber)) {
-      settle(item, 'duplicate', 'ledger');
-    } else if (previous?.eventIds.includes(event.eventId)) {
-      settle(item, 'duplicate', 'ledger');
-    } else if (event.revision !== undefined && previous?.revision !== undefined && event.revision <= previous.revision) {
-      settle(item, 'stale', 'ledger');
-    } else {
-      return true;
+  /** 1. What the cache and the batch itself can answer; the rest are candidates, in order. */
+  private async answerWithoutLedger(): Promise<ValidRecord[]> {
+    const { ctx, policy } = this;
+    const candidates: ValidRecord[] = [];
+    const seen = new Map<string, string>(); // eventId -> payload hash, earlier in this batch
+    let batchRevision: number | undefined;
+    for (const item of this.records) {
+      const { event, record, payloadHash } = item;
+      const verdict = ctx.cache.verdict(ctx.epoch, policy, record, event.eventId, payloadHash, event.revision);
+      const seenHash = seen.get(event.eventId);
+      if (verdict) {
+        this.give(item, verdict, 'cache');
+        ctx.metrics.increment('dedup_hits', { source: 'cache', verdict });
+      } else if (seenHash !== undefined && seenHash !== payloadHash) {
+        await this.rejectConflict(item, 'batch');
+        continue;
+      } else if (seenHash !== undefined) {
+        this.give(item, 'duplicate', 'batch');
+      } else if (event.revision !== undefined && batchRevision !== undefined && event.revision <= batchRevision) {
+        this.give(item, 'stale', 'batch');
+      } else {
+        candidates.push(item);
+      }
+      if (seenHash === undefined) seen.set(event.eventId, payloadHash);
+      if (event.revision !== undefined) batchRevision = Math.max(batchRevision ?? event.revision, event.revision);
     }
-    return false;
-  });
+    return candidates;
+  }
 
-  // 3. The IAM step for the last live event; a permanent refusal falls back
-  // to the one before it, as applying the events in order would have.
-  let applied: { item: ValidRecord; outcome: IamOutcome } | undefined;
-  const hint = { likelyAbsent: previous === undefined || previous.state === 'deleted' };
-  const refused = new Set<ValidRecord>();
-  for (let i = live.length - 1; i >= 0 && !applied; i--) {
-    const item = live[i]!;
-    try {
-      applied = { item, outcome: await ctx.applier.apply(item.event, hint) };
-      settle(item, applied.outcome);
-      for (const earlier of live.slice(0, i)) settle(earlier, 'superseded');
-    } catch (error) {
-      if (!(error instanceof RejectedEventError)) throw error;
-      await ctx.deadLetters.store({
-        shardId: item.record.shardId,
-        sequenceNumber: item.record.sequenceNumber,
-        partitionKey: item.record.partitionKey,
-        reason: error.reason,
-        detail: error.detail,
-        data: item.record.data,
-        eventId: item.event.eventId,
-        policyName: policy,
-        ...(item.record.arrivedAt !== undefined ? { arrivedAt: item.record.arrivedAt } : {}),
+  /** 2. Claims the last candidate; a refused one is settled and the one before it tried. */
+  private async claimLast(candidates: ValidRecord[]): Promise<{ token: string; previous: LedgerEntry | undefined } | undefined> {
+    const { ctx, policy } = this;
+    while (candidates.length > 0) {
+      const last = candidates[candidates.length - 1]!;
+      const result = await ctx.ledger.claim({
+        policy,
+        record: last.record,
+        eventId: last.event.eventId,
+        payloadHash: last.payloadHash,
+        ...(last.event.revision !== undefined ? { revision: last.event.revision } : {}),
+        owner: ctx.owner,
+        epoch: ctx.epoch,
       });
-      settle(item, 'rejected', error.reason);
-      refused.add(item);
+      if (result.won) {
+        if (result.takenOver) ctx.metrics.increment('claims_taken_over');
+        return { token: result.token, previous: result.previous };
+      }
+      const entry = result.entry;
+      if (entry.epoch === ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
+      switch (result.because) {
+        case 'claimed-elsewhere':
+          ctx.metrics.increment('claims_refused', { because: 'claimed-elsewhere' });
+          throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${entry.claim?.owner ?? 'another owner'}`);
+        case 'duplicate-sequence':
+          // Every remaining candidate lies at or before the ledger's position.
+          for (const item of candidates.splice(0)) this.give(item, 'duplicate', 'ledger');
+          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
+          break;
+        case 'duplicate-event-id':
+          this.give(candidates.pop()!, 'duplicate', 'ledger');
+          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
+          break;
+        case 'event-id-conflict':
+          await this.rejectConflict(candidates.pop()!, 'ledger');
+          break;
+        case 'stale-revision':
+          this.give(candidates.pop()!, 'stale', 'ledger');
+          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'stale' });
+          break;
+      }
     }
+    return undefined;
   }
 
-  // 4. Complete: the high-water mark moves past every record of the policy in this batch.
-  const lastRecord = records[records.length - 1]!.record;
-  // A refused event had no effect, so neither its eventId nor its revision is
-  // remembered: once its cause is fixed, a redrive of it (a new record, same
-  // bytes) is applied instead of being dropped as a duplicate. A redelivery of
-  // the refused record itself stays a duplicate through the high-water mark.
-  const effective = live.filter((item) => !refused.has(item));
-  const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
-  const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
-  const eventIds = rememberEventIds(previous?.eventIds ?? [], effective.map((item) => item.event.eventId), ctx.recentEventIds);
-  const hash = applied ? hashOf(applied.item.event) : previous?.docHash;
-  try {
-    await ctx.ledger.complete({
-      policy,
-      token: claim.token,
-      epoch: ctx.epoch,
-      sequenceNumber: lastRecord.sequenceNumber,
+  private async applyClaimed(candidates: ValidRecord[], claim: { token: string; previous: LedgerEntry | undefined }): Promise<void> {
+    const { ctx, policy } = this;
+    // The ledger as it stood before the claim; an older epoch counts as empty.
+    const previous = claim.previous && claim.previous.epoch === ctx.epoch ? claim.previous : undefined;
+    const live: ValidRecord[] = [];
+    for (const item of candidates) {
+      const { event, record } = item;
+      const seen = previous ? eventIdVerdict(previous.events, event.eventId, item.payloadHash) : undefined;
+      if (covers(previous?.position, record) || seen === 'duplicate-event-id') this.give(item, 'duplicate', 'ledger');
+      else if (seen === 'event-id-conflict') await this.rejectConflict(item, 'ledger');
+      else if (event.revision !== undefined && previous?.revision !== undefined && event.revision <= previous.revision) this.give(item, 'stale', 'ledger');
+      else live.push(item);
+    }
+
+    // 3. The IAM step.
+    const { applied, refused, finalOutcome } = await this.applyInOrderEffect(live, previous);
+
+    // 4. Complete: the position moves past every record of the policy in this batch.
+    const lastRecord = this.records[this.records.length - 1]!.record;
+    // A refused event had no effect, so neither its eventId nor its revision is
+    // remembered: once its cause is fixed, a redrive of it (a new record, same
+    // bytes) is applied instead of being dropped as a duplicate. A redelivery of
+    // the refused record itself stays a duplicate through the position.
+    const effective = live.filter((item) => !refused.has(item));
+    const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
+    const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
+    const events = rememberEvents(
+      previous?.events ?? [],
+      effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash })),
+      ctx.recentEventIds,
+    );
+    const hash = applied ? hashOf(applied) : previous?.docHash;
+    const position = {
       shardId: lastRecord.shardId,
-      ...(revision !== undefined ? { revision } : {}),
-      eventIds,
-      ...(hash !== undefined ? { docHash: hash } : {}),
-      state: applied ? STATE_AFTER[applied.outcome] : (previous?.state ?? 'unknown'),
-      outcome: applied?.outcome ?? 'rejected',
-    });
-  } catch (error) {
-    if (error instanceof ClaimLostError) {
-      // Another owner took the expired claim over; it decides. Run again to learn its verdict.
-      ctx.metrics.increment('claims_lost');
-      throw new TransientError('claim-lost', error.message, { cause: error });
+      sequenceNumber: lastRecord.sequenceNumber,
+      subSequenceNumber: lastRecord.subSequenceNumber,
+      lineage: ctx.lineage,
+    };
+    try {
+      await ctx.ledger.complete({
+        policy,
+        token: claim.token,
+        epoch: ctx.epoch,
+        position,
+        ...(revision !== undefined ? { revision } : {}),
+        events,
+        ...(hash !== undefined ? { docHash: hash } : {}),
+        state: finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown'),
+        outcome: finalOutcome ?? 'rejected',
+      });
+    } catch (error) {
+      if (error instanceof ClaimLostError) {
+        // Another owner took the expired claim over; it decides. Run again to learn its verdict.
+        ctx.metrics.increment('claims_lost');
+        throw new TransientError('claim-lost', error.message, { cause: error });
+      }
+      throw error;
     }
-    throw error;
+
+    // 5. The cache learns what the ledger now holds.
+    ctx.cache.learn(ctx.epoch, policy, position, revision, events);
   }
 
-  // 5. The cache learns what the ledger now holds.
-  ctx.cache.learn(ctx.epoch, policy, lastRecord.sequenceNumber, revision, eventIds);
+  /**
+   * Gives IAM the effect of applying `live` in order, with as few steps as
+   * that allows. Working back from the last event: an upsert carries the
+   * whole desired state, so it makes every earlier event moot; a delete that
+   * deleted (or found nothing) does too. A delete that kept the policy because
+   * it is attached (`retained-in-use`) does not: the policy stays, so the
+   * latest upsert before it still takes effect, as it would have in order. A
+   * permanent refusal (`rejected`, dead-lettered) had no effect, so the event
+   * before it is applied instead.
+   */
+  private async applyInOrderEffect(
+    live: ValidRecord[],
+    previous: LedgerEntry | undefined,
+  ): Promise<{ applied: PolicyEvent | undefined; refused: Set<ValidRecord>; finalOutcome: IamOutcome | undefined }> {
+    const refused = new Set<ValidRecord>();
+    let applied: PolicyEvent | undefined; // the latest upsert that took effect (its document is IAM's now)
+    let finalOutcome: IamOutcome | undefined; // the outcome of the latest event that took effect
+    // What the ledger last applied: lets the IAM step skip a read that would only
+    // confirm an absence, and read IAM's NoSuchEntity as lag, not as a verdict.
+    const likelyAbsent = previous === undefined || previous.state === 'deleted';
+    let knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
+    let onlyUpserts = false; // after a retained delete, only an upsert can still change IAM
+    for (let i = live.length - 1; i >= 0; i--) {
+      const item = live[i]!;
+      if (onlyUpserts && item.event.type !== 'policy.upserted') {
+        this.give(item, 'superseded');
+        continue;
+      }
+      let outcome: IamOutcome;
+      try {
+        outcome = await this.ctx.applier.apply(item.event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent });
+      } catch (error) {
+        if (!(error instanceof RejectedEventError)) throw error;
+        await this.reject(item, error.reason, error.detail);
+        refused.add(item);
+        continue;
+      }
+      this.give(item, outcome);
+      finalOutcome ??= outcome;
+      if (item.event.type === 'policy.upserted') {
+        applied = item.event;
+        for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
+        break;
+      }
+      if (outcome !== 'retained-in-use') {
+        for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
+        break;
+      }
+      knownPresent = true;
+      onlyUpserts = true;
+    }
+    return { applied, refused, finalOutcome };
+  }
 }
 
 function maxOf(values: number[]): number | undefined {

@@ -11,6 +11,8 @@
 // after this one is answered.
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
+import { payloadHash } from '../contract/payload-hash.js';
+import { recordId } from '../contract/record-id.js';
 import type { DecodeOptions } from '../contract/decode.js';
 import type { Logger } from '../log/logger.js';
 import { clip } from '../log/logger.js';
@@ -74,16 +76,7 @@ export class ShardPipeline {
 
   private decode(record: StreamRecord): Decoded {
     const decoded = decodeRecord(record.data, record.partitionKey, this.options.decode);
-    if (decoded.ok) {
-      if (decoded.partitionKeyMismatch) {
-        this.options.context.metrics.increment('partition_key_mismatch');
-        this.options.logger.warn(
-          { shard: record.shardId, sequenceNumber: record.sequenceNumber, partitionKey: clip(record.partitionKey, 256), policy: decoded.event.policyName },
-          'partition key is not the policy name: order for this policy is not guaranteed',
-        );
-      }
-      return { record, valid: { record, event: decoded.event } };
-    }
+    if (decoded.ok) return { record, valid: { record, event: decoded.event, payloadHash: payloadHash(decoded.event) } };
     return {
       record,
       reason: decoded.reason,
@@ -103,8 +96,7 @@ export class ShardPipeline {
     await retryUntilSettled(
       () =>
         this.options.context.deadLetters.store({
-          shardId: record.shardId,
-          sequenceNumber: record.sequenceNumber,
+          record,
           partitionKey: record.partitionKey,
           reason: item.reason as never,
           detail: item.detail ?? '',
@@ -113,7 +105,7 @@ export class ShardPipeline {
           ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
           ...(record.arrivedAt !== undefined ? { arrivedAt: record.arrivedAt } : {}),
         }),
-      this.retryOptions({ deadLetter: record.sequenceNumber }),
+      this.retryOptions({ deadLetter: recordId(record) }),
     );
     return {
       record,
@@ -139,6 +131,7 @@ export class ShardPipeline {
       {
         shard: record.shardId,
         sequenceNumber: record.sequenceNumber,
+        subSequenceNumber: record.subSequenceNumber,
         partitionKey: clip(record.partitionKey, 256),
         eventId: settlement.eventId !== undefined ? clip(settlement.eventId, 128) : undefined,
         outcome: settlement.outcome,

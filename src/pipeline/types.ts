@@ -1,10 +1,12 @@
 import type { PolicyEvent } from '../contract/event.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
+import type { RecordPosition } from '../contract/record-id.js';
 
-/** One Kinesis record as the pipeline sees it. */
-export interface StreamRecord {
-  shardId: string;
-  sequenceNumber: string;
+/**
+ * One record as the pipeline sees it: a Kinesis record, or one user record of
+ * a KPL aggregate (same sequence number, its own subsequence number).
+ */
+export interface StreamRecord extends RecordPosition {
   partitionKey: string;
   data: Buffer;
   /** Position in its batch. */
@@ -19,6 +21,8 @@ export interface StreamRecord {
 export interface ValidRecord {
   record: StreamRecord;
   event: PolicyEvent;
+  /** Hash of the event's canonical payload (contract/payload-hash.ts). */
+  payloadHash: string;
 }
 
 export interface Settlement {
@@ -35,6 +39,8 @@ export interface Settlement {
 export interface ApplyHint {
   /** The ledger has no present state for the policy (never seen in this epoch, or deleted). */
   likelyAbsent?: boolean;
+  /** The ledger's last applied state for the policy is present, so IAM's NoSuchEntity is read lag, not absence. */
+  ledgerSaysPresent?: boolean;
 }
 
 export interface Applier {

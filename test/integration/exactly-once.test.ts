@@ -33,6 +33,7 @@ function freshChild(name: string, metrics = new Metrics()) {
       owner: name,
       epoch: 0,
       recentEventIds: 32,
+      lineage: [],
     },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
     maxConcurrentPolicies: 16,

@@ -1,7 +1,6 @@
 // The exactly-once protocol against DynamoDB Local: real conditional writes.
 import test from 'ava';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { toLedgerSequence } from '../../src/ledger/sequence.js';
 import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
@@ -12,13 +11,13 @@ import { useTestStack } from '../support/stack.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
-function processor(options: { owner: string; applier: Applier; claimTtlMs?: number; now?: () => number; metrics?: Metrics }) {
+function processor(options: { owner: string; applier: Applier; claimTtlMs?: number; now?: () => number; metrics?: Metrics; lineage?: string[] }) {
   const { config, clients } = stackOf();
   const metrics = options.metrics ?? new Metrics();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
   const pipeline = new ShardPipeline({
-    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32 },
+    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [] },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
     maxConcurrentPolicies: 8,
     retryBaseMs: 5,
@@ -63,7 +62,7 @@ test.serial('a crash after the claim and before completion: after expiry the eve
   t.is(successor.metrics.get('claims_taken_over'), 1);
   const entry = await successor.ledger.get('crash-1');
   t.is(entry?.claim, undefined, 'completed: no claim left');
-  t.is(entry?.eventIds.at(-1), 'crash-e1');
+  t.is(entry?.events.at(-1)?.eventId, 'crash-e1');
 });
 
 test.serial('a worker that lost its claim cannot complete over the new owner', async (t) => {
@@ -71,19 +70,20 @@ test.serial('a worker that lost its claim cannot complete over the new owner', a
   const now = () => clock;
   const { config, clients } = stackOf();
   const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, now });
-  const request = { policy: 'fence-1', sequenceNumber: '100', eventId: 'fence-e1', owner: 'old', epoch: 0 };
+  const record = { shardId: 's', sequenceNumber: '100', subSequenceNumber: 0 };
+  const request = { policy: 'fence-1', record, eventId: 'fence-e1', payloadHash: 'h1', owner: 'old', epoch: 0 };
   const old = await ledger.claim(request);
   t.true(old.won);
   clock += 2_000;
   const next = await ledger.claim({ ...request, owner: 'new' });
   t.true(next.won && next.takenOver);
-  const complete = { policy: 'fence-1', epoch: 0, sequenceNumber: '100', shardId: 's', eventIds: ['fence-e1'], state: 'present' as const, outcome: 'created' };
+  const complete = { policy: 'fence-1', epoch: 0, position: { ...record, lineage: [] }, events: [{ eventId: 'fence-e1', payloadHash: 'h1' }], state: 'present' as const, outcome: 'created' };
   await t.throwsAsync(ledger.complete({ ...complete, token: old.won ? old.token : '' }), { name: 'ClaimLostError' });
   const overwrite = await ledger.claim({ ...request, owner: 'old' });
   t.false(overwrite.won, 'the old owner cannot overwrite a live claim');
   await ledger.complete({ ...complete, token: next.won ? next.token : '' });
   const entry = await ledger.get('fence-1');
-  t.is(entry?.hwm, toLedgerSequence('100'));
+  t.deepEqual(entry?.position, { ...record, lineage: [] });
 });
 
 test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {
@@ -102,11 +102,12 @@ test.serial('56-digit sequence numbers (beyond 2^128 and DynamoDB numbers) compa
   const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
   const big = '49680462685045045213514215699606729033515658240868745218'; // a real-looking 56-digit one
   const bigger = (BigInt(big) + 1n).toString();
-  const base = { policy: 'bigseq-1', eventId: 'bigseq-a', owner: 'w', epoch: 0 };
-  const first = await ledger.claim({ ...base, sequenceNumber: bigger });
+  const base = { policy: 'bigseq-1', eventId: 'bigseq-a', payloadHash: 'h', owner: 'w', epoch: 0 };
+  const at = (sequenceNumber: string) => ({ shardId: 's', sequenceNumber, subSequenceNumber: 0 });
+  const first = await ledger.claim({ ...base, record: at(bigger) });
   t.true(first.won);
-  await ledger.complete({ policy: 'bigseq-1', token: first.won ? first.token : '', epoch: 0, sequenceNumber: bigger, shardId: 's', eventIds: ['bigseq-a'], state: 'present', outcome: 'created' });
-  const lower = await ledger.claim({ ...base, eventId: 'bigseq-b', sequenceNumber: big });
+  await ledger.complete({ policy: 'bigseq-1', token: first.won ? first.token : '', epoch: 0, position: { ...at(bigger), lineage: [] }, events: [{ eventId: 'bigseq-a', payloadHash: 'h' }], state: 'present', outcome: 'created' });
+  const lower = await ledger.claim({ ...base, eventId: 'bigseq-b', record: at(big) });
   t.false(lower.won);
   t.is(lower.won ? '' : lower.because, 'duplicate-sequence');
 });

@@ -7,7 +7,8 @@ import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
 import { ClaimLostError, explainRefusal } from '../../src/ledger/ledger.js';
-import { toLedgerSequence } from '../../src/ledger/sequence.js';
+import { covers } from '../../src/ledger/position.js';
+import { recordId } from '../../src/contract/record-id.js';
 import type { Applier } from '../../src/pipeline/types.js';
 
 export class MemoryLedger implements Ledger {
@@ -24,20 +25,19 @@ export class MemoryLedger implements Ledger {
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     this.calls++;
     const now = this.now();
-    const sequence = toLedgerSequence(request.sequenceNumber);
     const entry = this.entries.get(request.policy);
     const claimFree = !entry?.claim || entry.claim.owner === request.owner || entry.claim.expiresAt < now;
-    const sameEpoch = entry !== undefined && entry.epoch >= request.epoch && entry.hwm !== undefined;
+    const sameEpoch = entry !== undefined && entry.epoch >= request.epoch && entry.position !== undefined;
     const fresh =
       !sameEpoch ||
-      ((entry.hwm === undefined || entry.hwm < sequence) &&
-        !entry.eventIds.includes(request.eventId) &&
+      (!covers(entry.position, request.record) &&
+        !entry.events.some((event) => event.eventId === request.eventId) &&
         (request.revision === undefined || entry.revision === undefined || entry.revision < request.revision));
-    if (entry && !(claimFree && fresh)) return { won: false, because: explainRefusal(entry, request, now, sequence), entry: structuredClone(entry) };
+    if (entry && !(claimFree && fresh)) return { won: false, because: explainRefusal(entry, request, now), entry: structuredClone(entry) };
     const previous = entry ? structuredClone(entry) : undefined;
     const token = randomUUID();
-    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, eventIds: [] };
-    next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence };
+    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
+    next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence: request.record.sequenceNumber };
     this.entries.set(request.policy, next);
     return { won: true, token, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
   }
@@ -48,9 +48,9 @@ export class MemoryLedger implements Ledger {
     if (!entry?.claim || entry.claim.token !== request.token) throw new ClaimLostError(`claim on ${request.policy} lost`);
     delete entry.claim;
     entry.epoch = request.epoch;
-    entry.hwm = toLedgerSequence(request.sequenceNumber);
+    entry.position = structuredClone(request.position);
     if (request.revision !== undefined) entry.revision = request.revision;
-    entry.eventIds = request.eventIds;
+    entry.events = request.events;
     entry.state = request.state;
     if (request.docHash !== undefined) entry.docHash = request.docHash;
   }
@@ -99,6 +99,6 @@ export class FakeIam implements Applier {
 export class MemoryDeadLetters implements DeadLetterSink {
   readonly letters = new Map<string, DeadLetter>();
   async store(letter: DeadLetter): Promise<void> {
-    this.letters.set(`${letter.shardId}#${letter.sequenceNumber}`, letter);
+    this.letters.set(recordId(letter.record), letter);
   }
 }

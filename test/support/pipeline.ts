@@ -19,7 +19,7 @@ export interface Harness {
 
 export const silentLogger = createLogger('silent');
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[] } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -28,7 +28,7 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const cache = new DedupCache(options.cacheSize ?? 10_000);
   const settledOrder: Settlement[] = [];
   const pipeline = new ShardPipeline({
-    context: { ledger, cache, applier, deadLetters, metrics, owner: 'test-owner', epoch: 0, recentEventIds: 32 },
+    context: { ledger, cache, applier, deadLetters, metrics, owner: 'test-owner', epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [] },
     decode: { managedPathPrefix: '/stream-managed/', refuseAdminGrant: true },
     maxConcurrentPolicies: options.maxConcurrentPolicies ?? 8,
     retryBaseMs: 1,
@@ -46,6 +46,7 @@ export function streamRecords(items: { partitionKey: string; data: Buffer }[], s
   return items.map((item, index) => ({
     shardId,
     sequenceNumber: String((sequence += 1000n)),
+    subSequenceNumber: 0,
     partitionKey: item.partitionKey,
     data: item.data,
     index,

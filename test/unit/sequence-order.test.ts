@@ -20,21 +20,40 @@ test('compareSequence also accepts zero-padded ledger values', (t) => {
   t.is(fromLedgerSequence(toLedgerSequence('0')), '0');
 });
 
+const at = (sequenceNumber: string, subSequenceNumber = 0, shardId = 'shard-a') => ({ shardId, sequenceNumber, subSequenceNumber });
+const applied = (eventId: string) => ({ eventId, payloadHash: `hash-of-${eventId}` });
+
 test('the cache answers duplicate at or below the applied mark and asks the ledger above it', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', '999', undefined, ['e1']);
-  t.is(cache.verdict(0, 'p', '998', 'e2'), 'duplicate');
-  t.is(cache.verdict(0, 'p', '999', 'e2'), 'duplicate');
-  t.is(cache.verdict(0, 'p', '1000', 'e2'), undefined, '1000 is above 999 though it sorts first as text');
-  t.is(cache.verdict(0, 'p', '1000', 'e1'), 'duplicate', 'a producer retry of an applied eventId');
-  t.is(cache.verdict(1, 'p', '998', 'e2'), undefined, 'a new epoch knows nothing yet');
+  cache.learn(0, 'p', at('999'), undefined, [applied('e1')]);
+  t.is(cache.verdict(0, 'p', at('998'), 'e2', 'h2'), 'duplicate');
+  t.is(cache.verdict(0, 'p', at('999'), 'e2', 'h2'), 'duplicate');
+  t.is(cache.verdict(0, 'p', at('1000'), 'e2', 'h2'), undefined, '1000 is above 999 though it sorts first as text');
+  t.is(cache.verdict(0, 'p', at('1000'), 'e1', 'hash-of-e1'), 'duplicate', 'a producer retry of an applied eventId');
+  t.is(cache.verdict(0, 'p', at('1000'), 'e1', 'another-payload'), undefined, 'a reused eventId with another payload is for the ledger to judge');
+  t.is(cache.verdict(0, 'q', at('1000'), 'e1', 'hash-of-e1'), undefined, 'eventIds are remembered per policy');
+  t.is(cache.verdict(1, 'p', at('998'), 'e2', 'h2'), undefined, 'a new epoch knows nothing yet');
+});
+
+test('the cache orders user records of one aggregate by subsequence number', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', at('999', 3), undefined, []);
+  t.is(cache.verdict(0, 'p', at('999', 2), 'x', 'h'), 'duplicate');
+  t.is(cache.verdict(0, 'p', at('999', 3), 'x', 'h'), 'duplicate');
+  t.is(cache.verdict(0, 'p', at('999', 4), 'x', 'h'), undefined, 'a later user record of the same aggregate is new');
+});
+
+test('the cache does not compare sequence numbers across shards', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', at('5000', 0, 'parent'), undefined, []);
+  t.is(cache.verdict(0, 'p', at('4000', 0, 'child'), 'x', 'h'), undefined, 'a lower number on another shard is for the ledger to judge');
 });
 
 test('the cache keeps the highest mark it has learned', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', '1000', 4, []);
-  cache.learn(0, 'p', '999', 3, []);
-  t.is(cache.verdict(0, 'p', '1000', 'x'), 'duplicate');
-  t.is(cache.verdict(0, 'p', '1001', 'x', 4), 'stale', 'revision 4 is already applied');
-  t.is(cache.verdict(0, 'p', '1001', 'x', 5), undefined);
+  cache.learn(0, 'p', at('1000'), 4, []);
+  cache.learn(0, 'p', at('999'), 3, []);
+  t.is(cache.verdict(0, 'p', at('1000'), 'x', 'h'), 'duplicate');
+  t.is(cache.verdict(0, 'p', at('1001'), 'x', 'h', 4), 'stale', 'revision 4 is already applied');
+  t.is(cache.verdict(0, 'p', at('1001'), 'x', 'h', 5), undefined);
 });

@@ -150,25 +150,25 @@ test('the checkpoint never passes a record that has no outcome yet', async (t) =
   };
   const h = harness({ iam, applier });
   const records = streamRecords([upsertRecord('fast1', 'a', doc(1)), upsertRecord('slow', 'b', doc(2)), upsertRecord('fast2', 'c', doc(3)), upsertRecord('fast3', 'd', doc(4))]);
-  const tracker = new CheckpointTracker(records.map((r) => r.sequenceNumber));
+  const tracker = new CheckpointTracker(records);
   const slowIndex = 1;
   let slowSettled = false;
   const settlements = await h.pipeline.processBatch(records);
   for (const settlement of h.settledOrder) {
     tracker.markSettled(settlement.record.index);
     if (settlement.record.index === slowIndex) slowSettled = true;
-    const safe = tracker.safeSequenceNumber();
+    const safe = tracker.safePosition()?.sequenceNumber;
     if (!slowSettled && safe !== undefined) t.true(BigInt(safe) < BigInt(records[slowIndex]!.sequenceNumber), 'never past the unsettled record');
   }
   t.is(h.settledOrder.at(-1)!.record.index, slowIndex, 'the slow policy settled last');
-  t.is(tracker.safeSequenceNumber(), records.at(-1)!.sequenceNumber);
+  t.is(tracker.safePosition(), records.at(-1));
   t.is(settlements.length, 4);
 });
 
 test('checkpoint tracker: the safe point is the end of the settled prefix (property)', (t) => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 50 }).chain((n) => fc.tuple(fc.constant(n), fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }))), ([n, order]) => {
-      const sequences = Array.from({ length: n }, (_, i) => String(1000 + i));
+      const sequences = Array.from({ length: n }, (_, i) => ({ shardId: 's', sequenceNumber: String(1000 + Math.floor(i / 3)), subSequenceNumber: i % 3 }));
       const tracker = new CheckpointTracker(sequences);
       const settled = new Set<number>();
       for (const index of order) {
@@ -176,7 +176,7 @@ test('checkpoint tracker: the safe point is the end of the settled prefix (prope
         settled.add(index);
         let prefix = 0;
         while (settled.has(prefix)) prefix++;
-        if (tracker.safeSequenceNumber() !== (prefix === 0 ? undefined : sequences[prefix - 1])) return false;
+        if (tracker.safePosition() !== (prefix === 0 ? undefined : sequences[prefix - 1])) return false;
       }
       return tracker.complete;
     }),

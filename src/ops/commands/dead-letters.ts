@@ -20,7 +20,7 @@ async function selected(store: DynamoDbDeadLetterStore, values: Values, ids: str
     if (ids.length > 0) throw new UsageError('give letter ids or --all, not both');
     return store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
   }
-  if (ids.length === 0) throw new UsageError('give one or more letter ids (<shardId>#<sequenceNumber>, see `dead-letters list`) or --all');
+  if (ids.length === 0) throw new UsageError('give one or more letter ids (<shardId>#<sequenceNumber>#<subSequenceNumber>, see `dead-letters list`) or --all');
   const letters: StoredDeadLetter[] = [];
   for (const id of ids) {
     const letter = await store.get(id);
@@ -73,7 +73,8 @@ Actions:
                            (--all redrives open letters, filtered by --reason)
   purge <id>... | --all    delete letters (--all: filtered by --reason and --status)
 
-An id is <shardId>#<sequenceNumber>, as list shows it.
+An id is <shardId>#<sequenceNumber>#<subSequenceNumber>, as list shows it
+(letters stored before subsequence numbers were part of the id keep <shardId>#<sequenceNumber>).
   --reason <code>   e.g. not-owned, invalid-json, path-not-managed
   --status <s>      open or redriven
   --all             every letter the filters select
@@ -121,10 +122,11 @@ ${COMMON_HELP}`,
         }
         if (!ctx.json) print(table(whole.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status']));
         if (!(await confirmed(ctx, values, `Put ${whole.length} record(s) back into ${ctx.config.streamName}?`))) return 1;
-        const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, whole.map((letter) => ({ partitionKey: letter.partitionKey, data: letter.data })));
+        const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, whole.map((letter) => ({ partitionKey: redriveKey(letter), data: letter.data })));
         const results = await Promise.all(
           whole.map(async (letter, i) => {
-            await store.markRedriven(letter.id, puts[i]!);
+            // A redriven record is a plain (not aggregated) record: subsequence 0.
+            await store.markRedriven(letter.id, { ...puts[i]!, subSequenceNumber: 0 });
             return { id: letter.id, shardId: puts[i]!.shardId, sequenceNumber: puts[i]!.sequenceNumber };
           }),
         );
@@ -152,3 +154,12 @@ ${COMMON_HELP}`,
     }
   },
 };
+
+/**
+ * The partition key a letter goes back with: its own, except for a letter
+ * refused because its key was not the policy name, which goes back under the
+ * policy name as the event contract asks.
+ */
+function redriveKey(letter: StoredDeadLetter): string {
+  return letter.reason === 'partition-key-mismatch' && letter.policyName ? letter.policyName : letter.partitionKey;
+}

@@ -10,8 +10,9 @@ import type { OpsContext } from '../cli/context.js';
 import { note, print, printJson, table } from '../cli/render.js';
 import { LeaseChangedError, liveLeases, readLeases, resetLease } from '../lease-table.js';
 import type { Lease, ResetPosition } from '../lease-table.js';
-import { descendantsOf, firstRecordSince, listShards, positionBefore } from '../shard-positions.js';
-import type { ShardInfo } from '../shard-positions.js';
+import { descendantsOf, listShards } from '../../stream/shard-tree.js';
+import type { ShardInfo } from '../../stream/shard-tree.js';
+import { firstRecordSince, positionBefore } from '../shard-positions.js';
 
 interface PlannedReset {
   lease: Lease;

@@ -7,7 +7,8 @@ import type { Command } from '../cli/command.js';
 import { COMMON_HELP } from '../cli/command.js';
 import { print, printJson, table } from '../cli/render.js';
 import { readLeases } from '../lease-table.js';
-import { childrenOf, lagBehind, listShards } from '../shard-positions.js';
+import { childrenOf, listShards } from '../../stream/shard-tree.js';
+import { lagBehind } from '../shard-positions.js';
 
 async function countItems(dynamodb: DynamoDBClient, tableName: string, filter?: { expression: string; names: Record<string, string>; values: Record<string, { S: string }> }): Promise<number> {
   let count = 0;

@@ -1,0 +1,68 @@
+// The stream's shard tree: which shards exist within the retention period and
+// which shards each was split or merged from. The record processor reads its
+// own shard's ancestors from it (the ledger orders a policy's records by shard
+// lineage: ledger/position.ts); the operator tool reads children for status
+// and replay.
+import { ListShardsCommand } from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+
+export interface ShardInfo {
+  shardId: string;
+  parents: string[];
+  /** Closed shards (split or merged) have an ending sequence number. */
+  closed: boolean;
+}
+
+export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
+  const shards: ShardInfo[] = [];
+  let nextToken: string | undefined;
+  do {
+    // ListShards takes either the stream or a continuation token, never both.
+    const page = await kinesis.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: streamName }));
+    nextToken = page.NextToken;
+    for (const shard of page.Shards ?? []) {
+      shards.push({
+        shardId: shard.ShardId ?? '',
+        parents: [shard.ParentShardId, shard.AdjacentParentShardId].filter((id): id is string => Boolean(id)),
+        closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
+      });
+    }
+  } while (nextToken);
+  return shards;
+}
+
+/** Shards split or merged from `shardId`. */
+export function childrenOf(shards: ShardInfo[], shardId: string): string[] {
+  return shards.filter((shard) => shard.parents.includes(shardId)).map((shard) => shard.shardId);
+}
+
+/** The shard and all shards that descend from it, parents first. */
+export function descendantsOf(shards: ShardInfo[], shardId: string): string[] {
+  const found: string[] = [];
+  const queue = childrenOf(shards, shardId);
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    if (found.includes(next)) continue;
+    found.push(next);
+    queue.push(...childrenOf(shards, next));
+  }
+  return found;
+}
+
+/**
+ * Every shard `shardId` descends from, nearest first: its parents, their
+ * parents, and so on, as far as the stream still lists them (older ones are
+ * past retention and can no longer be replayed).
+ */
+export function ancestorsOf(shards: ShardInfo[], shardId: string): string[] {
+  const parentsOf = new Map(shards.map((shard) => [shard.shardId, shard.parents]));
+  const found: string[] = [];
+  const queue = [...(parentsOf.get(shardId) ?? [])];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    if (found.includes(next)) continue;
+    found.push(next);
+    queue.push(...(parentsOf.get(next) ?? []));
+  }
+  return found;
+}
