@@ -124,3 +124,28 @@ test.serial('with the cache warm, a replay of applied events makes zero DynamoDB
   t.true(replay.every((s) => s.outcome === 'duplicate'));
   t.is(metrics.total('aws_calls', { service: 'dynamodb' }), before, 'no DynamoDB call for cached duplicates');
 });
+
+test.serial('the conditional claim follows shard lineage and subsequence numbers (DynamoDB condition, not the cache)', async (t) => {
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const parent = 'shardId-000000000000';
+  const child = 'shardId-000000000002';
+  let n = 0;
+  const claimAt = (shardId: string, sequenceNumber: string, subSequenceNumber: number) =>
+    ledger.claim({ policy: 'lineage-1', record: { shardId, sequenceNumber, subSequenceNumber }, eventId: `lin-${n++}`, payloadHash: 'h', owner: 'w', epoch: 0 });
+  const completeAt = async (claim: Awaited<ReturnType<typeof claimAt>>, shardId: string, sequenceNumber: string, subSequenceNumber: number, lineage: string[]) => {
+    if (!claim.won) throw new Error('expected a won claim');
+    await ledger.complete({ policy: 'lineage-1', token: claim.token, epoch: 0, position: { shardId, sequenceNumber, subSequenceNumber, lineage }, events: [], state: 'present', outcome: 'created' });
+  };
+  await completeAt(await claimAt(parent, '900000', 5), parent, '900000', 5, []);
+  const sameAggregateEarlier = await claimAt(parent, '900000', 4);
+  t.is(sameAggregateEarlier.won ? 'won' : sameAggregateEarlier.because, 'duplicate-sequence', 'subsequence 4 lies before 5');
+  const sameAggregateLater = await claimAt(parent, '900000', 6);
+  t.true(sameAggregateLater.won, 'subsequence 6 of the same aggregate is new');
+  await completeAt(sameAggregateLater, parent, '900000', 6, []);
+  const onChild = await claimAt(child, '100', 0);
+  t.true(onChild.won, 'a lower sequence number on a child shard is new');
+  await completeAt(onChild, child, '100', 0, [parent]);
+  const parentReplayed = await claimAt(parent, '999999', 0);
+  t.is(parentReplayed.won ? 'won' : parentReplayed.because, 'duplicate-sequence', 'the parent lies behind its child, whatever its numbers');
+});

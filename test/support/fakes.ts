@@ -63,6 +63,8 @@ export class FakeIam implements Applier {
   readonly calls: { policy: string; eventId: string; started: number; ended: number }[] = [];
   inFlight = 0;
   maxInFlight = 0;
+  /** Policies attached to a user, group or role: a delete keeps them (`retained-in-use`). */
+  readonly attached = new Set<string>();
   constructor(private readonly delayMs: (event: PolicyEvent) => number = () => 0) {}
 
   async apply(event: PolicyEvent): Promise<IamOutcome> {
@@ -75,6 +77,7 @@ export class FakeIam implements Applier {
       const current = this.policies.get(event.policyName);
       if (event.type === 'policy.deleted') {
         if (!current) return 'absent';
+        if (this.attached.has(event.policyName)) return 'retained-in-use';
         this.policies.delete(event.policyName);
         this.writes.push({ policy: event.policyName, action: 'delete', eventId: event.eventId });
         return 'deleted';
