@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
 import { loadConfig } from '../config/config.js';
 import { startDaemon } from '../daemon/daemon.js';
-import { readOutcomes } from '../ops/outcome-log.js';
+import { outcomeRecordId, readOutcomes, sentRecordId } from '../ops/outcome-log.js';
 import { putRecords } from '../ops/producer.js';
 import { demoWaves } from './demo.js';
 import { projectRoot } from './paths.js';
@@ -61,12 +61,12 @@ for (const [n, wave] of demoWaves().entries()) {
   const sent = await putRecords(clients.kinesis, config.streamName, wave.map((item) => item.record));
   total += sent.length;
   say(n === 0 ? `Sent ${sent.length} demo events. Waiting for the processor (the daemon takes up to ~30 s to take its first leases)...\n` : `\nSent ${sent.length} more events for the same policies:\n`);
-  const wanted = new Map(sent.map((put, i) => [`${put.shardId}#${put.sequenceNumber}`, wave[i]!]));
+  const wanted = new Map(sent.map((put, i) => [sentRecordId(put), wave[i]!]));
   const shown = new Set<string>();
   const deadline = Date.now() + 180_000;
   while (shown.size < wanted.size && Date.now() < deadline && !stopping) {
     for (const line of readOutcomes(logFile)) {
-      const key = `${line.shard}#${line.sequenceNumber}`;
+      const key = outcomeRecordId(line);
       const item = wanted.get(key);
       if (!item || shown.has(key)) continue;
       shown.add(key);

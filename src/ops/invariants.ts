@@ -6,15 +6,19 @@ import type { IAMClient, Policy } from '@aws-sdk/client-iam';
 import { decodeRecord } from '../contract/decode.js';
 import type { PolicyEvent } from '../contract/event.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
-import { compareSequence } from '../ledger/sequence.js';
+import { compareWithin } from '../ledger/position.js';
 import { foldEvents } from './expected-state.js';
 import type { OutcomeLine } from './outcome-log.js';
-import type { OutgoingRecord, PutResult } from './producer.js';
+import { outcomeRecordId, sentRecordId } from './outcome-log.js';
+import type { SentPosition } from './outcome-log.js';
+import type { OutgoingRecord } from './producer.js';
 
 export interface SentRecord {
   record: OutgoingRecord;
-  put: PutResult;
+  put: SentPosition;
 }
+
+
 
 export interface InvariantInput {
   sent: SentRecord[];
@@ -39,12 +43,12 @@ const EFFECTS = new Set(['created', 'updated', 'deleted']);
 
 export async function checkInvariants(input: InvariantInput): Promise<InvariantReport> {
   const violations: string[] = [];
-  const key = (put: PutResult) => `${put.shardId}#${put.sequenceNumber}`;
+  const key = sentRecordId;
 
   // Every record has an outcome, and no record takes effect twice.
   const byRecord = new Map<string, OutcomeLine[]>();
   for (const line of input.outcomes) {
-    const k = `${line.shard}#${line.sequenceNumber}`;
+    const k = outcomeRecordId(line);
     byRecord.set(k, [...(byRecord.get(k) ?? []), line]);
   }
   const outcomes: Record<string, number> = {};
@@ -61,7 +65,9 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   }
 
   // IAM equals the fold of the stream, in stream order per policy.
-  const ordered = [...input.sent].sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
+  const ordered = [...input.sent].sort((a, b) =>
+    compareWithin({ ...a.put, subSequenceNumber: a.put.subSequenceNumber ?? 0 }, { ...b.put, subSequenceNumber: b.put.subSequenceNumber ?? 0 }),
+  );
   const events: PolicyEvent[] = [];
   for (const { record } of ordered) {
     const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix, refuseAdminGrant: true });

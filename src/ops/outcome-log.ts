@@ -2,10 +2,14 @@
 // a daemon log: the demo's summary and the end-to-end tests use it to see
 // what happened to each record.
 import { existsSync, readFileSync } from 'node:fs';
+import { recordId } from '../contract/record-id.js';
+import type { PutResult } from './producer.js';
 
 export interface OutcomeLine {
   shard: string;
   sequenceNumber: string;
+  /** The user record's place in a KPL aggregate (0 when not aggregated; absent in older logs). */
+  subSequenceNumber?: number;
   partitionKey: string;
   eventId?: string;
   outcome: string;
@@ -29,9 +33,15 @@ export function readOutcomes(logFile: string): OutcomeLine[] {
   return outcomes;
 }
 
-/** The outcome of each record, keyed by shard and sequence number; later lines win (redelivery). */
-export function outcomesByRecord(lines: OutcomeLine[]): Map<string, OutcomeLine> {
-  const byRecord = new Map<string, OutcomeLine>();
-  for (const line of lines) byRecord.set(`${line.shard}#${line.sequenceNumber}`, line);
-  return byRecord;
+/** The record an outcome line is about, as contract/record-id.ts names it. */
+export function outcomeRecordId(line: OutcomeLine): string {
+  return recordId({ shardId: line.shard, sequenceNumber: line.sequenceNumber, subSequenceNumber: line.subSequenceNumber ?? 0 });
+}
+
+/** Where a user record landed: a plain record, or one user record of a KPL aggregate (its subsequence number). */
+export type SentPosition = PutResult & { subSequenceNumber?: number };
+
+/** The record a put landed as, named as contract/record-id.ts names it. */
+export function sentRecordId(put: SentPosition): string {
+  return recordId({ shardId: put.shardId, sequenceNumber: put.sequenceNumber, subSequenceNumber: put.subSequenceNumber ?? 0 });
 }

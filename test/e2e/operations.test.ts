@@ -24,6 +24,7 @@ import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
 import type { TestStack } from '../support/stack.js';
+import { outcomeRecordId, sentRecordId } from '../../src/ops/outcome-log.js';
 
 const run = promisify(execFile);
 let testStack: TestStack | undefined;
@@ -49,12 +50,12 @@ async function snapshot(names: string[]) {
 
 /** Outcome lines written after `since` for the given records, once every one has one. */
 async function outcomesSince(since: number, puts: PutResult[], timeoutMs = 180_000): Promise<Map<string, OutcomeLine>> {
-  const wanted = new Set(puts.map((p) => `${p.shardId}#${p.sequenceNumber}`));
+  const wanted = new Set(puts.map(sentRecordId));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = new Map<string, OutcomeLine>();
     for (const line of outcomesIn(daemons.map((d) => d.logFile))) {
-      const key = `${line.shard}#${line.sequenceNumber}`;
+      const key = outcomeRecordId(line);
       if (line.time >= since && wanted.has(key)) found.set(key, line);
     }
     if (found.size === wanted.size) return found;
@@ -154,21 +155,21 @@ test.serial('a dead letter redriven after its cause is fixed is applied', async 
   await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'ops-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
   const event = { specVersion: '1', eventId: 'ops-foreign-1', type: 'policy.upserted', policy: { name: 'ops-foreign' }, document: policyDocument('ours', 1) };
   const [put] = await putRecords(aws.kinesis, config.streamName, [eventRecord(event)]);
-  const outcome = (await waitForOutcomes(daemons.map((d) => d.logFile), [put!])).get(`${put!.shardId}#${put!.sequenceNumber}`);
+  const outcome = (await waitForOutcomes(daemons.map((d) => d.logFile), [put!])).get(sentRecordId(put!));
   t.is(outcome?.outcome, 'rejected');
   t.is(outcome?.reason, 'not-owned');
 
   const letters = JSON.parse((await ips('dead-letters', 'list', '--reason', 'not-owned', '--json')).stdout) as { id: string }[];
-  t.deepEqual(letters.map((l) => l.id), [`${put!.shardId}#${put!.sequenceNumber}`]);
+  t.deepEqual(letters.map((l) => l.id), [sentRecordId(put!)]);
 
   // The owner of the foreign policy retires it; the operator redrives the letter.
   await aws.iam.send(new DeletePolicyCommand({ PolicyArn: arnOf('ops-foreign') }));
   const [redriven] = JSON.parse((await ips('dead-letters', 'redrive', letters[0]!.id, '--yes', '--json')).stdout) as PutResult[];
-  const after = (await waitForOutcomes(daemons.map((d) => d.logFile), [redriven!])).get(`${redriven!.shardId}#${redriven!.sequenceNumber}`);
+  const after = (await waitForOutcomes(daemons.map((d) => d.logFile), [redriven!])).get(sentRecordId(redriven!));
   t.is(after?.outcome, 'created');
   const policy = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'ops-foreign');
   t.deepEqual(policy?.document, policyDocument('ours', 1));
   const shown = JSON.parse((await ips('dead-letters', 'show', letters[0]!.id, '--json')).stdout) as { status: string; redrivenTo: string };
   t.is(shown.status, 'redriven');
-  t.is(shown.redrivenTo, `${redriven!.shardId}#${redriven!.sequenceNumber}`);
+  t.is(shown.redrivenTo, sentRecordId(redriven!));
 });

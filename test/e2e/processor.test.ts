@@ -20,6 +20,7 @@ import { startTestDaemon, waitForOutcomes } from '../support/daemon.js';
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
 import type { TestStack } from '../support/stack.js';
+import { sentRecordId } from '../../src/ops/outcome-log.js';
 
 let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;
@@ -112,14 +113,14 @@ test.serial('100 garbage records are dead-lettered with reasons, the checkpoint 
 
   const garbagePuts = puts.slice(0, garbage.length);
   garbagePuts.forEach((put, i) => {
-    const line = outcomes.get(`${put.shardId}#${put.sequenceNumber}`);
+    const line = outcomes.get(sentRecordId(put));
     t.is(line?.outcome, 'rejected', garbage[i]!.name);
     t.is(line?.reason, garbage[i]!.reason, garbage[i]!.name);
   });
   const letters = await aws.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable }));
   const stored = new Set((letters.Items ?? []).map((item) => item.id?.S));
-  t.true(garbagePuts.every((put) => stored.has(`${put.shardId}#${put.sequenceNumber}`)), 'each garbage record is in the dead-letter table');
-  t.is(outcomes.get(`${puts.at(-1)!.shardId}#${puts.at(-1)!.sequenceNumber}`)?.outcome, 'created', 'the good event after the garbage is applied');
+  t.true(garbagePuts.every((put) => stored.has(sentRecordId(put))), 'each garbage record is in the dead-letter table');
+  t.is(outcomes.get(sentRecordId(puts.at(-1)!))?.outcome, 'created', 'the good event after the garbage is applied');
   const reached = await waitForCheckpoints(lastPerShard(puts));
   for (const [shard, sequence] of lastPerShard(puts)) t.true(compareSequence(reached.get(shard) ?? '0', sequence) >= 0, `${shard} checkpoint moved past the garbage`);
 });

@@ -12,6 +12,7 @@ import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
 import type { TestStack } from '../support/stack.js';
+import { outcomeRecordId } from '../../src/ops/outcome-log.js';
 
 async function assertInvariants(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[], logs: string[]) {
   const report = await checkInvariants({
@@ -90,7 +91,7 @@ test.serial('resharding from 2 to 4 shards under load keeps order per policy, lo
     t.true(usedShards.size > 2, `records landed in parent and child shards (${[...usedShards].join(', ')})`);
     const lines = outcomesIn([daemon.logFile]);
     const perRecord = new Map<string, string[]>();
-    for (const line of lines) perRecord.set(`${line.shard}#${line.sequenceNumber}`, [...(perRecord.get(`${line.shard}#${line.sequenceNumber}`) ?? []), line.outcome]);
+    for (const line of lines) perRecord.set(outcomeRecordId(line), [...(perRecord.get(outcomeRecordId(line)) ?? []), line.outcome]);
     const doubleEffects = [...perRecord.values()].filter((list) => list.filter((o) => !['duplicate', 'superseded', 'stale'].includes(o)).length > 1);
     t.is(doubleEffects.length, 0, 'no record took effect twice');
     await assertInvariants(t, testStack, load, puts, [daemon.logFile]);

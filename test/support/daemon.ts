@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon } from '../../src/daemon/daemon.js';
 import type { RunningDaemon } from '../../src/daemon/daemon.js';
 import { projectRoot } from '../../src/local/paths.js';
-import { readOutcomes } from '../../src/ops/outcome-log.js';
+import { outcomeRecordId, readOutcomes, sentRecordId } from '../../src/ops/outcome-log.js';
+import type { SentPosition } from '../../src/ops/outcome-log.js';
 import type { OutcomeLine } from '../../src/ops/outcome-log.js';
-import type { PutResult } from '../../src/ops/producer.js';
 import type { TestStack } from './stack.js';
 
 export interface TestDaemon extends RunningDaemon {
@@ -31,13 +31,13 @@ export function outcomesIn(logFiles: string[]): OutcomeLine[] {
 }
 
 /** Waits until each put record has at least one outcome in the logs; returns the latest per record. */
-export async function waitForOutcomes(logFiles: string[], puts: PutResult[], timeoutMs = 240_000): Promise<Map<string, OutcomeLine>> {
-  const wanted = new Set(puts.map((put) => `${put.shardId}#${put.sequenceNumber}`));
+export async function waitForOutcomes(logFiles: string[], puts: SentPosition[], timeoutMs = 240_000): Promise<Map<string, OutcomeLine>> {
+  const wanted = new Set(puts.map(sentRecordId));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = new Map<string, OutcomeLine>();
     for (const line of outcomesIn(logFiles)) {
-      const key = `${line.shard}#${line.sequenceNumber}`;
+      const key = outcomeRecordId(line);
       if (wanted.has(key)) found.set(key, line);
     }
     if (found.size === wanted.size) return found;
