@@ -9,11 +9,19 @@
 // With `latencyMs` every call from the processor waits that long before it is
 // forwarded: the benchmark uses it (rate 0) to stand in for the network round
 // trip to AWS, which the emulators on loopback do not have.
+//
+// `inject()` scripts a fault for the next call of one operation (an IAM Action
+// or a DynamoDB target), so a test can lose exactly the answer it means to.
+// With `realisticIam` (protocol iam) the proxy forwards to a realistic-IAM
+// layer in front of the emulator (reads lag writes, DeletePolicy conflicts;
+// see realistic-iam.ts), so faults and IAM's own semantics combine.
 import { createServer, request } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRandom } from '../../src/ops/load.js';
+import { startRealisticIam } from './realistic-iam.js';
+import type { RealisticIam, RealisticIamOptions } from './realistic-iam.js';
 
 export type FaultKind = 'throttle' | 'server-error' | 'reset-before' | 'reset-after' | 'slow';
 export type Protocol = 'dynamodb' | 'iam';
@@ -24,6 +32,10 @@ export interface FaultProxy {
   injected: Record<FaultKind, number>;
   /** Calls forwarded from the processor (faulted or not). */
   calls: number;
+  /** The next `times` calls of `operation` (IAM Action, DynamoDB operation) get `kind`. */
+  inject(kind: FaultKind, operation: string, times?: number): void;
+  /** The realistic-IAM layer behind the proxy, when asked for. */
+  realisticIam?: RealisticIam;
   close(): Promise<void>;
 }
 
@@ -43,8 +55,27 @@ function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error'): { sta
   };
 }
 
-export async function startFaultProxy(options: { target: string; protocol: Protocol; rate: number; seed?: number; slowMs?: number; latencyMs?: number }): Promise<FaultProxy> {
-  const target = new URL(options.target);
+/** The operation a call names: `Action=` of an IAM form body, or the DynamoDB target header. */
+function operationOf(protocol: Protocol, req: IncomingMessage, body: Buffer): string {
+  if (protocol === 'dynamodb') return String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
+  return new URLSearchParams(body.toString('utf8')).get('Action') ?? '';
+}
+
+export interface FaultProxyOptions {
+  target: string;
+  protocol: Protocol;
+  rate: number;
+  seed?: number;
+  slowMs?: number;
+  latencyMs?: number;
+  /** IAM only: put a realistic-IAM layer between the proxy and the emulator. */
+  realisticIam?: Omit<RealisticIamOptions, 'target'>;
+}
+
+export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
+  const realisticIam = options.realisticIam && options.protocol === 'iam' ? await startRealisticIam({ ...options.realisticIam, target: options.target }) : undefined;
+  const target = new URL(realisticIam?.endpoint ?? options.target);
+  const scripted: { kind: FaultKind; operation: string; times: number }[] = [];
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
   const state = { calls: 0 };
@@ -82,9 +113,21 @@ export async function startFaultProxy(options: { target: string; protocol: Proto
     });
   });
 
+  /** A scripted fault for this call, if one waits for its operation. */
+  function scriptedFor(req: IncomingMessage, body: Buffer): FaultKind | undefined {
+    if (scripted.length === 0) return undefined;
+    const operation = operationOf(options.protocol, req, body);
+    const index = scripted.findIndex((entry) => entry.operation === operation);
+    if (index < 0) return undefined;
+    const entry = scripted[index]!;
+    if (--entry.times <= 0) scripted.splice(index, 1);
+    return entry.kind;
+  }
+
   function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
-    if (random() >= options.rate) return forward(req, body, res);
-    const kind = KINDS[Math.floor(random() * KINDS.length)]!;
+    const planned = scriptedFor(req, body);
+    if (!planned && random() >= options.rate) return forward(req, body, res);
+    const kind = planned ?? KINDS[Math.floor(random() * KINDS.length)]!;
     injected[kind]++;
     switch (kind) {
       case 'throttle':
@@ -115,10 +158,16 @@ export async function startFaultProxy(options: { target: string; protocol: Proto
     get calls() {
       return state.calls;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
+    inject(kind, operation, times = 1) {
+      scripted.push({ kind, operation, times });
+    },
+    ...(realisticIam ? { realisticIam } : {}),
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      await realisticIam?.close();
+    },
   };
 }

@@ -1,0 +1,49 @@
+// The realistic-IAM layer of the test stack (test/support/realistic-iam.ts):
+// what it must show that moto alone does not, since the tests of the IAM step
+// rely on it. Reads lag writes; DeletePolicy is refused while the policy is
+// attached or keeps non-default versions; documents come URL-encoded.
+import test from 'ava';
+import { AttachRolePolicyCommand, CreatePolicyCommand, CreatePolicyVersionCommand, CreateRoleCommand, DeletePolicyCommand, GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { arn, doc, PREFIX, rig, trust, useMoto } from '../support/iam-rig.js';
+
+useMoto(test);
+
+test.serial('a new policy, version and attachment are invisible for the lag, then visible', async (t) => {
+  const { iam, layer } = await rig(t, { lagMs: [400, 400] });
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-lag', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) }));
+  await t.throwsAsync(iam.send(new GetPolicyCommand({ PolicyArn: arn('ri-lag') })), { name: 'NoSuchEntityException' });
+  await layer.settled();
+  t.is((await iam.send(new GetPolicyCommand({ PolicyArn: arn('ri-lag') }))).Policy?.DefaultVersionId, 'v1');
+
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('ri-lag'), PolicyDocument: JSON.stringify(doc('b')), SetAsDefault: true }));
+  t.is((await iam.send(new GetPolicyCommand({ PolicyArn: arn('ri-lag') }))).Policy?.DefaultVersionId, 'v1', 'the old default until the lag passes');
+  t.is((await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn('ri-lag') }))).Versions?.length, 1);
+  await t.throwsAsync(iam.send(new GetPolicyVersionCommand({ PolicyArn: arn('ri-lag'), VersionId: 'v2' })), { name: 'NoSuchEntityException' });
+
+  await iam.send(new CreateRoleCommand({ RoleName: 'ri-lag-role', AssumeRolePolicyDocument: trust }));
+  await iam.send(new AttachRolePolicyCommand({ RoleName: 'ri-lag-role', PolicyArn: arn('ri-lag') }));
+  t.is((await iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn('ri-lag') }))).PolicyRoles?.length ?? 0, 0, 'the attachment is not listed yet');
+  await layer.settled();
+  t.is((await iam.send(new GetPolicyCommand({ PolicyArn: arn('ri-lag') }))).Policy?.DefaultVersionId, 'v2');
+  t.is((await iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn('ri-lag') }))).PolicyRoles?.length, 1);
+  const version = await iam.send(new GetPolicyVersionCommand({ PolicyArn: arn('ri-lag'), VersionId: 'v2' }));
+  t.true(version.PolicyVersion?.Document?.startsWith('%7B'), 'documents come URL-encoded, as from IAM');
+  t.true(layer.stats.laggedReads >= 5);
+});
+
+test.serial('DeletePolicy is refused with DeleteConflict while attached or while non-default versions remain', async (t) => {
+  const { iam, truth, layer } = await rig(t);
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-conflict', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) }));
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('ri-conflict'), PolicyDocument: JSON.stringify(doc('b')), SetAsDefault: true }));
+  const versions = await t.throwsAsync(iam.send(new DeletePolicyCommand({ PolicyArn: arn('ri-conflict') })));
+  t.is(versions?.name, 'DeleteConflictException');
+  t.is((versions as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode, 409);
+
+  await iam.send(new CreateRoleCommand({ RoleName: 'ri-conflict-role', AssumeRolePolicyDocument: trust }));
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-conflict-2', Path: PREFIX, PolicyDocument: JSON.stringify(doc('c')) }));
+  await iam.send(new AttachRolePolicyCommand({ RoleName: 'ri-conflict-role', PolicyArn: arn('ri-conflict-2') }));
+  await t.throwsAsync(iam.send(new DeletePolicyCommand({ PolicyArn: arn('ri-conflict-2') })), { name: 'DeleteConflictException' });
+  t.is(layer.stats.deleteConflicts, 2);
+  t.truthy((await truth.send(new GetPolicyCommand({ PolicyArn: arn('ri-conflict') }))).Policy, 'both still exist');
+  t.truthy((await truth.send(new GetPolicyCommand({ PolicyArn: arn('ri-conflict-2') }))).Policy);
+});

@@ -1,0 +1,302 @@
+// An HTTP layer in front of the IAM emulator (moto) that answers the way real
+// IAM does where moto does not, so the tests can see what only real IAM shows:
+//
+//   - Reads lag writes. Each write to a policy (create, new or deleted version,
+//     tags, attach/detach, delete) becomes visible to GetPolicy,
+//     GetPolicyVersion, ListPolicyVersions and ListEntitiesForPolicy only after
+//     a random lag (seeded; 0-2 s by default). Until then those reads answer
+//     from the state before the write: NoSuchEntity for a policy just created,
+//     the old default and version list for a version just made, no entity for
+//     an attachment just made. Visibility moves forward per policy, never back.
+//     Writes themselves act on the current state, as IAM's primary does.
+//   - DeletePolicy is refused with DeleteConflict (409) while the policy is
+//     attached or still has non-default versions (moto deletes it anyway).
+//   - GetPolicyVersion and ListPolicyVersions return documents URL-encoded.
+//
+// How: before a write, the layer reads the policy's state from moto (the same
+// read calls the SDK makes) and keeps those answers as the view readers get
+// until the write's lag has passed. A read the layer holds no old answer for
+// (another page, another filter, ListPolicies) is answered fresh.
+//
+// Only the Query protocol as the SDK speaks it: form-encoded POST bodies with
+// Action=..., XML answers. Anything else (STS on the same port) passes through.
+import { createServer, request } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { seededRandom } from '../../src/ops/load.js';
+
+export interface RealisticIamOptions {
+  /** The IAM emulator's endpoint. */
+  target: string;
+  seed?: number;
+  /** Lag of reads behind a write, drawn uniformly per write: [min, max] ms. Default [0, 2000]. */
+  lagMs?: [number, number];
+  /** Account of the emulator (builds a new policy's ARN). Default moto's. */
+  account?: string;
+}
+
+export interface RealisticIam {
+  endpoint: string;
+  /** Changes the lag range for writes from now on. */
+  setLag(minMs: number, maxMs: number): void;
+  /** Resolves once every write made so far is visible to reads. */
+  settled(): Promise<void>;
+  /** What the layer did, for logs and assertions. */
+  stats: { laggedReads: number; deleteConflicts: number; writes: number };
+  close(): Promise<void>;
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A view readers get until `until`: the answers to the policy's reads before a write. */
+interface View {
+  until: number;
+  answers: Map<string, Answer>;
+}
+
+interface PolicyState {
+  views: View[];
+  /** Writes to one policy go one at a time: a view is the state between two of them. */
+  queue: Promise<unknown>;
+}
+
+const IAM_VERSION = '2010-05-08';
+const LAGGED_READS = new Set(['GetPolicy', 'GetPolicyVersion', 'ListPolicyVersions', 'ListEntitiesForPolicy']);
+const POLICY_WRITES = new Set([
+  'CreatePolicy',
+  'CreatePolicyVersion',
+  'DeletePolicyVersion',
+  'SetDefaultPolicyVersion',
+  'DeletePolicy',
+  'TagPolicy',
+  'UntagPolicy',
+  'AttachRolePolicy',
+  'DetachRolePolicy',
+  'AttachUserPolicy',
+  'DetachUserPolicy',
+  'AttachGroupPolicy',
+  'DetachGroupPolicy',
+]);
+
+/** The read as a key: the action and its parameters, in a fixed order, without the API version. */
+function readKey(params: URLSearchParams): string {
+  return [...params.entries()]
+    .filter(([key]) => key !== 'Version')
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, value]) => `${key}=${value}`)
+    .join('&');
+}
+
+export function iamErrorBody(code: string, message: string, type: 'Sender' | 'Receiver' = 'Sender'): string {
+  return `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/${IAM_VERSION}/"><Error><Type>${type}</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>realistic-iam</RequestId></ErrorResponse>`;
+}
+
+function xmlUnescape(text: string): string {
+  return text.replace(/&(lt|gt|quot|apos|amp|#\d+|#x[0-9a-f]+);/gi, (_, entity: string) => {
+    const named: Record<string, string> = { lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' };
+    if (entity.toLowerCase() in named) return named[entity.toLowerCase()]!;
+    return String.fromCodePoint(entity[1] === 'x' || entity[1] === 'X' ? parseInt(entity.slice(2), 16) : parseInt(entity.slice(1), 10));
+  });
+}
+
+/** Real IAM URL-encodes policy documents in its answers; moto sends them raw. */
+function encodeDocuments(body: string): string {
+  return body.replace(/<Document>([\s\S]*?)<\/Document>/g, (_, raw: string) => `<Document>${encodeURIComponent(xmlUnescape(raw))}</Document>`);
+}
+
+export async function startRealisticIam(options: RealisticIamOptions): Promise<RealisticIam> {
+  const target = new URL(options.target);
+  const random = seededRandom(options.seed ?? 1);
+  const account = options.account ?? LOCAL_ACCOUNT_ID;
+  let [minLag, maxLag] = options.lagMs ?? [0, 2_000];
+  const policies = new Map<string, PolicyState>();
+  const stats = { laggedReads: 0, deleteConflicts: 0, writes: 0 };
+
+  function stateOf(arn: string): PolicyState {
+    let state = policies.get(arn);
+    if (!state) policies.set(arn, (state = { views: [], queue: Promise.resolve() }));
+    return state;
+  }
+
+  /** One call to the emulator, answer buffered. */
+  function send(body: string, headers: IncomingHttpHeaders = {}): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const upstream = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: 'POST',
+          path: '/',
+          headers: {
+            ...headers,
+            host: target.host,
+            'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => {
+            const { 'content-length': _length, 'transfer-encoding': _encoding, connection: _connection, ...rest } = answer.headers;
+            resolve({ status: answer.statusCode ?? 502, headers: rest, body: Buffer.concat(chunks).toString('utf8') });
+          });
+          answer.on('error', reject);
+        },
+      );
+      upstream.on('error', reject);
+      upstream.end(body);
+    });
+  }
+
+  function call(action: string, params: Record<string, string>, headers?: IncomingHttpHeaders): Promise<Answer> {
+    return send(new URLSearchParams({ Action: action, Version: IAM_VERSION, ...params }).toString(), headers);
+  }
+
+  function keyOf(action: string, params: Record<string, string>): string {
+    return readKey(new URLSearchParams({ Action: action, Version: IAM_VERSION, ...params }));
+  }
+
+  /** The policy's reads as they stand now, kept as the view before a write. */
+  async function capture(arn: string, headers: IncomingHttpHeaders): Promise<Map<string, Answer>> {
+    const answers = new Map<string, Answer>();
+    const read = async (action: string, params: Record<string, string>) => {
+      const answer = await call(action, params, headers);
+      answers.set(keyOf(action, params), answer);
+      return answer;
+    };
+    const policy = await read('GetPolicy', { PolicyArn: arn });
+    if (policy.status !== 200) return answers; // absent: every read of it is NoSuchEntity
+    const versions = await read('ListPolicyVersions', { PolicyArn: arn });
+    const ids = [...versions.body.matchAll(/<VersionId>([^<]+)<\/VersionId>/g)].map((match) => match[1]!);
+    await Promise.all(ids.map((id) => read('GetPolicyVersion', { PolicyArn: arn, VersionId: id })));
+    await read('ListEntitiesForPolicy', { PolicyArn: arn });
+    return answers;
+  }
+
+  /** What a read gets while `view` is what readers see; undefined: ask the emulator. */
+  function fromView(view: View, params: URLSearchParams): Answer | undefined {
+    const held = view.answers.get(readKey(params));
+    if (held) return held;
+    const policy = view.answers.get(keyOf('GetPolicy', { PolicyArn: params.get('PolicyArn') ?? '' }));
+    const absent = policy !== undefined && policy.status !== 200;
+    if (absent) return policy;
+    if (params.get('Action') === 'GetPolicyVersion') {
+      return { status: 404, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('NoSuchEntity', `Policy ${params.get('PolicyArn')} version ${params.get('VersionId')} does not exist or is not attachable.`) };
+    }
+    return undefined;
+  }
+
+  function arnOf(action: string, params: URLSearchParams): string | undefined {
+    if (action === 'CreatePolicy') return `arn:aws:iam::${account}:policy${params.get('Path') ?? '/'}${params.get('PolicyName') ?? ''}`;
+    return params.get('PolicyArn') ?? undefined;
+  }
+
+  /** IAM refuses to delete a policy that is attached or still has non-default versions. */
+  async function deleteConflict(arn: string, headers: IncomingHttpHeaders): Promise<string | undefined> {
+    let marker: string | undefined;
+    do {
+      const page = await call('ListEntitiesForPolicy', { PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }, headers);
+      if (page.status !== 200) return undefined; // let DeletePolicy answer for itself
+      if (/<(PolicyRoles|PolicyUsers|PolicyGroups)>\s*<member>/.test(page.body)) return 'Cannot delete a policy attached to entities.';
+      marker = /<IsTruncated>true<\/IsTruncated>/.test(page.body) ? /<Marker>([^<]+)<\/Marker>/.exec(page.body)?.[1] : undefined;
+    } while (marker);
+    const versions = await call('ListPolicyVersions', { PolicyArn: arn }, headers);
+    if (versions.status === 200 && /<IsDefaultVersion>false<\/IsDefaultVersion>/.test(versions.body)) {
+      return "This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.";
+    }
+    return undefined;
+  }
+
+  async function write(action: string, arn: string, body: string, headers: IncomingHttpHeaders): Promise<Answer> {
+    const state = stateOf(arn);
+    const run = state.queue.then(async () => {
+      stats.writes++;
+      if (action === 'DeletePolicy') {
+        const conflict = await deleteConflict(arn, headers);
+        if (conflict) {
+          stats.deleteConflicts++;
+          return { status: 409, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('DeleteConflict', conflict) };
+        }
+      }
+      const now = Date.now();
+      const last = state.views.at(-1)?.until ?? 0;
+      const view: View = { until: Math.max(now + minLag + random() * (maxLag - minLag), last), answers: await capture(arn, headers) };
+      state.views.push(view);
+      const answer = await send(body, headers);
+      // A refused write changed nothing: nothing new to become visible.
+      if (answer.status >= 300) state.views.splice(state.views.indexOf(view), 1);
+      return answer;
+    });
+    state.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function read(arn: string, params: URLSearchParams, body: string, headers: IncomingHttpHeaders): Promise<Answer> {
+    const state = policies.get(arn);
+    if (state) {
+      const now = Date.now();
+      while (state.views.length > 0 && state.views[0]!.until <= now) state.views.shift();
+      const view = state.views[0];
+      const held = view && fromView(view, params);
+      if (held) {
+        stats.laggedReads++;
+        return held;
+      }
+    }
+    return send(body, headers);
+  }
+
+  async function answer(req: IncomingMessage, body: string): Promise<Answer> {
+    const params = new URLSearchParams(body);
+    const action = params.get('Action') ?? '';
+    const headers = { ...req.headers };
+    delete headers['content-length'];
+    const arn = arnOf(action, params);
+    if (arn && POLICY_WRITES.has(action)) return write(action, arn, body, headers);
+    if (arn && LAGGED_READS.has(action)) return read(arn, params, body, headers);
+    return send(body, headers);
+  }
+
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      answer(req, Buffer.concat(chunks).toString('utf8')).then(
+        (result) => {
+          const text = encodeDocuments(result.body);
+          res.writeHead(result.status, { ...result.headers, 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+        () => res.destroy(),
+      );
+    });
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stats,
+    setLag(minMs, maxMs) {
+      [minLag, maxLag] = [minMs, Math.max(minMs, maxMs)];
+    },
+    async settled() {
+      await Promise.all([...policies.values()].map((state) => state.queue));
+      const until = Math.max(0, ...[...policies.values()].map((state) => state.views.at(-1)?.until ?? 0));
+      const wait = until - Date.now();
+      if (wait > 0) await sleep(wait + 1);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
