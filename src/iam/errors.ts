@@ -37,6 +37,12 @@ export function errorCode(error: unknown): string {
   return e?.name && e.name !== 'Error' ? e.name : (e?.code ?? 'Error');
 }
 
+/** IAM's error code, however the SDK spells it (`DeleteConflict` or `DeleteConflictException`). */
+export function hasErrorCode(error: unknown, code: string): boolean {
+  const actual = errorCode(error);
+  return actual === code || actual === `${code}Exception`;
+}
+
 export function isTransient(error: unknown): boolean {
   if (error instanceof TransientError) return true;
   const e = error as SdkError;
@@ -48,6 +54,15 @@ export function isTransient(error: unknown): boolean {
     e?.$retryable !== undefined ||
     (status === undefined && !(error instanceof RejectedEventError) && /socket|network|timed? ?out|ECONN/i.test(e?.message ?? ''))
   );
+}
+
+/**
+ * A fault of IAM itself (throttling, 5xx, network, credentials), as the circuit
+ * breaker counts them. A TransientError of the step's own making (read lag, a
+ * conflict to look at again) is IAM answering, not IAM failing.
+ */
+export function isIamFault(error: unknown): boolean {
+  return !(error instanceof TransientError) && isTransient(error);
 }
 
 /** The error as the pipeline must see it: TransientError, RejectedEventError, or as is. */

@@ -14,6 +14,20 @@
 // Transient faults are retried here with exponential backoff and full jitter
 // within a budget, behind a circuit breaker; past the budget they surface as
 // TransientError and the pipeline retries the whole step later.
+//
+// Real IAM is eventually consistent and answers lost after the effect are
+// retried by the SDK, so an IAM error is evidence to weigh, not a verdict:
+//   - reads lag writes: NoSuchEntity for a policy the ledger says is present
+//     is read lag for a bounded time (TransientError iam-not-yet-visible),
+//     and EntityAlreadyExists for a policy we cannot see is never not-owned;
+//   - DeleteConflict means attached OR non-default versions left: only an
+//     attachment makes retained-in-use; otherwise the versions go and the
+//     delete is tried again;
+//   - NoSuchEntity / DeleteConflict from DeletePolicyVersion (a retried call,
+//     a stale list) mean that version is gone or is the default: look again;
+//   - LimitExceeded from CreatePolicyVersion may follow our own create whose
+//     answer was lost: if the default is the wanted document, it is updated;
+//     otherwise prune (even if the list showed fewer than 5) and create again.
 import {
   CreatePolicyCommand,
   CreatePolicyVersionCommand,
@@ -27,7 +41,7 @@ import {
   TagPolicyCommand,
   UntagPolicyCommand,
 } from '@aws-sdk/client-iam';
-import type { IAMClient, Policy, Tag } from '@aws-sdk/client-iam';
+import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,10 +54,22 @@ import type { Metrics } from '../metrics/metrics.js';
 import { backoffDelay } from '../pipeline/retry.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentsEqual } from './document.js';
-import { classifyIamError, isTransient } from './errors.js';
+import { classifyIamError, hasErrorCode, isIamFault } from './errors.js';
 
 export const OWNER_TAG = 'managed-by';
 const MAX_VERSIONS = 5;
+/** Rounds of look-again-and-retry within one step before the conflict surfaces as transient. */
+const CONFLICT_ROUNDS = 5;
+/** Policies remembered as "not visible yet" at most; the oldest is forgotten first. */
+const MAX_UNSEEN = 10_000;
+
+/** What the ledger knew before this step (the pipeline's ApplyHint). */
+export interface StepHint {
+  /** The ledger has no present state for the policy: create without reading first. */
+  likelyAbsent?: boolean;
+  /** The ledger's last applied state for the policy is present: IAM's NoSuchEntity is read lag, not absence. */
+  ledgerSaysPresent?: boolean;
+}
 
 export interface ReconcilerOptions {
   iam: IAMClient;
@@ -55,6 +81,11 @@ export interface ReconcilerOptions {
   attempts?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * How long NoSuchEntity counts as read lag for a policy the ledger says is
+   * present (default 30 s); past it, the policy is taken as gone (deleted out of band).
+   */
+  visibilityWindowMs?: number;
   now?: () => number;
 }
 
@@ -64,30 +95,38 @@ export class IamReconciler {
   private readonly attempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly visibilityWindowMs: number;
+  private readonly now: () => number;
+  /** ARN -> when IAM first denied a policy the ledger says is present. */
+  private readonly unseenSince = new Map<string, number>();
 
   constructor(private readonly options: ReconcilerOptions) {
     this.attempts = options.attempts ?? 6;
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
+    this.visibilityWindowMs = options.visibilityWindowMs ?? 30_000;
+    this.now = options.now ?? Date.now;
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
       options.metrics.increment('iam_breaker', { state });
       options.logger.warn({ breaker: state }, 'IAM circuit breaker changed state');
     });
   }
 
-  upsert(event: PolicyUpserted, hint: { likelyAbsent?: boolean } = {}): Promise<IamOutcome> {
+  upsert(event: PolicyUpserted, hint: StepHint = {}): Promise<IamOutcome> {
     return this.step('upsert', () => this.upsertOnce(event, hint));
   }
 
-  delete(event: PolicyDeleted): Promise<IamOutcome> {
-    return this.step('delete', () => this.deleteOnce(event));
+  delete(event: PolicyDeleted, hint: StepHint = {}): Promise<IamOutcome> {
+    return this.step('delete', () => this.deleteOnce(event, hint));
   }
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await this.breaker.run(run, isTransient);
+        // Only IAM's own faults count against the breaker; read lag and
+        // conflicts we retry are IAM answering, not IAM failing.
+        const outcome = await this.breaker.run(run, isIamFault);
         this.options.metrics.increment('iam_outcomes', { outcome });
         return outcome;
       } catch (error) {
@@ -116,11 +155,32 @@ export class IamReconciler {
 
   private async find(arn: string): Promise<Policy | undefined> {
     try {
-      return (await this.options.iam.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
+      const policy = (await this.options.iam.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
+      if (policy) this.unseenSince.delete(arn);
+      return policy;
     } catch (error) {
       if (error instanceof NoSuchEntityException) return undefined;
       throw error;
     }
+  }
+
+  /**
+   * IAM does not show a policy the ledger says is present: read lag (a policy
+   * just created is invisible for seconds), unless it lasts past the window,
+   * and then the policy is taken as gone. Throws while it is read lag.
+   */
+  private awaitVisibility(arn: string, hint: StepHint): void {
+    if (!hint.ledgerSaysPresent) return;
+    const now = this.now();
+    const since = this.unseenSince.get(arn);
+    if (since === undefined) {
+      if (this.unseenSince.size >= MAX_UNSEEN) this.unseenSince.delete(this.unseenSince.keys().next().value!);
+      this.unseenSince.set(arn, now);
+    } else if (now - since >= this.visibilityWindowMs) {
+      this.unseenSince.delete(arn);
+      return;
+    }
+    throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show the policy yet, the ledger says it is present`);
   }
 
   /** find(), giving a just-created policy a moment to become visible. */
@@ -202,25 +262,69 @@ export class IamReconciler {
     if (toRemove.length > 0) await this.options.iam.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }
 
-  private async deleteOnce(event: PolicyDeleted): Promise<IamOutcome> {
+  private async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
     const arn = await this.arn(event);
     const policy = await this.find(arn);
-    if (!policy) return 'absent';
+    if (!policy) {
+      this.awaitVisibility(arn, hint);
+      return 'absent';
+    }
     if (!this.owned(policy)) this.notOwned(policy);
     // The emulator deletes attached policies without complaint; this check is the processor's own.
     if (await this.attached(arn)) return 'retained-in-use';
-    try {
-      const versions = (await this.options.iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
-      for (const version of versions) {
-        if (!version.IsDefaultVersion && version.VersionId) {
-          await this.options.iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: version.VersionId }));
-        }
+    return this.deletePolicy(arn);
+  }
+
+  /**
+   * Non-default versions first, then the policy. The version list may be
+   * stale, so DeletePolicy is the judge: IAM refuses it (DeleteConflict) while
+   * the policy is attached or while non-default versions remain, and only the
+   * first means in use. NoSuchEntity from DeletePolicy (a write, so not read
+   * lag) means the policy is gone.
+   */
+  private async deletePolicy(arn: string): Promise<IamOutcome> {
+    const skip = new Set<string>();
+    for (let round = 0; round < CONFLICT_ROUNDS; round++) {
+      for (const version of await this.versions(arn)) {
+        if (version.IsDefaultVersion || !version.VersionId || skip.has(version.VersionId)) continue;
+        if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
       }
-      await this.options.iam.send(new DeletePolicyCommand({ PolicyArn: arn }));
+      try {
+        await this.options.iam.send(new DeletePolicyCommand({ PolicyArn: arn }));
+        return 'deleted';
+      } catch (error) {
+        if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
+        if (!hasErrorCode(error, 'DeleteConflict')) throw error;
+        if (await this.attached(arn)) return 'retained-in-use';
+        // Not attached: versions a stale list did not show. Look again.
+      }
+    }
+    throw new TransientError('iam-delete-conflict', `${arn}: DeletePolicy refused, yet IAM shows neither an attachment nor a version left to delete`);
+  }
+
+  /** The policy's versions as IAM shows them now (possibly stale); none if it shows no policy. */
+  private async versions(arn: string): Promise<PolicyVersion[]> {
+    try {
+      return (await this.options.iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
+    } catch (error) {
+      if (error instanceof NoSuchEntityException) return [];
+      throw error;
+    }
+  }
+
+  /**
+   * Deletes one non-default version. From a stale list, or as the SDK's retry
+   * of a call whose answer was lost, IAM may say the version is gone
+   * (NoSuchEntity) or is the default now (DeleteConflict): either way it is
+   * not to be deleted again, and the caller looks again.
+   */
+  private async deleteVersion(arn: string, versionId: string): Promise<'deleted' | 'gone' | 'default'> {
+    try {
+      await this.options.iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: versionId }));
       return 'deleted';
     } catch (error) {
-      if (error instanceof NoSuchEntityException) return 'absent'; // deleted concurrently: the effect holds
-      if ((error as Error).name === 'DeleteConflict' || (error as Error).name === 'DeleteConflictException') return 'retained-in-use'; // attached meanwhile
+      if (error instanceof NoSuchEntityException) return 'gone';
+      if (hasErrorCode(error, 'DeleteConflict')) return 'default';
       throw error;
     }
   }
