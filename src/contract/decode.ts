@@ -115,6 +115,7 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
       eventId: raw.eventId,
       policyName: policy.name,
       policyPath: path,
+      pathGiven: policy.path !== undefined,
       ...(revision !== undefined ? { revision } : {}),
       ...(occurredAt !== undefined ? { occurredAt } : {}),
     };

@@ -29,9 +29,10 @@ export type InputReason = (typeof INPUT_REASONS)[number];
 
 /**
  * Reasons decided when applying an event: ownership, an eventId the ledger
- * already holds for another payload, or a permanent IAM error code.
+ * already holds for another payload, an upsert naming another path than the
+ * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
  */
-export type ApplyReason = 'not-owned' | 'event-id-conflict' | `iam:${string}`;
+export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | `iam:${string}`;
 
 export type RejectReason = InputReason | ApplyReason;
 

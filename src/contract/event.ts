@@ -14,6 +14,11 @@ interface EventBase {
   policyName: string;
   /** Always set after validation: the event's path or the managed prefix. */
   policyPath: string;
+  /**
+   * Whether the event named its path. An event that names none means "where
+   * the policy is" for a policy the ledger knows, and the prefix for a new one.
+   */
+  pathGiven?: boolean;
   revision?: number;
   occurredAt?: string;
 }
@@ -31,4 +36,4 @@ export interface PolicyDeleted extends EventBase {
 
 export type PolicyEvent = PolicyUpserted | PolicyDeleted;
 
-export const EVENT_TYPES = ['policy.upserted', 'policy.deleted'] as const;
+

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { TransientError } from '../contract/errors.js';
-import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry, PolicyState } from './ledger.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, Ledger, LedgerEntry, PolicyState } from './ledger.js';
 import { ClaimLostError, explainRefusal } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
@@ -144,6 +144,10 @@ export class DynamoDbLedger implements Ledger {
       values[':hash'] = { S: request.docHash };
       sets.push('docHash = :hash');
     }
+    if (request.desired !== undefined) {
+      values[':desired'] = { S: JSON.stringify(request.desired) };
+      sets.push('desired = :desired');
+    }
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
@@ -191,6 +195,7 @@ function toEntry(item: Item): LedgerEntry {
   if (item.revision?.N) entry.revision = Number(item.revision.N);
   if (item.docHash?.S) entry.docHash = item.docHash.S;
   if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
+  if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
   if (item.claimOwner?.S && item.claimToken?.S) {
     entry.claim = {
       owner: item.claimOwner.S,

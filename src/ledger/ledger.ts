@@ -1,11 +1,24 @@
 // The ledger's contract: one entry per policy, claimed before IAM is touched
 // and completed (fenced by the claim token) after. DynamoDbLedger is the real
 // store; unit tests use an in-memory one with the same semantics.
+import type { PolicyDocument } from '../contract/event.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { LedgerPosition } from './position.js';
 import { covers } from './position.js';
 
 export type PolicyState = 'present' | 'deleted' | 'retained-in-use' | 'unknown';
+
+/**
+ * What the ledger last applied for a policy: where it lives and, while it is
+ * present, its whole desired state. Re-verification after a lost claim, the
+ * drift audit and a delete that names no path read it.
+ */
+export interface DesiredState {
+  path: string;
+  document?: PolicyDocument;
+  tags?: Record<string, string>;
+  description?: string;
+}
 
 export interface LedgerEntry {
   policy: string;
@@ -19,6 +32,7 @@ export interface LedgerEntry {
   events: RememberedEvent[];
   docHash?: string;
   state?: PolicyState;
+  desired?: DesiredState;
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
 }
 
@@ -57,6 +71,7 @@ export interface CompletionRequest {
   events: RememberedEvent[];
   docHash?: string;
   state: PolicyState;
+  desired?: DesiredState;
   outcome: string;
 }
 

@@ -15,14 +15,14 @@
 // A transient fault throws TransientError out of here: nothing is recorded,
 // and the caller runs the whole policy again later (a re-claim by the same
 // owner succeeds; the IAM step is state-aware, so running it again is safe).
-import type { PolicyEvent } from '../contract/event.js';
+import type { PolicyEvent, PolicyUpserted } from '../contract/event.js';
 import type { ApplyReason } from '../contract/errors.js';
 import { RejectedEventError, TransientError } from '../contract/errors.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
+import type { DesiredState, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
 import { ClaimLostError, eventIdVerdict, rememberEvents } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -194,7 +194,7 @@ class PolicyBatch {
     }
 
     // 3. The IAM step.
-    const { applied, refused, finalOutcome } = await this.applyInOrderEffect(live, previous);
+    const { applied, refused, finalOutcome, path } = await this.applyInOrderEffect(live, previous);
 
     // 4. Complete: the position moves past every record of the policy in this batch.
     const lastRecord = this.records[this.records.length - 1]!.record;
@@ -211,6 +211,7 @@ class PolicyBatch {
       ctx.recentEventIds,
     );
     const hash = applied ? hashOf(applied) : previous?.docHash;
+    const desired = desiredAfter(applied, finalOutcome, path, previous);
     const position = {
       shardId: lastRecord.shardId,
       sequenceNumber: lastRecord.sequenceNumber,
@@ -226,6 +227,7 @@ class PolicyBatch {
         ...(revision !== undefined ? { revision } : {}),
         events,
         ...(hash !== undefined ? { docHash: hash } : {}),
+        ...(desired !== undefined ? { desired } : {}),
         state: finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown'),
         outcome: finalOutcome ?? 'rejected',
       });
@@ -255,14 +257,18 @@ class PolicyBatch {
   private async applyInOrderEffect(
     live: ValidRecord[],
     previous: LedgerEntry | undefined,
-  ): Promise<{ applied: PolicyEvent | undefined; refused: Set<ValidRecord>; finalOutcome: IamOutcome | undefined }> {
+  ): Promise<{ applied: PolicyUpserted | undefined; refused: Set<ValidRecord>; finalOutcome: IamOutcome | undefined; path: string | undefined }> {
     const refused = new Set<ValidRecord>();
-    let applied: PolicyEvent | undefined; // the latest upsert that took effect (its document is IAM's now)
+    let applied: PolicyUpserted | undefined; // the latest upsert that took effect (its document is IAM's now)
+    let path: string | undefined; // where the latest event that took effect found or put the policy
     let finalOutcome: IamOutcome | undefined; // the outcome of the latest event that took effect
     // What the ledger last applied: lets the IAM step skip a read that would only
     // confirm an absence, and read IAM's NoSuchEntity as lag, not as a verdict.
     const likelyAbsent = previous === undefined || previous.state === 'deleted';
     let knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
+    // Where the policy lives, as far as the ledger knows: IAM names are unique
+    // per account whatever the path, so the name finds it there.
+    const knownPath = knownPresent ? previous?.desired?.path : undefined;
     let onlyUpserts = false; // after a retained delete, only an upsert can still change IAM
     for (let i = live.length - 1; i >= 0; i--) {
       const item = live[i]!;
@@ -270,9 +276,15 @@ class PolicyBatch {
         this.give(item, 'superseded');
         continue;
       }
+      const event = placed(item.event, knownPath);
+      if (event === 'path-conflict') {
+        await this.reject(item, 'path-conflict', `policy ${this.policy} exists under ${knownPath ?? '?'}; IAM cannot move a policy to ${item.event.policyPath} (delete it first, or name its path)`);
+        refused.add(item);
+        continue;
+      }
       let outcome: IamOutcome;
       try {
-        outcome = await this.ctx.applier.apply(item.event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent });
+        outcome = await this.ctx.applier.apply(event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent });
       } catch (error) {
         if (!(error instanceof RejectedEventError)) throw error;
         await this.reject(item, error.reason, error.detail);
@@ -281,8 +293,9 @@ class PolicyBatch {
       }
       this.give(item, outcome);
       finalOutcome ??= outcome;
-      if (item.event.type === 'policy.upserted') {
-        applied = item.event;
+      path ??= event.policyPath;
+      if (event.type === 'policy.upserted') {
+        applied = event;
         for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
         break;
       }
@@ -293,8 +306,30 @@ class PolicyBatch {
       knownPresent = true;
       onlyUpserts = true;
     }
-    return { applied, refused, finalOutcome };
+    return { applied, refused, finalOutcome, path };
   }
+}
+
+/**
+ * The event as it must be applied: an event that names no path goes where the
+ * ledger knows the policy lives, and so does every delete (the name alone
+ * identifies a policy). An upsert that names another path than the existing
+ * policy's is a `path-conflict`: IAM cannot move a policy.
+ */
+function placed(event: PolicyEvent, knownPath: string | undefined): PolicyEvent | 'path-conflict' {
+  if (knownPath === undefined || event.policyPath === knownPath) return event;
+  if (event.type === 'policy.upserted' && event.pathGiven) return 'path-conflict';
+  return { ...event, policyPath: knownPath };
+}
+
+/** The ledger's desired state after the batch (ledger.ts, DesiredState). */
+function desiredAfter(applied: PolicyUpserted | undefined, finalOutcome: IamOutcome | undefined, path: string | undefined, previous: LedgerEntry | undefined): DesiredState | undefined {
+  if (finalOutcome === undefined) return previous?.desired;
+  if (finalOutcome === 'deleted' || finalOutcome === 'absent') return path === undefined ? undefined : { path };
+  if (applied) {
+    return { path: applied.policyPath, document: applied.document, tags: applied.tags, ...(applied.description !== undefined ? { description: applied.description } : {}) };
+  }
+  return previous?.desired; // retained-in-use with no upsert in the batch: unchanged
 }
 
 function maxOf(values: number[]): number | undefined {

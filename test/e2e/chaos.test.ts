@@ -1,6 +1,8 @@
 // Crash chaos: while events flow over 4 shards and 2 workers, kill -9 a
 // record-processor child or a whole daemon at random moments (a replacement
-// worker is started each time), then check every invariant. The short run is
+// worker is started each time), then check every invariant. Half of each wave
+// is put as KPL aggregates (aws-kinesis-agg), as real producers write it, the
+// other half as plain records. The short run is
 // part of `npm test`; `npm run test:chaos` runs the long one
 // (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
 import test from 'ava';
@@ -10,8 +12,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
 import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
 import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
+import { putAggregated } from '../../src/ops/aggregate.js';
+import type { SentRecord } from '../../src/ops/invariants.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
-import type { OutgoingRecord, PutResult } from '../../src/ops/producer.js';
+import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
 import type { TestDaemon } from '../support/daemon.js';
 import { startTestStack } from '../support/stack.js';
@@ -52,7 +56,7 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     const setup: OutgoingRecord[] = [
       eventRecord({ specVersion: '1', eventId: 'chaos-attached-1', type: 'policy.upserted', policy: { name: 'chaos-attached' }, document: policyDocument('chaos-attached', 1) }),
     ];
-    const sent: { record: OutgoingRecord; put: PutResult }[] = [];
+    const sent: SentRecord[] = [];
     const setupPuts = await putRecords(aws.kinesis, config.streamName, setup);
     setup.forEach((record, i) => sent.push({ record, put: setupPuts[i]! }));
     await waitForOutcomes(workers.map((w) => w.logFile), setupPuts, 240_000);
@@ -70,10 +74,16 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     const waves = Math.max(KILLS + 1, 4);
     const per = Math.ceil(load.length / waves);
     let kills = 0;
+    let aggregates = 0;
     for (let wave = 0; wave < waves; wave++) {
       const slice = load.slice(wave * per, (wave + 1) * per);
-      const puts = await putRecords(aws.kinesis, config.streamName, slice);
-      slice.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      const half = Math.floor(slice.length / 2);
+      const [plain, aggregated] = [slice.slice(0, half), slice.slice(half)];
+      const puts = await putRecords(aws.kinesis, config.streamName, plain);
+      plain.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      const packed = await putAggregated(aws.kinesis, config.streamName, aggregated, { maxRecords: 8 });
+      aggregated.forEach((record, i) => sent.push({ record, put: packed.results[i]! }));
+      aggregates += packed.kinesisRecords;
       await sleep(500 + random() * 2_500);
       if (kills < KILLS) {
         const victim = workers.filter((w) => w.child.exitCode === null)[Math.floor(random() * 2)] ?? workers.at(-1)!;
@@ -104,7 +114,7 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       attached: new Set(['chaos-attached']),
       foreign: new Map([['chaos-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
     });
-    const line = summaryLine('crash-chaos', report, { kills });
+    const line = summaryLine('crash-chaos', report, { kills, aggregates });
     console.log(line);
     t.log(line);
     t.is(kills, KILLS);

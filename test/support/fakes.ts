@@ -2,6 +2,7 @@
 // semantics as the real ones, for unit tests of the pipeline.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RejectedEventError } from '../../src/contract/errors.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
@@ -53,12 +54,17 @@ export class MemoryLedger implements Ledger {
     entry.events = request.events;
     entry.state = request.state;
     if (request.docHash !== undefined) entry.docHash = request.docHash;
+    if (request.desired !== undefined) entry.desired = structuredClone(request.desired);
   }
 }
 
-/** A fake IAM: policies by name, every write recorded in order. */
+/**
+ * A fake IAM: policies by name (unique per account, as in IAM), each under its
+ * path; a call that names another path than the policy's does not find it.
+ * Every write recorded in order.
+ */
 export class FakeIam implements Applier {
-  readonly policies = new Map<string, { document: unknown; versions: number }>();
+  readonly policies = new Map<string, { document: unknown; versions: number; path: string }>();
   readonly writes: { policy: string; action: string; eventId: string }[] = [];
   readonly calls: { policy: string; eventId: string; started: number; ended: number }[] = [];
   inFlight = 0;
@@ -76,14 +82,15 @@ export class FakeIam implements Applier {
       if (delay > 0) await sleep(delay);
       const current = this.policies.get(event.policyName);
       if (event.type === 'policy.deleted') {
-        if (!current) return 'absent';
+        if (!current || current.path !== event.policyPath) return 'absent'; // no policy at that ARN
         if (this.attached.has(event.policyName)) return 'retained-in-use';
         this.policies.delete(event.policyName);
         this.writes.push({ policy: event.policyName, action: 'delete', eventId: event.eventId });
         return 'deleted';
       }
+      if (current && current.path !== event.policyPath) throw new RejectedEventError('iam:EntityAlreadyExists', `${event.policyName} exists under ${current.path}`);
       if (!current) {
-        this.policies.set(event.policyName, { document: event.document, versions: 1 });
+        this.policies.set(event.policyName, { document: event.document, versions: 1, path: event.policyPath });
         this.writes.push({ policy: event.policyName, action: 'create', eventId: event.eventId });
         return 'created';
       }
