@@ -238,19 +238,52 @@ export class IamReconciler {
     const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
     const document = decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}');
     if (documentsEqual(document, event.document)) return 'unchanged';
-    await this.pruneVersions(arn);
-    await this.options.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(event.document), SetAsDefault: true }));
-    return 'updated';
+    return this.newDefaultVersion(arn, event.document);
   }
 
-  /** At the limit of 5 versions, the oldest non-default one makes room. */
-  private async pruneVersions(arn: string): Promise<void> {
-    const versions = (await this.options.iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
-    if (versions.length < MAX_VERSIONS) return;
-    const oldest = versions
-      .filter((version) => !version.IsDefaultVersion)
-      .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))[0];
-    if (oldest?.VersionId) await this.options.iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: oldest.VersionId }));
+  /**
+   * Makes the document the new default version, the oldest non-default one
+   * deleted first at IAM's limit of 5. The version list may be stale, and
+   * LimitExceeded may answer the SDK's retry of our own create whose answer
+   * was lost: then the default already is the document (updated); otherwise
+   * the oldest version goes, whatever the list showed, and the create is
+   * tried again.
+   */
+  private async newDefaultVersion(arn: string, document: unknown): Promise<IamOutcome> {
+    const skip = new Set<string>(); // versions gone, or the default now
+    let atLimit = false;
+    for (let round = 0; round < CONFLICT_ROUNDS; round++) {
+      const versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
+      if (atLimit || versions.length >= MAX_VERSIONS) {
+        const oldest = oldestNonDefault(versions);
+        if (oldest && (await this.deleteVersion(arn, oldest)) !== 'deleted') {
+          skip.add(oldest);
+          continue; // the list was stale: look again
+        }
+      }
+      try {
+        await this.options.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
+        return 'updated';
+      } catch (error) {
+        if (!hasErrorCode(error, 'LimitExceeded')) throw error;
+        if (await this.defaultIs(arn, document)) return 'updated';
+        atLimit = true;
+      }
+    }
+    throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${CONFLICT_ROUNDS} tries`);
+  }
+
+  /** Whether the policy's default version (as IAM shows it now) is the document. */
+  private async defaultIs(arn: string, document: unknown): Promise<boolean> {
+    const policy = await this.find(arn);
+    if (!policy?.DefaultVersionId) return false;
+    try {
+      const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
+      return documentsEqual(decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}'), document);
+    } catch (error) {
+      if (error instanceof NoSuchEntityException) return false;
+      throw error;
+    }
   }
 
   private async syncTags(arn: string, current: Tag[], wanted: Tag[]): Promise<void> {
@@ -338,6 +371,13 @@ export class IamReconciler {
     } while (marker);
     return false;
   }
+}
+
+/** The oldest non-default version: by creation date, then by number. */
+function oldestNonDefault(versions: PolicyVersion[]): string | undefined {
+  return versions
+    .filter((version) => !version.IsDefaultVersion)
+    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))[0]?.VersionId;
 }
 
 function versionNumber(id: string | undefined): number {
