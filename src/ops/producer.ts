@@ -1,6 +1,7 @@
-// Puts records on the stream with PutRecords (500 a call), re-sending the
-// entries Kinesis refused (throttled) until all are in. Returns where each
-// record landed, in input order, so callers can check outcomes per record.
+// Puts records on the stream with PutRecords (500 records and 5 MiB a call at
+// most), re-sending the entries Kinesis refused (throttled) until all are in.
+// Returns where each record landed, in input order, so callers can check
+// outcomes per record. KPL aggregates go through here too (ops/aggregate.ts).
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export interface OutgoingRecord {
   partitionKey: string;
   data: Buffer;
+  /** A 128-bit hash key in decimal: routes the record instead of the MD5 of its partition key. */
+  explicitHashKey?: string;
 }
 
 export interface PutResult {
@@ -17,17 +20,41 @@ export interface PutResult {
 }
 
 const BATCH = 500;
+/** PutRecords takes 5 MiB a call, data and partition keys counted. */
+const BATCH_BYTES = 5 * 1024 * 1024;
+
+/** Consecutive index ranges [start, end) of at most BATCH records and BATCH_BYTES. */
+function batches(records: OutgoingRecord[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  let start = 0;
+  let bytes = 0;
+  records.forEach((record, i) => {
+    const size = record.data.length + Buffer.byteLength(record.partitionKey);
+    if (i > start && (i - start === BATCH || bytes + size > BATCH_BYTES)) {
+      ranges.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  });
+  if (start < records.length) ranges.push([start, records.length]);
+  return ranges;
+}
 
 export async function putRecords(kinesis: KinesisClient, streamName: string, records: OutgoingRecord[]): Promise<PutResult[]> {
   const results: PutResult[] = new Array(records.length);
-  for (let start = 0; start < records.length; start += BATCH) {
-    let pending = records.slice(start, start + BATCH).map((record, offset) => ({ record, index: start + offset }));
+  for (const [start, end] of batches(records)) {
+    let pending = records.slice(start, end).map((record, offset) => ({ record, index: start + offset }));
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) await sleep(Math.min(2_000, 50 * 2 ** attempt));
       const response = await kinesis.send(
         new PutRecordsCommand({
           StreamName: streamName,
-          Records: pending.map(({ record }) => ({ PartitionKey: record.partitionKey, Data: record.data })),
+          Records: pending.map(({ record }) => ({
+            PartitionKey: record.partitionKey,
+            Data: record.data,
+            ...(record.explicitHashKey !== undefined ? { ExplicitHashKey: record.explicitHashKey } : {}),
+          })),
         }),
       );
       const retry: typeof pending = [];

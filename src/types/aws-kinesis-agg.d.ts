@@ -1,35 +1,11 @@
 // Types for the aws-kinesis-agg package (awslabs' KPL aggregation format for
 // Node). The declaration it ships imports aws-sdk v2 and aws-lambda types this
-// project does not have and omits RecordAggregator; this one covers what the
-// project uses. A record's data is a Buffer (or a UTF-8 string) when
-// aggregating; deaggregation answers with base64 strings.
+// project does not have; this one covers what the project uses: the
+// deaggregation functions, and the package's protobuf message type for the
+// KPL AggregatedRecord. (Its RecordAggregator is not used: it keeps the
+// partition key table in a plain object, so keys such as "5" or "__proto__"
+// get another record's key; see src/ops/aggregate.ts.)
 declare module 'aws-kinesis-agg' {
-  export interface AggregatorUserRecord {
-    partitionKey: string;
-    explicitHashKey?: string;
-    data: Buffer | string;
-  }
-
-  /** One Kinesis record carrying the aggregate (magic bytes, protobuf AggregatedRecord, MD5). */
-  export interface EncodedRecord {
-    partitionKey: string;
-    data: Buffer;
-    ExplicitHashKey?: string;
-  }
-
-  /** Collects user records up to the 1 MiB record limit and encodes them as one aggregate. */
-  export class RecordAggregator {
-    constructor(onReadyCallback?: (error: Error | null, encoded?: EncodedRecord) => void);
-    /** Adds a user record; throws when it would not fit (or alone is too large). */
-    addUserRecord(record: AggregatorUserRecord): void;
-    checkIfUserRecordFits(record: AggregatorUserRecord): boolean;
-    calculateUserRecordSize(record: AggregatorUserRecord): number;
-    /** Encodes the records added so far and empties the aggregator; undefined when empty. */
-    build(): EncodedRecord | undefined;
-    length(): number;
-    clearRecords(): void;
-  }
-
   /** A Kinesis record as deaggregation takes it: data as base64 (or a Buffer). */
   export interface KinesisRecordInput {
     partitionKey: string;
@@ -62,9 +38,25 @@ declare module 'aws-kinesis-agg' {
   ): void;
 
   const agg: {
-    RecordAggregator: typeof RecordAggregator;
     deaggregateSync: typeof deaggregateSync;
     deaggregate: typeof deaggregate;
   };
   export default agg;
+}
+
+declare module 'aws-kinesis-agg/lib/common.js' {
+  export interface AggregatedRecordMessage {
+    partition_key_table: string[];
+    explicit_hash_key_table: string[];
+    records: { partition_key_index: number; explicit_hash_key_index?: number; data: Uint8Array; tags?: { key: string; value?: string }[] }[];
+  }
+  /** The protobufjs type of the KPL's AggregatedRecord (lib/kpl.json). */
+  export const AggregatedRecord: {
+    encode(message: AggregatedRecordMessage): { finish(): Uint8Array };
+    decode(bytes: Uint8Array): AggregatedRecordMessage;
+  };
+  /** F3 89 9A C2 */
+  export const magic: Buffer;
+  const common: { AggregatedRecord: typeof AggregatedRecord; magic: Buffer };
+  export default common;
 }

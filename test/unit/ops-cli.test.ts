@@ -30,6 +30,12 @@ for (const name of ['status', 'replay', 'dead-letters', 'produce']) {
   });
 }
 
+test('produce --help describes --aggregate', (t) => {
+  const result = ips('produce', '--help');
+  t.is(result.code, 0);
+  t.regex(result.stdout, /--aggregate <n> +KPL-aggregate up to n events per Kinesis record/);
+});
+
 const misuse: [string, string[], RegExp][] = [
   ['an unknown command', ['frobnicate'], /unknown command "frobnicate"/],
   ['an unknown option', ['status', '--verbose'], /Unknown option '--verbose'/],
@@ -46,6 +52,9 @@ const misuse: [string, string[], RegExp][] = [
   ['produce with ratios adding past 1', ['produce', '--duplicate-ratio', '0.6', '--malformed-ratio', '0.6'], /add up to more than 1/],
   ['produce with a non-integer count', ['produce', '--events', 'many'], /--events must be an integer/],
   ['produce with a bad prefix', ['produce', '--prefix', 'a b'], /--prefix must be/],
+  ['produce aggregating 0 events a record', ['produce', '--aggregate', '0'], /--aggregate must be an integer from 1 to 1000000, got "0"/],
+  ['produce with a non-integer aggregate', ['produce', '--aggregate', '2.5'], /--aggregate must be an integer/],
+  ['produce with --aggregate and no count', ['produce', '--aggregate'], /--aggregate/],
 ];
 for (const [what, args, message] of misuse) {
   test(`${what}: a clear message and exit 2`, (t) => {

@@ -1,10 +1,16 @@
 // `produce`: contract events for testing and load, seeded so a run can be
 // repeated, at a given rate, with chosen shares of producer retries, late
 // revisions, deletes and malformed records. It writes the log of what it sent
-// so the result can be checked against IAM (src/ops/invariants.ts).
+// so the result can be checked against IAM (src/ops/invariants.ts). With
+// --aggregate it writes as the KPL does: many events per Kinesis record, only
+// events bound for the same shard together (src/ops/aggregate.ts).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listShardRanges, putAggregated } from '../aggregate.js';
+import type { ShardRange } from '../aggregate.js';
 import { generateLoad } from '../load.js';
+import type { LoadRecord } from '../load.js';
 import { putRecords } from '../producer.js';
+import type { PutResult } from '../producer.js';
 import { appendSendLog, startSendLog } from '../send-log.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP, UsageError, numberOption, ratioOption, stringOption } from '../cli/command.js';
@@ -32,6 +38,8 @@ export const produceCommand: Command = {
   --prefix <name>           policy names are <prefix>-<i> (default load)
   --seed <n>                random seed; the same seed gives the same events (default 1)
   --out <file>              write what was sent, one JSON line per record (default produced.jsonl)
+  --aggregate <n>           KPL-aggregate up to n events per Kinesis record, only events bound for
+                            the same shard together (default: one event per record)
 
 ${COMMON_HELP}`,
   options: {
@@ -45,6 +53,7 @@ ${COMMON_HELP}`,
     prefix: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
+    aggregate: { type: 'string' },
   },
   async run(ctx, values) {
     const prefix = stringOption(values, 'prefix') ?? 'load';
@@ -62,18 +71,37 @@ ${COMMON_HELP}`,
     if (spec.duplicateRatio + spec.staleRatio + spec.malformedRatio > 1) throw new UsageError('--duplicate-ratio, --stale-ratio and --malformed-ratio add up to more than 1');
     const rate = numberOption(values, 'rate', 0, { min: 0, max: 1_000_000 });
     const out = stringOption(values, 'out') ?? 'produced.jsonl';
+    // 0 when absent: one event per record, as before.
+    const aggregate = numberOption(values, 'aggregate', 0, { min: 1, max: 1_000_000 });
 
     const load = generateLoad(spec);
     startSendLog(out);
     // Chunks of a tenth of a second's worth keep the rate smooth; PutRecords takes 500 at most.
-    const chunk = rate > 0 ? Math.max(1, Math.min(500, Math.ceil(rate / 10))) : 500;
+    // Aggregated, a chunk is user records: enough to fill up to 500 aggregates a call.
+    const chunk =
+      aggregate > 0
+        ? rate > 0
+          ? Math.max(1, Math.ceil(rate / 10))
+          : Math.min(100_000, 500 * aggregate)
+        : rate > 0
+          ? Math.max(1, Math.min(500, Math.ceil(rate / 10)))
+          : 500;
+    let shards: ShardRange[] = aggregate > 0 ? await listShardRanges(ctx.aws.kinesis, ctx.config.streamName) : [];
+    let kinesisRecords = 0;
+    const put = async (slice: LoadRecord[]): Promise<PutResult[]> => {
+      if (aggregate === 0) return putRecords(ctx.aws.kinesis, ctx.config.streamName, slice);
+      const done = await putAggregated(ctx.aws.kinesis, ctx.config.streamName, slice, { maxRecords: aggregate, shards });
+      shards = done.shards;
+      kinesisRecords += done.kinesisRecords;
+      return done.results;
+    };
     const startedAt = Date.now();
     const tty = process.stderr.isTTY;
     let lastReport = 0;
     const kinds: Record<string, number> = {};
     for (let sent = 0; sent < load.length; ) {
       const slice = load.slice(sent, sent + chunk);
-      const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, slice);
+      const puts = await put(slice);
       appendSendLog(out, slice.map((record, i) => ({ record, put: puts[i]! })));
       for (const record of slice) kinds[record.kind] = (kinds[record.kind] ?? 0) + 1;
       sent += slice.length;
@@ -89,9 +117,18 @@ ${COMMON_HELP}`,
     }
     if (tty) process.stderr.write('\n');
     const seconds = (Date.now() - startedAt) / 1000;
-    const result = { stream: ctx.config.streamName, records: load.length, kinds, seconds: Number(seconds.toFixed(2)), recordsPerSecond: Math.round(load.length / Math.max(seconds, 0.001)), log: out };
+    const result = {
+      stream: ctx.config.streamName,
+      records: load.length,
+      kinds,
+      seconds: Number(seconds.toFixed(2)),
+      recordsPerSecond: Math.round(load.length / Math.max(seconds, 0.001)),
+      log: out,
+      ...(aggregate > 0 ? { aggregate, kinesisRecords } : {}),
+    };
+    const packed = aggregate > 0 ? ` as ${kinesisRecords} KPL aggregate(s) of at most ${aggregate}` : '';
     if (ctx.json) printJson(result);
-    else print(`Put ${load.length} records (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}) into ${ctx.config.streamName} in ${result.seconds} s (${result.recordsPerSecond}/s). Log: ${out}`);
+    else print(`Put ${load.length} records (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')})${packed} into ${ctx.config.streamName} in ${result.seconds} s (${result.recordsPerSecond}/s). Log: ${out}`);
     return 0;
   },
 };
