@@ -47,3 +47,11 @@ test.serial('DeletePolicy is refused with DeleteConflict while attached or while
   t.truthy((await truth.send(new GetPolicyCommand({ PolicyArn: arn('ri-conflict') }))).Policy, 'both still exist');
   t.truthy((await truth.send(new GetPolicyCommand({ PolicyArn: arn('ri-conflict-2') }))).Policy);
 });
+
+test.serial('CreatePolicy is refused with EntityAlreadyExists when the name is taken under another path', async (t) => {
+  const { iam, layer } = await rig(t);
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) }));
+  await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
+  await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
+  t.is(layer.stats.nameConflicts, 1, 'the same path is moto\'s own refusal');
+});

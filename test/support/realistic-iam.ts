@@ -11,6 +11,8 @@
 //     Writes themselves act on the current state, as IAM's primary does.
 //   - DeletePolicy is refused with DeleteConflict (409) while the policy is
 //     attached or still has non-default versions (moto deletes it anyway).
+//   - CreatePolicy is refused with EntityAlreadyExists (409) when the name is
+//     taken under another path: names are unique per account (moto allows it).
 //   - GetPolicyVersion and ListPolicyVersions return documents URL-encoded.
 //
 // How: before a write, the layer reads the policy's state from moto (the same
@@ -44,7 +46,7 @@ export interface RealisticIam {
   /** Resolves once every write made so far is visible to reads. */
   settled(): Promise<void>;
   /** What the layer did, for logs and assertions. */
-  stats: { laggedReads: number; deleteConflicts: number; writes: number };
+  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number };
   close(): Promise<void>;
 }
 
@@ -116,7 +118,7 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   const account = options.account ?? LOCAL_ACCOUNT_ID;
   let [minLag, maxLag] = options.lagMs ?? [0, 2_000];
   const policies = new Map<string, PolicyState>();
-  const stats = { laggedReads: 0, deleteConflicts: 0, writes: 0 };
+  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0 };
 
   function stateOf(arn: string): PolicyState {
     let state = policies.get(arn);
@@ -214,10 +216,29 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     return undefined;
   }
 
+  /** IAM policy names are unique per account, whatever the path. */
+  async function nameTaken(name: string, arn: string, headers: IncomingHttpHeaders): Promise<boolean> {
+    let marker: string | undefined;
+    do {
+      const page = await call('ListPolicies', { Scope: 'Local', ...(marker ? { Marker: marker } : {}) }, headers);
+      if (page.status !== 200) return false;
+      for (const [, policyName, policyArn] of page.body.matchAll(/<PolicyName>([^<]*)<\/PolicyName>[\s\S]*?<Arn>([^<]*)<\/Arn>/g)) {
+        if (policyName === name && policyArn !== arn) return true;
+      }
+      marker = /<IsTruncated>true<\/IsTruncated>/.test(page.body) ? /<Marker>([^<]+)<\/Marker>/.exec(page.body)?.[1] : undefined;
+    } while (marker);
+    return false;
+  }
+
   async function write(action: string, arn: string, body: string, headers: IncomingHttpHeaders): Promise<Answer> {
     const state = stateOf(arn);
     const run = state.queue.then(async () => {
       stats.writes++;
+      const name = new URLSearchParams(body).get('PolicyName') ?? '';
+      if (action === 'CreatePolicy' && (await nameTaken(name, arn, headers))) {
+        stats.nameConflicts++;
+        return { status: 409, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('EntityAlreadyExists', `A policy called ${name} already exists. Duplicate names are not allowed.`) };
+      }
       if (action === 'DeletePolicy') {
         const conflict = await deleteConflict(arn, headers);
         if (conflict) {
