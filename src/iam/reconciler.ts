@@ -36,6 +36,7 @@ import {
   GetPolicyCommand,
   GetPolicyVersionCommand,
   ListEntitiesForPolicyCommand,
+  ListPoliciesCommand,
   ListPolicyVersionsCommand,
   NoSuchEntityException,
   TagPolicyCommand,
@@ -203,13 +204,15 @@ export class IamReconciler {
     throw new RejectedEventError('not-owned', `${policy.Arn} exists but is not managed by ${this.options.config.appName} (path ${policy.Path}, no ${OWNER_TAG} tag for it)`);
   }
 
-  private async upsertOnce(event: PolicyUpserted, hint: { likelyAbsent?: boolean }): Promise<IamOutcome> {
+  private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
     const arn = await this.arn(event);
     // When the ledger says the policy is not there, create straight away: an
     // existing policy (created out of band, or by a lost-response retry) makes
     // the create fail with EntityAlreadyExists, and the read happens then.
     // Halves the IAM calls of a new policy, and IAM calls are what IAM throttles.
     let policy = hint.likelyAbsent ? undefined : await this.find(arn);
+    // Not shown but present by the ledger: wait for IAM rather than try a create bound to fail.
+    if (!policy) this.awaitVisibility(arn, hint);
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
@@ -224,19 +227,22 @@ export class IamReconciler {
         );
         return 'created';
       } catch (error) {
-        const name = (error as Error).name;
-        if (name !== 'EntityAlreadyExists' && name !== 'EntityAlreadyExistsException') throw error;
-        // Either our own earlier create (a retry after a lost response; IAM is
-        // eventually consistent) or the name is taken under another path
-        // (names are unique per account whatever the path): look again.
+        if (!hasErrorCode(error, 'EntityAlreadyExists')) throw error;
+        // Our own earlier create (a retry after a lost answer) that IAM does
+        // not show yet, or the name taken under another path (names are
+        // unique per account whatever the path): look again, for a while.
         policy = await this.findSoon(arn);
-        if (!policy) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists outside ${arn}`);
+        if (!policy) {
+          const elsewhere = await this.namedElsewhere(event.policyName, arn);
+          if (elsewhere) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists at ${elsewhere.Arn}, not at ${arn}`);
+          // Never not-owned for a policy we cannot see: it may well be ours.
+          throw new TransientError('iam-not-yet-visible', `${arn}: IAM says the name exists but shows no such policy yet`);
+        }
       }
     }
     if (!this.owned(policy)) this.notOwned(policy);
     await this.syncTags(arn, policy.Tags ?? [], wantedTags);
-    const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
-    const document = decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}');
+    const document = await this.defaultDocument(arn, policy);
     if (documentsEqual(document, event.document)) return 'unchanged';
     return this.newDefaultVersion(arn, event.document);
   }
@@ -271,6 +277,34 @@ export class IamReconciler {
       }
     }
     throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${CONFLICT_ROUNDS} tries`);
+  }
+
+  /** The default version's document; a version IAM does not show yet is read lag. */
+  private async defaultDocument(arn: string, policy: Policy): Promise<unknown> {
+    try {
+      const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
+      return decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}');
+    } catch (error) {
+      if (error instanceof NoSuchEntityException) throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show its default version ${policy.DefaultVersionId} yet`);
+      throw error;
+    }
+  }
+
+  /**
+   * A policy of that name under another path: IAM names are unique per
+   * account whatever the path. Listed from the account's own policies; the
+   * rare path of a create refused for a policy we cannot see, so its cost
+   * (one call per 1,000 policies) is paid only then.
+   */
+  private async namedElsewhere(name: string, arn: string): Promise<Policy | undefined> {
+    let marker: string | undefined;
+    do {
+      const page = await this.options.iam.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(marker ? { Marker: marker } : {}) }));
+      const found = page.Policies?.find((policy) => policy.PolicyName === name && policy.Arn !== arn);
+      if (found) return found;
+      marker = page.IsTruncated ? page.Marker : undefined;
+    } while (marker);
+    return undefined;
   }
 
   /** Whether the policy's default version (as IAM shows it now) is the document. */

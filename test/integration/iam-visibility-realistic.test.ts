@@ -1,0 +1,53 @@
+// Upserting a policy IAM does not show yet (eventual consistency): the step
+// waits for it as a transient fault, and `not-owned` stays for policies that
+// are seen and foreign.
+import test from 'ava';
+import { CreatePolicyCommand } from '@aws-sdk/client-iam';
+import { RejectedEventError } from '../../src/contract/errors.js';
+import { actual, doc, PREFIX, rig, upsert, useMoto } from '../support/iam-rig.js';
+
+useMoto(test);
+
+test.serial('an update right after the create, the policy not visible yet, is never not-owned', async (t) => {
+  const x = await rig(t, { lagMs: [800, 800] });
+  t.is(await x.r.upsert(upsert('vis-update', doc('1')), { likelyAbsent: true }), 'created');
+  t.is(await x.settle.upsert(upsert('vis-update', doc('2')), { ledgerSaysPresent: true }), 'updated');
+  const state = await actual(x, 'vis-update');
+  t.deepEqual(state, { document: doc('2'), versions: 2 });
+});
+
+test.serial('a create whose answer was lost meets EntityAlreadyExists for our own invisible policy: never not-owned', async (t) => {
+  const x = await rig(t, { lagMs: [2_000, 2_000], sdkAttempts: 3 });
+  x.proxy.inject('reset-after', 'CreatePolicy');
+  const outcome = await x.settle.upsert(upsert('vis-lost-create', doc('1')), { likelyAbsent: true });
+  t.true(outcome === 'created' || outcome === 'unchanged', outcome);
+  t.is(x.proxy.injected['reset-after'], 1);
+  const state = await actual(x, 'vis-lost-create');
+  t.deepEqual(state, { document: doc('1'), versions: 1 });
+});
+
+test.serial('a policy that stays foreign is still refused as not-owned', async (t) => {
+  const x = await rig(t);
+  await x.iam.send(new CreatePolicyCommand({ PolicyName: 'vis-foreign', Path: PREFIX, PolicyDocument: JSON.stringify(doc('theirs')) }));
+  const error = await t.throwsAsync(x.r.upsert(upsert('vis-foreign', doc('ours')), { likelyAbsent: true }), { instanceOf: RejectedEventError });
+  t.is(error?.reason, 'not-owned');
+});
+
+test.serial('a name taken under another path is refused as not-owned once the policy there is seen', async (t) => {
+  const x = await rig(t);
+  await x.iam.send(new CreatePolicyCommand({ PolicyName: 'vis-elsewhere', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('theirs')) }));
+  const error = await t.throwsAsync(x.r.upsert(upsert('vis-elsewhere', doc('ours')), { likelyAbsent: true }), { instanceOf: RejectedEventError });
+  t.is(error?.reason, 'not-owned');
+  t.regex(error?.detail ?? '', /policy\/elsewhere\/vis-elsewhere/);
+  t.is(await actual(x, 'vis-elsewhere'), undefined, 'nothing created at the managed path');
+});
+
+test.serial('an upsert for a policy deleted out of band is created again once the visibility window has passed', async (t) => {
+  const x = await rig(t);
+  const r = x.reconciler({ attempts: 2, visibilityWindowMs: 300 });
+  const error = await t.throwsAsync(r.upsert(upsert('vis-recreate', doc('1')), { ledgerSaysPresent: true }));
+  t.is((error as { reason?: string } | undefined)?.reason, 'iam-not-yet-visible', 'first, read lag');
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  t.is(await r.upsert(upsert('vis-recreate', doc('1')), { ledgerSaysPresent: true }), 'created');
+  t.deepEqual(await actual(x, 'vis-recreate'), { document: doc('1'), versions: 1 });
+});
