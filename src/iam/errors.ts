@@ -1,6 +1,11 @@
 // Which IAM errors pass and which are final. A transient one is retried and
 // never turns into `rejected`; a permanent one rejects the event with the IAM
 // error code as its reason.
+//
+// A failure of the caller's own credentials (none found, expired, unknown,
+// badly signed, or not allowed) says nothing about the event: it is transient,
+// so the shard waits for the credentials or the role to be fixed instead of
+// dead-lettering every valid event meanwhile.
 import { RejectedEventError, TransientError } from '../contract/errors.js';
 
 const TRANSIENT_CODES = new Set([
@@ -20,6 +25,31 @@ const TRANSIENT_CODES = new Set([
   'RequestTimeoutException',
   'TimeoutError',
   'PriorRequestNotComplete',
+]);
+
+/** The caller's credentials or permissions failed, whatever the event. */
+const CREDENTIAL_CODES = new Set([
+  // the SDK could not get credentials at all
+  'CredentialsProviderError',
+  'TokenProviderError',
+  'ProviderError',
+  // expired, unknown or badly signed
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidSignatureException',
+  'IncompleteSignature',
+  'IncompleteSignatureException',
+  'MissingAuthenticationToken',
+  'MissingAuthenticationTokenException',
+  'RequestExpired',
+  'AuthFailure',
+  // the caller's role may not do this (a deployment fault, not the event's)
+  'AccessDenied',
+  'AccessDeniedException',
 ]);
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
@@ -43,12 +73,18 @@ export function hasErrorCode(error: unknown, code: string): boolean {
   return actual === code || actual === `${code}Exception`;
 }
 
+/** The caller's own credentials or permissions failed (see CREDENTIAL_CODES). */
+export function isCredentialError(error: unknown): boolean {
+  return CREDENTIAL_CODES.has(errorCode(error));
+}
+
 export function isTransient(error: unknown): boolean {
   if (error instanceof TransientError) return true;
   const e = error as SdkError;
   const status = e?.$metadata?.httpStatusCode;
   return (
     TRANSIENT_CODES.has(errorCode(error)) ||
+    isCredentialError(error) ||
     (e?.code !== undefined && NETWORK_CODES.has(e.code)) ||
     (status !== undefined && status >= 500) ||
     e?.$retryable !== undefined ||
