@@ -241,10 +241,17 @@ export class IamReconciler {
       }
     }
     if (!this.owned(policy)) this.notOwned(policy);
-    await this.syncTags(arn, policy.Tags ?? [], wantedTags);
-    const document = await this.defaultDocument(arn, policy);
-    if (documentsEqual(document, event.document)) return 'unchanged';
-    return this.newDefaultVersion(arn, event.document);
+    try {
+      await this.syncTags(arn, policy.Tags ?? [], wantedTags);
+      const document = await this.defaultDocument(arn, policy);
+      if (documentsEqual(document, event.document)) return 'unchanged';
+      return await this.newDefaultVersion(arn, event.document);
+    } catch (error) {
+      // A write says the policy we just read is gone (deleted out of band
+      // meanwhile): the step is run again and finds it absent.
+      if (error instanceof NoSuchEntityException) throw new TransientError('iam-changed-meanwhile', `${arn}: the policy went away during the update`, { cause: error });
+      throw error;
+    }
   }
 
   /**
@@ -396,10 +403,21 @@ export class IamReconciler {
     }
   }
 
+  /**
+   * Whether IAM lists any user, group or role for the policy, over every
+   * page. A list that lags (or a policy IAM does not show) lists nothing:
+   * DeletePolicy, which IAM refuses for an attached policy, has the last word.
+   */
   private async attached(arn: string): Promise<boolean> {
     let marker: string | undefined;
     do {
-      const page = await this.options.iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
+      let page;
+      try {
+        page = await this.options.iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
+      } catch (error) {
+        if (error instanceof NoSuchEntityException) return false;
+        throw error;
+      }
       if ((page.PolicyRoles?.length ?? 0) + (page.PolicyUsers?.length ?? 0) + (page.PolicyGroups?.length ?? 0) > 0) return true;
       marker = page.IsTruncated ? page.Marker : undefined;
     } while (marker);

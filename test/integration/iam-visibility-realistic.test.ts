@@ -2,9 +2,9 @@
 // waits for it as a transient fault, and `not-owned` stays for policies that
 // are seen and foreign.
 import test from 'ava';
-import { CreatePolicyCommand } from '@aws-sdk/client-iam';
+import { CreatePolicyCommand, DeletePolicyCommand } from '@aws-sdk/client-iam';
 import { RejectedEventError } from '../../src/contract/errors.js';
-import { actual, doc, PREFIX, rig, upsert, useMoto } from '../support/iam-rig.js';
+import { actual, arn, doc, PREFIX, rig, upsert, useMoto } from '../support/iam-rig.js';
 
 useMoto(test);
 
@@ -50,4 +50,13 @@ test.serial('an upsert for a policy deleted out of band is created again once th
   await new Promise((resolve) => setTimeout(resolve, 350));
   t.is(await r.upsert(upsert('vis-recreate', doc('1')), { ledgerSaysPresent: true }), 'created');
   t.deepEqual(await actual(x, 'vis-recreate'), { document: doc('1'), versions: 1 });
+});
+
+test.serial('an update of a policy deleted out of band that IAM still shows is not rejected: it is created again', async (t) => {
+  const x = await rig(t);
+  t.is(await x.r.upsert(upsert('vis-deleted-meanwhile', doc('1'))), 'created');
+  x.layer.setLag(500, 500);
+  await x.iam.send(new DeletePolicyCommand({ PolicyArn: arn('vis-deleted-meanwhile') }));
+  t.is(await x.settle.upsert(upsert('vis-deleted-meanwhile', doc('2'))), 'created');
+  t.deepEqual(await actual(x, 'vis-deleted-meanwhile'), { document: doc('2'), versions: 1 });
 });
