@@ -45,6 +45,7 @@ import {
 import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { STSClient } from '@aws-sdk/client-sts';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/config.js';
 import { RejectedEventError, TransientError } from '../contract/errors.js';
@@ -70,7 +71,22 @@ export interface StepHint {
   likelyAbsent?: boolean;
   /** The ledger's last applied state for the policy is present: IAM's NoSuchEntity is read lag, not absence. */
   ledgerSaysPresent?: boolean;
+  /** Bounds the step by its ledger claim: no IAM call starts once it says stop, and a call in flight is cancelled. */
+  guard?: StepGuard;
 }
+
+/** What an IAM step must obey so that it never writes after its claim could have passed to another worker. */
+export interface StepGuard {
+  signal: AbortSignal;
+  /** Throws (a TransientError) when no IAM call may start any more. */
+  check(): void;
+}
+
+/**
+ * The guard of the step a call belongs to. Steps for different policies run
+ * concurrently through one reconciler; the async context tells their calls apart.
+ */
+const stepGuards = new AsyncLocalStorage<StepGuard>();
 
 export interface ReconcilerOptions {
   iam: IAMClient;
@@ -114,12 +130,26 @@ export class IamReconciler {
   }
 
   upsert(event: PolicyUpserted, hint: StepHint = {}): Promise<IamOutcome> {
-    return this.step('upsert', () => this.upsertOnce(event, hint));
+    return this.guarded(hint, () => this.step('upsert', () => this.upsertOnce(event, hint)));
   }
 
   delete(event: PolicyDeleted, hint: StepHint = {}): Promise<IamOutcome> {
-    return this.step('delete', () => this.deleteOnce(event, hint));
+    return this.guarded(hint, () => this.step('delete', () => this.deleteOnce(event, hint)));
   }
+
+  private guarded(hint: StepHint, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
+    return hint.guard ? stepGuards.run(hint.guard, run) : run();
+  }
+
+  /**
+   * Every IAM call of a step goes through here: none starts once the step's
+   * guard says stop, and the guard's signal cancels one in flight.
+   */
+  private readonly send = ((command: Parameters<IAMClient['send']>[0]) => {
+    const guard = stepGuards.getStore();
+    guard?.check();
+    return this.options.iam.send(command as never, guard ? { abortSignal: guard.signal } : {});
+  }) as unknown as IAMClient['send'];
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
@@ -131,6 +161,9 @@ export class IamReconciler {
         this.options.metrics.increment('iam_outcomes', { outcome });
         return outcome;
       } catch (error) {
+        // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.
+        const guard = stepGuards.getStore();
+        if (guard?.signal.aborted) throw guard.signal.reason as Error;
         const classified = classifyIamError(error, kind);
         if (!(classified instanceof TransientError) || attempt + 1 >= this.attempts) throw classified;
         await sleep(backoffDelay(attempt, this.baseDelayMs, this.maxDelayMs));
@@ -156,7 +189,7 @@ export class IamReconciler {
 
   private async find(arn: string): Promise<Policy | undefined> {
     try {
-      const policy = (await this.options.iam.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
+      const policy = (await this.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
       if (policy) this.unseenSince.delete(arn);
       return policy;
     } catch (error) {
@@ -216,7 +249,7 @@ export class IamReconciler {
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
-        await this.options.iam.send(
+        await this.send(
           new CreatePolicyCommand({
             PolicyName: event.policyName,
             Path: event.policyPath,
@@ -275,7 +308,7 @@ export class IamReconciler {
         }
       }
       try {
-        await this.options.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
+        await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
         return 'updated';
       } catch (error) {
         if (!hasErrorCode(error, 'LimitExceeded')) throw error;
@@ -289,7 +322,7 @@ export class IamReconciler {
   /** The default version's document; a version IAM does not show yet is read lag. */
   private async defaultDocument(arn: string, policy: Policy): Promise<unknown> {
     try {
-      const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
+      const current = await this.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
       return decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}');
     } catch (error) {
       if (error instanceof NoSuchEntityException) throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show its default version ${policy.DefaultVersionId} yet`);
@@ -306,7 +339,7 @@ export class IamReconciler {
   private async namedElsewhere(name: string, arn: string): Promise<Policy | undefined> {
     let marker: string | undefined;
     do {
-      const page = await this.options.iam.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(marker ? { Marker: marker } : {}) }));
+      const page = await this.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(marker ? { Marker: marker } : {}) }));
       const found = page.Policies?.find((policy) => policy.PolicyName === name && policy.Arn !== arn);
       if (found) return found;
       marker = page.IsTruncated ? page.Marker : undefined;
@@ -319,7 +352,7 @@ export class IamReconciler {
     const policy = await this.find(arn);
     if (!policy?.DefaultVersionId) return false;
     try {
-      const current = await this.options.iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
+      const current = await this.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
       return documentsEqual(decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}'), document);
     } catch (error) {
       if (error instanceof NoSuchEntityException) return false;
@@ -332,8 +365,8 @@ export class IamReconciler {
     const want = new Map(wanted.map((tag) => [tag.Key, tag.Value]));
     const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value);
     const toRemove = [...have.keys()].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
-    if (toSet.length > 0) await this.options.iam.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
-    if (toRemove.length > 0) await this.options.iam.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
+    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
+    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }
 
   private async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
@@ -364,7 +397,7 @@ export class IamReconciler {
         if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
       }
       try {
-        await this.options.iam.send(new DeletePolicyCommand({ PolicyArn: arn }));
+        await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
         return 'deleted';
       } catch (error) {
         if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
@@ -379,7 +412,7 @@ export class IamReconciler {
   /** The policy's versions as IAM shows them now (possibly stale); none if it shows no policy. */
   private async versions(arn: string): Promise<PolicyVersion[]> {
     try {
-      return (await this.options.iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
+      return (await this.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
     } catch (error) {
       if (error instanceof NoSuchEntityException) return [];
       throw error;
@@ -394,7 +427,7 @@ export class IamReconciler {
    */
   private async deleteVersion(arn: string, versionId: string): Promise<'deleted' | 'gone' | 'default'> {
     try {
-      await this.options.iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: versionId }));
+      await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: versionId }));
       return 'deleted';
     } catch (error) {
       if (error instanceof NoSuchEntityException) return 'gone';
@@ -413,7 +446,7 @@ export class IamReconciler {
     do {
       let page;
       try {
-        page = await this.options.iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
+        page = await this.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
       } catch (error) {
         if (error instanceof NoSuchEntityException) return false;
         throw error;

@@ -56,6 +56,7 @@ export async function startShardPipeline(
       epoch,
       recentEventIds: config.recentEventIds,
       lineage,
+      claimTtlMs: config.claimTtlMs,
     },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
     maxConcurrentPolicies: config.maxConcurrentPolicies,

@@ -96,7 +96,7 @@ export class DynamoDbLedger implements Ledger {
       );
       const previous = result.Attributes ? toEntry(result.Attributes) : undefined;
       const takenOver = previous?.claim !== undefined && previous.claim.owner !== request.owner;
-      return { won: true, token, previous, takenOver };
+      return { won: true, token, expiresAt: now + this.options.claimTtlMs, previous, takenOver };
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
         if (!error.Item) throw new TransientError('ledger-unexplained', 'claim refused without the item', { cause: error });
@@ -148,6 +148,10 @@ export class DynamoDbLedger implements Ledger {
       values[':desired'] = { S: JSON.stringify(request.desired) };
       sets.push('desired = :desired');
     }
+    if (request.verifiedUpTo !== undefined) {
+      values[':verified'] = { N: String(request.verifiedUpTo) };
+      sets.push('verifiedUpTo = :verified');
+    }
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
@@ -162,6 +166,90 @@ export class DynamoDbLedger implements Ledger {
       if (error instanceof ConditionalCheckFailedException) {
         throw new ClaimLostError(`claim on ${request.policy} was taken over before completion`);
       }
+      throw error;
+    }
+  }
+
+  async renew(policy: string, token: string): Promise<number> {
+    const expiresAt = this.now() + this.options.claimTtlMs;
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'SET claimExpires = :expires',
+          ConditionExpression: 'claimToken = :token',
+          ExpressionAttributeValues: { ':token': { S: token }, ':expires': { N: String(expiresAt) } },
+        }),
+      );
+      return expiresAt;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(`claim on ${policy} was taken over before it could be renewed`);
+      throw error;
+    }
+  }
+
+  async requestVerification(policy: string): Promise<void> {
+    // A counter, not a flag: a mark added while another step runs outlives that step's completion.
+    await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { [LEDGER_KEY]: { S: policy } },
+        UpdateExpression: 'ADD verifyRequested :one',
+        ExpressionAttributeValues: { ':one': { N: '1' } },
+      }),
+    );
+  }
+
+  async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
+    const now = this.now();
+    const token = randomUUID();
+    try {
+      const result = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'SET claimOwner = :owner, claimToken = :token, claimExpires = :expires, claimSeq = :none',
+          ConditionExpression:
+            '(attribute_not_exists(claimOwner) OR claimOwner = :owner OR claimExpires < :now)' +
+            ' AND verifyRequested > :zero AND (attribute_not_exists(verifiedUpTo) OR verifyRequested > verifiedUpTo)',
+          ExpressionAttributeValues: {
+            ':owner': { S: owner },
+            ':token': { S: token },
+            ':expires': { N: String(now + this.options.claimTtlMs) },
+            ':now': { N: String(now) },
+            ':none': { S: 'verification' },
+            ':zero': { N: '0' },
+          },
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      const previous = result.Attributes ? toEntry(result.Attributes) : undefined;
+      return { won: true, token, expiresAt: now + this.options.claimTtlMs, previous, takenOver: false };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        const entry = error.Item ? toEntry(error.Item) : { policy, epoch: 0, events: [] };
+        const heldElsewhere = entry.claim !== undefined && entry.claim.owner !== owner && entry.claim.expiresAt >= now;
+        return { won: false, because: heldElsewhere ? 'claimed-elsewhere' : 'duplicate-sequence', entry };
+      }
+      throw error;
+    }
+  }
+
+  async completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void> {
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'SET verifiedUpTo = :verified, updatedAt = :at REMOVE claimOwner, claimToken, claimExpires, claimSeq',
+          ConditionExpression: 'claimToken = :token',
+          ExpressionAttributeValues: { ':token': { S: token }, ':verified': { N: String(verifiedUpTo) }, ':at': { S: new Date(this.now()).toISOString() } },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(`verification claim on ${policy} was taken over`);
       throw error;
     }
   }
@@ -196,6 +284,8 @@ function toEntry(item: Item): LedgerEntry {
   if (item.docHash?.S) entry.docHash = item.docHash.S;
   if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
   if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
+  if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
+  if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
   if (item.claimOwner?.S && item.claimToken?.S) {
     entry.claim = {
       owner: item.claimOwner.S,

@@ -33,6 +33,14 @@ export interface LedgerEntry {
   docHash?: string;
   state?: PolicyState;
   desired?: DesiredState;
+  /**
+   * Re-verification marks: a worker that lost its claim after its IAM step
+   * began adds one; a step that read IAM and converged it to `desired` sets
+   * `verifiedUpTo` to the count it saw when it claimed. IAM needs a look while
+   * `verifyRequested` > `verifiedUpTo` (needsVerification).
+   */
+  verifyRequested?: number;
+  verifiedUpTo?: number;
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
 }
 
@@ -58,7 +66,7 @@ export interface ClaimRequest {
 export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'event-id-conflict' | 'stale-revision' | 'claimed-elsewhere';
 
 export type ClaimResult =
-  | { won: true; token: string; previous: LedgerEntry | undefined; takenOver: boolean }
+  | { won: true; token: string; expiresAt: number; previous: LedgerEntry | undefined; takenOver: boolean }
   | { won: false; because: ClaimRefusal; entry: LedgerEntry };
 
 export interface CompletionRequest {
@@ -72,6 +80,8 @@ export interface CompletionRequest {
   docHash?: string;
   state: PolicyState;
   desired?: DesiredState;
+  /** The entry's verifyRequested when the claim was won: the step read IAM, so every mark up to it is answered. */
+  verifiedUpTo?: number;
   outcome: string;
 }
 
@@ -80,6 +90,22 @@ export interface Ledger {
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Throws ClaimLostError when the claim is no longer ours (expired and taken over). */
   complete(request: CompletionRequest): Promise<void>;
+  /** Extends a claim we hold; returns its new expiry. Throws ClaimLostError when it is no longer ours. */
+  renew(policy: string, token: string): Promise<number>;
+  /** Asks for IAM to be re-read and converged to `desired` by the next step on the policy. */
+  requestVerification(policy: string): Promise<void>;
+  /**
+   * Claims a policy only to re-verify it (no event to apply): won when a
+   * verification is owed and no other owner holds a live claim.
+   */
+  claimVerification(policy: string, owner: string): Promise<ClaimResult>;
+  /** Ends a verification claim: the marks up to `verifiedUpTo` are answered. Throws ClaimLostError. */
+  completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void>;
+}
+
+/** IAM must be re-read before the ledger's word on this policy is trusted. */
+export function needsVerification(entry: LedgerEntry | undefined): boolean {
+  return entry !== undefined && (entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0);
 }
 
 /** The claim was taken over by another owner: this worker must not record the outcome. */

@@ -23,9 +23,10 @@ import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { DesiredState, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
-import { ClaimLostError, eventIdVerdict, rememberEvents } from '../ledger/ledger.js';
+import { ClaimLostError, eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { ClaimKeeper } from './claim-keeper.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 
 export interface PolicyBatchContext {
@@ -40,6 +41,8 @@ export interface PolicyBatchContext {
   recentEventIds: number;
   /** Ancestor shard ids of the shard this pipeline reads (ledger/position.ts). */
   lineage: string[];
+  /** How long a claim protects a step (IPS_CLAIM_TTL_MS): the claim keeper renews it at a third of that. */
+  claimTtlMs: number;
 }
 
 const STATE_AFTER: Record<IamOutcome, PolicyState> = {
@@ -59,6 +62,8 @@ export function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[
 class PolicyBatch {
   private readonly policy: string;
   private readonly settled = new Map<ValidRecord, Settlement>();
+  /** The ledger entry the last refused claim returned. */
+  private lastSeen: LedgerEntry | undefined;
 
   constructor(
     private readonly ctx: PolicyBatchContext,
@@ -72,6 +77,7 @@ class PolicyBatch {
     const candidates = await this.answerWithoutLedger();
     const claim = await this.claimLast(candidates);
     if (claim) await this.applyClaimed(candidates, claim);
+    else if (needsVerification(this.lastSeen)) await this.verify();
     return this.records.map((item) => this.settled.get(item)!);
   }
 
@@ -135,7 +141,7 @@ class PolicyBatch {
   }
 
   /** 2. Claims the last candidate; a refused one is settled and the one before it tried. */
-  private async claimLast(candidates: ValidRecord[]): Promise<{ token: string; previous: LedgerEntry | undefined } | undefined> {
+  private async claimLast(candidates: ValidRecord[]): Promise<WonClaim | undefined> {
     const { ctx, policy } = this;
     while (candidates.length > 0) {
       const last = candidates[candidates.length - 1]!;
@@ -150,9 +156,10 @@ class PolicyBatch {
       });
       if (result.won) {
         if (result.takenOver) ctx.metrics.increment('claims_taken_over');
-        return { token: result.token, previous: result.previous };
+        return { token: result.token, expiresAt: result.expiresAt, previous: result.previous };
       }
       const entry = result.entry;
+      this.lastSeen = entry;
       if (entry.epoch === ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
       switch (result.because) {
         case 'claimed-elsewhere':
@@ -179,7 +186,7 @@ class PolicyBatch {
     return undefined;
   }
 
-  private async applyClaimed(candidates: ValidRecord[], claim: { token: string; previous: LedgerEntry | undefined }): Promise<void> {
+  private async applyClaimed(candidates: ValidRecord[], claim: WonClaim): Promise<void> {
     const { ctx, policy } = this;
     // The ledger as it stood before the claim; an older epoch counts as empty.
     const previous = claim.previous && claim.previous.epoch === ctx.epoch ? claim.previous : undefined;
@@ -193,8 +200,8 @@ class PolicyBatch {
       else live.push(item);
     }
 
-    // 3. The IAM step.
-    const { applied, refused, finalOutcome, path } = await this.applyInOrderEffect(live, previous);
+    // 3. The IAM step, kept within its claim.
+    const { applied, refused, finalOutcome, path } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard));
 
     // 4. Complete: the position moves past every record of the policy in this batch.
     const lastRecord = this.records[this.records.length - 1]!.record;
@@ -228,13 +235,18 @@ class PolicyBatch {
         events,
         ...(hash !== undefined ? { docHash: hash } : {}),
         ...(desired !== undefined ? { desired } : {}),
+        // The step read IAM unless the ledger vouched for it: then earlier marks are answered.
+        ...(claim.previous?.verifyRequested !== undefined ? { verifiedUpTo: claim.previous.verifyRequested } : {}),
         state: finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown'),
         outcome: finalOutcome ?? 'rejected',
       });
     } catch (error) {
       if (error instanceof ClaimLostError) {
-        // Another owner took the expired claim over; it decides. Run again to learn its verdict.
+        // Another owner took the expired claim over and decides; but our IAM
+        // step may have landed after its own. Ask for IAM to be re-read, then
+        // run again to learn its verdict (and do that re-read).
         ctx.metrics.increment('claims_lost');
+        await this.requestVerification('lost at completion');
         throw new TransientError('claim-lost', error.message, { cause: error });
       }
       throw error;
@@ -242,6 +254,65 @@ class PolicyBatch {
 
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
+  }
+
+  /**
+   * Runs an IAM step under a claim keeper (claim-keeper.ts). If the claim is
+   * lost or its deadline passes once the step has begun, a write of ours may
+   * still land after the next owner's: the policy is marked for
+   * re-verification before the fault goes up.
+   */
+  private async withinClaim<T>(claim: WonClaim, step: (guard: ClaimKeeper) => Promise<T>): Promise<T> {
+    const keeper = new ClaimKeeper(this.ctx.ledger, this.policy, claim.token, claim.expiresAt, this.ctx.claimTtlMs);
+    try {
+      const result = await step(keeper);
+      keeper.check();
+      return result;
+    } catch (error) {
+      if (keeper.lost) await this.requestVerification('lost during the IAM step');
+      throw error;
+    } finally {
+      keeper.stop();
+    }
+  }
+
+  /** Best effort: a mark that cannot be written is logged through the metric and the retry that follows. */
+  private async requestVerification(why: string): Promise<void> {
+    this.ctx.metrics.increment('verifications_requested', { why });
+    try {
+      await this.ctx.ledger.requestVerification(this.policy);
+    } catch {
+      this.ctx.metrics.increment('verification_requests_failed');
+    }
+  }
+
+  /**
+   * Every record was already settled, but the ledger owes a re-verification:
+   * claim the policy for it, read IAM and converge it to the ledger's last
+   * applied desired state.
+   */
+  private async verify(): Promise<void> {
+    const { ctx, policy } = this;
+    const result = await ctx.ledger.claimVerification(policy, ctx.owner);
+    if (!result.won) {
+      if (result.because === 'claimed-elsewhere') throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${result.entry.claim?.owner ?? 'another owner'} (re-verification waits)`);
+      return; // answered meanwhile
+    }
+    const entry = result.previous;
+    const seen = entry?.verifyRequested ?? 0;
+    const desiredEvent = entry ? eventFromDesired(entry) : undefined;
+    if (desiredEvent) {
+      await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry }, (guard) =>
+        ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', guard }),
+      );
+    }
+    try {
+      await ctx.ledger.completeVerification(policy, result.token, seen);
+    } catch (error) {
+      if (error instanceof ClaimLostError) throw new TransientError('claim-lost', error.message, { cause: error });
+      throw error;
+    }
+    ctx.metrics.increment('verifications', { converged: desiredEvent ? 'yes' : 'nothing-to-converge' });
   }
 
   /**
@@ -257,6 +328,7 @@ class PolicyBatch {
   private async applyInOrderEffect(
     live: ValidRecord[],
     previous: LedgerEntry | undefined,
+    guard: ClaimKeeper,
   ): Promise<{ applied: PolicyUpserted | undefined; refused: Set<ValidRecord>; finalOutcome: IamOutcome | undefined; path: string | undefined }> {
     const refused = new Set<ValidRecord>();
     let applied: PolicyUpserted | undefined; // the latest upsert that took effect (its document is IAM's now)
@@ -264,7 +336,8 @@ class PolicyBatch {
     let finalOutcome: IamOutcome | undefined; // the outcome of the latest event that took effect
     // What the ledger last applied: lets the IAM step skip a read that would only
     // confirm an absence, and read IAM's NoSuchEntity as lag, not as a verdict.
-    const likelyAbsent = previous === undefined || previous.state === 'deleted';
+    // An entry owing a verification is not trusted: the step reads IAM.
+    const likelyAbsent = (previous === undefined || previous.state === 'deleted') && !needsVerification(previous);
     let knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
     // Where the policy lives, as far as the ledger knows: IAM names are unique
     // per account whatever the path, so the name finds it there.
@@ -284,7 +357,8 @@ class PolicyBatch {
       }
       let outcome: IamOutcome;
       try {
-        outcome = await this.ctx.applier.apply(event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent });
+        guard.check();
+        outcome = await this.ctx.applier.apply(event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent, guard });
       } catch (error) {
         if (!(error instanceof RejectedEventError)) throw error;
         await this.reject(item, error.reason, error.detail);
@@ -308,6 +382,24 @@ class PolicyBatch {
     }
     return { applied, refused, finalOutcome, path };
   }
+}
+
+interface WonClaim {
+  token: string;
+  expiresAt: number;
+  previous: LedgerEntry | undefined;
+}
+
+/** The ledger's last applied state as an event, for re-verification; none when the ledger knows too little. */
+function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
+  const desired = entry.desired;
+  if (!desired) return undefined;
+  const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, policyName: entry.policy, policyPath: desired.path, pathGiven: true };
+  if (entry.state === 'deleted') return { ...base, type: 'policy.deleted' };
+  if ((entry.state === 'present' || entry.state === 'retained-in-use') && desired.document) {
+    return { ...base, type: 'policy.upserted', document: desired.document, tags: desired.tags ?? {}, ...(desired.description !== undefined ? { description: desired.description } : {}) };
+  }
+  return undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { PolicyEvent } from '../contract/event.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { RecordPosition } from '../contract/record-id.js';
+import type { StepGuard } from '../iam/reconciler.js';
 
 /**
  * One record as the pipeline sees it: a Kinesis record, or one user record of
@@ -41,7 +42,10 @@ export interface ApplyHint {
   likelyAbsent?: boolean;
   /** The ledger's last applied state for the policy is present, so IAM's NoSuchEntity is read lag, not absence. */
   ledgerSaysPresent?: boolean;
+  /** Bounds the step by its ledger claim: check() before each IAM call, signal passed to each (claim-keeper.ts). */
+  guard?: StepGuard;
 }
+
 
 export interface Applier {
   apply(event: PolicyEvent, hint?: ApplyHint): Promise<IamOutcome>;

@@ -34,6 +34,7 @@ function freshChild(name: string, metrics = new Metrics()) {
       epoch: 0,
       recentEventIds: 32,
       lineage: [],
+      claimTtlMs: 60_000,
     },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
     maxConcurrentPolicies: 16,

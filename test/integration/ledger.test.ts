@@ -17,7 +17,7 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
   const pipeline = new ShardPipeline({
-    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [] },
+    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [], claimTtlMs: options.claimTtlMs ?? 60_000 },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
     maxConcurrentPolicies: 8,
     retryBaseMs: 5,

@@ -7,7 +7,7 @@ import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
-import { ClaimLostError, explainRefusal } from '../../src/ledger/ledger.js';
+import { ClaimLostError, explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
 import { covers } from '../../src/ledger/position.js';
 import { recordId } from '../../src/contract/record-id.js';
 import type { Applier } from '../../src/pipeline/types.js';
@@ -40,7 +40,43 @@ export class MemoryLedger implements Ledger {
     const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
     next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence: request.record.sequenceNumber };
     this.entries.set(request.policy, next);
-    return { won: true, token, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
+    return { won: true, token, expiresAt: now + this.claimTtlMs, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
+  }
+
+  async renew(policy: string, token: string): Promise<number> {
+    this.calls++;
+    const entry = this.entries.get(policy);
+    if (!entry?.claim || entry.claim.token !== token) throw new ClaimLostError(`claim on ${policy} lost`);
+    entry.claim.expiresAt = this.now() + this.claimTtlMs;
+    return entry.claim.expiresAt;
+  }
+
+  async requestVerification(policy: string): Promise<void> {
+    this.calls++;
+    const entry = this.entries.get(policy) ?? { policy, epoch: this.epoch, events: [] };
+    entry.verifyRequested = (entry.verifyRequested ?? 0) + 1;
+    this.entries.set(policy, entry);
+  }
+
+  async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
+    this.calls++;
+    const now = this.now();
+    const entry = this.entries.get(policy);
+    if (!entry) return { won: false, because: 'duplicate-sequence', entry: { policy, epoch: 0, events: [] } };
+    if (entry.claim && entry.claim.owner !== owner && entry.claim.expiresAt >= now) return { won: false, because: 'claimed-elsewhere', entry: structuredClone(entry) };
+    if (!needsVerification(entry)) return { won: false, because: 'duplicate-sequence', entry: structuredClone(entry) };
+    const previous = structuredClone(entry);
+    const token = randomUUID();
+    entry.claim = { owner, token, expiresAt: now + this.claimTtlMs, sequence: 'verification' };
+    return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver: false };
+  }
+
+  async completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void> {
+    this.calls++;
+    const entry = this.entries.get(policy);
+    if (!entry?.claim || entry.claim.token !== token) throw new ClaimLostError(`verification claim on ${policy} lost`);
+    delete entry.claim;
+    entry.verifiedUpTo = verifiedUpTo;
   }
 
   async complete(request: CompletionRequest): Promise<void> {
@@ -55,6 +91,7 @@ export class MemoryLedger implements Ledger {
     entry.state = request.state;
     if (request.docHash !== undefined) entry.docHash = request.docHash;
     if (request.desired !== undefined) entry.desired = structuredClone(request.desired);
+    if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;
   }
 }
 

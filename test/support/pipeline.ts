@@ -1,6 +1,7 @@
 // A shard pipeline wired to in-memory fakes, and helpers to feed it batches.
 import { createLogger } from '../../src/log/logger.js';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
+import type { Ledger } from '../../src/ledger/ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import type { Applier, Settlement, StreamRecord } from '../../src/pipeline/types.js';
@@ -19,7 +20,7 @@ export interface Harness {
 
 export const silentLogger = createLogger('silent');
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[] } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -28,7 +29,18 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const cache = new DedupCache(options.cacheSize ?? 10_000);
   const settledOrder: Settlement[] = [];
   const pipeline = new ShardPipeline({
-    context: { ledger, cache, applier, deadLetters, metrics, owner: 'test-owner', epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [] },
+    context: {
+      ledger: options.ledgerView ? options.ledgerView(ledger) : ledger,
+      cache,
+      applier,
+      deadLetters,
+      metrics,
+      owner: options.owner ?? 'test-owner',
+      epoch: 0,
+      recentEventIds: 32,
+      lineage: options.lineage ?? [],
+      claimTtlMs: options.claimTtlMs ?? 60_000,
+    },
     decode: { managedPathPrefix: '/stream-managed/', refuseAdminGrant: true },
     maxConcurrentPolicies: options.maxConcurrentPolicies ?? 8,
     retryBaseMs: 1,
