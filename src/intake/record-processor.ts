@@ -17,7 +17,8 @@
 import type { Checkpointer, CheckpointingInput, InitializeInput, KclRecord, ProcessRecordsInput, RecordProcessor } from 'aws-kcl';
 import type { Logger } from '../log/logger.js';
 import { CheckpointTracker } from '../pipeline/checkpoint-tracker.js';
-import { StoppedError } from '../pipeline/retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoppedError, backoffDelay } from '../pipeline/retry.js';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
 import type { Settlement, StreamRecord } from '../pipeline/types.js';
 import { checkpoint } from './checkpoint.js';
@@ -75,18 +76,30 @@ export class PolicyRecordProcessor implements RecordProcessor {
     this.shardId = input.shardId;
     this.log = this.options.logger.child({ shard: input.shardId });
     this.log.info({ startingAt: input.sequenceNumber }, 'initialize');
-    this.options
-      .startShard(input.shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal)
-      .then((runtime) => {
-        this.runtime = runtime;
-        done();
-      })
-      .catch((error: unknown) => {
-        // Without a pipeline nothing can be processed; answering would let the
-        // daemon deliver records we cannot settle. Stay unanswered and log:
-        // the daemon's shard timeout or an operator takes it from here.
-        this.log.fatal({ err: error }, 'shard start-up failed');
-      });
+    void this.startShard(input.shardId).then((runtime) => {
+      if (!runtime) return; // stopping
+      this.runtime = runtime;
+      done();
+    });
+  }
+
+  /**
+   * Builds the shard's pipeline, retrying with backoff until it succeeds or
+   * the processor stops: answering `initialize` without a pipeline would let
+   * the daemon deliver records this child cannot settle.
+   */
+  private async startShard(shardId: string): Promise<ShardRuntime | undefined> {
+    for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
+      try {
+        return await this.options.startShard(shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal);
+      } catch (error) {
+        if (error instanceof StoppedError) return undefined;
+        const delayMs = backoffDelay(attempt, 500, 30_000);
+        this.log.error({ err: error, attempt, delayMs }, 'shard start-up failed; retrying');
+        await sleep(delayMs, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+      }
+    }
+    return undefined;
   }
 
   processRecords(input: ProcessRecordsInput, done: () => void): void {
