@@ -25,6 +25,11 @@ export interface Scope {
 
 /** Actions AWS authorizes only against "*", each with the condition key that must narrow it. */
 const RESOURCELESS: Record<string, string> = { 'cloudwatch:PutMetricData': 'cloudwatch:namespace' };
+/**
+ * Read-only list actions that IAM grants on `*` only and no condition key can
+ * narrow. They reveal names and metadata, never change anything.
+ */
+const LIST_ONLY = new Set(['iam:ListPolicies']);
 /** Producing is the upstream systems' job, and the ops tools' (redrive); a worker that writes to its own stream could loop. */
 const FORBIDDEN = new Set(['kinesis:PutRecord', 'kinesis:PutRecords']);
 
@@ -48,6 +53,7 @@ export function checkLeastPrivilege(statements: Statement[], scope: Scope): stri
     for (const resource of resources) {
       if (resource === '*') {
         const narrowed = actions.every((action) => {
+          if (LIST_ONLY.has(action)) return true;
           const key = RESOURCELESS[action];
           return key !== undefined && hasConditionKey(statement.Condition, key);
         });

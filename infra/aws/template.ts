@@ -28,6 +28,12 @@ export const LEASE_KEY = 'leaseKey';
 
 /** IAM calls of src/iam/reconciler.ts, split by whether they change anything. */
 export const IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions', 'iam:ListEntitiesForPolicy'];
+/**
+ * ListPolicies has no resource type (IAM grants it on `*` only): the reconciler
+ * lists the account's customer-managed policies to tell a name taken under
+ * another path from its own policy that IAM does not show yet. Names only.
+ */
+export const IAM_LIST_ACTIONS = ['iam:ListPolicies'];
 export const IAM_WRITE_ACTIONS = [
   'iam:CreatePolicy',
   'iam:CreatePolicyVersion',
@@ -148,6 +154,7 @@ function workerPolicy(kclMajor: number): JsonObject {
   }
   const statements: Json[] = [
     { Sid: 'ReadManagedPolicies', Effect: 'Allow', Action: IAM_READ_ACTIONS, Resource: MANAGED_POLICIES_ARN },
+    { Sid: 'ListPolicyNames', Effect: 'Allow', Action: IAM_LIST_ACTIONS, Resource: '*' },
     {
       Sid: 'CreateOwnedPolicies',
       Effect: 'Allow',

@@ -20,7 +20,7 @@ export interface Harness {
 
 export const silentLogger = createLogger('silent');
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -46,6 +46,7 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
     retryBaseMs: 1,
     retryCapMs: 5,
     logger: silentLogger,
+    ...(options.signal ? { signal: options.signal } : {}),
     onSettled: (settlement) => settledOrder.push(settlement),
   });
   return { pipeline, ledger, iam, applier, deadLetters, metrics, cache, settledOrder };

@@ -14,6 +14,7 @@ import { synth } from '../../infra/aws/synth.js';
 import {
   CONTAINER_USER,
   DEAD_LETTER_ACTIONS,
+  IAM_LIST_ACTIONS,
   IAM_READ_ACTIONS,
   IAM_WRITE_ACTIONS,
   LEASE_KEY,
@@ -118,7 +119,7 @@ test('the IAM actions granted are exactly the IAM calls the reconciler makes', (
   const { statements } = workerRoleUnderTest(template);
   const granted = new Set(statements.flatMap(actionsOf).filter((action) => action.startsWith('iam:')));
   t.deepEqual([...granted].sort(), [...called].sort());
-  t.deepEqual([...granted].sort(), [...IAM_READ_ACTIONS, ...IAM_WRITE_ACTIONS].sort());
+  t.deepEqual([...granted].sort(), [...IAM_READ_ACTIONS, ...IAM_LIST_ACTIONS, ...IAM_WRITE_ACTIONS].sort());
 });
 
 test('IAM writes need the owner tag: created with it, changed only when it is there, never removed', (t) => {

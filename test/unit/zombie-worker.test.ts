@@ -58,12 +58,14 @@ test('a step that cannot renew its claim starts no IAM call after its deadline',
       return 'created' as const;
     },
   };
-  const h = harness({ ledger, applier, owner: 'stuck', claimTtlMs: 1_000, ledgerView: paused });
+  const stop = new AbortController();
+  const h = harness({ ledger, applier, owner: 'stuck', claimTtlMs: 1_000, ledgerView: paused, signal: stop.signal });
   const run = h.pipeline.processBatch(streamRecords([upsertRecord('deadline-1', 'd-1', doc(1))]));
   await sleep(2_000);
   t.false(calls.includes('second'), `the second call never started: ${calls.join(',')}`);
   t.true(calls.length >= 1);
   t.true(h.metrics.total('transient_retries') >= 1);
-  void run.catch(() => undefined);
-  // The run keeps retrying (its claim can never be renewed); stop watching it here.
+  // The run would retry for ever (its claim can never be renewed): stop the processor.
+  stop.abort();
+  await t.throwsAsync(run, { name: 'StoppedError' });
 });
