@@ -41,8 +41,8 @@ export async function startShardPipeline(
   const { config, logger, metrics } = parts;
   const log = logger.child({ shard: shardId });
   const retry = { baseMs: parts.retryBaseMs ?? 100, capMs: config.retryBackoffCapMs, logger: log, metrics, signal };
-  const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch(), { ...retry, what: { step: 'read-epoch' } });
   const lineage = await retryUntilSettled(() => parts.shardLineage(shardId), { ...retry, what: { step: 'read-lineage' } });
+  const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch([shardId, ...lineage]), { ...retry, what: { step: 'read-epoch' } });
   const owner = claimOwner(shardId);
   log.info({ epoch, owner, lineage }, 'shard pipeline ready');
   return new ShardPipeline({

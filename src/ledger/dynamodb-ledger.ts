@@ -10,8 +10,12 @@ import { ClaimLostError, explainRefusal } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
 
-/** The item holding the ledger's epoch. `#` cannot appear in an IAM policy name. */
+/** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
 export const EPOCH_ITEM_KEY = '#epoch';
+/** The item holding one shard's epoch (a re-apply replay scoped to shards). */
+export const shardEpochKey = (shardId: string) => `#epoch#${shardId}`;
+/** The counter epochs are drawn from, so that every new epoch, whatever its scope, is above all earlier ones. */
+const EPOCH_COUNTER_KEY = '#epoch-counter';
 
 type Item = Record<string, AttributeValue>;
 
@@ -31,22 +35,58 @@ export class DynamoDbLedger implements Ledger {
     this.now = options.now ?? Date.now;
   }
 
-  async currentEpoch(): Promise<number> {
-    const result = await this.dynamodb.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: EPOCH_ITEM_KEY } }, ConsistentRead: true }),
-    );
+  async currentEpoch(shards: string[] = []): Promise<number> {
+    const keys = [EPOCH_ITEM_KEY, ...shards.map(shardEpochKey)];
+    const epochs = await Promise.all(keys.map((key) => this.readEpoch(key)));
+    return Math.max(0, ...epochs);
+  }
+
+  private async readEpoch(key: string): Promise<number> {
+    const result = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }));
     return result.Item?.epoch?.N ? Number(result.Item.epoch.N) : 0;
   }
 
-  /** Moves the ledger to a new epoch: every applied event may run again (re-apply replay). */
-  async advanceEpoch(): Promise<number> {
-    const next = (await this.currentEpoch()) + 1;
-    await this.dynamodb.send(
-      new PutItemCommand({
+  /**
+   * Moves to a new epoch, in which every applied event may run again
+   * (re-apply replay): the whole ledger, or only the given shards (a replay
+   * of those shards), so that other shards keep their history. Epochs only
+   * move forward: a new one is drawn from a counter above every earlier one.
+   */
+  async advanceEpoch(shards?: string[]): Promise<number> {
+    const counter = await this.dynamodb.send(
+      new UpdateItemCommand({
         TableName: this.tableName,
-        Item: { [LEDGER_KEY]: { S: EPOCH_ITEM_KEY }, epoch: { N: String(next) }, updatedAt: { S: new Date(this.now()).toISOString() } },
+        Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
+        UpdateExpression: 'ADD epoch :one',
+        ExpressionAttributeValues: { ':one': { N: '1' } },
+        ReturnValues: 'UPDATED_NEW',
       }),
     );
+    // The counter starts at the ledger-wide epoch a ledger written before scoped epochs already has.
+    const next = Math.max(Number(counter.Attributes?.epoch?.N ?? 1), (await this.readEpoch(EPOCH_ITEM_KEY)) + 1);
+    const at = { S: new Date(this.now()).toISOString() };
+    for (const key of shards === undefined ? [EPOCH_ITEM_KEY] : shards.map(shardEpochKey)) {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: key } },
+          UpdateExpression: 'SET epoch = :epoch, updatedAt = :at',
+          ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
+          ExpressionAttributeValues: { ':epoch': { N: String(next) }, ':at': at },
+        }),
+      );
+    }
+    if (next > Number(counter.Attributes?.epoch?.N ?? 1)) {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
+          UpdateExpression: 'SET epoch = :epoch',
+          ConditionExpression: 'epoch < :epoch',
+          ExpressionAttributeValues: { ':epoch': { N: String(next) } },
+        }),
+      );
+    }
     return next;
   }
 

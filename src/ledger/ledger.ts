@@ -86,7 +86,12 @@ export interface CompletionRequest {
 }
 
 export interface Ledger {
-  currentEpoch(): Promise<number>;
+  /**
+   * The epoch a shard's pipeline works in: the highest of the ledger-wide
+   * epoch and those of the shard and its ancestors (a re-apply replay of one
+   * shard moves only that shard's lineage to a new epoch).
+   */
+  currentEpoch(shards?: string[]): Promise<number>;
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Throws ClaimLostError when the claim is no longer ours (expired and taken over). */
   complete(request: CompletionRequest): Promise<void>;

@@ -160,7 +160,7 @@ class PolicyBatch {
       }
       const entry = result.entry;
       this.lastSeen = entry;
-      if (entry.epoch === ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
+      if (entry.epoch >= ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
       switch (result.because) {
         case 'claimed-elsewhere':
           ctx.metrics.increment('claims_refused', { because: 'claimed-elsewhere' });
@@ -189,7 +189,7 @@ class PolicyBatch {
   private async applyClaimed(candidates: ValidRecord[], claim: WonClaim): Promise<void> {
     const { ctx, policy } = this;
     // The ledger as it stood before the claim; an older epoch counts as empty.
-    const previous = claim.previous && claim.previous.epoch === ctx.epoch ? claim.previous : undefined;
+    const previous = claim.previous && claim.previous.epoch >= ctx.epoch ? claim.previous : undefined;
     const live: ValidRecord[] = [];
     for (const item of candidates) {
       const { event, record } = item;
@@ -229,7 +229,8 @@ class PolicyBatch {
       await ctx.ledger.complete({
         policy,
         token: claim.token,
-        epoch: ctx.epoch,
+        // Never down: a worker still on an older epoch (a zombie, a shard outside a scoped replay) keeps the entry's.
+        epoch: Math.max(ctx.epoch, claim.previous?.epoch ?? 0),
         position,
         ...(revision !== undefined ? { revision } : {}),
         events,

@@ -11,13 +11,13 @@ import { useTestStack } from '../support/stack.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
-function processor(options: { owner: string; applier: Applier; claimTtlMs?: number; now?: () => number; metrics?: Metrics; lineage?: string[] }) {
+function processor(options: { owner: string; applier: Applier; claimTtlMs?: number; now?: () => number; metrics?: Metrics; lineage?: string[]; epoch?: number }) {
   const { config, clients } = stackOf();
   const metrics = options.metrics ?? new Metrics();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
   const pipeline = new ShardPipeline({
-    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: 0, recentEventIds: 32, lineage: options.lineage ?? [], claimTtlMs: options.claimTtlMs ?? 60_000 },
+    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: options.epoch ?? 0, recentEventIds: 32, lineage: options.lineage ?? [], claimTtlMs: options.claimTtlMs ?? 60_000 },
     decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
     maxConcurrentPolicies: 8,
     retryBaseMs: 5,
@@ -148,4 +148,40 @@ test.serial('the conditional claim follows shard lineage and subsequence numbers
   await completeAt(onChild, child, '100', 0, [parent]);
   const parentReplayed = await claimAt(parent, '999999', 0);
   t.is(parentReplayed.won ? 'won' : parentReplayed.because, 'duplicate-sequence', 'the parent lies behind its child, whatever its numbers');
+});
+
+test.serial('a re-apply scoped to one shard keeps the history of the others: a late retry elsewhere stays a duplicate', async (t) => {
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const iam = new FakeIam();
+  const onY = processor({ owner: 'worker-y', applier: iam, epoch: await ledger.currentEpoch(['shard-y']) });
+  await onY.pipeline.processBatch(streamRecords([upsertRecord('scoped-1', 'scoped-e1', doc(1))], 'shard-y'));
+  await onY.pipeline.processBatch(streamRecords([upsertRecord('scoped-1', 'scoped-e2', doc(2))], 'shard-y'));
+
+  const epoch = await ledger.advanceEpoch(['shard-x']); // ips replay --shard shard-x=... --reapply
+  t.is(await ledger.currentEpoch(['shard-x']), epoch);
+  t.is(await ledger.currentEpoch(['shard-x-child', 'shard-x']), epoch, 'a descendant inherits its ancestor\'s epoch');
+  const onYAfter = processor({ owner: 'worker-y2', applier: iam, epoch: await ledger.currentEpoch(['shard-y']) });
+  const [late] = await onYAfter.pipeline.processBatch(streamRecords([upsertRecord('scoped-1', 'scoped-e1', doc(1))], 'shard-y'));
+  t.is(late!.outcome, 'duplicate', 'the producer retry of the first event is not applied again');
+  t.deepEqual(iam.policies.get('scoped-1')?.document, doc(2), 'no roll-back');
+
+  const global = await ledger.advanceEpoch();
+  t.true(global > epoch, 'epochs only move forward, whatever their scope');
+  t.is(await ledger.currentEpoch(['shard-y']), global);
+});
+
+test.serial('a worker still on an older epoch cannot move an entry\'s epoch back down', async (t) => {
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const iam = new FakeIam();
+  const epoch = await ledger.advanceEpoch(['shard-new']);
+  const current = processor({ owner: 'current', applier: iam, epoch });
+  await current.pipeline.processBatch(streamRecords([upsertRecord('epoch-down-1', 'ed-1', doc(1))], 'shard-new'));
+  const zombie = processor({ owner: 'zombie', applier: iam, epoch: 0 });
+  const [settled] = await zombie.pipeline.processBatch(streamRecords([upsertRecord('epoch-down-1', 'ed-2', doc(2))], 'shard-old'));
+  t.is(settled!.outcome, 'updated');
+  t.is((await ledger.get('epoch-down-1'))?.epoch, epoch, 'the entry keeps the newer epoch');
+  const [retry] = await processor({ owner: 'current-2', applier: iam, epoch }).pipeline.processBatch(streamRecords([upsertRecord('epoch-down-1', 'ed-1', doc(1))], 'shard-new'));
+  t.is(retry!.outcome, 'duplicate', 'the history in the newer epoch is intact');
 });

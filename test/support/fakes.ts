@@ -18,7 +18,7 @@ export class MemoryLedger implements Ledger {
   epoch = 0;
   constructor(private readonly claimTtlMs = 60_000, private readonly now: () => number = Date.now) {}
 
-  async currentEpoch(): Promise<number> {
+  async currentEpoch(_shards?: string[]): Promise<number> {
     this.calls++;
     return this.epoch;
   }

@@ -94,8 +94,10 @@ Resets checkpoints in the KCL lease table so workers read records again.
                         descend from it are replayed from their start, to keep order per policy
 
 Replayed events are duplicates for the ledger and cause no IAM call, unless:
-  --reapply             move the ledger to a new epoch first: each policy's last replayed
-                        event runs the state-aware IAM step again (repairs drift)
+  --reapply             move the replayed shards to a new ledger epoch first: each policy's
+                        last replayed event runs the state-aware IAM step again (repairs
+                        drift). With --shard, only those shards and their descendants move;
+                        policies elsewhere keep their history
 
 Safety:
   --liveness-ms <ms>    how long to watch leases for renewals (default 10000, the KCL's
@@ -134,11 +136,16 @@ ${COMMON_HELP}`,
     const { resets, warnings } = await plan(ctx, target, leases, shards);
     for (const warning of warnings) note(`warning: ${warning}`);
     const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
-    const epoch = await ledger.currentEpoch();
+    // A re-apply of chosen shards moves only those shards (and the descendants
+    // replayed with them) to a new epoch: policies on other shards keep their
+    // history, so late retries there stay duplicates.
+    const scope = target.kind === 'records' ? resets.map((reset) => reset.lease.shardId) : undefined;
+    const epoch = await ledger.currentEpoch(scope);
     const rows = resets.map(({ lease, to, why }) => ({ shard: lease.shardId, owner: lease.owner ?? '-', from: show(lease.checkpoint), to: show(to), why }));
     if (!ctx.json) {
       print(table(rows, ['shard', 'owner', 'from', 'to', 'why']));
-      print(values.reapply === true ? `Ledger epoch ${epoch} -> ${epoch + 1}: replayed events run the IAM step again.` : `Ledger epoch stays ${epoch}: replayed events are duplicates unless new.`);
+      const where = scope ? `of ${scope.join(', ')}` : 'of every shard';
+      print(values.reapply === true ? `Ledger epoch ${where} ${epoch} -> new: replayed events run the IAM step again.` : `Ledger epoch stays ${epoch}: replayed events are duplicates unless new.`);
     }
     if (resets.length === 0) {
       note('Nothing to replay.');
@@ -150,7 +157,7 @@ ${COMMON_HELP}`,
       return 1;
     }
 
-    const newEpoch = values.reapply === true ? await ledger.advanceEpoch() : epoch;
+    const newEpoch = values.reapply === true ? await ledger.advanceEpoch(scope) : epoch;
     for (const reset of resets) {
       let lease = reset.lease;
       for (let attempt = 1; ; attempt++) {
