@@ -325,6 +325,8 @@ function toEntry(item: Item): LedgerEntry {
   if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
   if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
   if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
+  if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
+  if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
   if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
   if (item.claimOwner?.S && item.claimToken?.S) {
     entry.claim = {

@@ -33,6 +33,9 @@ export interface LedgerEntry {
   docHash?: string;
   state?: PolicyState;
   desired?: DesiredState;
+  /** When the last completion was written (ISO time), and the outcome of the event it applied. */
+  updatedAt?: string;
+  lastOutcome?: string;
   /**
    * Re-verification marks: a worker that lost its claim after its IAM step
    * began adds one; a step that read IAM and converged it to `desired` sets

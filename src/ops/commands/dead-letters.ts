@@ -1,8 +1,14 @@
 // `dead-letters`: inspect, redrive and purge rejected records. A redrive puts
-// the stored bytes back into the stream under the original partition key, so
-// the record takes its place in its policy's order again; it is meant for
-// after the cause is fixed (a foreign policy removed, the configuration
-// changed, a producer bug fixed upstream).
+// the stored bytes back into the stream under the original partition key (the
+// policy name for a `partition-key-mismatch`), as a new record at the
+// stream's tail: it is applied after everything already in the stream. It is
+// meant for after the cause is fixed (a foreign policy removed, the
+// configuration changed, a producer bug fixed upstream). Since it lands after
+// newer events, a letter whose policy has had an event applied since the
+// letter was stored would roll the policy back: such letters are held back
+// unless --force says otherwise.
+import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import type { LedgerEntry } from '../../ledger/ledger.js';
 import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
 import type { StoredDeadLetter } from '../../deadletter/dead-letter-store.js';
 import { putRecords } from '../producer.js';
@@ -68,9 +74,12 @@ export const deadLettersCommand: Command = {
 Actions:
   list                     letters, oldest first   [--reason <code>] [--status open|redriven]
   show <id>                one letter: reason, detail, where it was, its bytes
-  redrive <id>... | --all  put the records back into the stream with their original
-                           partition keys, and mark the letters redriven
-                           (--all redrives open letters, filtered by --reason)
+  redrive <id>... | --all  put the records back into the stream (at its tail, after
+                           everything in it) with their original partition keys, and
+                           mark the letters redriven (--all redrives open letters,
+                           filtered by --reason). A letter whose policy had an event
+                           applied since it was stored is held back (it would roll the
+                           policy back) unless --force
   purge <id>... | --all    delete letters (--all: filtered by --reason and --status)
 
 An id is <shardId>#<sequenceNumber>#<subSequenceNumber>, as list shows it
@@ -78,6 +87,7 @@ An id is <shardId>#<sequenceNumber>#<subSequenceNumber>, as list shows it
   --reason <code>   e.g. not-owned, invalid-json, path-not-managed
   --status <s>      open or redriven
   --all             every letter the filters select
+  --force           redrive even letters whose policy has changed since
   -y, --yes         do not ask for confirmation
 
 ${COMMON_HELP}`,
@@ -85,6 +95,7 @@ ${COMMON_HELP}`,
     reason: { type: 'string' },
     status: { type: 'string' },
     all: { type: 'boolean' },
+    force: { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
   },
   async run(ctx, values, positionals) {
@@ -116,6 +127,13 @@ ${COMMON_HELP}`,
         for (const letter of letters.filter((l) => l.truncated)) {
           note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
         }
+        const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs });
+        const held = values.force === true ? [] : await overtaken(ledger, whole);
+        for (const { letter, entry } of held) {
+          note(`held back ${letter.id}: ${letter.policyName} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
+        }
+        const heldIds = new Set(held.map(({ letter }) => letter.id));
+        whole.splice(0, whole.length, ...whole.filter((letter) => !heldIds.has(letter.id)));
         if (whole.length === 0) {
           note('Nothing to redrive.');
           return letters.length === 0 ? 0 : 1;
@@ -162,4 +180,15 @@ ${COMMON_HELP}`,
  */
 function redriveKey(letter: StoredDeadLetter): string {
   return letter.reason === 'partition-key-mismatch' && letter.policyName ? letter.policyName : letter.partitionKey;
+}
+
+/** Letters whose policy had an event applied after the letter was stored: a redrive would land after it. */
+async function overtaken(ledger: DynamoDbLedger, letters: StoredDeadLetter[]): Promise<{ letter: StoredDeadLetter; entry: LedgerEntry }[]> {
+  const found: { letter: StoredDeadLetter; entry: LedgerEntry }[] = [];
+  for (const letter of letters) {
+    if (!letter.policyName) continue;
+    const entry = await ledger.get(letter.policyName);
+    if (entry?.updatedAt && entry.lastOutcome !== 'rejected' && entry.updatedAt > letter.storedAt) found.push({ letter, entry });
+  }
+  return found;
 }
