@@ -34,10 +34,10 @@ const { loadConfig } = await load('dist/config/config.js');
 const { buildProcessParts } = await load('dist/intake/process-parts.js');
 const { PolicyRecordProcessor } = await load('dist/intake/record-processor.js');
 await load('dist/intake/shard-runtime.js');
-const { toLedgerSequence } = await load('dist/ledger/sequence.js');
 const { createLogger } = await load('dist/log/logger.js');
 const { Metrics } = await load('dist/metrics/metrics.js');
-const { ShardPipeline } = await load('dist/pipeline/shard-pipeline.js');
+const { createShardPipeline } = await load('dist/pipeline/create.js');
+const { payloadHash } = await load('dist/contract/payload-hash.js');
 
 const entries = Number(process.argv[2] ?? process.env.IPS_DEDUP_CACHE_SIZE ?? 100_000);
 const config = loadConfig({ ...process.env, IPS_DEDUP_CACHE_SIZE: String(entries), AWS_REGION: 'us-east-1' });
@@ -69,10 +69,11 @@ for (let start = 0; start < entries; start += 1_000) {
   const chunk = [];
   for (let i = start; i < Math.min(entries, start + 1_000); i++) {
     sequence += 1208925819614629174706176n;
-    chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId: randomUUID(), sequenceNumber: String(sequence) });
+    const eventId = randomUUID();
+    chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId, hash: payloadHash({ eventId }), sequenceNumber: String(sequence) });
   }
-  for (const [i, { name, eventId, sequenceNumber }] of JSON.parse(JSON.stringify(chunk)).entries()) {
-    cache.learn(0, name, sequenceNumber, start + i, [eventId]);
+  for (const [i, { name, eventId, hash, sequenceNumber }] of JSON.parse(JSON.stringify(chunk)).entries()) {
+    cache.learn(0, name, { shardId: 'shardId-000000000000', sequenceNumber, subSequenceNumber: 0 }, start + i, [{ eventId, payloadHash: hash }]);
   }
 }
 const cacheHeapBytes = heapUsed() - heapBefore;
@@ -87,30 +88,18 @@ class MemoryLedger {
   async claim(request) {
     const token = randomUUID();
     const previous = this.entries.get(request.policy);
-    this.entries.set(request.policy, { ...(previous ?? { policy: request.policy, epoch: 0, eventIds: [] }), claim: { owner: request.owner, token } });
-    return { won: true, token, previous, takenOver: false };
+    this.entries.set(request.policy, { ...(previous ?? { policy: request.policy, epoch: 0, events: [] }), claim: { owner: request.owner, token } });
+    return { won: true, token, expiresAt: Date.now() + config.claimTtlMs, previous, takenOver: false };
   }
   async complete(request) {
-    this.entries.set(request.policy, { policy: request.policy, epoch: 0, hwm: toLedgerSequence(request.sequenceNumber), eventIds: request.eventIds });
+    this.entries.set(request.policy, { policy: request.policy, epoch: 0, position: request.position, events: request.events });
   }
 }
-const pipeline = new ShardPipeline({
-  context: {
-    ledger: new MemoryLedger(),
-    cache,
-    applier: { apply: async (event) => (event.type === 'policy.upserted' ? 'updated' : 'deleted') },
-    deadLetters: { store: async () => {} },
-    metrics,
-    owner: 'memory-bench',
-    epoch: 0,
-    recentEventIds: config.recentEventIds,
-  },
-  decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
-  maxConcurrentPolicies: config.maxConcurrentPolicies,
-  retryBaseMs: 10,
-  retryCapMs: 100,
-  logger,
-});
+// The child's own composition root, with an in-memory ledger and IAM step.
+const pipeline = createShardPipeline(
+  { config, logger, metrics, cache, ledger: new MemoryLedger(), applier: { apply: async (event) => (event.type === 'policy.upserted' ? 'updated' : 'deleted') }, deadLetters: { store: async () => {} } },
+  { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'memory-bench' },
+);
 const document = (i) => ({
   Version: '2012-10-17',
   Statement: [{ Sid: `S${i}`, Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: [`arn:aws:s3:::bucket-${i}`, `arn:aws:s3:::bucket-${i}/*`] }],
@@ -121,7 +110,7 @@ for (let batch = 0; batch < 20; batch++) {
     const name = `batch-policy-${(batch * 1_000 + index) % 256}`;
     sequence += 1208925819614629174706176n;
     const event = { specVersion: '1', eventId: randomUUID(), type: 'policy.upserted', policy: { name }, document: document(batch * 1_000 + index) };
-    return { shardId: 'shardId-000000000000', sequenceNumber: String(sequence), partitionKey: name, data: Buffer.from(JSON.stringify(event)), index, arrivedAt: now, receivedAt: now };
+    return { shardId: 'shardId-000000000000', sequenceNumber: String(sequence), subSequenceNumber: 0, partitionKey: name, data: Buffer.from(JSON.stringify(event)), index, arrivedAt: now, receivedAt: now };
   });
   await pipeline.processBatch(records);
 }

@@ -26,8 +26,16 @@ export interface Config {
   refuseAdminGrant: boolean;
   /** Attempts per AWS call (SDK retries with backoff and jitter) before the pipeline's own retry. */
   awsMaxAttempts: number;
+  /** Base of the pipeline's backoff between rounds for an unsettled policy (faults/backoff.ts). */
+  retryBaseMs: number;
   /** Cap of the pipeline's backoff between rounds for an unsettled policy. */
   retryBackoffCapMs: number;
+  /** Attempts of a checkpoint the daemon answers with throttling or a dependency error. */
+  checkpointAttempts: number;
+  /** While a batch is held by a fault, how often its settled prefix is checkpointed. */
+  progressCheckpointMs: number;
+  /** How long IAM's NoSuchEntity for a policy the ledger says is present counts as read lag. */
+  iamVisibilityWindowMs: number;
   /** Consecutive transient IAM failures that open the circuit breaker. */
   breakerThreshold: number;
   /** How long the breaker stays open before a trial call. */
@@ -88,7 +96,11 @@ export function loadConfig(env: Env = process.env): Config {
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
+    retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),
     retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
+    checkpointAttempts: integer(env, 'IPS_CHECKPOINT_ATTEMPTS', 5, 1),
+    progressCheckpointMs: integer(env, 'IPS_PROGRESS_CHECKPOINT_MS', 10_000, 100),
+    iamVisibilityWindowMs: integer(env, 'IPS_IAM_VISIBILITY_WINDOW_MS', 30_000, 0),
     breakerThreshold: integer(env, 'IPS_BREAKER_THRESHOLD', 5, 1),
     breakerCooldownMs: integer(env, 'IPS_BREAKER_COOLDOWN_MS', 5_000, 10),
     logLevel: text(env, 'IPS_LOG_LEVEL', 'info'),

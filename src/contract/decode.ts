@@ -3,10 +3,10 @@
 // the answer is an event or a reason code, so bad input can never stop a
 // shard or crash a worker. Unknown top-level fields are ignored, so
 // producers may add fields ahead of the processor (forward compatibility).
-import type { InputReason } from './errors.js';
-import { InvalidEventError } from './errors.js';
 import type { PolicyDocument, PolicyEvent } from './event.js';
 import { checkPolicyDocument } from './policy-document.js';
+import { InvalidEventError } from '../faults/errors.js';
+import type { InputReason } from '../faults/errors.js';
 
 export interface DecodeOptions {
   managedPathPrefix: string;

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException, DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { RejectReason } from '../contract/errors.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import { recordId } from '../contract/record-id.js';
 import { DEAD_LETTER_KEY } from './table.js';
+import type { RejectReason } from '../faults/errors.js';
 
 export interface DeadLetter {
   record: RecordPosition;

@@ -1,3 +1,4 @@
+import { TransientError } from '../faults/errors.js';
 // Stops hammering IAM while it fails. After `threshold` consecutive IAM
 // faults the breaker opens: calls fail fast (the pipeline waits and retries
 // the policy later) until `cooldownMs` has passed; then exactly one trial call
@@ -8,7 +9,6 @@
 // Calls run concurrently, so a call let through while the breaker was closed
 // may settle long after it opened. Its result is old news: only calls started
 // since the last opening move the state, and only the trial ends the trial.
-import { TransientError } from '../contract/errors.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

@@ -48,15 +48,15 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/config.js';
-import { RejectedEventError, TransientError } from '../contract/errors.js';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { backoffDelay } from '../pipeline/retry.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, isIamFault } from './errors.js';
+import { backoffDelay } from '../faults/backoff.js';
+import { RejectedEventError, TransientError } from '../faults/errors.js';
 
 export const OWNER_TAG = 'managed-by';
 const MAX_VERSIONS = 5;
@@ -94,7 +94,7 @@ export interface ReconcilerOptions {
   config: Config;
   metrics: Metrics;
   logger: Logger;
-  /** Attempts per IAM step before a transient fault surfaces (default 6). */
+  /** Attempts per IAM step before a transient fault surfaces (default 1: retries belong to the SDK and the pipeline; direct callers such as tests may ask for more). */
   attempts?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -118,10 +118,11 @@ export class IamReconciler {
   private readonly unseenSince = new Map<string, number>();
 
   constructor(private readonly options: ReconcilerOptions) {
-    this.attempts = options.attempts ?? 6;
+    // One attempt: the SDK retries each call, the pipeline retries the policy's unit; no retries of retries.
+    this.attempts = options.attempts ?? 1;
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
-    this.visibilityWindowMs = options.visibilityWindowMs ?? 30_000;
+    this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
       options.metrics.increment('iam_breaker', { state });
@@ -166,7 +167,7 @@ export class IamReconciler {
         if (guard?.signal.aborted) throw guard.signal.reason as Error;
         const classified = classifyIamError(error, kind);
         if (!(classified instanceof TransientError) || attempt + 1 >= this.attempts) throw classified;
-        await sleep(backoffDelay(attempt, this.baseDelayMs, this.maxDelayMs));
+        await sleep(backoffDelay(attempt, { baseMs: this.baseDelayMs, capMs: this.maxDelayMs }));
       }
     }
   }
@@ -222,7 +223,7 @@ export class IamReconciler {
     for (let attempt = 0; attempt < 4; attempt++) {
       const policy = await this.find(arn);
       if (policy) return policy;
-      await sleep(100 * 2 ** attempt);
+      await sleep(backoffDelay(attempt, { baseMs: 100, capMs: 800 }));
     }
     return undefined;
   }

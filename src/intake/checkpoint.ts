@@ -4,10 +4,12 @@
 // what was already applied as duplicates).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Checkpointer } from 'aws-kcl';
+import { backoffDelay } from '../faults/backoff.js';
 import type { Logger } from '../log/logger.js';
 
 const RETRYABLE = /Throttling|KinesisClientLibDependency/i;
-const ATTEMPTS = 5;
+/** The daemon's checkpoint write to its lease table: a short wait is enough. */
+const CHECKPOINT_BACKOFF = { baseMs: 200, capMs: 5_000 };
 
 function once(checkpointer: Checkpointer, sequenceNumber: string | null): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -18,7 +20,8 @@ function once(checkpointer: Checkpointer, sequenceNumber: string | null): Promis
 }
 
 /** Checkpoints at `sequenceNumber`, or at SHARD_END when null. Gives up quietly when the lease is gone. */
-export async function checkpoint(checkpointer: Checkpointer, sequenceNumber: string | null, log: Logger, signal?: AbortSignal): Promise<void> {
+export async function checkpoint(checkpointer: Checkpointer, sequenceNumber: string | null, log: Logger, options: { attempts: number; signal?: AbortSignal }): Promise<void> {
+  const { attempts, signal } = options;
   for (let attempt = 1; ; attempt++) {
     try {
       await once(checkpointer, sequenceNumber);
@@ -26,11 +29,11 @@ export async function checkpoint(checkpointer: Checkpointer, sequenceNumber: str
       return;
     } catch (error) {
       const message = (error as Error).message;
-      if (!RETRYABLE.test(message) || attempt >= ATTEMPTS || signal?.aborted) {
+      if (!RETRYABLE.test(message) || attempt >= attempts || signal?.aborted) {
         log.warn({ checkpoint: sequenceNumber ?? 'SHARD_END', err: message }, 'checkpoint not taken');
         return;
       }
-      await sleep(200 * 2 ** attempt);
+      await sleep(backoffDelay(attempt, CHECKPOINT_BACKOFF));
     }
   }
 }

@@ -19,6 +19,8 @@ const parts = buildProcessParts(config, clients, logger, metrics);
 
 const processor = new PolicyRecordProcessor({
   logger,
+  progressCheckpointMs: config.progressCheckpointMs,
+  checkpointAttempts: config.checkpointAttempts,
   startShard: async (shardId, onSettled, signal) => ({
     pipeline: await startShardPipeline(parts, shardId, onSettled, signal),
   }),

@@ -18,10 +18,11 @@ import type { Checkpointer, CheckpointingInput, InitializeInput, KclRecord, Proc
 import type { Logger } from '../log/logger.js';
 import { CheckpointTracker } from '../pipeline/checkpoint-tracker.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoppedError, backoffDelay } from '../pipeline/retry.js';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
 import type { Settlement, StreamRecord } from '../pipeline/types.js';
 import { checkpoint } from './checkpoint.js';
+import { backoffDelay } from '../faults/backoff.js';
+import { StoppedError } from '../faults/errors.js';
 
 export interface ShardRuntime {
   pipeline: ShardPipeline;
@@ -33,8 +34,10 @@ export interface RecordProcessorOptions {
   logger: Logger;
   /** Builds what a shard needs once its id is known (ledger epoch, claim owner, pipeline). */
   startShard(shardId: string, onSettled: (settlement: Settlement) => void, signal: AbortSignal): Promise<ShardRuntime>;
-  /** How often a long batch checkpoints its settled prefix. */
-  progressCheckpointMs?: number;
+  /** How often a long batch checkpoints its settled prefix (Config.progressCheckpointMs). */
+  progressCheckpointMs: number;
+  /** Attempts of a checkpoint the daemon answers with throttling (Config.checkpointAttempts). */
+  checkpointAttempts: number;
   now?: () => number;
 }
 
@@ -94,7 +97,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
         return await this.options.startShard(shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal);
       } catch (error) {
         if (error instanceof StoppedError) return undefined;
-        const delayMs = backoffDelay(attempt, 500, 30_000);
+        const delayMs = backoffDelay(attempt, { baseMs: 500, capMs: 30_000 });
         this.log.error({ err: error, attempt, delayMs }, 'shard start-up failed; retrying');
         await sleep(delayMs, undefined, { signal: this.stopping.signal }).catch(() => undefined);
       }
@@ -118,7 +121,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
     const records = input.records.map((record, index) => toStreamRecord(this.shardId, record, index, receivedAt));
     if (records.length === 0) return;
     this.tracker = new CheckpointTracker(records);
-    const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs ?? 10_000);
+    const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs);
     try {
       const settlements = await runtime.pipeline.processBatch(records);
       runtime.onBatch?.(settlements);
@@ -142,7 +145,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
     while (this.checkpointing) await new Promise((resolve) => setTimeout(resolve, 10));
     this.checkpointing = true;
     try {
-      await checkpoint(checkpointer, sequenceNumber, this.log, this.stopping.signal);
+      await checkpoint(checkpointer, sequenceNumber, this.log, { attempts: this.options.checkpointAttempts, signal: this.stopping.signal });
       if (sequenceNumber) this.lastCheckpointed = sequenceNumber;
     } finally {
       this.checkpointing = false;

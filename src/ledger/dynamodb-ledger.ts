@@ -4,11 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { TransientError } from '../contract/errors.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, Ledger, LedgerEntry, PolicyState } from './ledger.js';
-import { ClaimLostError, explainRefusal } from './ledger.js';
+import { explainRefusal } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
+import { ClaimLostError, TransientError } from '../faults/errors.js';
 
 /** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
 export const EPOCH_ITEM_KEY = '#epoch';

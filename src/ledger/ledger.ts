@@ -116,10 +116,6 @@ export function needsVerification(entry: LedgerEntry | undefined): boolean {
   return entry !== undefined && (entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0);
 }
 
-/** The claim was taken over by another owner: this worker must not record the outcome. */
-export class ClaimLostError extends Error {
-  override name = 'ClaimLostError';
-}
 
 /** Why a claim was refused, judged from the entry that refused it. */
 export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: number): ClaimRefusal {

@@ -5,6 +5,7 @@
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TOOL_BACKOFF, backoffDelay } from '../faults/backoff.js';
 
 export interface OutgoingRecord {
   partitionKey: string;
@@ -46,7 +47,7 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
   for (const [start, end] of batches(records)) {
     let pending = records.slice(start, end).map((record, offset) => ({ record, index: start + offset }));
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) await sleep(Math.min(2_000, 50 * 2 ** attempt));
+      if (attempt > 0) await sleep(backoffDelay(attempt, TOOL_BACKOFF));
       const response = await kinesis.send(
         new PutRecordsCommand({
           StreamName: streamName,

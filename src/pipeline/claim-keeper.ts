@@ -9,9 +9,8 @@
 // deadline passes without a renewal, `signal` aborts (the SDK cancels a call
 // in flight) and `check()` refuses to start another IAM call. A renewal
 // that finds the claim gone aborts at once.
-import { TransientError } from '../contract/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { ClaimLostError } from '../ledger/ledger.js';
+import { ClaimLostError, TransientError } from '../faults/errors.js';
 
 export class ClaimKeeper {
   private readonly controller = new AbortController();

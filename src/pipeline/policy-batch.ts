@@ -16,18 +16,18 @@
 // and the caller runs the whole policy again later (a re-claim by the same
 // owner succeeds; the IAM step is state-aware, so running it again is safe).
 import type { PolicyEvent, PolicyUpserted } from '../contract/event.js';
-import type { ApplyReason } from '../contract/errors.js';
-import { RejectedEventError, TransientError } from '../contract/errors.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { DesiredState, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
-import { ClaimLostError, eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
+import { eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
+import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
+import type { ApplyReason } from '../faults/errors.js';
 
 export interface PolicyBatchContext {
   ledger: Ledger;

@@ -11,6 +11,7 @@
 // after this one is answered.
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
+import type { Backoff } from '../faults/backoff.js';
 import { payloadHash } from '../contract/payload-hash.js';
 import { recordId } from '../contract/record-id.js';
 import type { DecodeOptions } from '../contract/decode.js';
@@ -18,15 +19,15 @@ import type { Logger } from '../log/logger.js';
 import { clip } from '../log/logger.js';
 import type { PolicyBatchContext } from './policy-batch.js';
 import { settlePolicyBatch } from './policy-batch.js';
-import { retryUntilSettled } from './retry.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
+import { retryUntilSettled } from '../faults/retry.js';
 
 export interface ShardPipelineOptions {
   context: PolicyBatchContext;
   decode: DecodeOptions;
   maxConcurrentPolicies: number;
-  retryBaseMs: number;
-  retryCapMs: number;
+  /** Backoff between rounds for an unsettled policy. */
+  retry: Backoff;
   logger: Logger;
   signal?: AbortSignal;
   /** Called as each record settles (the checkpoint tracker listens). */
@@ -117,8 +118,8 @@ export class ShardPipeline {
   }
 
   private retryOptions(what: Record<string, unknown>) {
-    const { retryBaseMs, retryCapMs, logger, signal, context } = this.options;
-    return { baseMs: retryBaseMs, capMs: retryCapMs, logger, metrics: context.metrics, what, ...(signal ? { signal } : {}) };
+    const { retry, logger, signal, context } = this.options;
+    return { ...retry, logger, metrics: context.metrics, what, ...(signal ? { signal } : {}) };
   }
 
   /** Every outcome is logged once and counted. */

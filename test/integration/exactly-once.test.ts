@@ -10,7 +10,8 @@ import { reconcilerApplier } from '../../src/intake/applier.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
+import { createShardPipeline } from '../../src/pipeline/create.js';
+import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import type { Settlement } from '../../src/pipeline/types.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { silentLogger, streamRecords } from '../support/pipeline.js';
@@ -23,25 +24,16 @@ function freshChild(name: string, metrics = new Metrics()) {
   const { config, clients } = stackOf();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const reconciler = new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger });
-  return new ShardPipeline({
-    context: {
-      ledger: new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: 60_000 }),
-      cache: new DedupCache(10_000),
-      applier: reconcilerApplier(reconciler),
-      deadLetters: new MemoryDeadLetters(),
-      metrics,
-      owner: name,
-      epoch: 0,
-      recentEventIds: 32,
-      lineage: [],
-      claimTtlMs: 60_000,
-    },
-    decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
-    maxConcurrentPolicies: 16,
-    retryBaseMs: 5,
-    retryCapMs: 200,
+  const parts = {
+    config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
     logger: silentLogger,
-  });
+    metrics,
+    ledger: new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
+    cache: new DedupCache(10_000),
+    applier: reconcilerApplier(reconciler),
+    deadLetters: new MemoryDeadLetters(),
+  };
+  return createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: name });
 }
 
 async function inBatches(pipeline: ShardPipeline, records: ReturnType<typeof streamRecords>, size = 250): Promise<Settlement[]> {

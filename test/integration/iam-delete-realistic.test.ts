@@ -5,9 +5,9 @@
 // attached, and `absent` only when the policy is really gone.
 import test from 'ava';
 import { AttachRolePolicyCommand, CreateRoleCommand } from '@aws-sdk/client-iam';
-import { retryUntilSettled } from '../../src/pipeline/retry.js';
 import { actual, arn, doc, remove, rig, trust, upsert, useMoto } from '../support/iam-rig.js';
 import { silentLogger } from '../support/pipeline.js';
+import { retryUntilSettled } from '../../src/faults/retry.js';
 
 useMoto(test);
 

@@ -9,16 +9,16 @@ import {
   ListAttachedRolePoliciesCommand,
   ListPolicyVersionsCommand,
 } from '@aws-sdk/client-iam';
-import { RejectedEventError } from '../../src/contract/errors.js';
 import type { PolicyDeleted, PolicyUpserted } from '../../src/contract/event.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { retryUntilSettled } from '../../src/pipeline/retry.js';
 import { seededRandom } from '../../src/ops/load.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { silentLogger } from '../support/pipeline.js';
 import { useTestStack } from '../support/stack.js';
+import { RejectedEventError } from '../../src/faults/errors.js';
+import { retryUntilSettled } from '../../src/faults/retry.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 const PREFIX = '/stream-managed/';

@@ -2,8 +2,8 @@
 // starts, a call in flight is cancelled, and the step fails as transient with
 // the guard's reason (never as a rejection of the event).
 import test from 'ava';
-import { TransientError } from '../../src/contract/errors.js';
 import { actual, doc, rig, upsert, useMoto } from '../support/iam-rig.js';
+import { TransientError } from '../../src/faults/errors.js';
 
 useMoto(test);
 

@@ -3,8 +3,8 @@
 // are seen and foreign.
 import test from 'ava';
 import { CreatePolicyCommand, DeletePolicyCommand } from '@aws-sdk/client-iam';
-import { RejectedEventError } from '../../src/contract/errors.js';
 import { actual, arn, doc, PREFIX, rig, upsert, useMoto } from '../support/iam-rig.js';
+import { RejectedEventError } from '../../src/faults/errors.js';
 
 useMoto(test);
 

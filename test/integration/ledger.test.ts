@@ -3,7 +3,7 @@ import test from 'ava';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
+import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { Applier, StreamRecord } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryDeadLetters } from '../support/fakes.js';
 import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
@@ -16,14 +16,16 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
   const metrics = options.metrics ?? new Metrics();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
-  const pipeline = new ShardPipeline({
-    context: { ledger, cache: new DedupCache(10_000), applier: options.applier, deadLetters: new MemoryDeadLetters(), metrics, owner: options.owner, epoch: options.epoch ?? 0, recentEventIds: 32, lineage: options.lineage ?? [], claimTtlMs: options.claimTtlMs ?? 60_000 },
-    decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true },
-    maxConcurrentPolicies: 8,
-    retryBaseMs: 5,
-    retryCapMs: 50,
+  const parts = {
+    config: { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, retryBaseMs: 5, retryBackoffCapMs: 50, maxConcurrentPolicies: 8 },
     logger: silentLogger,
-  });
+    metrics,
+    ledger,
+    cache: new DedupCache(10_000),
+    applier: options.applier,
+    deadLetters: new MemoryDeadLetters(),
+  };
+  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner });
   return { pipeline, ledger, metrics };
 }
 

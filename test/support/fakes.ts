@@ -2,15 +2,15 @@
 // semantics as the real ones, for unit tests of the pipeline.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RejectedEventError } from '../../src/contract/errors.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
-import { ClaimLostError, explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
+import { explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
 import { covers } from '../../src/ledger/position.js';
 import { recordId } from '../../src/contract/record-id.js';
 import type { Applier } from '../../src/pipeline/types.js';
+import { ClaimLostError, RejectedEventError } from '../../src/faults/errors.js';
 
 export class MemoryLedger implements Ledger {
   readonly entries = new Map<string, LedgerEntry>();

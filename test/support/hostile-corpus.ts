@@ -1,7 +1,7 @@
+import type { InputReason } from '../../src/faults/errors.js';
 // Malformed and hostile records, each with the reason code it must be
 // rejected with. Unit tests decode them; end-to-end tests send them through
 // the real daemon.
-import type { InputReason } from '../../src/contract/errors.js';
 
 export interface HostileRecord {
   name: string;

@@ -3,7 +3,10 @@ import { createLogger } from '../../src/log/logger.js';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
+import { loadConfig } from '../../src/config/config.js';
+import type { Config } from '../../src/config/config.js';
+import { createShardPipeline } from '../../src/pipeline/create.js';
+import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import type { Applier, Settlement, StreamRecord } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryDeadLetters, MemoryLedger } from './fakes.js';
 
@@ -20,6 +23,14 @@ export interface Harness {
 
 export const silentLogger = createLogger('silent');
 
+/**
+ * The configuration tests run with: the defaults, with the pipeline's backoff
+ * shortened (faults a test injects pass in milliseconds), and what the test sets.
+ */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ IPS_RETRY_BASE_MS: '1', IPS_RETRY_BACKOFF_CAP_MS: '10', IPS_MAX_CONCURRENT_POLICIES: '8', ...env });
+}
+
 export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
@@ -28,27 +39,16 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const metrics = new Metrics();
   const cache = new DedupCache(options.cacheSize ?? 10_000);
   const settledOrder: Settlement[] = [];
-  const pipeline = new ShardPipeline({
-    context: {
-      ledger: options.ledgerView ? options.ledgerView(ledger) : ledger,
-      cache,
-      applier,
-      deadLetters,
-      metrics,
-      owner: options.owner ?? 'test-owner',
-      epoch: 0,
-      recentEventIds: 32,
-      lineage: options.lineage ?? [],
-      claimTtlMs: options.claimTtlMs ?? 60_000,
-    },
-    decode: { managedPathPrefix: '/stream-managed/', refuseAdminGrant: true },
-    maxConcurrentPolicies: options.maxConcurrentPolicies ?? 8,
-    retryBaseMs: 1,
-    retryCapMs: 5,
-    logger: silentLogger,
-    ...(options.signal ? { signal: options.signal } : {}),
-    onSettled: (settlement) => settledOrder.push(settlement),
+  const config = testConfig({
+    ...(options.maxConcurrentPolicies !== undefined ? { IPS_MAX_CONCURRENT_POLICIES: String(options.maxConcurrentPolicies) } : {}),
+    ...(options.claimTtlMs !== undefined ? { IPS_CLAIM_TTL_MS: String(options.claimTtlMs) } : {}),
   });
+  const parts = { config, logger: silentLogger, metrics, ledger: options.ledgerView ? options.ledgerView(ledger) : ledger, cache, applier, deadLetters };
+  const pipeline = createShardPipeline(
+    parts,
+    { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: 0, owner: options.owner ?? 'test-owner' },
+    { ...(options.signal ? { signal: options.signal } : {}), onSettled: (settlement) => settledOrder.push(settlement) },
+  );
   return { pipeline, ledger, iam, applier, deadLetters, metrics, cache, settledOrder };
 }
 

@@ -2,8 +2,8 @@
 // call at a time reaches IAM, whatever calls that started earlier do when they
 // finally settle.
 import test from 'ava';
-import { TransientError } from '../../src/contract/errors.js';
 import { CircuitBreaker } from '../../src/iam/circuit-breaker.js';
+import { TransientError } from '../../src/faults/errors.js';
 
 const fault = () => Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
 const isFault = (error: unknown) => (error as Error).name === 'Throttling';

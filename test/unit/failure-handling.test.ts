@@ -6,8 +6,9 @@ import pino from 'pino';
 import { PolicyRecordProcessor } from '../../src/intake/record-processor.js';
 import type { ShardRuntime } from '../../src/intake/record-processor.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { BUG_ATTEMPTS, StoppedError, retryUntilSettled } from '../../src/pipeline/retry.js';
 import { harness } from '../support/pipeline.js';
+import { StoppedError } from '../../src/faults/errors.js';
+import { BUG_ATTEMPTS, retryUntilSettled } from '../../src/faults/retry.js';
 
 /** A pino logger that keeps its lines. */
 function capturingLogger() {
@@ -56,6 +57,8 @@ test('a shard whose start-up fails is started again with backoff, then initializ
   const h = harness();
   const processor = new PolicyRecordProcessor({
     logger,
+    progressCheckpointMs: 10_000,
+    checkpointAttempts: 5,
     startShard: async (): Promise<ShardRuntime> => {
       if (++attempts < 3) throw new Error('DynamoDB unreachable');
       return { pipeline: h.pipeline };

@@ -2,8 +2,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { decodeRecord } from '../../src/contract/decode.js';
-import { INPUT_REASONS } from '../../src/contract/errors.js';
 import { hostileCorpus } from '../support/hostile-corpus.js';
+import { INPUT_REASONS } from '../../src/faults/errors.js';
 
 const options = { managedPathPrefix: '/stream-managed/', refuseAdminGrant: true };
 

@@ -6,12 +6,13 @@ import test from 'ava';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { loadConfig } from '../../src/config/config.js';
-import { RejectedEventError, TransientError } from '../../src/contract/errors.js';
 import type { PolicyUpserted } from '../../src/contract/event.js';
-import { classifyIamError, isCredentialError, isIamFault, isTransient } from '../../src/iam/errors.js';
+import { classifyIamError, isIamFault } from '../../src/iam/errors.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { silentLogger } from '../support/pipeline.js';
+import { isCredentialError, isRetriable } from '../../src/faults/classify.js';
+import { RejectedEventError, TransientError } from '../../src/faults/errors.js';
 
 /** An error shaped as the SDK throws it. */
 function sdkError(name: string, status?: number, message = `${name} happened`): Error {
@@ -37,7 +38,7 @@ for (const [name, status, message] of CREDENTIAL_FAILURES) {
   test(`${name}: a failure of the caller's credentials is transient, never a rejection`, (t) => {
     const error = sdkError(name, status, message);
     t.true(isCredentialError(error));
-    t.true(isTransient(error));
+    t.true(isRetriable(error));
     t.true(isIamFault(error), 'counts against the circuit breaker: IAM cannot be used');
     const classified = classifyIamError(error, 'upsert');
     t.true(classified instanceof TransientError, classified.name);

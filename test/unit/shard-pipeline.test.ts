@@ -1,12 +1,12 @@
 // The shard pipeline's behaviour, pinned with fakes for the ledger and IAM.
 import test from 'ava';
 import fc from 'fast-check';
-import { RejectedEventError, TransientError } from '../../src/contract/errors.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import { CheckpointTracker } from '../../src/pipeline/checkpoint-tracker.js';
 import { FakeIam } from '../support/fakes.js';
 import { deleteRecord, doc, harness, streamRecords, upsertRecord } from '../support/pipeline.js';
+import { RejectedEventError, TransientError } from '../../src/faults/errors.js';
 
 test('final IAM state equals the fold of the stream, whatever the delays and batch boundaries', async (t) => {
   await fc.assert(

@@ -1,0 +1,105 @@
+// The one error model. Every error the processor raises on purpose is a
+// ProcessorError with a reason code (what the dead-letter store, the logs, the
+// metrics and the tests speak) and a `retriable` flag, which is all a retrier
+// reads (faults/retry.ts). Errors from elsewhere (the AWS SDK, the runtime)
+// are classified in faults/classify.ts.
+
+/** Why a record was rejected. Input reasons come from validation; IAM reasons from IAM itself. */
+export const INPUT_REASONS = [
+  'invalid-encoding', // not UTF-8
+  'invalid-json',
+  'not-an-object',
+  'unknown-spec-version',
+  'missing-field',
+  'invalid-field', // a field of the wrong type or shape
+  'unknown-event-type',
+  'invalid-event-id',
+  'invalid-policy-name',
+  'invalid-policy-path',
+  'path-not-managed',
+  'invalid-revision',
+  'invalid-description',
+  'invalid-tags',
+  'invalid-occurred-at',
+  'document-too-large',
+  'malformed-document',
+  'admin-grant-refused',
+  'record-too-large',
+  'partition-key-mismatch', // the partition key is not the policy name: the stream would not keep the policy's order
+] as const;
+
+export type InputReason = (typeof INPUT_REASONS)[number];
+
+/**
+ * Reasons decided when applying an event: ownership, an eventId the ledger
+ * already holds for another payload, an upsert naming another path than the
+ * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
+ */
+export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | `iam:${string}`;
+
+export type RejectReason = InputReason | ApplyReason;
+
+/** Base of every error the processor raises on purpose. */
+export abstract class ProcessorError extends Error {
+  /** Whether waiting and trying again can help. */
+  abstract readonly retriable: boolean;
+  constructor(
+    readonly reason: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${reason}: ${message}`, options);
+  }
+}
+
+/** Bad input: the record can never be applied; it goes to the dead-letter store. */
+export class InvalidEventError extends ProcessorError {
+  override name = 'InvalidEventError';
+  readonly retriable = false;
+  constructor(
+    override readonly reason: InputReason,
+    readonly detail: string,
+  ) {
+    super(reason, detail);
+  }
+}
+
+/** A permanent refusal while applying: not owned, or IAM said no for good. */
+export class RejectedEventError extends ProcessorError {
+  override name = 'RejectedEventError';
+  readonly retriable = false;
+  constructor(
+    override readonly reason: ApplyReason,
+    readonly detail: string,
+  ) {
+    super(reason, detail);
+  }
+}
+
+/**
+ * A fault that may pass (throttling, 5xx, timeouts, a claim held elsewhere,
+ * IAM not showing a change yet). Never becomes `rejected`: the record stays
+ * unsettled and is retried.
+ */
+export class TransientError extends ProcessorError {
+  override name = 'TransientError';
+  readonly retriable = true;
+}
+
+/** The claim was taken over by another owner: this worker must not record the outcome. */
+export class ClaimLostError extends ProcessorError {
+  override name = 'ClaimLostError';
+  readonly retriable = true;
+  constructor(message: string) {
+    super('claim-lost', message);
+  }
+}
+
+/** The processor is stopping (the daemon is gone or the lease was lost): nothing more to try. */
+export class StoppedError extends ProcessorError {
+  override name = 'StoppedError';
+  readonly retriable = false;
+  constructor(message = 'processor stopping') {
+    super('stopping', message);
+  }
+}

@@ -1,0 +1,58 @@
+// The composition root of a shard pipeline: the one place that turns the
+// process-wide parts (ledger, duplicate cache, IAM step, dead-letter store)
+// and a shard's identity into a ShardPipeline, with every setting from
+// Config. The record-processor child, the tests and the benchmarks all build
+// their pipelines here, so they run what production runs.
+import type { Config } from '../config/config.js';
+import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
+import type { DedupCache } from '../ledger/dedup-cache.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { ShardPipeline } from './shard-pipeline.js';
+import type { ShardPipelineOptions } from './shard-pipeline.js';
+import type { Applier } from './types.js';
+
+/** What a process builds once and shares across the shards it is given. */
+export interface PipelineParts {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  ledger: Ledger;
+  cache: DedupCache;
+  applier: Applier;
+  deadLetters: DeadLetterSink;
+}
+
+/** Who a shard's pipeline is: its shard, its lineage, its ledger epoch and its claim owner. */
+export interface ShardIdentity {
+  shardId: string;
+  /** Ancestor shard ids (stream/shard-tree.ts). */
+  lineage: string[];
+  epoch: number;
+  /** Claim owner: worker, shard and process. */
+  owner: string;
+}
+
+export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, overrides: Partial<ShardPipelineOptions> = {}): ShardPipeline {
+  const { config } = parts;
+  return new ShardPipeline({
+    context: {
+      ledger: parts.ledger,
+      cache: parts.cache,
+      applier: parts.applier,
+      deadLetters: parts.deadLetters,
+      metrics: parts.metrics,
+      owner: shard.owner,
+      epoch: shard.epoch,
+      recentEventIds: config.recentEventIds,
+      lineage: shard.lineage,
+      claimTtlMs: config.claimTtlMs,
+    },
+    decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
+    maxConcurrentPolicies: config.maxConcurrentPolicies,
+    retry: { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs },
+    logger: parts.logger.child({ shard: shard.shardId }),
+    ...overrides,
+  });
+}
