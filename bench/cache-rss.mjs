@@ -33,7 +33,7 @@ const { createAwsClients } = await load('dist/aws/clients.js');
 const { loadConfig } = await load('dist/config/config.js');
 const { buildProcessParts } = await load('dist/intake/process-parts.js');
 const { PolicyRecordProcessor } = await load('dist/intake/record-processor.js');
-await load('dist/intake/shard-runtime.js');
+await load('dist/intake/start-shard.js');
 const { createLogger } = await load('dist/log/logger.js');
 const { Metrics } = await load('dist/metrics/metrics.js');
 const { createShardPipeline } = await load('dist/pipeline/create.js');

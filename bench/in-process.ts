@@ -10,7 +10,7 @@
 // stdout receives one JSON object with the results.
 //
 // The pipeline is wired exactly as a record-processor child wires it
-// (src/intake/process-parts.ts and shard-runtime.ts: the real DynamoDbLedger,
+// (src/intake/process-parts.ts and start-shard.ts: the real DynamoDbLedger,
 // DedupCache, IamReconciler and dead-letter store), and every
 // AWS call is counted with Metrics.awsCallCounter().
 //
@@ -24,8 +24,8 @@
 import { createAwsClients, destroyAwsClients } from '../src/aws/clients.js';
 import { loadConfig } from '../src/config/config.js';
 import { buildProcessParts } from '../src/intake/process-parts.js';
-import { startShardPipeline } from '../src/intake/shard-runtime.js';
-import type { ProcessParts } from '../src/intake/shard-runtime.js';
+import { startShardPipeline } from '../src/intake/start-shard.js';
+import type { ProcessParts } from '../src/intake/start-shard.js';
 import { createLogger } from '../src/log/logger.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { generateLoad } from '../src/ops/load.js';

@@ -1,7 +1,7 @@
-import { InvalidEventError } from '../faults/errors.js';
 // The grammar of an IAM identity-policy document, checked before any IAM
 // call (the emulator checks little of it, and a refusal from IAM costs a
-// call). Returns the first problem found, or undefined.
+// call). Throws an InvalidEventError with the first problem found.
+import { InvalidEventError } from '../faults/errors.js';
 
 const TOP_KEYS = new Set(['Version', 'Id', 'Statement']);
 const STATEMENT_KEYS = new Set(['Sid', 'Effect', 'Action', 'NotAction', 'Resource', 'NotResource', 'Condition']);

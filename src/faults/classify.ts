@@ -1,7 +1,7 @@
 // How an error from outside the processor's own code reads: the AWS SDK's
 // errors (throttling, 5xx, network, credentials) and the runtime's. One
 // classification for every AWS service; what an error means for IAM in
-// particular (a rejection reason) is iam/errors.ts.
+// particular (a rejection reason) is iam/classify-iam-error.ts.
 //
 // A failure of the caller's own credentials (none found, expired, unknown,
 // badly signed, or not allowed) says nothing about the event: it is

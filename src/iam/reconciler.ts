@@ -54,7 +54,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentsEqual } from './document.js';
-import { classifyIamError, hasErrorCode, isIamFault } from './errors.js';
+import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error.js';
 import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
 

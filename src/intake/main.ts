@@ -9,7 +9,7 @@ import { createLogger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
 import { buildProcessParts } from './process-parts.js';
 import { PolicyRecordProcessor } from './record-processor.js';
-import { startShardPipeline } from './shard-runtime.js';
+import { startShardPipeline } from './start-shard.js';
 
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });

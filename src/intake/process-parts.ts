@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ancestorsOf, listShards } from '../stream/shard-tree.js';
 import { reconcilerApplier } from './applier.js';
-import type { ProcessParts } from './shard-runtime.js';
+import type { ProcessParts } from './start-shard.js';
 
 export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics): ProcessParts {
   return {

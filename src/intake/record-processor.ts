@@ -26,8 +26,6 @@ import { StoppedError } from '../faults/errors.js';
 
 export interface ShardRuntime {
   pipeline: ShardPipeline;
-  /** Called once per batch with every settlement (metrics, tests). */
-  onBatch?: (settlements: Settlement[]) => void;
 }
 
 export interface RecordProcessorOptions {
@@ -38,7 +36,6 @@ export interface RecordProcessorOptions {
   progressCheckpointMs: number;
   /** Attempts of a checkpoint the daemon answers with throttling (Config.checkpointAttempts). */
   checkpointAttempts: number;
-  now?: () => number;
 }
 
 export function toStreamRecord(shardId: string, record: KclRecord, index: number, receivedAt: number): StreamRecord {
@@ -63,11 +60,9 @@ export class PolicyRecordProcessor implements RecordProcessor {
   private lastProcessed: string | undefined;
   private readonly stopping = new AbortController();
   private log: Logger;
-  private readonly now: () => number;
 
   constructor(private readonly options: RecordProcessorOptions) {
     this.log = options.logger;
-    this.now = options.now ?? Date.now;
   }
 
   /** Aborts in-flight retries (stdin closed: the daemon is gone). */
@@ -117,14 +112,13 @@ export class PolicyRecordProcessor implements RecordProcessor {
   private async processBatch(input: ProcessRecordsInput): Promise<void> {
     const runtime = this.runtime;
     if (!runtime) throw new Error('processRecords before initialize completed');
-    const receivedAt = this.now();
+    const receivedAt = Date.now();
     const records = input.records.map((record, index) => toStreamRecord(this.shardId, record, index, receivedAt));
     if (records.length === 0) return;
     this.tracker = new CheckpointTracker(records);
     const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs);
     try {
-      const settlements = await runtime.pipeline.processBatch(records);
-      runtime.onBatch?.(settlements);
+      await runtime.pipeline.processBatch(records);
     } finally {
       clearInterval(progress);
     }

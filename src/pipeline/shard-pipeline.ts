@@ -32,7 +32,6 @@ export interface ShardPipelineOptions {
   signal?: AbortSignal;
   /** Called as each record settles (the checkpoint tracker listens). */
   onSettled?: (settlement: Settlement) => void;
-  now?: () => number;
 }
 
 /** Group key of records that failed validation ('' is never a policy name). */
@@ -48,11 +47,8 @@ interface Decoded {
 }
 
 export class ShardPipeline {
-  private readonly now: () => number;
 
-  constructor(private readonly options: ShardPipelineOptions) {
-    this.now = options.now ?? Date.now;
-  }
+  constructor(private readonly options: ShardPipelineOptions) {}
 
   /** Settles every record of the batch; the result is in record order. */
   processBatch(records: StreamRecord[]): Promise<Settlement[]> {
@@ -125,7 +121,7 @@ export class ShardPipeline {
   /** Every outcome is logged once and counted. */
   private report(settlement: Settlement): void {
     const { record } = settlement;
-    const now = this.now();
+    const now = Date.now();
     this.options.context.metrics.increment('outcomes', { outcome: settlement.outcome });
     if (settlement.outcome === 'rejected') this.options.context.metrics.increment('rejections', { reason: settlement.reason ?? 'unknown' });
     this.options.logger.info(

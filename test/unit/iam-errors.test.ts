@@ -7,7 +7,7 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { loadConfig } from '../../src/config/config.js';
 import type { PolicyUpserted } from '../../src/contract/event.js';
-import { classifyIamError, isIamFault } from '../../src/iam/errors.js';
+import { classifyIamError, isIamFault } from '../../src/iam/classify-iam-error.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { silentLogger } from '../support/pipeline.js';
