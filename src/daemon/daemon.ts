@@ -6,8 +6,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isAlive, killGroup } from '../local/emulators.js';
-import { projectRoot } from '../local/paths.js';
+import { isAlive, killGroup } from './processes.js';
+import { projectRoot } from '../config/paths.js';
 import { renderPropertiesFile } from './properties.js';
 
 export interface DaemonOptions {

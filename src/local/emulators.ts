@@ -10,7 +10,8 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot } from './paths.js';
+import { projectRoot } from '../config/paths.js';
+import { isAlive, killGroup } from '../daemon/processes.js';
 
 export interface EmulatorProcess {
   name: string;
@@ -78,31 +79,6 @@ async function waitForHttp(emulator: EmulatorProcess, timeoutMs: number): Promis
     }
   }
   throw new Error(`${emulator.name} did not answer on ${emulator.endpoint} within ${timeoutMs} ms: ${String(lastError)}`);
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM to the process group, then SIGKILL whatever is left. */
-export async function killGroup(pid: number, graceMs = 5_000): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      /* already gone */
-    }
-  };
-  signal('SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && isAlive(pid)) await sleep(100);
-  signal('SIGKILL');
-  while (isAlive(pid)) await sleep(50);
 }
 
 export async function startEmulators(logDir: string): Promise<EmulatorProcess[]> {

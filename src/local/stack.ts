@@ -7,7 +7,8 @@ import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
 import { loadConfig } from '../config/config.js';
 import { provision } from '../ops/provision.js';
 import type { EmulatorProcess } from './emulators.js';
-import { endpointsOf, isAlive, killGroup, startEmulators } from './emulators.js';
+import { isAlive, killGroup } from '../daemon/processes.js';
+import { endpointsOf, startEmulators } from './emulators.js';
 
 export interface StackOptions {
   /** Where logs, stack.env and stack.json go. */

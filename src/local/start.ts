@@ -12,7 +12,7 @@ import { startDaemon } from '../daemon/daemon.js';
 import { outcomeRecordId, readOutcomes, sentRecordId } from '../ops/outcome-log.js';
 import { putRecords } from '../ops/producer.js';
 import { demoWaves } from './demo.js';
-import { projectRoot } from './paths.js';
+import { projectRoot } from '../config/paths.js';
 import { startStack, stopStackIn } from './stack.js';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);

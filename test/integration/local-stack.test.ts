@@ -3,7 +3,7 @@ import test from 'ava';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { CreatePolicyCommand, ListPoliciesCommand } from '@aws-sdk/client-iam';
-import { isAlive } from '../../src/local/emulators.js';
+import { isAlive } from '../../src/daemon/processes.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
 import { startTestStack } from '../support/stack.js';
 

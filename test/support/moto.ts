@@ -6,8 +6,9 @@ import { closeSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, isAlive, killGroup } from '../../src/local/emulators.js';
-import { projectRoot } from '../../src/local/paths.js';
+import { isAlive, killGroup } from '../../src/daemon/processes.js';
+import { freePort } from '../../src/local/emulators.js';
+import { projectRoot } from '../../src/config/paths.js';
 
 export interface Moto {
   endpoint: string;

@@ -4,6 +4,9 @@
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import type { OpsContext } from './context.js';
+import { UsageError } from './usage-error.js';
+
+export { UsageError };
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -19,9 +22,6 @@ export interface Command {
   run(ctx: OpsContext, values: Values, positionals: string[]): Promise<number>;
 }
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /** Options every subcommand takes. */
 export const COMMON_OPTIONS: Options = {

@@ -8,8 +8,8 @@ import { createAwsClients, destroyAwsClients } from '../../aws/clients.js';
 import type { AwsClients } from '../../aws/clients.js';
 import { loadConfig } from '../../config/config.js';
 import type { Config } from '../../config/config.js';
-import { projectRoot } from '../../local/paths.js';
-import { UsageError } from './command.js';
+import { projectRoot } from '../../config/paths.js';
+import { UsageError } from './usage-error.js';
 
 export interface OpsContext {
   config: Config;
