@@ -24,7 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, 
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { projectRoot } from '../src/local/paths.js';
+import { projectRoot } from '../src/config/paths.js';
 import { startStack } from '../src/local/stack.js';
 import type { LocalStack } from '../src/local/stack.js';
 import { runUnderDaemon } from './lib/daemon-run.js';

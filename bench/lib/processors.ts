@@ -5,7 +5,7 @@
 // idleTimeBetweenReadsInMillis, lease timings) is the same for all three.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 
 export type ProcessorName = 'ours' | 'sequential' | 'noop';
 

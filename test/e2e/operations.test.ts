@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { compareSequence } from '../../src/ledger/sequence.js';
 import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
 import { policyDocument } from '../../src/ops/load.js';
 import type { OutcomeLine } from '../../src/ops/outcome-log.js';

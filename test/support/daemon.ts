@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon } from '../../src/daemon/daemon.js';
 import type { RunningDaemon } from '../../src/daemon/daemon.js';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 import { outcomeRecordId, readOutcomes, sentRecordId } from '../../src/ops/outcome-log.js';
 import type { SentPosition } from '../../src/ops/outcome-log.js';
 import type { OutcomeLine } from '../../src/ops/outcome-log.js';

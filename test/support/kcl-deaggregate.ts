@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 
 const lib = process.env.KCL_LIB ?? join(projectRoot(), 'kcl', 'lib');
 const program = join(projectRoot(), 'test', 'support', 'KclDeaggregate.java');

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 
 /** groupId:artifactId -> version, with ${properties} resolved. */
 function dependencies(pomFile: string): Map<string, string> {

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/local/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 
 // A closed loopback port: if a bug let a command reach AWS, it would fail here, never leave the machine.
 const env = { ...process.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' };
