@@ -124,10 +124,14 @@ export async function startEmulators(logDir: string): Promise<EmulatorProcess[]>
           '-inMemory',
           // One database whatever the credentials: any SDK or CLI on the stack sees the same tables.
           '-sharedDb',
+          // No telemetry, so no dynamodb-local-metadata.json (it writes that file into its working directory).
+          '-disableTelemetry',
           '-port',
           String(dynamoPort),
         ],
-        cwd: root,
+        // In-memory: it needs no files; whatever it still writes lands beside its log, not in the repository.
+        cwd: logDir,
+        env: { DDB_LOCAL_TELEMETRY: '0' },
         port: dynamoPort,
         logDir,
       }),

@@ -32,6 +32,8 @@ export function stackEnv(emulators: EmulatorProcess[], settings: Record<string, 
   const endpoints = endpointsOf(emulators);
   return {
     AWS_REGION: 'us-east-1',
+    // Tools that read only the older name (the AWS CLI v1, some SDKs) find the same region.
+    AWS_DEFAULT_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_ENDPOINT_URL_KINESIS: endpoints.kinesis,
