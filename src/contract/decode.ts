@@ -4,6 +4,7 @@
 // shard or crash a worker. Unknown top-level fields are ignored, so
 // producers may add fields ahead of the processor (forward compatibility).
 import type { PolicyDocument, PolicyEvent } from './event.js';
+import { OWNER_TAG } from './ownership.js';
 import { checkPolicyDocument } from './policy-document.js';
 import { InvalidEventError } from '../faults/errors.js';
 import type { InputReason } from '../faults/errors.js';
@@ -138,7 +139,7 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
         for (const [key, value] of entries) {
           if (key.length < 1 || key.length > 128) fail('invalid-tags', `tag key ${show(key)} must be 1..128 characters`);
           if (typeof value !== 'string' || value.length > 256) fail('invalid-tags', `tag ${show(key)} must have a string value of at most 256 characters`);
-          if (key === 'managed-by') fail('invalid-tags', 'tag key "managed-by" is reserved for the processor');
+          if (key === OWNER_TAG) fail('invalid-tags', `tag key "${OWNER_TAG}" is reserved for the processor`);
           tags[key] = value;
         }
       }

@@ -57,8 +57,9 @@ import { decodePolicyVersionDocument, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error.js';
 import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
+import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 
-export const OWNER_TAG = 'managed-by';
+export { OWNER_TAG };
 const MAX_VERSIONS = 5;
 /** Rounds of look-again-and-retry within one step before the conflict surfaces as transient. */
 const CONFLICT_ROUNDS = 5;
@@ -230,7 +231,7 @@ export class IamReconciler {
 
   private owned(policy: Policy): boolean {
     const underPrefix = (policy.Path ?? '/').startsWith(this.options.config.managedPathPrefix);
-    const tagged = (policy.Tags ?? []).some((tag) => tag.Key === OWNER_TAG && tag.Value === this.options.config.appName);
+    const tagged = ownedBy(policy.Tags, this.options.config.appName);
     return underPrefix && tagged;
   }
 
