@@ -13,6 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { METRIC } from '../metrics/metrics.js';
 import type { Backoff } from './backoff.js';
 import { backoffDelay } from './backoff.js';
 import { isRetriable } from './classify.js';
@@ -39,7 +40,7 @@ export async function retryUntilSettled<T>(step: () => Promise<T>, options: Retr
     } catch (error) {
       if (error instanceof StoppedError) throw error;
       if (!isRetriable(error) && ++bugs >= BUG_ATTEMPTS) {
-        options.metrics.increment('pipeline_bugs', { error: (error as Error).name });
+        options.metrics.increment(METRIC.pipelineBugs, { error: (error as Error).name });
         options.logger.fatal(
           { ...options.what, attempts: bugs, err: error },
           'an error that waiting cannot fix (a bug): the shard stops here, before this record, until the processor is restarted with a fix',
@@ -48,7 +49,7 @@ export async function retryUntilSettled<T>(step: () => Promise<T>, options: Retr
       }
       const delay = backoffDelay(attempt, options, options.random);
       const reason = (error as { reason?: string }).reason ?? (error as Error).name ?? 'Error';
-      options.metrics.increment('transient_retries', { reason });
+      options.metrics.increment(METRIC.transientRetries, { reason });
       options.logger.warn({ ...options.what, attempt, delayMs: delay, reason, err: (error as Error).message }, 'transient fault, retrying');
       try {
         await sleep(delay, undefined, options.signal ? { signal: options.signal } : {});

@@ -52,7 +52,9 @@ import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { METRIC } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import type { BreakerState } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error.js';
 import { backoffDelay } from '../faults/backoff.js';
@@ -60,6 +62,8 @@ import { RejectedEventError, TransientError } from '../faults/errors.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 
 export { OWNER_TAG };
+/** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
+const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 const MAX_VERSIONS = 5;
 /** Rounds of look-again-and-retry within one step before the conflict surfaces as transient. */
 const CONFLICT_ROUNDS = 5;
@@ -125,8 +129,10 @@ export class IamReconciler {
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
     this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
+    options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
-      options.metrics.increment('iam_breaker', { state });
+      options.metrics.increment(METRIC.iamBreaker, { state });
+      options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL[state]);
       options.logger.warn({ breaker: state }, 'IAM circuit breaker changed state');
     });
   }
@@ -160,7 +166,7 @@ export class IamReconciler {
         // Only IAM's own faults count against the breaker; read lag and
         // conflicts we retry are IAM answering, not IAM failing.
         const outcome = await this.breaker.run(run, isIamFault);
-        this.options.metrics.increment('iam_outcomes', { outcome });
+        this.options.metrics.increment(METRIC.iamOutcomes, { outcome });
         return outcome;
       } catch (error) {
         // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.

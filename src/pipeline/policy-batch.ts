@@ -24,6 +24,7 @@ import type { DesiredState, Ledger, LedgerEntry, PolicyState } from '../ledger/l
 import { eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
@@ -107,7 +108,7 @@ class PolicyBatch {
   }
 
   private rejectConflict(item: ValidRecord, where: string): Promise<void> {
-    this.ctx.metrics.increment('event_id_conflicts', { source: where });
+    this.ctx.metrics.increment(METRIC.eventIdConflicts, { source: where });
     return this.reject(item, 'event-id-conflict', `eventId ${JSON.stringify(item.event.eventId)} was already used for another payload of policy ${this.policy} (${where})`);
   }
 
@@ -123,7 +124,7 @@ class PolicyBatch {
       const seenHash = seen.get(event.eventId);
       if (verdict) {
         this.give(item, verdict, 'cache');
-        ctx.metrics.increment('dedup_hits', { source: 'cache', verdict });
+        ctx.metrics.increment(METRIC.dedupHits, { source: 'cache', verdict });
       } else if (seenHash !== undefined && seenHash !== payloadHash) {
         await this.rejectConflict(item, 'batch');
         continue;
@@ -155,7 +156,7 @@ class PolicyBatch {
         epoch: ctx.epoch,
       });
       if (result.won) {
-        if (result.takenOver) ctx.metrics.increment('claims_taken_over');
+        if (result.takenOver) ctx.metrics.increment(METRIC.claimsTakenOver);
         return { token: result.token, expiresAt: result.expiresAt, previous: result.previous };
       }
       const entry = result.entry;
@@ -163,23 +164,23 @@ class PolicyBatch {
       if (entry.epoch >= ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
       switch (result.because) {
         case 'claimed-elsewhere':
-          ctx.metrics.increment('claims_refused', { because: 'claimed-elsewhere' });
+          ctx.metrics.increment(METRIC.claimsRefused, { because: 'claimed-elsewhere' });
           throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${entry.claim?.owner ?? 'another owner'}`);
         case 'duplicate-sequence':
           // Every remaining candidate lies at or before the ledger's position.
           for (const item of candidates.splice(0)) this.give(item, 'duplicate', 'ledger');
-          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
+          ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'duplicate' });
           break;
         case 'duplicate-event-id':
           this.give(candidates.pop()!, 'duplicate', 'ledger');
-          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'duplicate' });
+          ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'duplicate' });
           break;
         case 'event-id-conflict':
           await this.rejectConflict(candidates.pop()!, 'ledger');
           break;
         case 'stale-revision':
           this.give(candidates.pop()!, 'stale', 'ledger');
-          ctx.metrics.increment('dedup_hits', { source: 'ledger', verdict: 'stale' });
+          ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'stale' });
           break;
       }
     }
@@ -246,7 +247,7 @@ class PolicyBatch {
         // Another owner took the expired claim over and decides; but our IAM
         // step may have landed after its own. Ask for IAM to be re-read, then
         // run again to learn its verdict (and do that re-read).
-        ctx.metrics.increment('claims_lost');
+        ctx.metrics.increment(METRIC.claimsLost);
         await this.requestVerification('lost at completion');
         throw new TransientError('claim-lost', error.message, { cause: error });
       }
@@ -279,11 +280,11 @@ class PolicyBatch {
 
   /** Best effort: a mark that cannot be written is logged through the metric and the retry that follows. */
   private async requestVerification(why: string): Promise<void> {
-    this.ctx.metrics.increment('verifications_requested', { why });
+    this.ctx.metrics.increment(METRIC.verificationsRequested, { why });
     try {
       await this.ctx.ledger.requestVerification(this.policy);
     } catch {
-      this.ctx.metrics.increment('verification_requests_failed');
+      this.ctx.metrics.increment(METRIC.verificationRequestsFailed);
     }
   }
 
@@ -313,7 +314,7 @@ class PolicyBatch {
       if (error instanceof ClaimLostError) throw new TransientError('claim-lost', error.message, { cause: error });
       throw error;
     }
-    ctx.metrics.increment('verifications', { converged: desiredEvent ? 'yes' : 'nothing-to-converge' });
+    ctx.metrics.increment(METRIC.verifications, { converged: desiredEvent ? 'yes' : 'nothing-to-converge' });
   }
 
   /**
@@ -392,7 +393,7 @@ interface WonClaim {
 }
 
 /** The ledger's last applied state as an event, for re-verification; none when the ledger knows too little. */
-function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
+export function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
   const desired = entry.desired;
   if (!desired) return undefined;
   const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, policyName: entry.policy, policyPath: desired.path, pathGiven: true };

@@ -16,6 +16,7 @@ import { payloadHash } from '../contract/payload-hash.js';
 import { recordId } from '../contract/record-id.js';
 import type { DecodeOptions } from '../contract/decode.js';
 import type { Logger } from '../log/logger.js';
+import { METRIC } from '../metrics/metrics.js';
 import { clip } from '../log/logger.js';
 import type { PolicyBatchContext } from './policy-batch.js';
 import { settlePolicyBatch } from './policy-batch.js';
@@ -122,8 +123,9 @@ export class ShardPipeline {
   private report(settlement: Settlement): void {
     const { record } = settlement;
     const now = Date.now();
-    this.options.context.metrics.increment('outcomes', { outcome: settlement.outcome });
-    if (settlement.outcome === 'rejected') this.options.context.metrics.increment('rejections', { reason: settlement.reason ?? 'unknown' });
+    this.options.context.metrics.increment(METRIC.outcomes, { outcome: settlement.outcome });
+    if (settlement.outcome === 'rejected') this.options.context.metrics.increment(METRIC.rejections, { reason: settlement.reason ?? 'unknown' });
+    if (record.arrivedAt !== undefined) this.options.context.metrics.observe(METRIC.recordAgeMs, Math.max(0, now - record.arrivedAt));
     this.options.logger.info(
       {
         shard: record.shardId,
