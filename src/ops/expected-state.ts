@@ -1,12 +1,21 @@
 // The IAM state a stream should produce: fold the events in stream order per
 // policy with the product's semantics (SPEC.md). The invariant checker and the
 // end-to-end tests compare it with what IAM holds.
+//
+// Paths: IAM cannot move a policy, and its name is unique per account whatever
+// the path. So an event that names no path means "where the policy is" (the
+// managed prefix, as decoded, for a new one); an upsert that names another path
+// than the existing policy's is rejected as `path-conflict` and has no effect
+// (neither its eventId nor its revision is remembered); a delete goes wherever
+// the policy is.
 import type { PolicyEvent } from '../contract/event.js';
 
 export interface ExpectedPolicy {
   name: string;
   /** The default document it must have, or undefined when it must not exist. */
   document: Record<string, unknown> | undefined;
+  /** The path it must be under when it exists. */
+  path: string | undefined;
   /** Distinct documents applied while it existed (versions created, before pruning). */
   appliedDocuments: number;
 }
@@ -19,10 +28,13 @@ export interface FoldOptions {
 export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Map<string, ExpectedPolicy> {
   const state = new Map<string, ExpectedPolicy & { revision?: number; eventIds: Set<string>; docKey?: string }>();
   for (const event of events) {
-    const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, appliedDocuments: 0, eventIds: new Set<string>() };
+    const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, path: undefined, appliedDocuments: 0, eventIds: new Set<string>() };
     state.set(event.policyName, current);
     if (current.eventIds.has(event.eventId)) continue; // producer retry
     if (event.revision !== undefined && current.revision !== undefined && event.revision <= current.revision) continue; // stale
+    const exists = current.document !== undefined;
+    // An event that names no path carries the managed prefix, with pathGiven false.
+    if (event.type === 'policy.upserted' && exists && event.pathGiven === true && event.policyPath !== current.path) continue; // path-conflict: no effect
     current.eventIds.add(event.eventId);
     if (event.revision !== undefined) current.revision = event.revision;
     if (event.type === 'policy.upserted') {
@@ -30,10 +42,12 @@ export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Ma
       if (current.docKey !== key) current.appliedDocuments++;
       current.document = event.document as Record<string, unknown>;
       current.docKey = key;
+      if (!exists) current.path = event.policyPath;
     } else if (!options.attached?.has(event.policyName)) {
       current.document = undefined;
       current.docKey = undefined;
+      current.path = undefined;
     }
   }
-  return new Map([...state].map(([name, value]) => [name, { name, document: value.document, appliedDocuments: value.appliedDocuments }]));
+  return new Map([...state].map(([name, value]) => [name, { name, document: value.document, path: value.path, appliedDocuments: value.appliedDocuments }]));
 }

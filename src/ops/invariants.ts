@@ -74,7 +74,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     if (decoded.ok && !input.foreign?.has(decoded.event.policyName)) events.push(decoded.event);
   }
   const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});
-  const managed = await listManaged(input.iam, input.managedPathPrefix);
+  const managed = await listManaged(input.iam, input.managedPathPrefix, violations);
   for (const policy of expected.values()) {
     const actual = managed.get(policy.name);
     if (policy.document === undefined) {
@@ -85,6 +85,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
       violations.push(`${policy.name} is missing`);
       continue;
     }
+    if (policy.path !== undefined && actual.Path !== policy.path) violations.push(`${policy.name} is under ${actual.Path ?? '?'}, expected ${policy.path}`);
     const version = await input.iam.send(new GetPolicyVersionCommand({ PolicyArn: actual.Arn, VersionId: actual.DefaultVersionId }));
     const document = decodePolicyVersionDocument(version.PolicyVersion?.Document ?? '');
     if (!documentsEqual(document, policy.document)) violations.push(`${policy.name} has a different default document`);
@@ -123,12 +124,18 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   return { events: input.sent.length, outcomes, violations };
 }
 
-async function listManaged(iam: IAMClient, pathPrefix: string): Promise<Map<string, Policy>> {
+/** The policies under the prefix by name; a name under two paths (IAM forbids it, moto does not) is a violation. */
+async function listManaged(iam: IAMClient, pathPrefix: string, violations: string[]): Promise<Map<string, Policy>> {
   const policies = new Map<string, Policy>();
   let marker: string | undefined;
   do {
     const page = await iam.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: pathPrefix, ...(marker ? { Marker: marker } : {}) }));
-    for (const policy of page.Policies ?? []) if (policy.PolicyName) policies.set(policy.PolicyName, policy);
+    for (const policy of page.Policies ?? []) {
+      if (!policy.PolicyName) continue;
+      const other = policies.get(policy.PolicyName);
+      if (other) violations.push(`${policy.PolicyName} exists under both ${other.Path ?? '?'} and ${policy.Path ?? '?'}`);
+      policies.set(policy.PolicyName, policy);
+    }
     marker = page.IsTruncated ? page.Marker : undefined;
   } while (marker);
   return policies;

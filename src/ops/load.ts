@@ -19,6 +19,13 @@ export interface LoadSpec {
   prefix?: string;
   /** Distinct documents per policy to draw from (few means many unchanged updates). */
   documentsPerPolicy?: number;
+  /**
+   * Paths events name (each under the managed prefix): policy i's events name
+   * paths[i % length], none when that entry is undefined. Default: no event names a path.
+   */
+  paths?: (string | undefined)[];
+  /** Share of the events of a policy with a path that name none anyway (where the policy is, or the prefix for a new one). */
+  pathOmitRatio?: number;
 }
 
 export type LoadKind = 'upsert' | 'delete' | 'duplicate' | 'stale' | 'malformed';
@@ -71,6 +78,13 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
   const sent: LoadRecord[] = [];
   const records: LoadRecord[] = [];
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
+  // The policy object of an event; draws from the random stream only when paths are asked for.
+  const policyField = (policy: string): { name: string; path?: string } => {
+    if (!spec.paths?.length) return { name: policy };
+    const path = spec.paths[Number(policy.slice(prefix.length + 1)) % spec.paths.length];
+    if (path === undefined || random() < (spec.pathOmitRatio ?? 0)) return { name: policy };
+    return { name: policy, path };
+  };
   for (let i = 0; i < spec.events; i++) {
     const roll = random();
     const dup = spec.duplicateRatio ?? 0;
@@ -90,7 +104,7 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     if (roll < bad + dup + stale && current > 1) {
       const revision = current - 1 - Math.floor(random() * Math.min(current - 1, 3));
       const eventId = `${prefix}-e${i}-stale`;
-      const event = { specVersion: '1', eventId, type: 'policy.upserted', policy: { name: policy }, revision, document: policyDocument(policy, revision) };
+      const event = { specVersion: '1', eventId, type: 'policy.upserted', policy: policyField(policy), revision, document: policyDocument(policy, revision) };
       records.push({ kind: 'stale', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) });
       continue;
     }
@@ -99,8 +113,8 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     const eventId = `${prefix}-e${i}`;
     const remove = random() < (spec.deleteRatio ?? 0);
     const event = remove
-      ? { specVersion: '1', eventId, type: 'policy.deleted', policy: { name: policy }, revision }
-      : { specVersion: '1', eventId, type: 'policy.upserted', policy: { name: policy }, revision, document: policyDocument(policy, revision % variants) };
+      ? { specVersion: '1', eventId, type: 'policy.deleted', policy: policyField(policy), revision }
+      : { specVersion: '1', eventId, type: 'policy.upserted', policy: policyField(policy), revision, document: policyDocument(policy, revision % variants) };
     const record: LoadRecord = { kind: remove ? 'delete' : 'upsert', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) };
     records.push(record);
     sent.push(record);

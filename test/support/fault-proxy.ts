@@ -32,6 +32,8 @@ export interface FaultProxy {
   injected: Record<FaultKind, number>;
   /** Calls forwarded from the processor (faulted or not). */
   calls: number;
+  /** Calls from the processor received and not answered yet (held, forwarded, or waiting for the emulator). */
+  inFlight: number;
   /** The next `times` calls of `operation` (IAM Action, DynamoDB operation) get `kind`. */
   inject(kind: FaultKind, operation: string, times?: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
@@ -66,8 +68,11 @@ export interface FaultProxyOptions {
   protocol: Protocol;
   rate: number;
   seed?: number;
-  slowMs?: number;
+  /** How long a slow call is held before it is forwarded: fixed, or drawn per call from [min, max]. Default 1,500. */
+  slowMs?: number | [number, number];
   latencyMs?: number;
+  /** The kinds random faults are drawn from (default: all). Scripted faults are not limited by it. */
+  kinds?: FaultKind[];
   /** IAM only: put a realistic-IAM layer between the proxy and the emulator. */
   realisticIam?: Omit<RealisticIamOptions, 'target'>;
 }
@@ -78,7 +83,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const scripted: { kind: FaultKind; operation: string; times: number }[] = [];
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
-  const state = { calls: 0 };
+  const state = { calls: 0, inFlight: 0 };
+  const kinds = options.kinds?.length ? options.kinds : KINDS;
+  const slowDelay = (): number => {
+    const slow = options.slowMs ?? 1_500;
+    return typeof slow === 'number' ? slow : slow[0] + random() * (slow[1] - slow[0]);
+  };
 
   function forward(req: IncomingMessage, body: Buffer, res: ServerResponse, afterwards?: () => void): void {
     const upstream = request(
@@ -105,6 +115,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       const fromProcessor = /aws-sdk-js/i.test(String(req.headers['user-agent'] ?? ''));
       if (!fromProcessor) return forward(req, body, res);
       state.calls++;
+      state.inFlight++;
+      // Emitted once the answer is sent or the connection is gone (a reset).
+      res.once('close', () => state.inFlight--);
       if (options.latencyMs) {
         void sleep(options.latencyMs).then(() => handle(req, body, res));
         return;
@@ -127,7 +140,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
     const planned = scriptedFor(req, body);
     if (!planned && random() >= options.rate) return forward(req, body, res);
-    const kind = planned ?? KINDS[Math.floor(random() * KINDS.length)]!;
+    const kind = planned ?? kinds[Math.floor(random() * kinds.length)]!;
     injected[kind]++;
     switch (kind) {
       case 'throttle':
@@ -145,7 +158,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         forward(req, body, res, () => req.socket.destroy());
         return;
       case 'slow':
-        void sleep(options.slowMs ?? 1_500).then(() => forward(req, body, res));
+        void sleep(slowDelay()).then(() => forward(req, body, res));
         return;
     }
   }
@@ -157,6 +170,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     injected,
     get calls() {
       return state.calls;
+    },
+    get inFlight() {
+      return state.inFlight;
     },
     inject(kind, operation, times = 1) {
       scripted.push({ kind, operation, times });

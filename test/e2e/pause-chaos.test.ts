@@ -1,0 +1,225 @@
+// Pause chaos: a zombie worker. While events flow over 4 shards and 2
+// workers, freeze one worker whole (SIGSTOP to the daemon's java process and
+// its record-processor children) at a moment its children have IAM calls in
+// flight, so they hold ledger claims mid-IAM-step. It stays frozen longer
+// than the claim TTL and the KCL failover time, until the other worker has
+// taken its leases over and applied events put during the pause; then it is
+// thawed (SIGCONT) and wakes up as a zombie: its claims expired, its leases
+// gone, IAM calls of its own still in flight or answered while it slept. Each
+// worker reaches IAM through its own fault proxy, which holds a share of the
+// calls back (slow answers, 1-7 s), so that steps are long, pauses catch them,
+// and some of a frozen worker's writes reach IAM after its claim expired.
+// Then every invariant is checked against IAM itself (moto, no proxy).
+// PAUSE_EVENTS and PAUSES make it longer (npm run test:chaos: 2000 and 5).
+import test from 'ava';
+import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
+import type { SentRecord } from '../../src/ops/invariants.js';
+import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
+import { outcomeRecordId, sentRecordId } from '../../src/ops/outcome-log.js';
+import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import type { OutgoingRecord } from '../../src/ops/producer.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
+import type { TestDaemon } from '../support/daemon.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import type { FaultProxy } from '../support/fault-proxy.js';
+import { startTestStack } from '../support/stack.js';
+import { claimsHeldBy, freezeWorker, leasesByOwner, thawWorker, workerIdOf } from '../support/workers.js';
+
+const EVENTS = Number(process.env.PAUSE_EVENTS ?? 400);
+const PAUSES = Number(process.env.PAUSES ?? 2);
+const SEED = Number(process.env.PAUSE_SEED ?? 23);
+/**
+ * Share of a team policy's events that name no path (then: where the policy
+ * is, or the prefix for a new one), which makes path conflicts. Default 0: each
+ * policy's events always name its own path, or never name one.
+ */
+const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0);
+const CLAIM_TTL_MS = 4_000;
+const FAILOVER_MS = 4_000; // the test daemon's IPS_KCL_FAILOVER_MILLIS (test/support/daemon.ts)
+/** The longest a pause may last while waiting for the other worker to take over. */
+const PAUSE_CAP_MS = 90_000;
+
+interface Worker {
+  name: string;
+  daemon: TestDaemon;
+  proxy: FaultProxy;
+  id: string;
+  frozen?: number[];
+}
+
+test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes as a zombie; the invariants hold', async (t) => {
+  const started = Date.now();
+  const testStack = await startTestStack({ shards: 4, settings: { IPS_CLAIM_TTL_MS: String(CLAIM_TTL_MS) } });
+  const workers: Worker[] = [];
+  const random = seededRandom(SEED);
+  try {
+    const { config } = testStack;
+    const { env } = testStack.stack;
+    const aws = testStack.clients();
+    for (const [i, name] of ['worker-1', 'worker-2'].entries()) {
+      // Slow calls only: a third of the processor's IAM calls is held 1-7 s before it
+      // reaches IAM, some of them past a frozen worker's claim expiry.
+      const proxy = await startFaultProxy({ target: env.AWS_ENDPOINT_URL_IAM!, protocol: 'iam', rate: 0.3, kinds: ['slow'], slowMs: [1_000, 7_000], seed: SEED + i });
+      const daemon = startTestDaemon(testStack, name, {
+        AWS_ENDPOINT_URL_IAM: proxy.endpoint,
+        IPS_CLAIM_TTL_MS: String(CLAIM_TTL_MS),
+        IPS_KCL_FAILOVER_MILLIS: String(FAILOVER_MS),
+        IPS_RETRY_BACKOFF_CAP_MS: '2000',
+      });
+      workers.push({ name, daemon, proxy, id: '' });
+    }
+    for (const worker of workers) worker.id = await workerIdOf(worker.daemon);
+    const logs = workers.map((w) => w.daemon.logFile);
+
+    // A policy someone else owns, and a managed policy that will be attached to a role.
+    const foreignArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}pause-foreign`;
+    await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'pause-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
+    const foreignVersion = (await aws.iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
+    const sent: SentRecord[] = [];
+    const put = async (records: OutgoingRecord[]) => {
+      const puts = await putRecords(aws.kinesis, config.streamName, records);
+      records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      return puts;
+    };
+    const setupPuts = await put([
+      eventRecord({ specVersion: '1', eventId: 'pause-attached-1', type: 'policy.upserted', policy: { name: 'pause-attached' }, document: policyDocument('pause-attached', 1) }),
+    ]);
+    await waitForOutcomes(logs, setupPuts, 240_000);
+    await aws.iam.send(new CreateRoleCommand({ RoleName: 'pause-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+    await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'pause-role', PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}pause-attached` }));
+
+    // Both workers hold leases before the first pause, so a pause moves leases to a live worker.
+    const balanceDeadline = Date.now() + 60_000;
+    while (Date.now() < balanceDeadline) {
+      const owners = await leasesByOwner(aws.dynamodb, config.leaseTable);
+      if (workers.every((w) => (owners.get(w.id)?.length ?? 0) > 0)) break;
+      await sleep(500);
+    }
+    t.log(`workers ready after ${Math.round((Date.now() - started) / 1000)} s`);
+
+    const load: OutgoingRecord[] = [
+      ...generateLoad({
+        policies: 60,
+        events: EVENTS,
+        seed: SEED,
+        prefix: 'pause',
+        deleteRatio: 0.15,
+        duplicateRatio: 0.05,
+        staleRatio: 0.05,
+        malformedRatio: 0.02,
+        // A third of the policies live under a team path, a third under another, the rest name none.
+        paths: [`${config.managedPathPrefix}team-a/`, undefined, `${config.managedPathPrefix}team-b/`],
+        pathOmitRatio: PATH_OMIT,
+      }),
+      eventRecord({ specVersion: '1', eventId: 'pause-attached-del', type: 'policy.deleted', policy: { name: 'pause-attached' } }),
+      eventRecord({ specVersion: '1', eventId: 'pause-foreign-up', type: 'policy.upserted', policy: { name: 'pause-foreign' }, document: policyDocument('ours', 2) }),
+      eventRecord({ specVersion: '1', eventId: 'pause-foreign-del', type: 'policy.deleted', policy: { name: 'pause-foreign' } }),
+    ];
+
+    // The load in waves; each pause starts just after a wave was put, once the
+    // victim has IAM calls in flight, and the next wave is put while it is frozen.
+    const waves = PAUSES + 1;
+    const per = Math.ceil(load.length / waves);
+    let pauses = 0;
+    let takeovers = 0;
+    let caughtMidStep = 0;
+    let claimsAtPause = 0;
+    let callsAtPause = 0;
+    await put(load.slice(0, per));
+    for (let wave = 1; wave < waves; wave++) {
+      // The victim: a worker that holds leases and whose children have IAM
+      // calls in flight (so they hold claims mid-IAM-step).
+      let victim: Worker | undefined;
+      let before = await leasesByOwner(aws.dynamodb, config.leaseTable);
+      let readAt = Date.now();
+      const leasesOf = (w: Worker) => before.get(w.id)?.length ?? 0;
+      const lookDeadline = Date.now() + 20_000;
+      while (!victim && Date.now() < lookDeadline) {
+        if (Date.now() - readAt > 500) [before, readAt] = [await leasesByOwner(aws.dynamodb, config.leaseTable), Date.now()];
+        const busy = workers.filter((w) => leasesOf(w) > 0 && w.proxy.inFlight > 0);
+        victim = busy[Math.floor(random() * busy.length)];
+        if (!victim) await sleep(5);
+      }
+      victim ??= [...workers].sort((a, b) => leasesOf(b) - leasesOf(a))[0]!;
+      const other = workers.find((w) => w !== victim)!;
+      victim.frozen = await freezeWorker(victim.daemon);
+      const frozenAt = Date.now();
+      const inFlight = victim.proxy.inFlight;
+      const held = await claimsHeldBy(aws.dynamodb, config.ledgerTable, victim.frozen, frozenAt);
+      const victimShards = new Set((before.get(victim.id) ?? []).map((lease) => lease.shardId));
+      if (inFlight > 0) caughtMidStep++;
+      claimsAtPause += held.length;
+      callsAtPause += inFlight;
+
+      // Events keep flowing while it sleeps.
+      const wavePuts = await put(load.slice(wave * per, (wave + 1) * per));
+      const waveOnVictimShards = wavePuts.filter((p) => victimShards.has(p.shardId));
+
+      // Frozen past the claim TTL and the failover time, until the other worker
+      // holds every lease and has given an outcome to records of this wave on
+      // each shard it took over.
+      let tookOver = false;
+      while (Date.now() - frozenAt < PAUSE_CAP_MS) {
+        await sleep(500);
+        if (Date.now() - frozenAt < Math.max(CLAIM_TTL_MS, FAILOVER_MS) + 1_000) continue;
+        const owners = await leasesByOwner(aws.dynamodb, config.leaseTable);
+        const allOther = [...owners.keys()].every((owner) => owner === other.id);
+        if (!allOther) continue;
+        const done = new Set(outcomesIn([other.daemon.logFile]).map(outcomeRecordId));
+        const appliedPerShard = [...victimShards].every((shard) => waveOnVictimShards.some((p) => p.shardId === shard && done.has(sentRecordId(p))));
+        if (appliedPerShard) {
+          tookOver = true;
+          break;
+        }
+      }
+      const frozenFor = Date.now() - frozenAt;
+      thawWorker(victim.daemon, victim.frozen);
+      victim.frozen = undefined;
+      pauses++;
+      if (tookOver) takeovers++;
+      t.log(
+        `pause ${pauses}: ${victim.name} frozen ${(frozenFor / 1000).toFixed(1)} s (${victimShards.size} leases, ${inFlight} IAM calls in flight, ${held.length} claims held: ${held.map((c) => c.policy).join(' ')}); ${tookOver ? `${other.name} took over` : 'NO takeover within the cap'}`,
+      );
+      t.true(frozenFor > CLAIM_TTL_MS && frozenFor > FAILOVER_MS, 'frozen longer than the claim TTL and the failover time');
+      await sleep(1_000 + random() * 2_000);
+    }
+
+    await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
+    const report = await checkInvariants({
+      sent,
+      outcomes: outcomesIn(logs),
+      iam: aws.iam, // moto itself, not a proxy
+      accountId: LOCAL_ACCOUNT_ID,
+      managedPathPrefix: config.managedPathPrefix,
+      appName: config.appName,
+      attached: new Set(['pause-attached']),
+      foreign: new Map([['pause-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
+    });
+    const slow = workers.reduce((sum, w) => sum + w.proxy.injected.slow, 0);
+    const line = summaryLine('pause-chaos', report, {
+      pauses,
+      takeovers,
+      'paused-mid-iam-step': caughtMidStep,
+      'iam-calls-in-flight-at-pause': callsAtPause,
+      'claims-held-at-pause': claimsAtPause,
+      'slow-iam-answers': slow,
+    });
+    console.log(line);
+    t.log(line);
+    for (const violation of report.violations.slice(0, 50)) t.log(`violation: ${violation}`);
+    t.log(`run time ${Math.round((Date.now() - started) / 1000)} s`);
+    t.is(pauses, PAUSES);
+    t.is(takeovers, PAUSES, 'the other worker took the leases over during every pause');
+    t.true(caughtMidStep > 0, 'a pause caught a worker with IAM calls in flight');
+    t.deepEqual(report.violations, []);
+    t.is(report.outcomes['retained-in-use'] ?? 0, 1, 'the attached policy was retained');
+  } finally {
+    for (const worker of workers) if (worker.frozen) thawWorker(worker.daemon, worker.frozen);
+    await Promise.all(workers.map((w) => w.daemon.stop()));
+    await Promise.all(workers.map((w) => w.proxy.close()));
+    await testStack.stack.stop();
+  }
+});
