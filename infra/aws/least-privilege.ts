@@ -1,9 +1,13 @@
-// Checks the worker role against what it may touch: IAM policies under the
-// managed path, its own tables, its own stream. The template is resolved
-// offline first (parameters, conditions, Fn::Sub, Ref, Fn::GetAtt) with a
-// stand-in account, so the check sees ARNs as AWS would and fails on any
-// grant that reaches past them.
-import type { Json, JsonObject } from './template.js';
+// Checks the worker role in the synthesized template against what it may
+// touch: IAM policies under the managed path, its own tables, its own stream.
+// It reads the template as CloudFormation will (parameters, conditions,
+// Fn::Sub, Fn::Join, Ref, Fn::GetAtt resolved offline with a stand-in account),
+// not the CDK constructs that made it, so it is a second opinion on the CDK
+// app (infra/aws/stack.ts) rather than a restatement of it, and fails on any
+// grant that reaches past those resources.
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
 
 export interface Statement {
   Sid?: string;
@@ -154,6 +158,19 @@ export class TemplateResolver {
     return resource;
   }
 
+  /** Whether CloudFormation creates the resource with these parameter values (its Condition holds, or it has none). */
+  exists(logicalId: string): boolean {
+    const condition = this.resource(logicalId).Condition;
+    return condition === undefined || this.condition(String(condition));
+  }
+
+  /** Logical IDs of the resources of a type that CloudFormation creates with these parameter values. */
+  resourcesOfType(type: string): string[] {
+    return Object.entries((this.template.Resources ?? {}) as Record<string, JsonObject>)
+      .filter(([logicalId, resource]) => resource.Type === type && this.exists(logicalId))
+      .map(([logicalId]) => logicalId);
+  }
+
   /** What Ref gives for a resource: its physical name for the kinds the policies mention. */
   private refResource(logicalId: string): string {
     const resource = this.resource(logicalId);
@@ -250,15 +267,36 @@ export class TemplateResolver {
   }
 }
 
-/** The worker role's statements and the scope they must stay in, for one set of parameter values. */
+/** The policy types that can add permissions to a role from outside it. */
+const ATTACHED_POLICY_TYPES = ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy'];
+
+/** The logical ID of the worker's role in the template. */
+export const WORKER_ROLE = 'TaskRole';
+
+/**
+ * The worker role's statements and the scope they must stay in, for one set
+ * of parameter values: its inline policies and every policy resource attached
+ * to it that CloudFormation creates with those values. `managedPolicyArns`
+ * lists the managed policies (AWS or customer) the role names itself, whose
+ * statements are not in the template and so cannot be checked here.
+ */
 export function workerRoleUnderTest(
   template: JsonObject,
   overrides: Record<string, string | number | string[]> = {},
-): { statements: Statement[]; scope: Scope; resolver: TemplateResolver } {
+): { statements: Statement[]; scope: Scope; resolver: TemplateResolver; managedPolicyArns: Json[] } {
   const resolver = new TemplateResolver(template, { ImageUri: 'image', VpcId: 'vpc-1', SubnetIds: ['subnet-1'], ...overrides });
-  const role = resolver.resolve(resolver.resource('TaskRole')) as JsonObject;
-  const policies = ((role.Properties as JsonObject).Policies ?? []) as JsonObject[];
-  const statements = policies.flatMap((policy) => ((policy.PolicyDocument as JsonObject).Statement ?? []) as unknown as Statement[]);
+  const role = resolver.resolve(resolver.resource(WORKER_ROLE)) as JsonObject;
+  const roleProperties = role.Properties as JsonObject;
+  const documentsOf = (policies: JsonObject[]) => policies.map((policy) => policy.PolicyDocument as JsonObject);
+  const attached = ATTACHED_POLICY_TYPES.flatMap((type) => resolver.resourcesOfType(type))
+    .map((logicalId) => resolver.resolve(resolver.resource(logicalId)) as JsonObject)
+    .filter((policy) => {
+      const roles = ((policy.Properties as JsonObject).Roles ?? []) as Json[];
+      return roles.includes(resolver.resolve({ Ref: WORKER_ROLE }));
+    })
+    .map((policy) => policy.Properties as JsonObject);
+  const documents = [...documentsOf((roleProperties.Policies ?? []) as JsonObject[]), ...documentsOf(attached)];
+  const statements = documents.flatMap((document) => (document.Statement ?? []) as unknown as Statement[]);
   const { partition, region, accountId } = STAND_IN;
   const app = String(resolver.parameters.ApplicationName);
   const tableArn = (name: string) => `arn:${partition}:dynamodb:${region}:${accountId}:table/${name}`;
@@ -266,6 +304,7 @@ export function workerRoleUnderTest(
   return {
     statements,
     resolver,
+    managedPolicyArns: (roleProperties.ManagedPolicyArns ?? []) as Json[],
     scope: {
       managedPoliciesArnPrefix: `arn:${partition}:iam::${accountId}:policy${String(resolver.parameters.ManagedPathPrefix)}`,
       // KCL 3 creates these two itself; they carry the application's name like the lease table.

@@ -1,0 +1,35 @@
+// The CDK app: one stack (infra/aws/stack.ts), checked by cdk-nag's AWS
+// Solutions rules whenever it is synthesized. A finding that is not
+// acknowledged with a reason in the stack stops the synthesis.
+//
+//   npx cdk deploy --app 'npx tsx infra/aws/app.ts' --parameters ImageUri=... (README, "Deploy to AWS")
+//   npm run synth                                  (the template alone, infra/aws/synth.ts)
+//
+// Nothing here looks anything up or needs an AWS account: every setting that
+// differs between deployments is a CloudFormation parameter. `-c kclVersion=3.0.0`
+// overrides the KCL version read from kcl/pom.xml.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { IamPolicyStreamStack, STACK_NAME } from './stack.js';
+
+export interface BuildOptions {
+  /** Where the cloud assembly goes; under the CDK CLI, where the CLI says (CDK_OUTDIR). */
+  outdir?: string;
+  kclVersion?: string;
+  /** Run cdk-nag's AWS Solutions checks at synthesis (default true). */
+  nag?: boolean;
+}
+
+export function buildApp(options: BuildOptions = {}): { app: App; stack: IamPolicyStreamStack } {
+  const app = new App(options.outdir ? { outdir: options.outdir } : {});
+  const kclVersion = options.kclVersion ?? (app.node.tryGetContext('kclVersion') as string | undefined);
+  const stack = new IamPolicyStreamStack(app, STACK_NAME, kclVersion ? { kclVersion } : {});
+  if (options.nag !== false) Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  return { app, stack };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  buildApp().app.synth();
+}
