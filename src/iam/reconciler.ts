@@ -55,7 +55,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
-import { decodePolicyVersionDocument, documentsEqual } from './document.js';
+import { decodePolicyVersionDocument, documentHash, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error.js';
 import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
@@ -78,6 +78,17 @@ export interface StepHint {
   ledgerSaysPresent?: boolean;
   /** Bounds the step by its ledger claim: no IAM call starts once it says stop, and a call in flight is cancelled. */
   guard?: StepGuard;
+  /**
+   * documentHash of the document the ledger last applied. When it is not the
+   * wanted one, IAM showing the wanted document is a read that lags our own
+   * last write (or a change out of band): the document is written, not
+   * judged `unchanged`.
+   */
+  ledgerDocHash?: string;
+  /** Write the document even if IAM shows it already (re-verification: the read may predate a late write). */
+  forceWrite?: boolean;
+  /** The ledger does not know where the policy lives: a delete that names no path finds it by name under the managed prefix. */
+  pathUnknown?: boolean;
 }
 
 /** What an IAM step must obey so that it never writes after its claim could have passed to another worker. */
@@ -246,7 +257,7 @@ export class IamReconciler {
   }
 
   private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
-    const arn = await this.arn(event);
+    let arn = await this.arn(event);
     // When the ledger says the policy is not there, create straight away: an
     // existing policy (created out of band, or by a lost-response retry) makes
     // the create fail with EntityAlreadyExists, and the read happens then.
@@ -275,9 +286,16 @@ export class IamReconciler {
         policy = await this.findSoon(arn);
         if (!policy) {
           const elsewhere = await this.namedElsewhere(event.policyName, arn);
-          if (elsewhere) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists at ${elsewhere.Arn}, not at ${arn}`);
-          // Never not-owned for a policy we cannot see: it may well be ours.
-          throw new TransientError('iam-not-yet-visible', `${arn}: IAM says the name exists but shows no such policy yet`);
+          // An event that names no path means the policy wherever it lives: ours under another managed path is updated there.
+          const ours = !event.pathGiven && elsewhere?.Arn && elsewhere.Path?.startsWith(this.options.config.managedPathPrefix) ? await this.find(elsewhere.Arn) : undefined;
+          if (ours?.Arn && this.owned(ours)) {
+            policy = ours;
+            arn = ours.Arn;
+          } else {
+            if (elsewhere) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists at ${elsewhere.Arn}, not at ${arn}`);
+            // Never not-owned for a policy we cannot see: it may well be ours.
+            throw new TransientError('iam-not-yet-visible', `${arn}: IAM says the name exists but shows no such policy yet`);
+          }
         }
       }
     }
@@ -285,7 +303,9 @@ export class IamReconciler {
     try {
       await this.syncTags(arn, policy.Tags ?? [], wantedTags);
       const document = await this.defaultDocument(arn, policy);
-      if (documentsEqual(document, event.document)) return 'unchanged';
+      if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
+        return 'unchanged';
+      }
       return await this.newDefaultVersion(arn, event.document);
     } catch (error) {
       // A write says the policy we just read is gone (deleted out of band
@@ -344,10 +364,10 @@ export class IamReconciler {
    * rare path of a create refused for a policy we cannot see, so its cost
    * (one call per 1,000 policies) is paid only then.
    */
-  private async namedElsewhere(name: string, arn: string): Promise<Policy | undefined> {
+  private async namedElsewhere(name: string, arn: string, pathPrefix?: string): Promise<Policy | undefined> {
     let marker: string | undefined;
     do {
-      const page = await this.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(marker ? { Marker: marker } : {}) }));
+      const page = await this.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(pathPrefix ? { PathPrefix: pathPrefix } : {}), ...(marker ? { Marker: marker } : {}) }));
       const found = page.Policies?.find((policy) => policy.PolicyName === name && policy.Arn !== arn);
       if (found) return found;
       marker = page.IsTruncated ? page.Marker : undefined;
@@ -378,11 +398,17 @@ export class IamReconciler {
   }
 
   private async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
-    const arn = await this.arn(event);
-    const policy = await this.find(arn);
+    let arn = await this.arn(event);
+    let policy = await this.find(arn);
     if (!policy) {
       this.awaitVisibility(arn, hint);
-      return 'absent';
+      // Named by name alone and the ledger does not know its path (a write
+      // whose completion never landed): the name is unique in the account,
+      // so look for it under the managed prefix.
+      const listed = !event.pathGiven && hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
+      policy = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
+      if (!policy?.Arn) return 'absent';
+      arn = policy.Arn;
     }
     if (!this.owned(policy)) this.notOwned(policy);
     // The emulator deletes attached policies without complaint; this check is the processor's own.

@@ -157,7 +157,7 @@ class PolicyBatch {
       });
       if (result.won) {
         if (result.takenOver) ctx.metrics.increment(METRIC.claimsTakenOver);
-        return { token: result.token, expiresAt: result.expiresAt, previous: result.previous };
+        return { token: result.token, expiresAt: result.expiresAt, previous: result.previous, takenOver: result.takenOver };
       }
       const entry = result.entry;
       this.lastSeen = entry;
@@ -202,7 +202,7 @@ class PolicyBatch {
     }
 
     // 3. The IAM step, kept within its claim.
-    const { applied, refused, finalOutcome, path } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard));
+    const { applied, refused, finalOutcome, path } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
 
     // 4. Complete: the position moves past every record of the policy in this batch.
     const lastRecord = this.records[this.records.length - 1]!.record;
@@ -304,8 +304,9 @@ class PolicyBatch {
     const seen = entry?.verifyRequested ?? 0;
     const desiredEvent = entry ? eventFromDesired(entry) : undefined;
     if (desiredEvent) {
-      await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry }, (guard) =>
-        ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', guard }),
+      await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
+        // A read may predate the late write being answered: the document is written whatever IAM shows.
+        ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, guard }),
       );
     }
     try {
@@ -331,19 +332,36 @@ class PolicyBatch {
     live: ValidRecord[],
     previous: LedgerEntry | undefined,
     guard: ClaimKeeper,
-  ): Promise<{ applied: PolicyUpserted | undefined; refused: Set<ValidRecord>; finalOutcome: IamOutcome | undefined; path: string | undefined }> {
-    const refused = new Set<ValidRecord>();
-    let applied: PolicyUpserted | undefined; // the latest upsert that took effect (its document is IAM's now)
-    let path: string | undefined; // where the latest event that took effect found or put the policy
-    let finalOutcome: IamOutcome | undefined; // the outcome of the latest event that took effect
-    // What the ledger last applied: lets the IAM step skip a read that would only
-    // confirm an absence, and read IAM's NoSuchEntity as lag, not as a verdict.
-    // An entry owing a verification is not trusted: the step reads IAM.
-    const likelyAbsent = (previous === undefined || previous.state === 'deleted') && !needsVerification(previous);
-    let knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
-    // Where the policy lives, as far as the ledger knows: IAM names are unique
-    // per account whatever the path, so the name finds it there.
-    const knownPath = knownPresent ? previous?.desired?.path : undefined;
+    takenOver: boolean,
+  ): Promise<StepResult> {
+    const knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
+    const start: PolicyKnowledge = {
+      // What the ledger last applied: lets the IAM step skip a read that would
+      // only confirm an absence, and read IAM's NoSuchEntity as lag, not as a
+      // verdict. An entry owing a verification is not trusted: the step reads IAM.
+      likelyAbsent: (previous === undefined || previous.state === 'deleted') && !needsVerification(previous),
+      present: knownPresent,
+      // Where the policy lives, as far as the ledger knows: IAM names are
+      // unique per account whatever the path, so the name finds it there.
+      path: knownPresent ? previous?.desired?.path : undefined,
+      // The ledger may not know where a policy lives: never seen, or a previous
+      // owner's write may have landed without its completion.
+      pathUnknown: !knownPresent && (previous === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
+      ...(knownPresent && previous?.docHash !== undefined ? { docHash: previous.docHash } : {}),
+    };
+    return samePlace(live, start.path) ? this.applyCoalesced(live, start, guard) : this.applyOneByOne(live, start, guard);
+  }
+
+  /**
+   * Working back from the last event: an upsert carries the whole desired
+   * state, so it makes every earlier event moot; a delete that deleted (or
+   * found nothing) does too. A delete that kept the policy because it is
+   * attached (`retained-in-use`) does not: the policy stays, so the latest
+   * upsert before it still takes effect, as it would have in order.
+   */
+  private async applyCoalesced(live: ValidRecord[], start: PolicyKnowledge, guard: ClaimKeeper): Promise<StepResult> {
+    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined };
+    let knowledge = start;
     let onlyUpserts = false; // after a retained delete, only an upsert can still change IAM
     for (let i = live.length - 1; i >= 0; i--) {
       const item = live[i]!;
@@ -351,45 +369,120 @@ class PolicyBatch {
         this.give(item, 'superseded');
         continue;
       }
-      const event = placed(item.event, knownPath);
-      if (event === 'path-conflict') {
-        await this.reject(item, 'path-conflict', `policy ${this.policy} exists under ${knownPath ?? '?'}; IAM cannot move a policy to ${item.event.policyPath} (delete it first, or name its path)`);
-        refused.add(item);
-        continue;
-      }
-      let outcome: IamOutcome;
-      try {
-        guard.check();
-        outcome = await this.ctx.applier.apply(event, { likelyAbsent: likelyAbsent && !knownPresent, ledgerSaysPresent: knownPresent, guard });
-      } catch (error) {
-        if (!(error instanceof RejectedEventError)) throw error;
-        await this.reject(item, error.reason, error.detail);
-        refused.add(item);
-        continue;
-      }
-      this.give(item, outcome);
-      finalOutcome ??= outcome;
-      path ??= event.policyPath;
-      if (event.type === 'policy.upserted') {
-        applied = event;
+      const done = await this.applyOne(item, knowledge, guard, result);
+      if (!done) continue;
+      const { event, outcome } = done;
+      result.finalOutcome ??= outcome;
+      result.path ??= event.policyPath;
+      if (event.type === 'policy.upserted' || outcome !== 'retained-in-use') {
+        if (event.type === 'policy.upserted') result.applied = event;
         for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
         break;
       }
-      if (outcome !== 'retained-in-use') {
-        for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
-        break;
-      }
-      knownPresent = true;
+      knowledge = { ...knowledge, present: true, likelyAbsent: false, path: event.policyPath };
       onlyUpserts = true;
     }
-    return { applied, refused, finalOutcome, path };
+    return result;
   }
+
+  /**
+   * Each event in stream order, none skipped: for a batch whose events would
+   * not all act on the policy at one path (a path named, a new policy, a
+   * delete before an upsert that names no path), where working back could
+   * put the policy somewhere the fold would not.
+   */
+  private async applyOneByOne(live: ValidRecord[], start: PolicyKnowledge, guard: ClaimKeeper): Promise<StepResult> {
+    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined };
+    let knowledge = start;
+    for (const item of live) {
+      const done = await this.applyOne(item, knowledge, guard, result);
+      if (!done) continue;
+      const { event, outcome } = done;
+      result.finalOutcome = outcome;
+      result.path = event.policyPath;
+      if (event.type === 'policy.upserted') {
+        result.applied = event;
+        knowledge = { likelyAbsent: false, present: true, path: event.policyPath, pathUnknown: false, docHash: documentHash(event.document) };
+      } else if (outcome === 'retained-in-use') {
+        knowledge = { ...knowledge, likelyAbsent: false, present: true, path: event.policyPath, pathUnknown: false };
+      } else {
+        result.applied = undefined;
+        knowledge = { likelyAbsent: true, present: false, path: undefined, pathUnknown: false };
+      }
+    }
+    return result;
+  }
+
+  /** One event's IAM step, placed where the policy lives; a permanent refusal is dead-lettered and has no effect. */
+  private async applyOne(item: ValidRecord, knowledge: PolicyKnowledge, guard: ClaimKeeper, result: StepResult): Promise<{ event: PolicyEvent; outcome: IamOutcome } | undefined> {
+    const event = placed(item.event, knowledge.path);
+    if (event === 'path-conflict') {
+      await this.reject(item, 'path-conflict', `policy ${this.policy} exists under ${knowledge.path ?? '?'}; IAM cannot move a policy to ${item.event.policyPath} (delete it first, or name its path)`);
+      result.refused.add(item);
+      return undefined;
+    }
+    try {
+      guard.check();
+      const outcome = await this.ctx.applier.apply(event, {
+        likelyAbsent: knowledge.likelyAbsent && !knowledge.present,
+        ledgerSaysPresent: knowledge.present,
+        pathUnknown: knowledge.pathUnknown,
+        ...(knowledge.docHash !== undefined ? { ledgerDocHash: knowledge.docHash } : {}),
+        guard,
+      });
+      this.give(item, outcome);
+      return { event, outcome };
+    } catch (error) {
+      if (!(error instanceof RejectedEventError)) throw error;
+      await this.reject(item, error.reason, error.detail);
+      result.refused.add(item);
+      return undefined;
+    }
+  }
+}
+
+/** What the pipeline knows of a policy before an IAM step (the ledger's word, then the batch's own steps). */
+interface PolicyKnowledge {
+  likelyAbsent: boolean;
+  present: boolean;
+  path: string | undefined;
+  pathUnknown: boolean;
+  docHash?: string;
+}
+
+interface StepResult {
+  /** The latest upsert that took effect (its document is IAM's now). */
+  applied: PolicyUpserted | undefined;
+  refused: Set<ValidRecord>;
+  /** The outcome of the latest event that took effect. */
+  finalOutcome: IamOutcome | undefined;
+  /** Where the latest event that took effect found or put the policy. */
+  path: string | undefined;
+}
+
+/**
+ * Whether every event of the batch acts on the policy at one path, so that
+ * working back from the last one (coalescing) gives what the fold gives: no
+ * upsert names a path other than that one, and no upsert that names no path
+ * could land at the prefix while the policy lives elsewhere (a new policy, or
+ * an upsert after a delete).
+ */
+function samePlace(live: ValidRecord[], knownPath: string | undefined): boolean {
+  const places = new Set<string>(knownPath !== undefined ? [knownPath] : []);
+  let deleted = false;
+  for (const { event } of live) {
+    if (event.type === 'policy.deleted') deleted = true;
+    else if (event.pathGiven || knownPath === undefined || deleted) places.add(event.policyPath);
+  }
+  return places.size <= 1;
 }
 
 interface WonClaim {
   token: string;
   expiresAt: number;
   previous: LedgerEntry | undefined;
+  /** The claim was taken over from another owner, whose step may have written to IAM without completing. */
+  takenOver: boolean;
 }
 
 /** The ledger's last applied state as an event, for re-verification; none when the ledger knows too little. */

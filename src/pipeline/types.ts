@@ -1,7 +1,7 @@
 import type { PolicyEvent } from '../contract/event.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { RecordPosition } from '../contract/record-id.js';
-import type { StepGuard } from '../iam/reconciler.js';
+import type { StepHint } from '../iam/reconciler.js';
 
 /**
  * One record as the pipeline sees it: a Kinesis record, or one user record of
@@ -35,17 +35,8 @@ export interface Settlement {
   policyName?: string;
 }
 
-/** The IAM step: state-aware, idempotent by itself (ADR-002). */
-/** What the ledger knew before this step; lets the IAM step skip a read that would only confirm it. */
-export interface ApplyHint {
-  /** The ledger has no present state for the policy (never seen in this epoch, or deleted). */
-  likelyAbsent?: boolean;
-  /** The ledger's last applied state for the policy is present, so IAM's NoSuchEntity is read lag, not absence. */
-  ledgerSaysPresent?: boolean;
-  /** Bounds the step by its ledger claim: check() before each IAM call, signal passed to each (claim-keeper.ts). */
-  guard?: StepGuard;
-}
-
+/** What the ledger knew before this step, and what bounds it (iam/reconciler.ts, StepHint). */
+export type ApplyHint = StepHint;
 
 export interface Applier {
   apply(event: PolicyEvent, hint?: ApplyHint): Promise<IamOutcome>;

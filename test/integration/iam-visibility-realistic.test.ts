@@ -3,7 +3,10 @@
 // are seen and foreign.
 import test from 'ava';
 import { CreatePolicyCommand, DeletePolicyCommand } from '@aws-sdk/client-iam';
-import { actual, arn, doc, PREFIX, rig, upsert, useMoto } from '../support/iam-rig.js';
+import { actual, arn, doc, PREFIX, remove, rig, upsert, useMoto } from '../support/iam-rig.js';
+import { readManagedPolicy } from '../support/iam-state.js';
+import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { documentHash } from '../../src/iam/document.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
 
 useMoto(test);
@@ -59,4 +62,25 @@ test.serial('an update of a policy deleted out of band that IAM still shows is n
   await x.iam.send(new DeletePolicyCommand({ PolicyArn: arn('vis-deleted-meanwhile') }));
   t.is(await x.settle.upsert(upsert('vis-deleted-meanwhile', doc('2'))), 'created');
   t.deepEqual(await actual(x, 'vis-deleted-meanwhile'), { document: doc('2'), versions: 1 });
+});
+
+test.serial('a read that lags our own last write never turns a real update into unchanged (the ledger knows what it last applied)', async (t) => {
+  const x = await rig(t);
+  t.is(await x.r.upsert(upsert('vis-stale-read', doc('A'))), 'created');
+  x.layer.setLag(1_500, 1_500);
+  t.is(await x.r.upsert(upsert('vis-stale-read', doc('B'))), 'updated'); // IAM holds B; reads show A for a while
+  // The next event wants A again. A read shows A (stale); the ledger says it last applied B.
+  const outcome = await x.r.upsert(upsert('vis-stale-read', doc('A')), { ledgerSaysPresent: true, ledgerDocHash: documentHash(doc('B')) });
+  t.is(outcome, 'updated');
+  await x.layer.settled();
+  t.deepEqual((await actual(x, 'vis-stale-read'))?.document, doc('A'), 'IAM holds what the stream asked for last');
+});
+
+test.serial('a delete that names no path, for a policy whose path the ledger does not know, finds it by name under the managed prefix', async (t) => {
+  const x = await rig(t);
+  const deeper = { ...upsert('vis-deeper', doc('1')), policyPath: `${PREFIX}team-a/` };
+  t.is(await x.r.upsert(deeper), 'created');
+  const pathless = { ...remove('vis-deeper'), pathGiven: false };
+  t.is(await x.r.delete(pathless, { pathUnknown: true }), 'deleted');
+  t.is(await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, `${PREFIX}team-a/`, 'vis-deeper'), undefined);
 });
