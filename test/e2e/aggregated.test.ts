@@ -5,17 +5,17 @@
 import test from 'ava';
 import { DynamoDbDeadLetterStore } from '../../src/deadletter/dead-letter-store.js';
 import { documentsEqual } from '../../src/iam/document.js';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { aggregateRecord, putAggregate } from '../../src/ops/aggregate.js';
 import type { UserRecord } from '../../src/ops/aggregate.js';
-import { sentRecordId } from '../../src/ops/outcome-log.js';
+import { sentRecordId } from '../../tools/oracle/outcome-log.js';
 import { policyDocument } from '../../src/ops/load.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
 import { readManagedPolicy } from '../support/iam-state.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
-import type { TestDaemon } from '../support/daemon.js';
-import { startTestStack } from '../support/stack.js';
-import type { TestStack } from '../support/stack.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import type { TestDaemon } from '../../tools/harness/daemon.js';
+import { startTestStack } from '../../tools/harness/stack.js';
+import type { TestStack } from '../../tools/harness/stack.js';
 
 let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;

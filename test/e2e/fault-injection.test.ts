@@ -9,16 +9,16 @@
 import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
-import type { TestDaemon } from '../support/daemon.js';
-import { startFaultProxy } from '../support/fault-proxy.js';
-import type { FaultProxy } from '../support/fault-proxy.js';
-import { startTestStack } from '../support/stack.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import type { TestDaemon } from '../../tools/harness/daemon.js';
+import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
+import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
+import { startTestStack } from '../../tools/harness/stack.js';
 
 const EVENTS = Number(process.env.FAULT_EVENTS ?? 400);
 const RATE = Number(process.env.FAULT_RATE ?? 0.2);

@@ -14,18 +14,18 @@
 import test from 'ava';
 import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
-import type { SentRecord } from '../../src/ops/invariants.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
-import { outcomeRecordId, sentRecordId } from '../../src/ops/outcome-log.js';
+import { outcomeRecordId, sentRecordId } from '../../tools/oracle/outcome-log.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
-import type { TestDaemon } from '../support/daemon.js';
-import { startFaultProxy } from '../support/fault-proxy.js';
-import type { FaultProxy } from '../support/fault-proxy.js';
-import { startTestStack } from '../support/stack.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import type { TestDaemon } from '../../tools/harness/daemon.js';
+import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
+import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
+import { startTestStack } from '../../tools/harness/stack.js';
 import { claimsHeldBy, freezeWorker, leasesByOwner, thawWorker, workerIdOf } from '../support/workers.js';
 
 const EVENTS = Number(process.env.PAUSE_EVENTS ?? 400);
@@ -38,7 +38,7 @@ const SEED = Number(process.env.PAUSE_SEED ?? 23);
  */
 const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0);
 const CLAIM_TTL_MS = 4_000;
-const FAILOVER_MS = 4_000; // the test daemon's IPS_KCL_FAILOVER_MILLIS (test/support/daemon.ts)
+const FAILOVER_MS = 4_000; // the test daemon's IPS_KCL_FAILOVER_MILLIS (tools/harness/daemon.ts)
 /** The longest a pause may last while waiting for the other worker to take over. */
 const PAUSE_CAP_MS = 90_000;
 

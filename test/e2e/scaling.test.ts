@@ -2,17 +2,17 @@
 import test from 'ava';
 import { UpdateShardCountCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { checkInvariants, summaryLine } from '../../src/ops/invariants.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import type { LoadRecord } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
 import type { PutResult } from '../../src/ops/producer.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../support/daemon.js';
-import type { TestDaemon } from '../support/daemon.js';
-import { startTestStack } from '../support/stack.js';
-import type { TestStack } from '../support/stack.js';
-import { outcomeRecordId } from '../../src/ops/outcome-log.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import type { TestDaemon } from '../../tools/harness/daemon.js';
+import { startTestStack } from '../../tools/harness/stack.js';
+import type { TestStack } from '../../tools/harness/stack.js';
+import { outcomeRecordId } from '../../tools/oracle/outcome-log.js';
 
 async function assertInvariants(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[], logs: string[]) {
   const report = await checkInvariants({

@@ -7,7 +7,7 @@ import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { reconcilerApplier } from '../../src/intake/applier.js';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
@@ -15,7 +15,7 @@ import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import type { Settlement } from '../../src/pipeline/types.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { silentLogger, streamRecords } from '../support/pipeline.js';
-import { useTestStack } from '../support/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 

@@ -11,12 +11,12 @@ import {
 } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../../src/contract/event.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { seededRandom } from '../../src/ops/load.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { silentLogger } from '../support/pipeline.js';
-import { useTestStack } from '../support/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
 import { retryUntilSettled } from '../../src/faults/retry.js';
 

@@ -5,7 +5,7 @@ import test from 'ava';
 import { CreatePolicyCommand, DeletePolicyCommand } from '@aws-sdk/client-iam';
 import { actual, arn, doc, PREFIX, remove, rig, upsert, useMoto } from '../support/iam-rig.js';
 import { readManagedPolicy } from '../support/iam-state.js';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { documentHash } from '../../src/iam/document.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
 

@@ -7,7 +7,7 @@ import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { Applier, StreamRecord } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryDeadLetters } from '../support/fakes.js';
 import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
-import { useTestStack } from '../support/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 

@@ -4,8 +4,8 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { CreatePolicyCommand, ListPoliciesCommand } from '@aws-sdk/client-iam';
 import { isAlive } from '../../src/daemon/processes.js';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
-import { startTestStack } from '../support/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { startTestStack } from '../../tools/harness/stack.js';
 
 test('two stacks in a row work, share nothing, and leave no process behind', async (t) => {
   const seenPorts = new Set<number>();

@@ -14,7 +14,7 @@ import { runCli } from '../../src/ops/cli.js';
 import { hashKeyOf, inRange, listShardRanges } from '../../src/ops/aggregate.js';
 import { readSendLog } from '../../src/ops/send-log.js';
 import { kclDeaggregate } from '../support/kcl-deaggregate.js';
-import { useTestStack } from '../support/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
 
 const stack = useTestStack(test, { shards: 3 });
 

@@ -7,7 +7,7 @@ import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
 import { deadLettersCommand } from '../../src/ops/commands/dead-letters.js';
 import type { OpsContext } from '../../src/ops/cli/context.js';
 import { eventRecord } from '../../src/ops/producer.js';
-import { useTestStack } from '../support/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, killGroup } from '../../src/daemon/processes.js';
-import { freePort } from '../../src/local/emulators.js';
+import { freePort } from '../../tools/local/emulators.js';
 import { projectRoot } from '../../src/config/paths.js';
 
 export interface Moto {

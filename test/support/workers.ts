@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readLeases } from '../../src/ops/lease-table.js';
 import type { Lease } from '../../src/ops/lease-table.js';
-import type { TestDaemon } from './daemon.js';
+import type { TestDaemon } from '../../tools/harness/daemon.js';
 
 interface ProcStat {
   pid: number;

@@ -1,7 +1,7 @@
 // `produce`: contract events for testing and load, seeded so a run can be
 // repeated, at a given rate, with chosen shares of producer retries, late
 // revisions, deletes and malformed records. It writes the log of what it sent
-// so the result can be checked against IAM (src/ops/invariants.ts). With
+// so the result can be checked against IAM (tools/oracle/invariants.ts). With
 // --aggregate it writes as the KPL does: many events per Kinesis record, only
 // events bound for the same shard together (src/ops/aggregate.ts).
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -26,7 +26,7 @@ import { createServer, request } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LOCAL_ACCOUNT_ID } from '../../src/local/stack.js';
+import { LOCAL_ACCOUNT_ID } from '../local/stack.js';
 import { seededRandom } from '../../src/ops/load.js';
 
 export interface RealisticIamOptions {

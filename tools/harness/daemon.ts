@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon } from '../../src/daemon/daemon.js';
 import type { RunningDaemon } from '../../src/daemon/daemon.js';
 import { projectRoot } from '../../src/config/paths.js';
-import { outcomeRecordId, readOutcomes, sentRecordId } from '../../src/ops/outcome-log.js';
-import type { SentPosition } from '../../src/ops/outcome-log.js';
-import type { OutcomeLine } from '../../src/ops/outcome-log.js';
+import { outcomeRecordId, readOutcomes, sentRecordId } from '../oracle/outcome-log.js';
+import type { SentPosition } from '../oracle/outcome-log.js';
+import type { OutcomeLine } from '../oracle/outcome-log.js';
 import type { TestStack } from './stack.js';
 
 export interface TestDaemon extends RunningDaemon {

@@ -1,7 +1,7 @@
 // The small set of contract events `npm start` sends, chosen to show each
 // kind of outcome a newcomer should see.
-import type { OutgoingRecord } from '../ops/producer.js';
-import { eventRecord } from '../ops/producer.js';
+import type { OutgoingRecord } from '../../src/ops/producer.js';
+import { eventRecord } from '../../src/ops/producer.js';
 
 const readOnly = (bucket: string) => ({
   Version: '2012-10-17',

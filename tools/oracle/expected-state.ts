@@ -8,7 +8,7 @@
 // than the existing policy's is rejected as `path-conflict` and has no effect
 // (neither its eventId nor its revision is remembered); a delete goes wherever
 // the policy is.
-import type { PolicyEvent } from '../contract/event.js';
+import type { PolicyEvent } from '../../src/contract/event.js';
 
 export interface ExpectedPolicy {
   name: string;

@@ -3,11 +3,11 @@
 // processor, the tools, the AWS CLI and any SDK reach the same stack.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
-import { loadConfig } from '../config/config.js';
-import { provision } from '../ops/provision.js';
+import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
+import { loadConfig } from '../../src/config/config.js';
+import { provision } from '../../src/ops/provision.js';
 import type { EmulatorProcess } from './emulators.js';
-import { isAlive, killGroup } from '../daemon/processes.js';
+import { isAlive, killGroup } from '../../src/daemon/processes.js';
 import { endpointsOf, startEmulators } from './emulators.js';
 
 export interface StackOptions {

@@ -10,8 +10,8 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { projectRoot } from '../config/paths.js';
-import { isAlive, killGroup } from '../daemon/processes.js';
+import { projectRoot } from '../../src/config/paths.js';
+import { isAlive, killGroup } from '../../src/daemon/processes.js';
 
 export interface EmulatorProcess {
   name: string;

@@ -2,8 +2,8 @@
 // a daemon log: the demo's summary and the end-to-end tests use it to see
 // what happened to each record.
 import { existsSync, readFileSync } from 'node:fs';
-import { recordId } from '../contract/record-id.js';
-import type { PutResult } from './producer.js';
+import { recordId } from '../../src/contract/record-id.js';
+import type { PutResult } from '../../src/ops/producer.js';
 
 export interface OutcomeLine {
   shard: string;

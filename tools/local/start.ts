@@ -6,13 +6,13 @@ import { ListPoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
-import { loadConfig } from '../config/config.js';
-import { startDaemon } from '../daemon/daemon.js';
-import { outcomeRecordId, readOutcomes, sentRecordId } from '../ops/outcome-log.js';
-import { putRecords } from '../ops/producer.js';
+import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
+import { loadConfig } from '../../src/config/config.js';
+import { startDaemon } from '../../src/daemon/daemon.js';
+import { outcomeRecordId, readOutcomes, sentRecordId } from '../oracle/outcome-log.js';
+import { putRecords } from '../../src/ops/producer.js';
 import { demoWaves } from './demo.js';
-import { projectRoot } from '../config/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 import { startStack, stopStackIn } from './stack.js';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);

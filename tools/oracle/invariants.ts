@@ -3,15 +3,15 @@
 // it with IAM. Each broken promise is reported as a violation.
 import { GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy } from '@aws-sdk/client-iam';
-import { decodeRecord } from '../contract/decode.js';
-import type { PolicyEvent } from '../contract/event.js';
-import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
-import { compareWithin } from '../ledger/position.js';
+import { decodeRecord } from '../../src/contract/decode.js';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import { decodePolicyVersionDocument, documentsEqual } from '../../src/iam/document.js';
+import { compareWithin } from '../../src/ledger/position.js';
 import { foldEvents } from './expected-state.js';
 import type { OutcomeLine } from './outcome-log.js';
 import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
-import type { OutgoingRecord } from './producer.js';
+import type { OutgoingRecord } from '../../src/ops/producer.js';
 
 export interface SentRecord {
   record: OutgoingRecord;

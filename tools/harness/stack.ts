@@ -9,8 +9,8 @@ import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
 import type { AwsClients, ClientOptions } from '../../src/aws/clients.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Config } from '../../src/config/config.js';
-import { startStack } from '../../src/local/stack.js';
-import type { LocalStack } from '../../src/local/stack.js';
+import { startStack } from '../local/stack.js';
+import type { LocalStack } from '../local/stack.js';
 
 export interface TestStack {
   stack: LocalStack;

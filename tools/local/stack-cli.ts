@@ -1,6 +1,6 @@
 // npm run stack:up / stack:down: the local stack outside of `npm start`.
 import { join } from 'node:path';
-import { projectRoot } from '../config/paths.js';
+import { projectRoot } from '../../src/config/paths.js';
 import { startStack, stopStackIn } from './stack.js';
 
 const dir = join(projectRoot(), '.local', 'stack');
