@@ -33,7 +33,7 @@ const EVENTS = Number(process.env.IAM_SEMANTICS_EVENTS ?? 400);
  * is, or the prefix for a new one), which makes path conflicts. Default 0: each
  * policy's events always name its own path, or never name one.
  */
-const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0);
+const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0.1);
 const FAULT_RATE = Number(process.env.IAM_SEMANTICS_FAULT_RATE ?? 0.08);
 const SEED = Number(process.env.IAM_SEMANTICS_SEED ?? 31);
 

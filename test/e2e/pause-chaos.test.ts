@@ -36,7 +36,7 @@ const SEED = Number(process.env.PAUSE_SEED ?? 23);
  * is, or the prefix for a new one), which makes path conflicts. Default 0: each
  * policy's events always name its own path, or never name one.
  */
-const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0);
+const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0.1);
 const CLAIM_TTL_MS = 4_000;
 const FAILOVER_MS = 4_000; // the test daemon's IPS_KCL_FAILOVER_MILLIS (tools/harness/daemon.ts)
 /** The longest a pause may last while waiting for the other worker to take over. */
