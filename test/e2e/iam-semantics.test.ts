@@ -30,8 +30,8 @@ import { INPUT_REASONS } from '../../src/faults/errors.js';
 const EVENTS = Number(process.env.IAM_SEMANTICS_EVENTS ?? 400);
 /**
  * Share of a team policy's events that name no path (then: where the policy
- * is, or the prefix for a new one), which makes path conflicts. Default 0: each
- * policy's events always name its own path, or never name one.
+ * is, or the prefix for a new one), which makes path conflicts. Default 0.1; 0 makes
+ * each policy's events always name its own path, or never name one.
  */
 const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0.1);
 const FAULT_RATE = Number(process.env.IAM_SEMANTICS_FAULT_RATE ?? 0.08);

@@ -33,8 +33,8 @@ const PAUSES = Number(process.env.PAUSES ?? 2);
 const SEED = Number(process.env.PAUSE_SEED ?? 23);
 /**
  * Share of a team policy's events that name no path (then: where the policy
- * is, or the prefix for a new one), which makes path conflicts. Default 0: each
- * policy's events always name its own path, or never name one.
+ * is, or the prefix for a new one), which makes path conflicts. Default 0.1; 0 makes
+ * each policy's events always name its own path, or never name one.
  */
 const PATH_OMIT = Number(process.env.PATH_OMIT_RATIO ?? 0.1);
 const CLAIM_TTL_MS = 4_000;
