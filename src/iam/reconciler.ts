@@ -35,8 +35,6 @@ import {
   DeletePolicyVersionCommand,
   GetPolicyCommand,
   GetPolicyVersionCommand,
-  ListEntitiesForPolicyCommand,
-  ListPoliciesCommand,
   ListPolicyVersionsCommand,
   NoSuchEntityException,
   TagPolicyCommand,
@@ -60,6 +58,7 @@ import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error
 import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
+import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
 
 export { OWNER_TAG };
 /** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
@@ -123,7 +122,7 @@ export interface ReconcilerOptions {
 }
 
 export class IamReconciler {
-  private account: Promise<string> | undefined;
+  private account: Promise<{ partition: string; account: string }> | undefined;
   private readonly breaker: CircuitBreaker;
   private readonly attempts: number;
   private readonly baseDelayMs: number;
@@ -191,11 +190,10 @@ export class IamReconciler {
   }
 
   /** `arn:<partition>:iam::<account>`: the caller's own ARN says which partition (aws, aws-cn, aws-us-gov). */
-  private accountArnPrefix(): Promise<string> {
+  private caller(): Promise<{ partition: string; account: string }> {
     this.account ??= this.options.sts.send(new GetCallerIdentityCommand({})).then((identity) => {
       if (!identity.Account) throw new TransientError('no-account', 'STS returned no account');
-      const partition = identity.Arn?.split(':')[1] || 'aws';
-      return `arn:${partition}:iam::${identity.Account}`;
+      return { partition: partitionOf(identity.Arn), account: identity.Account };
     });
     // A failed lookup is not cached: the next call asks again.
     this.account.catch(() => (this.account = undefined));
@@ -203,7 +201,7 @@ export class IamReconciler {
   }
 
   private async arn(event: { policyPath: string; policyName: string }): Promise<string> {
-    return `${await this.accountArnPrefix()}:policy${event.policyPath}${event.policyName}`;
+    return policyArn(await this.caller(), event.policyPath, event.policyName);
   }
 
   private async find(arn: string): Promise<Policy | undefined> {
@@ -365,14 +363,7 @@ export class IamReconciler {
    * (one call per 1,000 policies) is paid only then.
    */
   private async namedElsewhere(name: string, arn: string, pathPrefix?: string): Promise<Policy | undefined> {
-    let marker: string | undefined;
-    do {
-      const page = await this.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000, ...(pathPrefix ? { PathPrefix: pathPrefix } : {}), ...(marker ? { Marker: marker } : {}) }));
-      const found = page.Policies?.find((policy) => policy.PolicyName === name && policy.Arn !== arn);
-      if (found) return found;
-      marker = page.IsTruncated ? page.Marker : undefined;
-    } while (marker);
-    return undefined;
+    return (await listPolicies({ send: this.send }, pathPrefix)).find((policy) => policy.PolicyName === name && policy.Arn !== arn);
   }
 
   /** Whether the policy's default version (as IAM shows it now) is the document. */
@@ -475,20 +466,8 @@ export class IamReconciler {
    * page. A list that lags (or a policy IAM does not show) lists nothing:
    * DeletePolicy, which IAM refuses for an attached policy, has the last word.
    */
-  private async attached(arn: string): Promise<boolean> {
-    let marker: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
-      } catch (error) {
-        if (error instanceof NoSuchEntityException) return false;
-        throw error;
-      }
-      if ((page.PolicyRoles?.length ?? 0) + (page.PolicyUsers?.length ?? 0) + (page.PolicyGroups?.length ?? 0) > 0) return true;
-      marker = page.IsTruncated ? page.Marker : undefined;
-    } while (marker);
-    return false;
+  private attached(arn: string): Promise<boolean> {
+    return isAttached({ send: this.send }, arn);
   }
 }
 

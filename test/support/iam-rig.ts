@@ -21,9 +21,10 @@ import { silentLogger } from './pipeline.js';
 import type { RealisticIam } from '../../tools/harness/realistic-iam.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
 import { retryUntilSettled } from '../../src/faults/retry.js';
+import { policyArn } from '../../src/iam/policies.js';
 
 export const PREFIX = '/stream-managed/';
-export const arn = (name: string) => `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${PREFIX}${name}`;
+export const arn = (name: string) => policyArn({ account: LOCAL_ACCOUNT_ID }, PREFIX, name);
 export const doc = (bucket: string) => ({
   Version: '2012-10-17',
   Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/*` }],

@@ -2,6 +2,7 @@
 import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { decodePolicyVersionDocument } from '../../src/iam/document.js';
+import { policyArn } from '../../src/iam/policies.js';
 
 export interface ActualPolicy {
   document: unknown;
@@ -9,7 +10,7 @@ export interface ActualPolicy {
 }
 
 export async function readManagedPolicy(iam: IAMClient, account: string, path: string, name: string): Promise<ActualPolicy | undefined> {
-  const arn = `arn:aws:iam::${account}:policy${path}${name}`;
+  const arn = policyArn({ account }, path, name);
   try {
     const policy = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
     const version = await iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.Policy?.DefaultVersionId }));

@@ -216,8 +216,8 @@ test('no role or policy in the stack grants iam:* (or *), or an IAM write on "*"
 });
 
 test('the IAM actions granted are exactly the IAM calls the reconciler makes', (t) => {
-  const source = read('src/iam/reconciler.ts');
-  const imported = /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(source)?.[1] ?? '';
+  // The reconciler and the policy helpers it calls (src/iam/policies.ts).
+  const imported = ['src/iam/reconciler.ts', 'src/iam/policies.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
   const called = new Set([...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`));
   t.true(called.size >= 8, 'the reconciler imports its IAM commands from @aws-sdk/client-iam');
   for (const variant of VARIANTS) {
@@ -289,6 +289,7 @@ function reachableFrom(entry: string): string[] {
  */
 const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/reconciler.ts': 'IAM under the managed path (STS GetCallerIdentity needs no grant)',
+  'src/iam/policies.ts': 'IAM reads: attachments under the managed path, policy names (ListPolicies on *)',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',

@@ -1,7 +1,7 @@
 // The invariant checker: from what was written to the stream and what the
 // processors logged, compute the IAM state the product promises and compare
 // it with IAM. Each broken promise is reported as a violation.
-import { GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy } from '@aws-sdk/client-iam';
 import { decodeRecord } from '../../src/contract/decode.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
@@ -12,6 +12,7 @@ import type { OutcomeLine } from './outcome-log.js';
 import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
+import { isAttached, listPolicies } from '../../src/iam/policies.js';
 
 export interface SentRecord {
   record: OutgoingRecord;
@@ -105,10 +106,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
       violations.push(`attached policy ${name} was deleted`);
       continue;
     }
-    const entities = await input.iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: actual.Arn }));
-    if ((entities.PolicyRoles?.length ?? 0) + (entities.PolicyUsers?.length ?? 0) + (entities.PolicyGroups?.length ?? 0) === 0) {
-      violations.push(`attached policy ${name} lost its attachment`);
-    }
+    if (!(await isAttached(input.iam, actual.Arn ?? ''))) violations.push(`attached policy ${name} lost its attachment`);
   }
 
   // Policies the processor does not own are untouched.
@@ -127,17 +125,12 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
 /** The policies under the prefix by name; a name under two paths (IAM forbids it, moto does not) is a violation. */
 async function listManaged(iam: IAMClient, pathPrefix: string, violations: string[]): Promise<Map<string, Policy>> {
   const policies = new Map<string, Policy>();
-  let marker: string | undefined;
-  do {
-    const page = await iam.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: pathPrefix, ...(marker ? { Marker: marker } : {}) }));
-    for (const policy of page.Policies ?? []) {
-      if (!policy.PolicyName) continue;
-      const other = policies.get(policy.PolicyName);
-      if (other) violations.push(`${policy.PolicyName} exists under both ${other.Path ?? '?'} and ${policy.Path ?? '?'}`);
-      policies.set(policy.PolicyName, policy);
-    }
-    marker = page.IsTruncated ? page.Marker : undefined;
-  } while (marker);
+  for (const policy of await listPolicies(iam, pathPrefix)) {
+    if (!policy.PolicyName) continue;
+    const other = policies.get(policy.PolicyName);
+    if (other) violations.push(`${policy.PolicyName} exists under both ${other.Path ?? '?'} and ${policy.Path ?? '?'}`);
+    policies.set(policy.PolicyName, policy);
+  }
   return policies;
 }
 
