@@ -2,34 +2,14 @@
 // while they run: VmHWM is the kernel's high-water mark of a process's
 // resident set, so sampling it now and then still sees the true peak, as long
 // as a sample lands before the process exits.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { childProcessesOf } from '../../tools/harness/processes.js';
 
 export interface ChildMemory {
   pid: number;
   command: string;
   /** Peak resident set (VmHWM), bytes. */
   peakRssBytes: number;
-}
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // pid (comm) state ppid ...: comm may contain spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-export function childrenOf(parent: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (parentOf(pid) === parent) children.push(pid);
-  }
-  return children;
 }
 
 function memoryOf(pid: number): ChildMemory | undefined {
@@ -56,7 +36,7 @@ export class ChildMemorySampler {
   }
 
   sample(): void {
-    for (const pid of childrenOf(this.parent)) {
+    for (const pid of childProcessesOf(this.parent)) {
       const memory = memoryOf(pid);
       if (!memory || !/\bnode\b/.test(memory.command.split(' ')[0] ?? '')) continue;
       const known = this.seen.get(pid);

@@ -19,26 +19,11 @@ import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
+import { recordProcessorsOf } from '../../tools/harness/processes.js';
 
 const EVENTS = Number(process.env.CHAOS_EVENTS ?? 600);
 const KILLS = Number(process.env.CHAOS_KILLS ?? 3);
 const SEED = Number(process.env.CHAOS_SEED ?? 5);
-
-/** Record-processor children of a daemon (their parent is the daemon's java process). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('intake/main.js')) children.push(Number(entry));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return children;
-}
 
 test('crash chaos: kill -9 children and daemons while events flow; the invariants hold', async (t) => {
   const testStack = await startTestStack({ shards: 4, settings: { IPS_CLAIM_TTL_MS: '5000' } });
@@ -87,7 +72,7 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       await sleep(500 + random() * 2_500);
       if (kills < KILLS) {
         const victim = workers.filter((w) => w.child.exitCode === null)[Math.floor(random() * 2)] ?? workers.at(-1)!;
-        const children = childrenOf(victim.pid);
+        const children = recordProcessorsOf(victim.pid);
         if (random() < 0.5 && children.length > 0) {
           process.kill(children[Math.floor(random() * children.length)]!, 'SIGKILL'); // the daemon then stops the whole worker
           t.log(`kill ${kills + 1}: a record-processor child of ${victim.pid}`);

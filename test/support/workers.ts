@@ -9,44 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readLeases } from '../../src/ops/lease-table.js';
 import type { Lease } from '../../src/ops/lease-table.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
-
-interface ProcStat {
-  pid: number;
-  state: string;
-  ppid: number;
-  pgrp: number;
-}
-
-function procStat(pid: number): ProcStat | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, state: state!, ppid: Number(ppid), pgrp: Number(pgrp) };
-  } catch {
-    return undefined; // gone meanwhile
-  }
-}
-
-function allProcesses(): ProcStat[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map((entry) => procStat(Number(entry)))
-    .filter((stat): stat is ProcStat => stat !== undefined);
-}
-
-/** Record-processor children of a daemon (their parent is the daemon's java process). */
-export function childrenOf(pid: number): number[] {
-  return allProcesses()
-    .filter((stat) => stat.ppid === pid)
-    .filter((stat) => {
-      try {
-        return readFileSync(`/proc/${stat.pid}/cmdline`, 'utf8').includes('intake/main.js');
-      } catch {
-        return false;
-      }
-    })
-    .map((stat) => stat.pid);
-}
+import { allProcesses, procStat, recordProcessorsOf } from '../../tools/harness/processes.js';
 
 /**
  * The processes of a worker: the daemon runs in its own process group
@@ -57,7 +20,7 @@ export function workerProcesses(daemon: TestDaemon): number[] {
   const members = allProcesses()
     .filter((stat) => stat.pgrp === daemon.pid)
     .map((stat) => stat.pid);
-  return [...new Set([daemon.pid, ...members, ...childrenOf(daemon.pid)])];
+  return [...new Set([daemon.pid, ...members, ...recordProcessorsOf(daemon.pid)])];
 }
 
 function signal(pids: number[], name: NodeJS.Signals): void {
