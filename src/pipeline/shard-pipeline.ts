@@ -128,7 +128,7 @@ export class ShardPipeline {
     if (record.arrivedAt !== undefined) this.options.context.metrics.observe(METRIC.recordAgeMs, Math.max(0, now - record.arrivedAt));
     this.options.logger.info(
       {
-        shard: record.shardId,
+        // `shard` comes from the logger's bindings (pipeline/create.ts).
         sequenceNumber: record.sequenceNumber,
         subSequenceNumber: record.subSequenceNumber,
         partitionKey: clip(record.partitionKey, 256),
