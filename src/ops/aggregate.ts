@@ -14,12 +14,12 @@
 // a plain object: integer-like keys such as "5" come out of Object.keys first,
 // so records get another record's partition key, and "__proto__" or
 // "hasOwnProperty" break it.)
-import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { createHash } from 'node:crypto';
 import kpl from 'aws-kinesis-agg/lib/common.js';
 import type { OutgoingRecord, PutResult } from './producer.js';
 import { putRecords } from './producer.js';
+import { listShards } from '../stream/shard-tree.js';
 
 /** A record as its producer means it: the aggregate carries many. */
 export interface UserRecord {
@@ -47,22 +47,12 @@ export function hashKeyOf(partitionKey: string): bigint {
 
 /** Every shard the stream lists, with its hash key range. */
 export async function listShardRanges(kinesis: KinesisClient, streamName: string): Promise<ShardRange[]> {
-  const shards: ShardRange[] = [];
-  let nextToken: string | undefined;
-  do {
-    // ListShards takes either the stream or a continuation token, never both.
-    const page = await kinesis.send(new ListShardsCommand(nextToken ? { NextToken: nextToken } : { StreamName: streamName }));
-    nextToken = page.NextToken;
-    for (const shard of page.Shards ?? []) {
-      shards.push({
-        shardId: shard.ShardId ?? '',
-        startingHashKey: BigInt(shard.HashKeyRange?.StartingHashKey ?? '0'),
-        endingHashKey: BigInt(shard.HashKeyRange?.EndingHashKey ?? '0'),
-        open: shard.SequenceNumberRange?.EndingSequenceNumber === undefined,
-      });
-    }
-  } while (nextToken);
-  return shards;
+  return (await listShards(kinesis, streamName)).map((shard) => ({
+    shardId: shard.shardId,
+    startingHashKey: shard.startingHashKey,
+    endingHashKey: shard.endingHashKey,
+    open: !shard.closed,
+  }));
 }
 
 export function inRange(hashKey: bigint, shard: ShardRange): boolean {

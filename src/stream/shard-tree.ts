@@ -11,6 +11,9 @@ export interface ShardInfo {
   parents: string[];
   /** Closed shards (split or merged) have an ending sequence number. */
   closed: boolean;
+  /** The 128-bit hash keys the shard takes records for (MD5 of the partition key, or an explicit hash key). */
+  startingHashKey: bigint;
+  endingHashKey: bigint;
 }
 
 export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
@@ -25,6 +28,8 @@ export async function listShards(kinesis: KinesisClient, streamName: string): Pr
         shardId: shard.ShardId ?? '',
         parents: [shard.ParentShardId, shard.AdjacentParentShardId].filter((id): id is string => Boolean(id)),
         closed: shard.SequenceNumberRange?.EndingSequenceNumber !== undefined,
+        startingHashKey: BigInt(shard.HashKeyRange?.StartingHashKey ?? '0'),
+        endingHashKey: BigInt(shard.HashKeyRange?.EndingHashKey ?? '0'),
       });
     }
   } while (nextToken);
