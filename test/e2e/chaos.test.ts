@@ -6,20 +6,20 @@
 // part of `npm test`; `npm run test:chaos` runs the long one
 // (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
 import test from 'ava';
-import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
-import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
+import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { putAggregated } from '../../src/ops/aggregate.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
-import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import { recordProcessorsOf } from '../../tools/harness/processes.js';
+import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 
 const EVENTS = Number(process.env.CHAOS_EVENTS ?? 600);
 const KILLS = Number(process.env.CHAOS_KILLS ?? 3);
@@ -34,25 +34,21 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     const aws = testStack.clients();
     workers.push(startTestDaemon(testStack, 'worker-1'), startTestDaemon(testStack, 'worker-2'));
 
-    // A policy someone else owns, and a managed policy that will be attached to a role.
-    const foreignArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}chaos-foreign`;
-    await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'chaos-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
-    const foreignVersion = (await aws.iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
-    const setup: OutgoingRecord[] = [
-      eventRecord({ specVersion: '1', eventId: 'chaos-attached-1', type: 'policy.upserted', policy: { name: 'chaos-attached' }, document: policyDocument('chaos-attached', 1) }),
-    ];
     const sent: SentRecord[] = [];
-    const setupPuts = await putRecords(aws.kinesis, config.streamName, setup);
-    setup.forEach((record, i) => sent.push({ record, put: setupPuts[i]! }));
-    await waitForOutcomes(workers.map((w) => w.logFile), setupPuts, 240_000);
-    await aws.iam.send(new CreateRoleCommand({ RoleName: 'chaos-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
-    await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'chaos-role', PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}chaos-attached` }));
+    const fixtures = await ownershipFixtures({
+      iam: aws.iam,
+      managedPathPrefix: config.managedPathPrefix,
+      prefix: 'chaos',
+      settle: async (records) => {
+        const puts = await putRecords(aws.kinesis, config.streamName, records);
+        records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+        await waitForOutcomes(workers.map((w) => w.logFile), puts, 240_000);
+      },
+    });
 
     const load: OutgoingRecord[] = [
       ...generateLoad({ policies: 60, events: EVENTS, seed: SEED, prefix: 'chaos', deleteRatio: 0.15, duplicateRatio: 0.05, staleRatio: 0.05, malformedRatio: 0.02 }),
-      eventRecord({ specVersion: '1', eventId: 'chaos-attached-del', type: 'policy.deleted', policy: { name: 'chaos-attached' } }),
-      eventRecord({ specVersion: '1', eventId: 'chaos-foreign-up', type: 'policy.upserted', policy: { name: 'chaos-foreign' }, document: policyDocument('ours', 2) }),
-      eventRecord({ specVersion: '1', eventId: 'chaos-foreign-del', type: 'policy.deleted', policy: { name: 'chaos-foreign' } }),
+      ...fixtures.closingEvents,
     ];
 
     // Put the load in waves; between waves, kill something at random.
@@ -96,8 +92,8 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
-      attached: new Set(['chaos-attached']),
-      foreign: new Map([['chaos-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
+      attached: fixtures.attached,
+      foreign: fixtures.foreign,
     });
     const line = summaryLine('crash-chaos', report, { kills, aggregates });
     console.log(line);

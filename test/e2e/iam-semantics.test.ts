@@ -11,14 +11,13 @@
 // against moto directly, IAM's true state, not through the lagging layer.
 // IAM_SEMANTICS_EVENTS makes it longer (npm run test:chaos: 2000).
 import test from 'ava';
-import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
-import { generateLoad, policyDocument } from '../../src/ops/load.js';
-import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import { generateLoad } from '../../src/ops/load.js';
+import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
@@ -26,6 +25,7 @@ import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import { INPUT_REASONS } from '../../src/faults/errors.js';
+import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 
 const EVENTS = Number(process.env.IAM_SEMANTICS_EVENTS ?? 400);
 /**
@@ -65,22 +65,13 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
     workers.push(startTestDaemon(testStack, 'worker-1', settings), startTestDaemon(testStack, 'worker-2', settings));
     const logs = workers.map((w) => w.logFile);
 
-    // A policy someone else owns, and a managed policy that will be attached to a role.
-    const foreignArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}sem-foreign`;
-    await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'sem-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
-    const foreignVersion = (await aws.iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
     const sent: SentRecord[] = [];
     const put = async (records: OutgoingRecord[]) => {
       const puts = await putRecords(aws.kinesis, config.streamName, records);
       records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
       return puts;
     };
-    const setupPuts = await put([
-      eventRecord({ specVersion: '1', eventId: 'sem-attached-1', type: 'policy.upserted', policy: { name: 'sem-attached' }, document: policyDocument('sem-attached', 1) }),
-    ]);
-    await waitForOutcomes(logs, setupPuts, 240_000);
-    await aws.iam.send(new CreateRoleCommand({ RoleName: 'sem-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
-    await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'sem-role', PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}sem-attached` }));
+    const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'sem', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });
 
     const load: OutgoingRecord[] = [
       ...generateLoad({
@@ -97,9 +88,7 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
         paths: [`${config.managedPathPrefix}team-a/`, undefined, `${config.managedPathPrefix}team-b/`],
         pathOmitRatio: PATH_OMIT,
       }),
-      eventRecord({ specVersion: '1', eventId: 'sem-attached-del', type: 'policy.deleted', policy: { name: 'sem-attached' } }),
-      eventRecord({ specVersion: '1', eventId: 'sem-foreign-up', type: 'policy.upserted', policy: { name: 'sem-foreign' }, document: policyDocument('ours', 2) }),
-      eventRecord({ specVersion: '1', eventId: 'sem-foreign-del', type: 'policy.deleted', policy: { name: 'sem-foreign' } }),
+      ...fixtures.closingEvents,
     ];
     // In waves, so that policies come back in later batches while IAM still lags their last write.
     const waves = 5;
@@ -118,8 +107,8 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
-      attached: new Set(['sem-attached']),
-      foreign: new Map([['sem-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
+      attached: fixtures.attached,
+      foreign: fixtures.foreign,
     });
     const realistic = proxy.realisticIam!.stats;
     const line = summaryLine('iam-semantics', report, {

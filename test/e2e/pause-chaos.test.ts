@@ -12,14 +12,13 @@
 // Then every invariant is checked against IAM itself (moto, no proxy).
 // PAUSE_EVENTS and PAUSES make it longer (npm run test:chaos: 2000 and 5).
 import test from 'ava';
-import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand } from '@aws-sdk/client-iam';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
-import { generateLoad, policyDocument, seededRandom } from '../../src/ops/load.js';
+import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { outcomeRecordId, sentRecordId } from '../../tools/oracle/outcome-log.js';
-import { eventRecord, putRecords } from '../../src/ops/producer.js';
+import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
@@ -27,6 +26,7 @@ import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import { claimsHeldBy, freezeWorker, leasesByOwner, thawWorker, workerIdOf } from '../support/workers.js';
+import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 
 const EVENTS = Number(process.env.PAUSE_EVENTS ?? 400);
 const PAUSES = Number(process.env.PAUSES ?? 2);
@@ -74,22 +74,13 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     for (const worker of workers) worker.id = await workerIdOf(worker.daemon);
     const logs = workers.map((w) => w.daemon.logFile);
 
-    // A policy someone else owns, and a managed policy that will be attached to a role.
-    const foreignArn = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}pause-foreign`;
-    await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'pause-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
-    const foreignVersion = (await aws.iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
     const sent: SentRecord[] = [];
     const put = async (records: OutgoingRecord[]) => {
       const puts = await putRecords(aws.kinesis, config.streamName, records);
       records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
       return puts;
     };
-    const setupPuts = await put([
-      eventRecord({ specVersion: '1', eventId: 'pause-attached-1', type: 'policy.upserted', policy: { name: 'pause-attached' }, document: policyDocument('pause-attached', 1) }),
-    ]);
-    await waitForOutcomes(logs, setupPuts, 240_000);
-    await aws.iam.send(new CreateRoleCommand({ RoleName: 'pause-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
-    await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'pause-role', PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}pause-attached` }));
+    const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'pause', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });
 
     // Both workers hold leases before the first pause, so a pause moves leases to a live worker.
     const balanceDeadline = Date.now() + 60_000;
@@ -114,9 +105,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
         paths: [`${config.managedPathPrefix}team-a/`, undefined, `${config.managedPathPrefix}team-b/`],
         pathOmitRatio: PATH_OMIT,
       }),
-      eventRecord({ specVersion: '1', eventId: 'pause-attached-del', type: 'policy.deleted', policy: { name: 'pause-attached' } }),
-      eventRecord({ specVersion: '1', eventId: 'pause-foreign-up', type: 'policy.upserted', policy: { name: 'pause-foreign' }, document: policyDocument('ours', 2) }),
-      eventRecord({ specVersion: '1', eventId: 'pause-foreign-del', type: 'policy.deleted', policy: { name: 'pause-foreign' } }),
+      ...fixtures.closingEvents,
     ];
 
     // The load in waves; each pause starts just after a wave was put, once the
@@ -195,8 +184,8 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
-      attached: new Set(['pause-attached']),
-      foreign: new Map([['pause-foreign', { arn: foreignArn, defaultVersionId: foreignVersion }]]),
+      attached: fixtures.attached,
+      foreign: fixtures.foreign,
     });
     const slow = workers.reduce((sum, w) => sum + w.proxy.injected.slow, 0);
     const line = summaryLine('pause-chaos', report, {
