@@ -2,6 +2,7 @@
 // with a documented default (docs/configuration.md mirrors this table), so the
 // same build runs on the local stack and on AWS; AWS endpoints and credentials
 // come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, ...).
+import { hostname } from 'node:os';
 
 export interface Config {
   /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
@@ -41,6 +42,21 @@ export interface Config {
   /** How long the breaker stays open before a trial call. */
   breakerCooldownMs: number;
   logLevel: string;
+  /** CloudWatch namespace of the Embedded Metric Format documents (metrics/emf.ts). */
+  metricsNamespace: string;
+  /**
+   * Where the record processor's EMF documents go: `stderr` (JSON lines beside
+   * the logs), `agent` (the CloudWatch agent at `emfAgentEndpoint`), or `off`.
+   */
+  metricsSink: 'stderr' | 'agent' | 'off';
+  /** The CloudWatch agent's EMF endpoint, tcp://host:port or udp://host:port (AWS_EMF_AGENT_ENDPOINT). */
+  emfAgentEndpoint: string | undefined;
+  /** How often metrics are published (and the `metrics` log line written). */
+  metricsIntervalMs: number;
+  /** Names this worker in metrics (the `Worker` dimension) and in shard progress items: the task or host. */
+  workerId: string;
+  /** How often a record processor writes its shard's progress item into the ledger table while it has news. */
+  progressReportMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -70,6 +86,20 @@ function flag(env: Env, key: string, fallback: boolean): boolean {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off)$/i.test(raw)) return false;
   throw new ConfigError(`${key} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function agentEndpoint(env: Env): string | undefined {
+  const value = env.AWS_EMF_AGENT_ENDPOINT;
+  if (value === undefined || value === '') return undefined;
+  if (!/^(tcp|udp):\/\/[^/:]+:\d+\/?$/.test(value)) throw new ConfigError(`AWS_EMF_AGENT_ENDPOINT must look like tcp://host:port or udp://host:port, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** `agent` when an agent endpoint is set, `stderr` otherwise, unless IPS_METRICS_SINK says. */
+function metricsSink(env: Env): Config['metricsSink'] {
+  const value = text(env, 'IPS_METRICS_SINK', agentEndpoint(env) ? 'agent' : 'stderr');
+  if (value !== 'stderr' && value !== 'agent' && value !== 'off') throw new ConfigError(`IPS_METRICS_SINK must be stderr, agent or off, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
@@ -104,5 +134,11 @@ export function loadConfig(env: Env = process.env): Config {
     breakerThreshold: integer(env, 'IPS_BREAKER_THRESHOLD', 5, 1),
     breakerCooldownMs: integer(env, 'IPS_BREAKER_COOLDOWN_MS', 5_000, 10),
     logLevel: text(env, 'IPS_LOG_LEVEL', 'info'),
+    metricsNamespace: text(env, 'IPS_METRICS_NAMESPACE', 'IamPolicyStream'),
+    metricsSink: metricsSink(env),
+    emfAgentEndpoint: agentEndpoint(env),
+    metricsIntervalMs: integer(env, 'IPS_METRICS_INTERVAL_MS', 60_000, 100),
+    workerId: text(env, 'IPS_WORKER_ID', hostname()),
+    progressReportMs: integer(env, 'IPS_PROGRESS_REPORT_MS', 10_000, 100),
   };
 }

@@ -11,6 +11,8 @@ import type { RecordPosition } from '../contract/record-id.js';
 import { recordId } from '../contract/record-id.js';
 import { DEAD_LETTER_KEY } from './table.js';
 import type { RejectReason } from '../faults/errors.js';
+import { METRIC } from '../metrics/metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 export interface DeadLetter {
   record: RecordPosition;
@@ -42,6 +44,8 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
     private readonly dynamodb: DynamoDBClient,
     private readonly tableName: string,
     private readonly now: () => number = Date.now,
+    /** Counts the letters written (METRIC.deadLettersWritten), by reason. */
+    private readonly metrics?: Metrics,
   ) {}
 
   async store(letter: DeadLetter): Promise<void> {
@@ -75,6 +79,7 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
           ExpressionAttributeNames: { '#key': DEAD_LETTER_KEY },
         }),
       );
+      this.metrics?.increment(METRIC.deadLettersWritten, { reason: letter.reason });
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }

@@ -22,7 +22,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
     cache: new DedupCache(config.dedupCacheSize),
     applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
-    deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable),
+    deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     shardLineage: async (shardId) => ancestorsOf(await listShards(clients.kinesis, config.streamName), shardId),
   };
 }

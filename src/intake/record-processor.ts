@@ -16,6 +16,8 @@
 // batch is in flight when leaseLost, shardEnded or shutdownRequested arrive.
 import type { Checkpointer, CheckpointingInput, InitializeInput, KclRecord, ProcessRecordsInput, RecordProcessor } from 'aws-kcl';
 import type { Logger } from '../log/logger.js';
+import { METRIC } from '../metrics/metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { CheckpointTracker } from '../pipeline/checkpoint-tracker.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
@@ -36,6 +38,23 @@ export interface RecordProcessorOptions {
   progressCheckpointMs: number;
   /** Attempts of a checkpoint the daemon answers with throttling (Config.checkpointAttempts). */
   checkpointAttempts: number;
+  /** Counts batches: their duration and size. */
+  metrics?: Metrics;
+}
+
+/** Where a shard stands, for the progress item (progress.ts) and the oldest-unsettled gauge. */
+export interface ShardProgress {
+  shardId: string;
+  /** `ready` once the pipeline is built; `lease-lost`, `shard-ended` and `stopped` are final. */
+  state: 'initializing' | 'ready' | 'lease-lost' | 'shard-ended' | 'stopped';
+  /** The batch being processed, if any. */
+  batch?: {
+    receivedAt: number;
+    records: number;
+    settled: number;
+    /** The first record without an outcome: nothing after it is checkpointed. */
+    oldestUnsettled?: { sequenceNumber: string; subSequenceNumber: number; partitionKey: string; arrivedAt?: number; receivedAt: number };
+  };
 }
 
 export function toStreamRecord(shardId: string, record: KclRecord, index: number, receivedAt: number): StreamRecord {
@@ -60,6 +79,9 @@ export class PolicyRecordProcessor implements RecordProcessor {
   private lastProcessed: string | undefined;
   private readonly stopping = new AbortController();
   private log: Logger;
+  private state: ShardProgress['state'] = 'initializing';
+  /** The batch in flight and when it arrived. */
+  private batch: { records: StreamRecord[]; receivedAt: number } | undefined;
 
   constructor(private readonly options: RecordProcessorOptions) {
     this.log = options.logger;
@@ -67,7 +89,46 @@ export class PolicyRecordProcessor implements RecordProcessor {
 
   /** Aborts in-flight retries (stdin closed: the daemon is gone). */
   stop(): void {
+    if (this.state !== 'lease-lost' && this.state !== 'shard-ended') this.state = 'stopped';
     this.stopping.abort();
+  }
+
+  /** Where the shard stands now: the batch in flight and its oldest record without an outcome. */
+  progress(): ShardProgress {
+    const progress: ShardProgress = { shardId: this.shardId, state: this.state };
+    const { batch, tracker } = this;
+    // A child that lost its lease or stopped settles nothing more: its batch is someone else's now.
+    if (batch && tracker && this.state === 'ready') {
+      const first = tracker.firstUnsettled();
+      const record = first === undefined ? undefined : batch.records[first];
+      progress.batch = {
+        receivedAt: batch.receivedAt,
+        records: batch.records.length,
+        settled: tracker.settledCount,
+        ...(record
+          ? {
+              oldestUnsettled: {
+                sequenceNumber: record.sequenceNumber,
+                subSequenceNumber: record.subSequenceNumber,
+                partitionKey: record.partitionKey,
+                ...(record.arrivedAt !== undefined ? { arrivedAt: record.arrivedAt } : {}),
+                receivedAt: record.receivedAt,
+              },
+            }
+          : {}),
+      };
+    }
+    return progress;
+  }
+
+  /**
+   * How long the oldest record without an outcome has waited: since it
+   * reached the stream (or, if the daemon did not say, since it was
+   * received). 0 when every record delivered has its outcome.
+   */
+  oldestUnsettledAgeMs(now = Date.now()): number {
+    const oldest = this.progress().batch?.oldestUnsettled;
+    return oldest ? Math.max(0, now - (oldest.arrivedAt ?? oldest.receivedAt)) : 0;
   }
 
   initialize(input: InitializeInput, done: () => void): void {
@@ -77,6 +138,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
     void this.startShard(input.shardId).then((runtime) => {
       if (!runtime) return; // stopping
       this.runtime = runtime;
+      if (this.state === 'initializing') this.state = 'ready';
       done();
     });
   }
@@ -116,6 +178,7 @@ export class PolicyRecordProcessor implements RecordProcessor {
     const records = input.records.map((record, index) => toStreamRecord(this.shardId, record, index, receivedAt));
     if (records.length === 0) return;
     this.tracker = new CheckpointTracker(records);
+    this.batch = { records, receivedAt };
     const progress = setInterval(() => void this.checkpointProgress(input.checkpointer), this.options.progressCheckpointMs);
     try {
       await runtime.pipeline.processBatch(records);
@@ -125,6 +188,9 @@ export class PolicyRecordProcessor implements RecordProcessor {
     const last = records[records.length - 1]!.sequenceNumber;
     this.lastProcessed = last;
     await this.checkpointAt(input.checkpointer, last);
+    this.batch = undefined;
+    this.options.metrics?.observe(METRIC.batchDurationMs, Date.now() - receivedAt);
+    this.options.metrics?.observe(METRIC.batchRecords, records.length);
   }
 
   /** During a long batch: checkpoint the settled prefix so a restart redoes less. */
@@ -148,12 +214,14 @@ export class PolicyRecordProcessor implements RecordProcessor {
 
   leaseLost(_input: Record<string, never>, done: () => void): void {
     this.log.warn('lease lost: stopping without a checkpoint');
+    this.state = 'lease-lost';
     this.stopping.abort();
     done();
   }
 
   shardEnded(input: CheckpointingInput, done: () => void): void {
     this.log.info('shard ended: checkpointing SHARD_END');
+    this.state = 'shard-ended';
     this.checkpointAt(input.checkpointer, null)
       .catch((error: unknown) => this.log.error({ err: error }, 'SHARD_END checkpoint failed'))
       .finally(done);

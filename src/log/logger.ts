@@ -26,6 +26,17 @@ export function serializeError(value: unknown): Record<string, unknown> {
   };
 }
 
+let stderrDestination: ReturnType<typeof pino.destination> | undefined;
+
+/**
+ * The process's one writer to stderr: every logger writes through it, and so
+ * do other JSON lines (metrics/emf.ts), so that lines never interleave.
+ */
+export function stderrLines(): { write(text: string): unknown; flush?(): void } {
+  stderrDestination ??= pino.destination({ dest: 2, sync: false });
+  return stderrDestination;
+}
+
 export function createLogger(level = 'info', bindings: Record<string, unknown> = {}): Logger {
   return pino(
     {
@@ -40,7 +51,7 @@ export function createLogger(level = 'info', bindings: Record<string, unknown> =
         censor: '[redacted]',
       },
     },
-    pino.destination({ dest: 2, sync: false }),
+    stderrLines() as ReturnType<typeof pino.destination>,
   );
 }
 

@@ -34,4 +34,14 @@ export class CheckpointTracker {
   get complete(): boolean {
     return this.prefix === this.settled.length;
   }
+
+  /** The index of the first record without an outcome (the oldest unsettled one), if any. */
+  firstUnsettled(): number | undefined {
+    return this.prefix < this.settled.length ? this.prefix : undefined;
+  }
+
+  /** How many records of the batch have their outcome. */
+  get settledCount(): number {
+    return this.settled.reduce((count, settled) => count + (settled ? 1 : 0), 0);
+  }
 }

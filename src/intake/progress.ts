@@ -1,0 +1,159 @@
+// Shard progress items: where each shard stands, for `ips status`.
+//
+// A record-processor child writes one small item per shard into the ledger
+// table, under the key `#progress#<shardId>` (`#` is in no IAM policy name,
+// so no policy entry can collide with it): the batch in flight, its oldest
+// record without an outcome and the policy that record belongs to, and the
+// outcomes of the last minute. It writes every IPS_PROGRESS_REPORT_MS while
+// it has news (a batch in flight, outcomes in the last minute changing), and
+// once a minute otherwise, so a reader can tell a quiet shard from a dead
+// child by `updatedAt`. A child whose shard ended deletes the item; one that
+// lost its lease stops writing (the next owner writes the same key).
+//
+// One PutItem per shard every few seconds at most: nothing next to the
+// ledger's own traffic.
+import { BatchGetItemCommand, DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LEDGER_KEY } from '../ledger/table.js';
+import type { Logger } from '../log/logger.js';
+import { METRIC, parseKey } from '../metrics/metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ShardProgress } from './record-processor.js';
+
+export const PROGRESS_KEY_PREFIX = '#progress#';
+export const progressKey = (shardId: string) => `${PROGRESS_KEY_PREFIX}${shardId}`;
+
+/** The outcomes of the last minute are counted over this window. */
+export const OUTCOME_WINDOW_MS = 60_000;
+/** A quiet shard's item is written at least this often. */
+const HEARTBEAT_MS = 60_000;
+
+/** What a progress item holds. */
+export interface ProgressItem extends ShardProgress {
+  /** Who wrote it: the worker (IPS_WORKER_ID) and the child's pid. */
+  worker: string;
+  /** When it was written, epoch ms. */
+  updatedAt: number;
+  /** Outcomes counted over the last `windowMs` (up to a minute; less just after the child started). */
+  outcomes: Record<string, number>;
+  windowMs: number;
+}
+
+export interface ProgressReporterOptions {
+  dynamodb: DynamoDBClient;
+  tableName: string;
+  worker: string;
+  /** Where the shard stands now (the record processor's progress()). */
+  source: () => ShardProgress;
+  /** The child's metrics: outcomes are read from METRIC.outcomes. */
+  metrics: Metrics;
+  intervalMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class ProgressReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly samples: { at: number; counts: Record<string, number> }[] = [];
+  private last: { at: number; batch: boolean; outcomes: string } | undefined;
+  private writing = false;
+  private done = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: ProgressReporterOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.done = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One look at the shard: writes its item if there is news. Never throws. */
+  async tick(): Promise<void> {
+    if (this.writing || this.done) return;
+    this.writing = true;
+    try {
+      const now = this.now();
+      const outcomes = this.outcomesOfLastMinute(now);
+      const progress = this.options.source();
+      if (progress.state === 'initializing') return;
+      if (progress.state === 'lease-lost' || progress.state === 'stopped') return this.stop();
+      if (progress.state === 'shard-ended') {
+        this.stop();
+        await this.options.dynamodb.send(new DeleteItemCommand({ TableName: this.options.tableName, Key: { [LEDGER_KEY]: { S: progressKey(progress.shardId) } } }));
+        return;
+      }
+      const outcomesKey = JSON.stringify(outcomes.counts);
+      const news = this.last === undefined || progress.batch !== undefined || this.last.batch || this.last.outcomes !== outcomesKey || now - this.last.at >= HEARTBEAT_MS;
+      if (!news) return;
+      const item: ProgressItem = { ...progress, worker: `${this.options.worker}/${process.pid}`, updatedAt: now, outcomes: outcomes.counts, windowMs: outcomes.windowMs };
+      await this.options.dynamodb.send(new PutItemCommand({ TableName: this.options.tableName, Item: toItem(item) }));
+      this.last = { at: now, batch: progress.batch !== undefined, outcomes: outcomesKey };
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'shard progress not written');
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Outcomes counted since the sample taken a minute ago (the oldest kept), by outcome. */
+  private outcomesOfLastMinute(now: number): { counts: Record<string, number>; windowMs: number } {
+    const counts = outcomeCounts(this.options.metrics);
+    this.samples.push({ at: now, counts });
+    // Keep one sample at or before the window's start as the baseline.
+    while (this.samples.length > 1 && this.samples[1]!.at <= now - OUTCOME_WINDOW_MS) this.samples.shift();
+    const baseline = this.samples[0]!;
+    const delta: Record<string, number> = {};
+    for (const [outcome, count] of Object.entries(counts)) {
+      const gained = count - (baseline.counts[outcome] ?? 0);
+      if (gained > 0) delta[outcome] = gained;
+    }
+    return { counts: delta, windowMs: now - baseline.at };
+  }
+}
+
+function outcomeCounts(metrics: Metrics): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const [key, value] of Object.entries(metrics.snapshot())) {
+    const { name, labels } = parseKey(key);
+    if (name === METRIC.outcomes && labels.outcome) counts[labels.outcome] = value;
+  }
+  return counts;
+}
+
+function toItem(progress: ProgressItem): Record<string, AttributeValue> {
+  return {
+    [LEDGER_KEY]: { S: progressKey(progress.shardId) },
+    shardId: { S: progress.shardId },
+    updatedAt: { N: String(progress.updatedAt) },
+    progress: { S: JSON.stringify(progress) },
+  };
+}
+
+/** The progress items of the given shards (none for a shard no child reported on). */
+export async function readProgress(dynamodb: DynamoDBClient, tableName: string, shardIds: string[]): Promise<Map<string, ProgressItem>> {
+  const found = new Map<string, ProgressItem>();
+  for (let i = 0; i < shardIds.length; i += 100) {
+    let keys: Record<string, AttributeValue>[] | undefined = shardIds.slice(i, i + 100).map((shardId) => ({ [LEDGER_KEY]: { S: progressKey(shardId) } }));
+    for (let round = 0; keys && keys.length > 0 && round < 5; round++) {
+      const result: BatchGetItemCommandOutput = await dynamodb.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } } }));
+      for (const item of result.Responses?.[tableName] ?? []) {
+        try {
+          const progress = JSON.parse(item.progress?.S ?? '') as ProgressItem;
+          found.set(progress.shardId, progress);
+        } catch {
+          /* an item this version cannot read: as if absent */
+        }
+      }
+      keys = result.UnprocessedKeys?.[tableName]?.Keys;
+    }
+  }
+  return found;
+}
