@@ -201,11 +201,27 @@ class PolicyBatch {
       else live.push(item);
     }
 
+    // Events that would not all act on the policy at one path (a path named,
+    // a new policy, a delete before an upsert that names no path) cannot be
+    // folded from the last one back: the first is applied and completed alone,
+    // and the records after it run as a batch of their own. Each completion
+    // saves the progress, so a fault later does not redo (and, under IAM's
+    // read lag, never stop redoing) what was applied.
+    let scope = this.records;
+    let rest: ValidRecord[] = [];
+    if (live.length > 1 && !samePlace(live, knownPathOf(previous))) {
+      const cut = this.records.indexOf(live[0]!) + 1;
+      rest = this.records.slice(cut);
+      for (const item of rest) this.settled.delete(item);
+      scope = this.records.slice(0, cut);
+      live.splice(1);
+    }
+
     // 3. The IAM step, kept within its claim.
     const { applied, refused, finalOutcome, path } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
 
-    // 4. Complete: the position moves past every record of the policy in this batch.
-    const lastRecord = this.records[this.records.length - 1]!.record;
+    // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
+    const lastRecord = scope[scope.length - 1]!.record;
     // A refused event had no effect, so neither its eventId nor its revision is
     // remembered: once its cause is fixed, a redrive of it (a new record, same
     // bytes) is applied instead of being dropped as a duplicate. A redelivery of
@@ -256,6 +272,11 @@ class PolicyBatch {
 
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
+
+    if (rest.length > 0) {
+      const settlements = await new PolicyBatch(ctx, rest).settle();
+      rest.forEach((item, i) => this.settled.set(item, settlements[i]!));
+    }
   }
 
   /**
@@ -343,17 +364,18 @@ class PolicyBatch {
       present: knownPresent,
       // Where the policy lives, as far as the ledger knows: IAM names are
       // unique per account whatever the path, so the name finds it there.
-      path: knownPresent ? previous?.desired?.path : undefined,
+      path: knownPathOf(previous),
       // The ledger may not know where a policy lives: never seen, or a previous
       // owner's write may have landed without its completion.
       pathUnknown: !knownPresent && (previous === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
       ...(knownPresent && previous?.docHash !== undefined ? { docHash: previous.docHash } : {}),
     };
-    return samePlace(live, start.path) ? this.applyCoalesced(live, start, guard) : this.applyOneByOne(live, start, guard);
+    return this.applyCoalesced(live, start, guard);
   }
 
   /**
-   * Working back from the last event: an upsert carries the whole desired
+   * Working back from the last event (every event acts at one path: see
+   * applyClaimed): an upsert carries the whole desired
    * state, so it makes every earlier event moot; a delete that deleted (or
    * found nothing) does too. A delete that kept the policy because it is
    * attached (`retained-in-use`) does not: the policy stays, so the latest
@@ -381,34 +403,6 @@ class PolicyBatch {
       }
       knowledge = { ...knowledge, present: true, likelyAbsent: false, path: event.policyPath };
       onlyUpserts = true;
-    }
-    return result;
-  }
-
-  /**
-   * Each event in stream order, none skipped: for a batch whose events would
-   * not all act on the policy at one path (a path named, a new policy, a
-   * delete before an upsert that names no path), where working back could
-   * put the policy somewhere the fold would not.
-   */
-  private async applyOneByOne(live: ValidRecord[], start: PolicyKnowledge, guard: ClaimKeeper): Promise<StepResult> {
-    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined };
-    let knowledge = start;
-    for (const item of live) {
-      const done = await this.applyOne(item, knowledge, guard, result);
-      if (!done) continue;
-      const { event, outcome } = done;
-      result.finalOutcome = outcome;
-      result.path = event.policyPath;
-      if (event.type === 'policy.upserted') {
-        result.applied = event;
-        knowledge = { likelyAbsent: false, present: true, path: event.policyPath, pathUnknown: false, docHash: documentHash(event.document) };
-      } else if (outcome === 'retained-in-use') {
-        knowledge = { ...knowledge, likelyAbsent: false, present: true, path: event.policyPath, pathUnknown: false };
-      } else {
-        result.applied = undefined;
-        knowledge = { likelyAbsent: true, present: false, path: undefined, pathUnknown: false };
-      }
     }
     return result;
   }
@@ -458,6 +452,11 @@ interface StepResult {
   finalOutcome: IamOutcome | undefined;
   /** Where the latest event that took effect found or put the policy. */
   path: string | undefined;
+}
+
+/** Where the ledger says the policy lives, while it is present. */
+function knownPathOf(previous: LedgerEntry | undefined): string | undefined {
+  return previous?.state === 'present' || previous?.state === 'retained-in-use' ? previous.desired?.path : undefined;
 }
 
 /**
