@@ -14,14 +14,8 @@ import type { PutResult } from '../producer.js';
 import { appendSendLog, startSendLog } from '../send-log.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP, UsageError, numberOption, ratioOption, stringOption } from '../cli/command.js';
-import { note, print, printJson } from '../cli/render.js';
-
-function progressBar(done: number, total: number, startedAt: number): string {
-  const width = 30;
-  const filled = Math.round((done / total) * width);
-  const seconds = (Date.now() - startedAt) / 1000;
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${(done / Math.max(seconds, 0.001)).toFixed(0)} rec/s`;
-}
+import { print, printJson } from '../cli/render.js';
+import { startProgress } from '../cli/progress.js';
 
 export const produceCommand: Command = {
   name: 'produce',
@@ -96,8 +90,8 @@ ${COMMON_HELP}`,
       return done.results;
     };
     const startedAt = Date.now();
-    const tty = process.stderr.isTTY;
-    let lastReport = 0;
+    // A bar on a terminal; a line every 5 s otherwise.
+    const progress = startProgress(load.length, { format: '[{bar}] {value}/{total} {rate} rec/s', plainEveryMs: 5_000 });
     const kinds: Record<string, number> = {};
     for (let sent = 0; sent < load.length; ) {
       const slice = load.slice(sent, sent + chunk);
@@ -105,17 +99,13 @@ ${COMMON_HELP}`,
       appendSendLog(out, slice.map((record, i) => ({ record, put: puts[i]! })));
       for (const record of slice) kinds[record.kind] = (kinds[record.kind] ?? 0) + 1;
       sent += slice.length;
-      if (tty) process.stderr.write(`\r${progressBar(sent, load.length, startedAt)}`);
-      else if (Date.now() - lastReport > 5_000 || sent === load.length) {
-        note(progressBar(sent, load.length, startedAt));
-        lastReport = Date.now();
-      }
+      progress.increment(slice.length);
       if (rate > 0) {
         const due = startedAt + (sent / rate) * 1000;
         if (due > Date.now()) await sleep(due - Date.now());
       }
     }
-    if (tty) process.stderr.write('\n');
+    progress.stop();
     const seconds = (Date.now() - startedAt) / 1000;
     const result = {
       stream: ctx.config.streamName,
