@@ -6,7 +6,8 @@
 // Options:
 //   --quick                  smaller run (fewer events, no replay scenario)
 //   --events N               events per daemon scenario (default 2000; --quick 500)
-//   --scenarios a,b          subset of fresh-1,fresh-16,fresh-256,update-4,reput-256,replay-256
+//   --scenarios a,b          subset of fresh-1,fresh-16,fresh-256,update-4,reput-256,replay-256,
+//                            update-heavy,mixed
 //   --processors a,b         subset of sequential,noop,ours
 //   --shards N               shards per stream (default 1: one child, per-shard figures)
 //   --passes N               warm passes of the in-process replay (default 10; --quick 5)
@@ -16,6 +17,16 @@
 //                            add a fixed delay to every DynamoDB and IAM/STS call the
 //                            record processors make (a loopback proxy), standing in for
 //                            the network round trip to AWS that the emulators lack
+//   --iam-rate N             IAM's rate limit: the processors' IAM calls go through a
+//                            proxy holding a token bucket per account (N calls/s, burst
+//                            --iam-burst, default N) that refuses past it as IAM does
+//                            (400 Throttling). Default scenarios then: fresh-256,
+//                            update-heavy, mixed; processors: sequential, ours; the
+//                            report adds the iam-limited table and lines, and checks
+//                            that IAM ends equal to the fold of the stream
+//   --iam-burst N            the bucket's size (default: the rate)
+//   --env K=V,K=V            extra environment for the record processors (e.g.
+//                            IPS_IAM_RETRY_MODE=standard), the same for every processor
 //   --out FILE               where the JSON goes (default bench/results/<timestamp>.json)
 //
 // Method and limits: docs/performance.md.
@@ -31,7 +42,7 @@ import { runUnderDaemon } from './lib/daemon-run.js';
 import type { DaemonRunResult } from './lib/daemon-run.js';
 import type { ProcessorName } from './lib/processors.js';
 import { childNodeFlags, PROCESSORS } from './lib/processors.js';
-import { createPreexisting, freshScenario, replayScenario, reputScenario, updateScenario } from './lib/scenarios.js';
+import { createPreexisting, freshScenario, mixedScenario, replayScenario, reputScenario, updateHeavyScenario, updateScenario } from './lib/scenarios.js';
 import type { Scenario } from './lib/scenarios.js';
 import { fmt, table } from './lib/stats.js';
 import { startFaultProxy } from '../tools/harness/fault-proxy.js';
@@ -50,6 +61,9 @@ const { values: args } = parseArgs({
     'skip-in-process': { type: 'boolean', default: false },
     'skip-memory': { type: 'boolean', default: false },
     latency: { type: 'string' },
+    'iam-rate': { type: 'string' },
+    'iam-burst': { type: 'string' },
+    env: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -58,13 +72,38 @@ const quick = args.quick!;
 const events = Number(args.events ?? (quick ? 500 : 2_000));
 const shards = Number(args.shards);
 const passes = Number(args.passes ?? (quick ? 5 : 10));
-const processors = (args.processors ?? 'sequential,noop,ours').split(',') as ProcessorName[];
+const iamRate = args['iam-rate'] === undefined ? undefined : positive('--iam-rate', args['iam-rate']);
+const iamBurst = args['iam-burst'] === undefined ? undefined : positive('--iam-burst', args['iam-burst']);
+const processorEnv = parseEnv(args.env);
+const processors = (args.processors ?? (iamRate ? 'sequential,ours' : 'sequential,noop,ours')).split(',') as ProcessorName[];
 for (const name of processors) if (!PROCESSORS[name]) throw new Error(`unknown processor ${name}`);
-const allScenarios = ['fresh-1', 'fresh-16', 'fresh-256', 'update-4', 'reput-256', 'replay-256'];
-const wanted = (args.scenarios ?? (quick ? 'fresh-1,fresh-16,fresh-256,update-4,reput-256' : allScenarios.join(','))).split(',');
+const allScenarios = ['fresh-1', 'fresh-16', 'fresh-256', 'update-4', 'reput-256', 'replay-256', 'update-heavy', 'mixed'];
+const defaultScenarios = iamRate ? 'fresh-256,update-heavy,mixed' : quick ? 'fresh-1,fresh-16,fresh-256,update-4,reput-256' : allScenarios.slice(0, 6).join(',');
+const wanted = (args.scenarios ?? defaultScenarios).split(',');
 for (const name of wanted) if (!allScenarios.includes(name)) throw new Error(`unknown scenario ${name} (one of ${allScenarios.join(', ')})`);
 
 const latency = parseLatency(args.latency);
+/** Records per batch in update-heavy and mixed (IPS_KCL_MAX_RECORDS for every processor): small enough that coalescing cannot fold every revision. */
+const HEAVY_BATCH = 16;
+const MIXED_BATCH = 64;
+
+function positive(flag: string, text: string): number {
+  const value = Number(text);
+  if (!(value > 0)) throw new Error(`${flag} takes a number above 0, got "${text}"`);
+  return value;
+}
+
+/** `K=V,K=V` → environment entries. */
+function parseEnv(text: string | undefined): Record<string, string> {
+  if (!text) return {};
+  return Object.fromEntries(
+    text.split(',').map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new Error(`--env takes K=V,K=V, got "${text}"`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
 
 /** `dynamodb=10,iam=60` → per-service delays in milliseconds. */
 function parseLatency(text: string | undefined): { dynamodb: number; iam: number } | undefined {
@@ -115,6 +154,8 @@ function scenarioList(): Scenario[] {
   if (wanted.includes('replay-256')) list.push(replayScenario(fresh256));
   if (wanted.includes('update-4')) list.push(updateScenario(4, events, 4));
   if (wanted.includes('reput-256')) list.push(reputScenario(256, events, 257));
+  if (wanted.includes('update-heavy')) list.push(updateHeavyScenario(16, events, 16, HEAVY_BATCH));
+  if (wanted.includes('mixed')) list.push(mixedScenario(64, events, 64, MIXED_BATCH));
   return list;
 }
 
@@ -147,18 +188,23 @@ async function main(): Promise<void> {
   const stack = await startStack({ dir: workDir, shards });
   say(`local stack up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   const proxies: FaultProxy[] = [];
-  // What the processors are given: the stack's endpoints, or delaying proxies in front of them.
+  // What the processors are given: the stack's endpoints, or delaying (and rate-limiting) proxies in front of them.
   const runStack: LocalStack = { ...stack, env: { ...stack.env } };
+  let iamProxy: FaultProxy | undefined;
+  const proxied = async (variable: string, protocol: 'dynamodb' | 'iam', latencyMs: number, rateLimit?: { ratePerSecond: number; burst?: number }) => {
+    const proxy = await startFaultProxy({ target: stack.env[variable]!, protocol, rate: 0, latencyMs, ...(rateLimit ? { rateLimit } : {}) });
+    proxies.push(proxy);
+    runStack.env[variable] = proxy.endpoint;
+    return proxy;
+  };
   if (latency) {
-    const delayed = async (variable: string, protocol: 'dynamodb' | 'iam', latencyMs: number) => {
-      const proxy = await startFaultProxy({ target: stack.env[variable]!, protocol, rate: 0, latencyMs });
-      proxies.push(proxy);
-      runStack.env[variable] = proxy.endpoint;
-    };
-    await delayed('AWS_ENDPOINT_URL_DYNAMODB', 'dynamodb', latency.dynamodb);
-    await delayed('AWS_ENDPOINT_URL_IAM', 'iam', latency.iam);
-    await delayed('AWS_ENDPOINT_URL_STS', 'iam', latency.iam);
+    await proxied('AWS_ENDPOINT_URL_DYNAMODB', 'dynamodb', latency.dynamodb);
+    await proxied('AWS_ENDPOINT_URL_STS', 'iam', latency.iam);
     say(`latency added to the processors' calls: DynamoDB ${latency.dynamodb} ms, IAM and STS ${latency.iam} ms`);
+  }
+  if (latency || iamRate) {
+    iamProxy = await proxied('AWS_ENDPOINT_URL_IAM', 'iam', latency?.iam ?? 0, iamRate ? { ratePerSecond: iamRate, ...(iamBurst ? { burst: iamBurst } : {}) } : undefined);
+    if (iamRate) say(`IAM rate limit: ${iamRate} calls/s per account, burst ${iamBurst ?? iamRate} (--iam-rate)`);
   }
   const runs: DaemonRunResult[] = [];
   let inProcess: InProcessResult | undefined;
@@ -183,18 +229,21 @@ async function main(): Promise<void> {
           streamName: original?.streamName ?? `${appName}-stream`,
           shards,
           records: scenario.records,
-          ...(original
-            ? {
-                reuseStream: true,
-                replayOf: original.puts,
-                replayWarmups: original.warmupRecords,
-                env: {
+          env: {
+            ...processorEnv,
+            ...scenario.daemonEnv,
+            ...(original
+              ? {
                   IPS_LEDGER_TABLE: `${original.appName}-ledger`,
                   IPS_DEAD_LETTER_TABLE: `${original.appName}-dead-letters`,
                   BENCH_IDEMPOTENCY_TABLE: `${original.appName}-seq-idempotency`,
-                },
-              }
-            : {}),
+                }
+              : {}),
+          },
+          ...(original ? { reuseStream: true, replayOf: original.puts, replayWarmups: original.warmupRecords } : {}),
+          // Under a rate limit, a processor counts only for reaching the state the stream asks for.
+          ...(iamRate && processor !== 'noop' ? { truthEnv: stack.env } : {}),
+          ...(iamProxy ? { probe: () => ({ iamRequests: iamProxy!.calls, iamThrottled: iamProxy!.rateLimited }) } : {}),
           ...(scenario.primed ? { primed: true } : {}),
           ...(scenario.preexisting ? { prepare: (clients, config) => createPreexisting(scenario.preexisting!, clients, config) } : {}),
           dir: workDir,
@@ -205,12 +254,14 @@ async function main(): Promise<void> {
         originals.set(`${scenario.name}/${processor}`, result);
         say(
           `  ${processor}: ${result.events} events in ${(result.elapsedMs / 1000).toFixed(1)} s = ${fmt(result.eventsPerSecond)} events/s` +
+            (iamRate ? `, ${result.changes} changes, ${fmt(result.changesPerSecond)} changes/s, ${result.probed?.iamThrottled ?? '?'} throttled, IAM state ${result.stateViolations?.length === 0 ? 'as folded' : `DIFFERS (${result.stateViolations?.length ?? '?'})`}` : '') +
             ` (run took ${((Date.now() - runStart) / 1000).toFixed(0)} s)`,
         );
       }
     }
 
-    if (!args['skip-in-process']) {
+    // Under a rate limit those two would measure the limit, not what they are about.
+    if (!args['skip-in-process'] && !iamRate) {
       say(`in-process warm replay: ${events} events over 256 policies, ${passes} warm passes`);
       await resetIam(stack);
       const out = await runChild(
@@ -220,7 +271,7 @@ async function main(): Promise<void> {
       );
       inProcess = JSON.parse(out) as InProcessResult;
     }
-    if (!args['skip-memory']) {
+    if (!args['skip-memory'] && !iamRate) {
       say('memory: a child with a full 100,000-entry duplicate cache');
       const out = await runChild([...childNodeFlags(), '--expose-gc', join(root, 'bench', 'cache-rss.mjs'), '100000'], {}, join(workDir, 'cache-rss.log'));
       memory = JSON.parse(out) as MemoryResult;
@@ -236,7 +287,7 @@ async function main(): Promise<void> {
     finishedAt: new Date().toISOString(),
     durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
     reproduce,
-    options: { quick, events, shards, passes, processors, scenarios: wanted, latencyMs: latency ?? null },
+    options: { quick, events, shards, passes, processors, scenarios: wanted, latencyMs: latency ?? null, iamRate: iamRate ?? null, iamBurst: iamBurst ?? iamRate ?? null, processorEnv },
     environment: {
       node: process.version,
       cpus: cpus().length,
@@ -251,6 +302,7 @@ async function main(): Promise<void> {
     inProcess,
     memory,
     targets: report.targets,
+    iamLimited: report.iamLimitedLines,
     workDir,
   };
   mkdirSync(join(outFile, '..'), { recursive: true });
@@ -295,6 +347,56 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
     ),
   );
 
+  const iamLimitedLines: string[] = [];
+  if (iamRate) {
+    const ceiling = iamRate; // changes/s at one IAM call per change
+    lines.push('');
+    lines.push(
+      `Under an IAM rate limit of ${iamRate} calls/s per account (burst ${iamBurst ?? iamRate}; --iam-rate): changes = records that created, updated or deleted a policy; ` +
+        `ceiling = ${ceiling} changes/s (the limit at one IAM call per change); IAM calls = the children's SDK calls (commands, warm-up included), ` +
+        `requests = HTTP requests reaching the limit (SDK retries included); throttled = requests refused; IAM = fold: IAM read after the run equals the fold of the stream`,
+    );
+    lines.push('');
+    const limited = runs.filter((run) => run.processor !== 'noop' && !run.scenario.startsWith('replay') && !run.scenario.startsWith('reput'));
+    lines.push(
+      table(
+        ['scenario', 'processor', 'events', 'events/s', 'x (a)', 'changes', 'changes/s', 'x ceiling', 'IAM calls', 'IAM calls/change', 'IAM requests', 'throttled', 'p50 ms', 'p99 ms', 'IAM = fold'],
+        limited.map((run) => {
+          const seq = find(run.scenario, 'sequential');
+          const iam = run.awsCalls?.byService.iam;
+          return [
+            run.scenario,
+            run.processor === 'sequential' ? '(a) sequential' : 'ours',
+            String(run.events),
+            fmt(run.eventsPerSecond, 1),
+            fmt(ratio(run.eventsPerSecond, seq?.eventsPerSecond)),
+            String(run.changes),
+            fmt(run.changesPerSecond, 1),
+            fmt(run.changesPerSecond / ceiling),
+            iam === undefined ? '-' : String(iam),
+            fmt(ratio(iam, run.changes), 3),
+            String(run.probed?.iamRequests ?? '-'),
+            String(run.probed?.iamThrottled ?? '-'),
+            fmt(run.latencyMs.p50, 0),
+            fmt(run.latencyMs.p99, 0),
+            run.stateViolations === undefined ? '-' : run.stateViolations.length === 0 ? 'yes' : `NO (${run.stateViolations.length})`,
+          ];
+        }),
+      ),
+    );
+    lines.push('');
+    for (const scenario of [...new Set(limited.map((run) => run.scenario))]) {
+      const ours = find(scenario, 'ours');
+      const seq = find(scenario, 'sequential');
+      const line =
+        `iam-limited ${scenario}: ours ${fmt(ours?.eventsPerSecond, 1)} events/s (${fmt(ours?.changesPerSecond, 1)} changes/s), ` +
+        `sequential ${fmt(seq?.eventsPerSecond, 1)} events/s, ratio ${fmt(ratio(ours?.eventsPerSecond, seq?.eventsPerSecond))}, ` +
+        `ceiling ${fmt(ceiling, 1)} changes/s, IAM calls per applied change ${fmt(ratio(ours?.awsCalls?.byService.iam, ours?.changes), 2)}`;
+      iamLimitedLines.push(line);
+      lines.push(line);
+    }
+  }
+
   if (inProcess) {
     lines.push('');
     lines.push(
@@ -335,10 +437,13 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   // Targets: reported as measured, not asserted.
   const targets: { target: string; measured: string; verdict: 'PASS' | 'FAIL' | 'n/a' | 'info' }[] = [];
   const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'PASS' : 'FAIL');
-  const r256 = ratio(find('fresh-256', 'ours')?.eventsPerSecond, find('fresh-256', 'sequential')?.eventsPerSecond);
-  targets.push({ target: '>= 8x sequential at 256 policies', measured: r256 === undefined ? '-' : `${fmt(r256)}x`, verdict: verdict(r256 === undefined ? undefined : r256 >= 8) });
-  const r1 = ratio(find('fresh-1', 'ours')?.eventsPerSecond, find('fresh-1', 'sequential')?.eventsPerSecond);
-  targets.push({ target: 'no slower than sequential at 1 policy', measured: r1 === undefined ? '-' : `${fmt(r1)}x`, verdict: verdict(r1 === undefined ? undefined : r1 >= 1) });
+  // Under a rate limit the speed-up targets are the ones below (iamRate); these are about the unlimited runs.
+  if (!iamRate) {
+    const r256 = ratio(find('fresh-256', 'ours')?.eventsPerSecond, find('fresh-256', 'sequential')?.eventsPerSecond);
+    targets.push({ target: '>= 8x sequential at 256 policies', measured: r256 === undefined ? '-' : `${fmt(r256)}x`, verdict: verdict(r256 === undefined ? undefined : r256 >= 8) });
+    const r1 = ratio(find('fresh-1', 'ours')?.eventsPerSecond, find('fresh-1', 'sequential')?.eventsPerSecond);
+    targets.push({ target: 'no slower than sequential at 1 policy', measured: r1 === undefined ? '-' : `${fmt(r1)}x`, verdict: verdict(r1 === undefined ? undefined : r1 >= 1) });
+  }
   const reputOurs = find('reput-256', 'ours');
   const reputNoop = find('reput-256', 'noop');
   if (reputOurs && reputNoop) {
@@ -357,7 +462,7 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
       measured: `${fmt(warmRatio)}x that loop, ${inProcess.warm.dynamodbCalls} DynamoDB calls for ${inProcess.warm.records} duplicates`,
       verdict: 'info',
     });
-  } else targets.push({ target: 'warm replay >= 0.9x no-op, 0 DynamoDB calls per cached duplicate', measured: '-', verdict: 'n/a' });
+  } else if (!iamRate) targets.push({ target: 'warm replay >= 0.9x no-op, 0 DynamoDB calls per cached duplicate', measured: '-', verdict: 'n/a' });
   const ours = runs.filter((run) => run.processor === 'ours' && run.iamStateWrites !== undefined);
   if (ours.length > 0) {
     const worst = ours.map((run) => ({ run, bound: run.policiesChangedPerBatchSum + run.warmupRecords }));
@@ -367,6 +472,36 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
         worst.map(({ run, bound }) => `${run.scenario} ${run.iamStateWrites}/${bound}`).join('; ') +
         `; refused by IAM, no change: ${ours.map((run) => `${run.scenario} ${run.iamRefusedStateWrites ?? 0}`).join(', ')}`,
       verdict: verdict(worst.every(({ run, bound }) => run.iamStateWrites! <= bound)),
+    });
+  }
+  if (iamRate) {
+    for (const scenario of ['fresh-256', 'update-heavy']) {
+      const ours = find(scenario, 'ours');
+      const perChange = ratio(ours?.awsCalls?.byService.iam, ours?.changes);
+      targets.push({
+        target: `IAM calls per applied change <= 1.5 in ${scenario} (ours; floor 1.0)`,
+        measured: perChange === undefined ? '-' : `${fmt(perChange, 2)} (${ours!.awsCalls!.byService.iam} calls, ${ours!.changes} changes)`,
+        verdict: verdict(perChange === undefined ? undefined : perChange <= 1.5),
+      });
+    }
+    const ours = find('fresh-256', 'ours');
+    const seq = find('fresh-256', 'sequential');
+    targets.push({
+      target: `under --iam-rate ${iamRate}, fresh-256: ours >= 0.6x the ceiling (${iamRate} changes/s) in applied changes/s`,
+      measured: ours ? `${fmt(ours.changesPerSecond, 1)} changes/s = ${fmt(ours.changesPerSecond / iamRate)}x` : '-',
+      verdict: verdict(ours ? ours.changesPerSecond >= 0.6 * iamRate : undefined),
+    });
+    const r = ratio(ours?.eventsPerSecond, seq?.eventsPerSecond);
+    targets.push({
+      target: `under --iam-rate ${iamRate}, fresh-256: ours >= 4x sequential in events/s`,
+      measured: r === undefined ? '-' : `${fmt(r)}x (${fmt(ours?.eventsPerSecond, 1)} vs ${fmt(seq?.eventsPerSecond, 1)} events/s)`,
+      verdict: verdict(r === undefined ? undefined : r >= 4),
+    });
+    const checked = runs.filter((run) => run.stateViolations !== undefined);
+    targets.push({
+      target: 'IAM ends equal to the fold of the stream (every processor and scenario under the limit)',
+      measured: checked.map((run) => `${run.scenario}/${run.processor} ${run.stateViolations!.length === 0 ? 'equal' : `${run.stateViolations!.length} differences`}`).join('; ') || '-',
+      verdict: verdict(checked.length === 0 ? undefined : checked.every((run) => run.stateViolations!.length === 0)),
     });
   }
   if (memory) {
@@ -380,7 +515,7 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   lines.push('Targets (measured in this run, not asserted)');
   lines.push('');
   lines.push(table(['target', 'measured', 'verdict'], targets.map((t) => [t.target, t.measured, t.verdict])));
-  return { text: lines.join('\n'), targets };
+  return { text: lines.join('\n'), targets, iamLimitedLines };
 }
 
 await main();

@@ -9,7 +9,10 @@
 //      record has an outcome line in the daemon's log (test/support's
 //      waitForOutcomes, the same reader the end-to-end tests use);
 //   4. ask each child for its metrics line (SIGUSR2: AWS calls by service,
-//      operation and outcome), kill the daemon, read the children's peak RSS.
+//      operation and outcome), kill the daemon, read the children's peak RSS;
+//   5. optionally, read IAM straight from the emulator and compare it with the
+//      fold of the stream (tools/oracle/invariants.ts), so that a processor is
+//      measured only for consuming the stream to the state it must reach.
 //
 // Throughput is records / (time of the last outcome line - t0): the clock
 // starts before the first PutRecords and stops at the last record's outcome.
@@ -27,6 +30,9 @@ import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord, PutResult } from '../../src/ops/producer.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
 import { waitForOutcomes } from '../../tools/harness/daemon.js';
+import { checkInvariants } from '../../tools/oracle/invariants.js';
+import { readOutcomes } from '../../tools/oracle/outcome-log.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { awsCalls, lastMetricsPerChild, waitForLines } from './child-log.js';
 import type { MetricsLine } from './child-log.js';
 import { ChildMemorySampler } from './proc.js';
@@ -61,6 +67,13 @@ export interface DaemonRunSpec {
   primed?: boolean;
   /** Runs before the daemon starts (e.g. create the policies an update-heavy run updates). */
   prepare?: (clients: AwsClients, config: Config) => Promise<void>;
+  /**
+   * The emulators' own endpoints (no proxy): when given, IAM is read after the
+   * run and compared with the fold of every record put (warm-up ones too).
+   */
+  truthEnv?: Record<string, string>;
+  /** Counters read when the clock starts and when the last outcome is in (a proxy's calls and refusals); the result has the difference. */
+  probe?: () => Record<string, number>;
   dir: string;
   timeoutMs: number;
   log?: (message: string) => void;
@@ -82,6 +95,14 @@ export interface DaemonRunResult {
   outcomes: Record<string, number>;
   /** Batches the children processed (distinct shard + batch arrival time). */
   batches: number;
+  /** Records whose outcome changed IAM (created, updated, deleted), warm-up records included (the call counts include theirs). */
+  changes: number;
+  /** Changes per second over the measured time (warm-up changes left out). */
+  changesPerSecond: number;
+  /** What `probe` counted between the start of the clock and the last outcome. */
+  probed?: Record<string, number>;
+  /** IAM compared with the fold of the stream (truthEnv): what differs; empty when equal. */
+  stateViolations?: string[];
   /** Per batch, the policies whose IAM state changed (created, updated, deleted), summed over batches. */
   policiesChangedPerBatchSum: number;
   awsCalls: { byService: Record<string, number>; byOperation: Record<string, number> } | undefined;
@@ -155,6 +176,7 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
   const config = loadConfig(env);
   const clients = createAwsClients(config, { env });
   const notes: string[] = [];
+  const warmupRecordsSent = warmupRecords(spec.shards);
   try {
     if (!spec.reuseStream) await provision(config, clients, spec.shards);
     await spec.prepare?.(clients, config);
@@ -171,6 +193,9 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
     let putMs: number | undefined;
     let warmups: PutResult[] = [];
     let baseline: MetricsLine[] | undefined;
+    let warmupChanges = 0;
+    let probeStart: Record<string, number> | undefined;
+    let probeEnd: Record<string, number> | undefined;
     try {
       const ready = await waitForLines(logFile, processor.ready, spec.shards, 180_000);
       if (!ready) notes.push('children not seen ready within 180 s; measured anyway');
@@ -184,8 +209,8 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
         // One warm-up record per shard, waited for: the daemon starts polling a
         // shard only some time after its child answered initialize, and the
         // child's first calls open its connections. Neither belongs in the figures.
-        warmups = await putRecords(clients.kinesis, config.streamName, warmupRecords(spec.shards));
-        await waitForOutcomes([logFile], warmups, 120_000);
+        warmups = await putRecords(clients.kinesis, config.streamName, warmupRecordsSent);
+        warmupChanges = [...(await waitForOutcomes([logFile], warmups, 120_000)).values()].filter((line) => CHANGED.has(line.outcome)).length;
         sampler = new ChildMemorySampler(daemon.pid);
         if (spec.primed) {
           log(`  ${spec.processor}: priming with ${spec.records.length} records`);
@@ -193,11 +218,13 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
           baseline = await metricsReading(logFile, sampler.known().map((child) => child.pid));
         }
         log(`  ${spec.processor}: daemon ready, warm-up records processed; putting ${spec.records.length} records`);
+        probeStart = spec.probe?.();
         t0 = Date.now();
         puts = await putRecords(clients.kinesis, config.streamName, spec.records);
         putMs = Date.now() - t0;
       }
       outcomes = await waitForOutcomes([logFile], puts, spec.timeoutMs);
+      probeEnd = spec.probe?.();
     } catch (error) {
       await daemon.crash();
       throw error;
@@ -218,6 +245,28 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
     const latencies = spec.replayOf ? [] : lines.map((line) => line.latencyMs).filter((v): v is number => typeof v === 'number');
     const counts: Record<string, number> = {};
     for (const line of lines) counts[line.outcome] = (counts[line.outcome] ?? 0) + 1;
+    const measuredChanges = lines.filter((line) => CHANGED.has(line.outcome)).length;
+    const probed = probeStart && probeEnd ? Object.fromEntries(Object.entries(probeEnd).map(([key, value]) => [key, value - (probeStart[key] ?? 0)])) : undefined;
+
+    let stateViolations: string[] | undefined;
+    if (spec.truthEnv && !spec.replayOf && !spec.primed) {
+      const truth = createAwsClients(loadConfig(spec.truthEnv), { env: spec.truthEnv });
+      try {
+        const sentRecords = [...warmupRecordsSent, ...spec.records];
+        const report = await checkInvariants({
+          sent: [...warmups, ...puts].map((put, i) => ({ record: sentRecords[i]!, put })),
+          outcomes: readOutcomes(logFile),
+          iam: truth.iam,
+          accountId: LOCAL_ACCOUNT_ID,
+          managedPathPrefix: config.managedPathPrefix,
+          appName: config.appName,
+        });
+        stateViolations = report.violations;
+        if (stateViolations.length > 0) notes.push(`IAM differs from the fold of the stream: ${stateViolations.slice(0, 5).join('; ')}${stateViolations.length > 5 ? '; ...' : ''}`);
+      } finally {
+        destroyAwsClients(truth);
+      }
+    }
 
     // Records of one batch share the time they reached the child: time - processingMs.
     const batches = new Map<string, Set<string>>();
@@ -259,6 +308,10 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100) },
       outcomes: counts,
       batches: batches.size,
+      changes: measuredChanges + (spec.primed || spec.replayOf ? 0 : warmupChanges),
+      changesPerSecond: (measuredChanges / elapsedMs) * 1000,
+      ...(probed ? { probed } : {}),
+      ...(stateViolations ? { stateViolations } : {}),
       policiesChangedPerBatchSum: [...batches.values()].reduce((total, set) => total + set.size, 0),
       awsCalls: calls,
       ...(calls

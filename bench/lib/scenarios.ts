@@ -18,6 +18,11 @@ export interface Scenario {
   replayOf?: string;
   /** The records are put twice; only the second time is measured (see DaemonRunSpec.primed). */
   primed?: boolean;
+  /**
+   * Daemon settings for this scenario, the same for every processor (the
+   * properties template reads them: IPS_KCL_MAX_RECORDS caps a batch).
+   */
+  daemonEnv?: Record<string, string>;
 }
 
 export function freshScenario(policies: number, events: number, seed: number): Scenario {
@@ -40,6 +45,38 @@ export function updateScenario(policies: number, events: number, seed: number): 
     events,
     records: generateLoad({ policies, events, seed, prefix }),
     preexisting: Array.from({ length: policies }, (_, i) => `${prefix}-${i}`),
+  };
+}
+
+/**
+ * Many revisions of few policies, delivered in small batches (at most
+ * `batchSize` records each, for every processor alike), so that coalescing
+ * folds only the events of a policy that share a batch: most events are
+ * changes that reach IAM. The policies are created by their first events, so
+ * the ledger knows them from then on (the common case of a running system).
+ */
+export function updateHeavyScenario(policies: number, events: number, seed: number, batchSize: number): Scenario {
+  const prefix = `heavy${policies}`;
+  return {
+    name: 'update-heavy',
+    description: `${events} upserts over ${policies} policies in batches of at most ${batchSize} records (coalescing folds only what shares a batch); every event a new document`,
+    policies,
+    events,
+    records: generateLoad({ policies, events, seed, prefix }),
+    daemonEnv: { IPS_KCL_MAX_RECORDS: String(batchSize) },
+  };
+}
+
+/** Upserts and deletes mixed (a quarter deletes) over `policies`, in batches of at most `batchSize` records. */
+export function mixedScenario(policies: number, events: number, seed: number, batchSize: number): Scenario {
+  const prefix = `mixed${policies}`;
+  return {
+    name: 'mixed',
+    description: `${events} events over ${policies} policies, a quarter of them deletes (deleted, re-created, updated), in batches of at most ${batchSize} records`,
+    policies,
+    events,
+    records: generateLoad({ policies, events, seed, prefix, deleteRatio: 0.25 }),
+    daemonEnv: { IPS_KCL_MAX_RECORDS: String(batchSize) },
   };
 }
 

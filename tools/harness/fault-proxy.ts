@@ -10,6 +10,13 @@
 // forwarded: the benchmark uses it (rate 0) to stand in for the network round
 // trip to AWS, which the emulators on loopback do not have.
 //
+// With `rateLimit` the proxy enforces a service's rate limit: a token bucket
+// per account (token-bucket.ts; the account is the call's access key), and a
+// call that finds it empty is refused the way the service refuses it (IAM:
+// HTTP 400, `Throttling`, its XML error body; DynamoDB: ThrottlingException)
+// without reaching the emulator. The benchmark's `--iam-rate` uses it. It
+// applies after the latency (the limit is the server's) and before random faults.
+//
 // `inject()` scripts a fault for the next call of one operation (an IAM Action
 // or a DynamoDB target), so a test can lose exactly the answer it means to.
 // With `realisticIam` (protocol iam) the proxy forwards to a realistic-IAM
@@ -22,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRandom } from '../../src/ops/load.js';
 import { startRealisticIam } from './realistic-iam.js';
 import type { RealisticIam, RealisticIamOptions } from './realistic-iam.js';
+import { AccountBuckets, accountOf } from './token-bucket.js';
 
 export type FaultKind = 'throttle' | 'server-error' | 'reset-before' | 'reset-after' | 'slow';
 export type Protocol = 'dynamodb' | 'iam';
@@ -34,6 +42,8 @@ export interface FaultProxy {
   calls: number;
   /** Calls from the processor received and not answered yet (held, forwarded, or waiting for the emulator). */
   inFlight: number;
+  /** Calls refused by the rate limit (`rateLimit`), all accounts. */
+  rateLimited: number;
   /** The next `times` calls of `operation` (IAM Action, DynamoDB operation) get `kind`. */
   inject(kind: FaultKind, operation: string, times?: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
@@ -43,7 +53,7 @@ export interface FaultProxy {
 
 const KINDS: FaultKind[] = ['throttle', 'server-error', 'reset-before', 'reset-after', 'slow'];
 
-function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error'): { status: number; type: string; body: string } {
+function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error', message = 'injected'): { status: number; type: string; body: string } {
   if (protocol === 'dynamodb') {
     return kind === 'throttle'
       ? { status: 400, type: 'application/x-amz-json-1.0', body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }) }
@@ -53,7 +63,7 @@ function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error'): { sta
   return {
     status,
     type: 'text/xml',
-    body: `<ErrorResponse><Error><Type>${type}</Type><Code>${code}</Code><Message>injected</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`,
+    body: `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>${type}</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`,
   };
 }
 
@@ -75,6 +85,8 @@ export interface FaultProxyOptions {
   kinds?: FaultKind[];
   /** IAM only: put a realistic-IAM layer between the proxy and the emulator. */
   realisticIam?: Omit<RealisticIamOptions, 'target'>;
+  /** A rate limit per account (token bucket): calls past it are refused as throttled. Default burst: one second's worth. */
+  rateLimit?: { ratePerSecond: number; burst?: number };
 }
 
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
@@ -83,7 +95,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const scripted: { kind: FaultKind; operation: string; times: number }[] = [];
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
-  const state = { calls: 0, inFlight: 0 };
+  const state = { calls: 0, inFlight: 0, rateLimited: 0 };
+  const buckets = options.rateLimit ? new AccountBuckets(options.rateLimit) : undefined;
   const kinds = options.kinds?.length ? options.kinds : KINDS;
   const slowDelay = (): number => {
     const slow = options.slowMs ?? 1_500;
@@ -138,6 +151,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   }
 
   function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    if (buckets && !buckets.tryTake(accountOf(req.headers.authorization))) {
+      state.rateLimited++;
+      const { status, type, body: errorText } = errorBody(options.protocol, 'throttle', 'Rate exceeded');
+      res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
+      res.end(errorText);
+      return;
+    }
     const planned = scriptedFor(req, body);
     if (!planned && random() >= options.rate) return forward(req, body, res);
     const kind = planned ?? kinds[Math.floor(random() * kinds.length)]!;
@@ -173,6 +193,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     get inFlight() {
       return state.inFlight;
+    },
+    get rateLimited() {
+      return state.rateLimited;
     },
     inject(kind, operation, times = 1) {
       scripted.push({ kind, operation, times });
