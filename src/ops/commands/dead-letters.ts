@@ -65,6 +65,81 @@ function printable(letter: StoredDeadLetter) {
   };
 }
 
+interface ActionInput {
+  ctx: OpsContext;
+  values: Values;
+  ids: string[];
+  status: string | undefined;
+  store: DynamoDbDeadLetterStore;
+}
+
+async function list({ ctx, values, ids, status, store }: ActionInput): Promise<number> {
+  if (ids.length > 0) throw new UsageError('list takes no ids; use show <id>');
+  const reason = stringOption(values, 'reason');
+  const letters = await store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+  if (ctx.json) printJson(letters.map(summaryRow));
+  else print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status', 'storedAt', 'size']));
+  return 0;
+}
+
+async function show({ ctx, ids, store }: ActionInput): Promise<number> {
+  if (ids.length !== 1) throw new UsageError('show takes exactly one id');
+  const letter = await store.get(ids[0]!);
+  if (!letter) throw new UsageError(`no dead letter ${ids[0]}`);
+  const shown = printable(letter);
+  if (ctx.json) printJson(shown);
+  else for (const [key, value] of Object.entries(shown)) if (value !== undefined && key !== 'dataBase64') print(`${key.padEnd(15)} ${String(value)}`);
+  return 0;
+}
+
+async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number> {
+  const letters = await selected(store, values, ids, 'open');
+  for (const letter of letters.filter((l) => l.truncated)) {
+    note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
+  }
+  const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs });
+  const whole = letters.filter((letter) => !letter.truncated);
+  const held = values.force === true ? [] : await overtaken(ledger, whole);
+  for (const { letter, entry } of held) {
+    note(`held back ${letter.id}: ${letter.policyName} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
+  }
+  const heldIds = new Set(held.map(({ letter }) => letter.id));
+  const going = whole.filter((letter) => !heldIds.has(letter.id));
+  if (going.length === 0) {
+    note('Nothing to redrive.');
+    return letters.length === 0 ? 0 : 1;
+  }
+  if (!ctx.json) print(table(going.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status']));
+  if (!(await confirmed(ctx, values, `Put ${going.length} record(s) back into ${ctx.config.streamName}?`))) return 1;
+  const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, going.map((letter) => ({ partitionKey: redriveKey(letter), data: letter.data })));
+  const results = await Promise.all(
+    going.map(async (letter, i) => {
+      // A redriven record is a plain (not aggregated) record: subsequence 0.
+      await store.markRedriven(letter.id, { ...puts[i]!, subSequenceNumber: 0 });
+      return { id: letter.id, shardId: puts[i]!.shardId, sequenceNumber: puts[i]!.sequenceNumber };
+    }),
+  );
+  if (ctx.json) printJson(results);
+  else print(`Redrove ${results.length} record(s):\n${table(results, ['id', 'shardId', 'sequenceNumber'])}`);
+  return 0;
+}
+
+async function purge({ ctx, values, ids, store }: ActionInput): Promise<number> {
+  const letters = await selected(store, values, ids, undefined);
+  if (letters.length === 0) {
+    note('Nothing to purge.');
+    return 0;
+  }
+  if (!ctx.json) print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'status']));
+  if (!(await confirmed(ctx, values, `Delete ${letters.length} letter(s) for good?`))) return 1;
+  for (const letter of letters) await store.remove(letter.id);
+  if (ctx.json) printJson({ purged: letters.map((l) => l.id) });
+  else print(`Purged ${letters.length} letter(s).`);
+  return 0;
+}
+
+const ACTIONS: Record<string, (input: ActionInput) => Promise<number>> = { list, show, redrive, purge };
+
 export const deadLettersCommand: Command = {
   name: 'dead-letters',
   summary: 'list, show, redrive or purge rejected records',
@@ -102,74 +177,10 @@ ${COMMON_HELP}`,
     const [action, ...ids] = positionals;
     const status = stringOption(values, 'status');
     if (status !== undefined && status !== 'open' && status !== 'redriven') throw new UsageError(`--status must be open or redriven, got ${JSON.stringify(status)}`);
-    const store = new DynamoDbDeadLetterStore(ctx.aws.dynamodb, ctx.config.deadLetterTable);
-    switch (action) {
-      case 'list': {
-        if (ids.length > 0) throw new UsageError('list takes no ids; use show <id>');
-        const reason = stringOption(values, 'reason');
-        const letters = await store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
-        if (ctx.json) printJson(letters.map(summaryRow));
-        else print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status', 'storedAt', 'size']));
-        return 0;
-      }
-      case 'show': {
-        if (ids.length !== 1) throw new UsageError('show takes exactly one id');
-        const letter = await store.get(ids[0]!);
-        if (!letter) throw new UsageError(`no dead letter ${ids[0]}`);
-        const shown = printable(letter);
-        if (ctx.json) printJson(shown);
-        else for (const [key, value] of Object.entries(shown)) if (value !== undefined && key !== 'dataBase64') print(`${key.padEnd(15)} ${String(value)}`);
-        return 0;
-      }
-      case 'redrive': {
-        const letters = await selected(store, values, ids, 'open');
-        const whole = letters.filter((letter) => !letter.truncated);
-        for (const letter of letters.filter((l) => l.truncated)) {
-          note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
-        }
-        const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs });
-        const held = values.force === true ? [] : await overtaken(ledger, whole);
-        for (const { letter, entry } of held) {
-          note(`held back ${letter.id}: ${letter.policyName} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
-        }
-        const heldIds = new Set(held.map(({ letter }) => letter.id));
-        whole.splice(0, whole.length, ...whole.filter((letter) => !heldIds.has(letter.id)));
-        if (whole.length === 0) {
-          note('Nothing to redrive.');
-          return letters.length === 0 ? 0 : 1;
-        }
-        if (!ctx.json) print(table(whole.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status']));
-        if (!(await confirmed(ctx, values, `Put ${whole.length} record(s) back into ${ctx.config.streamName}?`))) return 1;
-        const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, whole.map((letter) => ({ partitionKey: redriveKey(letter), data: letter.data })));
-        const results = await Promise.all(
-          whole.map(async (letter, i) => {
-            // A redriven record is a plain (not aggregated) record: subsequence 0.
-            await store.markRedriven(letter.id, { ...puts[i]!, subSequenceNumber: 0 });
-            return { id: letter.id, shardId: puts[i]!.shardId, sequenceNumber: puts[i]!.sequenceNumber };
-          }),
-        );
-        if (ctx.json) printJson(results);
-        else print(`Redrove ${results.length} record(s):\n${table(results, ['id', 'shardId', 'sequenceNumber'])}`);
-        return 0;
-      }
-      case 'purge': {
-        const letters = await selected(store, values, ids, undefined);
-        if (letters.length === 0) {
-          note('Nothing to purge.');
-          return 0;
-        }
-        if (!ctx.json) print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'status']));
-        if (!(await confirmed(ctx, values, `Delete ${letters.length} letter(s) for good?`))) return 1;
-        for (const letter of letters) await store.remove(letter.id);
-        if (ctx.json) printJson({ purged: letters.map((l) => l.id) });
-        else print(`Purged ${letters.length} letter(s).`);
-        return 0;
-      }
-      case undefined:
-        throw new UsageError('an action is needed: list, show, redrive or purge');
-      default:
-        throw new UsageError(`unknown action ${JSON.stringify(action)}: use list, show, redrive or purge`);
-    }
+    if (action === undefined) throw new UsageError('an action is needed: list, show, redrive or purge');
+    const act = ACTIONS[action];
+    if (!act) throw new UsageError(`unknown action ${JSON.stringify(action)}: use list, show, redrive or purge`);
+    return act({ ctx, values, ids, status, store: new DynamoDbDeadLetterStore(ctx.aws.dynamodb, ctx.config.deadLetterTable) });
   },
 };
 
