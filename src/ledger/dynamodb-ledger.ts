@@ -2,7 +2,7 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, Ledger, LedgerEntry, PolicyState } from './ledger.js';
 import { explainRefusal } from './ledger.js';
@@ -291,6 +291,42 @@ export class DynamoDbLedger implements Ledger {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(`verification claim on ${policy} was taken over`);
       throw error;
+    }
+  }
+
+  /**
+   * Gives a claim up without completing anything (an operator's repair that
+   * could not finish): the next owner need not wait for it to expire. Marks
+   * stay as they are. False when the claim was no longer ours.
+   */
+  async releaseClaim(policy: string, token: string): Promise<boolean> {
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'REMOVE claimOwner, claimToken, claimExpires, claimSeq',
+          ConditionExpression: 'claimToken = :token',
+          ExpressionAttributeValues: { ':token': { S: token } },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Every policy's entry, page by page (a consistent scan of the table),
+   * without the items whose keys start with `#` (epochs, shard progress).
+   */
+  async *entries(): AsyncGenerator<LedgerEntry> {
+    for await (const page of paginateScan({ client: this.dynamodb }, { TableName: this.tableName, ConsistentRead: true })) {
+      for (const item of page.Items ?? []) {
+        const key = item[LEDGER_KEY]?.S;
+        if (key !== undefined && !key.startsWith('#')) yield toEntry(item);
+      }
     }
   }
 

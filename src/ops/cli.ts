@@ -7,11 +7,12 @@ import type { Command } from './cli/command.js';
 import { UsageError, parseCommandArgs } from './cli/command.js';
 import { createOpsContext } from './cli/context.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
+import { driftCommand } from './commands/drift.js';
 import { produceCommand } from './commands/produce.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 
-const COMMANDS: Command[] = [statusCommand, replayCommand, deadLettersCommand, produceCommand];
+const COMMANDS: Command[] = [statusCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand];
 
 const OVERVIEW = `Usage: ips <command> [options]
 

@@ -18,10 +18,10 @@ function ips(...args: string[]) {
 test('without a command it prints the overview and exits 2', (t) => {
   const result = ips();
   t.is(result.code, 2);
-  for (const name of ['status', 'replay', 'dead-letters', 'produce']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
+  for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
 });
 
-for (const name of ['status', 'replay', 'dead-letters', 'produce']) {
+for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) {
   test(`${name} --help describes the command and exits 0`, (t) => {
     const result = ips(name, '--help');
     t.is(result.code, 0);

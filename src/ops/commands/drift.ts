@@ -1,0 +1,147 @@
+// `drift`: audits IAM against the ledger (ops/drift-audit.ts) and, with
+// --repair, converges what drifted through the ledger's claims, as a worker's
+// re-verification does. Exit code 1 when drift is found (or, with --repair,
+// when some of it is left).
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import { reconcilerApplier } from '../../intake/applier.js';
+import { IamReconciler } from '../../iam/reconciler.js';
+import { createLogger } from '../../log/logger.js';
+import { Metrics } from '../../metrics/metrics.js';
+import type { Command } from '../cli/command.js';
+import { COMMON_HELP } from '../cli/command.js';
+import { note, print, printJson, table } from '../cli/render.js';
+import { startProgress } from '../cli/progress.js';
+import { DriftAudit, repairOwner, repairPolicy } from '../drift-audit.js';
+import type { RepairResult } from '../drift-audit.js';
+
+export const driftCommand: Command = {
+  name: 'drift',
+  summary: 'compare IAM with the ledger (no stream needed); --repair converges what drifted',
+  help: `Usage: ips drift [--repair [--yes]] [--json] [--local]
+
+Compares every policy the ledger knows with IAM: the ledger's last applied
+desired state (path, document, tags; present or deleted) against IAM's policy
+(default version's document by meaning, tags and the managed-by tag, path,
+versions). Also lists policies under the managed path tagged managed-by=<app>
+that the ledger never saw. Kinds of drift:
+
+  missing              the ledger says present, IAM has no such policy
+  path                 IAM has the name under another path
+  document             the default version is not the document last applied
+  tags                 the tags differ (+added -removed changed)
+  ownership-tag        the managed-by tag is missing or not ours
+  too-many-versions    more than 5 versions
+  present-but-deleted  the ledger says deleted, IAM has our policy
+  unknown-to-ledger    ours by path and tag, never in the ledger
+
+Policies a worker is changing right now (a live claim), or changed within
+IPS_IAM_VISIBILITY_WINDOW_MS, are listed as not judged.
+
+Exit code: 0 no drift, 1 drift found.
+
+  --repair   converge each drifted policy to the ledger's desired state through
+             the ledger's claim protocol (a verification claim, as a worker's
+             re-verification): a policy a worker holds is skipped (the worker's
+             step re-reads IAM). Path, ownership and unknown policies are never
+             touched. Exit code 1 when anything is left.
+  -y, --yes  repair without asking
+
+${COMMON_HELP}`,
+  options: {
+    repair: { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
+  },
+  async run(ctx, values) {
+    const { aws, config } = ctx;
+    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+    // An estimate for the progress bar (DynamoDB refreshes it every few hours); corrected at the end.
+    const estimate = await aws.dynamodb
+      .send(new DescribeTableCommand({ TableName: config.ledgerTable }))
+      .then((table) => table.Table?.ItemCount ?? 0)
+      .catch(() => 0);
+    const progress = startProgress(Math.max(estimate, 1), { format: 'Auditing [{bar}] {value}/{total} policies' });
+    let done = 0;
+    const audit = new DriftAudit({
+      iam: aws.iam,
+      ledger,
+      config,
+      onProgress: (count) => {
+        if (count > estimate) progress.setTotal(count);
+        progress.increment(count - done);
+        done = count;
+      },
+    });
+    let result;
+    try {
+      result = await audit.run();
+    } finally {
+      progress.stop();
+    }
+    const rows = result.drift.map((drift) => ({ policy: drift.policy, drift: drift.kinds.join(','), ledger: drift.ledgerState ?? '-', detail: drift.details.join('; ') }));
+    const summary = {
+      ledgerEntries: result.ledgerEntries,
+      managedPolicies: result.managedPolicies,
+      managedPathPrefix: config.managedPathPrefix,
+      drifted: result.drift.length,
+      drift: result.drift,
+      notJudged: result.notJudged,
+    };
+
+    if (values.repair !== true) {
+      if (ctx.json) printJson(summary);
+      else {
+        print(result.drift.length === 0 ? 'No drift.' : table(rows, ['policy', 'drift', 'ledger', 'detail']));
+        printFooter(result);
+      }
+      return result.drift.length > 0 ? 1 : 0;
+    }
+
+    if (!ctx.json) {
+      print(result.drift.length === 0 ? 'No drift.' : table(rows, ['policy', 'drift', 'ledger', 'detail']));
+      printFooter(result);
+    }
+    const repairable = result.drift.filter((drift) => !drift.notRepairable);
+    const repairs: RepairResult[] = [];
+    if (repairable.length > 0) {
+      if (values.yes !== true && !(await ctx.confirm(`Converge ${repairable.length} polic${repairable.length === 1 ? 'y' : 'ies'} to the ledger's desired state?`))) {
+        note(process.stdin.isTTY ? 'Not confirmed; nothing changed.' : 'Not confirmed (no terminal to ask): pass --yes to repair without asking. Nothing changed.');
+        return 1;
+      }
+      const metrics = new Metrics();
+      const logger = createLogger('error', { app: config.appName, component: 'ips-drift' });
+      // The audit judged only entries older than IAM's visibility window and saw what IAM shows:
+      // an absence is taken as one at once, not waited for as read lag.
+      const applier = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger, visibilityWindowMs: 0 }));
+      const owner = repairOwner();
+      const bar = startProgress(repairable.length, { format: 'Repairing [{bar}] {value}/{total} policies' });
+      try {
+        for (const drift of repairable) {
+          repairs.push(await repairPolicy(drift, owner, { ledger, applier, config }));
+          bar.increment();
+        }
+      } finally {
+        bar.stop();
+      }
+    }
+    for (const drift of result.drift) if (drift.notRepairable) repairs.push({ policy: drift.policy, result: 'skipped', why: drift.notRepairable });
+    repairs.sort((a, b) => a.policy.localeCompare(b.policy));
+    const left = repairs.filter((repair) => repair.result !== 'repaired').length;
+    if (ctx.json) printJson({ ...summary, repairs, left });
+    else if (repairs.length > 0) {
+      print('');
+      print(table(repairs.map((r) => ({ policy: r.policy, repair: r.result === 'repaired' ? `repaired (${r.outcome})` : r.result, why: r.result === 'repaired' ? '' : r.why })), ['policy', 'repair', 'why']));
+      print(`${repairs.length - left} repaired, ${left} left.`);
+    }
+    return left > 0 ? 1 : 0;
+  },
+};
+
+function printFooter(result: { ledgerEntries: number; managedPolicies: number; drift: unknown[]; notJudged: { policy: string; why: string; detail: string }[] }): void {
+  print('');
+  print(`Checked ${result.ledgerEntries} ledger entries and ${result.managedPolicies} policies under the managed path: ${result.drift.length} drifted.`);
+  if (result.notJudged.length > 0) {
+    print(`Not judged (${result.notJudged.length}):`);
+    print(table(result.notJudged.map((n) => ({ policy: n.policy, why: n.why, detail: n.detail })), ['policy', 'why', 'detail']));
+  }
+}

@@ -1,0 +1,345 @@
+// The drift audit: IAM against the ledger, with no stream involved.
+//
+// For every ledger entry, IAM is compared with the desired state the ledger
+// last applied (`desired`: path, document, tags; `policyState`). A policy may
+// have drifted in these ways:
+//
+//   missing              the ledger says present, IAM has no policy of that name (deleted out of band)
+//   path                 IAM has the name under another path than the ledger's
+//   document             the default version's document differs (compared by meaning, iam/document.ts)
+//   tags                 the tags differ from the desired ones
+//   ownership-tag        the `managed-by` tag is missing or names another application
+//   too-many-versions    more than IAM's 5 versions
+//   present-but-deleted  the ledger says deleted, IAM has our policy
+//   unknown-to-ledger    a policy under the managed path, tagged managed-by=<app>, that the ledger never saw
+//
+// What is not judged: an entry a worker holds a live claim on (its IAM step
+// may be running: `in-flight`), one completed within IAM's visibility window
+// (IAM may not show it yet: `settling`), and one whose ledger entry changed
+// while it was being read (`in-flight` too), and one without a desired state
+// (written before the ledger kept it, or never applied: `unchecked`). The
+// description is not compared: IAM sets it only when a policy is created.
+//
+// Repair goes through the same claim protocol as a worker's re-verification
+// (docs/ledger.md, "Claims that outlive their worker"): mark the policy for
+// re-verification, claim it for verification (refused while a worker holds
+// it: then a worker settles it), converge IAM to `desired` with the
+// reconciler under a claim keeper, complete the verification. So a repair
+// never races a live worker. Drift the reconciler cannot undo (a path, a
+// missing ownership tag, an unknown policy) is reported, never touched.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
+import type { IAMClient, Policy } from '@aws-sdk/client-iam';
+import type { Config } from '../config/config.js';
+import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
+import { backoffDelay } from '../faults/backoff.js';
+import { isRetriable } from '../faults/classify.js';
+import { ClaimLostError, RejectedEventError } from '../faults/errors.js';
+import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
+import { listPolicies } from '../iam/policies.js';
+import type { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
+import type { LedgerEntry } from '../ledger/ledger.js';
+import { ClaimKeeper } from '../pipeline/claim-keeper.js';
+import { eventFromDesired } from '../pipeline/policy-batch.js';
+import type { Applier } from '../pipeline/types.js';
+
+export type DriftKind = 'missing' | 'path' | 'document' | 'tags' | 'ownership-tag' | 'too-many-versions' | 'present-but-deleted' | 'unknown-to-ledger';
+
+/** IAM's version limit. */
+const MAX_VERSIONS = 5;
+/** Policies looked at concurrently: IAM throttles, and an audit is not in a hurry. */
+const CONCURRENCY = 4;
+
+export interface Drift {
+  policy: string;
+  kinds: DriftKind[];
+  /** What differs, in words. */
+  details: string[];
+  /** The ledger's state for the policy (none for unknown-to-ledger). */
+  ledgerState?: string;
+  /** Where IAM has the policy, if it has it. */
+  arn?: string;
+  /** Why --repair leaves it alone, when it does. */
+  notRepairable?: string;
+}
+
+export type NotJudged = { policy: string; why: 'in-flight' | 'settling' | 'unchecked'; detail: string };
+
+export interface AuditResult {
+  ledgerEntries: number;
+  managedPolicies: number;
+  drift: Drift[];
+  notJudged: NotJudged[];
+}
+
+export interface AuditOptions {
+  iam: IAMClient;
+  ledger: DynamoDbLedger;
+  config: Config;
+  now?: () => number;
+  /** Called as each ledger entry or unknown policy has been looked at. */
+  onProgress?: (done: number) => void;
+}
+
+type Verdict = { kind: 'ok' } | { kind: 'drift'; drift: Drift } | { kind: 'not-judged'; notJudged: NotJudged };
+
+/** Runs `work` over items with at most `limit` at a time. */
+async function eachLimited<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  for await (const item of items) {
+    if (failure !== undefined) break;
+    const task: Promise<void> = work(item)
+      .catch((error: unknown) => {
+        failure ??= error;
+      })
+      .finally(() => running.delete(task));
+    running.add(task);
+    if (running.size >= limit) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+}
+
+/** An AWS read, tried again while it fails for reasons that pass (throttling, 5xx). */
+async function patiently<T>(read: () => Promise<T>, attempts = 6): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!isRetriable(error) || attempt + 1 >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 200, capMs: 5_000 })));
+    }
+  }
+}
+
+async function getPolicy(iam: IAMClient, arn: string): Promise<Policy | undefined> {
+  try {
+    return (await patiently(() => iam.send(new GetPolicyCommand({ PolicyArn: arn })))).Policy;
+  } catch (error) {
+    if (error instanceof NoSuchEntityException) return undefined;
+    throw error;
+  }
+}
+
+function tagMap(tags: readonly { Key?: string; Value?: string }[] | undefined): Map<string, string> {
+  return new Map((tags ?? []).filter((tag) => tag.Key !== undefined).map((tag) => [tag.Key!, tag.Value ?? '']));
+}
+
+/** How two tag sets differ, the ownership tag left out: `+k=v` missing in IAM, `-k` extra in IAM, `k: a -> b` changed. */
+export function tagDifferences(wanted: Record<string, string>, have: Map<string, string>): string[] {
+  const differences: string[] = [];
+  for (const [key, value] of Object.entries(wanted)) {
+    if (key === OWNER_TAG) continue;
+    if (!have.has(key)) differences.push(`+${key}=${value}`);
+    else if (have.get(key) !== value) differences.push(`${key}: ${have.get(key)} -> ${value}`);
+  }
+  for (const key of have.keys()) if (key !== OWNER_TAG && !(key in wanted)) differences.push(`-${key}`);
+  return differences;
+}
+
+export class DriftAudit {
+  private readonly now: () => number;
+
+  constructor(private readonly options: AuditOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async run(): Promise<AuditResult> {
+    const { iam, ledger, config } = this.options;
+    const startedAt = this.now();
+    // Every customer-managed policy of the account by name: IAM names are unique whatever the path.
+    const listed = await patiently(() => listPolicies(iam));
+    const byName = new Map(listed.map((policy) => [policy.PolicyName ?? '', policy]));
+    const drift: Drift[] = [];
+    const notJudged: NotJudged[] = [];
+    const known = new Set<string>();
+    let done = 0;
+    const record = (verdict: Verdict) => {
+      if (verdict.kind === 'drift') drift.push(verdict.drift);
+      else if (verdict.kind === 'not-judged') notJudged.push(verdict.notJudged);
+      this.options.onProgress?.(++done);
+    };
+
+    await eachLimited(ledger.entries(), CONCURRENCY, async (entry) => {
+      known.add(entry.policy);
+      let verdict = await this.judge(entry, byName.get(entry.policy), startedAt);
+      if (verdict.kind === 'drift') {
+        // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
+        const fresh = await patiently(() => ledger.get(entry.policy));
+        if (!fresh || fresh.updatedAt !== entry.updatedAt || (fresh.claim && fresh.claim.expiresAt >= this.now())) {
+          verdict = { kind: 'not-judged', notJudged: { policy: entry.policy, why: 'in-flight', detail: 'the ledger entry changed during the audit' } };
+        }
+      }
+      record(verdict);
+    });
+
+    // Ours by path and tag, yet never in the ledger.
+    const managed = listed.filter((policy) => (policy.Path ?? '/').startsWith(config.managedPathPrefix));
+    const strangers = managed.filter((policy) => !known.has(policy.PolicyName ?? ''));
+    await eachLimited(strangers, CONCURRENCY, async (candidate) => {
+      const policy = await getPolicy(iam, candidate.Arn!);
+      if (policy && ownedBy(policy.Tags, config.appName)) {
+        record({
+          kind: 'drift',
+          drift: {
+            policy: candidate.PolicyName!,
+            kinds: ['unknown-to-ledger'],
+            details: [`${candidate.Arn} is tagged ${OWNER_TAG}=${config.appName} but no event for it was ever applied`],
+            arn: candidate.Arn!,
+            notRepairable: 'unknown to the ledger: nothing says what it should be (delete it, or send an event for it)',
+          },
+        });
+      } else record({ kind: 'ok' });
+    });
+
+    drift.sort((a, b) => a.policy.localeCompare(b.policy));
+    notJudged.sort((a, b) => a.policy.localeCompare(b.policy));
+    return { ledgerEntries: known.size, managedPolicies: managed.length, drift, notJudged };
+  }
+
+  /** One ledger entry against what IAM shows. */
+  private async judge(entry: LedgerEntry, listed: Policy | undefined, startedAt: number): Promise<Verdict> {
+    const { iam, config } = this.options;
+    const policy = entry.policy;
+    const notJudged = (why: NotJudged['why'], detail: string): Verdict => ({ kind: 'not-judged', notJudged: { policy, why, detail } });
+    if (entry.claim && entry.claim.expiresAt >= this.now()) return notJudged('in-flight', `claimed by ${entry.claim.owner}`);
+    const desired = entry.desired;
+    if (!desired || !entry.state || entry.state === 'unknown') return notJudged('unchecked', entry.state === 'unknown' ? 'no event for it was ever applied' : 'the ledger holds no desired state for it (written by an older version)');
+    const updatedAt = entry.updatedAt ? Date.parse(entry.updatedAt) : 0;
+    if (startedAt - updatedAt < config.iamVisibilityWindowMs) return notJudged('settling', `changed ${Math.max(0, Math.round((startedAt - updatedAt) / 1000))} s ago: IAM may not show it yet`);
+
+    const ledgerState = entry.state;
+    const drift = (kinds: DriftKind[], details: string[], extra: Partial<Drift> = {}): Verdict => ({ kind: 'drift', drift: { policy, kinds, details, ledgerState, ...extra } });
+
+    if (entry.state === 'deleted') {
+      if (!listed) return { kind: 'ok' };
+      // A policy of that name that is not ours (someone else's, created since) is none of the audit's business.
+      const found = await getPolicy(iam, listed.Arn!);
+      if (!found || !(found.Path ?? '/').startsWith(config.managedPathPrefix) || !ownedBy(found.Tags, config.appName)) return { kind: 'ok' };
+      return drift(['present-but-deleted'], [`the ledger says deleted; IAM has ${found.Arn}`], {
+        arn: found.Arn!,
+        ...(found.Path !== desired.path ? { notRepairable: `it lives under ${found.Path}, the ledger deleted it under ${desired.path}: delete it by hand` } : {}),
+      });
+    }
+
+    // present, or retained-in-use (a delete kept it because it was attached)
+    if (!listed) {
+      if (entry.state === 'retained-in-use') return { kind: 'ok' }; // the stream's last word was a delete: gone is as asked
+      return drift(['missing'], [`the ledger says present under ${desired.path}; IAM has no policy named ${policy}`]);
+    }
+    if (listed.Path !== desired.path) {
+      return drift(['path'], [`IAM has it under ${listed.Path}, the ledger under ${desired.path}`], {
+        arn: listed.Arn!,
+        notRepairable: `IAM cannot move a policy: delete ${listed.Arn} (if it is ours) and --repair creates it under ${desired.path}`,
+      });
+    }
+    const found = await getPolicy(iam, listed.Arn!);
+    if (!found) return drift(['missing'], [`the ledger says present under ${desired.path}; IAM no longer shows ${listed.Arn}`]);
+    const kinds: DriftKind[] = [];
+    const details: string[] = [];
+    let notRepairable: string | undefined;
+    const have = tagMap(found.Tags);
+    if (!ownedBy(found.Tags, config.appName)) {
+      kinds.push('ownership-tag');
+      details.push(have.has(OWNER_TAG) ? `${OWNER_TAG}=${have.get(OWNER_TAG)}, not ${config.appName}` : `no ${OWNER_TAG} tag`);
+      notRepairable = `without ${OWNER_TAG}=${config.appName} the processor leaves a policy alone: tag it by hand if it is ours, then --repair`;
+    }
+    const tagDiff = tagDifferences(desired.tags ?? {}, have);
+    if (tagDiff.length > 0) {
+      kinds.push('tags');
+      details.push(`tags ${tagDiff.join(', ')}`);
+    }
+    if (desired.document !== undefined) {
+      const version = await patiently(() => iam.send(new GetPolicyVersionCommand({ PolicyArn: found.Arn!, VersionId: found.DefaultVersionId })));
+      const document = decodePolicyVersionDocument(version.PolicyVersion?.Document ?? '{}');
+      if (!documentsEqual(document, desired.document)) {
+        kinds.push('document');
+        details.push(`default version ${found.DefaultVersionId} is not the document last applied`);
+      }
+    }
+    const versions = (await patiently(() => iam.send(new ListPolicyVersionsCommand({ PolicyArn: found.Arn! })))).Versions ?? [];
+    if (versions.length > MAX_VERSIONS) {
+      kinds.push('too-many-versions');
+      details.push(`${versions.length} versions (IAM keeps at most ${MAX_VERSIONS})`);
+      notRepairable ??= 'the reconciler prunes versions only when it writes a new one: delete the extra versions by hand';
+    }
+    if (kinds.length === 0) return { kind: 'ok' };
+    return drift(kinds, details, { arn: found.Arn!, ...(notRepairable ? { notRepairable } : {}) });
+  }
+}
+
+export type RepairResult =
+  | { policy: string; result: 'repaired'; outcome: string }
+  | { policy: string; result: 'skipped'; why: string }
+  | { policy: string; result: 'failed'; why: string };
+
+export interface RepairOptions {
+  ledger: DynamoDbLedger;
+  applier: Applier;
+  config: Config;
+  /** Attempts of the IAM step when it fails for reasons that pass. */
+  attempts?: number;
+}
+
+/** Who repairs, as a claim owner: host/pid/what/nonce, like a worker's host/pid/shard/nonce. */
+export function repairOwner(): string {
+  return `${hostname()}/${process.pid}/ips-drift/${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * Converges one drifted policy to the ledger's desired state under a
+ * verification claim, as a worker's re-verification does.
+ */
+export async function repairPolicy(drift: Drift, owner: string, options: RepairOptions): Promise<RepairResult> {
+  const { ledger, applier, config } = options;
+  const policy = drift.policy;
+  if (drift.notRepairable) return { policy, result: 'skipped', why: drift.notRepairable };
+  await ledger.requestVerification(policy);
+  const claim = await ledger.claimVerification(policy, owner);
+  if (!claim.won) {
+    if (claim.because === 'claimed-elsewhere') return { policy, result: 'skipped', why: `claimed by ${claim.entry.claim?.owner ?? 'a worker'}: its step re-reads IAM (the policy is marked for re-verification)` };
+    return { policy, result: 'skipped', why: 'verified by a worker meanwhile' };
+  }
+  const entry = claim.previous;
+  const seen = entry?.verifyRequested ?? 0;
+  const event = entry ? eventFromDesired(entry) : undefined;
+  let outcome = 'nothing-to-converge';
+  if (event) {
+    // The claim is renewed while the step runs, and no IAM call starts once it could have passed to a worker.
+    const keeper = new ClaimKeeper(ledger, policy, claim.token, claim.expiresAt, config.claimTtlMs);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          keeper.check();
+          outcome = await applier.apply(event, { ledgerSaysPresent: event.type === 'policy.upserted', guard: keeper });
+          keeper.check();
+          break;
+        } catch (error) {
+          if (keeper.lost || error instanceof RejectedEventError || !isRetriable(error) || attempt + 1 >= (options.attempts ?? 6)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 200, capMs: 3_000 })));
+        }
+      }
+    } catch (error) {
+      // Not converged: the mark stays (a worker's next step on the policy reads IAM). A write of
+      // ours may land after a worker's once the claim is lost: mark it again, as a worker does.
+      if (keeper.lost) await ledger.requestVerification(policy).catch(() => undefined);
+      else await ledger.releaseClaim(policy, claim.token).catch(() => false);
+      const why = error instanceof RejectedEventError ? `IAM refused: ${error.message}` : (error as Error).message;
+      return { policy, result: 'failed', why };
+    } finally {
+      keeper.stop();
+    }
+  }
+  try {
+    await ledger.completeVerification(policy, claim.token, seen);
+  } catch (error) {
+    if (error instanceof ClaimLostError) {
+      await ledger.requestVerification(policy).catch(() => undefined);
+      return { policy, result: 'failed', why: 'the verification claim was taken over: a worker re-verifies it' };
+    }
+    throw error;
+  }
+  return { policy, result: 'repaired', outcome };
+}

@@ -1,0 +1,212 @@
+// The drift audit against the emulators: policies made by real events
+// through a shard pipeline (real ledger, real reconciler), then IAM edited
+// behind the processor's back. `ips drift` runs as operators run it, a
+// separate process with --json; it reports each kind of drift with exit code
+// 1, --repair converges what it may through the ledger's claims, and once
+// the rest is fixed by hand the audit finds nothing (exit 0).
+import test from 'ava';
+import {
+  CreatePolicyCommand,
+  CreatePolicyVersionCommand,
+  DeletePolicyCommand,
+  GetPolicyCommand,
+  TagPolicyCommand,
+  UntagPolicyCommand,
+} from '@aws-sdk/client-iam';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectRoot } from '../../src/config/paths.js';
+import { OWNER_TAG } from '../../src/contract/ownership.js';
+import { reconcilerApplier } from '../../src/intake/applier.js';
+import { IamReconciler } from '../../src/iam/reconciler.js';
+import { policyArn } from '../../src/iam/policies.js';
+import { DedupCache } from '../../src/ledger/dedup-cache.js';
+import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { repairPolicy } from '../../src/ops/drift-audit.js';
+import type { Drift, RepairResult } from '../../src/ops/drift-audit.js';
+import { createShardPipeline } from '../../src/pipeline/create.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { useTestStack } from '../../tools/harness/stack.js';
+import { MemoryDeadLetters } from '../support/fakes.js';
+import { readManagedPolicy } from '../support/iam-state.js';
+import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
+
+const startedAt = Date.now();
+const stackOf = useTestStack(test, { shards: 1 });
+const run = promisify(execFile);
+
+interface DriftReport {
+  drifted: number;
+  ledgerEntries: number;
+  drift: Drift[];
+  notJudged: { policy: string; why: string }[];
+  repairs?: RepairResult[];
+  left?: number;
+}
+
+/** `ips drift ...` as a separate process; its exit code and its JSON. */
+async function ips(args: string[], settings: Record<string, string> = {}): Promise<{ code: number; report: DriftReport; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), ...args], {
+      env: { ...process.env, ...stackOf().stack.env, ...settings },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, report: JSON.parse(stdout) as DriftReport, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    if (typeof failed.code !== 'number' || !failed.stdout) throw error;
+    return { code: failed.code, report: JSON.parse(failed.stdout) as DriftReport, stderr: failed.stderr };
+  }
+}
+
+/** Judged at once: nothing counts as too recent for IAM to show. */
+const NOW = { IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
+
+function event(type: 'policy.upserted' | 'policy.deleted', name: string, eventId: string, extra: Record<string, unknown> = {}) {
+  const body = { specVersion: '1', eventId, type, policy: { name }, ...(type === 'policy.upserted' ? { document: doc(name) } : {}), ...extra };
+  return { partitionKey: name, data: Buffer.from(JSON.stringify(body)) };
+}
+
+const arn = (name: string) => policyArn({ account: LOCAL_ACCOUNT_ID }, stackOf().config.managedPathPrefix, name);
+const kindsOf = (report: DriftReport) => Object.fromEntries(report.drift.map((d) => [d.policy, d.kinds]));
+
+test.serial('the local stack names the region under both variables and leaves no DynamoDB Local metadata in the repository', (t) => {
+  const env = readFileSync(join(stackOf().stack.dir, 'stack.env'), 'utf8');
+  t.regex(env, /^AWS_REGION=us-east-1$/m);
+  t.regex(env, /^AWS_DEFAULT_REGION=us-east-1$/m);
+  const metadata = join(projectRoot(), 'dynamodb-local-metadata.json');
+  t.false(existsSync(metadata) && statSync(metadata).mtimeMs >= startedAt, 'no dynamodb-local-metadata.json written by this stack');
+});
+
+test.serial('drift: each kind reported with exit 1; --repair converges what it may through the claims; after the rest is fixed by hand, none and exit 0', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+  const parts = {
+    config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+    logger: silentLogger,
+    metrics,
+    ledger,
+    cache: new DedupCache(1_000),
+    applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+    deadLetters: new MemoryDeadLetters(),
+  };
+  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'drift-test-worker' });
+  const settled = await pipeline.processBatch(
+    streamRecords([
+      event('policy.upserted', 'drift-doc', 'e1', { tags: { team: 'a' } }),
+      event('policy.upserted', 'drift-tag', 'e2', { tags: { team: 'a', env: 'prod' } }),
+      event('policy.upserted', 'drift-owner', 'e3'),
+      event('policy.upserted', 'drift-gone', 'e4'),
+      event('policy.upserted', 'drift-back', 'e5'),
+      event('policy.upserted', 'drift-ok', 'e6', { tags: { team: 'b' } }),
+    ]),
+  );
+  t.deepEqual(settled.map((s) => s.outcome), ['created', 'created', 'created', 'created', 'created', 'created']);
+  const [deleted] = await pipeline.processBatch(streamRecords([event('policy.deleted', 'drift-back', 'e7')]));
+  t.is(deleted?.outcome, 'deleted');
+
+  // Just applied: IAM may not show it yet, so nothing is judged (the default visibility window).
+  const fresh = await ips(['drift', '--json']);
+  t.is(fresh.code, 0);
+  t.is(fresh.report.drifted, 0);
+  t.true(fresh.report.notJudged.length === 6 && fresh.report.notJudged.every((n) => n.why === 'settling'));
+  const clean = await ips(['drift', '--json'], NOW);
+  t.is(clean.code, 0, clean.stderr);
+  t.deepEqual(clean.report.drift, []);
+  t.is(clean.report.ledgerEntries, 6);
+
+  // Behind the processor's back.
+  const iam = aws.iam;
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('drift-doc'), PolicyDocument: JSON.stringify(doc('edited-by-hand')), SetAsDefault: true }));
+  await iam.send(new UntagPolicyCommand({ PolicyArn: arn('drift-tag'), TagKeys: ['env'] }));
+  await iam.send(new UntagPolicyCommand({ PolicyArn: arn('drift-owner'), TagKeys: [OWNER_TAG] }));
+  await iam.send(new DeletePolicyCommand({ PolicyArn: arn('drift-gone') }));
+  const ours = [{ Key: OWNER_TAG, Value: config.appName }];
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'drift-back', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(doc('back')), Tags: ours }));
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'drift-stranger', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(doc('stranger')), Tags: ours }));
+  // Someone else's policy under the managed path, without our tag: not ours, not drift.
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'drift-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(doc('foreign')) }));
+
+  const found = await ips(['drift', '--json'], NOW);
+  t.is(found.code, 1);
+  t.deepEqual(kindsOf(found.report), {
+    'drift-back': ['present-but-deleted'],
+    'drift-doc': ['document'],
+    'drift-gone': ['missing'],
+    'drift-owner': ['ownership-tag'],
+    'drift-stranger': ['unknown-to-ledger'],
+    'drift-tag': ['tags'],
+  });
+  t.regex(found.report.drift.find((d) => d.policy === 'drift-tag')!.details.join(), /\+env=prod/);
+
+  const repaired = await ips(['drift', '--repair', '--yes', '--json'], NOW);
+  t.is(repaired.code, 1, 'the ownership tag and the unknown policy are left');
+  const results = Object.fromEntries((repaired.report.repairs ?? []).map((r) => [r.policy, r.result === 'repaired' ? `repaired ${r.outcome}` : r.result]));
+  t.deepEqual(results, {
+    'drift-back': 'repaired deleted',
+    'drift-doc': 'repaired updated',
+    'drift-gone': 'repaired created',
+    'drift-owner': 'skipped',
+    'drift-stranger': 'skipped',
+    'drift-tag': 'repaired unchanged',
+  });
+  t.is(repaired.report.left, 2);
+  t.deepEqual((await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-doc'))?.document, doc('drift-doc'));
+  t.truthy(await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-gone'));
+  t.is(await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-back'), undefined);
+  const tags = (await iam.send(new GetPolicyCommand({ PolicyArn: arn('drift-tag') }))).Policy?.Tags ?? [];
+  t.true(tags.some((tag) => tag.Key === 'env' && tag.Value === 'prod'));
+  // The verifications were answered: no mark is left for a worker.
+  for (const name of ['drift-doc', 'drift-gone', 'drift-back', 'drift-tag']) {
+    const entry = await ledger.get(name);
+    t.is(entry?.verifiedUpTo, entry?.verifyRequested, name);
+    t.is(entry?.claim, undefined, name);
+  }
+
+  // What repair leaves to people: the ownership tag back, the stranger gone.
+  await iam.send(new TagPolicyCommand({ PolicyArn: arn('drift-owner'), Tags: ours }));
+  await iam.send(new DeletePolicyCommand({ PolicyArn: arn('drift-stranger') }));
+  const after = await ips(['drift', '--json'], NOW);
+  t.is(after.code, 0, JSON.stringify(after.report.drift));
+  t.deepEqual(after.report.drift, []);
+
+  // The human-readable table says the same.
+  const text = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift'], { env: { ...process.env, ...stackOf().stack.env, ...NOW } });
+  t.regex(text.stdout, /^No drift\.$/m);
+  t.regex(text.stdout, /Checked 6 ledger entries and \d+ policies under the managed path: 0 drifted\./);
+});
+
+test.serial('a policy a worker holds is not judged by the audit and skipped by a repair, which leaves it marked for the worker', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+  await aws.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('drift-ok'), PolicyDocument: JSON.stringify(doc('edited-again')), SetAsDefault: true }));
+  // A worker re-verifying the policy right now.
+  await ledger.requestVerification('drift-ok');
+  const worker = await ledger.claimVerification('drift-ok', 'worker-host/4242/shardId-000000000000/abcd1234');
+  t.true(worker.won);
+
+  const audit = await ips(['drift', '--json'], NOW);
+  t.is(audit.code, 0);
+  t.deepEqual(audit.report.notJudged.map((n) => [n.policy, n.why]), [['drift-ok', 'in-flight']]);
+
+  const metrics = new Metrics();
+  const applier = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger, visibilityWindowMs: 0 }));
+  const result = await repairPolicy({ policy: 'drift-ok', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
+  t.is(result.result, 'skipped');
+  t.regex((result as { why: string }).why, /claimed by worker-host\/4242/);
+  const entry = await ledger.get('drift-ok');
+  t.true((entry?.verifyRequested ?? 0) > (entry?.verifiedUpTo ?? 0), 'marked: the worker re-reads IAM');
+  t.deepEqual((await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-ok'))?.document, doc('edited-again'), 'IAM untouched by the repair');
+
+  // The worker's claim ends; a repair now converges it.
+  if (worker.won) await ledger.completeVerification('drift-ok', worker.token, 0);
+  const second = await repairPolicy({ policy: 'drift-ok', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
+  t.deepEqual(second, { policy: 'drift-ok', result: 'repaired', outcome: 'updated' });
+  t.deepEqual((await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-ok'))?.document, doc('drift-ok'));
+});
