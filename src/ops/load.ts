@@ -2,6 +2,7 @@
 // Besides fresh upserts and deletes it can mix in producer retries (the same
 // eventId again), late revisions (stale) and malformed records.
 import type { OutgoingRecord } from './producer.js';
+import { deletedEvent, upsertedEvent } from '../contract/wire-event.js';
 
 export interface LoadSpec {
   policies: number;
@@ -104,7 +105,7 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     if (roll < bad + dup + stale && current > 1) {
       const revision = current - 1 - Math.floor(random() * Math.min(current - 1, 3));
       const eventId = `${prefix}-e${i}-stale`;
-      const event = { specVersion: '1', eventId, type: 'policy.upserted', policy: policyField(policy), revision, document: policyDocument(policy, revision) };
+      const event = upsertedEvent({ eventId, ...policyField(policy), revision, document: policyDocument(policy, revision) });
       records.push({ kind: 'stale', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) });
       continue;
     }
@@ -113,8 +114,8 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     const eventId = `${prefix}-e${i}`;
     const remove = random() < (spec.deleteRatio ?? 0);
     const event = remove
-      ? { specVersion: '1', eventId, type: 'policy.deleted', policy: policyField(policy), revision }
-      : { specVersion: '1', eventId, type: 'policy.upserted', policy: policyField(policy), revision, document: policyDocument(policy, revision % variants) };
+      ? deletedEvent({ eventId, ...policyField(policy), revision })
+      : upsertedEvent({ eventId, ...policyField(policy), revision, document: policyDocument(policy, revision % variants) });
     const record: LoadRecord = { kind: remove ? 'delete' : 'upsert', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) };
     records.push(record);
     sent.push(record);

@@ -6,6 +6,7 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TOOL_BACKOFF, backoffDelay } from '../faults/backoff.js';
+import type { WireEvent } from '../contract/wire-event.js';
 
 export interface OutgoingRecord {
   partitionKey: string;
@@ -71,6 +72,6 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
 }
 
 /** A contract event as a record: JSON, partition key = policy name. */
-export function eventRecord(event: { policy: { name: string } } & Record<string, unknown>): OutgoingRecord {
+export function eventRecord(event: WireEvent): OutgoingRecord {
   return { partitionKey: event.policy.name, data: Buffer.from(JSON.stringify(event)) };
 }

@@ -16,6 +16,7 @@ import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harnes
 import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import type { TestStack } from '../../tools/harness/stack.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
 
 let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;
@@ -31,7 +32,7 @@ test.after.always(async () => {
 });
 
 function upsert(policy: string, eventId: string, variant: number, revision?: number): UserRecord {
-  return eventRecord({ specVersion: '1', eventId, type: 'policy.upserted', policy: { name: policy }, document: policyDocument(policy, variant), ...(revision !== undefined ? { revision } : {}) });
+  return eventRecord(upsertedEvent({ eventId, name: policy, document: policyDocument(policy, variant), ...(revision !== undefined ? { revision } : {}) }));
 }
 
 async function settle(records: UserRecord[]) {

@@ -19,6 +19,7 @@ import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
 import { startTestStack } from '../../tools/harness/stack.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
 
 const EVENTS = Number(process.env.FAULT_EVENTS ?? 400);
 const RATE = Number(process.env.FAULT_RATE ?? 0.2);
@@ -52,7 +53,7 @@ test('throttling, 5xx, resets and slow answers on DynamoDB and IAM: the invarian
     const load: OutgoingRecord[] = generateLoad({ policies: 40, events: EVENTS, seed: 17, prefix: 'fault', deleteRatio: 0.1, duplicateRatio: 0.05, staleRatio: 0.03 });
     // One bad record among them: a 300 KB document, far over IAM's limit.
     const huge = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${'x'.repeat(300_000)}` }] };
-    load.splice(EVENTS / 2, 0, eventRecord({ specVersion: '1', eventId: 'fault-huge', type: 'policy.upserted', policy: { name: 'fault-huge' }, document: huge }));
+    load.splice(EVENTS / 2, 0, eventRecord(upsertedEvent({ eventId: 'fault-huge', name: 'fault-huge', document: huge })));
     const puts = await putRecords(aws.kinesis, testStack.config.streamName, load);
     await waitForOutcomes([daemon.logFile], puts, 280_000);
 

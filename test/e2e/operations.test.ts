@@ -25,6 +25,7 @@ import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import type { TestStack } from '../../tools/harness/stack.js';
 import { outcomeRecordId, sentRecordId } from '../../tools/oracle/outcome-log.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
 
 const run = promisify(execFile);
 let testStack: TestStack | undefined;
@@ -153,7 +154,7 @@ test.serial('a dead letter redriven after its cause is fixed is applied', async 
   const aws = stackOf().clients();
   // Someone else's policy holds the name: the processor refuses to take it over.
   await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'ops-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
-  const event = { specVersion: '1', eventId: 'ops-foreign-1', type: 'policy.upserted', policy: { name: 'ops-foreign' }, document: policyDocument('ours', 1) };
+  const event = upsertedEvent({ eventId: 'ops-foreign-1', name: 'ops-foreign', document: policyDocument('ours', 1) });
   const [put] = await putRecords(aws.kinesis, config.streamName, [eventRecord(event)]);
   const outcome = (await waitForOutcomes(daemons.map((d) => d.logFile), [put!])).get(sentRecordId(put!));
   t.is(outcome?.outcome, 'rejected');

@@ -21,6 +21,7 @@ import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import type { TestStack } from '../../tools/harness/stack.js';
 import { sentRecordId } from '../../tools/oracle/outcome-log.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
 
 let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;
@@ -107,7 +108,7 @@ test.serial('100 garbage records are dead-lettered with reasons, the checkpoint 
   const puttable = hostileCorpus.filter((hostile) => hostile.data.length < 1024 * 1024);
   const garbage = puttable.slice(0, 100);
   while (garbage.length < 100) garbage.push(...puttable.slice(0, 100 - garbage.length));
-  const good = eventRecord({ specVersion: '1', eventId: 'after-garbage', type: 'policy.upserted', policy: { name: 'after-garbage' }, document: policyDocument('after-garbage', 1) });
+  const good = eventRecord(upsertedEvent({ eventId: 'after-garbage', name: 'after-garbage', document: policyDocument('after-garbage', 1) }));
   const puts = await putRecords(aws.kinesis, config.streamName, [...garbage.map(({ partitionKey, data }) => ({ partitionKey, data })), good]);
   const outcomes = await waitForOutcomes([daemon!.logFile], puts);
 

@@ -8,6 +8,7 @@ import { deadLettersCommand } from '../../src/ops/commands/dead-letters.js';
 import type { OpsContext } from '../../src/ops/cli/context.js';
 import { eventRecord } from '../../src/ops/producer.js';
 import { useTestStack } from '../../tools/harness/stack.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
@@ -21,7 +22,7 @@ test.serial('a letter whose policy changed since it was stored is held back; --f
   const aws = clients();
   const store = new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable);
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
-  const old = eventRecord({ specVersion: '1', eventId: 'redrive-old', type: 'policy.upserted', policy: { name: 'redrive-1' }, document: { Version: '2012-10-17', Statement: [] } });
+  const old = eventRecord(upsertedEvent({ eventId: 'redrive-old', name: 'redrive-1', document: { Version: '2012-10-17', Statement: [] } }));
   await store.store({ record: { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 0 }, partitionKey: 'redrive-1', reason: 'not-owned', detail: 'x', data: old.data, eventId: 'redrive-old', policyName: 'redrive-1' });
   await new Promise((resolve) => setTimeout(resolve, 20));
   // A later event for the policy is applied after the letter was stored.

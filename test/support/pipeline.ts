@@ -9,6 +9,8 @@ import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import type { Applier, Settlement, StreamRecord } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryDeadLetters, MemoryLedger } from './fakes.js';
+import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
+import { eventRecord } from '../../src/ops/producer.js';
 
 export interface Harness {
   pipeline: ShardPipeline;
@@ -68,13 +70,11 @@ export function streamRecords(items: { partitionKey: string; data: Buffer }[], s
 }
 
 export function upsertRecord(policy: string, eventId: string, document: object, revision?: number) {
-  const event = { specVersion: '1', eventId, type: 'policy.upserted', policy: { name: policy }, document, ...(revision !== undefined ? { revision } : {}) };
-  return { partitionKey: policy, data: Buffer.from(JSON.stringify(event)) };
+  return eventRecord(upsertedEvent({ eventId, name: policy, document, ...(revision !== undefined ? { revision } : {}) }));
 }
 
 export function deleteRecord(policy: string, eventId: string, revision?: number) {
-  const event = { specVersion: '1', eventId, type: 'policy.deleted', policy: { name: policy }, ...(revision !== undefined ? { revision } : {}) };
-  return { partitionKey: policy, data: Buffer.from(JSON.stringify(event)) };
+  return eventRecord(deletedEvent({ eventId, name: policy, ...(revision !== undefined ? { revision } : {}) }));
 }
 
 export function doc(variant: number | string) {

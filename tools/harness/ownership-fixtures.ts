@@ -8,6 +8,7 @@ import { policyArn } from '../../src/iam/policies.js';
 import { LOCAL_ACCOUNT_ID } from '../local/stack.js';
 import { policyDocument } from '../../src/ops/load.js';
 import { eventRecord } from '../../src/ops/producer.js';
+import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 
 export interface OwnershipFixtures {
@@ -36,7 +37,7 @@ export async function ownershipFixtures(options: {
   await iam.send(new CreatePolicyCommand({ PolicyName: foreignName, Path: managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
   const foreignVersion = (await iam.send(new GetPolicyCommand({ PolicyArn: foreignArn }))).Policy?.DefaultVersionId ?? 'v1';
 
-  await options.settle([eventRecord({ specVersion: '1', eventId: `${attachedName}-1`, type: 'policy.upserted', policy: { name: attachedName }, document: policyDocument(attachedName, 1) })]);
+  await options.settle([eventRecord(upsertedEvent({ eventId: `${attachedName}-1`, name: attachedName, document: policyDocument(attachedName, 1) }))]);
   const role = `${prefix}-role`;
   const trust = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] };
   await iam.send(new CreateRoleCommand({ RoleName: role, AssumeRolePolicyDocument: JSON.stringify(trust) }));
@@ -46,9 +47,9 @@ export async function ownershipFixtures(options: {
     attached: new Set([attachedName]),
     foreign: new Map([[foreignName, { arn: foreignArn, defaultVersionId: foreignVersion }]]),
     closingEvents: [
-      eventRecord({ specVersion: '1', eventId: `${attachedName}-del`, type: 'policy.deleted', policy: { name: attachedName } }),
-      eventRecord({ specVersion: '1', eventId: `${foreignName}-up`, type: 'policy.upserted', policy: { name: foreignName }, document: policyDocument('ours', 2) }),
-      eventRecord({ specVersion: '1', eventId: `${foreignName}-del`, type: 'policy.deleted', policy: { name: foreignName } }),
+      eventRecord(deletedEvent({ eventId: `${attachedName}-del`, name: attachedName })),
+      eventRecord(upsertedEvent({ eventId: `${foreignName}-up`, name: foreignName, document: policyDocument('ours', 2) })),
+      eventRecord(deletedEvent({ eventId: `${foreignName}-del`, name: foreignName })),
     ],
   };
 }

@@ -2,14 +2,15 @@
 // kind of outcome a newcomer should see.
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { eventRecord } from '../../src/ops/producer.js';
+import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
 
 const readOnly = (bucket: string) => ({
   Version: '2012-10-17',
   Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`] }],
 });
 
-function upsert(eventId: string, name: string, revision: number, document: object, extra: Record<string, unknown> = {}) {
-  return eventRecord({ specVersion: '1', eventId, type: 'policy.upserted', policy: { name }, revision, document, ...extra });
+function upsert(eventId: string, name: string, revision: number, document: object, extra: { description?: string; tags?: Record<string, string> } = {}) {
+  return eventRecord(upsertedEvent({ eventId, name, revision, document, ...extra }));
 }
 
 export interface DemoRecord {
@@ -40,7 +41,7 @@ export function demoWaves(): DemoRecord[][] {
       { record: upsert('demo-5', 'demo-reports-read', 1, readOnly('reports-old')), expect: 'stale (revision 1 after revision 2)' },
       { record: upsert('demo-8', 'demo-logs-read', 2, { Statement: [{ Resource: ['arn:aws:s3:::logs/*', 'arn:aws:s3:::logs'], Action: ['s3:ListBucket', 's3:GetObject'], Effect: 'Allow' }], Version: '2012-10-17' }), expect: 'unchanged (same document, keys reordered)' },
       {
-        record: eventRecord({ specVersion: '1', eventId: 'demo-6', type: 'policy.deleted', policy: { name: 'demo-scratch' }, revision: 2 }),
+        record: eventRecord(deletedEvent({ eventId: 'demo-6', name: 'demo-scratch', revision: 2 })),
         expect: 'deleted',
       },
     ],
