@@ -3,6 +3,7 @@
 // logs when the daemon closes its stdin, and start-up lines.
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readLogLines } from '../../tools/oracle/outcome-log.js';
 
 export interface MetricsLine {
   pid: number;
@@ -11,19 +12,7 @@ export interface MetricsLine {
   rssBytes?: number;
 }
 
-function jsonLines(logFile: string, marker: string): Record<string, unknown>[] {
-  if (!existsSync(logFile)) return [];
-  const lines: Record<string, unknown>[] = [];
-  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
-    if (!line.startsWith('{') || !line.includes(marker)) continue;
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      /* a cut line */
-    }
-  }
-  return lines;
-}
+const jsonLines = (logFile: string, marker: string) => readLogLines<Record<string, unknown>>(logFile, marker);
 
 /** The last metrics line of each child process in the log. */
 export function lastMetricsPerChild(logFile: string): MetricsLine[] {

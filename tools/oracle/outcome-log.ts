@@ -19,18 +19,23 @@ export interface OutcomeLine {
   time: number;
 }
 
-export function readOutcomes(logFile: string): OutcomeLine[] {
+/** The pino JSON lines of a log that contain `marker` (e.g. `"msg":"outcome"`); a line cut by a kill -9 is skipped. */
+export function readLogLines<T>(logFile: string, marker: string): T[] {
   if (!existsSync(logFile)) return [];
-  const outcomes: OutcomeLine[] = [];
+  const lines: T[] = [];
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
-    if (!line.startsWith('{') || !line.includes('"msg":"outcome"')) continue;
+    if (!line.startsWith('{') || !line.includes(marker)) continue;
     try {
-      outcomes.push(JSON.parse(line) as OutcomeLine);
+      lines.push(JSON.parse(line) as T);
     } catch {
-      /* a line cut by a kill -9: not an outcome */
+      /* cut */
     }
   }
-  return outcomes;
+  return lines;
+}
+
+export function readOutcomes(logFile: string): OutcomeLine[] {
+  return readLogLines<OutcomeLine>(logFile, '"msg":"outcome"');
 }
 
 /** The record an outcome line is about, as contract/record-id.ts names it. */
