@@ -4,6 +4,8 @@
 // record processor reports while a batch waits on one policy.
 import test from 'ava';
 import type { Checkpointer, KclRecord } from 'aws-kcl';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -133,9 +135,33 @@ test('EMF: before a shard is known, per-shard dimension sets are left out; metri
   t.deepEqual(find(documents(), 'a_test_counter')[0]!._aws.CloudWatchMetrics[0]!.Dimensions, [['App', 'kind']]);
 });
 
-test('sinkFor: stderr by default, nothing when off; the agent sink when an endpoint is set', (t) => {
+test('sinkFor: stderr by default, nothing when off', (t) => {
   t.is(sinkFor({ appName: 'a', metricsSink: 'off', emfAgentEndpoint: undefined }), undefined);
   t.is(sinkFor({ appName: 'a', metricsSink: 'stderr', emfAgentEndpoint: undefined }, { write: () => true })?.name, 'StreamSink');
+});
+
+test('the agent sink sends the documents over TCP to the CloudWatch agent, with the log group; an agent that is down costs an error, not the process', async (t) => {
+  const received: string[] = [];
+  const server = createServer((socket) => socket.on('data', (chunk) => received.push(chunk.toString())));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const metrics = new Metrics();
+  metrics.increment(METRIC.outcomes, { outcome: 'created' }, 4);
+  const sink = sinkFor({ appName: 'iam-policy-stream', metricsSink: 'agent', emfAgentEndpoint: `tcp://127.0.0.1:${port}` }, undefined, {});
+  t.is(sink?.name, 'AgentSink');
+  const publisher = new EmfPublisher({ metrics, sink: sink!, namespace: 'IamPolicyStream', app: 'iam-policy-stream', worker: 'task-1' });
+  await publisher.publish();
+  for (let i = 0; i < 50 && !received.join('').includes('\n'); i++) await sleep(20);
+  server.close();
+  const [document] = received.join('').trim().split('\n').map((line) => JSON.parse(line) as EmfDocument);
+  t.is(document!.outcomes, 4);
+  t.is((document!._aws as unknown as { LogGroupName: string }).LogGroupName, 'iam-policy-stream-metrics');
+
+  // Nothing listens on this loopback port.
+  const errors: unknown[] = [];
+  const down = new EmfPublisher({ metrics, sink: sinkFor({ appName: 'a', metricsSink: 'agent', emfAgentEndpoint: 'tcp://127.0.0.1:9' }, undefined, {})!, namespace: 'X', app: 'a', worker: 'w', onError: (error) => errors.push(error) });
+  await down.publish();
+  t.is(errors.length, 1);
 });
 
 /** A checkpointer that records what it was asked. */
