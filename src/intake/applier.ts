@@ -1,15 +1,10 @@
+// The pipeline's IAM step (pipeline/types.ts, Applier) as the reconciler
+// provides it: an upsert or a delete, reconciled state-aware (ADR-002).
 import type { PolicyEvent } from '../contract/event.js';
-import type { IamOutcome } from '../contract/outcome.js';
-import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
+import type { IamReconciler } from '../iam/reconciler.js';
 import type { Applier, ApplyHint } from '../pipeline/types.js';
 
-interface Reconciler {
-  upsert(event: PolicyUpserted, hint?: ApplyHint): Promise<IamOutcome>;
-  delete(event: PolicyDeleted, hint?: ApplyHint): Promise<IamOutcome>;
-}
-
-/** The pipeline's IAM step: an upsert or a delete, reconciled state-aware. */
-export function reconcilerApplier(reconciler: Reconciler): Applier {
+export function reconcilerApplier(reconciler: Pick<IamReconciler, 'upsert' | 'delete'>): Applier {
   return {
     apply: (event: PolicyEvent, hint?: ApplyHint) => (event.type === 'policy.upserted' ? reconciler.upsert(event, hint) : reconciler.delete(event, hint)),
   };

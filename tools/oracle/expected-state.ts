@@ -1,5 +1,6 @@
 // The IAM state a stream should produce: fold the events in stream order per
-// policy with the product's semantics (SPEC.md). The invariant checker and the
+// policy with the product's semantics (README, "Outcome of every record";
+// docs/event-contract.md). The invariant checker and the
 // end-to-end tests compare it with what IAM holds.
 //
 // Paths: IAM cannot move a policy, and its name is unique per account whatever
