@@ -7,12 +7,13 @@
 // outcomes of the last minute. It writes every IPS_PROGRESS_REPORT_MS while
 // it has news (a batch in flight, outcomes in the last minute changing), and
 // once a minute otherwise, so a reader can tell a quiet shard from a dead
-// child by `updatedAt`. A child whose shard ended deletes the item; one that
-// lost its lease stops writing (the next owner writes the same key).
+// child by `updatedAt`. A child whose shard ended says so one last time; one
+// that lost its lease stops writing (the next owner writes the same key).
 //
-// One PutItem per shard every few seconds at most: nothing next to the
-// ledger's own traffic.
-import { BatchGetItemCommand, DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+// One UpdateItem per shard every few seconds at most: nothing next to the
+// ledger's own traffic, and no permission a worker does not already have on
+// the ledger (GetItem, UpdateItem: no PutItem, no DeleteItem).
+import { BatchGetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LEDGER_KEY } from '../ledger/table.js';
 import type { Logger } from '../log/logger.js';
@@ -55,7 +56,7 @@ export interface ProgressReporterOptions {
 export class ProgressReporter {
   private timer: NodeJS.Timeout | undefined;
   private readonly samples: { at: number; counts: Record<string, number> }[] = [];
-  private last: { at: number; batch: boolean; outcomes: string } | undefined;
+  private last: { at: number; batch: boolean; outcomes: string; state: string } | undefined;
   private writing = false;
   private done = false;
   private readonly now: () => number;
@@ -85,17 +86,22 @@ export class ProgressReporter {
       const progress = this.options.source();
       if (progress.state === 'initializing') return;
       if (progress.state === 'lease-lost' || progress.state === 'stopped') return this.stop();
-      if (progress.state === 'shard-ended') {
-        this.stop();
-        await this.options.dynamodb.send(new DeleteItemCommand({ TableName: this.options.tableName, Key: { [LEDGER_KEY]: { S: progressKey(progress.shardId) } } }));
-        return;
-      }
+      // The shard's last word: ended (its children carry on).
+      if (progress.state === 'shard-ended') this.stop();
       const outcomesKey = JSON.stringify(outcomes.counts);
-      const news = this.last === undefined || progress.batch !== undefined || this.last.batch || this.last.outcomes !== outcomesKey || now - this.last.at >= HEARTBEAT_MS;
+      const last = this.last;
+      const news = !last || progress.batch !== undefined || last.batch || last.outcomes !== outcomesKey || last.state !== progress.state || now - last.at >= HEARTBEAT_MS;
       if (!news) return;
       const item: ProgressItem = { ...progress, worker: `${this.options.worker}/${process.pid}`, updatedAt: now, outcomes: outcomes.counts, windowMs: outcomes.windowMs };
-      await this.options.dynamodb.send(new PutItemCommand({ TableName: this.options.tableName, Item: toItem(item) }));
-      this.last = { at: now, batch: progress.batch !== undefined, outcomes: outcomesKey };
+      await this.options.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.options.tableName,
+          Key: { [LEDGER_KEY]: { S: progressKey(progress.shardId) } },
+          UpdateExpression: 'SET shardId = :shard, updatedAt = :at, progress = :progress',
+          ExpressionAttributeValues: { ':shard': { S: progress.shardId }, ':at': { N: String(item.updatedAt) }, ':progress': { S: JSON.stringify(item) } },
+        }),
+      );
+      this.last = { at: now, batch: progress.batch !== undefined, outcomes: outcomesKey, state: progress.state };
     } catch (error) {
       this.options.logger.warn({ err: error }, 'shard progress not written');
     } finally {
@@ -126,15 +132,6 @@ function outcomeCounts(metrics: Metrics): Record<string, number> {
     if (name === METRIC.outcomes && labels.outcome) counts[labels.outcome] = value;
   }
   return counts;
-}
-
-function toItem(progress: ProgressItem): Record<string, AttributeValue> {
-  return {
-    [LEDGER_KEY]: { S: progressKey(progress.shardId) },
-    shardId: { S: progress.shardId },
-    updatedAt: { N: String(progress.updatedAt) },
-    progress: { S: JSON.stringify(progress) },
-  };
 }
 
 /** The progress items of the given shards (none for a shard no child reported on). */

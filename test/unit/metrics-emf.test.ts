@@ -7,7 +7,7 @@ import type { Checkpointer, KclRecord } from 'aws-kcl';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PolicyRecordProcessor } from '../../src/intake/record-processor.js';
 import { ProgressReporter, progressKey } from '../../src/intake/progress.js';
@@ -229,10 +229,11 @@ test('a batch held by one policy: the record processor reports its oldest unsett
   let now = 1_000_000;
   const reporter = new ProgressReporter({ dynamodb, tableName: 'ledger', worker: 'task-1', source: () => processor.progress(), metrics, intervalMs: 10_000, logger: silentLogger, now: () => now });
   await reporter.tick();
-  const put = sent[0] as PutItemCommand;
-  t.true(put instanceof PutItemCommand);
-  t.is(put.input.Item?.policy?.S, progressKey('shardId-000000000000'));
-  const item = JSON.parse(put.input.Item!.progress!.S!) as ProgressItem;
+  const put = sent[0] as UpdateItemCommand;
+  t.true(put instanceof UpdateItemCommand, 'an update: a worker may not put or delete ledger items');
+  t.is(put.input.Key?.policy?.S, progressKey('shardId-000000000000'));
+  const itemOf = (command: unknown) => JSON.parse((command as UpdateItemCommand).input.ExpressionAttributeValues![':progress']!.S!) as ProgressItem;
+  const item = itemOf(put);
   t.is(item.batch?.oldestUnsettled?.partitionKey, 'slow-policy');
   t.is(item.batch?.oldestUnsettled?.arrivedAt, arrivedAt);
   t.regex(item.worker, /^task-1\/\d+$/);
@@ -250,7 +251,7 @@ test('a batch held by one policy: the record processor reports its oldest unsett
   // Settled: the item says so once (outcomes of the last minute), then nothing new until the window moves.
   now += 10_000;
   await reporter.tick();
-  const settled = JSON.parse((sent[1] as PutItemCommand).input.Item!.progress!.S!) as ProgressItem;
+  const settled = itemOf(sent[1]);
   t.is(settled.batch, undefined);
   t.deepEqual(settled.outcomes, { created: 1 }, 'outcomes since the first look (the two fast policies settled before it)');
   now += 10_000;
@@ -258,12 +259,15 @@ test('a batch held by one policy: the record processor reports its oldest unsett
   t.is(sent.length, 2, 'no news, no write');
   now += 60_000;
   await reporter.tick();
-  t.deepEqual((JSON.parse((sent[2] as PutItemCommand).input.Item!.progress!.S!) as ProgressItem).outcomes, {}, 'a minute later the window is empty');
+  t.deepEqual(itemOf(sent[2]).outcomes, {}, 'a minute later the window is empty');
 
-  // The shard ends: the item goes.
+  // The shard ends: said once more, then nothing.
   processor.shardEnded({ checkpointer }, () => undefined);
   now += 10_000;
   await reporter.tick();
-  t.true(sent[3] instanceof DeleteItemCommand);
+  t.is(itemOf(sent[3]).state, 'shard-ended');
+  now += 60_000;
+  await reporter.tick();
+  t.is(sent.length, 4);
   processor.stop();
 });

@@ -173,7 +173,7 @@ export function renderStatus(report: StatusReport, config: { deadLetterTable: st
         const oldest = progress?.batch?.oldestUnsettled;
         return {
           shard: row.shard,
-          batch: progress?.batch ? `${progress.batch.settled}/${progress.batch.records} settled` : progress ? 'idle' : '-',
+          batch: progress?.state === 'shard-ended' ? 'shard ended' : progress?.batch ? `${progress.batch.settled}/${progress.batch.records} settled` : progress ? 'idle' : '-',
           oldestUnsettled: seconds(progress?.oldestUnsettledAgeMs),
           policy: oldest?.partitionKey ?? '-',
           lastMinute: progress ? outcomeList(progress.outcomes) : '-',
