@@ -53,6 +53,8 @@ export const METRIC = {
   oldestUnsettledAgeMs: 'oldest_unsettled_age_ms',
   /** Gauge: the child's resident memory, bytes. */
   rssBytes: 'rss_bytes',
+  /** Gauge: policies a drift audit (`ips drift`) found drifted, published once per audit when a metrics sink is set. */
+  driftFound: 'drift_found',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -94,6 +96,7 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   record_age_ms: { kind: 'distribution', unit: 'Milliseconds', scopes: ['fleet', 'shard'] },
   oldest_unsettled_age_ms: { kind: 'gauge', unit: 'Milliseconds', scopes: ['fleet', 'shard'] },
   rss_bytes: { kind: 'gauge', unit: 'Bytes', scopes: ['fleet', 'worker'] },
+  drift_found: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
 };
 
 /** Values of a distribution kept between two publications: at most this many, drawn uniformly, plus the largest. */

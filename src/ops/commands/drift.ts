@@ -1,13 +1,18 @@
 // `drift`: audits IAM against the ledger (ops/drift-audit.ts) and, with
 // --repair, converges what drifted through the ledger's claims, as a worker's
 // re-verification does. Exit code 1 when drift is found (or, with --repair,
-// when some of it is left).
+// when some of it is left). With a metrics sink set (the CloudWatch agent's
+// endpoint, as the stack's scheduled audit has, or IPS_METRICS_SINK), the
+// audit also publishes how many policies drifted (METRIC.driftFound), which
+// the stack's drift alarm watches.
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
 import { reconcilerApplier } from '../../intake/applier.js';
 import { IamReconciler } from '../../iam/reconciler.js';
 import { createLogger } from '../../log/logger.js';
-import { Metrics } from '../../metrics/metrics.js';
+import type { Config } from '../../config/config.js';
+import { EmfPublisher, sinkFor } from '../../metrics/emf.js';
+import { METRIC, Metrics } from '../../metrics/metrics.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP } from '../cli/command.js';
 import { note, print, printJson, table } from '../cli/render.js';
@@ -87,6 +92,7 @@ ${COMMON_HELP}`,
       drift: result.drift,
       notJudged: result.notJudged,
     };
+    await publishDriftFound(config, result.drift.length);
 
     if (values.repair !== true) {
       if (ctx.json) printJson(summary);
@@ -136,6 +142,29 @@ ${COMMON_HELP}`,
     return left > 0 ? 1 : 0;
   },
 };
+
+/**
+ * The audit's count of drifted policies as an EMF document (METRIC.driftFound,
+ * dimension set [App]) when a sink is asked for: the CloudWatch agent
+ * (AWS_EMF_AGENT_ENDPOINT) or IPS_METRICS_SINK set explicitly. At a terminal
+ * with neither, nothing is written. A failed publication is noted on stderr and
+ * changes neither the report nor the exit code.
+ */
+async function publishDriftFound(config: Config, drifted: number, env: Record<string, string | undefined> = process.env): Promise<void> {
+  if (config.metricsSink === 'off' || (config.metricsSink === 'stderr' && !env.IPS_METRICS_SINK)) return;
+  const sink = sinkFor(config, process.stderr, env);
+  if (!sink) return;
+  const metrics = new Metrics();
+  metrics.gauge(METRIC.driftFound, drifted);
+  await new EmfPublisher({
+    metrics,
+    sink,
+    namespace: config.metricsNamespace,
+    app: config.appName,
+    worker: config.workerId,
+    onError: (error) => note(`drift_found not published: ${error instanceof Error ? error.message : String(error)}`),
+  }).publish();
+}
 
 function printFooter(result: { ledgerEntries: number; managedPolicies: number; drift: unknown[]; notJudged: { policy: string; why: string; detail: string }[] }): void {
   print('');
