@@ -1,5 +1,6 @@
 // Checks the worker role in the synthesized template against what it may
-// touch: IAM policies under the managed path, its own tables, its own stream.
+// touch: IAM policies under the managed path, its own tables, its own stream,
+// and the metrics log group its CloudWatch agent sidecar writes.
 // It reads the template as CloudFormation will (parameters, conditions,
 // Fn::Sub, Fn::Join, Ref, Fn::GetAtt resolved offline with a stand-in account),
 // not the CDK constructs that made it, so it is a second opinion on the CDK
@@ -25,6 +26,8 @@ export interface Scope {
   /** ARNs of the tables the worker may use. */
   tableArns: string[];
   streamArn: string;
+  /** ARN of the log group the CloudWatch agent sidecar (same task role) writes the EMF documents to. */
+  metricsLogGroupArn: string;
 }
 
 /** Actions AWS authorizes only against "*", each with the condition key that must narrow it. */
@@ -83,6 +86,8 @@ function outOfScope(service: string, resource: string, scope: Scope): string | u
       return scope.tableArns.some((table) => resource === table || resource === `${table}/index/*`) ? undefined : 'not one of its tables';
     case 'kinesis':
       return resource === scope.streamArn || resource.startsWith(`${scope.streamArn}/consumer/`) ? undefined : 'not its stream';
+    case 'logs':
+      return resource === scope.metricsLogGroupArn ? undefined : 'not the metrics log group';
     case 'cloudwatch':
       return 'CloudWatch is granted only as PutMetricData with a namespace condition';
     default:
@@ -180,6 +185,8 @@ export class TemplateResolver {
         return String(this.resolve(properties.TableName!));
       case 'AWS::Kinesis::Stream':
         return String(this.resolve(properties.Name!));
+      case 'AWS::Logs::LogGroup':
+        return String(this.resolve(properties.LogGroupName!));
       default:
         return logicalId;
     }
@@ -196,6 +203,8 @@ export class TemplateResolver {
           return `arn:${partition}:kinesis:${region}:${accountId}:stream/${this.refResource(logicalId)}`;
         case 'AWS::IAM::Role':
           return `arn:${partition}:iam::${accountId}:role/${logicalId}`;
+        case 'AWS::Logs::LogGroup':
+          return `arn:${partition}:logs:${region}:${accountId}:log-group:${this.refResource(logicalId)}:*`;
         default:
           break;
       }
@@ -310,6 +319,7 @@ export function workerRoleUnderTest(
       // KCL 3 creates these two itself; they carry the application's name like the lease table.
       tableArns: [...ownTables, tableArn(`${app}-CoordinatorState`), tableArn(`${app}-WorkerMetricStats`)],
       streamArn: resolver.resolve({ 'Fn::GetAtt': ['Stream', 'Arn'] }) as string,
+      metricsLogGroupArn: resolver.resolve({ 'Fn::GetAtt': ['MetricsLogGroup', 'Arn'] }) as string,
     },
   };
 }

@@ -34,6 +34,7 @@ import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
 import { OWNER_TAG } from '../../src/contract/ownership.js';
 import { ledgerTableDefinition } from '../../src/ledger/table.js';
 import { InlinePolicyRole } from './inline-policy-role.js';
+import { DEFAULT_AGENT_IMAGE, addAlarmsAndDashboard, addCloudWatchAgent, addDriftAudit, metricsAgentStatement, metricsEnvironment } from './operations.js';
 
 /** The stack's name, and the id of its template in the cloud assembly. */
 export const STACK_NAME = 'iam-policy-stream';
@@ -297,6 +298,18 @@ export class IamPolicyStreamStack extends Stack {
       allowedValues: ['1', '3', '5', '7', '14', '30', '60', '90', '120', '150', '180', '365', '400', '545', '731', '1096', '1827', '2192', '2557', '2922', '3288', '3653'],
       description: 'Retention of the worker log group (every record outcome is logged there).',
     });
+    const metricsNamespace = new CfnParameter(this, 'MetricsNamespace', {
+      type: 'String',
+      default: DEFAULTS.metricsNamespace,
+      // CloudWatch's namespace characters, without the quote the alarms' Metrics Insights queries put around it.
+      allowedPattern: '^[A-Za-z0-9_./#:-]{1,255}$',
+      description: 'CloudWatch namespace of the workers\' own metrics (IPS_METRICS_NAMESPACE); the alarms and the dashboard read them there.',
+    });
+    const agentImage = new CfnParameter(this, 'CloudWatchAgentImage', {
+      type: 'String',
+      default: DEFAULT_AGENT_IMAGE,
+      description: 'CloudWatch agent image of the metrics sidecar; a copy in a private ECR repository (pull-through cache) for subnets without a route to public.ecr.aws.',
+    });
     const app = appName.valueAsString;
 
     const isProvisioned = new CfnCondition(this, 'IsProvisioned', { expression: Fn.conditionEquals(streamMode.valueAsString, 'PROVISIONED') });
@@ -355,6 +368,16 @@ export class IamPolicyStreamStack extends Stack {
       }),
       'LogGroup',
     );
+    // The EMF documents the CloudWatch agent writes, from which CloudWatch extracts the metrics.
+    // Named as src/metrics/emf.ts names it by default (`<app>-metrics`).
+    const metricsLogGroup = logicalId(
+      new LogGroup(this, 'MetricsLogGroup', {
+        logGroupName: `${app}-metrics`,
+        retention: logRetentionDays.valueAsNumber as RetentionDays,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+      'MetricsLogGroup',
+    );
     // Only the VPC's id is known (a parameter); nothing here looks it up.
     const vpc = Vpc.fromVpcAttributes(this, 'WorkerVpc', { vpcId: vpcId.valueAsString, availabilityZones: Fn.getAzs() });
     acknowledge(vpc, {
@@ -393,6 +416,8 @@ export class IamPolicyStreamStack extends Stack {
     );
     this.taskRole = taskRole;
     this.grantWorker(taskRole, { app, managedPathPrefix: managedPathPrefix.valueAsString, ledger, deadLetters, leases, stream, kclMajor });
+    // The CloudWatch agent sidecar runs with the task role (its ECS setup puts its grant there): it writes the metrics log group.
+    taskRole.addToPrincipalPolicy(metricsAgentStatement(metricsLogGroup));
 
     // Grants that exist only in some configurations: policies of their own,
     // attached to the task role under the parameter's condition (CDK's policy
@@ -459,6 +484,8 @@ export class IamPolicyStreamStack extends Stack {
       IPS_KCL_METRICS_LEVEL: kclMetricsLevel.valueAsString,
       IPS_KCL_RETRIEVAL_MODE: retrievalMode.valueAsString,
       IPS_KCL_INITIAL_POSITION: initialPosition.valueAsString,
+      // The record processors' metrics go to the agent sidecar (docs/operations.md, "Metrics").
+      ...metricsEnvironment({ namespace: metricsNamespace.valueAsString, metricsLogGroup }),
     };
     const container = taskDefinition.addContainer(CONTAINER_NAME, {
       containerName: CONTAINER_NAME,
@@ -474,12 +501,13 @@ export class IamPolicyStreamStack extends Stack {
       logging: LogDriver.awsLogs({ logGroup, streamPrefix: CONTAINER_NAME }),
     });
     container.addMountPoints({ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false });
+    addCloudWatchAgent(taskDefinition, { image: agentImage.valueAsString, logGroup, dependent: container });
     // LinuxParameters renders an empty Capabilities object; without it the container definition is the one
     // stacks from the earlier template run, and their update starts no new task definition revision.
     (taskDefinition.node.defaultChild as CfnTaskDefinition).addPropertyDeletionOverride('ContainerDefinitions.0.LinuxParameters.Capabilities');
     acknowledge(taskDefinition, {
       'AwsSolutions-ECS2':
-        'The environment holds names (stream, tables, application, managed path) and log and KCL settings, all of them in the stack parameters already; no secret is passed, and the worker gets its credentials from the task role.',
+        "The environment holds names (stream, tables, application, managed path, metrics namespace and log group), log, KCL and metrics settings, the agent's endpoint and its EMF-only configuration, all of them in the stack already; no secret is passed, and the worker and the agent get their credentials from the task role.",
     });
 
     const securityGroup = logicalId(
@@ -531,6 +559,43 @@ export class IamPolicyStreamStack extends Stack {
       },
     });
 
+    // --- operations: alarms, dashboard, scheduled drift audit ---------------
+    const { topic, dashboard } = addAlarmsAndDashboard(this, {
+      app,
+      namespace: metricsNamespace.valueAsString,
+      cluster,
+      service,
+      minWorkers,
+      // The KCL publishes its own metrics under the application name.
+      kclNamespace: app,
+    });
+    const drift = addDriftAudit(this, {
+      app,
+      imageUri: imageUri.valueAsString,
+      agentImage: agentImage.valueAsString,
+      cpuArchitecture: cpuArchitecture.valueAsString,
+      cluster,
+      // The managed policy already lets it pull and write the log streams, as for the worker's task definition.
+      executionRole: executionRole.withoutPolicyUpdates(),
+      logGroup,
+      metricsLogGroup,
+      environment: {
+        AWS_REGION: Aws.REGION,
+        IPS_APP_NAME: app,
+        IPS_LEDGER_TABLE: ledger.tableName,
+        IPS_MANAGED_PATH_PREFIX: managedPathPrefix.valueAsString,
+        IPS_LOG_LEVEL: logLevel.valueAsString,
+        // The `Worker` property of its metric document.
+        IPS_WORKER_ID: 'drift-audit',
+        ...metricsEnvironment({ namespace: metricsNamespace.valueAsString, metricsLogGroup }),
+      },
+      ledger,
+      managedPathPrefix: managedPathPrefix.valueAsString,
+      subnets: subnetIds.valueAsList,
+      securityGroup,
+      assignPublicIp: assignPublicIp.valueAsString,
+    });
+
     // --- outputs ----------------------------------------------------------
     // Output IDs as before; StreamName is also a parameter's, which CloudFormation allows and constructs do not.
     const output = (id: string, props: CfnOutputProps) => new CfnOutput(this, `${id}Output`, props).overrideLogicalId(id);
@@ -543,6 +608,13 @@ export class IamPolicyStreamStack extends Stack {
     output('ClusterName', { value: cluster.clusterName });
     output('ServiceName', { value: service.attrName });
     output('LogGroupName', { value: logGroup.logGroupName });
+    output('MetricsLogGroupName', { description: 'EMF documents of the CloudWatch agent (the metrics are extracted from them).', value: metricsLogGroup.logGroupName });
+    output('AlarmTopicArn', { description: 'Every alarm notifies this topic (ALARM and OK); subscribe more endpoints to it.', value: topic.topicArn });
+    output('DashboardUrl', {
+      description: 'The CloudWatch dashboard: per shard and per worker.',
+      value: `https://console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${dashboard.dashboardName}`,
+    });
+    output('DriftAuditTaskDefinitionArn', { description: 'Run it by hand with `aws ecs run-task` (same network settings as the service).', value: drift.taskDefinition.taskDefinitionArn });
   }
 
   /** The worker's permissions: each grant is what the code calls, on what it owns. */

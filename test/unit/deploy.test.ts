@@ -57,7 +57,7 @@ const VARIANTS: Overrides[] = [
 
 // --- what the stack is made of --------------------------------------------
 
-test('the resources, parameters and outputs of the hand-written template, under the same logical IDs', (t) => {
+test('the resources, parameters and outputs of the hand-written template, under the same logical IDs, and the operations ones beside them', (t) => {
   // The same logical IDs let a stack deployed from the earlier template update in place: the
   // tables and the stream are named and retained, so a new ID would mean a second resource of
   // the same name. FanOutPolicy and KclMetricsPolicy held statements that used to sit in the
@@ -80,18 +80,38 @@ test('the resources, parameters and outputs of the hand-written template, under 
       Service: 'AWS::ECS::Service',
       WorkerScaling: 'AWS::ApplicationAutoScaling::ScalableTarget',
       WorkerCpuTracking: 'AWS::ApplicationAutoScaling::ScalingPolicy',
+      // Operations (infra/aws/operations.ts; test/unit/deploy-operations.test.ts).
+      MetricsLogGroup: 'AWS::Logs::LogGroup',
+      AlarmTopic: 'AWS::SNS::Topic',
+      AlarmTopicPolicy: 'AWS::SNS::TopicPolicy',
+      AlertEmailSubscription: 'AWS::SNS::Subscription',
+      LagAlarm: 'AWS::CloudWatch::Alarm',
+      StuckShardAlarm: 'AWS::CloudWatch::Alarm',
+      DeadLettersAlarm: 'AWS::CloudWatch::Alarm',
+      IamThrottlingAlarm: 'AWS::CloudWatch::Alarm',
+      IamBreakerOpenAlarm: 'AWS::CloudWatch::Alarm',
+      WorkersBelowMinimumAlarm: 'AWS::CloudWatch::Alarm',
+      DriftFoundAlarm: 'AWS::CloudWatch::Alarm',
+      Dashboard: 'AWS::CloudWatch::Dashboard',
+      DriftAuditRole: 'AWS::IAM::Role',
+      DriftAuditTaskDefinition: 'AWS::ECS::TaskDefinition',
+      DriftAuditScheduleRole: 'AWS::IAM::Role',
+      DriftAuditRule: 'AWS::Events::Rule',
     },
   );
   t.like(resources.FanOutPolicy, { Condition: 'UseFanOut', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.KclMetricsPolicy, { Condition: 'PublishKclMetrics', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.deepEqual(Object.keys(parameters).sort(), [
-    'ApplicationName', 'AssignPublicIp', 'CpuArchitecture', 'CpuTargetPercent', 'DesiredWorkers', 'ImageUri', 'InitialPosition',
-    'KclMetricsLevel', 'LogLevel', 'LogRetentionDays', 'ManagedPathPrefix', 'MaxWorkers', 'MinWorkers', 'RetentionHours',
-    'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'SubnetIds', 'TaskCpu', 'TaskMemory', 'VpcId',
+    'AlertEmail', 'ApplicationName', 'AssignPublicIp', 'BreakerOpenMinutes', 'CloudWatchAgentImage', 'CpuArchitecture', 'CpuTargetPercent',
+    'DeadLetterAlarmThreshold', 'DesiredWorkers', 'DriftAlarmThreshold', 'DriftAuditSchedule', 'DriftAuditState', 'IamThrottleAlarmCalls', 'ImageUri',
+    'InitialPosition', 'KclMetricsLevel', 'LagAlarmSeconds', 'LogLevel', 'LogRetentionDays', 'ManagedPathPrefix', 'MaxWorkers', 'MetricsNamespace',
+    'MinWorkers', 'RetentionHours', 'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'StuckShardMinutes', 'SubnetIds', 'TaskCpu', 'TaskMemory',
+    'VpcId',
   ]);
-  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
+  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
   t.deepEqual(Object.keys(template.Outputs as JsonObject).sort(), [
-    'ClusterName', 'DeadLetterTableName', 'LeaseTableName', 'LedgerTableName', 'LogGroupName', 'ServiceName', 'StreamArn', 'StreamName', 'TaskRoleArn',
+    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditTaskDefinitionArn', 'LeaseTableName', 'LedgerTableName',
+    'LogGroupName', 'MetricsLogGroupName', 'ServiceName', 'StreamArn', 'StreamName', 'TaskRoleArn',
   ]);
 });
 
@@ -171,10 +191,11 @@ test('the least-privilege check reports a deliberately bad policy (so it can fai
     { Sid: 'Produce', Effect: 'Allow', Action: ['kinesis:PutRecords'], Resource: scope.streamArn },
     { Sid: 'OtherStream', Effect: 'Allow', Action: ['kinesis:GetRecords'], Resource: 'arn:aws:kinesis:eu-west-1:123456789012:stream/other' },
     { Sid: 'Unfenced', Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: '*' },
+    { Sid: 'OtherLogs', Effect: 'Allow', Action: ['logs:PutLogEvents'], Resource: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/payments:*' },
     { Sid: 'Inverse', Effect: 'Allow', NotAction: ['iam:DeleteRole'], Resource: scope.streamArn },
   ];
   const violations = checkLeastPrivilege(bad, scope);
-  for (const sid of ['Admin', 'Everything', 'WholeAccount', 'Sibling', 'OtherTable', 'Produce', 'OtherStream', 'Unfenced', 'Inverse']) {
+  for (const sid of ['Admin', 'Everything', 'WholeAccount', 'Sibling', 'OtherTable', 'Produce', 'OtherStream', 'Unfenced', 'OtherLogs', 'Inverse']) {
     t.true(violations.some((violation) => violation.startsWith(`${sid}:`)), `${sid} is reported`);
   }
 });
@@ -293,6 +314,7 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
+  'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
 };
 
 test('every AWS call of the record processor is in a file whose calls the stack grants', (t) => {
@@ -301,6 +323,10 @@ test('every AWS call of the record processor is in a file whose calls the stack 
   t.true(files.includes('src/intake/process-parts.ts'), files.join(', '));
   const callers = files.filter((file) => /from '@aws-sdk\/client-[a-z-]+'/.test(read(file)) && /new \w+Command\(/.test(read(file)));
   t.deepEqual(callers, Object.keys(PROCESSOR_CALLERS).sort(), 'a file that sends AWS calls from the record processor needs its grants in infra/aws/stack.ts');
+  // The progress reporter the processor runs writes with UpdateItem only, which the ledger grant has.
+  const reporter = /\nexport class ProgressReporter[\s\S]*?\n\}\n/.exec(read('src/intake/progress.ts'))?.[0] ?? '';
+  t.deepEqual(commandsIn(reporter, 'dynamodb'), ['dynamodb:UpdateItem']);
+  t.true(LEDGER_ACTIONS.includes('dynamodb:UpdateItem'));
 });
 
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
@@ -376,6 +402,13 @@ test('CloudWatch metrics are granted only when the KCL publishes them, fenced to
 
 test('the task runs on Fargate in awsvpc mode as a non-root user with a read-only root file system', (t) => {
   t.notThrows(() =>
+    assertions.hasResource('AWS::ECS::TaskDefinition', {
+      Properties: Match.objectLike({ TaskRoleArn: { 'Fn::GetAtt': ['TaskRole', 'Arn'] } }),
+    }),
+  );
+  // The worker first, then the CloudWatch agent sidecar (test/unit/deploy-operations.test.ts).
+  t.deepEqual((props('TaskDefinition').ContainerDefinitions as JsonObject[]).map((container) => container.Name), ['worker', 'cloudwatch-agent']);
+  t.notThrows(() =>
     assertions.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RequiresCompatibilities: ['FARGATE'],
       NetworkMode: 'awsvpc',
@@ -389,6 +422,7 @@ test('the task runs on Fargate in awsvpc mode as a non-root user with a read-onl
           LogConfiguration: Match.objectLike({ LogDriver: 'awslogs', Options: Match.objectLike({ 'awslogs-group': { Ref: 'LogGroup' } }) }),
           MountPoints: [{ SourceVolume: 'tmp', ContainerPath: '/tmp', ReadOnly: false }],
         }),
+        Match.objectLike({ Name: 'cloudwatch-agent' }),
       ],
       Volumes: [{ Name: 'tmp' }],
     }),
@@ -410,6 +444,8 @@ test('the container environment sets only settings the code reads, and the ones 
   const known = new Set([
     ...[...read('src/config/config.ts').matchAll(/'(IPS_[A-Z_]+)'/g)].map((match) => match[1]!),
     ...[...read('properties/aws.properties').matchAll(/\$\{(IPS_[A-Z_]+)/g)].map((match) => match[1]!),
+    // The metrics sink's settings, read from the environment by the configuration and src/metrics/emf.ts.
+    ...[...`${read('src/config/config.ts')}${read('src/metrics/emf.ts')}`.matchAll(/\benv\.(AWS_EMF_[A-Z_]+)/g)].map((match) => match[1]!),
     'AWS_REGION',
   ]);
   for (const name of names) t.true(known.has(name), `${name} is read by src/config/config.ts or properties/aws.properties`);
