@@ -12,6 +12,7 @@ import { IamReconciler } from '../../iam/reconciler.js';
 import { createLogger } from '../../log/logger.js';
 import type { Config } from '../../config/config.js';
 import { EmfPublisher, sinkFor } from '../../metrics/emf.js';
+import type { LineWriter } from '../../metrics/emf.js';
 import { METRIC, Metrics } from '../../metrics/metrics.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP } from '../cli/command.js';
@@ -150,9 +151,14 @@ ${COMMON_HELP}`,
  * with neither, nothing is written. A failed publication is noted on stderr and
  * changes neither the report nor the exit code.
  */
-async function publishDriftFound(config: Config, drifted: number, env: Record<string, string | undefined> = process.env): Promise<void> {
+export async function publishDriftFound(
+  config: Config,
+  drifted: number,
+  env: Record<string, string | undefined> = process.env,
+  stream: LineWriter = process.stderr,
+): Promise<void> {
   if (config.metricsSink === 'off' || (config.metricsSink === 'stderr' && !env.IPS_METRICS_SINK)) return;
-  const sink = sinkFor(config, process.stderr, env);
+  const sink = sinkFor(config, stream, env);
   if (!sink) return;
   const metrics = new Metrics();
   metrics.gauge(METRIC.driftFound, drifted);
