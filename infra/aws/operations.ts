@@ -11,8 +11,7 @@
 // against what the code publishes.
 import { Aws, CfnCondition, CfnParameter, Duration, Fn, Token, Validations } from 'aws-cdk-lib';
 import type { CfnResource } from 'aws-cdk-lib';
-import type { IConstruct } from 'constructs';
-import type { Construct } from 'constructs';
+import type { Construct, IConstruct } from 'constructs';
 import { Alarm, AlarmStatusWidget, ComparisonOperator, Dashboard, GraphWidget, MathExpression, Metric, TextWidget, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -301,7 +300,7 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
     graph('Record age at outcome, per shard (ms, max)', [perShard(METRIC.recordAgeMs, 'MAX', 'record age')]),
     graph('Oldest unsettled record, per shard (ms)', [perShard(METRIC.oldestUnsettledAgeMs, 'MAX', 'oldest unsettled')]),
     graph('KCL MillisBehindLatest, per shard', [
-      new MathExpression({ expression: `SEARCH('{${props.kclNamespace}} MetricName="MillisBehindLatest"', 'Maximum', 60)`, label: 'behind latest', period: oneMinute, usingMetrics: {} }),
+      new MathExpression({ expression: `SEARCH('{"${props.kclNamespace}"} MetricName="MillisBehindLatest"', 'Maximum', 60)`, label: 'behind latest', period: oneMinute, usingMetrics: {} }),
     ]),
   );
   dashboard.addWidgets(
@@ -324,6 +323,8 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
 export interface DriftAuditProps {
   app: string;
   imageUri: string;
+  /** The image's non-root user, as the worker runs it. */
+  user: string;
   agentImage: string;
   cpuArchitecture: string;
   cluster: ICluster;
@@ -393,7 +394,7 @@ export function addDriftAudit(scope: Construct, props: DriftAuditProps): { taskD
     containerName: DRIFT_CONTAINER_NAME,
     image: ContainerImage.fromRegistry(props.imageUri),
     essential: true,
-    user: '10001:10001',
+    user: props.user,
     readonlyRootFilesystem: true,
     entryPoint: [DRIFT_COMMAND[0]!],
     command: DRIFT_COMMAND.slice(1),

@@ -572,6 +572,7 @@ export class IamPolicyStreamStack extends Stack {
     const drift = addDriftAudit(this, {
       app,
       imageUri: imageUri.valueAsString,
+      user: CONTAINER_USER,
       agentImage: agentImage.valueAsString,
       cpuArchitecture: cpuArchitecture.valueAsString,
       cluster,
