@@ -10,7 +10,19 @@
 //           owned, not attached           -> non-default versions, then policy deleted
 //
 // The policy is found by ARN (account from STS, path, name). Tags are synced
-// as a set on every upsert of an owned policy, `managed-by` always kept.
+// as a set on every upsert that reads the policy, `managed-by` always kept.
+//
+// What each verdict is based on (docs/design.md, "What each IAM verdict rests
+// on"): IAM's answers, or the ledger's word where the ledger vouches for the
+// policy. An update of a policy the ledger knows (present, owned, its version
+// ids and last applied document recorded, no verification owed) is written
+// directly: CreatePolicyVersion as default, the oldest non-default version
+// deleted first only when the ledger knows 5 exist, tags written only when
+// they differ from the ledger's. Any surprise in IAM's answers (NoSuchEntity,
+// LimitExceeded, DeleteConflict, AccessDenied, a new version number that says
+// versions were made elsewhere) sends the step to the full read path below,
+// which is what runs for every other case. `unchanged` is never given without
+// reading IAM's default version.
 // Transient faults are retried here with exponential backoff and full jitter
 // within a budget, behind a circuit breaker; past the budget they surface as
 // TransientError and the pipeline retries the whole step later.
@@ -88,7 +100,26 @@ export interface StepHint {
   forceWrite?: boolean;
   /** The ledger does not know where the policy lives: a delete that names no path finds it by name under the managed prefix. */
   pathUnknown?: boolean;
+  /**
+   * IAM's version ids of the policy as the ledger's last completion left them,
+   * oldest first, the last one the default. Given only when the ledger vouches
+   * for the policy (present and owned by its last step, no verification owed,
+   * the claim not taken over from another owner): then an update is written
+   * without reading IAM first.
+   */
+  ledgerVersions?: string[];
+  /** The tags the ledger last applied (`managed-by` aside): a direct update writes tags only when the wanted ones differ. */
+  ledgerTags?: Record<string, string>;
+  /**
+   * Told what the step leaves in IAM, as far as it knows: the version ids,
+   * oldest first, the last the default (empty once deleted); undefined when it
+   * cannot tell. The ledger's completion records it for the next step.
+   */
+  onVersions?: (versions: string[] | undefined) => void;
 }
+
+/** IAM answers to a direct write that say the ledger's picture is out of date: the full read path decides instead. */
+const SURPRISES = ['NoSuchEntity', 'LimitExceeded', 'DeleteConflict', 'EntityAlreadyExists', 'AccessDenied'];
 
 /** What an IAM step must obey so that it never writes after its claim could have passed to another worker. */
 export interface StepGuard {
@@ -254,8 +285,71 @@ export class IamReconciler {
     throw new RejectedEventError('not-owned', `${policy.Arn} exists but is not managed by ${this.options.config.appName} (path ${policy.Path}, no ${OWNER_TAG} tag for it)`);
   }
 
+  /**
+   * Whether the ledger's word is enough to write an update without reading
+   * IAM: the policy is present and owned by the ledger's last step, its
+   * versions are known, and the wanted document is not the one last applied
+   * (that would be `unchanged`, which only IAM's default version can confirm).
+   */
+  private writesDirectly(event: PolicyUpserted, hint: StepHint): hint is StepHint & { ledgerVersions: string[]; ledgerDocHash: string } {
+    return (
+      hint.ledgerSaysPresent === true &&
+      !hint.likelyAbsent &&
+      !hint.pathUnknown &&
+      !hint.forceWrite &&
+      hint.ledgerVersions !== undefined &&
+      hint.ledgerVersions.length > 0 &&
+      hint.ledgerVersions.length <= MAX_VERSIONS &&
+      hint.ledgerDocHash !== undefined &&
+      hint.ledgerDocHash !== documentHash(event.document)
+    );
+  }
+
+  /**
+   * The update as one write (two at IAM's limit of 5 versions, plus tags when
+   * they changed), from the ledger's picture of the policy. Undefined when
+   * IAM's answer contradicts that picture: the caller then reads IAM and
+   * decides from what it shows. What was written before the surprise is
+   * harmless there: the full path converges from whatever IAM holds.
+   */
+  private async writeDirectly(arn: string, event: PolicyUpserted, hint: StepHint & { ledgerVersions: string[] }): Promise<IamOutcome | undefined> {
+    const known = hint.ledgerVersions;
+    try {
+      await this.writeTagChanges(arn, hint.ledgerTags ?? {}, event.tags);
+      let kept = known;
+      if (known.length >= MAX_VERSIONS) {
+        // The last one is the default; the first is the oldest of the others.
+        await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: known[0] }));
+        kept = known.slice(1);
+      }
+      const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(event.document), SetAsDefault: true }));
+      // IAM numbers versions one up from the last it made: another number means
+      // versions were made that the ledger does not know of, so it cannot count them.
+      hint.onVersions?.(followedBy(kept, created.PolicyVersion?.VersionId));
+      return 'updated';
+    } catch (error) {
+      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
+      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
+      return undefined;
+    }
+  }
+
+  /** The tags that differ from what the ledger last applied, set and removed without reading them first. */
+  private async writeTagChanges(arn: string, applied: Record<string, string>, wanted: Record<string, string>): Promise<void> {
+    const toSet = Object.entries(wanted)
+      .filter(([key, value]) => applied[key] !== value)
+      .map(([Key, Value]) => ({ Key, Value }));
+    const toRemove = Object.keys(applied).filter((key) => !(key in wanted) && key !== OWNER_TAG);
+    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
+    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
+  }
+
   private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
     let arn = await this.arn(event);
+    if (this.writesDirectly(event, hint)) {
+      const outcome = await this.writeDirectly(arn, event, hint);
+      if (outcome) return outcome;
+    }
     // When the ledger says the policy is not there, create straight away: an
     // existing policy (created out of band, or by a lost-response retry) makes
     // the create fail with EntityAlreadyExists, and the read happens then.
@@ -266,7 +360,7 @@ export class IamReconciler {
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
-        await this.send(
+        const created = await this.send(
           new CreatePolicyCommand({
             PolicyName: event.policyName,
             Path: event.policyPath,
@@ -275,6 +369,8 @@ export class IamReconciler {
             Tags: wantedTags,
           }),
         );
+        const first = created.Policy?.DefaultVersionId;
+        hint.onVersions?.(first ? [first] : undefined);
         return 'created';
       } catch (error) {
         if (!hasErrorCode(error, 'EntityAlreadyExists')) throw error;
@@ -302,9 +398,12 @@ export class IamReconciler {
       await this.syncTags(arn, policy.Tags ?? [], wantedTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
+        // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
+        const known = hint.ledgerVersions;
+        hint.onVersions?.(known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined);
         return 'unchanged';
       }
-      return await this.newDefaultVersion(arn, event.document);
+      return await this.newDefaultVersion(arn, event.document, hint);
     } catch (error) {
       // A write says the policy we just read is gone (deleted out of band
       // meanwhile): the step is run again and finds it absent.
@@ -321,24 +420,30 @@ export class IamReconciler {
    * the oldest version goes, whatever the list showed, and the create is
    * tried again.
    */
-  private async newDefaultVersion(arn: string, document: unknown): Promise<IamOutcome> {
+  private async newDefaultVersion(arn: string, document: unknown, hint: StepHint = {}): Promise<IamOutcome> {
     const skip = new Set<string>(); // versions gone, or the default now
     let atLimit = false;
     for (let round = 0; round < CONFLICT_ROUNDS; round++) {
-      const versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
+      let versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
       if (atLimit || versions.length >= MAX_VERSIONS) {
         const oldest = oldestNonDefault(versions);
         if (oldest && (await this.deleteVersion(arn, oldest)) !== 'deleted') {
           skip.add(oldest);
           continue; // the list was stale: look again
         }
+        versions = versions.filter((version) => version.VersionId !== oldest);
       }
       try {
-        await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
+        const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
+        // The list read may lag: it is trusted only if the new version follows its newest one.
+        hint.onVersions?.(round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined);
         return 'updated';
       } catch (error) {
         if (!hasErrorCode(error, 'LimitExceeded')) throw error;
-        if (await this.defaultIs(arn, document)) return 'updated';
+        if (await this.defaultIs(arn, document)) {
+          hint.onVersions?.(undefined);
+          return 'updated';
+        }
         atLimit = true;
       }
     }
@@ -398,13 +503,24 @@ export class IamReconciler {
       // so look for it under the managed prefix.
       const listed = !event.pathGiven && hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
       policy = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
-      if (!policy?.Arn) return 'absent';
+      if (!policy?.Arn) {
+        hint.onVersions?.([]);
+        return 'absent';
+      }
       arn = policy.Arn;
     }
     if (!this.owned(policy)) this.notOwned(policy);
     // The emulator deletes attached policies without complaint; this check is the processor's own.
-    if (await this.attached(arn)) return 'retained-in-use';
-    return this.deletePolicy(arn);
+    if (await this.attached(arn)) {
+      // Nothing deleted: the ledger's versions still hold if IAM's default is the ledger's.
+      const known = hint.ledgerVersions;
+      hint.onVersions?.(known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined);
+      return 'retained-in-use';
+    }
+    const outcome = await this.deletePolicy(arn);
+    // A policy kept after all (attached meanwhile) may have lost versions on the way.
+    hint.onVersions?.(outcome === 'retained-in-use' ? undefined : []);
+    return outcome;
   }
 
   /**
@@ -480,4 +596,24 @@ function oldestNonDefault(versions: PolicyVersion[]): string | undefined {
 
 function versionNumber(id: string | undefined): number {
   return Number(id?.replace(/^v/, '') ?? 0);
+}
+
+/** Versions by creation date, then number: oldest first. */
+function byAge(versions: PolicyVersion[]): string[] {
+  return [...versions]
+    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))
+    .map((version) => version.VersionId!)
+    .filter(Boolean);
+}
+
+/**
+ * The version ids after `created` was made the default, if `created` is the
+ * number IAM gives next after the newest of `known` (IAM numbers a policy's
+ * versions v1, v2, ... and never reuses one); undefined otherwise: versions
+ * were made that `known` does not show, so it no longer counts them.
+ */
+export function followedBy(known: string[], created: string | undefined): string[] | undefined {
+  if (created === undefined || !/^v\d+$/.test(created)) return undefined;
+  const newest = Math.max(0, ...known.map(versionNumber));
+  return versionNumber(created) === newest + 1 ? [...known, created] : undefined;
 }

@@ -192,12 +192,18 @@ export class DynamoDbLedger implements Ledger {
       values[':verified'] = { N: String(request.verifiedUpTo) };
       sets.push('verifiedUpTo = :verified');
     }
+    // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
+    const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
+    if (request.iamVersions !== undefined) {
+      values[':versions'] = { L: request.iamVersions.map((id) => ({ S: id })) };
+      sets.push('iamVersions = :versions');
+    } else removes.push('iamVersions');
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { [LEDGER_KEY]: { S: request.policy } },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE claimOwner, claimToken, claimExpires, claimSeq`,
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: values,
         }),
@@ -283,7 +289,7 @@ export class DynamoDbLedger implements Ledger {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { [LEDGER_KEY]: { S: policy } },
-          UpdateExpression: 'SET verifiedUpTo = :verified, updatedAt = :at REMOVE claimOwner, claimToken, claimExpires, claimSeq',
+          UpdateExpression: 'SET verifiedUpTo = :verified, updatedAt = :at REMOVE claimOwner, claimToken, claimExpires, claimSeq, iamVersions',
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: { ':token': { S: token }, ':verified': { N: String(verifiedUpTo) }, ':at': { S: new Date(this.now()).toISOString() } },
         }),
@@ -360,6 +366,7 @@ function toEntry(item: Item): LedgerEntry {
   if (item.docHash?.S) entry.docHash = item.docHash.S;
   if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
   if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
+  if (item.iamVersions?.L) entry.iamVersions = item.iamVersions.L.map((value) => value.S ?? '');
   if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
   if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
   if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;

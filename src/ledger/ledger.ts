@@ -33,6 +33,13 @@ export interface LedgerEntry {
   docHash?: string;
   state?: PolicyState;
   desired?: DesiredState;
+  /**
+   * IAM's version ids of the policy as the last completion's step left them,
+   * oldest first, the last one the default; absent when that step could not
+   * tell (or no step has said yet). Lets the next update of a policy the
+   * ledger vouches for be written without reading IAM (iam/reconciler.ts).
+   */
+  iamVersions?: string[];
   /** When the last completion was written (ISO time), and the outcome of the event it applied. */
   updatedAt?: string;
   lastOutcome?: string;
@@ -83,6 +90,8 @@ export interface CompletionRequest {
   docHash?: string;
   state: PolicyState;
   desired?: DesiredState;
+  /** IAM's version ids after the step (LedgerEntry.iamVersions); absent: not known, and any earlier value is removed. */
+  iamVersions?: string[];
   /** The entry's verifyRequested when the claim was won: the step read IAM, so every mark up to it is answered. */
   verifiedUpTo?: number;
   outcome: string;
@@ -107,7 +116,11 @@ export interface Ledger {
    * verification is owed and no other owner holds a live claim.
    */
   claimVerification(policy: string, owner: string): Promise<ClaimResult>;
-  /** Ends a verification claim: the marks up to `verifiedUpTo` are answered. Throws ClaimLostError. */
+  /**
+   * Ends a verification claim: the marks up to `verifiedUpTo` are answered, and
+   * `iamVersions` is forgotten (the converging write made a version it does
+   * not count). Throws ClaimLostError.
+   */
   completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void>;
 }
 

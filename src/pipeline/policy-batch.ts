@@ -218,7 +218,7 @@ class PolicyBatch {
     }
 
     // 3. The IAM step, kept within its claim.
-    const { applied, refused, finalOutcome, path } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
+    const { applied, refused, finalOutcome, path, versions, steps } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
 
     // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
     const lastRecord = scope[scope.length - 1]!.record;
@@ -236,6 +236,9 @@ class PolicyBatch {
     );
     const hash = applied ? hashOf(applied) : previous?.docHash;
     const desired = desiredAfter(applied, finalOutcome, path, previous);
+    const state = finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown');
+    // IAM's versions as the last step left them; what no step touched keeps the ledger's word.
+    const iamVersions = steps === 0 ? previous?.iamVersions : state === 'present' || state === 'retained-in-use' ? versions : undefined;
     const position = {
       shardId: lastRecord.shardId,
       sequenceNumber: lastRecord.sequenceNumber,
@@ -255,7 +258,8 @@ class PolicyBatch {
         ...(desired !== undefined ? { desired } : {}),
         // The step read IAM unless the ledger vouched for it: then earlier marks are answered.
         ...(claim.previous?.verifyRequested !== undefined ? { verifiedUpTo: claim.previous.verifyRequested } : {}),
-        state: finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown'),
+        ...(iamVersions !== undefined ? { iamVersions } : {}),
+        state,
         outcome: finalOutcome ?? 'rejected',
       });
     } catch (error) {
@@ -369,6 +373,12 @@ class PolicyBatch {
       // owner's write may have landed without its completion.
       pathUnknown: !knownPresent && (previous === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
       ...(knownPresent && previous?.docHash !== undefined ? { docHash: previous.docHash } : {}),
+      // IAM's versions and tags as the ledger's last step left them: with them an
+      // update is written without reading IAM first. Only while the ledger
+      // vouches for the policy: nothing owed to a verification, and no other
+      // owner whose step may have written without completing.
+      ...(knownPresent && previous?.iamVersions !== undefined && !needsVerification(previous) && !takenOver ? { versions: previous.iamVersions } : {}),
+      ...(knownPresent && previous?.desired?.tags !== undefined ? { tags: previous.desired.tags } : {}),
     };
     return this.applyCoalesced(live, start, guard);
   }
@@ -382,7 +392,7 @@ class PolicyBatch {
    * upsert before it still takes effect, as it would have in order.
    */
   private async applyCoalesced(live: ValidRecord[], start: PolicyKnowledge, guard: ClaimKeeper): Promise<StepResult> {
-    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined };
+    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined, versions: undefined, steps: 0 };
     let knowledge = start;
     let onlyUpserts = false; // after a retained delete, only an upsert can still change IAM
     for (let i = live.length - 1; i >= 0; i--) {
@@ -401,7 +411,9 @@ class PolicyBatch {
         for (const earlier of live.slice(0, i)) this.give(earlier, 'superseded');
         break;
       }
-      knowledge = { ...knowledge, present: true, likelyAbsent: false, path: event.policyPath };
+      // Kept because attached: present where it was, its versions as the step found them.
+      const { versions: _previousVersions, ...rest } = knowledge;
+      knowledge = { ...rest, present: true, likelyAbsent: false, path: event.policyPath, ...(result.versions !== undefined ? { versions: result.versions } : {}) };
       onlyUpserts = true;
     }
     return result;
@@ -417,16 +429,24 @@ class PolicyBatch {
     }
     try {
       guard.check();
+      // What the step reports of IAM's versions; a step that says nothing leaves them unknown.
+      result.steps++;
+      result.versions = undefined;
       const outcome = await this.ctx.applier.apply(event, {
         likelyAbsent: knowledge.likelyAbsent && !knowledge.present,
         ledgerSaysPresent: knowledge.present,
         pathUnknown: knowledge.pathUnknown,
         ...(knowledge.docHash !== undefined ? { ledgerDocHash: knowledge.docHash } : {}),
+        ...(knowledge.versions !== undefined ? { ledgerVersions: knowledge.versions } : {}),
+        ...(knowledge.tags !== undefined ? { ledgerTags: knowledge.tags } : {}),
+        onVersions: (versions) => (result.versions = versions),
         guard,
       });
       this.give(item, outcome);
       return { event, outcome };
     } catch (error) {
+      // A refused step may still have changed versions on its way (an oldest one deleted): unknown.
+      result.versions = undefined;
       if (!(error instanceof RejectedEventError)) throw error;
       await this.reject(item, error.reason, error.detail);
       result.refused.add(item);
@@ -442,6 +462,10 @@ interface PolicyKnowledge {
   path: string | undefined;
   pathUnknown: boolean;
   docHash?: string;
+  /** IAM's version ids, oldest first, the last the default, when the ledger vouches for them (StepHint.ledgerVersions). */
+  versions?: string[];
+  /** The tags last applied (StepHint.ledgerTags). */
+  tags?: Record<string, string>;
 }
 
 interface StepResult {
@@ -452,6 +476,10 @@ interface StepResult {
   finalOutcome: IamOutcome | undefined;
   /** Where the latest event that took effect found or put the policy. */
   path: string | undefined;
+  /** IAM's version ids as the last step run reported them (undefined: not known). */
+  versions: string[] | undefined;
+  /** IAM steps run (refused ones too). */
+  steps: number;
 }
 
 /** Where the ledger says the policy lives, while it is present. */

@@ -77,6 +77,7 @@ export class MemoryLedger implements Ledger {
     if (!entry?.claim || entry.claim.token !== token) throw new ClaimLostError(`verification claim on ${policy} lost`);
     delete entry.claim;
     entry.verifiedUpTo = verifiedUpTo;
+    delete entry.iamVersions;
   }
 
   async complete(request: CompletionRequest): Promise<void> {
@@ -92,6 +93,8 @@ export class MemoryLedger implements Ledger {
     if (request.docHash !== undefined) entry.docHash = request.docHash;
     if (request.desired !== undefined) entry.desired = structuredClone(request.desired);
     if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;
+    if (request.iamVersions !== undefined) entry.iamVersions = [...request.iamVersions];
+    else delete entry.iamVersions;
   }
 }
 
