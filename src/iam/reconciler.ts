@@ -22,7 +22,8 @@
 // LimitExceeded, DeleteConflict, AccessDenied, a new version number that says
 // versions were made elsewhere) sends the step to the full read path below,
 // which is what runs for every other case. `unchanged` is never given without
-// reading IAM's default version.
+// reading IAM's default version. A delete of a policy the ledger vouches for
+// skips the reads of the policy and its versions, never the attachment check.
 // Transient faults are retried here with exponential backoff and full jitter
 // within a budget, behind a circuit breaker; past the budget they surface as
 // TransientError and the pipeline retries the whole step later.
@@ -493,8 +494,46 @@ export class IamReconciler {
     if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }
 
+  /**
+   * A delete of a policy the ledger vouches for, from its picture: the
+   * attachment check (every page; a policy attached anywhere is kept), then
+   * its non-default versions and the policy, without reading the policy and
+   * its version list first. Undefined on a surprise: the caller reads IAM.
+   */
+  private async deleteDirectly(arn: string, hint: StepHint): Promise<IamOutcome | undefined> {
+    const known = hint.ledgerVersions;
+    if (!hint.ledgerSaysPresent || hint.pathUnknown || hint.forceWrite || !known || known.length === 0 || known.length > MAX_VERSIONS) return undefined;
+    try {
+      if (await this.attached(arn)) {
+        hint.onVersions?.(known);
+        return 'retained-in-use';
+      }
+      for (const id of known.slice(0, -1)) await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: id }));
+    } catch (error) {
+      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
+      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
+      return undefined;
+    }
+    // From here on as the read path's last step: DeletePolicy is the judge (deletePolicy()).
+    try {
+      await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
+      hint.onVersions?.([]);
+      return 'deleted';
+    } catch (error) {
+      if (error instanceof NoSuchEntityException) {
+        hint.onVersions?.([]);
+        return 'absent'; // deleted meanwhile: the effect holds
+      }
+      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
+      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
+      return undefined;
+    }
+  }
+
   private async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
     let arn = await this.arn(event);
+    const direct = await this.deleteDirectly(arn, hint);
+    if (direct) return direct;
     let policy = await this.find(arn);
     if (!policy) {
       this.awaitVisibility(arn, hint);

@@ -43,6 +43,8 @@ class FakeIamClient {
   readonly refuse = new Map<string, Error>();
   /** Refuse every write with AccessDenied for these ARNs (the worker role's grant needs the ownership tag). */
   readonly denied = new Set<string>();
+  /** Policies attached to a role. */
+  readonly attached = new Set<string>();
   private clock = 0;
 
   /** A policy as our own earlier steps left it: owned, `versions` documents, the last the default. */
@@ -94,7 +96,7 @@ class FakeIamClient {
         return { Versions: policy.versions.map((v) => ({ VersionId: v.id, IsDefaultVersion: v.id === policy.defaultId, CreateDate: new Date(v.created) })) };
       case 'ListEntitiesForPolicy':
         if (!policy) throw missing();
-        return { PolicyRoles: [], PolicyUsers: [], PolicyGroups: [], IsTruncated: false };
+        return { PolicyRoles: this.attached.has(arn) ? [{ RoleName: 'r' }] : [], PolicyUsers: [], PolicyGroups: [], IsTruncated: false };
       case 'CreatePolicy': {
         const created = this.seed(input.PolicyName, [JSON.parse(input.PolicyDocument)]);
         return { Policy: { Arn: arn, DefaultVersionId: created.defaultId } };
@@ -294,6 +296,40 @@ test('a new policy reports its first version; a delete reports none left', async
     'deleted',
   );
   t.deepEqual(reported, [['v1'], []]);
+});
+
+const removal = (name: string) => ({ specVersion: '1', eventId: `d${counter++}`, type: 'policy.deleted', policyName: name, policyPath: PREFIX, pathGiven: false }) as PolicyEvent as never;
+
+test('a delete of a policy the ledger vouches for: the attachment check, its other versions, the policy; no read of the policy', async (t) => {
+  const iam = new FakeIamClient();
+  const policy = iam.seed('direct-del', [doc(1), doc(2), doc(3)]);
+  const hint = vouched(policy, doc(3));
+  t.is(await reconcilerOn(iam).delete(removal('direct-del'), hint), 'deleted');
+  t.deepEqual(iam.calls, ['ListEntitiesForPolicy', 'DeletePolicyVersion', 'DeletePolicyVersion', 'DeletePolicy']);
+  t.deepEqual(hint.reported, [[]]);
+  t.false(iam.policies.has(arnOf('direct-del')));
+});
+
+test('an attached policy is kept by the direct delete too, nothing deleted', async (t) => {
+  const iam = new FakeIamClient();
+  const policy = iam.seed('direct-del-attached', [doc(1), doc(2)]);
+  iam.attached.add(arnOf('direct-del-attached'));
+  const hint = vouched(policy, doc(2));
+  t.is(await reconcilerOn(iam).delete(removal('direct-del-attached'), hint), 'retained-in-use');
+  t.deepEqual(iam.calls, ['ListEntitiesForPolicy']);
+  t.deepEqual(hint.reported, [['v1', 'v2']]);
+  t.is(policy.versions.length, 2);
+});
+
+test('a delete whose versions the ledger no longer knows right falls back to reading IAM', async (t) => {
+  const iam = new FakeIamClient();
+  const policy = iam.seed('direct-del-stale', [doc(1), doc(2), doc(3)]);
+  const hint = vouched(policy, doc(3));
+  policy.versions = policy.versions.filter((v) => v.id !== 'v1'); // deleted out of band
+  iam.addVersion(policy, doc(4)); // and one made: v4
+  t.is(await reconcilerOn(iam).delete(removal('direct-del-stale'), hint), 'deleted');
+  t.deepEqual(iam.calls.slice(0, 3), ['ListEntitiesForPolicy', 'DeletePolicyVersion', 'GetPolicy']);
+  t.false(iam.policies.has(arnOf('direct-del-stale')));
 });
 
 test('followedBy: the new version must be the next number after the newest known', (t) => {
