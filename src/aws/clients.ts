@@ -11,6 +11,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Config } from '../config/config.js';
 import type { AwsCallObserver } from './call-observer.js';
 import { observeCalls } from './call-observer.js';
+import { hostLimiter, limitCalls } from './shared-limiter.js';
 
 export interface AwsClients {
   kinesis: KinesisClient;
@@ -67,12 +68,30 @@ function common(config: Config, options: ClientOptions) {
   };
 }
 
+/**
+ * IAM's rate limit is per account and every worker draws from it
+ * (Config.iamRetryMode): `adaptive` lets the SDK's client learn the rate from
+ * IAM's throttling and wait for a token before each attempt; `shared` puts one
+ * such limiter, shared by the processes of a host, in front of each attempt;
+ * `standard` only retries with backoff.
+ */
+function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>): IAMClient {
+  const mode = config.iamRetryMode ?? 'standard';
+  const iam = new IAMClient({ ...base, ...(mode === 'adaptive' ? { retryMode: 'adaptive' as const } : {}), ...target('iam', options) });
+  if (mode === 'shared') {
+    // The processes that share a limit: one application, one region, one IAM endpoint.
+    const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
+    limitCalls(iam, hostLimiter(`${config.appName}|${base.region}|${endpoint}`), 'iam-shared-rate-limit');
+  }
+  return iam;
+}
+
 export function createAwsClients(config: Config, options: ClientOptions = {}): AwsClients {
   const base = common(config, options);
   const clients: AwsClients = {
     kinesis: new KinesisClient({ ...base, ...target('kinesis', options) }),
     dynamodb: new DynamoDBClient({ ...base, ...target('dynamodb', options) }),
-    iam: new IAMClient({ ...base, ...target('iam', options) }),
+    iam: iamClient(config, options, base),
     sts: new STSClient({ ...base, ...target('sts', options) }),
   };
   for (const observer of options.observers ?? []) {

@@ -27,6 +27,14 @@ export interface Config {
   refuseAdminGrant: boolean;
   /** Attempts per AWS call (SDK retries with backoff and jitter) before the pipeline's own retry. */
   awsMaxAttempts: number;
+  /**
+   * How the IAM client meets IAM's rate limit (per account, shared by every
+   * worker): `adaptive`, the SDK's adaptive retry mode (each client learns the
+   * rate from throttling and waits for a token before each attempt); `shared`,
+   * one such limiter for all record processors of a host (aws/shared-limiter.ts);
+   * `standard`, retries with backoff only.
+   */
+  iamRetryMode: 'standard' | 'adaptive' | 'shared';
   /** Base of the pipeline's backoff between rounds for an unsettled policy (faults/backoff.ts). */
   retryBaseMs: number;
   /** Cap of the pipeline's backoff between rounds for an unsettled policy. */
@@ -102,6 +110,12 @@ function metricsSink(env: Env): Config['metricsSink'] {
   return value;
 }
 
+function oneOf<T extends string>(env: Env, key: string, allowed: readonly T[], fallback: T): T {
+  const value = text(env, key, fallback);
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${key} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
 const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -126,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
+    iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'adaptive'),
     retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),
     retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
     checkpointAttempts: integer(env, 'IPS_CHECKPOINT_ATTEMPTS', 5, 1),

@@ -1,0 +1,172 @@
+// The client-side IAM rate limit (aws/shared-limiter.ts): the rate it learns
+// from throttling, the gate that holds calls to it, its sharing between the
+// processes of a host over a Unix socket, and its place in the SDK's
+// middleware (every attempt waits for a token and reports IAM's answer).
+// Clocks are fake where time matters; nothing asserts how fast anything runs.
+import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IAMClient, ListPoliciesCommand } from '@aws-sdk/client-iam';
+import { CubicRate, HostLimiter, isThrottle, limitCalls, TokenGate } from '../../src/aws/shared-limiter.js';
+import type { RateLimiter } from '../../src/aws/shared-limiter.js';
+
+/** Sends `perSecond` calls a second for `seconds` on the fake clock. */
+function send(rate: CubicRate, clock: { t: number }, perSecond: number, seconds: number): void {
+  for (let i = 0; i < perSecond * seconds; i++) {
+    clock.t += 1000 / perSecond;
+    rate.sent();
+  }
+}
+
+test('no limit until IAM throttles; then 70% of the rate sent, climbing back along the cubic curve', (t) => {
+  const clock = { t: 0 };
+  const rate = new CubicRate(() => clock.t);
+  t.is(rate.current(), undefined);
+  send(rate, clock, 40, 3);
+  rate.throttled();
+  const after = rate.current()!;
+  t.true(after > 0.7 * 40 * 0.9 && after < 0.7 * 40 * 1.1, `after the throttle: ${after}`);
+  send(rate, clock, 28, 1);
+  const later = rate.current()!;
+  t.true(later > after, `climbs back: ${later}`);
+  send(rate, clock, 28, 2);
+  t.true(rate.current()! >= 39, `back near the rate that was throttled after its window (~2.6 s): ${rate.current()}`);
+});
+
+test('throttles answering one burst are one decrease', (t) => {
+  const clock = { t: 0 };
+  const rate = new CubicRate(() => clock.t);
+  send(rate, clock, 40, 3);
+  rate.throttled();
+  const once = rate.current()!;
+  for (let i = 0; i < 10; i++) {
+    clock.t += 10;
+    rate.throttled();
+  }
+  t.true(rate.current()! >= once * 0.99, `ten throttles within 100 ms: ${rate.current()} vs ${once}`);
+  clock.t += 600;
+  rate.throttled();
+  t.true(rate.current()! < once, 'a throttle a round trip later decreases again');
+});
+
+test('the rate never drops below half a call a second', (t) => {
+  const clock = { t: 0 };
+  const rate = new CubicRate(() => clock.t);
+  for (let i = 0; i < 50; i++) {
+    clock.t += 1_000;
+    rate.throttled();
+  }
+  t.true(rate.current()! >= 0.5);
+});
+
+test('the gate lets everything through before a throttle, then one call per token, in order', async (t) => {
+  const clock = { t: 0 };
+  const now = () => clock.t;
+  const gate = new TokenGate(new CubicRate(now), now);
+  await Promise.all([gate.acquire(), gate.acquire(), gate.acquire()]);
+  send(gate.rate, clock, 10, 2);
+  gate.report(true); // rate 7/s
+  // What built up since the last call (at most a second's worth) goes at once.
+  while (true) {
+    let granted = false;
+    const next = gate.acquire().then(() => (granted = true));
+    await Promise.resolve();
+    if (!granted) {
+      clock.t += 1_000 / 7 + 1; // one token's worth: the gate's timer lets this one go
+      await next;
+      break;
+    }
+  }
+  const order: number[] = [];
+  const waits = [1, 2, 3].map((i) => gate.acquire().then(() => order.push(i)));
+  await Promise.resolve();
+  t.is(gate.queued, 3, 'no token yet');
+  clock.t += 1_000 / 7 + 1;
+  void gate.acquire().then(() => order.push(4)); // a new caller triggers a refill: the first in line goes
+  await Promise.resolve();
+  t.deepEqual(order, [1]);
+  clock.t += 10_000;
+  void gate.acquire().then(() => order.push(5));
+  await Promise.all(waits);
+  t.deepEqual(order.slice(0, 3), [1, 2, 3]);
+});
+
+test('processes of a host share one gate: the first holds the socket, the others follow it; a throttle any of them meets slows all', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const first = new HostLimiter('app|us-east-1|http://iam', dir);
+  const second = new HostLimiter('app|us-east-1|http://iam', dir);
+  t.teardown(() => {
+    first.close();
+    second.close();
+  });
+  await first.acquire();
+  t.true(first.holding);
+  await second.acquire();
+  t.true(second.following);
+  t.is(first.allowedRate, undefined);
+  for (let i = 0; i < 20; i++) await second.acquire();
+  second.report(true);
+  // The report travels over the socket to the holder's gate.
+  for (let i = 0; i < 50 && first.allowedRate === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.not(first.allowedRate, undefined, 'the holder learned of the follower\'s throttle');
+  const other = new HostLimiter('another-app|us-east-1|http://iam', dir);
+  t.teardown(() => other.close());
+  await other.acquire();
+  t.true(other.holding, 'another key, another gate');
+});
+
+test('when the holder goes, a follower holds the gate itself', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const first = new HostLimiter('k', dir);
+  const second = new HostLimiter('k', dir);
+  t.teardown(() => second.close());
+  await first.acquire();
+  await second.acquire();
+  t.true(second.following);
+  first.close();
+  for (let i = 0; i < 50 && second.following; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  await second.acquire();
+  t.true(second.holding);
+});
+
+test('an attempt waits for a token and reports whether IAM throttled it, retries included', async (t) => {
+  let calls = 0;
+  const upstream = createServer((_req, res) => {
+    if (calls++ === 0) {
+      res.writeHead(400, { 'content-type': 'text/xml' });
+      res.end('<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/xml' });
+    res.end('<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>');
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const events: string[] = [];
+  const limiter: RateLimiter = {
+    acquire: async () => void events.push('acquire'),
+    report: (throttled) => void events.push(throttled ? 'throttled' : 'ok'),
+  };
+  const iam = new IAMClient({
+    endpoint: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    region: 'us-east-1',
+    maxAttempts: 3,
+    retryStrategy: undefined,
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
+  limitCalls(iam, limiter, 'test-limit');
+  t.teardown(async () => {
+    iam.destroy();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+  await iam.send(new ListPoliciesCommand({}));
+  t.deepEqual(events, ['acquire', 'throttled', 'acquire', 'ok']);
+});
+
+test('throttling is told apart from IAM\'s version limit', (t) => {
+  t.true(isThrottle({ name: 'Throttling' }));
+  t.true(isThrottle({ name: 'x', $metadata: { httpStatusCode: 429 } }));
+  t.false(isThrottle({ name: 'LimitExceededException' }));
+});
