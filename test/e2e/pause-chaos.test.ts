@@ -62,7 +62,18 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     for (const [i, name] of ['worker-1', 'worker-2'].entries()) {
       // Slow calls only: a third of the processor's IAM calls is held 1-7 s before it
       // reaches IAM, some of them past a frozen worker's claim expiry.
-      const proxy = await startFaultProxy({ target: env.AWS_ENDPOINT_URL_IAM!, protocol: 'iam', rate: 0.3, kinds: ['slow'], slowMs: [1_000, 7_000], seed: SEED + i });
+      // IAM's own rules where moto is lenient (a name is unique per account whatever
+      // the path; DeletePolicy refused while versions or attachments remain), with
+      // no read lag: this run is about zombies, iam-semantics about the lag.
+      const proxy = await startFaultProxy({
+        target: env.AWS_ENDPOINT_URL_IAM!,
+        protocol: 'iam',
+        rate: 0.3,
+        kinds: ['slow'],
+        slowMs: [1_000, 7_000],
+        seed: SEED + i,
+        realisticIam: { lagMs: [0, 0], seed: SEED + i },
+      });
       const daemon = startTestDaemon(testStack, name, {
         AWS_ENDPOINT_URL_IAM: proxy.endpoint,
         IPS_CLAIM_TTL_MS: String(CLAIM_TTL_MS),
