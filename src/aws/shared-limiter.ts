@@ -15,8 +15,8 @@
 //     for a token per attempt and tell it what IAM answered. A process that
 //     cannot reach a holder (the holder exited, the socket is stale) gates its
 //     calls locally until one of them binds the socket again.
-//   - rateLimitMiddleware puts the gate in front of every attempt the SDK
-//     makes (after its retry middleware), so retries wait their turn too.
+//   - limitCalls puts the gate in front of every attempt the SDK makes
+//     (inside its retry loop, before signing), so retries wait their turn too.
 import { createHash } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -300,6 +300,16 @@ export class HostLimiter implements RateLimiter {
       server.listen(this.path, () => {
         server.unref();
         server.on('error', () => undefined);
+        // The socket file outlives the process unless removed: the next holder would find it stale.
+        process.once('exit', () => {
+          if (this.server === server) {
+            try {
+              unlinkSync(this.path);
+            } catch {
+              /* gone already */
+            }
+          }
+        });
         this.server = server;
         this.gate = gate;
         resolve(true);
@@ -319,13 +329,14 @@ export function isThrottle(error: unknown): boolean {
 }
 
 interface MiddlewareClient {
-  middlewareStack: { add(middleware: unknown, options: Record<string, unknown>): void };
+  middlewareStack: { addRelativeTo(middleware: never, options: { relation: 'before' | 'after'; toMiddleware: string; name?: string; override?: boolean }): void };
 }
 
 /**
  * Puts `limiter` in front of every attempt of every call of `client`: inside
- * the SDK's retry loop (finalizeRequest, low priority), so that a retry waits
- * for a token too, and every answer tells the limiter whether IAM throttled.
+ * the SDK's retry loop, just before the request is signed (so a wait never
+ * ages a signature), so that a retry waits for a token too, and every answer
+ * tells the limiter whether IAM throttled.
  */
 export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name: string): void {
   const middleware =
@@ -342,7 +353,7 @@ export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name:
         throw error;
       }
     };
-  client.middlewareStack.add(middleware, { step: 'finalizeRequest', priority: 'low', name, override: true });
+  client.middlewareStack.addRelativeTo(middleware as never, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name, override: true });
 }
 
 const limiters = new Map<string, HostLimiter>();

@@ -29,10 +29,11 @@ export interface Config {
   awsMaxAttempts: number;
   /**
    * How the IAM client meets IAM's rate limit (per account, shared by every
-   * worker): `adaptive`, the SDK's adaptive retry mode (each client learns the
-   * rate from throttling and waits for a token before each attempt); `shared`,
-   * one such limiter for all record processors of a host (aws/shared-limiter.ts);
-   * `standard`, retries with backoff only.
+   * worker): `shared` (default), one limiter that learns the rate from
+   * throttling for all record processors of a host, a token per attempt
+   * (aws/shared-limiter.ts); `adaptive`, the SDK's adaptive retry mode (the
+   * same, one limiter per client); `standard`, retries with backoff only.
+   * Measured under a rate limit in docs/performance.md.
    */
   iamRetryMode: 'standard' | 'adaptive' | 'shared';
   /** Base of the pipeline's backoff between rounds for an unsettled policy (faults/backoff.ts). */
@@ -140,7 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
-    iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'adaptive'),
+    iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'shared'),
     retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),
     retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
     checkpointAttempts: integer(env, 'IPS_CHECKPOINT_ATTEMPTS', 5, 1),
