@@ -140,7 +140,8 @@ export class TokenGate {
         this.timer = undefined;
         this.drain();
       }, Math.max(1, ((1 - this.tokens) / rate) * 1000));
-      this.timer.unref();
+      // Kept referenced: it exists only while a caller waits, and a process whose
+      // only work is that caller (a CLI run) must not exit before it is served.
     }
   }
 
@@ -196,6 +197,8 @@ export class HostLimiter implements RateLimiter {
       : this.socket
         ? new Promise<void>((resolve) => {
             this.pending.push(resolve);
+            // Referenced while a token is owed (the process must live to get it), not otherwise.
+            this.socket!.ref();
             this.socket!.write('a');
           })
         : this.local.acquire();
@@ -252,6 +255,7 @@ export class HostLimiter implements RateLimiter {
         this.socket = socket;
         socket.on('data', (data: Buffer) => {
           for (let i = 0; i < data.length; i++) if (data[i] === 0x67 /* g */) this.pending.shift()?.();
+          if (this.pending.length === 0) socket.unref();
         });
         socket.on('close', () => {
           if (this.socket === socket) this.socket = undefined;

@@ -4,6 +4,7 @@
 // middleware (every attempt waits for a token and reports IAM's answer).
 // Clocks are fake where time matters; nothing asserts how fast anything runs.
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -169,4 +170,40 @@ test('throttling is told apart from IAM\'s version limit', (t) => {
   t.true(isThrottle({ name: 'Throttling' }));
   t.true(isThrottle({ name: 'x', $metadata: { httpStatusCode: 429 } }));
   t.false(isThrottle({ name: 'LimitExceededException' }));
+});
+
+test('a process whose only pending work is a token it waits for stays alive until it is granted, holder or follower', async (t) => {
+  // A CLI run (ips drift) awaits IAM's answers at top level; an unref'd socket
+  // or timer while a token is owed lets Node exit mid-call (code 13).
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const holder = new HostLimiter('k', dir);
+  t.teardown(() => holder.close());
+  await holder.acquire();
+  // Slow the holder's gate to half a call a second: the follower's second token is owed for a while.
+  for (let i = 0; i < 60; i++) holder.report(true);
+  await holder.acquire();
+  const child = (code: string) =>
+    new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const proc = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      proc.stdout.on('data', (chunk) => (stdout += chunk));
+      proc.on('exit', (status) => resolve({ status, stdout }));
+    });
+  const module = JSON.stringify(new URL('../../src/aws/shared-limiter.ts', import.meta.url).href);
+  const follower = await child(`
+    const { HostLimiter } = await import(${module});
+    const limiter = new HostLimiter('k', ${JSON.stringify(dir)});
+    await limiter.acquire();
+    await limiter.acquire();
+    console.log(limiter.following ? 'following' : 'not following');`);
+  t.deepEqual(follower, { status: 0, stdout: 'following\n' });
+  const own = await child(`
+    const { HostLimiter } = await import(${module});
+    const limiter = new HostLimiter('own', ${JSON.stringify(dir)});
+    await limiter.acquire();
+    limiter.report(true);
+    await limiter.acquire();
+    await limiter.acquire();
+    console.log(limiter.holding ? 'holding' : 'not holding');`);
+  t.deepEqual(own, { status: 0, stdout: 'holding\n' });
 });
