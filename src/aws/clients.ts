@@ -63,7 +63,8 @@ function common(config: Config, options: ClientOptions) {
       httpAgent: new Agent({ keepAlive: true, maxSockets: 64 }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
       connectionTimeout: 3_000,
-      requestTimeout: 15_000,
+      // A call not answered by then is given up; re-verification after a lost claim waits as long.
+      requestTimeout: config.lateWriteMs,
     }),
   };
 }

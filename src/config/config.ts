@@ -21,6 +21,13 @@ export interface Config {
   dedupCacheSize: number;
   /** How long a ledger claim protects an event before another owner may take it over. */
   claimTtlMs: number;
+  /**
+   * How long after it was sent an IAM call may still take effect: the AWS
+   * clients' request timeout. A call cancelled when its claim was lost may be
+   * on the wire already, so after a lost or taken-over claim, IAM is
+   * re-verified only once this has passed (docs/ledger.md).
+   */
+  lateWriteMs: number;
   /** eventIds remembered per policy to recognise producer retries. */
   recentEventIds: number;
   /** Refuse documents that allow Action "*" on Resource "*". */
@@ -138,6 +145,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrentPolicies: integer(env, 'IPS_MAX_CONCURRENT_POLICIES', 16, 1),
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
     claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),
+    lateWriteMs: integer(env, 'IPS_LATE_WRITE_MS', 15_000, 1_000),
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),

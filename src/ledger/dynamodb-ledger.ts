@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, Ledger, LedgerEntry, PolicyState } from './ledger.js';
-import { explainRefusal } from './ledger.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState } from './ledger.js';
+import { explainRefusal, needsVerification } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
@@ -235,16 +235,24 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async requestVerification(policy: string): Promise<void> {
+  async requestVerification(policy: string, lateWrites?: LateWrites): Promise<void> {
+    const notBefore = lateWrites && (lateWrites.from ?? this.now()) + lateWrites.ms;
     // A counter, not a flag: a mark added while another step runs outlives that step's completion.
+    // verifyAfter only moves forward: an earlier loss's late writes may land until the later bound.
+    const later = notBefore !== undefined;
     await this.dynamodb.send(
       new UpdateItemCommand({
         TableName: this.tableName,
         Key: { [LEDGER_KEY]: { S: policy } },
-        UpdateExpression: 'ADD verifyRequested :one',
-        ExpressionAttributeValues: { ':one': { N: '1' } },
+        UpdateExpression: later ? 'ADD verifyRequested :one SET verifyAfter = :after' : 'ADD verifyRequested :one',
+        ExpressionAttributeValues: { ':one': { N: '1' }, ...(later ? { ':after': { N: String(notBefore) } } : {}) },
+        ...(later ? { ConditionExpression: 'attribute_not_exists(verifyAfter) OR verifyAfter < :after' } : {}),
       }),
-    );
+    ).catch(async (error: unknown) => {
+      // A later bound is already set: the mark alone.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      await this.requestVerification(policy);
+    });
   }
 
   async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
@@ -258,7 +266,8 @@ export class DynamoDbLedger implements Ledger {
           UpdateExpression: 'SET claimOwner = :owner, claimToken = :token, claimExpires = :expires, claimSeq = :none',
           ConditionExpression:
             '(attribute_not_exists(claimOwner) OR claimOwner = :owner OR claimExpires < :now)' +
-            ' AND verifyRequested > :zero AND (attribute_not_exists(verifiedUpTo) OR verifyRequested > verifiedUpTo)',
+            ' AND verifyRequested > :zero AND (attribute_not_exists(verifiedUpTo) OR verifyRequested > verifiedUpTo)' +
+            ' AND (attribute_not_exists(verifyAfter) OR verifyAfter <= :now)',
           ExpressionAttributeValues: {
             ':owner': { S: owner },
             ':token': { S: token },
@@ -277,7 +286,8 @@ export class DynamoDbLedger implements Ledger {
       if (error instanceof ConditionalCheckFailedException) {
         const entry = error.Item ? toEntry(error.Item) : { policy, epoch: 0, events: [] };
         const heldElsewhere = entry.claim !== undefined && entry.claim.owner !== owner && entry.claim.expiresAt >= now;
-        return { won: false, because: heldElsewhere ? 'claimed-elsewhere' : 'duplicate-sequence', entry };
+        const early = needsVerification(entry) && (entry.verifyAfter ?? 0) > now;
+        return { won: false, because: heldElsewhere ? 'claimed-elsewhere' : early ? 'verification-waits' : 'duplicate-sequence', entry };
       }
       throw error;
     }
@@ -368,6 +378,7 @@ function toEntry(item: Item): LedgerEntry {
   if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
   if (item.iamVersions?.L) entry.iamVersions = item.iamVersions.L.map((value) => value.S ?? '');
   if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
+  if (item.verifyAfter?.N) entry.verifyAfter = Number(item.verifyAfter.N);
   if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
   if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
   if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);

@@ -51,6 +51,12 @@ export interface LedgerEntry {
    */
   verifyRequested?: number;
   verifiedUpTo?: number;
+  /**
+   * Epoch ms before which a write of a lost claim may still land in IAM
+   * (Config.lateWriteMs after the loss): a look at IAM before then does not
+   * answer the marks, and a verification claim waits for it.
+   */
+  verifyAfter?: number;
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
 }
 
@@ -59,6 +65,12 @@ export interface RememberedEvent {
   eventId: string;
   /** Hash of the event's canonical payload (contract/payload-hash.ts); absent in entries written before it was kept. */
   payloadHash?: string;
+}
+
+/** IAM writes of a lost claim may land for `ms` after `from` (epoch ms, on the ledger's clock; default: now). */
+export interface LateWrites {
+  ms: number;
+  from?: number;
 }
 
 export interface ClaimRequest {
@@ -73,7 +85,7 @@ export interface ClaimRequest {
   epoch: number;
 }
 
-export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'event-id-conflict' | 'stale-revision' | 'claimed-elsewhere';
+export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'event-id-conflict' | 'stale-revision' | 'claimed-elsewhere' | 'verification-waits';
 
 export type ClaimResult =
   | { won: true; token: string; expiresAt: number; previous: LedgerEntry | undefined; takenOver: boolean }
@@ -109,11 +121,16 @@ export interface Ledger {
   complete(request: CompletionRequest): Promise<void>;
   /** Extends a claim we hold; returns its new expiry. Throws ClaimLostError when it is no longer ours. */
   renew(policy: string, token: string): Promise<number>;
-  /** Asks for IAM to be re-read and converged to `desired` by the next step on the policy. */
-  requestVerification(policy: string): Promise<void>;
+  /**
+   * Asks for IAM to be re-read and converged to `desired` by the next step on
+   * the policy. `lateWrites`: a write of a lost claim may land until then, so
+   * no look at IAM before it answers the mark (sets `verifyAfter`).
+   */
+  requestVerification(policy: string, lateWrites?: LateWrites): Promise<void>;
   /**
    * Claims a policy only to re-verify it (no event to apply): won when a
-   * verification is owed and no other owner holds a live claim.
+   * verification is owed, its `verifyAfter` has passed (else refused as
+   * `verification-waits`) and no other owner holds a live claim.
    */
   claimVerification(policy: string, owner: string): Promise<ClaimResult>;
   /**
@@ -127,6 +144,14 @@ export interface Ledger {
 /** IAM must be re-read before the ledger's word on this policy is trusted. */
 export function needsVerification(entry: LedgerEntry | undefined): boolean {
   return entry !== undefined && (entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0);
+}
+
+/**
+ * Whether a step that claimed the policy at `claimedAt` (and so read IAM
+ * after it) answers the marks it saw: only once no late write can land.
+ */
+export function answersMarks(entry: LedgerEntry | undefined, claimedAt: number): boolean {
+  return (entry?.verifyAfter ?? 0) <= claimedAt;
 }
 
 

@@ -300,6 +300,7 @@ export async function repairPolicy(drift: Drift, owner: string, options: RepairO
   const claim = await ledger.claimVerification(policy, owner);
   if (!claim.won) {
     if (claim.because === 'claimed-elsewhere') return { policy, result: 'skipped', why: `claimed by ${claim.entry.claim?.owner ?? 'a worker'}: its step re-reads IAM (the policy is marked for re-verification)` };
+    if (claim.because === 'verification-waits') return { policy, result: 'skipped', why: `a lost claim's write may land in IAM until ${new Date(claim.entry.verifyAfter ?? 0).toISOString()}: a worker re-verifies it then` };
     return { policy, result: 'skipped', why: 'verified by a worker meanwhile' };
   }
   const entry = claim.previous;
@@ -324,7 +325,7 @@ export async function repairPolicy(drift: Drift, owner: string, options: RepairO
     } catch (error) {
       // Not converged: the mark stays (a worker's next step on the policy reads IAM). A write of
       // ours may land after a worker's once the claim is lost: mark it again, as a worker does.
-      if (keeper.lost) await ledger.requestVerification(policy).catch(() => undefined);
+      if (keeper.lost) await ledger.requestVerification(policy, { ms: config.lateWriteMs }).catch(() => undefined);
       else await ledger.releaseClaim(policy, claim.token).catch(() => false);
       const why = error instanceof RejectedEventError ? `IAM refused: ${error.message}` : (error as Error).message;
       return { policy, result: 'failed', why };
@@ -336,7 +337,7 @@ export async function repairPolicy(drift: Drift, owner: string, options: RepairO
     await ledger.completeVerification(policy, claim.token, seen);
   } catch (error) {
     if (error instanceof ClaimLostError) {
-      await ledger.requestVerification(policy).catch(() => undefined);
+      await ledger.requestVerification(policy, { ms: config.lateWriteMs }).catch(() => undefined);
       return { policy, result: 'failed', why: 'the verification claim was taken over: a worker re-verifies it' };
     }
     throw error;

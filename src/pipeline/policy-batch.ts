@@ -20,8 +20,8 @@ import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { DesiredState, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
-import { eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
+import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
+import { answersMarks, eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
@@ -44,6 +44,8 @@ export interface PolicyBatchContext {
   lineage: string[];
   /** How long a claim protects a step (IPS_CLAIM_TTL_MS): the claim keeper renews it at a third of that. */
   claimTtlMs: number;
+  /** How long after it was sent an IAM call may still land (IPS_LATE_WRITE_MS): re-verification after a lost claim waits as long. */
+  lateWriteMs: number;
 }
 
 const STATE_AFTER: Record<IamOutcome, PolicyState> = {
@@ -55,8 +57,29 @@ const STATE_AFTER: Record<IamOutcome, PolicyState> = {
   'retained-in-use': 'retained-in-use',
 };
 
-export function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<Settlement[]> {
-  return new PolicyBatch(ctx, records).settle();
+export interface PolicyBatchResult {
+  settlements: Settlement[];
+  /**
+   * IAM must still be re-verified once a lost claim's late writes can no
+   * longer land (after a takeover, or marks this step was too early to
+   * answer): run verifyPolicy, retried, before the batch is done.
+   */
+  verificationOwed: boolean;
+}
+
+export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<PolicyBatchResult> {
+  const batch = new PolicyBatch(ctx, records);
+  const settlements = await batch.settle();
+  return { settlements, verificationOwed: batch.verificationOwed };
+}
+
+/**
+ * Re-verifies a policy the ledger marked: waits (TransientError
+ * `verification-waits`) until no late write can land, then converges IAM to
+ * the ledger's desired state under a verification claim. Nothing owed: no-op.
+ */
+export function verifyPolicy(ctx: PolicyBatchContext, policy: string): Promise<void> {
+  return new PolicyBatch(ctx, [], policy).verify();
 }
 
 /** One policy's records of one batch, and the outcome each has been given so far. */
@@ -65,12 +88,15 @@ class PolicyBatch {
   private readonly settled = new Map<ValidRecord, Settlement>();
   /** The ledger entry the last refused claim returned. */
   private lastSeen: LedgerEntry | undefined;
+  /** See PolicyBatchResult.verificationOwed. */
+  verificationOwed = false;
 
   constructor(
     private readonly ctx: PolicyBatchContext,
     private readonly records: ValidRecord[],
+    policy?: string,
   ) {
-    this.policy = records[0]?.event.policyName ?? '';
+    this.policy = policy ?? records[0]?.event.policyName ?? '';
   }
 
   async settle(): Promise<Settlement[]> {
@@ -78,7 +104,9 @@ class PolicyBatch {
     const candidates = await this.answerWithoutLedger();
     const claim = await this.claimLast(candidates);
     if (claim) await this.applyClaimed(candidates, claim);
-    else if (needsVerification(this.lastSeen)) await this.verify();
+    // Every record already settled, but IAM owes a look (a zombie's own re-run): verifyPolicy, retried on
+    // its own (a retry of this batch would be answered by the cache, which knows nothing of marks).
+    else if (needsVerification(this.lastSeen)) this.verificationOwed = true;
     return this.records.map((item) => this.settled.get(item)!);
   }
 
@@ -156,7 +184,13 @@ class PolicyBatch {
         epoch: ctx.epoch,
       });
       if (result.won) {
-        if (result.takenOver) ctx.metrics.increment(METRIC.claimsTakenOver);
+        if (result.takenOver) {
+          ctx.metrics.increment(METRIC.claimsTakenOver);
+          // The previous owner's writes may land until its claim's expiry and a
+          // call's lifetime after: IAM is re-verified once they no longer can.
+          await this.requestVerification('claim taken over', { ms: ctx.lateWriteMs, ...(result.previous?.claim ? { from: result.previous.claim.expiresAt } : {}) });
+          this.verificationOwed = true;
+        }
         return { token: result.token, expiresAt: result.expiresAt, previous: result.previous, takenOver: result.takenOver };
       }
       const entry = result.entry;
@@ -256,8 +290,9 @@ class PolicyBatch {
         events,
         ...(hash !== undefined ? { docHash: hash } : {}),
         ...(desired !== undefined ? { desired } : {}),
-        // The step read IAM unless the ledger vouched for it: then earlier marks are answered.
-        ...(claim.previous?.verifyRequested !== undefined ? { verifiedUpTo: claim.previous.verifyRequested } : {}),
+        // The step read IAM unless the ledger vouched for it: then earlier marks are answered,
+        // unless a late write may land after that read (then verifyPolicy answers them).
+        ...(claim.previous?.verifyRequested !== undefined && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs) ? { verifiedUpTo: claim.previous.verifyRequested } : {}),
         ...(iamVersions !== undefined ? { iamVersions } : {}),
         state,
         outcome: finalOutcome ?? 'rejected',
@@ -268,7 +303,7 @@ class PolicyBatch {
         // step may have landed after its own. Ask for IAM to be re-read, then
         // run again to learn its verdict (and do that re-read).
         ctx.metrics.increment(METRIC.claimsLost);
-        await this.requestVerification('lost at completion');
+        await this.requestVerification('lost at completion', { ms: ctx.lateWriteMs });
         throw new TransientError('claim-lost', error.message, { cause: error });
       }
       throw error;
@@ -276,10 +311,13 @@ class PolicyBatch {
 
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
+    if (needsVerification(claim.previous) && !answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs)) this.verificationOwed = true;
 
     if (rest.length > 0) {
-      const settlements = await new PolicyBatch(ctx, rest).settle();
+      const batch = new PolicyBatch(ctx, rest);
+      const settlements = await batch.settle();
       rest.forEach((item, i) => this.settled.set(item, settlements[i]!));
+      this.verificationOwed ||= batch.verificationOwed;
     }
   }
 
@@ -296,18 +334,21 @@ class PolicyBatch {
       keeper.check();
       return result;
     } catch (error) {
-      if (keeper.lost) await this.requestVerification('lost during the IAM step');
+      if (keeper.lost) await this.requestVerification('lost during the IAM step', { ms: this.ctx.lateWriteMs });
       throw error;
     } finally {
       keeper.stop();
     }
   }
 
-  /** Best effort: a mark that cannot be written is logged through the metric and the retry that follows. */
-  private async requestVerification(why: string): Promise<void> {
+  /**
+   * Best effort: a mark that cannot be written is logged through the metric and the retry that follows.
+   * `lateWrites`: how long a write of ours may still land.
+   */
+  private async requestVerification(why: string, lateWrites: LateWrites): Promise<void> {
     this.ctx.metrics.increment(METRIC.verificationsRequested, { why });
     try {
-      await this.ctx.ledger.requestVerification(this.policy);
+      await this.ctx.ledger.requestVerification(this.policy, lateWrites);
     } catch {
       this.ctx.metrics.increment(METRIC.verificationRequestsFailed);
     }
@@ -318,11 +359,14 @@ class PolicyBatch {
    * claim the policy for it, read IAM and converge it to the ledger's last
    * applied desired state.
    */
-  private async verify(): Promise<void> {
+  async verify(): Promise<void> {
     const { ctx, policy } = this;
     const result = await ctx.ledger.claimVerification(policy, ctx.owner);
     if (!result.won) {
       if (result.because === 'claimed-elsewhere') throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${result.entry.claim?.owner ?? 'another owner'} (re-verification waits)`);
+      if (result.because === 'verification-waits') {
+        throw new TransientError('verification-waits', `policy ${policy}: a lost claim's write may still land in IAM until ${new Date(result.entry.verifyAfter ?? 0).toISOString()} (re-verification waits)`);
+      }
       return; // answered meanwhile
     }
     const entry = result.previous;

@@ -19,7 +19,7 @@ import type { Logger } from '../log/logger.js';
 import { METRIC } from '../metrics/metrics.js';
 import { clip } from '../log/logger.js';
 import type { PolicyBatchContext } from './policy-batch.js';
-import { settlePolicyBatch } from './policy-batch.js';
+import { settlePolicyBatch, verifyPolicy } from './policy-batch.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
 
@@ -84,8 +84,11 @@ export class ShardPipeline {
     };
   }
 
-  private settlePolicy(policy: string, items: ValidRecord[]): Promise<Settlement[]> {
-    return retryUntilSettled(() => settlePolicyBatch(this.options.context, items), this.retryOptions({ policy }));
+  private async settlePolicy(policy: string, items: ValidRecord[]): Promise<Settlement[]> {
+    const { settlements, verificationOwed } = await retryUntilSettled(() => settlePolicyBatch(this.options.context, items), this.retryOptions({ policy }));
+    // Settled and completed; IAM is re-verified before the batch is done (a lost claim's late write may still land).
+    if (verificationOwed) await retryUntilSettled(() => verifyPolicy(this.options.context, policy), this.retryOptions({ policy, verification: true }));
+    return settlements;
   }
 
   private async reject(item: Decoded): Promise<Settlement> {

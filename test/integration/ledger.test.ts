@@ -17,7 +17,8 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
   const aws = clients({ observers: [metrics.awsCallCounter()] });
   const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
   const parts = {
-    config: { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, retryBaseMs: 5, retryBackoffCapMs: 50, maxConcurrentPolicies: 8 },
+    // Late writes of a taken-over claim: a second after its expiry (the tests move the clock past it).
+    config: { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, lateWriteMs: 1_000, retryBaseMs: 5, retryBackoffCapMs: 50, maxConcurrentPolicies: 8 },
     logger: silentLogger,
     metrics,
     ledger,
@@ -86,6 +87,29 @@ test.serial('a worker that lost its claim cannot complete over the new owner', a
   await ledger.complete({ ...complete, token: next.won ? next.token : '' });
   const entry = await ledger.get('fence-1');
   t.deepEqual(entry?.position, { ...record, lineage: [] });
+});
+
+test.serial('a verification mark with late writes pending: no verification claim before they can no longer land, and a shorter bound never moves it back', async (t) => {
+  let clock = Date.now();
+  const now = () => clock;
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, now });
+  const record = { shardId: 's', sequenceNumber: '100', subSequenceNumber: 0 };
+  const first = await ledger.claim({ policy: 'late-mark-1', record, eventId: 'lm-1', payloadHash: 'h1', owner: 'w', epoch: 0 });
+  t.true(first.won);
+  await ledger.complete({ policy: 'late-mark-1', token: first.won ? first.token : '', epoch: 0, position: { ...record, lineage: [] }, events: [{ eventId: 'lm-1', payloadHash: 'h1' }], state: 'present', outcome: 'created' });
+  await ledger.requestVerification('late-mark-1', { ms: 5_000 });
+  const mark = clock + 5_000;
+  // An earlier bound never moves verifyAfter back.
+  await ledger.requestVerification('late-mark-1', { ms: 1_000 });
+  t.is((await ledger.get('late-mark-1'))?.verifyAfter, mark);
+  t.is((await ledger.get('late-mark-1'))?.verifyRequested, 2);
+  const early = await ledger.claimVerification('late-mark-1', 'verifier');
+  t.false(early.won);
+  t.is(early.won ? '' : early.because, 'verification-waits');
+  clock += 5_000;
+  const due = await ledger.claimVerification('late-mark-1', 'verifier');
+  t.true(due.won, 'once the late writes can no longer land');
 });
 
 test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
-import type { ClaimRequest, ClaimResult, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
 import { explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
 import { covers } from '../../src/ledger/position.js';
 import { recordId } from '../../src/contract/record-id.js';
@@ -51,10 +51,12 @@ export class MemoryLedger implements Ledger {
     return entry.claim.expiresAt;
   }
 
-  async requestVerification(policy: string): Promise<void> {
+  async requestVerification(policy: string, lateWrites?: LateWrites): Promise<void> {
     this.calls++;
+    const notBefore = lateWrites && (lateWrites.from ?? this.now()) + lateWrites.ms;
     const entry = this.entries.get(policy) ?? { policy, epoch: this.epoch, events: [] };
     entry.verifyRequested = (entry.verifyRequested ?? 0) + 1;
+    if (notBefore !== undefined) entry.verifyAfter = Math.max(entry.verifyAfter ?? 0, notBefore);
     this.entries.set(policy, entry);
   }
 
@@ -65,6 +67,7 @@ export class MemoryLedger implements Ledger {
     if (!entry) return { won: false, because: 'duplicate-sequence', entry: { policy, epoch: 0, events: [] } };
     if (entry.claim && entry.claim.owner !== owner && entry.claim.expiresAt >= now) return { won: false, because: 'claimed-elsewhere', entry: structuredClone(entry) };
     if (!needsVerification(entry)) return { won: false, because: 'duplicate-sequence', entry: structuredClone(entry) };
+    if ((entry.verifyAfter ?? 0) > now) return { won: false, because: 'verification-waits', entry: structuredClone(entry) };
     const previous = structuredClone(entry);
     const token = randomUUID();
     entry.claim = { owner, token, expiresAt: now + this.claimTtlMs, sequence: 'verification' };

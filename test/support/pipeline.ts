@@ -33,7 +33,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ IPS_RETRY_BASE_MS: '1', IPS_RETRY_BACKOFF_CAP_MS: '10', IPS_MAX_CONCURRENT_POLICIES: '8', ...env });
 }
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string> } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -44,6 +44,7 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const config = testConfig({
     ...(options.maxConcurrentPolicies !== undefined ? { IPS_MAX_CONCURRENT_POLICIES: String(options.maxConcurrentPolicies) } : {}),
     ...(options.claimTtlMs !== undefined ? { IPS_CLAIM_TTL_MS: String(options.claimTtlMs) } : {}),
+    ...options.env,
   });
   const parts = { config, logger: silentLogger, metrics, ledger: options.ledgerView ? options.ledgerView(ledger) : ledger, cache, applier, deadLetters };
   const pipeline = createShardPipeline(

@@ -27,8 +27,9 @@ test('a zombie write that lands after the new owner completed is converged back 
       return iam.apply(event);
     },
   };
-  const zombie = harness({ ledger, iam, applier: zombieApplier, owner: 'zombie', claimTtlMs: 1_000, ledgerView: paused });
-  const successor = harness({ ledger, iam, owner: 'successor', claimTtlMs: 1_000 });
+  const env = { IPS_LATE_WRITE_MS: '1000' };
+  const zombie = harness({ ledger, iam, applier: zombieApplier, owner: 'zombie', claimTtlMs: 1_000, ledgerView: paused, env });
+  const successor = harness({ ledger, iam, owner: 'successor', claimTtlMs: 1_000, env });
   const [older, newer] = streamRecords([upsertRecord('zombie-1', 'z-1', doc(1)), upsertRecord('zombie-1', 'z-2', doc(2))]);
 
   const zombieRun = zombie.pipeline.processBatch([{ ...older!, index: 0 }]);
@@ -68,4 +69,77 @@ test('a step that cannot renew its claim starts no IAM call after its deadline',
   // The run would retry for ever (its claim can never be renewed): stop the processor.
   stop.abort();
   await t.throwsAsync(run, { name: 'StoppedError' });
+});
+
+test('a cancelled write that still lands after the successor\'s step and after the zombie\'s own re-run is converged back once it can no longer land', async (t) => {
+  // The zombie's keeper cancels its call at the deadline, but the request was
+  // already on the wire: IAM applies it 2.5 s after it was sent, later than
+  // the zombie's re-run and the successor's step. Until then a verification
+  // would only be overwritten by it.
+  const ledger = new MemoryLedger(1_000);
+  const iam = new FakeIam();
+  let landed!: Promise<unknown>;
+  const zombieApplier = {
+    calls: 0,
+    async apply(event: PolicyEvent, hint?: ApplyHint) {
+      if (this.calls++ > 0) return iam.apply(event);
+      landed = sleep(2_500).then(() => iam.apply(event));
+      const signal = hint!.guard!.signal;
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      throw new Error('unreachable');
+    },
+  };
+  const env = { IPS_LATE_WRITE_MS: '3000' };
+  const zombie = harness({ ledger, iam, applier: zombieApplier, owner: 'zombie', claimTtlMs: 1_000, ledgerView: paused, env });
+  const successor = harness({ ledger, iam, owner: 'successor', claimTtlMs: 1_000, env });
+  const [older, newer] = streamRecords([upsertRecord('late-1', 'l-1', doc(1)), upsertRecord('late-1', 'l-2', doc(2))]);
+
+  const zombieRun = zombie.pipeline.processBatch([{ ...older!, index: 0 }]);
+  await sleep(1_500);
+  const [applied] = await successor.pipeline.processBatch([{ ...newer!, index: 0 }]);
+  const [zombieOutcome] = await zombieRun;
+  await landed;
+  t.is(zombieOutcome!.outcome, 'created');
+  t.is(applied!.outcome, 'updated');
+  t.deepEqual(iam.policies.get('late-1')?.document, doc(2), 'IAM holds the later event\'s document, not the late write\'s');
+  const entry = ledger.entries.get('late-1')!;
+  t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0), 'the mark is answered');
+});
+
+test('a taken-over claim\'s late write is converged even when its zombie can never mark the policy', async (t) => {
+  // The zombie reaches neither DynamoDB nor its processor's end: no renewal, no
+  // mark. The successor that takes its claim over knows a write of the zombie
+  // may land until the claim's expiry and a call's lifetime after.
+  const ledger = new MemoryLedger(1_000);
+  const iam = new FakeIam();
+  let landed!: Promise<unknown>;
+  const zombieApplier = {
+    async apply(event: PolicyEvent, hint?: ApplyHint) {
+      landed = sleep(2_500).then(() => iam.apply(event));
+      // Its answer never comes; the keeper cancels the call (the request is on the wire all the same).
+      const signal = hint!.guard!.signal;
+      return new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+    },
+  };
+  const cutOff = (view: MemoryLedger): Ledger =>
+    Object.assign(Object.create(view) as MemoryLedger, {
+      renew: () => Promise.reject(new Error('unreachable')),
+      requestVerification: () => Promise.reject(new Error('unreachable')),
+    });
+  const stop = new AbortController();
+  const env = { IPS_LATE_WRITE_MS: '3000' };
+  const zombie = harness({ ledger, iam, applier: zombieApplier, owner: 'zombie', claimTtlMs: 1_000, ledgerView: cutOff, signal: stop.signal, env });
+  const successor = harness({ ledger, iam, owner: 'successor', claimTtlMs: 1_000, env });
+  const [older, newer] = streamRecords([upsertRecord('late-2', 'm-1', doc(1)), upsertRecord('late-2', 'm-2', doc(2))]);
+
+  const zombieRun = zombie.pipeline.processBatch([{ ...older!, index: 0 }]).catch((error: Error) => error.name);
+  await sleep(1_500);
+  stop.abort();
+  t.is(await zombieRun, 'StoppedError');
+  const [applied] = await successor.pipeline.processBatch([{ ...newer!, index: 0 }]);
+  await landed;
+  t.is(applied!.outcome, 'created');
+  t.deepEqual(iam.policies.get('late-2')?.document, doc(2), 'IAM holds the successor\'s document, not the late write\'s');
+  t.is(successor.metrics.get('verifications_requested', { why: 'claim taken over' }), 1);
+  t.is(successor.metrics.get('verifications', { converged: 'yes' }), 1);
 });
