@@ -222,6 +222,7 @@ export class HostLimiter implements RateLimiter {
 
   close(): void {
     this.closed = true;
+    held.delete(this);
     this.socket?.destroy();
     this.server?.close();
     for (const peer of this.peers) peer.destroy();
@@ -304,16 +305,7 @@ export class HostLimiter implements RateLimiter {
       server.listen(this.path, () => {
         server.unref();
         server.on('error', () => undefined);
-        // The socket file outlives the process unless removed: the next holder would find it stale.
-        process.once('exit', () => {
-          if (this.server === server) {
-            try {
-              unlinkSync(this.path);
-            } catch {
-              /* gone already */
-            }
-          }
-        });
+        held.set(this, server);
         this.server = server;
         this.gate = gate;
         resolve(true);
@@ -361,6 +353,19 @@ export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name:
 }
 
 const limiters = new Map<string, HostLimiter>();
+
+/** The sockets this process holds: a socket file outlives the process unless removed, and the next holder would find it stale. */
+const held = new Map<HostLimiter, Server>();
+process.once('exit', () => {
+  for (const [limiter, server] of held) {
+    server.close();
+    try {
+      unlinkSync(limiter.path);
+    } catch {
+      /* gone already */
+    }
+  }
+});
 
 /** The process's limiter for `key` (made once; the processes of a host that share a key share its gate). */
 export function hostLimiter(key: string): HostLimiter {

@@ -537,10 +537,11 @@ export class IamReconciler {
     let policy = await this.find(arn);
     if (!policy) {
       this.awaitVisibility(arn, hint);
-      // Named by name alone and the ledger does not know its path (a write
-      // whose completion never landed): the name is unique in the account,
-      // so look for it under the managed prefix.
-      const listed = !event.pathGiven && hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
+      // The ledger does not know where the policy lives (a write whose
+      // completion never landed): a delete goes where the policy lives
+      // whatever path it names, as it does when the ledger knows (the name is
+      // unique in the account), so look for it under the managed prefix.
+      const listed = hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
       policy = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
       if (!policy?.Arn) {
         hint.onVersions?.([]);

@@ -84,3 +84,15 @@ test.serial('a delete that names no path, for a policy whose path the ledger doe
   t.is(await x.r.delete(pathless, { pathUnknown: true }), 'deleted');
   t.is(await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, `${PREFIX}team-a/`, 'vis-deeper'), undefined);
 });
+
+test.serial('a delete that names another path, for a policy whose path the ledger does not know, finds it by name as a delete at a known path would', async (t) => {
+  // A previous owner's write created the policy at the prefix without its
+  // completion; the delete names the path the policy had before. With the
+  // path known the delete goes where the policy lives (the name identifies
+  // it); unknown, it must find it there too, not answer `absent`.
+  const x = await rig(t);
+  t.is(await x.r.upsert(upsert('vis-moved', doc('1'))), 'created');
+  const elsewhere = { ...remove('vis-moved'), policyPath: `${PREFIX}team-a/` };
+  t.is(await x.r.delete(elsewhere, { pathUnknown: true }), 'deleted');
+  t.is(await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, PREFIX, 'vis-moved'), undefined);
+});
