@@ -32,7 +32,7 @@ import type { Construct, IConstruct } from 'constructs';
 import { loadConfig } from '../../src/config/config.js';
 import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
 import { OWNER_TAG } from '../../src/contract/ownership.js';
-import { ledgerTableDefinition } from '../../src/ledger/table.js';
+import { LEDGER_TTL_ATTRIBUTE, ledgerTableDefinition } from '../../src/ledger/table.js';
 import { InlinePolicyRole } from './inline-policy-role.js';
 import { DEFAULT_AGENT_IMAGE, addAlarmsAndDashboard, addCloudWatchAgent, addDriftAudit, metricsAgentStatement, metricsEnvironment } from './operations.js';
 
@@ -71,7 +71,13 @@ export const IAM_WRITE_ACTIONS = [
  * of them is called, and DeleteItem or a Scan of the ledger is exactly what a
  * compromised worker should not be able to do.
  */
-export const LEDGER_ACTIONS = ['dynamodb:GetItem', 'dynamodb:UpdateItem'];
+export const LEDGER_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
+/**
+ * BatchWriteItem puts and deletes whole items: the ledger sends it only to
+ * archive eventIds (src/ledger/dynamodb-ledger.ts, archiveEvents), so it is
+ * granted on those keys alone (dynamodb:LeadingKeys), never on a policy's entry.
+ */
+export const LEDGER_BATCH_WRITE_KEYS = '#event#*';
 export const DEAD_LETTER_ACTIONS = ['dynamodb:PutItem'];
 /** The KCL's lease bookkeeping on a table that already exists (this stack creates it). */
 export const LEASE_ACTIONS_KCL2 = [
@@ -338,7 +344,7 @@ export class IamPolicyStreamStack extends Stack {
     // The ledger is what makes replays harmless and the dead letters are the
     // only copy of rejected input once the stream's retention has passed:
     // neither goes away with the stack, nor does the lease table (checkpoints).
-    const table = (id: string, tableName: string, keys: ReturnType<typeof keysOf>) =>
+    const table = (id: string, tableName: string, keys: ReturnType<typeof keysOf> & { timeToLiveAttribute?: string }) =>
       logicalId(
         new Table(this, id, {
           tableName,
@@ -351,7 +357,8 @@ export class IamPolicyStreamStack extends Stack {
         }),
         id,
       );
-    const ledger = table('LedgerTable', `${app}${tableSuffix((config) => config.ledgerTable)}`, keysOf(ledgerTableDefinition('ledger')));
+    // Archived eventIds (ledger/dynamodb-ledger.ts) expire: DynamoDB removes them after `expiresAt`.
+    const ledger = table('LedgerTable', `${app}${tableSuffix((config) => config.ledgerTable)}`, { ...keysOf(ledgerTableDefinition('ledger')), timeToLiveAttribute: LEDGER_TTL_ATTRIBUTE });
     const deadLetters = table('DeadLetterTable', `${app}${tableSuffix((config) => config.deadLetterTable)}`, keysOf(deadLetterTableDefinition('dead-letters')));
     // The KCL would create this table on first start; owning it here gives it
     // recovery, encryption and a grant that needs no dynamodb:CreateTable.
@@ -653,7 +660,16 @@ export class IamPolicyStreamStack extends Stack {
       'ForAllValues:StringNotEquals': { 'aws:TagKeys': [OWNER_TAG] },
     });
 
-    role.grantAs('Ledger', () => ledger.grant(role, ...LEDGER_ACTIONS));
+    role.grantAs('Ledger', () => ledger.grant(role, ...LEDGER_ACTIONS.filter((action) => action !== 'dynamodb:BatchWriteItem')));
+    role.grantAs('LedgerArchive', () =>
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:BatchWriteItem'],
+          resources: [ledger.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [LEDGER_BATCH_WRITE_KEYS] } },
+        }),
+      ),
+    );
     role.grantAs('DeadLetters', () => deadLetters.grant(role, ...DEAD_LETTER_ACTIONS));
     role.grantAs('KclLeases', () => leases.grant(role, ...(kclMajor >= 3 ? LEASE_ACTIONS_KCL3 : LEASE_ACTIONS_KCL2)));
     if (kclMajor >= 3) {

@@ -28,8 +28,10 @@ export interface Config {
    * re-verified only once this has passed (docs/ledger.md).
    */
   lateWriteMs: number;
-  /** eventIds remembered per policy to recognise producer retries. */
+  /** eventIds remembered in each policy's ledger entry to recognise producer retries; older ones go to the archive. */
   recentEventIds: number;
+  /** How long an archived eventId (one that left a ledger entry's window) is kept: longer than the stream's retention. */
+  eventIdTtlDays: number;
   /** Refuse documents that allow Action "*" on Resource "*". */
   refuseAdminGrant: boolean;
   /** Attempts per AWS call (SDK retries with backoff and jitter) before the pipeline's own retry. */
@@ -147,6 +149,7 @@ export function loadConfig(env: Env = process.env): Config {
     claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),
     lateWriteMs: integer(env, 'IPS_LATE_WRITE_MS', 15_000, 1_000),
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
+    eventIdTtlDays: integer(env, 'IPS_EVENT_ID_TTL_DAYS', 8, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
     iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'shared'),

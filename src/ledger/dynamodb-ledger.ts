@@ -2,13 +2,15 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
-import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState } from './ledger.js';
+import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
 import { explainRefusal, needsVerification } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
-import { LEDGER_KEY } from './table.js';
+import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
+import { backoffDelay } from '../faults/backoff.js';
 
 /** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
 export const EPOCH_ITEM_KEY = '#epoch';
@@ -21,8 +23,17 @@ type Item = Record<string, AttributeValue>;
 
 export interface DynamoDbLedgerOptions {
   claimTtlMs: number;
+  /** How long an archived eventId is kept (Config.eventIdTtlDays), in days; default 8. */
+  eventIdTtlDays?: number;
   now?: () => number;
 }
+
+/** Rounds of a batch call whose unprocessed part (throttling) is sent again, with backoff, before the fault goes up. */
+const BATCH_ROUNDS = 5;
+const BATCH_BACKOFF = { baseMs: 50, capMs: 1_000 };
+
+/** The key of an archived event: `#` keeps it out of the entries (LedgerEntry), the name cannot hold one. */
+export const archivedEventKey = (policy: string, eventId: string) => `#event#${policy}#${eventId}`;
 
 export class DynamoDbLedger implements Ledger {
   private readonly now: () => number;
@@ -331,6 +342,50 @@ export class DynamoDbLedger implements Ledger {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
+  }
+
+  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
+    // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
+    const expiresAt = Math.floor(this.now() / 1000) + Math.round((this.options.eventIdTtlDays ?? 8) * 86_400);
+    for (let i = 0; i < events.length; i += 25) {
+      let requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] | undefined = events.slice(i, i + 25).map((event) => ({
+        PutRequest: {
+          Item: {
+            [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
+            epoch: { N: String(epoch) },
+            [LEDGER_TTL_ATTRIBUTE]: { N: String(expiresAt) },
+            ...(event.payloadHash !== undefined ? { payloadHash: { S: event.payloadHash } } : {}),
+          },
+        },
+      }));
+      for (let round = 0; requests && requests.length > 0; round++) {
+        if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${requests.length} archived events of ${policy} left unprocessed by DynamoDB`);
+        if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
+        const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: requests } }));
+        requests = result.UnprocessedItems?.[this.tableName];
+      }
+    }
+  }
+
+  async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
+    const found: RememberedEvent[] = [];
+    const now = Math.floor(this.now() / 1000);
+    const unique = [...new Set(eventIds)];
+    for (let i = 0; i < unique.length; i += 100) {
+      let keys: Record<string, AttributeValue>[] | undefined = unique.slice(i, i + 100).map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
+      for (let round = 0; keys && keys.length > 0; round++) {
+        if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${keys.length} archived eventIds of ${policy} left unread by DynamoDB`);
+        if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
+        const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }));
+        for (const item of result.Responses?.[this.tableName] ?? []) {
+          const key = item[LEDGER_KEY]?.S ?? '';
+          if (Number(item.epoch?.N ?? 0) < epoch || Number(item[LEDGER_TTL_ATTRIBUTE]?.N ?? 0) < now) continue;
+          found.push({ eventId: key.slice(archivedEventKey(policy, '').length), ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });
+        }
+        keys = result.UnprocessedKeys?.[this.tableName]?.Keys;
+      }
+    }
+    return found;
   }
 
   /**

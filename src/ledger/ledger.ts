@@ -139,6 +139,14 @@ export interface Ledger {
    * not count). Throws ClaimLostError.
    */
   completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void>;
+  /**
+   * Keeps applied events that leave the entry's window of recent eventIds
+   * (`events`), one small item each with a time to live (Config.eventIdTtlDays),
+   * so that a producer retry of one is still recognised.
+   */
+  archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void>;
+  /** The archived events among `eventIds`, of `epoch` or later (a re-apply replay forgets the rest). */
+  archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]>;
 }
 
 /** IAM must be re-read before the ledger's word on this policy is trusted. */
@@ -179,6 +187,18 @@ export function eventIdVerdict(events: RememberedEvent[], eventId: string, paylo
   const seen = events.find((event) => event.eventId === eventId);
   if (!seen) return undefined;
   return seen.payloadHash === undefined || seen.payloadHash === payloadHash ? 'duplicate-event-id' : 'event-id-conflict';
+}
+
+/** The events rememberEvents drops, oldest first: the archive keeps them (Ledger.archiveEvents). */
+export function forgottenEvents(previous: RememberedEvent[], applied: RememberedEvent[], limit: number): RememberedEvent[] {
+  const ids = new Set(applied.map((event) => event.eventId));
+  const merged = [...previous.filter((event) => !ids.has(event.eventId)), ...applied];
+  return merged.slice(0, Math.max(0, merged.length - limit));
+}
+
+/** Whether the window may have dropped events into the archive: it is full. */
+export function windowFull(entry: LedgerEntry | undefined, limit: number): boolean {
+  return (entry?.events.length ?? 0) >= limit;
 }
 
 /** The remembered events after applying `applied`, bounded to `limit`, oldest dropped first. */

@@ -2,6 +2,8 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 export const LEDGER_KEY = 'policy';
+/** Epoch seconds after which DynamoDB removes an item (archived eventIds only). */
+export const LEDGER_TTL_ATTRIBUTE = 'expiresAt';
 
 export function ledgerTableDefinition(tableName: string): CreateTableCommandInput {
   return {

@@ -20,8 +20,8 @@ import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState } from '../ledger/ledger.js';
-import { answersMarks, eventIdVerdict, needsVerification, rememberEvents } from '../ledger/ledger.js';
+import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from '../ledger/ledger.js';
+import { answersMarks, eventIdVerdict, forgottenEvents, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
@@ -225,10 +225,12 @@ class PolicyBatch {
     const { ctx, policy } = this;
     // The ledger as it stood before the claim; an older epoch counts as empty.
     const previous = claim.previous && claim.previous.epoch >= ctx.epoch ? claim.previous : undefined;
+    // Events that left the entry's window are in the archive: looked up only when the window is full.
+    const archived = await this.archivedAmong(candidates, previous);
     const live: ValidRecord[] = [];
     for (const item of candidates) {
       const { event, record } = item;
-      const seen = previous ? eventIdVerdict(previous.events, event.eventId, item.payloadHash) : undefined;
+      const seen = previous ? (eventIdVerdict(previous.events, event.eventId, item.payloadHash) ?? eventIdVerdict(archived, event.eventId, item.payloadHash)) : undefined;
       if (covers(previous?.position, record) || seen === 'duplicate-event-id') this.give(item, 'duplicate', 'ledger');
       else if (seen === 'event-id-conflict') await this.rejectConflict(item, 'ledger');
       else if (event.revision !== undefined && previous?.revision !== undefined && event.revision <= previous.revision) this.give(item, 'stale', 'ledger');
@@ -263,11 +265,15 @@ class PolicyBatch {
     const effective = live.filter((item) => !refused.has(item));
     const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
     const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
-    const events = rememberEvents(
-      previous?.events ?? [],
-      effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash })),
-      ctx.recentEventIds,
-    );
+    const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
+    const events = rememberEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
+    // What leaves the window goes to the archive: events completed before, now (they stay known
+    // whatever happens next); this step's own, only once its completion holds (see below).
+    const forgotten = forgottenEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
+    const ours = new Set(appliedEvents.map((event) => event.eventId));
+    const forgottenEarlier = forgotten.filter((event) => !ours.has(event.eventId));
+    const forgottenOurs = forgotten.filter((event) => ours.has(event.eventId));
+    if (forgottenEarlier.length > 0) await ctx.ledger.archiveEvents(policy, ctx.epoch, forgottenEarlier);
     const hash = applied ? hashOf(applied) : previous?.docHash;
     const desired = desiredAfter(applied, finalOutcome, path, previous);
     const state = finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown');
@@ -309,6 +315,12 @@ class PolicyBatch {
       throw error;
     }
 
+    // Archived before the completion, an event of ours would be a duplicate to whoever takes the
+    // claim over if the completion failed; after it, a failure only shortens its memory.
+    if (forgottenOurs.length > 0) {
+      await ctx.ledger.archiveEvents(policy, ctx.epoch, forgottenOurs).catch(() => ctx.metrics.increment(METRIC.eventArchiveFailures));
+    }
+
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
     if (needsVerification(claim.previous) && !answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs)) this.verificationOwed = true;
@@ -319,6 +331,14 @@ class PolicyBatch {
       rest.forEach((item, i) => this.settled.set(item, settlements[i]!));
       this.verificationOwed ||= batch.verificationOwed;
     }
+  }
+
+  /** The archived events among the candidates' eventIds, when the entry's window is full (else none were archived). */
+  private async archivedAmong(candidates: ValidRecord[], previous: LedgerEntry | undefined): Promise<RememberedEvent[]> {
+    if (!previous || !windowFull(previous, this.ctx.recentEventIds)) return [];
+    const unknown = candidates.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
+    if (unknown.length === 0) return [];
+    return this.ctx.ledger.archivedEvents(this.policy, this.ctx.epoch, unknown.map((item) => item.event.eventId));
   }
 
   /**

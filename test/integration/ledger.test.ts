@@ -112,6 +112,22 @@ test.serial('a verification mark with late writes pending: no verification claim
   t.true(due.won, 'once the late writes can no longer land');
 });
 
+test.serial('archived eventIds: batches of any size written and read back, of the epoch or later, until they expire; never an entry', async (t) => {
+  let clock = Date.now();
+  const now = () => clock;
+  const { config, clients } = stackOf();
+  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, eventIdTtlDays: 1, now });
+  const events = Array.from({ length: 30 }, (_, i) => ({ eventId: `arch-${i}`, payloadHash: `h${i}` }));
+  await ledger.archiveEvents('arch-1', 2, events);
+  await ledger.archiveEvents('arch-1', 1, [{ eventId: 'arch-old', payloadHash: 'h' }]);
+  const found = await ledger.archivedEvents('arch-1', 2, ['arch-0', 'arch-29', 'arch-missing', 'arch-old', 'arch-0']);
+  t.deepEqual(found.sort((a, b) => a.eventId.localeCompare(b.eventId)), [{ eventId: 'arch-0', payloadHash: 'h0' }, { eventId: 'arch-29', payloadHash: 'h29' }]);
+  t.deepEqual(await ledger.archivedEvents('arch-2', 0, ['arch-0']), [], 'per policy');
+  for await (const entry of ledger.entries()) t.false(entry.policy.startsWith('#'), entry.policy);
+  clock += 86_400_000 + 1_000;
+  t.deepEqual(await ledger.archivedEvents('arch-1', 0, ['arch-0']), [], 'expired: as good as removed, whenever DynamoDB removes it');
+});
+
 test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {
   const iam = new FakeIam();
   const p = processor({ owner: 'worker-stale', applier: iam });

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
-import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
+import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from '../../src/ledger/ledger.js';
 import { explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
 import { covers } from '../../src/ledger/position.js';
 import { recordId } from '../../src/contract/record-id.js';
@@ -72,6 +72,25 @@ export class MemoryLedger implements Ledger {
     const token = randomUUID();
     entry.claim = { owner, token, expiresAt: now + this.claimTtlMs, sequence: 'verification' };
     return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver: false };
+  }
+
+  /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live). */
+  readonly archive = new Map<string, Map<string, RememberedEvent & { epoch: number }>>();
+
+  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
+    this.calls++;
+    const archived = this.archive.get(policy) ?? new Map<string, RememberedEvent & { epoch: number }>();
+    for (const event of events) archived.set(event.eventId, { ...event, epoch });
+    this.archive.set(policy, archived);
+  }
+
+  async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
+    this.calls++;
+    const archived = this.archive.get(policy);
+    return eventIds.flatMap((eventId) => {
+      const event = archived?.get(eventId);
+      return event && event.epoch >= epoch ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
+    });
   }
 
   async completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void> {

@@ -19,13 +19,15 @@ import {
   IAM_WRITE_ACTIONS,
   LEASE_KEY,
   LEDGER_ACTIONS,
+  LEDGER_BATCH_WRITE_KEYS,
   STREAM_READ_ACTIONS,
   kclVersionFromPom,
 } from '../../infra/aws/stack.js';
 import { synth } from '../../infra/aws/synth.js';
 import { loadConfig } from '../../src/config/config.js';
 import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
-import { ledgerTableDefinition } from '../../src/ledger/table.js';
+import { LEDGER_TTL_ATTRIBUTE, ledgerTableDefinition } from '../../src/ledger/table.js';
+import { archivedEventKey } from '../../src/ledger/dynamodb-ledger.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -346,6 +348,17 @@ test('DynamoDB: the processor may read and update its ledger and put dead letter
   t.false(on(leases).includes('dynamodb:CreateTable'), 'the stack owns the lease table');
   // No index grant on the lease table while the KCL (2.x) gives it no index.
   t.false(statements.flatMap(resourcesOf).some((arn) => arn.startsWith(`${leases}/index/`)));
+});
+
+test('the ledger: BatchWriteItem only on archived eventIds, never on a policy\'s entry; archived eventIds expire', (t) => {
+  const { statements, scope } = workerRoleUnderTest(template);
+  const [ledger] = scope.tableArns as [string];
+  const batch = statements.filter((statement) => resourcesOf(statement).includes(ledger) && actionsOf(statement).includes('dynamodb:BatchWriteItem'));
+  t.is(batch.length, 1);
+  t.deepEqual(actionsOf(batch[0]!), ['dynamodb:BatchWriteItem']);
+  t.deepEqual(batch[0]!.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [LEDGER_BATCH_WRITE_KEYS] } });
+  t.true(archivedEventKey('p', 'e').startsWith(LEDGER_BATCH_WRITE_KEYS.replace(/\*$/, '')), 'the keys the ledger archives under');
+  Template.fromJSON(template).hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: LEDGER_TTL_ATTRIBUTE, Enabled: true } });
 });
 
 test('KCL coordination tables follow the KCL version in kcl/pom.xml', (t) => {

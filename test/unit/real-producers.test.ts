@@ -116,3 +116,22 @@ test('an upsert followed by a delete of an attached policy in one batch: the ups
   t.deepEqual(settlements.map((s) => s.outcome), ['updated', 'retained-in-use']);
   t.deepEqual(iam.policies.get('kept-1')?.document, doc(2), 'the fold: B applied, then the delete kept the policy');
 });
+
+test('a producer retry that comes after more events than the ledger item remembers is still a duplicate, and a reuse still a conflict', async (t) => {
+  // 40 events of one policy, 8 per batch, all but each batch's last superseded:
+  // they leave the entry's window of 32 eventIds. The producer then retries
+  // the first (same eventId, same payload) as a new record, and reuses the
+  // second's eventId for another document: applied, either would roll the policy back.
+  const h = harness();
+  const events = Array.from({ length: 40 }, (_, i) => upsertRecord('window-1', `w-${i}`, doc(i)));
+  for (let i = 0; i < 40; i += 8) await h.pipeline.processBatch(streamRecords(events.slice(i, i + 8)));
+  t.deepEqual(h.iam.policies.get('window-1')?.document, doc(39));
+  t.is(h.ledger.entries.get('window-1')?.events.length, 32);
+  // A new child (cold cache), as after a restart: the ledger answers.
+  const fresh = harness({ ledger: h.ledger, iam: h.iam });
+  const [retry, reuse] = await fresh.pipeline.processBatch(streamRecords([events[0]!, upsertRecord('window-1', 'w-1', doc('other'))]));
+  t.is(retry!.outcome, 'duplicate');
+  t.is(reuse!.outcome, 'rejected');
+  t.is(reuse!.reason, 'event-id-conflict');
+  t.deepEqual(h.iam.policies.get('window-1')?.document, doc(39), 'nothing rolled back');
+});

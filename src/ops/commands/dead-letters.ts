@@ -97,7 +97,7 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   for (const letter of letters.filter((l) => l.truncated)) {
     note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
   }
-  const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs });
+  const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs, eventIdTtlDays: ctx.config.eventIdTtlDays });
   const whole = letters.filter((letter) => !letter.truncated);
   const held = values.force === true ? [] : await overtaken(ledger, whole);
   for (const { letter, entry } of held) {

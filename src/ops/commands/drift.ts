@@ -60,7 +60,7 @@ ${COMMON_HELP}`,
   },
   async run(ctx, values) {
     const { aws, config } = ctx;
-    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays });
     // An estimate for the progress bar (DynamoDB refreshes it every few hours); corrected at the end.
     const estimate = await aws.dynamodb
       .send(new DescribeTableCommand({ TableName: config.ledgerTable }))

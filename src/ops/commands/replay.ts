@@ -135,7 +135,7 @@ ${COMMON_HELP}`,
 
     const { resets, warnings } = await plan(ctx, target, leases, shards);
     for (const warning of warnings) note(`warning: ${warning}`);
-    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays });
     // A re-apply of chosen shards moves only those shards (and the descendants
     // replayed with them) to a new epoch: policies on other shards keep their
     // history, so late retries there stay duplicates.
