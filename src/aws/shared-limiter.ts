@@ -93,7 +93,7 @@ export class CubicRate {
 export class TokenGate {
   private tokens = 0;
   private last: number;
-  private readonly waiting: { resolve: () => void }[] = [];
+  private readonly waiting: { resolve: () => void; keepAlive: boolean }[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -103,10 +103,13 @@ export class TokenGate {
     this.last = now();
   }
 
-  /** Resolves when the call may go. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves when the call may go. `keepAlive`: the process must live until
+   * then (a caller of its own); false for a token owed to another process.
+   */
+  acquire(keepAlive = true): Promise<void> {
     return new Promise((resolve) => {
-      this.waiting.push({ resolve });
+      this.waiting.push({ resolve, keepAlive });
       this.drain();
     });
   }
@@ -140,9 +143,11 @@ export class TokenGate {
         this.timer = undefined;
         this.drain();
       }, Math.max(1, ((1 - this.tokens) / rate) * 1000));
-      // Kept referenced: it exists only while a caller waits, and a process whose
-      // only work is that caller (a CLI run) must not exit before it is served.
     }
+    // Referenced while a caller of this process waits: a process whose only work is that
+    // caller (a CLI run) must not exit before it is served; tokens owed to others do not hold it.
+    if (this.timer && !this.waiting.some((waiter) => waiter.keepAlive)) this.timer.unref();
+    else this.timer?.ref();
   }
 
   private grant(waiter: { resolve: () => void }): void {
@@ -278,7 +283,7 @@ export class HostLimiter implements RateLimiter {
         peer.on('data', (data: Buffer) => {
           for (let i = 0; i < data.length; i++) {
             const byte = data[i];
-            if (byte === 0x61 /* a */) void gate.acquire().then(() => peer.writable && peer.write('g'));
+            if (byte === 0x61 /* a */) void gate.acquire(false).then(() => peer.writable && peer.write('g'));
             else if (byte === 0x74 /* t */) gate.report(true);
             else if (byte === 0x73 /* s */) gate.report(false);
           }

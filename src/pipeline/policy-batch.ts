@@ -273,10 +273,13 @@ class PolicyBatch {
     const ours = new Set(appliedEvents.map((event) => event.eventId));
     const forgottenEarlier = forgotten.filter((event) => !ours.has(event.eventId));
     const forgottenOurs = forgotten.filter((event) => ours.has(event.eventId));
-    if (forgottenEarlier.length > 0) await ctx.ledger.archiveEvents(policy, ctx.epoch, forgottenEarlier);
+    // Archived under the epoch the completion writes (the entry's, never lower): readers of that epoch find them.
+    const epoch = Math.max(ctx.epoch, claim.previous?.epoch ?? 0);
+    if (forgottenEarlier.length > 0) await ctx.ledger.archiveEvents(policy, epoch, forgottenEarlier);
     const hash = applied ? hashOf(applied) : previous?.docHash;
     const desired = desiredAfter(applied, finalOutcome, path, previous);
     const state = finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown');
+    const answered = claim.previous?.verifyRequested !== undefined && steps > 0 && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs);
     // IAM's versions as the last step left them; what no step touched keeps the ledger's word.
     const iamVersions = steps === 0 ? previous?.iamVersions : state === 'present' || state === 'retained-in-use' ? versions : undefined;
     const position = {
@@ -290,15 +293,15 @@ class PolicyBatch {
         policy,
         token: claim.token,
         // Never down: a worker still on an older epoch (a zombie, a shard outside a scoped replay) keeps the entry's.
-        epoch: Math.max(ctx.epoch, claim.previous?.epoch ?? 0),
+        epoch,
         position,
         ...(revision !== undefined ? { revision } : {}),
         events,
         ...(hash !== undefined ? { docHash: hash } : {}),
         ...(desired !== undefined ? { desired } : {}),
-        // The step read IAM unless the ledger vouched for it: then earlier marks are answered,
+        // A step that read IAM (it does whenever marks are owed) answers the marks it saw,
         // unless a late write may land after that read (then verifyPolicy answers them).
-        ...(claim.previous?.verifyRequested !== undefined && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs) ? { verifiedUpTo: claim.previous.verifyRequested } : {}),
+        ...(answered ? { verifiedUpTo: claim.previous!.verifyRequested! } : {}),
         ...(iamVersions !== undefined ? { iamVersions } : {}),
         state,
         outcome: finalOutcome ?? 'rejected',
@@ -318,12 +321,13 @@ class PolicyBatch {
     // Archived before the completion, an event of ours would be a duplicate to whoever takes the
     // claim over if the completion failed; after it, a failure only shortens its memory.
     if (forgottenOurs.length > 0) {
-      await ctx.ledger.archiveEvents(policy, ctx.epoch, forgottenOurs).catch(() => ctx.metrics.increment(METRIC.eventArchiveFailures));
+      await ctx.ledger.archiveEvents(policy, epoch, forgottenOurs).catch(() => ctx.metrics.increment(METRIC.eventArchiveFailures));
     }
 
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
-    if (needsVerification(claim.previous) && !answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs)) this.verificationOwed = true;
+    // Marks this step could not answer (too early, or no IAM step ran: all duplicates or refused).
+    if (needsVerification(claim.previous) && !answered) this.verificationOwed = true;
 
     if (rest.length > 0) {
       const batch = new PolicyBatch(ctx, rest);
@@ -338,7 +342,8 @@ class PolicyBatch {
     if (!previous || !windowFull(previous, this.ctx.recentEventIds)) return [];
     const unknown = candidates.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
     if (unknown.length === 0) return [];
-    return this.ctx.ledger.archivedEvents(this.policy, this.ctx.epoch, unknown.map((item) => item.event.eventId));
+    // Of the entry's epoch: what an older epoch archived was forgotten with it (a re-apply replay).
+    return this.ctx.ledger.archivedEvents(this.policy, previous.epoch, unknown.map((item) => item.event.eventId));
   }
 
   /**
@@ -392,11 +397,20 @@ class PolicyBatch {
     const entry = result.previous;
     const seen = entry?.verifyRequested ?? 0;
     const desiredEvent = entry ? eventFromDesired(entry) : undefined;
+    let converged = desiredEvent ? 'yes' : 'nothing-to-converge';
     if (desiredEvent) {
-      await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
-        // A read may predate the late write being answered: the document is written whatever IAM shows.
-        ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, guard }),
-      );
+      try {
+        await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
+          // A read may predate the late write being answered: the document is written whatever IAM
+          // shows. A late write may have put the policy at another path: it is looked for by name.
+          ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, guard }),
+        );
+      } catch (error) {
+        // IAM refuses the ledger's state (the policy is no longer ours, say): waiting will not
+        // change that, and the shard must not stop on it. Counted; the drift audit reports it.
+        if (!(error instanceof RejectedEventError)) throw error;
+        converged = 'refused';
+      }
     }
     try {
       await ctx.ledger.completeVerification(policy, result.token, seen);
@@ -404,7 +418,7 @@ class PolicyBatch {
       if (error instanceof ClaimLostError) throw new TransientError('claim-lost', error.message, { cause: error });
       throw error;
     }
-    ctx.metrics.increment(METRIC.verifications, { converged: desiredEvent ? 'yes' : 'nothing-to-converge' });
+    ctx.metrics.increment(METRIC.verifications, { converged });
   }
 
   /**

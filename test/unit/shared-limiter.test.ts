@@ -207,3 +207,38 @@ test('a process whose only pending work is a token it waits for stays alive unti
     console.log(limiter.holding ? 'holding' : 'not holding');`);
   t.deepEqual(own, { status: 0, stdout: 'holding\n' });
 });
+
+test('a process that holds the gate exits when its own work is done, whatever other processes still wait for', async (t) => {
+  // A CLI run (ips drift) may be the first to bind the socket: workers that
+  // follow it and wait for tokens must not keep it running.
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const module = JSON.stringify(new URL('../../src/aws/shared-limiter.ts', import.meta.url).href);
+  const holder = spawn(
+    process.execPath,
+    ['--import=tsx', '--input-type=module', '-e', `
+      const { HostLimiter } = await import(${module});
+      const limiter = new HostLimiter('linger', ${JSON.stringify(dir)});
+      await limiter.acquire();
+      for (let i = 0; i < 60; i++) limiter.report(true); // half a call a second from now on
+      console.log(limiter.holding ? 'holding' : 'not holding');
+      await new Promise((resolve) => setTimeout(resolve, 1_000));`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+  const said = await new Promise<string>((resolve) => holder.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+  t.is(said, 'holding');
+  const follower = new HostLimiter('linger', dir);
+  t.teardown(() => follower.close());
+  void follower.acquire(); // the first call elects: it follows the holder
+  for (let i = 0; i < 100 && !follower.following; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.true(follower.following);
+  // Tokens owed for as long as it follows: the holder's queue is never empty while it runs.
+  const owe = async () => {
+    while (follower.following) await follower.acquire();
+  };
+  void owe();
+  void owe();
+  const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running after 15 s'), 15_000))]);
+  if (code === 'still running after 15 s') holder.kill();
+  t.is(code, 0);
+});

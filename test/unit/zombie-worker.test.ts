@@ -9,6 +9,12 @@ import type { Ledger } from '../../src/ledger/ledger.js';
 import type { ApplyHint } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryLedger } from '../support/fakes.js';
 import { doc, harness, streamRecords, upsertRecord } from '../support/pipeline.js';
+import { RejectedEventError } from '../../src/faults/errors.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
+import { eventRecord } from '../../src/ops/producer.js';
+
+/** An upsert naming its path. */
+const eventAt = (policy: string, eventId: string, path: string, document: object) => eventRecord(upsertedEvent({ eventId, name: policy, path, document }));
 
 /** The ledger as a paused worker sees it: its renewals never get through. */
 const paused = (ledger: MemoryLedger): Ledger =>
@@ -142,4 +148,34 @@ test('a taken-over claim\'s late write is converged even when its zombie can nev
   t.deepEqual(iam.policies.get('late-2')?.document, doc(2), 'IAM holds the successor\'s document, not the late write\'s');
   t.is(successor.metrics.get('verifications_requested', { why: 'claim taken over' }), 1);
   t.is(successor.metrics.get('verifications', { converged: 'yes' }), 1);
+});
+
+test('a step that touches no IAM (its only event refused) does not answer a mark: the late write is still converged', async (t) => {
+  const ledger = new MemoryLedger();
+  const iam = new FakeIam();
+  const h = harness({ ledger, iam, owner: 'worker' });
+  await h.pipeline.processBatch(streamRecords([eventAt('marked-1', 'mk-1', '/stream-managed/team-x/', doc(1))]));
+  // A lost claim's write landed (another document), and its mark is due.
+  iam.policies.get('marked-1')!.document = doc(9);
+  await ledger.requestVerification('marked-1');
+  const [refused] = await h.pipeline.processBatch(streamRecords([eventAt('marked-1', 'mk-2', '/stream-managed/team-y/', doc(2))]));
+  t.is(refused!.outcome, 'rejected');
+  t.is(refused!.reason, 'path-conflict');
+  t.deepEqual(iam.policies.get('marked-1')?.document, doc(1), 'converged back to the ledger\'s state');
+  const entry = ledger.entries.get('marked-1')!;
+  t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0), 'the mark is answered by the verification');
+});
+
+test('a verification IAM refuses (the policy is no longer ours) is counted and answered; the shard goes on', async (t) => {
+  const ledger = new MemoryLedger();
+  const iam = new FakeIam();
+  const h = harness({ ledger, iam, owner: 'worker' });
+  await h.pipeline.processBatch(streamRecords([upsertRecord('refused-1', 'rf-1', doc(1))]));
+  await ledger.requestVerification('refused-1');
+  const refusing = { apply: () => Promise.reject(new RejectedEventError('not-owned', 'refused-1 is no longer managed by this application')) };
+  const other = harness({ ledger, iam, applier: refusing, owner: 'worker-2' });
+  const [settled] = await other.pipeline.processBatch(streamRecords([upsertRecord('refused-1', 'rf-1', doc(1))]));
+  t.is(settled!.outcome, 'duplicate');
+  t.is(other.metrics.get('verifications', { converged: 'refused' }), 1);
+  t.is(other.metrics.total('pipeline_bugs'), 0);
 });
