@@ -18,10 +18,16 @@ import type { RecordPosition } from '../contract/record-id.js';
 import type { RememberedEvent } from './ledger.js';
 import { compareWithin } from './position.js';
 
+/**
+ * Flat (no nested position object) and with shard ids interned: a cache of
+ * 100,000 policies holds one of these per policy, so each field counts.
+ */
 interface PolicyMark {
   epoch: number;
   /** Last settled record of the policy, as the ledger holds it. */
-  last?: RecordPosition;
+  shardId?: string;
+  sequenceNumber?: string;
+  subSequenceNumber?: number;
   revision?: number;
 }
 
@@ -31,6 +37,8 @@ export class DedupCache {
   private readonly policies: LRUCache<string, PolicyMark>;
   /** `<epoch>\0<policy>\0<eventId>` -> payload hash. */
   private readonly events: LRUCache<string, string>;
+  /** One copy of each shard id (a child sees a handful; every record carries its own copy). */
+  private readonly shardIds = new Map<string, string>();
 
   constructor(maxEntries: number) {
     this.policies = new LRUCache({ max: maxEntries });
@@ -41,7 +49,8 @@ export class DedupCache {
   verdict(epoch: number, policy: string, record: RecordPosition, eventId: string, payloadHash: string, revision?: number): CacheVerdict {
     const mark = this.policies.get(policy);
     const current = mark !== undefined && mark.epoch === epoch ? mark : undefined;
-    if (current?.last && current.last.shardId === record.shardId && compareWithin(current.last, record) >= 0) return 'duplicate';
+    const last = positionOf(current);
+    if (last && last.shardId === record.shardId && compareWithin(last, record) >= 0) return 'duplicate';
     if (this.events.get(eventKey(epoch, policy, eventId)) === payloadHash) return 'duplicate';
     if (current && revision !== undefined && current.revision !== undefined && current.revision >= revision) return 'stale';
     return undefined;
@@ -52,9 +61,13 @@ export class DedupCache {
     const known = this.policies.get(policy);
     const fresh = !known || known.epoch !== epoch;
     const mark: PolicyMark = { epoch };
-    const bestLast = fresh ? last : laterOnSameShard(known.last, last);
+    const bestLast = fresh ? last : laterOnSameShard(positionOf(known), last);
     const bestRevision = fresh ? revision : maxDefined(known.revision, revision);
-    if (bestLast !== undefined) mark.last = { shardId: bestLast.shardId, sequenceNumber: bestLast.sequenceNumber, subSequenceNumber: bestLast.subSequenceNumber };
+    if (bestLast !== undefined) {
+      mark.shardId = this.intern(bestLast.shardId);
+      mark.sequenceNumber = bestLast.sequenceNumber;
+      mark.subSequenceNumber = bestLast.subSequenceNumber;
+    }
     if (bestRevision !== undefined) mark.revision = bestRevision;
     this.policies.set(policy, mark);
     for (const event of events) {
@@ -62,9 +75,21 @@ export class DedupCache {
     }
   }
 
+  private intern(shardId: string): string {
+    const known = this.shardIds.get(shardId);
+    if (known !== undefined) return known;
+    this.shardIds.set(shardId, shardId);
+    return shardId;
+  }
+
   get size(): number {
     return this.policies.size + this.events.size;
   }
+}
+
+function positionOf(mark: PolicyMark | undefined): RecordPosition | undefined {
+  if (mark?.shardId === undefined || mark.sequenceNumber === undefined) return undefined;
+  return { shardId: mark.shardId, sequenceNumber: mark.sequenceNumber, subSequenceNumber: mark.subSequenceNumber ?? 0 };
 }
 
 function eventKey(epoch: number, policy: string, eventId: string): string {
