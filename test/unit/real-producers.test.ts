@@ -135,3 +135,18 @@ test('a producer retry that comes after more events than the ledger item remembe
   t.is(reuse!.reason, 'event-id-conflict');
   t.deepEqual(h.iam.policies.get('window-1')?.document, doc(39), 'nothing rolled back');
 });
+
+test('eventIds archived by a worker still on an older epoch are kept under the entry\'s epoch: a retry read in that epoch is still a duplicate', async (t) => {
+  // A re-apply replay of another shard moved the policy's entry to epoch 1; a
+  // worker on this shard still works in epoch 0 and pushes events out of the window.
+  const h = harness({ epoch: 1 });
+  await h.pipeline.processBatch(streamRecords([upsertRecord('epoch-window-1', 'ew-first', doc('first'))]));
+  const older = harness({ ledger: h.ledger, iam: h.iam, epoch: 0 });
+  const events = Array.from({ length: 40 }, (_, i) => upsertRecord('epoch-window-1', `ew-${i}`, doc(i)));
+  for (let i = 0; i < 40; i += 8) await older.pipeline.processBatch(streamRecords(events.slice(i, i + 8)));
+  t.is(h.ledger.entries.get('epoch-window-1')?.epoch, 1, 'the entry kept its epoch');
+  const fresh = harness({ ledger: h.ledger, iam: h.iam, epoch: 1 });
+  const [retry] = await fresh.pipeline.processBatch(streamRecords([events[0]!]));
+  t.is(retry!.outcome, 'duplicate');
+  t.deepEqual(h.iam.policies.get('epoch-window-1')?.document, doc(39), 'nothing rolled back');
+});
