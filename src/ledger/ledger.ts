@@ -189,21 +189,20 @@ export function eventIdVerdict(events: RememberedEvent[], eventId: string, paylo
   return seen.payloadHash === undefined || seen.payloadHash === payloadHash ? 'duplicate-event-id' : 'event-id-conflict';
 }
 
-/** The events rememberEvents drops, oldest first: the archive keeps them (Ledger.archiveEvents). */
-export function forgottenEvents(previous: RememberedEvent[], applied: RememberedEvent[], limit: number): RememberedEvent[] {
-  const ids = new Set(applied.map((event) => event.eventId));
-  const merged = [...previous.filter((event) => !ids.has(event.eventId)), ...applied];
-  return merged.slice(0, Math.max(0, merged.length - limit));
-}
 
 /** Whether the window may have dropped events into the archive: it is full. */
 export function windowFull(entry: LedgerEntry | undefined, limit: number): boolean {
   return (entry?.events.length ?? 0) >= limit;
 }
 
-/** The remembered events after applying `applied`, bounded to `limit`, oldest dropped first. */
-export function rememberEvents(previous: RememberedEvent[], applied: RememberedEvent[], limit: number): RememberedEvent[] {
+/**
+ * The remembered events after applying `applied`, bounded to `limit`
+ * (`kept`), and those dropped for it, oldest first (`forgotten`: the archive
+ * keeps them, Ledger.archiveEvents).
+ */
+export function rememberEvents(previous: RememberedEvent[], applied: RememberedEvent[], limit: number): { kept: RememberedEvent[]; forgotten: RememberedEvent[] } {
   const ids = new Set(applied.map((event) => event.eventId));
   const merged = [...previous.filter((event) => !ids.has(event.eventId)), ...applied];
-  return merged.slice(Math.max(0, merged.length - limit));
+  const cut = Math.max(0, merged.length - limit);
+  return { kept: merged.slice(cut), forgotten: merged.slice(0, cut) };
 }

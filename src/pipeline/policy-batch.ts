@@ -21,7 +21,7 @@ import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from '../ledger/ledger.js';
-import { answersMarks, eventIdVerdict, forgottenEvents, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
+import { answersMarks, eventIdVerdict, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
@@ -266,10 +266,9 @@ class PolicyBatch {
     const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
     const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
     const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
-    const events = rememberEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
     // What leaves the window goes to the archive: events completed before, now (they stay known
     // whatever happens next); this step's own, only once its completion holds (see below).
-    const forgotten = forgottenEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
+    const { kept: events, forgotten } = rememberEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
     const ours = new Set(appliedEvents.map((event) => event.eventId));
     const forgottenEarlier = forgotten.filter((event) => !ours.has(event.eventId));
     const forgottenOurs = forgotten.filter((event) => ours.has(event.eventId));
