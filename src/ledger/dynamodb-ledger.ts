@@ -32,6 +32,19 @@ export interface DynamoDbLedgerOptions {
 const BATCH_ROUNDS = 5;
 const BATCH_BACKOFF = { baseMs: 50, capMs: 1_000 };
 
+/**
+ * Sends a batch, then what DynamoDB left unprocessed (throttling), with
+ * backoff, for BATCH_ROUNDS rounds; then the fault goes up as transient.
+ */
+async function untilProcessed<T>(batch: T[], what: string, send: (pending: T[]) => Promise<T[] | undefined>): Promise<void> {
+  let pending: T[] | undefined = batch;
+  for (let round = 0; pending && pending.length > 0; round++) {
+    if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
+    if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
+    pending = await send(pending);
+  }
+}
+
 /** The key of an archived event: `#` keeps it out of the entries (LedgerEntry), the name cannot hold one. */
 export const archivedEventKey = (policy: string, eventId: string) => `#event#${policy}#${eventId}`;
 
@@ -348,7 +361,7 @@ export class DynamoDbLedger implements Ledger {
     // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
     const expiresAt = Math.floor(this.now() / 1000) + Math.round((this.options.eventIdTtlDays ?? 8) * 86_400);
     for (let i = 0; i < events.length; i += 25) {
-      let requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] | undefined = events.slice(i, i + 25).map((event) => ({
+      const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] | undefined = events.slice(i, i + 25).map((event) => ({
         PutRequest: {
           Item: {
             [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
@@ -358,12 +371,10 @@ export class DynamoDbLedger implements Ledger {
           },
         },
       }));
-      for (let round = 0; requests && requests.length > 0; round++) {
-        if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${requests.length} archived events of ${policy} left unprocessed by DynamoDB`);
-        if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
-        const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: requests } }));
-        requests = result.UnprocessedItems?.[this.tableName];
-      }
+      await untilProcessed(requests, `archived events of ${policy}`, async (pending) => {
+        const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }));
+        return result.UnprocessedItems?.[this.tableName];
+      });
     }
   }
 
@@ -372,18 +383,16 @@ export class DynamoDbLedger implements Ledger {
     const now = Math.floor(this.now() / 1000);
     const unique = [...new Set(eventIds)];
     for (let i = 0; i < unique.length; i += 100) {
-      let keys: Record<string, AttributeValue>[] | undefined = unique.slice(i, i + 100).map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
-      for (let round = 0; keys && keys.length > 0; round++) {
-        if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${keys.length} archived eventIds of ${policy} left unread by DynamoDB`);
-        if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
-        const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }));
+      const keys: Record<string, AttributeValue>[] = unique.slice(i, i + 100).map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
+      await untilProcessed(keys, `archived eventIds of ${policy}`, async (pending) => {
+        const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
         for (const item of result.Responses?.[this.tableName] ?? []) {
           const key = item[LEDGER_KEY]?.S ?? '';
           if (Number(item.epoch?.N ?? 0) < epoch || Number(item[LEDGER_TTL_ATTRIBUTE]?.N ?? 0) < now) continue;
           found.push({ eventId: key.slice(archivedEventKey(policy, '').length), ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });
         }
-        keys = result.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
+        return result.UnprocessedKeys?.[this.tableName]?.Keys;
+      });
     }
     return found;
   }
