@@ -10,9 +10,15 @@
 import { createHash } from 'node:crypto';
 import type { PolicyEvent } from './event.js';
 
+const HASH_LENGTH = 22;
+
 export function payloadHash(event: PolicyEvent): string {
-  // 128 bits of SHA-256: collisions are out of reach, and the ledger keeps 32 per policy.
-  return createHash('sha256').update(canonicalJson(event)).digest('base64url').slice(0, 22);
+  // 128 bits of SHA-256 (22 base64url characters): collisions are out of
+  // reach, and the ledger keeps 32 per policy. Copied out of the digest's
+  // text rather than sliced from it: a slice keeps the whole 43-character
+  // text alive, twice the memory for each hash the duplicate cache holds.
+  const text = createHash('sha256').update(canonicalJson(event)).digest('base64url');
+  return Buffer.from(text, 'latin1').toString('latin1', 0, HASH_LENGTH);
 }
 
 function canonicalJson(value: unknown): string {

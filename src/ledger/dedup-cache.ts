@@ -6,13 +6,18 @@
 // position, an eventId remembered with another payload) goes to the ledger.
 //
 // Its memory of eventIds is per policy, like the ledger's: the same eventId
-// under two policies is two events, whichever worker sees them.
+// under two policies is two events, whichever worker sees them. It is keyed
+// by the eventId alone and holds the payload hash, which covers the policy's
+// name (src/contract/payload-hash.ts): the same eventId under another policy
+// never matches, and the later of the two replaces the earlier (which then
+// goes to the ledger, as any eventId the cache has forgotten).
 //
 // Memory: with 100,000 policies and as many eventIds this is most of a
-// child's heap. The position keeps the raw sequence number (the string the
-// record already carries, ~56 digits) rather than the ledger's 129-digit
-// padded form, and the shard id is the string every record of the shard
-// shares.
+// child's heap, so every field counts. The position keeps the raw sequence
+// number (the string the record already carries, ~56 digits) rather than the
+// ledger's 129-digit padded form; the shard id is the string every record of
+// the shard shares; an eventId's key is the eventId string itself (a key
+// built from epoch, policy and eventId took about twice its size).
 import { LRUCache } from 'lru-cache';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { RememberedEvent } from './ledger.js';
@@ -25,18 +30,24 @@ import { compareWithin } from './position.js';
 interface PolicyMark {
   epoch: number;
   /** Last settled record of the policy, as the ledger holds it. */
-  shardId?: string;
-  sequenceNumber?: string;
-  subSequenceNumber?: number;
-  revision?: number;
+  shardId: string | undefined;
+  sequenceNumber: string | undefined;
+  subSequenceNumber: number | undefined;
+  revision: number | undefined;
 }
 
 export type CacheVerdict = 'duplicate' | 'stale' | undefined;
 
 export class DedupCache {
   private readonly policies: LRUCache<string, PolicyMark>;
-  /** `<epoch>\0<policy>\0<eventId>` -> payload hash. */
+  /** eventId -> payload hash, for events of `eventsEpoch` only. */
   private readonly events: LRUCache<string, string>;
+  /**
+   * The newest epoch learned. Events of older epochs are forgotten when it
+   * moves (a replay makes them new again), and events of an older epoch than
+   * it are neither learned nor answered: the ledger judges them.
+   */
+  private eventsEpoch: number | undefined;
   /** One copy of each shard id (a child sees a handful; every record carries its own copy). */
   private readonly shardIds = new Map<string, string>();
 
@@ -51,7 +62,7 @@ export class DedupCache {
     const current = mark !== undefined && mark.epoch === epoch ? mark : undefined;
     const last = positionOf(current);
     if (last && last.shardId === record.shardId && compareWithin(last, record) >= 0) return 'duplicate';
-    if (this.events.get(eventKey(epoch, policy, eventId)) === payloadHash) return 'duplicate';
+    if (epoch === this.eventsEpoch && this.events.get(eventId) === payloadHash) return 'duplicate';
     if (current && revision !== undefined && current.revision !== undefined && current.revision >= revision) return 'stale';
     return undefined;
   }
@@ -60,18 +71,25 @@ export class DedupCache {
   learn(epoch: number, policy: string, last: RecordPosition | undefined, revision: number | undefined, events: RememberedEvent[]): void {
     const known = this.policies.get(policy);
     const fresh = !known || known.epoch !== epoch;
-    const mark: PolicyMark = { epoch };
     const bestLast = fresh ? last : laterOnSameShard(positionOf(known), last);
     const bestRevision = fresh ? revision : maxDefined(known.revision, revision);
-    if (bestLast !== undefined) {
-      mark.shardId = this.intern(bestLast.shardId);
-      mark.sequenceNumber = bestLast.sequenceNumber;
-      mark.subSequenceNumber = bestLast.subSequenceNumber;
-    }
-    if (bestRevision !== undefined) mark.revision = bestRevision;
+    // Every field in the literal: one object of fixed shape (adding fields
+    // later gives it a second backing store, about 36 B more per policy).
+    const mark: PolicyMark = {
+      epoch,
+      shardId: bestLast === undefined ? undefined : this.intern(bestLast.shardId),
+      sequenceNumber: bestLast?.sequenceNumber,
+      subSequenceNumber: bestLast?.subSequenceNumber,
+      revision: bestRevision,
+    };
     this.policies.set(policy, mark);
+    if (this.eventsEpoch === undefined || epoch > this.eventsEpoch) {
+      this.events.clear();
+      this.eventsEpoch = epoch;
+    }
+    if (epoch < this.eventsEpoch) return;
     for (const event of events) {
-      if (event.payloadHash !== undefined) this.events.set(eventKey(epoch, policy, event.eventId), event.payloadHash);
+      if (event.payloadHash !== undefined) this.events.set(event.eventId, event.payloadHash);
     }
   }
 
@@ -90,10 +108,6 @@ export class DedupCache {
 function positionOf(mark: PolicyMark | undefined): RecordPosition | undefined {
   if (mark?.shardId === undefined || mark.sequenceNumber === undefined) return undefined;
   return { shardId: mark.shardId, sequenceNumber: mark.sequenceNumber, subSequenceNumber: mark.subSequenceNumber ?? 0 };
-}
-
-function eventKey(epoch: number, policy: string, eventId: string): string {
-  return `${epoch}\u0000${policy}\u0000${eventId}`;
 }
 
 /** The later of two positions; across shards the newer learning wins (the ledger moved on). */

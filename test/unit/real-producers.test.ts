@@ -4,6 +4,8 @@
 // a child shard whose sequence numbers run lower than its parent's.
 import test from 'ava';
 import type { StreamRecord } from '../../src/pipeline/types.js';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import { payloadHash } from '../../src/contract/payload-hash.js';
 import { recordId } from '../../src/contract/record-id.js';
 import { FakeIam } from '../support/fakes.js';
 import { deleteRecord, doc, harness, streamRecords, upsertRecord } from '../support/pipeline.js';
@@ -149,4 +151,22 @@ test('eventIds archived by a worker still on an older epoch are kept under the e
   const [retry] = await fresh.pipeline.processBatch(streamRecords([events[0]!]));
   t.is(retry!.outcome, 'duplicate');
   t.deepEqual(h.iam.policies.get('epoch-window-1')?.document, doc(39), 'nothing rolled back');
+});
+
+// Ledgers hold the hashes of applied events (32 per policy, and the archive):
+// a hash that changed its value would turn every producer retry across an
+// upgrade into an event-id-conflict. The value below is what ledgers
+// already hold for this event.
+test('an event\'s payload hash keeps the value the ledger already holds', (t) => {
+  const event: PolicyEvent = {
+    specVersion: '1',
+    eventId: 'evt-1',
+    type: 'policy.upserted',
+    policyName: 'billing-read',
+    policyPath: '/stream-managed/',
+    document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] },
+    tags: { team: 'billing' },
+  };
+  t.is(payloadHash(event), 'lRDwPnvD8phVOaZu6JVHis');
+  t.not(payloadHash({ ...event, policyName: 'billing-write' }), payloadHash(event), "the hash covers the policy's name: one eventId under two policies is two events");
 });

@@ -2,6 +2,8 @@
 // JavaScript numbers; the duplicate cache relies on that order.
 import test from 'ava';
 import fc from 'fast-check';
+import type { PolicyEvent } from '../../src/contract/event.js';
+import { payloadHash } from '../../src/contract/payload-hash.js';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { compareSequence, fromLedgerSequence, toLedgerSequence } from '../../src/ledger/sequence.js';
 
@@ -31,8 +33,32 @@ test('the cache answers duplicate at or below the applied mark and asks the ledg
   t.is(cache.verdict(0, 'p', at('1000'), 'e2', 'h2'), undefined, '1000 is above 999 though it sorts first as text');
   t.is(cache.verdict(0, 'p', at('1000'), 'e1', 'hash-of-e1'), 'duplicate', 'a producer retry of an applied eventId');
   t.is(cache.verdict(0, 'p', at('1000'), 'e1', 'another-payload'), undefined, 'a reused eventId with another payload is for the ledger to judge');
-  t.is(cache.verdict(0, 'q', at('1000'), 'e1', 'hash-of-e1'), undefined, 'eventIds are remembered per policy');
   t.is(cache.verdict(1, 'p', at('998'), 'e2', 'h2'), undefined, 'a new epoch knows nothing yet');
+});
+
+// The cache keys eventIds by the eventId alone; the payload hash, which
+// covers the policy's name, keeps one eventId under two policies apart.
+test('one eventId under two policies is two events for the cache', (t) => {
+  const cache = new DedupCache(10);
+  const deleteOf = (policyName: string): PolicyEvent => ({ specVersion: '1', eventId: 'e1', type: 'policy.deleted', policyName, policyPath: '/' });
+  const [hashP, hashQ] = [payloadHash(deleteOf('p')), payloadHash(deleteOf('q'))];
+  t.not(hashP, hashQ);
+  cache.learn(0, 'p', at('999'), undefined, [{ eventId: 'e1', payloadHash: hashP }]);
+  t.is(cache.verdict(0, 'p', at('1000'), 'e1', hashP), 'duplicate');
+  t.is(cache.verdict(0, 'q', at('1000'), 'e1', hashQ), undefined, 'the same eventId under q is a new event');
+  cache.learn(0, 'q', at('1001'), undefined, [{ eventId: 'e1', payloadHash: hashQ }]);
+  t.is(cache.verdict(0, 'q', at('1002'), 'e1', hashQ), 'duplicate');
+});
+
+test('a newer epoch makes the cache forget the eventIds of older ones', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', at('999'), undefined, [applied('e1')]);
+  cache.learn(1, 'q', at('5'), undefined, [applied('e2')]);
+  t.is(cache.verdict(1, 'p', at('1000'), 'e1', 'hash-of-e1'), undefined, 'a replayed event is new in epoch 1');
+  t.is(cache.verdict(1, 'q', at('6'), 'e2', 'hash-of-e2'), 'duplicate');
+  cache.learn(0, 'r', at('7'), undefined, [applied('e3')]);
+  t.is(cache.verdict(0, 'r', at('8'), 'e3', 'hash-of-e3'), undefined, 'a worker still on epoch 0 is not answered from memory: the ledger judges it');
+  t.is(cache.verdict(1, 'q', at('6'), 'e2', 'hash-of-e2'), 'duplicate', "learning from an older epoch does not drop the newer one's events");
 });
 
 test('the cache orders user records of one aggregate by subsequence number', (t) => {
