@@ -3,7 +3,8 @@
 // whose reads lag its writes (the realistic-IAM layer in front of moto). Once
 // the ledger knows a policy, each update is one IAM write (two at 5
 // versions), the ledger's version ids are IAM's, and what IAM holds is the
-// last event's document, however far the reads lag.
+// last event's document, however far the reads lag. A re-verification
+// writes the ledger's state whatever IAM shows, wherever a late write put it.
 import test from 'ava';
 import { CreatePolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
@@ -18,7 +19,10 @@ import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import { useTestStack } from '../../tools/harness/stack.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { readManagedPolicy } from '../support/iam-state.js';
-import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
+import { deleteRecord, doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
+import type { PolicyUpserted } from '../../src/contract/event.js';
+import { upsertedEvent } from '../../src/contract/wire-event.js';
+import { eventRecord } from '../../src/ops/producer.js';
 import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
@@ -54,7 +58,9 @@ async function child(t: { teardown(fn: () => Promise<void> | void): void }) {
     Object.entries(metrics.snapshot())
       .filter(([key]) => key.startsWith('aws_calls{') && key.includes('service=iam') && (!operation || key.includes(`operation=${operation},`)))
       .reduce((sum, [, value]) => sum + value, 0);
-  return { pipeline, ledger, truth: truth.iam, iamCalls };
+  // Writes that reach IAM without the ledger: a lost claim's late write.
+  const lateWriter = new IamReconciler({ iam: truth.iam, sts: truth.sts, config, metrics: new Metrics(), logger: silentLogger });
+  return { pipeline, ledger, truth: truth.iam, iamCalls, metrics, lateWriter };
 }
 
 test.serial('after the create, each update is one write (two at 5 versions) and the ledger counts IAM\'s versions', async (t) => {
@@ -108,4 +114,26 @@ test.serial('a verification forgets the ledger\'s versions', async (t) => {
   t.true(claim.won);
   if (claim.won) await ledger.completeVerification('direct-verify', claim.token, 1);
   t.is((await ledger.get('direct-verify'))?.iamVersions, undefined);
+});
+
+test.serial('a verification of a deleted policy finds a late create at another path by name and deletes it', async (t) => {
+  // The ledger says deleted at team-x; a lost claim's create (an earlier
+  // event that named team-y) lands afterwards. Converging to "deleted" must
+  // look for the policy by name, not only at the path the ledger names.
+  const { pipeline, ledger, truth, lateWriter } = await child(t);
+  const [create, remove] = streamRecords([eventRecord(upsertedEvent({ eventId: 'mv-0', name: 'direct-moved', path: `${PREFIX}team-x/`, document: doc(0) })), deleteRecord('direct-moved', 'mv-1')]);
+  t.is((await pipeline.processBatch([{ ...create!, index: 0 }]))[0]!.outcome, 'created');
+  t.is((await pipeline.processBatch([{ ...remove!, index: 0 }]))[0]!.outcome, 'deleted');
+  const late: PolicyUpserted = { specVersion: '1', eventId: 'mv-late', type: 'policy.upserted', policyName: 'direct-moved', policyPath: `${PREFIX}team-y/`, pathGiven: true, document: doc('late'), tags: {} };
+  t.is(await lateWriter.upsert(late), 'created');
+  await ledger.requestVerification('direct-moved');
+  // The delete delivered again to a worker with a cold cache (the ledger
+  // answers, and shows the mark): a duplicate, and the owed verification runs.
+  const other = await child(t);
+  const [again] = await other.pipeline.processBatch([{ ...remove!, index: 0 }]);
+  t.is(again!.outcome, 'duplicate');
+  t.is(other.metrics.get('verifications', { converged: 'yes' }), 1);
+  t.is(await readManagedPolicy(truth, LOCAL_ACCOUNT_ID, `${PREFIX}team-y/`, 'direct-moved'), undefined, 'the late create is gone');
+  const entry = await ledger.get('direct-moved');
+  t.false((entry?.verifyRequested ?? 0) > (entry?.verifiedUpTo ?? 0), 'the mark is answered');
 });
