@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { from, lastValueFrom, mergeMap } from 'rxjs';
 import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
 import { explainRefusal, needsVerification } from './ledger.js';
@@ -31,6 +32,18 @@ export interface DynamoDbLedgerOptions {
 /** Rounds of a batch call whose unprocessed part (throttling) is sent again, with backoff, before the fault goes up. */
 const BATCH_ROUNDS = 5;
 const BATCH_BACKOFF = { baseMs: 50, capMs: 1_000 };
+/**
+ * Batch calls of one archive write or read in flight at once. A hot policy's
+ * batch of 1,000 events leaves the window as 40 BatchWriteItem calls; one
+ * after the other their round trips would hold the batch's checkpoint.
+ */
+const BATCH_CALLS_IN_FLIGHT = 8;
+
+/** `items` in chunks of `size`, each sent by `send`, up to BATCH_CALLS_IN_FLIGHT at once; settles when all have. */
+async function inChunks<T>(items: T[], size: number, send: (chunk: T[]) => Promise<void>): Promise<void> {
+  const chunks = Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+  await lastValueFrom(from(chunks).pipe(mergeMap(send, BATCH_CALLS_IN_FLIGHT)), { defaultValue: undefined });
+}
 
 /**
  * Sends a batch, then what DynamoDB left unprocessed (throttling), with
@@ -360,8 +373,8 @@ export class DynamoDbLedger implements Ledger {
   async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
     // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
     const expiresAt = Math.floor(this.now() / 1000) + Math.round((this.options.eventIdTtlDays ?? 8) * 86_400);
-    for (let i = 0; i < events.length; i += 25) {
-      const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] | undefined = events.slice(i, i + 25).map((event) => ({
+    await inChunks(events, 25, async (chunk) => {
+      const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] = chunk.map((event) => ({
         PutRequest: {
           Item: {
             [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
@@ -375,15 +388,15 @@ export class DynamoDbLedger implements Ledger {
         const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }));
         return result.UnprocessedItems?.[this.tableName];
       });
-    }
+    });
   }
 
   async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
     const found: RememberedEvent[] = [];
     const now = Math.floor(this.now() / 1000);
     const unique = [...new Set(eventIds)];
-    for (let i = 0; i < unique.length; i += 100) {
-      const keys: Record<string, AttributeValue>[] = unique.slice(i, i + 100).map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
+    await inChunks(unique, 100, async (chunk) => {
+      const keys: Record<string, AttributeValue>[] = chunk.map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
       await untilProcessed(keys, `archived eventIds of ${policy}`, async (pending) => {
         const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
         for (const item of result.Responses?.[this.tableName] ?? []) {
@@ -393,7 +406,7 @@ export class DynamoDbLedger implements Ledger {
         }
         return result.UnprocessedKeys?.[this.tableName]?.Keys;
       });
-    }
+    });
     return found;
   }
 
