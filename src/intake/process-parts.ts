@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import { DynamoDbDeadLetterStore } from '../deadletter/dead-letter-store.js';
 import { IamReconciler } from '../iam/reconciler.js';
 import { DedupCache } from '../ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../ledger/dynamodb-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ancestorsOf, listShards } from '../stream/shard-tree.js';
@@ -19,7 +19,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     config,
     logger,
     metrics,
-    ledger: new DynamoDbLedger(clients.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays }),
+    ledger: ledgerFromConfig(clients.dynamodb, config),
     cache: new DedupCache(config.dedupCacheSize),
     applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),

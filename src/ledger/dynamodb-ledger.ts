@@ -10,6 +10,7 @@ import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWr
 import { explainRefusal, needsVerification } from './ledger.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
+import type { Config } from '../config/config.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
 import { backoffDelay } from '../faults/backoff.js';
 
@@ -24,9 +25,14 @@ type Item = Record<string, AttributeValue>;
 
 export interface DynamoDbLedgerOptions {
   claimTtlMs: number;
-  /** How long an archived eventId is kept (Config.eventIdTtlDays), in days; default 8. */
-  eventIdTtlDays?: number;
+  /** How long an archived eventId is kept (Config.eventIdTtlDays), in days. */
+  eventIdTtlDays: number;
   now?: () => number;
+}
+
+/** The ledger on `config`'s table with its claim and archive timings: how the processor and the operator tool build it. */
+export function ledgerFromConfig(dynamodb: DynamoDBClient, config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays'>, clock: Pick<DynamoDbLedgerOptions, 'now'> = {}): DynamoDbLedger {
+  return new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays, ...clock });
 }
 
 /** Rounds of a batch call whose unprocessed part (throttling) is sent again, with backoff, before the fault goes up. */
@@ -372,7 +378,7 @@ export class DynamoDbLedger implements Ledger {
 
   async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
     // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
-    const expiresAt = Math.floor(this.now() / 1000) + Math.round((this.options.eventIdTtlDays ?? 8) * 86_400);
+    const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.options.eventIdTtlDays * 86_400);
     await inChunks(events, 25, async (chunk) => {
       const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] = chunk.map((event) => ({
         PutRequest: {

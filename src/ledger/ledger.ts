@@ -189,7 +189,6 @@ export function eventIdVerdict(events: RememberedEvent[], eventId: string, paylo
   return seen.payloadHash === undefined || seen.payloadHash === payloadHash ? 'duplicate-event-id' : 'event-id-conflict';
 }
 
-
 /** Whether the window may have dropped events into the archive: it is full. */
 export function windowFull(entry: LedgerEntry | undefined, limit: number): boolean {
   return (entry?.events.length ?? 0) >= limit;

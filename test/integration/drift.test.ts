@@ -23,7 +23,7 @@ import { reconcilerApplier } from '../../src/intake/applier.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { policyArn } from '../../src/iam/policies.js';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { repairPolicy } from '../../src/ops/drift-audit.js';
 import type { Drift, RepairResult } from '../../src/ops/drift-audit.js';
@@ -85,7 +85,7 @@ test.serial('drift: each kind reported with exit 1; --repair converges what it m
   const { config, clients } = stackOf();
   const aws = clients();
   const metrics = new Metrics();
-  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
   const parts = {
     config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
     logger: silentLogger,
@@ -184,7 +184,7 @@ test.serial('drift: each kind reported with exit 1; --repair converges what it m
 test.serial('a policy a worker holds is not judged by the audit and skipped by a repair, which leaves it marked for the worker', async (t) => {
   const { config, clients } = stackOf();
   const aws = clients();
-  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
   await aws.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('drift-ok'), PolicyDocument: JSON.stringify(doc('edited-again')), SetAsDefault: true }));
   // A worker re-verifying the policy right now.
   await ledger.requestVerification('drift-ok');

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { reconcilerApplier } from '../../src/intake/applier.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
@@ -28,7 +28,7 @@ function freshChild(name: string, metrics = new Metrics()) {
     config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
     logger: silentLogger,
     metrics,
-    ledger: new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs }),
+    ledger: ledgerFromConfig(aws.dynamodb, config),
     cache: new DedupCache(10_000),
     applier: reconcilerApplier(reconciler),
     deadLetters: new MemoryDeadLetters(),

@@ -8,7 +8,7 @@
 import test from 'ava';
 import { CreatePolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { reconcilerApplier } from '../../src/intake/applier.js';
 import { policyArn } from '../../src/iam/policies.js';
@@ -40,7 +40,7 @@ async function child(t: { teardown(fn: () => Promise<void> | void): void }) {
     destroyAwsClients(truth);
     await proxy.close();
   });
-  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs });
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
   const reconciler = new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger });
   const pipeline = createShardPipeline(
     {

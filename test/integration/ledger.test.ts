@@ -1,7 +1,7 @@
 // The exactly-once protocol against DynamoDB Local: real conditional writes.
 import test from 'ava';
 import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { Applier, StreamRecord } from '../../src/pipeline/types.js';
@@ -15,7 +15,7 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
   const { config, clients } = stackOf();
   const metrics = options.metrics ?? new Metrics();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
-  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: options.claimTtlMs ?? 60_000, ...(options.now ? { now: options.now } : {}) });
+  const ledger = ledgerFromConfig(aws.dynamodb, { ...config, claimTtlMs: options.claimTtlMs ?? 60_000 }, options.now ? { now: options.now } : {});
   const parts = {
     // Late writes of a taken-over claim: a second after its expiry (the tests move the clock past it).
     config: { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, lateWriteMs: 1_000, retryBaseMs: 5, retryBackoffCapMs: 50, maxConcurrentPolicies: 8 },
@@ -72,7 +72,7 @@ test.serial('a worker that lost its claim cannot complete over the new owner', a
   let clock = Date.now();
   const now = () => clock;
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, now });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 1_000 }, { now });
   const record = { shardId: 's', sequenceNumber: '100', subSequenceNumber: 0 };
   const request = { policy: 'fence-1', record, eventId: 'fence-e1', payloadHash: 'h1', owner: 'old', epoch: 0 };
   const old = await ledger.claim(request);
@@ -93,7 +93,7 @@ test.serial('a verification mark with late writes pending: no verification claim
   let clock = Date.now();
   const now = () => clock;
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, now });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 1_000 }, { now });
   const record = { shardId: 's', sequenceNumber: '100', subSequenceNumber: 0 };
   const first = await ledger.claim({ policy: 'late-mark-1', record, eventId: 'lm-1', payloadHash: 'h1', owner: 'w', epoch: 0 });
   t.true(first.won);
@@ -116,7 +116,7 @@ test.serial('archived eventIds: batches of any size written and read back, of th
   let clock = Date.now();
   const now = () => clock;
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 1_000, eventIdTtlDays: 1, now });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 1_000, eventIdTtlDays: 1 }, { now });
   const events = Array.from({ length: 30 }, (_, i) => ({ eventId: `arch-${i}`, payloadHash: `h${i}` }));
   await ledger.archiveEvents('arch-1', 2, events);
   await ledger.archiveEvents('arch-1', 1, [{ eventId: 'arch-old', payloadHash: 'h' }]);
@@ -141,7 +141,7 @@ test.serial('a late producer retry (revision 3 after revision 4) is stale, with 
 
 test.serial('56-digit sequence numbers (beyond 2^128 and DynamoDB numbers) compare exactly', async (t) => {
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 60_000 });
   const big = '49680462685045045213514215699606729033515658240868745218'; // a real-looking 56-digit one
   const bigger = (BigInt(big) + 1n).toString();
   const base = { policy: 'bigseq-1', eventId: 'bigseq-a', payloadHash: 'h', owner: 'w', epoch: 0 };
@@ -169,7 +169,7 @@ test.serial('with the cache warm, a replay of applied events makes zero DynamoDB
 
 test.serial('the conditional claim follows shard lineage and subsequence numbers (DynamoDB condition, not the cache)', async (t) => {
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 60_000 });
   const parent = 'shardId-000000000000';
   const child = 'shardId-000000000002';
   let n = 0;
@@ -194,7 +194,7 @@ test.serial('the conditional claim follows shard lineage and subsequence numbers
 
 test.serial('a re-apply scoped to one shard keeps the history of the others: a late retry elsewhere stays a duplicate', async (t) => {
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 60_000 });
   const iam = new FakeIam();
   const onY = processor({ owner: 'worker-y', applier: iam, epoch: await ledger.currentEpoch(['shard-y']) });
   await onY.pipeline.processBatch(streamRecords([upsertRecord('scoped-1', 'scoped-e1', doc(1))], 'shard-y'));
@@ -215,7 +215,7 @@ test.serial('a re-apply scoped to one shard keeps the history of the others: a l
 
 test.serial('a worker still on an older epoch cannot move an entry\'s epoch back down', async (t) => {
   const { config, clients } = stackOf();
-  const ledger = new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 60_000 });
   const iam = new FakeIam();
   const epoch = await ledger.advanceEpoch(['shard-new']);
   const current = processor({ owner: 'current', applier: iam, epoch });

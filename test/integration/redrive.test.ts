@@ -3,7 +3,7 @@
 // would roll the policy back, so it is held back unless forced.
 import test from 'ava';
 import { DynamoDbDeadLetterStore } from '../../src/deadletter/dead-letter-store.js';
-import { DynamoDbLedger } from '../../src/ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { deadLettersCommand } from '../../src/ops/commands/dead-letters.js';
 import type { OpsContext } from '../../src/ops/cli/context.js';
 import { eventRecord } from '../../src/ops/producer.js';
@@ -21,7 +21,7 @@ test.serial('a letter whose policy changed since it was stored is held back; --f
   const { config, clients } = stackOf();
   const aws = clients();
   const store = new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable);
-  const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: 60_000 });
+  const ledger = ledgerFromConfig(aws.dynamodb, { ...config, claimTtlMs: 60_000 });
   const old = eventRecord(upsertedEvent({ eventId: 'redrive-old', name: 'redrive-1', document: { Version: '2012-10-17', Statement: [] } }));
   await store.store({ record: { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 0 }, partitionKey: 'redrive-1', reason: 'not-owned', detail: 'x', data: old.data, eventId: 'redrive-old', policyName: 'redrive-1' });
   await new Promise((resolve) => setTimeout(resolve, 20));

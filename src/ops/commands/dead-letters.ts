@@ -7,7 +7,7 @@
 // newer events, a letter whose policy has had an event applied since the
 // letter was stored would roll the policy back: such letters are held back
 // unless --force says otherwise.
-import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import { DynamoDbLedger, ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import type { LedgerEntry } from '../../ledger/ledger.js';
 import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
 import type { StoredDeadLetter } from '../../deadletter/dead-letter-store.js';
@@ -97,7 +97,7 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   for (const letter of letters.filter((l) => l.truncated)) {
     note(`skipped ${letter.id}: only its first bytes are stored (${letter.size} bytes in all); read it from the stream while it is retained`);
   }
-  const ledger = new DynamoDbLedger(ctx.aws.dynamodb, ctx.config.ledgerTable, { claimTtlMs: ctx.config.claimTtlMs, eventIdTtlDays: ctx.config.eventIdTtlDays });
+  const ledger = ledgerFromConfig(ctx.aws.dynamodb, ctx.config);
   const whole = letters.filter((letter) => !letter.truncated);
   const held = values.force === true ? [] : await overtaken(ledger, whole);
   for (const { letter, entry } of held) {

@@ -6,7 +6,7 @@
 // audit also publishes how many policies drifted (METRIC.driftFound), which
 // the stack's drift alarm watches.
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { reconcilerApplier } from '../../intake/applier.js';
 import { IamReconciler } from '../../iam/reconciler.js';
 import { createLogger } from '../../log/logger.js';
@@ -60,7 +60,7 @@ ${COMMON_HELP}`,
   },
   async run(ctx, values) {
     const { aws, config } = ctx;
-    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays });
+    const ledger = ledgerFromConfig(aws.dynamodb, config);
     // An estimate for the progress bar (DynamoDB refreshes it every few hours); corrected at the end.
     const estimate = await aws.dynamodb
       .send(new DescribeTableCommand({ TableName: config.ledgerTable }))

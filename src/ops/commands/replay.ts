@@ -3,7 +3,7 @@
 // IAM call); with --reapply the ledger moves to a new epoch first, so each
 // policy's last replayed event runs the state-aware IAM step again, which
 // repairs drift (a policy deleted or edited outside the stream).
-import { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import type { Command, Values } from '../cli/command.js';
 import { COMMON_HELP, UsageError, numberOption, stringOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
@@ -135,7 +135,7 @@ ${COMMON_HELP}`,
 
     const { resets, warnings } = await plan(ctx, target, leases, shards);
     for (const warning of warnings) note(`warning: ${warning}`);
-    const ledger = new DynamoDbLedger(aws.dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays });
+    const ledger = ledgerFromConfig(aws.dynamodb, config);
     // A re-apply of chosen shards moves only those shards (and the descendants
     // replayed with them) to a new epoch: policies on other shards keep their
     // history, so late retries there stay duplicates.
