@@ -5,10 +5,10 @@
 //   - tools/ (what only development uses) never imports test/ or bench/;
 //   - test/ and bench/ never import each other (what both need lives in tools/);
 //   - src/ folders keep their layering: the lower ones never import the higher
-//     ones (faults, config, log, contract < ledger, iam, deadletter, stream <
+//     ones (faults, config, log, policy, contract < ledger, iam, deadletter, stream <
 //     pipeline < intake, ops, daemon).
 const LAYERS = [
-  ['faults', 'config', 'log', 'types', 'metrics', 'aws', 'contract'],
+  ['faults', 'config', 'log', 'types', 'metrics', 'aws', 'policy', 'contract'],
   ['ledger', 'iam', 'deadletter', 'stream'],
   ['pipeline'],
   ['intake', 'ops', 'daemon'],

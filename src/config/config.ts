@@ -32,8 +32,16 @@ export interface Config {
   recentEventIds: number;
   /** How long an archived eventId (one that left a ledger entry's window) is kept: longer than the stream's retention. */
   eventIdTtlDays: number;
-  /** Refuse documents that allow Action "*" on Resource "*". */
-  refuseAdminGrant: boolean;
+  /**
+   * What a document may grant (docs/guardrails.md): `admin-equivalent`
+   * (default) refuses any escalation action on all resources, `literal` only
+   * Action "*" on Resource "*", `off` nothing.
+   */
+  guardrail: 'admin-equivalent' | 'literal' | 'off';
+  /** Action patterns no event may grant on any resource, whatever the guardrail (IPS_DENIED_ACTIONS, comma-separated). */
+  deniedActions: string[];
+  /** A document naming an action no AWS service publishes: `apply` it and report the action (default), or `reject` the event. */
+  unknownActions: 'apply' | 'reject';
   /** Attempts per AWS call (SDK retries with backoff and jitter) before the pipeline's own retry. */
   awsMaxAttempts: number;
   /**
@@ -126,6 +134,19 @@ function oneOf<T extends string>(env: Env, key: string, allowed: readonly T[], f
   return value as T;
 }
 
+function list(env: Env, key: string): string[] {
+  return text(env, key, '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+/** IPS_GUARDRAIL; the older IPS_REFUSE_ADMIN_GRANT=false still means `off` when IPS_GUARDRAIL is not set. */
+function guardrail(env: Env): Config['guardrail'] {
+  const fallback = flag(env, 'IPS_REFUSE_ADMIN_GRANT', true) ? 'admin-equivalent' : 'off';
+  return oneOf(env, 'IPS_GUARDRAIL', ['admin-equivalent', 'literal', 'off'] as const, fallback);
+}
+
 const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -150,7 +171,9 @@ export function loadConfig(env: Env = process.env): Config {
     lateWriteMs: integer(env, 'IPS_LATE_WRITE_MS', 15_000, 1_000),
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     eventIdTtlDays: integer(env, 'IPS_EVENT_ID_TTL_DAYS', 8, 1),
-    refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
+    guardrail: guardrail(env),
+    deniedActions: list(env, 'IPS_DENIED_ACTIONS'),
+    unknownActions: oneOf(env, 'IPS_UNKNOWN_ACTIONS', ['apply', 'reject'] as const, 'apply'),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
     iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'shared'),
     retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),

@@ -8,14 +8,18 @@ import { OWNER_TAG } from './ownership.js';
 import { checkPolicyDocument } from './policy-document.js';
 import { InvalidEventError } from '../faults/errors.js';
 import type { InputReason } from '../faults/errors.js';
+import type { DocumentGuard } from '../policy/document-guard.js';
+import { defaultDocumentGuard } from '../policy/document-guard.js';
 
 export interface DecodeOptions {
   managedPathPrefix: string;
-  refuseAdminGrant: boolean;
+  /** What a document may grant (policy/document-guard.ts). @default every default: admin-equivalent */
+  guard?: DocumentGuard;
 }
 
 export type Decoded =
-  | { ok: true; event: PolicyEvent }
+  /** `unknownActions`: action patterns of the document that no AWS service publishes (applied, and reported). */
+  | { ok: true; event: PolicyEvent; unknownActions?: string[] }
   | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string };
 
 const MAX_RECORD_BYTES = 1024 * 1024;
@@ -51,7 +55,8 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
     const raw = readObject(data);
     if (typeof raw.eventId === 'string' && raw.eventId.length <= 128) known.eventId = raw.eventId;
     if (isObject(raw.policy) && typeof raw.policy.name === 'string' && raw.policy.name.length <= 128) known.policyName = raw.policy.name;
-    const event = checkEvent(raw, options);
+    const findings: { unknownActions?: string[] } = {};
+    const event = checkEvent(raw, options, findings);
     // Kinesis keeps order per partition key only, and the ledger orders a
     // policy's records by its shard lineage: a policy written under another
     // key could land on another shard and be compared with records it has no
@@ -59,7 +64,7 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
     if (partitionKey !== event.policyName) {
       fail('partition-key-mismatch', `partition key ${show(partitionKey)} is not the policy name ${show(event.policyName)}`);
     }
-    return { ok: true, event };
+    return { ok: true, event, ...(findings.unknownActions?.length ? { unknownActions: findings.unknownActions } : {}) };
   } catch (error) {
     const invalid = error instanceof InvalidEventError;
     return {
@@ -93,7 +98,7 @@ function readObject(data: Buffer): Record<string, unknown> {
 }
 
 /** The event the object describes, every field checked against the contract, in the order the reason codes are documented. */
-function checkEvent(raw: Record<string, unknown>, options: DecodeOptions): PolicyEvent {
+function checkEvent(raw: Record<string, unknown>, options: DecodeOptions, findings: { unknownActions?: string[] }): PolicyEvent {
   if (raw.specVersion === undefined) fail('missing-field', 'specVersion is required');
   if (raw.specVersion !== '1') fail('unknown-spec-version', `specVersion ${show(raw.specVersion)} is not supported (expected "1")`);
 
@@ -116,7 +121,7 @@ function checkEvent(raw: Record<string, unknown>, options: DecodeOptions): Polic
     ...optionalOccurredAt(raw.occurredAt),
   };
   if (raw.type === 'policy.deleted') return { ...base, type: 'policy.deleted' };
-  return { ...base, type: 'policy.upserted', ...checkUpsertBody(raw, options) };
+  return { ...base, type: 'policy.upserted', ...checkUpsertBody(raw, options, findings) };
 }
 
 /** `policy`: its name, and its path or the managed prefix. */
@@ -152,9 +157,9 @@ function optionalOccurredAt(value: unknown): { occurredAt?: string } {
 }
 
 /** An upsert's document, description and tags. */
-function checkUpsertBody(raw: Record<string, unknown>, options: DecodeOptions): Pick<PolicyUpserted, 'document' | 'tags' | 'description'> {
+function checkUpsertBody(raw: Record<string, unknown>, options: DecodeOptions, findings: { unknownActions?: string[] }): Pick<PolicyUpserted, 'document' | 'tags' | 'description'> {
   if (raw.document === undefined) fail('missing-field', 'document is required for policy.upserted');
-  checkPolicyDocument(raw.document, options);
+  findings.unknownActions = checkPolicyDocument(raw.document, options.guard ?? defaultDocumentGuard()).unknownActions;
   let description: string | undefined;
   if (raw.description !== undefined) {
     if (typeof raw.description !== 'string' || raw.description.length > 1000) fail('invalid-description', 'description must be a string of at most 1000 characters');
@@ -163,16 +168,27 @@ function checkUpsertBody(raw: Record<string, unknown>, options: DecodeOptions): 
   return { document: raw.document as PolicyDocument, tags: checkTags(raw.tags), ...(description !== undefined ? { description } : {}) };
 }
 
+/**
+ * The tags, in an object without a prototype: every key IAM accepts is a
+ * plain key there, `__proto__` and `constructor` included. IAM treats keys
+ * that differ only in case as one key, so the reserved `managed-by` is
+ * compared without case, and two such keys are refused.
+ */
 function checkTags(value: unknown): Record<string, string> {
-  const tags: Record<string, string> = {};
+  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   if (value === undefined) return tags;
   if (!isObject(value)) fail('invalid-tags', 'tags must be an object of string to string');
   const entries = Object.entries(value);
   if (entries.length > 50) fail('invalid-tags', `at most 50 tags, got ${entries.length}`);
+  const seen = new Map<string, string>();
   for (const [key, tagValue] of entries) {
     if (key.length < 1 || key.length > 128) fail('invalid-tags', `tag key ${show(key)} must be 1..128 characters`);
     if (typeof tagValue !== 'string' || tagValue.length > 256) fail('invalid-tags', `tag ${show(key)} must have a string value of at most 256 characters`);
-    if (key === OWNER_TAG) fail('invalid-tags', `tag key "${OWNER_TAG}" is reserved for the processor`);
+    const folded = key.toLowerCase();
+    if (folded === OWNER_TAG.toLowerCase()) fail('invalid-tags', `tag key ${show(key)} is reserved for the processor ("${OWNER_TAG}", in any case)`);
+    const other = seen.get(folded);
+    if (other !== undefined) fail('invalid-tags', `tag keys ${show(other)} and ${show(key)} differ only in case; IAM treats them as one key`);
+    seen.set(folded, key);
     tags[key] = tagValue;
   }
   return tags;

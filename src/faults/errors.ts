@@ -23,7 +23,8 @@ export const INPUT_REASONS = [
   'invalid-occurred-at',
   'document-too-large',
   'malformed-document',
-  'admin-grant-refused',
+  'admin-grant-refused', // the document grants what the guardrail refuses (docs/guardrails.md)
+  'unknown-action', // the document names an action no AWS service publishes (IPS_UNKNOWN_ACTIONS=reject)
   'record-too-large',
   'partition-key-mismatch', // the partition key is not the policy name: the stream would not keep the policy's order
 ] as const;
@@ -35,7 +36,7 @@ export type InputReason = (typeof INPUT_REASONS)[number];
  * already holds for another payload, an upsert naming another path than the
  * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
  */
-export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | `iam:${string}`;
+export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | 'document-too-large' | 'account-quota-exceeded' | `iam:${string}`;
 
 export type RejectReason = InputReason | ApplyReason;
 

@@ -11,10 +11,13 @@ import { ledgerFromConfig } from '../ledger/dynamodb-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { ancestorsOf, listShards } from '../stream/shard-tree.js';
+import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
 import type { ProcessParts } from './start-shard.js';
 
 export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics): ProcessParts {
+  // Built now so that an IPS_DENIED_ACTIONS pattern naming no action stops the process at start, not at its first shard.
+  documentGuardFromConfig(config);
   return {
     config,
     logger,

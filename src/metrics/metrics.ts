@@ -55,6 +55,8 @@ export const METRIC = {
   oldestUnsettledAgeMs: 'oldest_unsettled_age_ms',
   /** Gauge: the child's resident memory, bytes. */
   rssBytes: 'rss_bytes',
+  /** Action patterns of applied documents that no AWS service publishes (IAM accepts them; they grant nothing), by `action`. */
+  unknownActions: 'unknown_actions',
   /** Gauge: policies a drift audit (`ips drift`) found drifted, published once per audit when a metrics sink is set. */
   driftFound: 'drift_found',
 } as const;
@@ -100,6 +102,7 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   oldest_unsettled_age_ms: { kind: 'gauge', unit: 'Milliseconds', scopes: ['fleet', 'shard'] },
   rss_bytes: { kind: 'gauge', unit: 'Bytes', scopes: ['fleet', 'worker'] },
   drift_found: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
+  unknown_actions: counter(),
 };
 
 /** Values of a distribution kept between two publications: at most this many, drawn uniformly, plus the largest. */

@@ -9,6 +9,7 @@ import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { ShardPipeline } from './shard-pipeline.js';
 import type { ShardPipelineOptions } from './shard-pipeline.js';
 import type { Applier } from './types.js';
@@ -50,7 +51,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
       claimTtlMs: config.claimTtlMs,
       lateWriteMs: config.lateWriteMs,
     },
-    decode: { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant },
+    decode: { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config) },
     maxConcurrentPolicies: config.maxConcurrentPolicies,
     retry: { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs },
     logger: parts.logger.child({ shard: shard.shardId }),

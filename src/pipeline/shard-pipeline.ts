@@ -48,6 +48,8 @@ interface Decoded {
 }
 
 export class ShardPipeline {
+  /** What the outcome line says of a valid record beside its outcome (the actions of its document no AWS service publishes). */
+  private readonly details = new Map<StreamRecord, string>();
 
   constructor(private readonly options: ShardPipelineOptions) {}
 
@@ -74,7 +76,14 @@ export class ShardPipeline {
 
   private decode(record: StreamRecord): Decoded {
     const decoded = decodeRecord(record.data, record.partitionKey, this.options.decode);
-    if (decoded.ok) return { record, valid: { record, event: decoded.event, payloadHash: payloadHash(decoded.event) } };
+    if (decoded.ok) {
+      if (decoded.unknownActions) {
+        // IAM accepts an action it does not know, and the policy then grants nothing for it: applied, but never in silence.
+        for (const action of decoded.unknownActions) this.options.context.metrics.increment(METRIC.unknownActions, { action: clip(action, 128) });
+        this.details.set(record, `unknown actions: ${decoded.unknownActions.map((action) => clip(action, 128)).join(', ')}`.slice(0, 1_000));
+      }
+      return { record, valid: { record, event: decoded.event, payloadHash: payloadHash(decoded.event) } };
+    }
     return {
       record,
       reason: decoded.reason,
@@ -126,6 +135,8 @@ export class ShardPipeline {
   private report(settlement: Settlement): void {
     const { record } = settlement;
     const now = Date.now();
+    const detail = this.details.get(record);
+    this.details.delete(record);
     this.options.context.metrics.increment(METRIC.outcomes, { outcome: settlement.outcome });
     if (settlement.outcome === 'rejected') this.options.context.metrics.increment(METRIC.rejections, { reason: settlement.reason ?? 'unknown' });
     if (record.arrivedAt !== undefined) this.options.context.metrics.observe(METRIC.recordAgeMs, Math.max(0, now - record.arrivedAt));
@@ -138,6 +149,7 @@ export class ShardPipeline {
         eventId: settlement.eventId !== undefined ? clip(settlement.eventId, 128) : undefined,
         outcome: settlement.outcome,
         reason: settlement.reason,
+        detail,
         latencyMs: record.arrivedAt !== undefined ? now - record.arrivedAt : undefined,
         processingMs: now - record.receivedAt,
       },

@@ -81,7 +81,7 @@ test.serial('2,000 events over 100 policies end in the state their fold predicts
     .sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
   const events: PolicyEvent[] = [];
   for (const { record } of ordered) {
-    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: true });
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix });
     if (decoded.ok) events.push(decoded.event);
   }
   const expected = foldEvents(events);

@@ -7,7 +7,18 @@ test('defaults are documented values', (t) => {
   t.is(config.appName, 'iam-policy-stream');
   t.is(config.ledgerTable, 'iam-policy-stream-ledger');
   t.is(config.leaseTable, 'iam-policy-stream');
-  t.true(config.refuseAdminGrant);
+  t.is(config.guardrail, 'admin-equivalent');
+  t.deepEqual(config.deniedActions, []);
+  t.is(config.unknownActions, 'apply');
+});
+
+test('the guardrail is chosen by IPS_GUARDRAIL; the older IPS_REFUSE_ADMIN_GRANT=false still turns it off', (t) => {
+  t.is(loadConfig({ IPS_GUARDRAIL: 'literal' }).guardrail, 'literal');
+  t.is(loadConfig({ IPS_REFUSE_ADMIN_GRANT: 'false' }).guardrail, 'off');
+  t.is(loadConfig({ IPS_REFUSE_ADMIN_GRANT: 'false', IPS_GUARDRAIL: 'admin-equivalent' }).guardrail, 'admin-equivalent');
+  t.deepEqual(loadConfig({ IPS_DENIED_ACTIONS: ' sts:AssumeRole, lambda:UpdateFunctionCode ,' }).deniedActions, ['sts:AssumeRole', 'lambda:UpdateFunctionCode']);
+  t.throws(() => loadConfig({ IPS_GUARDRAIL: 'strict' }), { instanceOf: ConfigError, message: /IPS_GUARDRAIL/ });
+  t.throws(() => loadConfig({ IPS_UNKNOWN_ACTIONS: 'drop' }), { instanceOf: ConfigError, message: /IPS_UNKNOWN_ACTIONS/ });
 });
 
 test('bad values fail with the variable named', (t) => {

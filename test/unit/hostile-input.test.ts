@@ -5,7 +5,7 @@ import { decodeRecord } from '../../src/contract/decode.js';
 import { hostileCorpus } from '../support/hostile-corpus.js';
 import { INPUT_REASONS } from '../../src/faults/errors.js';
 
-const options = { managedPathPrefix: '/stream-managed/', refuseAdminGrant: true };
+const options = { managedPathPrefix: '/stream-managed/' };
 
 test('the corpus holds at least 60 distinct hostile records', (t) => {
   t.true(hostileCorpus.length >= 60, `${hostileCorpus.length} records`);

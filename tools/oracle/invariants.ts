@@ -71,7 +71,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   );
   const events: PolicyEvent[] = [];
   for (const { record } of ordered) {
-    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix, refuseAdminGrant: true });
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix });
     if (decoded.ok && !input.foreign?.has(decoded.event.policyName)) events.push(decoded.event);
   }
   const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});
