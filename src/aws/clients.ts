@@ -81,12 +81,34 @@ function common(config: Config, options: ClientOptions) {
 function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>): IAMClient {
   const mode = config.iamRetryMode ?? 'standard';
   const iam = new IAMClient({ ...base, ...(mode === 'adaptive' ? { retryMode: 'adaptive' as const } : {}), ...target('iam', options) });
+  limitExceededIsARefusal(iam);
   if (mode === 'shared') {
     // The processes that share a limit: one application, one region, one IAM endpoint.
     const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
     limitCalls(iam, hostLimiter(`${config.appName}|${base.region}|${endpoint}`), 'iam-shared-rate-limit');
   }
   return iam;
+}
+
+/**
+ * IAM's LimitExceeded is a refusal (5 versions, the document's size, an
+ * account quota), not its rate: the SDK's retry reads the name it gives the
+ * error, `LimitExceededException`, as throttling, and would send the same
+ * refused call 4 more times over seconds (and, in adaptive mode, slow every
+ * call down). Inside the retry loop the error takes IAM's own code as its
+ * name, which the SDK does not count as throttling; the class and the code
+ * the processor checks (iam/classify-iam-error.ts) stay the same.
+ */
+function limitExceededIsARefusal(client: IAMClient): void {
+  const middleware = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      if ((error as { name?: string })?.name === 'LimitExceededException') (error as { name: string }).name = 'LimitExceeded';
+      throw error;
+    }
+  };
+  client.middlewareStack.addRelativeTo(middleware as never, { relation: 'after', toMiddleware: 'retryMiddleware', name: 'iam-limit-exceeded-is-a-refusal', override: true });
 }
 
 export function createAwsClients(config: Config, options: ClientOptions = {}): AwsClients {

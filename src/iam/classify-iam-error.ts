@@ -11,6 +11,21 @@ export function hasErrorCode(error: unknown, code: string): boolean {
 }
 
 /**
+ * Which of IAM's limits a LimitExceeded names, by its message: the 5 versions
+ * of a managed policy ("A managed policy can have up to 5 versions..."), the
+ * document's size ("Cannot exceed quota for PolicySize: 6144"), or another
+ * quota of the account ("Cannot exceed quota for PoliciesPerAccount: 1500").
+ * Only the first is made room for; the others are permanent for the event.
+ */
+export function iamLimitOf(error: unknown): 'versions' | 'size' | 'quota' | undefined {
+  if (!hasErrorCode(error, 'LimitExceeded')) return undefined;
+  const message = String((error as { message?: unknown })?.message ?? '');
+  if (/PolicySize/i.test(message)) return 'size';
+  if (/version/i.test(message)) return 'versions';
+  return 'quota';
+}
+
+/**
  * A fault of IAM itself (throttling, 5xx, network, credentials), as the circuit
  * breaker counts them. A TransientError of the step's own making (read lag, a
  * conflict to look at again) is IAM answering, not IAM failing.
@@ -25,5 +40,8 @@ export function classifyIamError(error: unknown, operation: string): Error {
   const code = errorCode(error);
   const message = `${operation}: ${(error as { message?: string })?.message ?? String(error)}`.slice(0, 500);
   if (isRetriable(error)) return new TransientError(code, message, { cause: error });
+  const limit = iamLimitOf(error);
+  if (limit === 'size') return new RejectedEventError('document-too-large', message);
+  if (limit === 'quota') return new RejectedEventError('account-quota-exceeded', message);
   return new RejectedEventError(`iam:${code}`, message);
 }

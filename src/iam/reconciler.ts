@@ -67,10 +67,11 @@ import { METRIC } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentHash, documentsEqual } from './document.js';
-import { classifyIamError, hasErrorCode, isIamFault } from './classify-iam-error.js';
+import { classifyIamError, hasErrorCode, iamLimitOf, isIamFault } from './classify-iam-error.js';
 import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
+import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
 import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
 
 export { OWNER_TAG };
@@ -329,7 +330,9 @@ export class IamReconciler {
       hint.onVersions?.(followedBy(kept, created.PolicyVersion?.VersionId));
       return 'updated';
     } catch (error) {
-      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
+      // A size or quota refusal contradicts nothing the ledger says: it is the event's, for good.
+      const limit = iamLimitOf(error);
+      if (!SURPRISES.some((code) => hasErrorCode(error, code)) || limit === 'size' || limit === 'quota') throw error;
       this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
       return undefined;
     }
@@ -346,6 +349,9 @@ export class IamReconciler {
   }
 
   private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
+    // Before any write: at IAM's 5 versions an update deletes one first, and a document IAM then refuses for its size would cost it.
+    const size = documentSize(event.document);
+    if (size > MAX_DOCUMENT_CHARS) throw new RejectedEventError('document-too-large', `document has ${size} characters without white space; IAM allows ${MAX_DOCUMENT_CHARS}`);
     let arn = await this.arn(event);
     if (this.writesDirectly(event, hint)) {
       const outcome = await this.writeDirectly(arn, event, hint);
@@ -440,7 +446,8 @@ export class IamReconciler {
         hint.onVersions?.(round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined);
         return 'updated';
       } catch (error) {
-        if (!hasErrorCode(error, 'LimitExceeded')) throw error;
+        // Only the 5-version limit is made room for: a size or quota refusal is the event's for good, and must cost no version.
+        if (iamLimitOf(error) !== 'versions') throw error;
         if (await this.defaultIs(arn, document)) {
           hint.onVersions?.(undefined);
           return 'updated';

@@ -14,6 +14,13 @@
 //   - CreatePolicy is refused with EntityAlreadyExists (409) when the name is
 //     taken under another path: names are unique per account (moto allows it).
 //   - GetPolicyVersion and ListPolicyVersions return documents URL-encoded.
+//   - IAM's limits, with IAM's error code and messages (moto checks only the
+//     versions): a document over 6,144 characters, white space not counted
+//     as Java's \s counts it (a no-break space counts), is refused with
+//     LimitExceeded "Cannot exceed quota for PolicySize: 6144"; a sixth
+//     version with LimitExceeded "A managed policy can have up to 5
+//     versions..."; a policy past the account's quota (1,500 by default) with
+//     LimitExceeded "Cannot exceed quota for PoliciesPerAccount: 1500".
 //
 // How: before a write, the layer reads the policy's state from moto (the same
 // read calls the SDK makes) and keeps those answers as the view readers get
@@ -37,7 +44,13 @@ export interface RealisticIamOptions {
   lagMs?: [number, number];
   /** Account of the emulator (builds a new policy's ARN). Default moto's. */
   account?: string;
+  /** Customer-managed policies the account may hold (IAM's quota). Default 1,500. */
+  maxPoliciesPerAccount?: number;
 }
+
+/** IAM's size limit of a managed policy document. */
+const POLICY_SIZE_QUOTA = 6_144;
+const MAX_VERSIONS = 5;
 
 export interface RealisticIam {
   endpoint: string;
@@ -46,7 +59,7 @@ export interface RealisticIam {
   /** Resolves once every write made so far is visible to reads. */
   settled(): Promise<void>;
   /** What the layer did, for logs and assertions. */
-  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number };
+  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number; limitsExceeded: number };
   close(): Promise<void>;
 }
 
@@ -118,7 +131,8 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   const account = options.account ?? LOCAL_ACCOUNT_ID;
   let [minLag, maxLag] = options.lagMs ?? [0, 2_000];
   const policies = new Map<string, PolicyState>();
-  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0 };
+  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0, limitsExceeded: 0 };
+  const maxPolicies = options.maxPoliciesPerAccount ?? 1_500;
 
   function stateOf(arn: string): PolicyState {
     let state = policies.get(arn);
@@ -216,28 +230,56 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     return undefined;
   }
 
-  /** IAM policy names are unique per account, whatever the path. */
-  async function nameTaken(name: string, arn: string, headers: IncomingHttpHeaders): Promise<boolean> {
+  /** The account's policies: whether the name is taken under another ARN (names are unique per account, whatever the path), and how many there are. */
+  async function accountPolicies(name: string, arn: string, headers: IncomingHttpHeaders): Promise<{ nameTaken: boolean; count: number }> {
     let marker: string | undefined;
+    let nameTaken = false;
+    let count = 0;
     do {
       const page = await call('ListPolicies', { Scope: 'Local', ...(marker ? { Marker: marker } : {}) }, headers);
-      if (page.status !== 200) return false;
+      if (page.status !== 200) return { nameTaken, count };
       for (const [, policyName, policyArn] of page.body.matchAll(/<PolicyName>([^<]*)<\/PolicyName>[\s\S]*?<Arn>([^<]*)<\/Arn>/g)) {
-        if (policyName === name && policyArn !== arn) return true;
+        count++;
+        if (policyName === name && policyArn !== arn) nameTaken = true;
       }
       marker = /<IsTruncated>true<\/IsTruncated>/.test(page.body) ? /<Marker>([^<]+)<\/Marker>/.exec(page.body)?.[1] : undefined;
     } while (marker);
-    return false;
+    return { nameTaken, count };
+  }
+
+  /** IAM's LimitExceeded for a write past one of its limits; undefined when the write is within them. */
+  async function limitExceeded(action: string, arn: string, params: URLSearchParams, headers: IncomingHttpHeaders): Promise<string | undefined> {
+    const document = params.get('PolicyDocument');
+    // IAM does not count white space: Java's \s, which a no-break space is not.
+    if (document !== null && document.replace(/[ \t\n\x0b\f\r]/g, '').length > POLICY_SIZE_QUOTA) return `Cannot exceed quota for PolicySize: ${POLICY_SIZE_QUOTA}`;
+    if (action === 'CreatePolicyVersion') {
+      const versions = await call('ListPolicyVersions', { PolicyArn: arn }, headers);
+      if (versions.status === 200 && [...versions.body.matchAll(/<VersionId>/g)].length >= MAX_VERSIONS) {
+        return 'A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version.';
+      }
+    }
+    return undefined;
   }
 
   async function write(action: string, arn: string, body: string, headers: IncomingHttpHeaders): Promise<Answer> {
     const state = stateOf(arn);
     const run = state.queue.then(async () => {
       stats.writes++;
-      const name = new URLSearchParams(body).get('PolicyName') ?? '';
-      if (action === 'CreatePolicy' && (await nameTaken(name, arn, headers))) {
-        stats.nameConflicts++;
-        return { status: 409, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('EntityAlreadyExists', `A policy called ${name} already exists. Duplicate names are not allowed.`) };
+      const params = new URLSearchParams(body);
+      const name = params.get('PolicyName') ?? '';
+      const refuseLimit = (message: string): Answer => {
+        stats.limitsExceeded++;
+        return { status: 409, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('LimitExceeded', message) };
+      };
+      const limit = await limitExceeded(action, arn, params, headers);
+      if (limit) return refuseLimit(limit);
+      if (action === 'CreatePolicy') {
+        const account = await accountPolicies(name, arn, headers);
+        if (account.nameTaken) {
+          stats.nameConflicts++;
+          return { status: 409, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('EntityAlreadyExists', `A policy called ${name} already exists. Duplicate names are not allowed.`) };
+        }
+        if (account.count >= maxPolicies) return refuseLimit(`Cannot exceed quota for PoliciesPerAccount: ${maxPolicies}`);
       }
       if (action === 'DeletePolicy') {
         const conflict = await deleteConflict(arn, headers);
