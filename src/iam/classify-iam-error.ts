@@ -17,12 +17,13 @@ export function hasErrorCode(error: unknown, code: string): boolean {
  * quota of the account ("Cannot exceed quota for PoliciesPerAccount: 1500").
  * Only the first is made room for; the others are permanent for the event.
  */
-export function iamLimitOf(error: unknown): 'versions' | 'size' | 'quota' | undefined {
+export function iamLimitOf(error: unknown): 'versions' | 'size' | 'quota' | 'other' | undefined {
   if (!hasErrorCode(error, 'LimitExceeded')) return undefined;
   const message = String((error as { message?: unknown })?.message ?? '');
   if (/PolicySize/i.test(message)) return 'size';
   if (/version/i.test(message)) return 'versions';
-  return 'quota';
+  if (/quota/i.test(message)) return 'quota';
+  return 'other'; // a limit IAM did not name: `iam:LimitExceeded`, and no version is deleted for it
 }
 
 /**
