@@ -2,7 +2,11 @@
 // The operator tool: `ips <command>` (npm run ops -- <command>). Each
 // subcommand lives in src/ops/commands/. Exit codes: 0 done, 1 refused or
 // failed, 2 bad arguments.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError } from '../config/config.js';
+import { projectRoot } from '../config/paths.js';
+import { actionCatalogue } from '../policy/action-catalogue.js';
 import type { Command } from './cli/command.js';
 import { UsageError, parseCommandArgs } from './cli/command.js';
 import { createOpsContext } from './cli/context.js';
@@ -23,10 +27,15 @@ the processor (docs/configuration.md).
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(13)} ${c.summary}`).join('\n')}
 
-Run ips <command> --help for its options. --local targets the local stack.`;
+Run ips <command> --help for its options. --local targets the local stack.
+ips --version prints the version and the action catalogue's.`;
 
 export async function runCli(argv: string[], env?: Record<string, string | undefined>): Promise<number> {
   const [name, ...args] = argv;
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${versionText()}\n`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${OVERVIEW}\n`);
     return name === undefined ? 2 : 0;
@@ -62,6 +71,13 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
   } finally {
     ctx?.close();
   }
+}
+
+/** The processor's version and the action catalogue its guardrail expands patterns against (docs/guardrails.md). */
+function versionText(): string {
+  const manifest = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { name: string; version: string };
+  const catalogue = actionCatalogue().info();
+  return `${manifest.name} ${manifest.version}\naction catalogue ${catalogue.source} ${catalogue.version} (AWS service authorization data of ${catalogue.dataDate})`;
 }
 
 /** What to try next, for the failures an operator meets first. */

@@ -21,6 +21,12 @@ test('without a command it prints the overview and exits 2', (t) => {
   for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
 });
 
+test('--version names the processor and the action catalogue its guardrail reads, with the date of its data', (t) => {
+  const result = ips('--version');
+  t.is(result.code, 0);
+  t.regex(result.stdout, /^iam-policy-stream \d+\.\d+\.\d+\naction catalogue @cloud-copilot\/iam-data \d+\.\d+\.\d+ \(AWS service authorization data of \d{4}-\d{2}-\d{2}\)\n$/);
+});
+
 for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) {
   test(`${name} --help describes the command and exits 0`, (t) => {
     const result = ips(name, '--help');
