@@ -10,6 +10,7 @@ import { actionCatalogue } from '../policy/action-catalogue.js';
 import type { Command } from './cli/command.js';
 import { UsageError, parseCommandArgs } from './cli/command.js';
 import { createOpsContext } from './cli/context.js';
+import { terminalText } from './cli/render.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
 import { driftCommand } from './commands/drift.js';
 import { produceCommand } from './commands/produce.js';
@@ -42,7 +43,7 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    process.stderr.write(`ips: unknown command ${JSON.stringify(name)}\n\n${OVERVIEW}\n`);
+    process.stderr.write(`ips: unknown command ${terminalText(JSON.stringify(name))}\n\n${OVERVIEW}\n`);
     return 2;
   }
   let ctx;
@@ -57,16 +58,16 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
   } catch (error) {
     if (error instanceof UsageError) {
       const usage = command.help.split('\n')[0];
-      process.stderr.write(`ips ${command.name}: ${error.message}\n${usage}\nRun ips ${command.name} --help for details.\n`);
+      process.stderr.write(`ips ${command.name}: ${terminalText(error.message)}\n${usage}\nRun ips ${command.name} --help for details.\n`);
       return 2;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`ips ${command.name}: configuration: ${error.message}\n`);
+      process.stderr.write(`ips ${command.name}: configuration: ${terminalText(error.message)}\n`);
       return 2;
     }
     const err = error as Error;
     const hint = hintFor(err);
-    process.stderr.write(`ips ${command.name}: failed: ${err.name}: ${err.message}\n${hint ? `hint: ${hint}\n` : ''}`);
+    process.stderr.write(`ips ${command.name}: failed: ${terminalText(err.name)}: ${terminalText(err.message)}\n${hint ? `hint: ${hint}\n` : ''}`);
     return 1;
   } finally {
     ctx?.close();

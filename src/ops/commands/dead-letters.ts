@@ -15,7 +15,7 @@ import { putRecords } from '../producer.js';
 import type { Command, Values } from '../cli/command.js';
 import { COMMON_HELP, UsageError, stringOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
-import { note, print, printJson, table } from '../cli/render.js';
+import { note, print, printJson, table, terminalText } from '../cli/render.js';
 
 const PREVIEW = 2_000;
 
@@ -88,7 +88,8 @@ async function show({ ctx, ids, store }: ActionInput): Promise<number> {
   if (!letter) throw new UsageError(`no dead letter ${ids[0]}`);
   const shown = printable(letter);
   if (ctx.json) printJson(shown);
-  else for (const [key, value] of Object.entries(shown)) if (value !== undefined && key !== 'dataBase64') print(`${key.padEnd(15)} ${String(value)}`);
+  // One line per field, whatever the field holds: its line breaks and controls are written out.
+  else for (const [key, value] of Object.entries(shown)) if (value !== undefined && key !== 'dataBase64') print(`${key.padEnd(15)} ${terminalText(value)}`);
   return 0;
 }
 
@@ -101,7 +102,7 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   const whole = letters.filter((letter) => !letter.truncated);
   const held = values.force === true ? [] : await overtaken(ledger, whole);
   for (const { letter, entry } of held) {
-    note(`held back ${letter.id}: ${letter.policyName} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
+    note(`held back ${letter.id}: ${terminalText(letter.policyName)} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
   }
   const heldIds = new Set(held.map(({ letter }) => letter.id));
   const going = whole.filter((letter) => !heldIds.has(letter.id));

@@ -11,7 +11,7 @@ import { listPolicies } from '../../iam/policies.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP, numberOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
-import { print, printJson, table } from '../cli/render.js';
+import { jsonText, print, printJson, table, terminalLines } from '../cli/render.js';
 import { readLeases } from '../lease-table.js';
 import { childrenOf, listShards } from '../../stream/shard-tree.js';
 import { lagBehind } from '../shard-positions.js';
@@ -237,10 +237,10 @@ ${COMMON_HELP}`,
       for (let n = 1; !stopped.signal.aborted; n++) {
         const gathered = await gather(ctx, counts);
         counts = gathered.counts;
-        if (ctx.json) process.stdout.write(`${JSON.stringify(gathered.report)}\n`);
+        if (ctx.json) process.stdout.write(`${jsonText(gathered.report)}\n`);
         else {
           const text = renderStatus(gathered.report, ctx.config);
-          process.stdout.write(clear ? `\x1b[H\x1b[2J${text}\n\nRefreshing every ${intervalMs / 1000} s; Ctrl-C to stop.\n` : `${text}\n\n`);
+          process.stdout.write(clear ? `\x1b[H\x1b[2J${terminalLines(text)}\n\nRefreshing every ${intervalMs / 1000} s; Ctrl-C to stop.\n` : `${terminalLines(text)}\n\n`);
         }
         if (refreshes > 0 && n >= refreshes) break;
         await new Promise<void>((resolve) => {
