@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { projectRoot } from '../../src/config/paths.js';
+import { documentGuardFromConfig } from '../../src/policy/document-guard.js';
 import { decodeRecord } from '../../src/contract/decode.js';
 import type { Decoded } from '../../src/contract/decode.js';
 import type { InputReason } from '../../src/faults/errors.js';
@@ -31,7 +32,7 @@ const schema = JSON.parse(readFileSync(join(projectRoot(), 'docs', 'event-contra
 const validate = new Ajv2020({ allErrors: true }).compile(schema);
 const config = loadConfig({});
 // As the pipeline builds them (pipeline/create.ts), from the default configuration.
-const decodeOptions = { managedPathPrefix: config.managedPathPrefix, refuseAdminGrant: config.refuseAdminGrant };
+const decodeOptions = { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config) };
 
 /**
  * Reason codes the schema cannot decide, and why. A record the decoder
