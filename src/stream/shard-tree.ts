@@ -5,15 +5,14 @@
 // and replay.
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { HashKeyRange } from '../contract/hash-key.js';
 
-export interface ShardInfo {
+/** A shard as ListShards lists it; its hash key range holds the 128-bit hash keys it takes records for (contract/hash-key.ts). */
+export interface ShardInfo extends HashKeyRange {
   shardId: string;
   parents: string[];
   /** Closed shards (split or merged) have an ending sequence number. */
   closed: boolean;
-  /** The 128-bit hash keys the shard takes records for (MD5 of the partition key, or an explicit hash key). */
-  startingHashKey: bigint;
-  endingHashKey: bigint;
 }
 
 export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
