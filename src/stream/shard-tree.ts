@@ -1,7 +1,9 @@
-// The stream's shard tree: which shards exist within the retention period and
-// which shards each was split or merged from. The record processor reads its
-// own shard's ancestors from it (the ledger orders a policy's records by shard
-// lineage: ledger/position.ts); the operator tool reads children for status
+// The stream's shard tree: which shards exist within the retention period,
+// which shards each was split or merged from, and the hash keys each owns. The
+// record processor reads its own shard's place from it: its ancestors (the
+// ledger orders a policy's records by shard lineage: ledger/position.ts) and
+// its hash key range (only records whose partition key hashes into it are its
+// to apply: contract/decode.ts). The operator tool reads children for status
 // and replay.
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -69,4 +71,21 @@ export function ancestorsOf(shards: ShardInfo[], shardId: string): string[] {
     queue.push(...(parentsOf.get(next) ?? []));
   }
   return found;
+}
+
+/** Where a shard sits in the stream: the shards it descends from, nearest first, and the hash keys it owns. */
+export interface ShardPlace {
+  lineage: string[];
+  hashKeyRange: HashKeyRange;
+}
+
+/**
+ * The shard's place, or undefined when the listing does not show it (a
+ * shard's range is never guessed: a child shard owns part of its parent's
+ * range, a merged one the union of its parents').
+ */
+export function placeOf(shards: ShardInfo[], shardId: string): ShardPlace | undefined {
+  const shard = shards.find((candidate) => candidate.shardId === shardId);
+  if (!shard) return undefined;
+  return { lineage: ancestorsOf(shards, shardId), hashKeyRange: { startingHashKey: shard.startingHashKey, endingHashKey: shard.endingHashKey } };
 }
