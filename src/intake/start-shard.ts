@@ -1,9 +1,9 @@
 // Starts one shard's pipeline in the record-processor child: reads the
 // shard's place in the stream (its lineage and its hash key range) and the
-// ledger epoch, names the claim owner, and builds the
-// pipeline through the composition root (pipeline/create.ts). The claim owner
-// names the worker, the shard and this process, so a claim left by a crashed
-// child is recognised as someone else's once it expires.
+// ledger epoch, names the claim owner, and builds the pipeline through the
+// composition root (pipeline/create.ts). The claim owner names the worker,
+// the shard and this process, so a claim left by a crashed child is
+// recognised as someone else's once it expires.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createShardPipeline } from '../pipeline/create.js';

@@ -43,7 +43,6 @@ export interface ShardRange extends HashKeyRange {
   open: boolean;
 }
 
-
 /** Every shard the stream lists, with its hash key range. */
 export async function listShardRanges(kinesis: KinesisClient, streamName: string): Promise<ShardRange[]> {
   return (await listShards(kinesis, streamName)).map((shard) => ({
