@@ -5,6 +5,8 @@
 // producers may add fields ahead of the processor (forward compatibility).
 import type { PolicyDocument, PolicyEvent, PolicyUpserted } from './event.js';
 import { OWNER_TAG } from './ownership.js';
+import { hashKeyOf, inHashKeyRange } from './hash-key.js';
+import type { HashKeyRange } from './hash-key.js';
 import { checkPolicyDocument } from './policy-document.js';
 import { InvalidEventError } from '../faults/errors.js';
 import type { InputReason } from '../faults/errors.js';
@@ -15,6 +17,8 @@ export interface DecodeOptions {
   managedPathPrefix: string;
   /** What a document may grant (policy/document-guard.ts). @default every default: admin-equivalent */
   guard?: DocumentGuard;
+  /** The hash keys the record's shard owns (ListShards' HashKeyRange): a record whose partition key hashes elsewhere is refused. */
+  hashKeyRange: HashKeyRange;
 }
 
 export type Decoded =
@@ -63,6 +67,17 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
     // order with. Refused, so a producer learns it at once.
     if (partitionKey !== event.policyName) {
       fail('partition-key-mismatch', `partition key ${show(partitionKey)} is not the policy name ${show(event.policyName)}`);
+    }
+    // The same order, seen from the shard: a producer's ExplicitHashKey (or a
+    // KPL user record's) can route a record to any shard, where it has no order
+    // with the policy's records on the shard its partition key hashes into.
+    // Only that shard may apply it; anywhere else it is refused, not ordered by
+    // guess. (The KCL's own check reads the explicit hash key, so it lets such
+    // a record through.)
+    const hashKey = hashKeyOf(partitionKey);
+    if (!inHashKeyRange(hashKey, options.hashKeyRange)) {
+      const { startingHashKey, endingHashKey } = options.hashKeyRange;
+      fail('hash-key-mismatch', `partition key ${show(partitionKey)} hashes to ${hashKey}, outside this shard's hash key range ${startingHashKey}..${endingHashKey}`);
     }
     return { ok: true, event, ...(findings.unknownActions?.length ? { unknownActions: findings.unknownActions } : {}) };
   } catch (error) {

@@ -27,6 +27,7 @@ export const INPUT_REASONS = [
   'unknown-action', // the document names an action no AWS service publishes (IPS_UNKNOWN_ACTIONS=reject)
   'record-too-large',
   'partition-key-mismatch', // the partition key is not the policy name: the stream would not keep the policy's order
+  'hash-key-mismatch', // the partition key hashes outside the shard's range (an explicit hash key routed it here): another shard orders the policy
 ] as const;
 
 export type InputReason = (typeof INPUT_REASONS)[number];

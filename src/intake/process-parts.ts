@@ -10,7 +10,7 @@ import { DedupCache } from '../ledger/dedup-cache.js';
 import { ledgerFromConfig } from '../ledger/dynamodb-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { ancestorsOf, listShards } from '../stream/shard-tree.js';
+import { listShards } from '../stream/shard-tree.js';
 import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
 import type { ProcessParts } from './start-shard.js';
@@ -26,6 +26,6 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     cache: new DedupCache(config.dedupCacheSize),
     applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
-    shardLineage: async (shardId) => ancestorsOf(await listShards(clients.kinesis, config.streamName), shardId),
+    listShards: () => listShards(clients.kinesis, config.streamName),
   };
 }

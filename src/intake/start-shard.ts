@@ -1,8 +1,9 @@
 // Starts one shard's pipeline in the record-processor child: reads the
-// shard's lineage and ledger epoch, names the claim owner, and builds the
-// pipeline through the composition root (pipeline/create.ts). The claim owner
-// names the worker, the shard and this process, so a claim left by a crashed
-// child is recognised as someone else's once it expires.
+// shard's place in the stream (its lineage and its hash key range) and the
+// ledger epoch, names the claim owner, and builds the pipeline through the
+// composition root (pipeline/create.ts). The claim owner names the worker,
+// the shard and this process, so a claim left by a crashed child is
+// recognised as someone else's once it expires.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createShardPipeline } from '../pipeline/create.js';
@@ -10,17 +11,29 @@ import type { PipelineParts } from '../pipeline/create.js';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
 import type { Settlement } from '../pipeline/types.js';
 import { retryUntilSettled } from '../faults/retry.js';
+import { TransientError } from '../faults/errors.js';
+import { placeOf } from '../stream/shard-tree.js';
+import type { ShardInfo, ShardPlace } from '../stream/shard-tree.js';
 
 export interface ProcessParts extends PipelineParts {
-  /** The ancestor shards of a shard (stream/shard-tree.ts): the ledger orders a policy's records by lineage. */
-  shardLineage(shardId: string): Promise<string[]>;
+  /**
+   * The stream's shards (stream/shard-tree.ts): a shard's ancestors order a
+   * policy's records in the ledger, and its hash key range says which records
+   * are its to apply.
+   */
+  listShards(): Promise<ShardInfo[]>;
 }
 
 export function claimOwner(shardId: string): string {
   return `${hostname()}/${process.pid}/${shardId}/${randomUUID().slice(0, 8)}`;
 }
 
-/** Reads what a shard's pipeline needs to know (lineage, epoch), retrying until it can, and builds it. */
+/**
+ * Reads what a shard's pipeline needs to know (lineage, hash key range,
+ * epoch), retrying until it can, and builds it. A shard the listing does not
+ * show yet is waited for: without its range no record could be told to be
+ * its own.
+ */
 export async function startShardPipeline(
   parts: ProcessParts,
   shardId: string,
@@ -30,9 +43,15 @@ export async function startShardPipeline(
   const { config, logger, metrics } = parts;
   const log = logger.child({ shard: shardId });
   const retry = { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs, logger: log, metrics, signal };
-  const lineage = await retryUntilSettled(() => parts.shardLineage(shardId), { ...retry, what: { step: 'read-lineage' } });
+  const { lineage, hashKeyRange } = await retryUntilSettled(() => readPlace(parts, shardId), { ...retry, what: { step: 'read-shard' } });
   const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch([shardId, ...lineage]), { ...retry, what: { step: 'read-epoch' } });
   const owner = claimOwner(shardId);
-  log.info({ epoch, owner, lineage }, 'shard pipeline ready');
-  return createShardPipeline(parts, { shardId, lineage, epoch, owner }, { signal, onSettled });
+  log.info({ epoch, owner, lineage, hashKeyRange: { starting: String(hashKeyRange.startingHashKey), ending: String(hashKeyRange.endingHashKey) } }, 'shard pipeline ready');
+  return createShardPipeline(parts, { shardId, lineage, hashKeyRange, epoch, owner }, { signal, onSettled });
+}
+
+async function readPlace(parts: ProcessParts, shardId: string): Promise<ShardPlace> {
+  const place = placeOf(await parts.listShards(), shardId);
+  if (!place) throw new TransientError('shard-not-listed', `${shardId} is not in the stream's shard listing yet`);
+  return place;
 }

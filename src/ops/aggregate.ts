@@ -20,6 +20,11 @@ import kpl from 'aws-kinesis-agg/lib/common.js';
 import type { OutgoingRecord, PutResult } from './producer.js';
 import { putRecords } from './producer.js';
 import { listShards } from '../stream/shard-tree.js';
+import { hashKeyOf, inHashKeyRange } from '../contract/hash-key.js';
+import type { HashKeyRange } from '../contract/hash-key.js';
+
+/** A user record's hash key (contract/hash-key.ts), for the callers of this module. */
+export { hashKeyOf };
 
 /** A record as its producer means it: the aggregate carries many. */
 export interface UserRecord {
@@ -32,17 +37,10 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 const MAGIC_BYTES = 4;
 const DIGEST_BYTES = 16;
 
-export interface ShardRange {
+export interface ShardRange extends HashKeyRange {
   shardId: string;
-  startingHashKey: bigint;
-  endingHashKey: bigint;
   /** Open shards take new records; closed ones (split or merged) do not. */
   open: boolean;
-}
-
-/** A user record's hash key, as Kinesis and the KCL compute it: MD5 of the UTF-8 partition key, big-endian. */
-export function hashKeyOf(partitionKey: string): bigint {
-  return BigInt(`0x${createHash('md5').update(partitionKey, 'utf8').digest('hex')}`);
 }
 
 /** Every shard the stream lists, with its hash key range. */
@@ -56,7 +54,7 @@ export async function listShardRanges(kinesis: KinesisClient, streamName: string
 }
 
 export function inRange(hashKey: bigint, shard: ShardRange): boolean {
-  return hashKey >= shard.startingHashKey && hashKey <= shard.endingHashKey;
+  return inHashKeyRange(hashKey, shard);
 }
 
 /** The open shard whose range holds the hash key. */

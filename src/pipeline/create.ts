@@ -4,6 +4,7 @@
 // Config. The record-processor child, the tests and the benchmarks all build
 // their pipelines here, so they run what production runs.
 import type { Config } from '../config/config.js';
+import type { HashKeyRange } from '../contract/hash-key.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -25,11 +26,13 @@ export interface PipelineParts {
   deadLetters: DeadLetterSink;
 }
 
-/** Who a shard's pipeline is: its shard, its lineage, its ledger epoch and its claim owner. */
+/** Who a shard's pipeline is: its shard, its lineage, its hash key range, its ledger epoch and its claim owner. */
 export interface ShardIdentity {
   shardId: string;
   /** Ancestor shard ids (stream/shard-tree.ts). */
   lineage: string[];
+  /** The hash keys the shard owns: records whose partition key hashes elsewhere are refused (hash-key-mismatch). */
+  hashKeyRange: HashKeyRange;
   epoch: number;
   /** Claim owner: worker, shard and process. */
   owner: string;
@@ -51,7 +54,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
       claimTtlMs: config.claimTtlMs,
       lateWriteMs: config.lateWriteMs,
     },
-    decode: { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config) },
+    decode: { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config), hashKeyRange: shard.hashKeyRange },
     maxConcurrentPolicies: config.maxConcurrentPolicies,
     retry: { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs },
     logger: parts.logger.child({ shard: shard.shardId }),

@@ -1,19 +1,20 @@
-// The stream's shard tree: which shards exist within the retention period and
-// which shards each was split or merged from. The record processor reads its
-// own shard's ancestors from it (the ledger orders a policy's records by shard
-// lineage: ledger/position.ts); the operator tool reads children for status
+// The stream's shard tree: which shards exist within the retention period,
+// which shards each was split or merged from, and the hash keys each owns. The
+// record processor reads its own shard's place from it: its ancestors (the
+// ledger orders a policy's records by shard lineage: ledger/position.ts) and
+// its hash key range (only records whose partition key hashes into it are its
+// to apply: contract/decode.ts). The operator tool reads children for status
 // and replay.
 import { ListShardsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { HashKeyRange } from '../contract/hash-key.js';
 
-export interface ShardInfo {
+/** A shard as ListShards lists it; its hash key range holds the 128-bit hash keys it takes records for (contract/hash-key.ts). */
+export interface ShardInfo extends HashKeyRange {
   shardId: string;
   parents: string[];
   /** Closed shards (split or merged) have an ending sequence number. */
   closed: boolean;
-  /** The 128-bit hash keys the shard takes records for (MD5 of the partition key, or an explicit hash key). */
-  startingHashKey: bigint;
-  endingHashKey: bigint;
 }
 
 export async function listShards(kinesis: KinesisClient, streamName: string): Promise<ShardInfo[]> {
@@ -70,4 +71,21 @@ export function ancestorsOf(shards: ShardInfo[], shardId: string): string[] {
     queue.push(...(parentsOf.get(next) ?? []));
   }
   return found;
+}
+
+/** Where a shard sits in the stream: the shards it descends from, nearest first, and the hash keys it owns. */
+export interface ShardPlace {
+  lineage: string[];
+  hashKeyRange: HashKeyRange;
+}
+
+/**
+ * The shard's place, or undefined when the listing does not show it (a
+ * shard's range is never guessed: a child shard owns part of its parent's
+ * range, a merged one the union of its parents').
+ */
+export function placeOf(shards: ShardInfo[], shardId: string): ShardPlace | undefined {
+  const shard = shards.find((candidate) => candidate.shardId === shardId);
+  if (!shard) return undefined;
+  return { lineage: ancestorsOf(shards, shardId), hashKeyRange: { startingHashKey: shard.startingHashKey, endingHashKey: shard.endingHashKey } };
 }

@@ -15,6 +15,7 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -107,6 +108,7 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
+      shards: await listShards(aws.kinesis, config.streamName),
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });

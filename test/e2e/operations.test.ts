@@ -12,6 +12,7 @@ import { compareSequence } from '../../src/ledger/sequence.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { projectRoot } from '../../src/config/paths.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { policyDocument } from '../../src/ops/load.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
@@ -143,6 +144,7 @@ test.serial('replay --reapply while a worker runs (--force): a policy deleted ou
     accountId: LOCAL_ACCOUNT_ID,
     managedPathPrefix: stackOf().config.managedPathPrefix,
     appName: stackOf().config.appName,
+    shards: await listShards(stackOf().clients().kinesis, stackOf().config.streamName),
   });
   t.log(summaryLine(t.title, report));
   t.deepEqual(report.violations, [], 'IAM equals the fold of the stream again');

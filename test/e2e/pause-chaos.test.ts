@@ -15,6 +15,7 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { outcomeRecordId, sentRecordId } from '../../tools/oracle/outcome-log.js';
@@ -195,6 +196,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
+      shards: await listShards(aws.kinesis, config.streamName),
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });

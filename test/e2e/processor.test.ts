@@ -4,7 +4,7 @@
 import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeRecord } from '../../src/contract/decode.js';
+import { decodeLanded } from '../../tools/oracle/landed-record.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import { documentsEqual } from '../../src/iam/document.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
@@ -22,6 +22,14 @@ import { startTestStack } from '../../tools/harness/stack.js';
 import type { TestStack } from '../../tools/harness/stack.js';
 import { sentRecordId } from '../../tools/oracle/outcome-log.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
+import { PutRecordCommand } from '@aws-sdk/client-kinesis';
+import { hashKeyOf, inHashKeyRange } from '../../src/contract/hash-key.js';
+import { DynamoDbDeadLetterStore } from '../../src/deadletter/dead-letter-store.js';
+import { deadLettersCommand } from '../../src/ops/commands/dead-letters.js';
+import type { OpsContext } from '../../src/ops/cli/context.js';
+import { listShards } from '../../src/stream/shard-tree.js';
+import { aggregateWithHashKeys } from '../support/kpl.js';
+import type { KeyedUserRecord } from '../support/kpl.js';
 
 let testStack: TestStack | undefined;
 let daemon: TestDaemon | undefined;
@@ -80,8 +88,9 @@ test.serial('2,000 events over 100 policies end in the state their fold predicts
     .map((record, i) => ({ record, put: puts[i]! }))
     .sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
   const events: PolicyEvent[] = [];
-  for (const { record } of ordered) {
-    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: config.managedPathPrefix });
+  const shards = await listShards(aws.kinesis, config.streamName);
+  for (const { record, put } of ordered) {
+    const decoded = decodeLanded(record, put.shardId, shards, config.managedPathPrefix);
     if (decoded.ok) events.push(decoded.event);
   }
   const expected = foldEvents(events);
@@ -124,4 +133,83 @@ test.serial('100 garbage records are dead-lettered with reasons, the checkpoint 
   t.is(outcomes.get(sentRecordId(puts.at(-1)!))?.outcome, 'created', 'the good event after the garbage is applied');
   const reached = await waitForCheckpoints(lastPerShard(puts));
   for (const [shard, sequence] of lastPerShard(puts)) t.true(compareSequence(reached.get(shard) ?? '0', sequence) >= 0, `${shard} checkpoint moved past the garbage`);
+});
+
+/** The stream's shards, and for a policy name: the shard its partition key hashes into, and another one. */
+async function shardsFor(policy: string) {
+  const { config, clients } = stackOf();
+  const shards = await listShards(clients().kinesis, config.streamName);
+  const own = shards.find((shard) => inHashKeyRange(hashKeyOf(policy), shard))!;
+  const other = shards.find((shard) => shard.shardId !== own.shardId)!;
+  return { own, other };
+}
+
+test.serial('a record put under its policy name with an ExplicitHashKey in another shard\'s range is rejected as hash-key-mismatch, dead-lettered, and applied once redriven', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const policy = 'wrong-shard-plain';
+  const { own, other } = await shardsFor(policy);
+  const upsert = (revision: number) => eventRecord(upsertedEvent({ eventId: `${policy}-r${revision}`, name: policy, revision, document: policyDocument(policy, revision) }));
+
+  const [first] = await putRecords(aws.kinesis, config.streamName, [upsert(1)]);
+  t.is(first!.shardId, own.shardId);
+  t.is((await waitForOutcomes([daemon!.logFile], [first!])).get(sentRecordId(first!))?.outcome, 'created');
+
+  // Revision 2 routed by an explicit hash key into the other shard: no order with revision 1's shard.
+  const stray = upsert(2);
+  const put = await aws.kinesis.send(
+    new PutRecordCommand({ StreamName: config.streamName, PartitionKey: policy, ExplicitHashKey: other.startingHashKey.toString(), Data: stray.data }),
+  );
+  const strayPut = { partitionKey: policy, shardId: put.ShardId!, sequenceNumber: put.SequenceNumber! };
+  t.is(strayPut.shardId, other.shardId, 'Kinesis routed it by its explicit hash key');
+  const line = (await waitForOutcomes([daemon!.logFile], [strayPut])).get(sentRecordId(strayPut));
+  t.is(line?.outcome, 'rejected');
+  t.is(line?.reason, 'hash-key-mismatch');
+
+  const store = new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable);
+  const letter = await store.get(sentRecordId(strayPut));
+  t.is(letter?.reason, 'hash-key-mismatch');
+  t.is(letter?.policyName, policy);
+  t.is(letter?.eventId, `${policy}-r2`);
+  t.is(letter?.status, 'open');
+  const held = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy);
+  t.true(held !== undefined && documentsEqual(held.document, policyDocument(policy, 1)), 'IAM keeps revision 1');
+
+  // A redrive puts it back under the policy name, routed by its hash: onto the policy's own shard, in order.
+  const ops: OpsContext = { config, aws, json: true, confirm: async () => true, close: () => undefined };
+  t.is(await deadLettersCommand.run(ops, { yes: true }, ['redrive', letter!.id]), 0);
+  const redriven = await store.get(letter!.id);
+  t.is(redriven?.status, 'redriven');
+  const [redrivenShard, redrivenSequence] = (redriven?.redrivenTo ?? '').split('#');
+  t.is(redrivenShard, own.shardId, 'the redrive lands on the policy\'s own shard');
+  const again = { partitionKey: policy, shardId: redrivenShard!, sequenceNumber: redrivenSequence! };
+  t.is((await waitForOutcomes([daemon!.logFile], [again])).get(sentRecordId(again))?.outcome, 'updated');
+  const now = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy);
+  t.true(now !== undefined && documentsEqual(now.document, policyDocument(policy, 2)), 'IAM holds revision 2 after the redrive');
+});
+
+test.serial('a KPL user record whose explicit hash key lies in the shard range but whose partition key hashes elsewhere is rejected as hash-key-mismatch; its neighbours are applied', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const policy = 'wrong-shard-kpl';
+  const { other } = await shardsFor(policy);
+  // A neighbour whose partition key hashes into the other shard: the aggregate's rightful content there.
+  const neighbour = Array.from({ length: 50 }, (_, i) => `wrong-shard-kpl-neighbour-${i}`).find((name) => inHashKeyRange(hashKeyOf(name), other))!;
+  const userRecord = (name: string) => {
+    const { partitionKey, data } = eventRecord(upsertedEvent({ eventId: `${name}-1`, name, document: policyDocument(name, 1) }));
+    return { partitionKey, data };
+  };
+  // The stray's explicit hash key routes it, for the KCL, into the other shard.
+  const users: KeyedUserRecord[] = [userRecord(neighbour), { ...userRecord(policy), explicitHashKey: other.startingHashKey }];
+  const put = await aws.kinesis.send(
+    new PutRecordCommand({ StreamName: config.streamName, PartitionKey: neighbour, ExplicitHashKey: other.startingHashKey.toString(), Data: aggregateWithHashKeys(users) }),
+  );
+  t.is(put.ShardId, other.shardId);
+  const puts = users.map((user, sub) => ({ partitionKey: user.partitionKey, shardId: put.ShardId!, sequenceNumber: put.SequenceNumber!, subSequenceNumber: sub }));
+  const outcomes = await waitForOutcomes([daemon!.logFile], puts);
+  t.deepEqual(puts.map((p) => [outcomes.get(sentRecordId(p))?.outcome, outcomes.get(sentRecordId(p))?.reason]), [['created', undefined], ['rejected', 'hash-key-mismatch']]);
+  const letter = await new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable).get(sentRecordId(puts[1]!));
+  t.is(letter?.reason, 'hash-key-mismatch');
+  t.is(letter?.subSequenceNumber, 1);
+  t.is(await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy), undefined, 'not applied');
 });

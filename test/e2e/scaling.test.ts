@@ -4,6 +4,7 @@ import { UpdateShardCountCommand, ListShardsCommand } from '@aws-sdk/client-kine
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { generateLoad } from '../../src/ops/load.js';
 import type { LoadRecord } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -22,6 +23,7 @@ async function assertInvariants(t: import('ava').ExecutionContext, testStack: Te
     accountId: LOCAL_ACCOUNT_ID,
     managedPathPrefix: testStack.config.managedPathPrefix,
     appName: testStack.config.appName,
+    shards: await listShards(testStack.clients().kinesis, testStack.config.streamName),
   });
   t.log(summaryLine(t.title, report));
   t.deepEqual(report.violations, []);

@@ -33,6 +33,7 @@ import { useTestStack } from '../../tools/harness/stack.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
 const startedAt = Date.now();
 const stackOf = useTestStack(test, { shards: 1 });
@@ -95,7 +96,7 @@ test.serial('drift: each kind reported with exit 1; --repair converges what it m
     applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
     deadLetters: new MemoryDeadLetters(),
   };
-  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'drift-test-worker' });
+  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'drift-test-worker', hashKeyRange: ALL_HASH_KEYS });
   const settled = await pipeline.processBatch(
     streamRecords([
       event('policy.upserted', 'drift-doc', 'e1', { tags: { team: 'a' } }),

@@ -16,6 +16,7 @@ import type { Settlement } from '../../src/pipeline/types.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { silentLogger, streamRecords } from '../support/pipeline.js';
 import { useTestStack } from '../../tools/harness/stack.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
@@ -33,7 +34,7 @@ function freshChild(name: string, metrics = new Metrics()) {
     applier: reconcilerApplier(reconciler),
     deadLetters: new MemoryDeadLetters(),
   };
-  return createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: name });
+  return createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: name, hashKeyRange: ALL_HASH_KEYS });
 }
 
 async function inBatches(pipeline: ShardPipeline, records: ReturnType<typeof streamRecords>, size = 250): Promise<Settlement[]> {

@@ -24,6 +24,7 @@ import type { PolicyUpserted } from '../../src/contract/event.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
 import { eventRecord } from '../../src/ops/producer.js';
 import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 const PREFIX = '/stream-managed/';
@@ -52,7 +53,7 @@ async function child(t: { teardown(fn: () => Promise<void> | void): void }) {
       applier: reconcilerApplier(reconciler),
       deadLetters: new MemoryDeadLetters(),
     },
-    { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'direct-write' },
+    { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'direct-write', hashKeyRange: ALL_HASH_KEYS },
   );
   const iamCalls = (operation?: string) =>
     Object.entries(metrics.snapshot())

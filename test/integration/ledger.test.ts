@@ -8,6 +8,7 @@ import type { Applier, StreamRecord } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryDeadLetters } from '../support/fakes.js';
 import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
 import { useTestStack } from '../../tools/harness/stack.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
@@ -26,7 +27,7 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
     applier: options.applier,
     deadLetters: new MemoryDeadLetters(),
   };
-  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner });
+  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner, hashKeyRange: ALL_HASH_KEYS });
   return { pipeline, ledger, metrics };
 }
 

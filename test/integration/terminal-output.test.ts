@@ -7,6 +7,7 @@
 // operators run it: a separate process, configured by the environment, its
 // stdout read as bytes; its --json must still give back the exact values.
 import test from 'ava';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 import type { ExecutionContext } from 'ava';
 import { UntagPolicyCommand } from '@aws-sdk/client-iam';
 import { execFile } from 'node:child_process';
@@ -145,7 +146,7 @@ test.serial('drift prints a desired tag value from an event escaped', async (t) 
       applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
       deadLetters: new MemoryDeadLetters(),
     },
-    { shardId: SHARD, lineage: [], epoch: 0, owner: 'terminal-test-worker' },
+    { shardId: SHARD, lineage: [], epoch: 0, owner: 'terminal-test-worker', hashKeyRange: ALL_HASH_KEYS },
   );
   const body = { specVersion: '1', eventId: 'terminal-e1', type: 'policy.upserted', policy: { name }, document: doc(name), tags: { team: tagValue } };
   const [settled] = await pipeline.processBatch(streamRecords([{ partitionKey: name, data: Buffer.from(JSON.stringify(body)) }]));

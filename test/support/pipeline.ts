@@ -11,6 +11,8 @@ import type { Applier, Settlement, StreamRecord } from '../../src/pipeline/types
 import { FakeIam, MemoryDeadLetters, MemoryLedger } from './fakes.js';
 import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
 import { eventRecord } from '../../src/ops/producer.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
+import type { HashKeyRange } from '../../src/contract/hash-key.js';
 
 export interface Harness {
   pipeline: ShardPipeline;
@@ -33,7 +35,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ IPS_RETRY_BASE_MS: '1', IPS_RETRY_BACKOFF_CAP_MS: '10', IPS_MAX_CONCURRENT_POLICIES: '8', ...env });
 }
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string>; epoch?: number } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string>; epoch?: number; hashKeyRange?: HashKeyRange } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -49,7 +51,7 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const parts = { config, logger: silentLogger, metrics, ledger: options.ledgerView ? options.ledgerView(ledger) : ledger, cache, applier, deadLetters };
   const pipeline = createShardPipeline(
     parts,
-    { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner ?? 'test-owner' },
+    { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner ?? 'test-owner', hashKeyRange: options.hashKeyRange ?? ALL_HASH_KEYS },
     { ...(options.signal ? { signal: options.signal } : {}), onSettled: (settlement) => settledOrder.push(settlement) },
   );
   return { pipeline, ledger, iam, applier, deadLetters, metrics, cache, settledOrder };

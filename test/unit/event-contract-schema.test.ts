@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { projectRoot } from '../../src/config/paths.js';
 import { documentGuardFromConfig } from '../../src/policy/document-guard.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 import { decodeRecord } from '../../src/contract/decode.js';
 import type { Decoded } from '../../src/contract/decode.js';
 import type { InputReason } from '../../src/faults/errors.js';
@@ -32,7 +33,8 @@ const schema = JSON.parse(readFileSync(join(projectRoot(), 'docs', 'event-contra
 const validate = new Ajv2020({ allErrors: true }).compile(schema);
 const config = loadConfig({});
 // As the pipeline builds them (pipeline/create.ts), from the default configuration.
-const decodeOptions = { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config) };
+// Decoded as a shard that owns every hash key: which shard a record landed on (hash-key-mismatch) is not part of the event either.
+const decodeOptions = { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config), hashKeyRange: ALL_HASH_KEYS };
 
 /**
  * Reason codes the schema cannot decide, and why. A record the decoder

@@ -4,8 +4,9 @@ import fc from 'fast-check';
 import { decodeRecord } from '../../src/contract/decode.js';
 import { hostileCorpus } from '../support/hostile-corpus.js';
 import { INPUT_REASONS } from '../../src/faults/errors.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
-const options = { managedPathPrefix: '/stream-managed/' };
+const options = { managedPathPrefix: '/stream-managed/', hashKeyRange: ALL_HASH_KEYS };
 
 test('the corpus holds at least 60 distinct hostile records', (t) => {
   t.true(hostileCorpus.length >= 60, `${hostileCorpus.length} records`);

@@ -11,6 +11,7 @@ import test from 'ava';
 import { buildAggregate, hashKeyOf } from '../../src/ops/aggregate.js';
 import type { UserRecord } from '../../src/ops/aggregate.js';
 import { kclDeaggregate } from '../support/kcl-deaggregate.js';
+import { aggregateWithHashKeys } from '../support/kpl.js';
 
 test('the daemon classpath deaggregates a KPL aggregate into its user records, in order', (t) => {
   const records: UserRecord[] = [
@@ -45,4 +46,26 @@ test('the KCL hands on an aggregate whose hash keys lie in the shard range, and 
     'every user record of a one-shard aggregate is handed on',
   );
   t.deepEqual(kclDeaggregate(buildAggregate(records), range), [], 'an aggregate with one stray user record is dropped whole');
+});
+
+// The KCL checks a user record's effective hash key: its explicit hash key
+// when it has one, else the MD5 of its partition key. A user record whose
+// explicit hash key lies in the shard's range is handed on whatever its
+// partition key, so the KCL's check does not keep a policy's records on the
+// policy's shard: the record processor checks the partition key's hash itself
+// (reason hash-key-mismatch, contract/decode.ts).
+test('the KCL hands on a user record whose explicit hash key lies in the shard range though its partition key hashes outside it', (t) => {
+  const half = 2n ** 127n;
+  const names = Array.from({ length: 20 }, (_, i) => `policy-${i}`);
+  const inside = names.find((name) => hashKeyOf(name) < half)!;
+  const outside = names.find((name) => hashKeyOf(name) >= half)!;
+  const record = aggregateWithHashKeys([
+    { partitionKey: inside, data: Buffer.from('routed by its partition key') },
+    { partitionKey: outside, data: Buffer.from('routed by its explicit hash key'), explicitHashKey: 5n },
+  ]);
+  t.deepEqual(
+    kclDeaggregate(record, [0n, half - 1n]).map((user) => user.partitionKey),
+    [inside, outside],
+    'both user records reach the record processor of the lower shard',
+  );
 });

@@ -20,6 +20,7 @@ import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
 import { FakeIam, MemoryDeadLetters, MemoryLedger } from '../support/fakes.js';
 import { doc, silentLogger, streamRecords, testConfig, upsertRecord } from '../support/pipeline.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 
 interface EmfDocument {
   _aws: { Timestamp: number; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
@@ -197,7 +198,7 @@ test('a batch held by one policy: the record processor reports its oldest unsett
     progressCheckpointMs: 60_000,
     checkpointAttempts: 1,
     metrics,
-    startShard: async (shardId, onSettled, signal) => ({ pipeline: createShardPipeline(parts, { shardId, lineage: [], epoch: 0, owner: 'test' }, { onSettled, signal }) }),
+    startShard: async (shardId, onSettled, signal) => ({ pipeline: createShardPipeline(parts, { shardId, lineage: [], epoch: 0, owner: 'test', hashKeyRange: ALL_HASH_KEYS }, { onSettled, signal }) }),
   });
   await new Promise<void>((resolve) => processor.initialize({ shardId: 'shardId-000000000000' }, resolve));
   t.is(processor.progress().state, 'ready');

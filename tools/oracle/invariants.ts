@@ -3,7 +3,6 @@
 // it with IAM. Each broken promise is reported as a violation.
 import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy } from '@aws-sdk/client-iam';
-import { decodeRecord } from '../../src/contract/decode.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../../src/iam/document.js';
 import { compareWithin } from '../../src/ledger/position.js';
@@ -13,6 +12,8 @@ import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { isAttached, listPolicies } from '../../src/iam/policies.js';
+import type { ShardInfo } from '../../src/stream/shard-tree.js';
+import { decodeLanded } from './landed-record.js';
 
 export interface SentRecord {
   record: OutgoingRecord;
@@ -28,6 +29,8 @@ export interface InvariantInput {
   accountId: string;
   managedPathPrefix: string;
   appName: string;
+  /** The stream's shards, listed after the records were put: a record is decoded with the hash key range of the shard it landed on. */
+  shards: ShardInfo[];
   /** Policies the test attached to a role: a delete must retain them. */
   attached?: Set<string>;
   /** Policies created out of band (not owned), with their original default version id. */
@@ -70,8 +73,8 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     compareWithin({ ...a.put, subSequenceNumber: a.put.subSequenceNumber ?? 0 }, { ...b.put, subSequenceNumber: b.put.subSequenceNumber ?? 0 }),
   );
   const events: PolicyEvent[] = [];
-  for (const { record } of ordered) {
-    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix });
+  for (const { record, put } of ordered) {
+    const decoded = decodeLanded(record, put.shardId, input.shards, input.managedPathPrefix);
     if (decoded.ok && !input.foreign?.has(decoded.event.policyName)) events.push(decoded.event);
   }
   const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});

@@ -1,12 +1,14 @@
 // `dead-letters`: inspect, redrive and purge rejected records. A redrive puts
 // the stored bytes back into the stream under the original partition key (the
-// policy name for a `partition-key-mismatch`), as a new record at the
-// stream's tail: it is applied after everything already in the stream. It is
-// meant for after the cause is fixed (a foreign policy removed, the
-// configuration changed, a producer bug fixed upstream). Since it lands after
-// newer events, a letter whose policy has had an event applied since the
-// letter was stored would roll the policy back: such letters are held back
-// unless --force says otherwise.
+// policy name for a `partition-key-mismatch`) and no explicit hash key, so
+// Kinesis routes it by the key's hash (a `hash-key-mismatch` letter lands on
+// its policy's own shard), as a new record at the stream's tail: it is
+// applied after everything already in the stream. It is meant for after the
+// cause is fixed (a foreign policy removed, the configuration changed, a
+// producer bug fixed upstream). Since it lands after newer events, a letter
+// whose policy has had an event applied since the letter was stored would
+// roll the policy back: such letters are held back unless --force says
+// otherwise.
 import { DynamoDbLedger, ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import type { LedgerEntry } from '../../ledger/ledger.js';
 import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
