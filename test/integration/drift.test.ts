@@ -28,6 +28,7 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { repairPolicy } from '../../src/ops/drift-audit.js';
 import type { Drift, RepairResult } from '../../src/ops/drift-audit.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
+import type { DeadLetter } from '../../src/deadletter/dead-letter-store.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { useTestStack } from '../../tools/harness/stack.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
@@ -68,6 +69,15 @@ const NOW = { IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
 function event(type: 'policy.upserted' | 'policy.deleted', name: string, eventId: string, extra: Record<string, unknown> = {}) {
   const body = { specVersion: '1', eventId, type, policy: { name }, ...(type === 'policy.upserted' ? { document: doc(name) } : {}), ...extra };
   return { partitionKey: name, data: Buffer.from(JSON.stringify(body)) };
+}
+
+/** Every dead letter as stored, in order (a record stored twice shows twice). */
+class CountingDeadLetters extends MemoryDeadLetters {
+  readonly stored: DeadLetter[] = [];
+  override async store(letter: DeadLetter): Promise<void> {
+    this.stored.push(letter);
+    await super.store(letter);
+  }
 }
 
 const arn = (name: string) => policyArn({ account: LOCAL_ACCOUNT_ID }, stackOf().config.managedPathPrefix, name);
@@ -209,4 +219,64 @@ test.serial('a policy a worker holds is not judged by the audit and skipped by a
   const second = await repairPolicy({ policy: 'drift-ok', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
   t.deepEqual(second, { policy: 'drift-ok', result: 'repaired', outcome: 'updated' });
   t.deepEqual((await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-ok'))?.document, doc('drift-ok'));
+});
+
+test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s word: drift still reports the ownership tag, one dead letter per replayed record', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
+  const deadLetters = new CountingDeadLetters();
+  const parts = () => ({
+    config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+    logger: silentLogger,
+    metrics,
+    ledger,
+    cache: new DedupCache(1_000),
+    applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+    deadLetters,
+  });
+  const shard = { shardId: 'shardId-000000000000', lineage: [], owner: 'drift-test-worker' };
+  // Two batches, with revisions: the second batch meets what the first one's completion left.
+  const first = streamRecords([
+    event('policy.upserted', 'reapply-owner', 'r1', { revision: 1, document: doc('r1'), tags: { team: 'a' } }),
+    event('policy.upserted', 'reapply-owner', 'r2', { revision: 2, document: doc('r2'), tags: { team: 'a' } }),
+  ]);
+  const second = streamRecords([event('policy.upserted', 'reapply-owner', 'r3', { revision: 3, document: doc('r3'), tags: { team: 'a' } })]);
+  const epoch = await ledger.currentEpoch();
+  const live = createShardPipeline(parts(), { ...shard, epoch });
+  t.deepEqual((await live.processBatch(first)).map((s) => s.outcome), ['superseded', 'created']);
+  t.deepEqual((await live.processBatch(second)).map((s) => s.outcome), ['updated']);
+
+  // Out of band, someone removes the ownership tag.
+  await aws.iam.send(new UntagPolicyCommand({ PolicyArn: arn('reapply-owner'), TagKeys: [OWNER_TAG] }));
+  const before = await ips(['drift', '--json'], NOW);
+  t.is(before.code, 1);
+  t.deepEqual(kindsOf(before.report)['reapply-owner'], ['ownership-tag']);
+
+  // replay --reapply: a new ledger epoch, then the same records again.
+  const next = await ledger.advanceEpoch();
+  const replay = createShardPipeline(parts(), { ...shard, epoch: next });
+  const replayed = [...(await replay.processBatch(first)), ...(await replay.processBatch(second))];
+  t.deepEqual(replayed.map((s) => [s.outcome, s.reason]), [
+    ['rejected', 'not-owned'],
+    ['rejected', 'not-owned'],
+    ['rejected', 'not-owned'],
+  ]);
+  // One dead letter per replayed record, written once each.
+  t.deepEqual(deadLetters.stored.filter((letter) => letter.policyName === 'reapply-owner').map((letter) => letter.eventId).sort(), ['r1', 'r2', 'r3']);
+
+  // The refused replay applied nothing: the ledger still says what the stream made.
+  const entry = await ledger.get('reapply-owner');
+  t.is(entry?.state, 'present');
+  t.deepEqual(entry?.desired?.document, doc('r3'));
+  const after = await ips(['drift', '--json'], NOW);
+  t.is(after.code, 1, 'the drift alarm does not clear');
+  t.deepEqual(kindsOf(after.report)['reapply-owner'], ['ownership-tag']);
+  t.false(after.report.notJudged.some((n) => n.policy === 'reapply-owner'), JSON.stringify(after.report.notJudged));
+
+  // Fixed by hand: the audit finds nothing left for it.
+  await aws.iam.send(new TagPolicyCommand({ PolicyArn: arn('reapply-owner'), Tags: [{ Key: OWNER_TAG, Value: config.appName }] }));
+  const fixed = await ips(['drift', '--json'], NOW);
+  t.is(kindsOf(fixed.report)['reapply-owner'], undefined);
 });
