@@ -5,6 +5,7 @@
 // 1, --repair converges what it may through the ledger's claims, and once
 // the rest is fixed by hand the audit finds nothing (exit 0).
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import {
   CreatePolicyCommand,
   CreatePolicyVersionCommand,
@@ -31,6 +32,8 @@ import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { DeadLetter } from '../../src/deadletter/dead-letter-store.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { useTestStack } from '../../tools/harness/stack.js';
+import { startRealisticIam } from '../../tools/harness/realistic-iam.js';
+import type { PolicyAccess, RealisticIam } from '../../tools/harness/realistic-iam.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
@@ -44,6 +47,7 @@ interface DriftReport {
   ledgerEntries: number;
   drift: Drift[];
   notJudged: { policy: string; why: string }[];
+  failed?: { policy: string; reason: string }[];
   repairs?: RepairResult[];
   left?: number;
 }
@@ -279,4 +283,92 @@ test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s 
   await aws.iam.send(new TagPolicyCommand({ PolicyArn: arn('reapply-owner'), Tags: [{ Key: OWNER_TAG, Value: config.appName }] }));
   const fixed = await ips(['drift', '--json'], NOW);
   t.is(kindsOf(fixed.report)['reapply-owner'], undefined);
+});
+
+/** The EMF documents an `ips drift` wrote on stderr (IPS_METRICS_SINK=stderr). */
+function metricsIn(stderr: string): Record<string, unknown>[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"_aws"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** An audit role scoped to the managed path, as the stack's DriftAuditRole: a realistic-IAM layer in front of moto. */
+async function scopedIam(t: ExecutionContext, access: PolicyAccess): Promise<RealisticIam> {
+  const layer = await startRealisticIam({ target: stackOf().stack.env.AWS_ENDPOINT_URL_IAM!, lagMs: [0, 0], policyAccess: access });
+  t.teardown(() => layer.close());
+  return layer;
+}
+
+test.serial('the audit never reads a policy outside the managed path: a deleted policy whose name a foreign policy now holds elsewhere is not drift, and the rest is judged', async (t) => {
+  const { config, clients } = stackOf();
+  const iam = clients().iam;
+  // The stream deleted drift-back; someone else's policy of that name now lives outside the managed path.
+  t.is((await ledgerFromConfig(clients().dynamodb, config).get('drift-back'))?.state, 'deleted');
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'drift-back', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('theirs')) }));
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('drift-doc'), PolicyDocument: JSON.stringify(doc('edited-once-more')), SetAsDefault: true }));
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix] });
+
+  const audit = await ips(['drift', '--json'], { ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' });
+  t.is(audit.code, 1, audit.stderr);
+  t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] });
+  t.deepEqual(audit.report.failed, []);
+  t.is(layer.stats.accessDenied, 0, 'no read outside the role\'s path');
+  const [published] = metricsIn(audit.stderr);
+  t.like(published, { drift_found: 1, drift_audit_failed: 0 });
+});
+
+test.serial('a policy the audit may not read is reported on its own as access-denied, the others are judged, and drift_audit_failed is published', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const pipeline = createShardPipeline(
+    {
+      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+      logger: silentLogger,
+      metrics,
+      ledger: ledgerFromConfig(aws.dynamodb, config),
+      cache: new DedupCache(1_000),
+      applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+      deadLetters: new MemoryDeadLetters(),
+    },
+    { shardId: 'shardId-000000000000', lineage: [], epoch: await ledgerFromConfig(aws.dynamodb, config).currentEpoch(), owner: 'drift-test-worker' },
+  );
+  const [made] = await pipeline.processBatch(streamRecords([event('policy.upserted', 'drift-locked', 'l1', { policy: { name: 'drift-locked', path: `${config.managedPathPrefix}locked/` } })]));
+  t.is(made?.outcome, 'created');
+  // A Deny on a narrower path (a permissions boundary, say): IAM answers AccessDenied, which waiting does not change.
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix], deny: [`${config.managedPathPrefix}locked/`] });
+
+  const audit = await ips(['drift', '--json'], { ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' });
+  t.is(audit.code, 1, audit.stderr);
+  t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] }, 'the others are judged');
+  t.deepEqual(audit.report.failed?.map((f) => [f.policy, f.reason]), [['drift-locked', 'access-denied']]);
+  t.is(layer.stats.accessDenied, 1, 'AccessDenied is not retried');
+  const [published] = metricsIn(audit.stderr);
+  t.like(published, { drift_found: 1, drift_audit_failed: 1 });
+
+  // The table says it too.
+  const text = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift'], { env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint } }).catch(
+    (error: { code: number; stdout: string }) => error,
+  );
+  t.is((text as { code?: number }).code, 1);
+  t.regex(text.stdout, /Not audited \(1\):[\s\S]*drift-locked\s+access-denied/);
+});
+
+test.serial('an audit that cannot run publishes drift_audit_failed and no drift_found, and fails with exit 1', async (t) => {
+  const { config } = stackOf();
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix], list: false });
+  const failed = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift', '--json'], {
+    env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' },
+  }).then(
+    () => undefined,
+    (error: { code: number; stderr: string }) => error,
+  );
+  t.is(failed?.code, 1);
+  t.regex(failed?.stderr ?? '', /AccessDenied/);
+  t.is(layer.stats.accessDenied, 1, 'AccessDenied is not retried');
+  const published = metricsIn(failed?.stderr ?? '');
+  t.is(published.length, 1);
+  t.is(published[0]!.drift_audit_failed, 1);
+  t.false('drift_found' in published[0]!, 'no count from an audit that did not run');
 });
