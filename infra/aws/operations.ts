@@ -146,6 +146,12 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
   const throttled = parameter('IamThrottleAlarmCalls', 10, 'Alarm when more IAM calls than this end throttled (after the SDK\'s retries) in each of 3 consecutive 5-minute periods (aws_calls service=iam outcome=Throttling Sum).');
   const breakerMinutes = parameter('BreakerOpenMinutes', 5, 'Alarm when the IAM circuit breaker of some worker is open (iam_breaker_state Maximum >= 2) for this many consecutive minutes.', { minValue: 1, maxValue: 60 });
   const driftThreshold = parameter('DriftAlarmThreshold', 0, 'Alarm when the scheduled drift audit finds more drifted policies than this (drift_found Maximum); 0: any.');
+  const driftWindow = parameter(
+    'DriftAuditWindowHours',
+    2,
+    'The drift alarms judge the audits hour by hour over this many hours: each alarms when every hour of it had drift (DriftFound) or a failed audit (DriftAuditFailed), an hour without an audit counting as both. At least the interval of DriftAuditSchedule.',
+    { minValue: 1, maxValue: 24 },
+  );
 
   // --- the topic ------------------------------------------------------------
   // TLS only. Not KMS-encrypted: alarm notifications carry alarm and metric names and values, no
@@ -176,10 +182,14 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
 
   const oneMinute = Duration.minutes(1);
   const fiveMinutes = Duration.minutes(5);
+  const oneHour = Duration.hours(1);
   const recordAge = appMetric(METRIC.recordAgeMs, 'Maximum', oneMinute);
   const oldestUnsettled = appMetric(METRIC.oldestUnsettledAgeMs, 'Maximum', oneMinute);
   const breakerState = appMetric(METRIC.iamBreakerState, 'Maximum', oneMinute);
-  const driftFound = appMetric(METRIC.driftFound, 'Maximum', fiveMinutes);
+  // Hour by hour: an audit runs every DriftAuditSchedule, so an hour without its document means an
+  // audit that did not run or did not finish (DriftAuditWindowHours of them in a row alarm).
+  const driftFound = appMetric(METRIC.driftFound, 'Maximum', oneHour);
+  const driftAuditFailed = appMetric(METRIC.driftAuditFailed, 'Maximum', oneHour);
   // Container Insights (enabled on the cluster by this stack) counts the service's running tasks.
   const serviceTasks = (metricName: string, statistic: string) =>
     new Metric({ namespace: 'ECS/ContainerInsights', metricName, dimensionsMap: { ClusterName: props.cluster.clusterName, ServiceName: props.service.attrName }, statistic, period: oneMinute });
@@ -269,14 +279,24 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
     treatMissingData: TreatMissingData.BREACHING,
     description: 'Fewer workers run than MinWorkers for 5 minutes (ECS/ContainerInsights RunningTaskCount Minimum). Look at the service events and the stopped tasks\' reasons.',
   });
+  // An audit that publishes nothing (it could not start, or stopped before the end) is no news of
+  // drift either way: both drift alarms count the missing hour as breaching, so they never stay OK
+  // on silence.
   alarm('DriftFoundAlarm', {
     metric: driftFound,
     threshold: driftThreshold.valueAsNumber,
     comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-    evaluationPeriods: 1,
-    // Between two audits there is no data: the state stays what the last audit said.
-    treatMissingData: TreatMissingData.IGNORE,
-    description: 'The scheduled drift audit found IAM differing from the ledger (drift_found). Run `ips drift` for the list and `ips drift --repair` to converge (docs/operations.md, "drift").',
+    evaluationPeriods: Token.asNumber(driftWindow.valueAsNumber),
+    treatMissingData: TreatMissingData.BREACHING,
+    description: 'The scheduled drift audit found IAM differing from the ledger (drift_found) in every hour of DriftAuditWindowHours, or reported nothing. Run `ips drift` for the list and `ips drift --repair` to converge (docs/operations.md, "drift"); if the audit reported nothing, see DriftAuditFailed.',
+  });
+  alarm('DriftAuditFailedAlarm', {
+    metric: driftAuditFailed,
+    threshold: 1,
+    comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: Token.asNumber(driftWindow.valueAsNumber),
+    treatMissingData: TreatMissingData.BREACHING,
+    description: 'The scheduled drift audit could not judge everything (drift_audit_failed: a policy it may not read, or an audit that could not run) or reported nothing, in every hour of DriftAuditWindowHours. The audit task\'s log (stream prefix drift-audit) says why (docs/operations.md, "drift").',
   });
 
   // --- the dashboard --------------------------------------------------------
@@ -315,7 +335,7 @@ export function addAlarmsAndDashboard(scope: Construct, props: OperationsProps):
   );
   dashboard.addWidgets(
     graph('Running workers', [runningTasks.with({ label: 'running' }), serviceTasks('DesiredTaskCount', 'Maximum').with({ label: 'desired' })], { width: 12 }),
-    graph('Drift found by the scheduled audit', [driftFound.with({ label: 'drifted policies' })], { width: 12 }),
+    graph('Drift found by the scheduled audit', [driftFound.with({ label: 'drifted policies' }), driftAuditFailed.with({ label: 'audit failed (1)' })], { width: 12 }),
   );
   return { topic, alarms, dashboard };
 }

@@ -78,6 +78,17 @@ export function isCredentialError(error: unknown): boolean {
   return CREDENTIAL_CODES.has(errorCode(error));
 }
 
+/**
+ * The caller's role may not make this call. Retriable for a worker (the shard
+ * waits for the role to be fixed), but a read that is refused once is refused
+ * again: a tool that reads many things (the drift audit) reports it per thing
+ * instead of waiting.
+ */
+export function isAccessDenied(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'AccessDenied' || code === 'AccessDeniedException';
+}
+
 export function isRetriable(error: unknown): boolean {
   if (error instanceof ProcessorError) return error.retriable;
   const e = error as SdkError;

@@ -219,10 +219,14 @@ export class DynamoDbLedger implements Ledger {
       'lastOutcome = :outcome',
       'updatedAt = :at',
     ];
+    // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
+    const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
+    // The revision is the epoch's: a completion that carries none moves an entry of an older
+    // epoch to this one without one (its revision would make the epoch's events stale).
     if (request.revision !== undefined) {
       values[':rev'] = { N: String(request.revision) };
       sets.push('revision = :rev');
-    }
+    } else removes.push('revision');
     if (request.docHash !== undefined) {
       values[':hash'] = { S: request.docHash };
       sets.push('docHash = :hash');
@@ -235,8 +239,6 @@ export class DynamoDbLedger implements Ledger {
       values[':verified'] = { N: String(request.verifiedUpTo) };
       sets.push('verifiedUpTo = :verified');
     }
-    // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
-    const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
     if (request.iamVersions !== undefined) {
       values[':versions'] = { L: request.iamVersions.map((id) => ({ S: id })) };
       sets.push('iamVersions = :versions');

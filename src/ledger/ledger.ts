@@ -97,6 +97,7 @@ export interface CompletionRequest {
   epoch: number;
   /** The position moves to the last settled record of the policy, with its shard's lineage. */
   position: LedgerPosition;
+  /** The epoch's last applied revision; absent: none, and an earlier epoch's is removed. */
   revision?: number;
   events: RememberedEvent[];
   docHash?: string;

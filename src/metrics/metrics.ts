@@ -59,6 +59,12 @@ export const METRIC = {
   unknownActions: 'unknown_actions',
   /** Gauge: policies a drift audit (`ips drift`) found drifted, published once per audit when a metrics sink is set. */
   driftFound: 'drift_found',
+  /**
+   * Gauge: 1 when a drift audit did not judge everything (it could not run, or
+   * some policies could not be read), 0 when it did; published once per audit
+   * beside drift_found.
+   */
+  driftAuditFailed: 'drift_audit_failed',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -103,6 +109,7 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   rss_bytes: { kind: 'gauge', unit: 'Bytes', scopes: ['fleet', 'worker'] },
   drift_found: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
   unknown_actions: counter(),
+  drift_audit_failed: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
 };
 
 /** Values of a distribution kept between two publications: at most this many, drawn uniformly, plus the largest. */

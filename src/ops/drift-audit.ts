@@ -13,6 +13,14 @@
 //   present-but-deleted  the ledger says deleted, IAM has our policy
 //   unknown-to-ledger    a policy under the managed path, tagged managed-by=<app>, that the ledger never saw
 //
+// The audit reads IAM only under the managed path (its role is scoped to it):
+// a name the ledger knows that IAM now lists elsewhere is judged from the
+// listing alone. A policy it cannot read (AccessDenied, which waiting does not
+// change; a fault that outlasts the retries) is reported on its own as
+// `failed`, and the audit goes on with the others; an audit that cannot run at
+// all (the listing or the ledger scan fails) throws. Either way the caller
+// publishes `drift_audit_failed` (commands/drift.ts).
+//
 // What is not judged: an entry a worker holds a live claim on (its IAM step
 // may be running: `in-flight`), one completed within IAM's visibility window
 // (IAM may not show it yet: `settling`), and one whose ledger entry changed
@@ -34,7 +42,7 @@ import type { IAMClient, Policy } from '@aws-sdk/client-iam';
 import type { Config } from '../config/config.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { backoffDelay } from '../faults/backoff.js';
-import { isRetriable } from '../faults/classify.js';
+import { errorCode, isAccessDenied, isProgrammingError, isRetriable } from '../faults/classify.js';
 import { ClaimLostError, RejectedEventError } from '../faults/errors.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
 import { listPolicies } from '../iam/policies.js';
@@ -66,11 +74,20 @@ export interface Drift {
 
 export type NotJudged = { policy: string; why: 'in-flight' | 'settling' | 'unchecked'; detail: string };
 
+/**
+ * A policy the audit could not look at: `access-denied` (the audit's role may
+ * not read it; waiting will not change that) or `read-failed` (a fault that
+ * outlasted the retries).
+ */
+export type AuditFailure = { policy: string; reason: 'access-denied' | 'read-failed'; detail: string };
+
 export interface AuditResult {
   ledgerEntries: number;
   managedPolicies: number;
   drift: Drift[];
   notJudged: NotJudged[];
+  /** Policies the audit could not judge: the audit is incomplete when there is any. */
+  failed: AuditFailure[];
 }
 
 export interface AuditOptions {
@@ -82,7 +99,14 @@ export interface AuditOptions {
   onProgress?: (done: number) => void;
 }
 
-type Verdict = { kind: 'ok' } | { kind: 'drift'; drift: Drift } | { kind: 'not-judged'; notJudged: NotJudged };
+type Verdict = { kind: 'ok' } | { kind: 'drift'; drift: Drift } | { kind: 'not-judged'; notJudged: NotJudged } | { kind: 'failed'; failure: AuditFailure };
+
+/** Why one policy could not be read, as a verdict; a programming error is no verdict and goes up. */
+function failedVerdict(policy: string, error: unknown): Verdict {
+  if (isProgrammingError(error)) throw error;
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind: 'failed', failure: { policy, reason: isAccessDenied(error) ? 'access-denied' : 'read-failed', detail: `${errorCode(error)}: ${message}`.slice(0, 500) } };
+}
 
 /** Runs `work` over items with at most `limit` at a time. */
 async function eachLimited<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -102,13 +126,17 @@ async function eachLimited<T>(items: AsyncIterable<T> | Iterable<T>, limit: numb
   if (failure !== undefined) throw failure;
 }
 
-/** An AWS read, tried again while it fails for reasons that pass (throttling, 5xx). */
+/**
+ * An AWS read, tried again while it fails for reasons that pass (throttling,
+ * 5xx). AccessDenied is not one of them here: the audit's role is what it is
+ * for the whole run.
+ */
 async function patiently<T>(read: () => Promise<T>, attempts = 6): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await read();
     } catch (error) {
-      if (!isRetriable(error) || attempt + 1 >= attempts) throw error;
+      if (!isRetriable(error) || isAccessDenied(error) || attempt + 1 >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 200, capMs: 5_000 })));
     }
   }
@@ -154,23 +182,30 @@ export class DriftAudit {
     const byName = new Map(listed.map((policy) => [policy.PolicyName ?? '', policy]));
     const drift: Drift[] = [];
     const notJudged: NotJudged[] = [];
+    const failed: AuditFailure[] = [];
     const known = new Set<string>();
     let done = 0;
     const record = (verdict: Verdict) => {
       if (verdict.kind === 'drift') drift.push(verdict.drift);
       else if (verdict.kind === 'not-judged') notJudged.push(verdict.notJudged);
+      else if (verdict.kind === 'failed') failed.push(verdict.failure);
       this.options.onProgress?.(++done);
     };
 
     await eachLimited(ledger.entries(), CONCURRENCY, async (entry) => {
       known.add(entry.policy);
-      let verdict = await this.judge(entry, byName.get(entry.policy), startedAt);
-      if (verdict.kind === 'drift') {
-        // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
-        const fresh = await patiently(() => ledger.get(entry.policy));
-        if (!fresh || fresh.updatedAt !== entry.updatedAt || (fresh.claim && fresh.claim.expiresAt >= this.now())) {
-          verdict = { kind: 'not-judged', notJudged: { policy: entry.policy, why: 'in-flight', detail: 'the ledger entry changed during the audit' } };
+      let verdict: Verdict;
+      try {
+        verdict = await this.judge(entry, byName.get(entry.policy), startedAt);
+        if (verdict.kind === 'drift') {
+          // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
+          const fresh = await patiently(() => ledger.get(entry.policy));
+          if (!fresh || fresh.updatedAt !== entry.updatedAt || (fresh.claim && fresh.claim.expiresAt >= this.now())) {
+            verdict = { kind: 'not-judged', notJudged: { policy: entry.policy, why: 'in-flight', detail: 'the ledger entry changed during the audit' } };
+          }
         }
+      } catch (error) {
+        verdict = failedVerdict(entry.policy, error);
       }
       record(verdict);
     });
@@ -179,7 +214,13 @@ export class DriftAudit {
     const managed = listed.filter((policy) => (policy.Path ?? '/').startsWith(config.managedPathPrefix));
     const strangers = managed.filter((policy) => !known.has(policy.PolicyName ?? ''));
     await eachLimited(strangers, CONCURRENCY, async (candidate) => {
-      const policy = await getPolicy(iam, candidate.Arn!);
+      let policy: Policy | undefined;
+      try {
+        policy = await getPolicy(iam, candidate.Arn!);
+      } catch (error) {
+        record(failedVerdict(candidate.PolicyName!, error));
+        return;
+      }
       if (policy && ownedBy(policy.Tags, config.appName)) {
         record({
           kind: 'drift',
@@ -196,7 +237,8 @@ export class DriftAudit {
 
     drift.sort((a, b) => a.policy.localeCompare(b.policy));
     notJudged.sort((a, b) => a.policy.localeCompare(b.policy));
-    return { ledgerEntries: known.size, managedPolicies: managed.length, drift, notJudged };
+    failed.sort((a, b) => a.policy.localeCompare(b.policy));
+    return { ledgerEntries: known.size, managedPolicies: managed.length, drift, notJudged, failed };
   }
 
   /** One ledger entry against what IAM shows. */
@@ -215,9 +257,12 @@ export class DriftAudit {
 
     if (entry.state === 'deleted') {
       if (!listed) return { kind: 'ok' };
-      // A policy of that name that is not ours (someone else's, created since) is none of the audit's business.
+      // A policy of that name that is not ours (someone else's, created since) is none of the audit's
+      // business. Outside the managed path it is not ours by definition, and the audit's role may not
+      // read it: the listing's path decides, before any read.
+      if (!(listed.Path ?? '/').startsWith(config.managedPathPrefix)) return { kind: 'ok' };
       const found = await getPolicy(iam, listed.Arn!);
-      if (!found || !(found.Path ?? '/').startsWith(config.managedPathPrefix) || !ownedBy(found.Tags, config.appName)) return { kind: 'ok' };
+      if (!found || !ownedBy(found.Tags, config.appName)) return { kind: 'ok' };
       return drift(['present-but-deleted'], [`the ledger says deleted; IAM has ${found.Arn}`], {
         arn: found.Arn!,
         ...(found.Path !== desired.path ? { notRepairable: `it lives under ${found.Path}, the ledger deleted it under ${desired.path}: delete it by hand` } : {}),
@@ -235,6 +280,8 @@ export class DriftAudit {
         notRepairable: `IAM cannot move a policy: delete ${listed.Arn} (if it is ours) and --repair creates it under ${desired.path}`,
       });
     }
+    // Where the managed path prefix was changed since: the audit's role may not read there.
+    if (!(listed.Path ?? '/').startsWith(config.managedPathPrefix)) return notJudged('unchecked', `it lives under ${listed.Path}, outside the managed path ${config.managedPathPrefix}: the audit does not read there`);
     const found = await getPolicy(iam, listed.Arn!);
     if (!found) return drift(['missing'], [`the ledger says present under ${desired.path}; IAM no longer shows ${listed.Arn}`]);
     const kinds: DriftKind[] = [];

@@ -275,9 +275,14 @@ class PolicyBatch {
     // Archived under the epoch the completion writes (the entry's, never lower): readers of that epoch find them.
     const epoch = Math.max(ctx.epoch, claim.previous?.epoch ?? 0);
     if (forgottenEarlier.length > 0) await ctx.ledger.archiveEvents(policy, epoch, forgottenEarlier);
-    const hash = applied ? hashOf(applied) : previous?.docHash;
-    const desired = desiredAfter(applied, finalOutcome, path, previous);
-    const state = finalOutcome ? STATE_AFTER[finalOutcome] : (previous?.state ?? 'unknown');
+    // What IAM holds by the ledger's word is not forgotten with an epoch: when no event took
+    // effect (all refused, say a re-apply replay of a policy whose ownership tag was removed),
+    // the state, desired state and hash stay what the entry said, whatever its epoch, so the
+    // drift audit still judges the policy instead of calling it never applied.
+    const lastApplied = finalOutcome === undefined ? claim.previous : previous;
+    const hash = applied ? hashOf(applied) : lastApplied?.docHash;
+    const desired = desiredAfter(applied, finalOutcome, path, lastApplied);
+    const state = finalOutcome ? STATE_AFTER[finalOutcome] : (lastApplied?.state ?? 'unknown');
     const answered = claim.previous?.verifyRequested !== undefined && steps > 0 && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs);
     // IAM's versions as the last step left them; what no step touched keeps the ledger's word.
     const iamVersions = steps === 0 ? previous?.iamVersions : state === 'present' || state === 'retained-in-use' ? versions : undefined;

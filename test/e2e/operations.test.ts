@@ -3,12 +3,14 @@
 // redriven after its cause was fixed. The tool runs as operators run it: a
 // separate process, configured by the environment.
 import test from 'ava';
-import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyCommand, DeletePolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyCommand, DeletePolicyVersionCommand, ListPolicyVersionsCommand, UntagPolicyCommand } from '@aws-sdk/client-iam';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { compareSequence } from '../../src/ledger/sequence.js';
+import { OWNER_TAG } from '../../src/contract/ownership.js';
+import type { Drift } from '../../src/ops/drift-audit.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { projectRoot } from '../../src/config/paths.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
@@ -39,6 +41,19 @@ async function ips(...args: string[]): Promise<{ stdout: string; stderr: string 
     env: { ...process.env, ...stackOf().stack.env },
     maxBuffer: 64 * 1024 * 1024,
   });
+}
+
+/** `ips drift --json`: its exit code and report (exit 1 means drift, not a failure). */
+async function drift(settings: Record<string, string>): Promise<{ code: number; report: { drift: Drift[]; notJudged: { policy: string; why: string }[] } }> {
+  const args = [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift', '--json'];
+  const env = { ...process.env, ...stackOf().stack.env, ...settings };
+  try {
+    return { code: 0, report: JSON.parse((await run(process.execPath, args, { env, maxBuffer: 64 * 1024 * 1024 })).stdout) };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string };
+    if (typeof failed.code !== 'number' || !failed.stdout) throw error;
+    return { code: failed.code, report: JSON.parse(failed.stdout) };
+  }
 }
 
 const arnOf = (name: string) => `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${stackOf().config.managedPathPrefix}${name}`;
@@ -175,4 +190,36 @@ test.serial('a dead letter redriven after its cause is fixed is applied', async 
   const shown = JSON.parse((await ips('dead-letters', 'show', letters[0]!.id, '--json')).stdout) as { status: string; redrivenTo: string };
   t.is(shown.status, 'redriven');
   t.is(shown.redrivenTo, sentRecordId(redriven!));
+});
+
+test.serial('replay --reapply does not hide ownership drift: a policy whose managed-by tag was removed by hand is still reported, with one dead letter per replayed record', async (t) => {
+  const iam = stackOf().clients().iam;
+  const names = [...new Set(sent.map((s) => s.record.policy))];
+  const untagged = names[2]!;
+  await iam.send(new UntagPolicyCommand({ PolicyArn: arnOf(untagged), TagKeys: [OWNER_TAG] }));
+  const now = { IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
+  const before = await drift(now);
+  t.is(before.code, 1);
+  t.deepEqual(before.report.drift.map((d) => [d.policy, d.kinds]), [[untagged, ['ownership-tag']]]);
+
+  const since = Date.now();
+  await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
+  const replayed = await outcomesSince(since, sent.map((s) => s.put));
+  const ofUntagged = sent.filter((s) => s.record.policy === untagged).map((s) => replayed.get(sentRecordId(s.put))!);
+  const rejected = ofUntagged.filter((line) => line.outcome === 'rejected');
+  t.true(rejected.length > 0);
+  t.true(rejected.every((line) => line.reason === 'not-owned'));
+  t.true(ofUntagged.every((line) => ['rejected', 'duplicate', 'stale', 'superseded'].includes(line.outcome)), 'the processor leaves a policy without its tag alone');
+
+  // One dead letter per rejected record, none more.
+  const letters = JSON.parse((await ips('dead-letters', 'list', '--reason', 'not-owned', '--json')).stdout) as { id: string; policy: string }[];
+  const ids = letters.filter((letter) => letter.policy === untagged).map((letter) => letter.id).sort();
+  t.deepEqual(ids, rejected.map(outcomeRecordId).sort());
+  t.log(`${untagged}: ${ofUntagged.length} records replayed, ${rejected.length} rejected not-owned, ${ids.length} dead letters`);
+
+  // Still reported: the DriftFound alarm does not clear.
+  const after = await drift(now);
+  t.is(after.code, 1, JSON.stringify(after.report.notJudged));
+  t.deepEqual(after.report.drift.map((d) => [d.policy, d.kinds]), [[untagged, ['ownership-tag']]]);
+  t.false(after.report.notJudged.some((n) => n.policy === untagged));
 });

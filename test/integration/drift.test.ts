@@ -5,6 +5,7 @@
 // 1, --repair converges what it may through the ledger's claims, and once
 // the rest is fixed by hand the audit finds nothing (exit 0).
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import {
   CreatePolicyCommand,
   CreatePolicyVersionCommand,
@@ -28,8 +29,11 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { repairPolicy } from '../../src/ops/drift-audit.js';
 import type { Drift, RepairResult } from '../../src/ops/drift-audit.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
+import type { DeadLetter } from '../../src/deadletter/dead-letter-store.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { useTestStack } from '../../tools/harness/stack.js';
+import { startRealisticIam } from '../../tools/harness/realistic-iam.js';
+import type { PolicyAccess, RealisticIam } from '../../tools/harness/realistic-iam.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
@@ -44,6 +48,7 @@ interface DriftReport {
   ledgerEntries: number;
   drift: Drift[];
   notJudged: { policy: string; why: string }[];
+  failed?: { policy: string; reason: string }[];
   repairs?: RepairResult[];
   left?: number;
 }
@@ -71,6 +76,15 @@ function event(type: 'policy.upserted' | 'policy.deleted', name: string, eventId
   return { partitionKey: name, data: Buffer.from(JSON.stringify(body)) };
 }
 
+/** Every dead letter as stored, in order (a record stored twice shows twice). */
+class CountingDeadLetters extends MemoryDeadLetters {
+  readonly stored: DeadLetter[] = [];
+  override async store(letter: DeadLetter): Promise<void> {
+    this.stored.push(letter);
+    await super.store(letter);
+  }
+}
+
 const arn = (name: string) => policyArn({ account: LOCAL_ACCOUNT_ID }, stackOf().config.managedPathPrefix, name);
 const kindsOf = (report: DriftReport) => Object.fromEntries(report.drift.map((d) => [d.policy, d.kinds]));
 
@@ -96,7 +110,7 @@ test.serial('drift: each kind reported with exit 1; --repair converges what it m
     applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
     deadLetters: new MemoryDeadLetters(),
   };
-  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'drift-test-worker', hashKeyRange: ALL_HASH_KEYS });
+  const pipeline = createShardPipeline(parts, { shardId: 'shardId-000000000000', lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'drift-test-worker' });
   const settled = await pipeline.processBatch(
     streamRecords([
       event('policy.upserted', 'drift-doc', 'e1', { tags: { team: 'a' } }),
@@ -210,4 +224,152 @@ test.serial('a policy a worker holds is not judged by the audit and skipped by a
   const second = await repairPolicy({ policy: 'drift-ok', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
   t.deepEqual(second, { policy: 'drift-ok', result: 'repaired', outcome: 'updated' });
   t.deepEqual((await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-ok'))?.document, doc('drift-ok'));
+});
+
+test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s word: drift still reports the ownership tag, one dead letter per replayed record', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
+  const deadLetters = new CountingDeadLetters();
+  const parts = () => ({
+    config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+    logger: silentLogger,
+    metrics,
+    ledger,
+    cache: new DedupCache(1_000),
+    applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+    deadLetters,
+  });
+  const shard = { shardId: 'shardId-000000000000', lineage: [], hashKeyRange: ALL_HASH_KEYS, owner: 'drift-test-worker' };
+  // Two batches, with revisions: the second batch meets what the first one's completion left.
+  const first = streamRecords([
+    event('policy.upserted', 'reapply-owner', 'r1', { revision: 1, document: doc('r1'), tags: { team: 'a' } }),
+    event('policy.upserted', 'reapply-owner', 'r2', { revision: 2, document: doc('r2'), tags: { team: 'a' } }),
+  ]);
+  const second = streamRecords([event('policy.upserted', 'reapply-owner', 'r3', { revision: 3, document: doc('r3'), tags: { team: 'a' } })]);
+  const epoch = await ledger.currentEpoch();
+  const live = createShardPipeline(parts(), { ...shard, epoch });
+  t.deepEqual((await live.processBatch(first)).map((s) => s.outcome), ['superseded', 'created']);
+  t.deepEqual((await live.processBatch(second)).map((s) => s.outcome), ['updated']);
+
+  // Out of band, someone removes the ownership tag.
+  await aws.iam.send(new UntagPolicyCommand({ PolicyArn: arn('reapply-owner'), TagKeys: [OWNER_TAG] }));
+  const before = await ips(['drift', '--json'], NOW);
+  t.is(before.code, 1);
+  t.deepEqual(kindsOf(before.report)['reapply-owner'], ['ownership-tag']);
+
+  // replay --reapply: a new ledger epoch, then the same records again.
+  const next = await ledger.advanceEpoch();
+  const replay = createShardPipeline(parts(), { ...shard, epoch: next });
+  const replayed = [...(await replay.processBatch(first)), ...(await replay.processBatch(second))];
+  t.deepEqual(replayed.map((s) => [s.outcome, s.reason]), [
+    ['rejected', 'not-owned'],
+    ['rejected', 'not-owned'],
+    ['rejected', 'not-owned'],
+  ]);
+  // One dead letter per replayed record, written once each.
+  t.deepEqual(deadLetters.stored.filter((letter) => letter.policyName === 'reapply-owner').map((letter) => letter.eventId).sort(), ['r1', 'r2', 'r3']);
+
+  // The refused replay applied nothing: the ledger still says what the stream made.
+  const entry = await ledger.get('reapply-owner');
+  t.is(entry?.state, 'present');
+  t.deepEqual(entry?.desired?.document, doc('r3'));
+  const after = await ips(['drift', '--json'], NOW);
+  t.is(after.code, 1, 'the drift alarm does not clear');
+  t.deepEqual(kindsOf(after.report)['reapply-owner'], ['ownership-tag']);
+  t.false(after.report.notJudged.some((n) => n.policy === 'reapply-owner'), JSON.stringify(after.report.notJudged));
+
+  // Fixed by hand: the audit finds nothing left for it.
+  await aws.iam.send(new TagPolicyCommand({ PolicyArn: arn('reapply-owner'), Tags: [{ Key: OWNER_TAG, Value: config.appName }] }));
+  const fixed = await ips(['drift', '--json'], NOW);
+  t.is(kindsOf(fixed.report)['reapply-owner'], undefined);
+});
+
+/** The EMF documents an `ips drift` wrote on stderr (IPS_METRICS_SINK=stderr). */
+function metricsIn(stderr: string): Record<string, unknown>[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"_aws"'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** An audit role scoped to the managed path, as the stack's DriftAuditRole: a realistic-IAM layer in front of moto. */
+async function scopedIam(t: ExecutionContext, access: PolicyAccess): Promise<RealisticIam> {
+  const layer = await startRealisticIam({ target: stackOf().stack.env.AWS_ENDPOINT_URL_IAM!, lagMs: [0, 0], policyAccess: access });
+  t.teardown(() => layer.close());
+  return layer;
+}
+
+test.serial('the audit never reads a policy outside the managed path: a deleted policy whose name a foreign policy now holds elsewhere is not drift, and the rest is judged', async (t) => {
+  const { config, clients } = stackOf();
+  const iam = clients().iam;
+  // The stream deleted drift-back; someone else's policy of that name now lives outside the managed path.
+  t.is((await ledgerFromConfig(clients().dynamodb, config).get('drift-back'))?.state, 'deleted');
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'drift-back', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('theirs')) }));
+  await iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('drift-doc'), PolicyDocument: JSON.stringify(doc('edited-once-more')), SetAsDefault: true }));
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix] });
+
+  const audit = await ips(['drift', '--json'], { ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' });
+  t.is(audit.code, 1, audit.stderr);
+  t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] });
+  t.deepEqual(audit.report.failed, []);
+  t.is(layer.stats.accessDenied, 0, 'no read outside the role\'s path');
+  const [published] = metricsIn(audit.stderr);
+  t.like(published, { drift_found: 1, drift_audit_failed: 0 });
+});
+
+test.serial('a policy the audit may not read is reported on its own as access-denied, the others are judged, and drift_audit_failed is published', async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const pipeline = createShardPipeline(
+    {
+      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+      logger: silentLogger,
+      metrics,
+      ledger: ledgerFromConfig(aws.dynamodb, config),
+      cache: new DedupCache(1_000),
+      applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+      deadLetters: new MemoryDeadLetters(),
+    },
+    { shardId: 'shardId-000000000000', lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: await ledgerFromConfig(aws.dynamodb, config).currentEpoch(), owner: 'drift-test-worker' },
+  );
+  const [made] = await pipeline.processBatch(streamRecords([event('policy.upserted', 'drift-locked', 'l1', { policy: { name: 'drift-locked', path: `${config.managedPathPrefix}locked/` } })]));
+  t.is(made?.outcome, 'created');
+  // A Deny on a narrower path (a permissions boundary, say): IAM answers AccessDenied, which waiting does not change.
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix], deny: [`${config.managedPathPrefix}locked/`] });
+
+  const audit = await ips(['drift', '--json'], { ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' });
+  t.is(audit.code, 1, audit.stderr);
+  t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] }, 'the others are judged');
+  t.deepEqual(audit.report.failed?.map((f) => [f.policy, f.reason]), [['drift-locked', 'access-denied']]);
+  t.is(layer.stats.accessDenied, 1, 'AccessDenied is not retried');
+  const [published] = metricsIn(audit.stderr);
+  t.like(published, { drift_found: 1, drift_audit_failed: 1 });
+
+  // The table says it too.
+  const text = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift'], { env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint } }).catch(
+    (error: { code: number; stdout: string }) => error,
+  );
+  t.is((text as { code?: number }).code, 1);
+  t.regex(text.stdout, /Not audited \(1\):[\s\S]*drift-locked\s+access-denied/);
+});
+
+test.serial('an audit that cannot run publishes drift_audit_failed and no drift_found, and fails with exit 1', async (t) => {
+  const { config } = stackOf();
+  const layer = await scopedIam(t, { allow: [config.managedPathPrefix], list: false });
+  const failed = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift', '--json'], {
+    env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' },
+  }).then(
+    () => undefined,
+    (error: { code: number; stderr: string }) => error,
+  );
+  t.is(failed?.code, 1);
+  t.regex(failed?.stderr ?? '', /AccessDenied/);
+  t.is(layer.stats.accessDenied, 1, 'AccessDenied is not retried');
+  const published = metricsIn(failed?.stderr ?? '');
+  t.is(published.length, 1);
+  t.is(published[0]!.drift_audit_failed, 1);
+  t.false('drift_found' in published[0]!, 'no count from an audit that did not run');
 });

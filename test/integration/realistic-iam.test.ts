@@ -1,10 +1,12 @@
 // The realistic-IAM layer of the test stack (test/support/realistic-iam.ts):
 // what it must show that moto alone does not, since the tests of the IAM step
 // rely on it. Reads lag writes; DeletePolicy is refused while the policy is
-// attached or keeps non-default versions; documents come URL-encoded.
+// attached or keeps non-default versions; documents come URL-encoded; a role
+// scoped by policy path is refused, with AccessDenied, what lies outside it.
 import test from 'ava';
-import { AttachRolePolicyCommand, CreatePolicyCommand, CreatePolicyVersionCommand, CreateRoleCommand, DeletePolicyCommand, GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import { AttachRolePolicyCommand, CreatePolicyCommand, ListPoliciesCommand, CreatePolicyVersionCommand, CreateRoleCommand, DeletePolicyCommand, GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import { arn, doc, PREFIX, rig, trust, useMoto } from '../support/iam-rig.js';
+import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 
 useMoto(test);
 
@@ -54,4 +56,29 @@ test.serial('CreatePolicy is refused with EntityAlreadyExists when the name is t
   await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
   await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
   t.is(layer.stats.nameConflicts, 1, 'the same path is moto\'s own refusal');
+});
+
+test.serial('a role scoped to a policy path gets AccessDenied (403) for a policy outside it, as from IAM, and reads and writes inside it', async (t) => {
+  const { iam, truth, layer } = await rig(t);
+  await truth.send(new CreatePolicyCommand({ PolicyName: 'ri-scope-out', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) }));
+  layer.setPolicyAccess({ allow: [PREFIX], deny: [`${PREFIX}locked/`] });
+  const outside = `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy/elsewhere/ri-scope-out`;
+  const refused = await t.throwsAsync(iam.send(new GetPolicyCommand({ PolicyArn: outside })));
+  t.is(refused?.name, 'AccessDenied');
+  t.is((refused as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode, 403);
+  t.regex(refused?.message ?? '', /not authorized to perform: iam:GetPolicy on resource: arn:aws:iam::\d+:policy\/elsewhere\/ri-scope-out/);
+  await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-scope-new', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) })), { name: 'AccessDenied' });
+  await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-scope-locked', Path: `${PREFIX}locked/`, PolicyDocument: JSON.stringify(doc('a')) })), { name: 'AccessDenied' });
+  t.is(layer.stats.accessDenied, 3);
+
+  await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-scope-in', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) }));
+  t.truthy((await iam.send(new GetPolicyCommand({ PolicyArn: arn('ri-scope-in') }))).Policy);
+  const names = ((await iam.send(new ListPoliciesCommand({ Scope: 'Local' }))).Policies ?? []).map((p) => p.PolicyName);
+  t.true(names.includes('ri-scope-out'), 'ListPolicies is granted on "*": it lists what the role may not read');
+  t.is((await truth.send(new GetPolicyCommand({ PolicyArn: outside }))).Policy?.Path, '/elsewhere/', 'untouched');
+
+  layer.setPolicyAccess({ allow: [PREFIX], list: false });
+  await t.throwsAsync(iam.send(new ListPoliciesCommand({ Scope: 'Local' })), { name: 'AccessDenied' });
+  layer.setPolicyAccess(undefined);
+  t.truthy((await iam.send(new GetPolicyCommand({ PolicyArn: outside }))).Policy);
 });

@@ -110,6 +110,7 @@ export class MemoryLedger implements Ledger {
     entry.epoch = request.epoch;
     entry.position = structuredClone(request.position);
     if (request.revision !== undefined) entry.revision = request.revision;
+    else delete entry.revision;
     entry.events = request.events;
     entry.state = request.state;
     if (request.docHash !== undefined) entry.docHash = request.docHash;

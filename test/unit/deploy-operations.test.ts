@@ -30,7 +30,7 @@ import { isRetriable } from '../../src/faults/classify.js';
 import { DEFAULT_AGENT_ENDPOINT, EmfPublisher, StreamSink } from '../../src/metrics/emf.js';
 import { METRIC, METRIC_SPECS, Metrics } from '../../src/metrics/metrics.js';
 import type { MetricName } from '../../src/metrics/metrics.js';
-import { publishDriftFound } from '../../src/ops/commands/drift.js';
+import { publishAuditMetrics } from '../../src/ops/commands/drift.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -154,8 +154,8 @@ function alarmMetrics(properties: JsonObject): MetricRef[] {
 
 const alarmIds = Object.keys(resources).filter((id) => resources[id]!.Type === 'AWS::CloudWatch::Alarm').sort();
 
-test('the stack ships seven alarms, one per thing that needs a person', (t) => {
-  t.deepEqual(alarmIds, ['DeadLettersAlarm', 'DriftFoundAlarm', 'IamBreakerOpenAlarm', 'IamThrottlingAlarm', 'LagAlarm', 'StuckShardAlarm', 'WorkersBelowMinimumAlarm']);
+test('the stack ships eight alarms, one per thing that needs a person', (t) => {
+  t.deepEqual(alarmIds, ['DeadLettersAlarm', 'DriftAuditFailedAlarm', 'DriftFoundAlarm', 'IamBreakerOpenAlarm', 'IamThrottlingAlarm', 'LagAlarm', 'StuckShardAlarm', 'WorkersBelowMinimumAlarm']);
   for (const id of alarmIds) {
     const properties = propsOf(id);
     t.is(properties.AlarmName, `${APP}-${id.replace(/Alarm$/, '')}`);
@@ -201,31 +201,53 @@ test('the throttling alarm counts IAM calls that ended in the error name IAM thr
   t.true(isRetriable(Object.assign(new Error('Rate exceeded'), { name: IAM_THROTTLING_OUTCOME, $metadata: { httpStatusCode: 400 } })));
 });
 
-test('the drift alarm watches exactly the document `ips drift` publishes', async (t) => {
+test('the drift alarms watch exactly the document `ips drift` publishes', async (t) => {
   const lines: string[] = [];
   const environment = containerEnvironment('DriftAuditTaskDefinition', DRIFT_CONTAINER_NAME);
   const config = loadConfig({ ...environment, IPS_METRICS_SINK: 'stderr' });
-  await publishDriftFound(config, 3, { IPS_METRICS_SINK: 'stderr' }, { write: (text: string) => lines.push(text) });
+  await publishAuditMetrics(config, { drifted: 3, failed: true }, { IPS_METRICS_SINK: 'stderr' }, { write: (text: string) => lines.push(text) });
   t.is(lines.length, 1);
   const document = JSON.parse(lines[0]!) as EmfDocument;
   const [directive] = document._aws.CloudWatchMetrics;
   t.is(directive!.Namespace, NAMESPACE);
   t.deepEqual(directive!.Dimensions, [['App']]);
-  t.deepEqual(directive!.Metrics.map((metric) => metric.Name), [METRIC.driftFound]);
+  t.deepEqual(directive!.Metrics.map((metric) => metric.Name).sort(), [METRIC.driftAuditFailed, METRIC.driftFound]);
   t.is(document[METRIC.driftFound], 3);
+  t.is(document[METRIC.driftAuditFailed], 1);
   t.is(document.App, APP);
   t.deepEqual(alarmMetrics(propsOf('DriftFoundAlarm')), [
     { namespace: directive!.Namespace, metricName: METRIC.driftFound, dimensions: ['App'], values: { App: APP }, source: 'metric' },
   ]);
+  t.deepEqual(alarmMetrics(propsOf('DriftAuditFailedAlarm')), [
+    { namespace: directive!.Namespace, metricName: METRIC.driftAuditFailed, dimensions: ['App'], values: { App: APP }, source: 'metric' },
+  ]);
+  // An audit that could not run says only that.
+  const failed: string[] = [];
+  await publishAuditMetrics(config, { failed: true }, { IPS_METRICS_SINK: 'stderr' }, { write: (text: string) => failed.push(text) });
+  const failure = JSON.parse(failed[0]!) as EmfDocument;
+  t.deepEqual(failure._aws.CloudWatchMetrics[0]!.Metrics.map((metric) => metric.Name), [METRIC.driftAuditFailed]);
   // At a terminal, with no sink asked for, the audit writes no metric.
   const quiet: string[] = [];
-  await publishDriftFound(loadConfig({}), 3, {}, { write: (text: string) => quiet.push(text) });
+  await publishAuditMetrics(loadConfig({}), { drifted: 3, failed: false }, {}, { write: (text: string) => quiet.push(text) });
   t.deepEqual(quiet, []);
+});
+
+test('an audit that reports nothing is no all-clear: both drift alarms count a missing hour as breaching, over DriftAuditWindowHours hours that cover the schedule', (t) => {
+  for (const id of ['DriftFoundAlarm', 'DriftAuditFailedAlarm']) {
+    t.like(propsOf(id), { TreatMissingData: 'breaching', Period: 3600, Statistic: 'Maximum' }, id);
+    t.deepEqual((resources[id]!.Properties as JsonObject).EvaluationPeriods, { Ref: 'DriftAuditWindowHours' }, id);
+    t.deepEqual((resources[id]!.Properties as JsonObject).DatapointsToAlarm, { Ref: 'DriftAuditWindowHours' }, id);
+  }
+  t.like(propsOf('DriftAuditFailedAlarm'), { Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+  // The default schedule runs an audit every hour: the default window holds at least one.
+  t.is(parameters.DriftAuditSchedule!.Default, 'rate(1 hour)');
+  t.true(Number(parameters.DriftAuditWindowHours!.Default) >= 1);
+  t.is(parameters.DriftAuditWindowHours!.MaxValue, 24);
 });
 
 test('every threshold is a parameter with a default, described, and in the README with that default', (t) => {
   const readme = read('README.md');
-  const thresholds = ['LagAlarmSeconds', 'StuckShardMinutes', 'DeadLetterAlarmThreshold', 'IamThrottleAlarmCalls', 'BreakerOpenMinutes', 'DriftAlarmThreshold', 'MinWorkers'];
+  const thresholds = ['LagAlarmSeconds', 'StuckShardMinutes', 'DeadLetterAlarmThreshold', 'IamThrottleAlarmCalls', 'BreakerOpenMinutes', 'DriftAlarmThreshold', 'DriftAuditWindowHours', 'MinWorkers'];
   const referenced = new Set(
     alarmIds.flatMap((id) => {
       const properties = resources[id]!.Properties as JsonObject;

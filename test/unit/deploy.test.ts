@@ -94,6 +94,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
       IamBreakerOpenAlarm: 'AWS::CloudWatch::Alarm',
       WorkersBelowMinimumAlarm: 'AWS::CloudWatch::Alarm',
       DriftFoundAlarm: 'AWS::CloudWatch::Alarm',
+      DriftAuditFailedAlarm: 'AWS::CloudWatch::Alarm',
       Dashboard: 'AWS::CloudWatch::Dashboard',
       DriftAuditRole: 'AWS::IAM::Role',
       DriftAuditTaskDefinition: 'AWS::ECS::TaskDefinition',
@@ -105,7 +106,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
   t.like(resources.KclMetricsPolicy, { Condition: 'PublishKclMetrics', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.deepEqual(Object.keys(parameters).sort(), [
     'AlertEmail', 'ApplicationName', 'AssignPublicIp', 'BreakerOpenMinutes', 'CloudWatchAgentImage', 'CpuArchitecture', 'CpuTargetPercent',
-    'DeadLetterAlarmThreshold', 'DesiredWorkers', 'DriftAlarmThreshold', 'DriftAuditSchedule', 'DriftAuditState', 'IamThrottleAlarmCalls', 'ImageUri',
+    'DeadLetterAlarmThreshold', 'DesiredWorkers', 'DriftAlarmThreshold', 'DriftAuditSchedule', 'DriftAuditState', 'DriftAuditWindowHours', 'IamThrottleAlarmCalls', 'ImageUri',
     'InitialPosition', 'KclMetricsLevel', 'LagAlarmSeconds', 'LogLevel', 'LogRetentionDays', 'ManagedPathPrefix', 'MaxWorkers', 'MetricsNamespace',
     'MinWorkers', 'RetentionHours', 'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'StuckShardMinutes', 'SubnetIds', 'TaskCpu', 'TaskMemory',
     'VpcId',

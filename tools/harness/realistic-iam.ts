@@ -21,6 +21,12 @@
 //     version with LimitExceeded "A managed policy can have up to 5
 //     versions..."; a policy past the account's quota (1,500 by default) with
 //     LimitExceeded "Cannot exceed quota for PoliciesPerAccount: 1500".
+//   - With `policyAccess`, the caller's role is scoped by policy path, as an
+//     identity policy whose resource is `arn:aws:iam::<account>:policy<path>*`
+//     (and perhaps a Deny on a narrower path): a call naming a policy outside
+//     what is allowed is answered AccessDenied (403), the way IAM answers it,
+//     without reaching the emulator. ListPolicies is granted on "*" unless
+//     `list` is false. moto answers every caller as if it were an administrator.
 //
 // How: before a write, the layer reads the policy's state from moto (the same
 // read calls the SDK makes) and keeps those answers as the view readers get
@@ -46,6 +52,17 @@ export interface RealisticIamOptions {
   account?: string;
   /** Customer-managed policies the account may hold (IAM's quota). Default 1,500. */
   maxPoliciesPerAccount?: number;
+  /** The caller's permissions by policy path (see the header); absent: everything allowed. */
+  policyAccess?: PolicyAccess;
+}
+
+export interface PolicyAccess {
+  /** Paths whose policies (and those below them) the caller may act on, e.g. the managed path prefix. */
+  allow: string[];
+  /** Paths denied even under an allowed one (a Deny statement wins). */
+  deny?: string[];
+  /** Whether ListPolicies is allowed. Default true. */
+  list?: boolean;
 }
 
 /** IAM's size limit of a managed policy document. */
@@ -59,7 +76,9 @@ export interface RealisticIam {
   /** Resolves once every write made so far is visible to reads. */
   settled(): Promise<void>;
   /** What the layer did, for logs and assertions. */
-  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number; limitsExceeded: number };
+  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number; limitsExceeded: number; accessDenied: number };
+  /** Changes the caller's permissions from now on (undefined: everything allowed). */
+  setPolicyAccess(access: PolicyAccess | undefined): void;
   close(): Promise<void>;
 }
 
@@ -131,8 +150,28 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   const account = options.account ?? LOCAL_ACCOUNT_ID;
   let [minLag, maxLag] = options.lagMs ?? [0, 2_000];
   const policies = new Map<string, PolicyState>();
-  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0, limitsExceeded: 0 };
+  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0, limitsExceeded: 0, accessDenied: 0 };
   const maxPolicies = options.maxPoliciesPerAccount ?? 1_500;
+  let access = options.policyAccess;
+
+  /** IAM's answer to a call the caller's role does not allow, or undefined when it does. */
+  function denied(action: string, arn: string | undefined): Answer | undefined {
+    if (!access) return undefined;
+    let allowed: boolean;
+    if (arn === undefined) allowed = action !== 'ListPolicies' || access.list !== false;
+    else {
+      const under = (path: string) => arn.startsWith(`arn:aws:iam::${account}:policy${path}`);
+      allowed = access.allow.some(under) && !(access.deny ?? []).some(under);
+    }
+    if (allowed) return undefined;
+    stats.accessDenied++;
+    const resource = arn ?? '*';
+    return {
+      status: 403,
+      headers: { 'content-type': 'text/xml' },
+      body: iamErrorBody('AccessDenied', `User: arn:aws:sts::${account}:assumed-role/scoped/session is not authorized to perform: iam:${action} on resource: ${resource} because no identity-based policy allows the iam:${action} action`),
+    };
+  }
 
   function stateOf(arn: string): PolicyState {
     let state = policies.get(arn);
@@ -322,6 +361,8 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     const headers = { ...req.headers };
     delete headers['content-length'];
     const arn = arnOf(action, params);
+    const refused = action.length > 0 ? denied(action, arn) : undefined;
+    if (refused) return refused;
     if (arn && POLICY_WRITES.has(action)) return write(action, arn, body, headers);
     if (arn && LAGGED_READS.has(action)) return read(arn, params, body, headers);
     return send(body, headers);
@@ -347,6 +388,9 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stats,
+    setPolicyAccess(next) {
+      access = next;
+    },
     setLag(minMs, maxMs) {
       [minLag, maxLag] = [minMs, Math.max(minMs, maxMs)];
     },

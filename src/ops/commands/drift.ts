@@ -1,10 +1,12 @@
 // `drift`: audits IAM against the ledger (ops/drift-audit.ts) and, with
 // --repair, converges what drifted through the ledger's claims, as a worker's
-// re-verification does. Exit code 1 when drift is found (or, with --repair,
+// re-verification does. Exit code 1 when drift is found, when some policy
+// could not be audited, or when the audit could not run (or, with --repair,
 // when some of it is left). With a metrics sink set (the CloudWatch agent's
 // endpoint, as the stack's scheduled audit has, or IPS_METRICS_SINK), the
-// audit also publishes how many policies drifted (METRIC.driftFound), which
-// the stack's drift alarm watches.
+// audit also publishes how many policies drifted (METRIC.driftFound) and
+// whether it judged everything (METRIC.driftAuditFailed), which the stack's
+// drift alarms watch; they count an audit that publishes nothing as failed.
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { reconcilerApplier } from '../../intake/applier.js';
@@ -19,7 +21,7 @@ import { COMMON_HELP } from '../cli/command.js';
 import { note, print, printJson, table } from '../cli/render.js';
 import { startProgress } from '../cli/progress.js';
 import { DriftAudit, repairOwner, repairPolicy } from '../drift-audit.js';
-import type { RepairResult } from '../drift-audit.js';
+import type { AuditResult, RepairResult } from '../drift-audit.js';
 
 export const driftCommand: Command = {
   name: 'drift',
@@ -42,9 +44,12 @@ that the ledger never saw. Kinds of drift:
   unknown-to-ledger    ours by path and tag, never in the ledger
 
 Policies a worker is changing right now (a live claim), or changed within
-IPS_IAM_VISIBILITY_WINDOW_MS, are listed as not judged.
+IPS_IAM_VISIBILITY_WINDOW_MS, are listed as not judged. The audit reads IAM
+only under the managed path; a policy it may not read (access-denied) or
+cannot read (read-failed) is listed as not audited, and the audit goes on.
 
-Exit code: 0 no drift, 1 drift found.
+Exit code: 0 no drift and every policy audited, 1 drift found, a policy not
+audited, or the audit could not run.
 
   --repair   converge each drifted policy to the ledger's desired state through
              the ledger's claim protocol (a verification claim, as a worker's
@@ -81,6 +86,10 @@ ${COMMON_HELP}`,
     let result;
     try {
       result = await audit.run();
+    } catch (error) {
+      // An audit that cannot run says so where the alarms look, then fails as any command does.
+      await publishAuditMetrics(config, { failed: true });
+      throw error;
     } finally {
       progress.stop();
     }
@@ -92,8 +101,9 @@ ${COMMON_HELP}`,
       drifted: result.drift.length,
       drift: result.drift,
       notJudged: result.notJudged,
+      failed: result.failed,
     };
-    await publishDriftFound(config, result.drift.length);
+    await publishAuditMetrics(config, { drifted: result.drift.length, failed: result.failed.length > 0 });
 
     if (values.repair !== true) {
       if (ctx.json) printJson(summary);
@@ -101,7 +111,7 @@ ${COMMON_HELP}`,
         print(result.drift.length === 0 ? 'No drift.' : table(rows, ['policy', 'drift', 'ledger', 'detail']));
         printFooter(result);
       }
-      return result.drift.length > 0 ? 1 : 0;
+      return result.drift.length > 0 || result.failed.length > 0 ? 1 : 0;
     }
 
     if (!ctx.json) {
@@ -140,20 +150,27 @@ ${COMMON_HELP}`,
       print(table(repairs.map((r) => ({ policy: r.policy, repair: r.result === 'repaired' ? `repaired (${r.outcome})` : r.result, why: r.result === 'repaired' ? '' : r.why })), ['policy', 'repair', 'why']));
       print(`${repairs.length - left} repaired, ${left} left.`);
     }
-    return left > 0 ? 1 : 0;
+    return left > 0 || result.failed.length > 0 ? 1 : 0;
   },
 };
 
+/** What one audit says where the alarms look: how many policies drifted (absent when it could not run), and whether it judged everything. */
+export interface AuditMetrics {
+  drifted?: number;
+  failed: boolean;
+}
+
 /**
- * The audit's count of drifted policies as an EMF document (METRIC.driftFound,
- * dimension set [App]) when a sink is asked for: the CloudWatch agent
- * (AWS_EMF_AGENT_ENDPOINT) or IPS_METRICS_SINK set explicitly. At a terminal
- * with neither, nothing is written. A failed publication is noted on stderr and
- * changes neither the report nor the exit code.
+ * The audit's result as one EMF document (METRIC.driftFound when it ran,
+ * METRIC.driftAuditFailed always; dimension set [App]) when a sink is asked
+ * for: the CloudWatch agent (AWS_EMF_AGENT_ENDPOINT) or IPS_METRICS_SINK set
+ * explicitly. At a terminal with neither, nothing is written. A failed
+ * publication is noted on stderr and changes neither the report nor the exit
+ * code (the alarms count the missing document as a failed audit).
  */
-export async function publishDriftFound(
+export async function publishAuditMetrics(
   config: Config,
-  drifted: number,
+  audit: AuditMetrics,
   env: Record<string, string | undefined> = process.env,
   stream: LineWriter = process.stderr,
 ): Promise<void> {
@@ -161,22 +178,27 @@ export async function publishDriftFound(
   const sink = sinkFor(config, stream, env);
   if (!sink) return;
   const metrics = new Metrics();
-  metrics.gauge(METRIC.driftFound, drifted);
+  if (audit.drifted !== undefined) metrics.gauge(METRIC.driftFound, audit.drifted);
+  metrics.gauge(METRIC.driftAuditFailed, audit.failed ? 1 : 0);
   await new EmfPublisher({
     metrics,
     sink,
     namespace: config.metricsNamespace,
     app: config.appName,
     worker: config.workerId,
-    onError: (error) => note(`drift_found not published: ${error instanceof Error ? error.message : String(error)}`),
+    onError: (error) => note(`drift audit metrics not published: ${error instanceof Error ? error.message : String(error)}`),
   }).publish();
 }
 
-function printFooter(result: { ledgerEntries: number; managedPolicies: number; drift: unknown[]; notJudged: { policy: string; why: string; detail: string }[] }): void {
+function printFooter(result: AuditResult): void {
   print('');
   print(`Checked ${result.ledgerEntries} ledger entries and ${result.managedPolicies} policies under the managed path: ${result.drift.length} drifted.`);
   if (result.notJudged.length > 0) {
     print(`Not judged (${result.notJudged.length}):`);
     print(table(result.notJudged.map((n) => ({ policy: n.policy, why: n.why, detail: n.detail })), ['policy', 'why', 'detail']));
+  }
+  if (result.failed.length > 0) {
+    print(`Not audited (${result.failed.length}):`);
+    print(table(result.failed.map((f) => ({ policy: f.policy, reason: f.reason, detail: f.detail })), ['policy', 'reason', 'detail']));
   }
 }
