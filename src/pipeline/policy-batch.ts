@@ -276,11 +276,10 @@ class PolicyBatch {
       lineage: ctx.lineage,
     };
     // What leaves the window goes to the archive before the completion, so a crash right after
-    // the completion forgets none of it. Events completed earlier are tagged with the entry's
-    // position, this step's own with the position its completion moves to: they count only
-    // once that completion holds (Ledger.archiveEvents), never for whoever takes over a claim
-    // whose completion did not land. Archived under the epoch the completion writes (the
-    // entry's, never lower): readers of that epoch find them.
+    // the completion forgets none of it. This step's own events are tagged with the position its
+    // completion moves to: they count only once that completion holds (Ledger.archiveEvents),
+    // never for whoever takes over a claim whose completion did not land. Archived under the
+    // epoch the completion writes (the entry's, never lower): readers of that epoch find them.
     const epoch = Math.max(ctx.epoch, claim.previous?.epoch ?? 0);
     await this.archive(forgotten, new Set(appliedEvents.map((event) => event.eventId)), position, epoch);
     const hash = applied ? hashOf(applied) : previous?.docHash;
@@ -407,8 +406,8 @@ class PolicyBatch {
       try {
         await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
           // A read may predate the late write being answered: the document is written whatever IAM
-          // shows. A late write may have put the policy at another path: it is looked for by name.
-          // A late create may have put it under another path: it is moved where the ledger says.
+          // shows. A late write may have put the policy at another path: it is looked for by name,
+          // and a late create of ours elsewhere is moved where the ledger says.
           ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard }),
         );
       } catch (error) {
