@@ -103,6 +103,13 @@ export interface StepHint {
   /** The ledger does not know where the policy lives: a delete that names no path finds it by name under the managed prefix. */
   pathUnknown?: boolean;
   /**
+   * Re-verification: the ledger's path is the right one. A policy of ours
+   * found by name under another managed path is a lost claim's late create
+   * (names are unique per account, and IAM cannot move a policy): it is
+   * deleted there, unless attached, and created where the ledger says.
+   */
+  relocate?: boolean;
+  /**
    * IAM's version ids of the policy as the ledger's last completion left them,
    * oldest first, the last one the default. Given only when the ledger vouches
    * for the policy (present and owned by its last step, no verification owed,
@@ -362,8 +369,9 @@ export class IamReconciler {
     // the create fail with EntityAlreadyExists, and the read happens then.
     // Halves the IAM calls of a new policy, and IAM calls are what IAM throttles.
     let policy = hint.likelyAbsent ? undefined : await this.find(arn);
+    const moved = !policy && hint.relocate === true && (await this.removeElsewhere(event, arn));
     // Not shown but present by the ledger: wait for IAM rather than try a create bound to fail.
-    if (!policy) this.awaitVisibility(arn, hint);
+    if (!policy && !moved) this.awaitVisibility(arn, hint);
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
@@ -417,6 +425,24 @@ export class IamReconciler {
       if (error instanceof NoSuchEntityException) throw new TransientError('iam-changed-meanwhile', `${arn}: the policy went away during the update`, { cause: error });
       throw error;
     }
+  }
+
+  /**
+   * StepHint.relocate: the policy of that name under another managed path, if
+   * any, is deleted there (true). A foreign one is `not-owned`; one of ours
+   * that is attached cannot move (`path-conflict`): both are refusals the
+   * verification counts and the drift audit reports.
+   */
+  private async removeElsewhere(event: PolicyUpserted, arn: string): Promise<boolean> {
+    const listed = await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix);
+    const found = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
+    if (!found?.Arn) return false;
+    if (!this.owned(found)) this.notOwned(found);
+    const attachedThere = () => new RejectedEventError('path-conflict', `${found.Arn} is attached; IAM cannot move it to ${arn}`);
+    if (await this.attached(found.Arn)) throw attachedThere();
+    if ((await this.deletePolicy(found.Arn)) === 'retained-in-use') throw attachedThere();
+    this.options.logger.info({ policy: arn, removed: found.Arn }, 'a late create had put the policy under another path: moved where the ledger says');
+    return true;
   }
 
   /**

@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { from, lastValueFrom, mergeMap } from 'rxjs';
 import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
-import { explainRefusal, needsVerification } from './ledger.js';
+import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
+import type { LedgerPosition } from './position.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
 import type { Config } from '../config/config.js';
@@ -25,15 +26,24 @@ type Item = Record<string, AttributeValue>;
 
 export interface DynamoDbLedgerOptions {
   claimTtlMs: number;
+  /** How long after a claim's expiry its owner's IAM writes may still land (Config.lateWriteMs): a takeover's mark waits as long. */
+  lateWriteMs: number;
   /** How long an archived eventId is kept (Config.eventIdTtlDays), in days. */
   eventIdTtlDays: number;
   now?: () => number;
 }
 
 /** The ledger on `config`'s table with its claim and archive timings: how the processor and the operator tool build it. */
-export function ledgerFromConfig(dynamodb: DynamoDBClient, config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays'>, clock: Pick<DynamoDbLedgerOptions, 'now'> = {}): DynamoDbLedger {
-  return new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, eventIdTtlDays: config.eventIdTtlDays, ...clock });
+export function ledgerFromConfig(dynamodb: DynamoDBClient, config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays' | 'lateWriteMs'>, clock: Pick<DynamoDbLedgerOptions, 'now'> = {}): DynamoDbLedger {
+  return new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, ...clock });
 }
+
+/**
+ * Takeovers one claim call makes at most (each ends one expired claim, then
+ * claims again) before it reports the policy as held elsewhere: a claim that
+ * keeps expiring under it is one the pipeline retries later.
+ */
+const TAKEOVER_ROUNDS = 3;
 
 /** Rounds of a batch call whose unprocessed part (throttling) is sent again, with backoff, before the fault goes up. */
 const BATCH_ROUNDS = 5;
@@ -134,6 +144,25 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
+    let takenOver = false;
+    for (let round = 0; ; round++) {
+      const result = await this.claimOnce(request, takenOver);
+      if (result.won || round === TAKEOVER_ROUNDS) return result;
+      const { entry } = result;
+      const now = this.now();
+      // Only another owner's expired claim stood in the way: end it, with its mark, and claim again.
+      if (settledVerdict(entry, request) !== undefined || !expiredElsewhere(entry, request.owner, now)) return result;
+      await this.takeOver(request.policy, entry, now);
+      takenOver = true;
+    }
+  }
+
+  /**
+   * One claim: the condition admits no claim but our own, so a claim never
+   * replaces another owner's without its mark (takeOver). The SDK's retry of a
+   * claim whose answer was lost finds our own claim and wins again.
+   */
+  private async claimOnce(request: ClaimRequest, takenOver: boolean): Promise<ClaimResult> {
     const now = this.now();
     const sequence = toLedgerSequence(request.record.sequenceNumber);
     const token = randomUUID();
@@ -141,7 +170,6 @@ export class DynamoDbLedger implements Ledger {
       ':owner': { S: request.owner },
       ':token': { S: token },
       ':expires': { N: String(now + this.options.claimTtlMs) },
-      ':now': { N: String(now) },
       ':seq': { S: sequence },
       ':sub': { N: String(request.record.subSequenceNumber) },
       ':shard': { S: request.record.shardId },
@@ -162,7 +190,7 @@ export class DynamoDbLedger implements Ledger {
       sameEpochChecks.push('(attribute_not_exists(revision) OR revision < :rev)');
     }
     const condition =
-      '(attribute_not_exists(claimOwner) OR claimOwner = :owner OR claimExpires < :now)' +
+      '(attribute_not_exists(claimOwner) OR claimOwner = :owner)' +
       ` AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
     try {
       const result = await this.dynamodb.send(
@@ -178,7 +206,6 @@ export class DynamoDbLedger implements Ledger {
         }),
       );
       const previous = result.Attributes ? toEntry(result.Attributes) : undefined;
-      const takenOver = previous?.claim !== undefined && previous.claim.owner !== request.owner;
       return { won: true, token, expiresAt: now + this.options.claimTtlMs, previous, takenOver };
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
@@ -187,6 +214,33 @@ export class DynamoDbLedger implements Ledger {
         return { won: false, because: explainRefusal(entry, request, now), entry };
       }
       throw error;
+    }
+  }
+
+  /**
+   * Ends another owner's expired claim (`entry.claim`), and in the same
+   * conditional update marks the policy for re-verification: that owner may
+   * be frozen with an IAM write on the wire, and may never mark it itself
+   * (killed before it wakes). `verifyAfter` moves to the claim's expiry plus
+   * the late-write time. The condition is the claim's token, still expired:
+   * when it fails, the claim was ended already (by this very update, whose
+   * answer was lost, or by another worker, with its mark either way), renewed
+   * by its owner, or a later bound was set meanwhile; the caller looks again.
+   */
+  private async takeOver(policy: string, entry: LedgerEntry & { claim: NonNullable<LedgerEntry['claim']> }, now: number): Promise<void> {
+    const after = lateWritesEnd(entry, entry.claim, this.options.lateWriteMs);
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'SET verifyAfter = :after REMOVE claimOwner, claimToken, claimExpires, claimSeq ADD verifyRequested :one',
+          ConditionExpression: 'claimToken = :taken AND claimExpires < :now AND (attribute_not_exists(verifyAfter) OR verifyAfter <= :after)',
+          ExpressionAttributeValues: { ':taken': { S: entry.claim.token }, ':now': { N: String(now) }, ':after': { N: String(after) }, ':one': { N: '1' } },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
   }
 
@@ -208,6 +262,8 @@ export class DynamoDbLedger implements Ledger {
       ':at': { S: new Date(this.now()).toISOString() },
     };
     const sets = [
+      // Whose completion this is: the SDK's retry of a completion whose answer was lost fails the token check, and the item tells it was ours.
+      'completedToken = :token',
       'hwm = :hwm',
       'hwmSub = :sub',
       'hwmShard = :shard',
@@ -251,10 +307,12 @@ export class DynamoDbLedger implements Ledger {
           UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
+        if (completedBy(error.Item, request.token)) return;
         throw new ClaimLostError(`claim on ${request.policy} was taken over before completion`);
       }
       throw error;
@@ -301,6 +359,19 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
+    let takenOver = false;
+    for (let round = 0; ; round++) {
+      const result = await this.claimVerificationOnce(policy, owner, takenOver);
+      if (result.won || round === TAKEOVER_ROUNDS) return result;
+      const now = this.now();
+      // Owed, and another owner's expired claim in the way: end it with its mark (its late writes are waited for too).
+      if (!needsVerification(result.entry) || !expiredElsewhere(result.entry, owner, now)) return result;
+      await this.takeOver(policy, result.entry, now);
+      takenOver = true;
+    }
+  }
+
+  private async claimVerificationOnce(policy: string, owner: string, takenOver: boolean): Promise<ClaimResult> {
     const now = this.now();
     const token = randomUUID();
     try {
@@ -310,7 +381,7 @@ export class DynamoDbLedger implements Ledger {
           Key: { [LEDGER_KEY]: { S: policy } },
           UpdateExpression: 'SET claimOwner = :owner, claimToken = :token, claimExpires = :expires, claimSeq = :none',
           ConditionExpression:
-            '(attribute_not_exists(claimOwner) OR claimOwner = :owner OR claimExpires < :now)' +
+            '(attribute_not_exists(claimOwner) OR claimOwner = :owner)' +
             ' AND verifyRequested > :zero AND (attribute_not_exists(verifiedUpTo) OR verifyRequested > verifiedUpTo)' +
             ' AND (attribute_not_exists(verifyAfter) OR verifyAfter <= :now)',
           ExpressionAttributeValues: {
@@ -326,7 +397,7 @@ export class DynamoDbLedger implements Ledger {
         }),
       );
       const previous = result.Attributes ? toEntry(result.Attributes) : undefined;
-      return { won: true, token, expiresAt: now + this.options.claimTtlMs, previous, takenOver: false };
+      return { won: true, token, expiresAt: now + this.options.claimTtlMs, previous, takenOver };
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
         const entry = error.Item ? toEntry(error.Item) : { policy, epoch: 0, events: [] };
@@ -344,13 +415,17 @@ export class DynamoDbLedger implements Ledger {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { [LEDGER_KEY]: { S: policy } },
-          UpdateExpression: 'SET verifiedUpTo = :verified, updatedAt = :at REMOVE claimOwner, claimToken, claimExpires, claimSeq, iamVersions',
+          UpdateExpression: 'SET verifiedUpTo = :verified, updatedAt = :at, completedToken = :token REMOVE claimOwner, claimToken, claimExpires, claimSeq, iamVersions',
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: { ':token': { S: token }, ':verified': { N: String(verifiedUpTo) }, ':at': { S: new Date(this.now()).toISOString() } },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) throw new ClaimLostError(`verification claim on ${policy} was taken over`);
+      if (error instanceof ConditionalCheckFailedException) {
+        if (completedBy(error.Item, token)) return; // ours, its answer lost
+        throw new ClaimLostError(`verification claim on ${policy} was taken over`);
+      }
       throw error;
     }
   }
@@ -378,7 +453,7 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
+  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
     // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
     const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.options.eventIdTtlDays * 86_400);
     await inChunks(events, 25, async (chunk) => {
@@ -388,6 +463,15 @@ export class DynamoDbLedger implements Ledger {
             [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
             epoch: { N: String(epoch) },
             [LEDGER_TTL_ATTRIBUTE]: { N: String(expiresAt) },
+            // The position whose completion holds this event (Ledger.archiveEvents).
+            ...(settledBy
+              ? {
+                  settledShard: { S: settledBy.shardId },
+                  settledSeq: { S: toLedgerSequence(settledBy.sequenceNumber) },
+                  settledSub: { N: String(settledBy.subSequenceNumber) },
+                  settledLineage: { L: settledBy.lineage.map((shard) => ({ S: shard })) },
+                }
+              : {}),
             ...(event.payloadHash !== undefined ? { payloadHash: { S: event.payloadHash } } : {}),
           },
         },
@@ -399,7 +483,7 @@ export class DynamoDbLedger implements Ledger {
     });
   }
 
-  async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
+  async archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
     const found: RememberedEvent[] = [];
     const now = Math.floor(this.now() / 1000);
     const unique = [...new Set(eventIds)];
@@ -410,6 +494,10 @@ export class DynamoDbLedger implements Ledger {
         for (const item of result.Responses?.[this.tableName] ?? []) {
           const key = item[LEDGER_KEY]?.S ?? '';
           if (Number(item.epoch?.N ?? 0) < epoch || Number(item[LEDGER_TTL_ATTRIBUTE]?.N ?? 0) < now) continue;
+          const settledBy = item.settledShard?.S && item.settledSeq?.S
+            ? { shardId: item.settledShard.S, sequenceNumber: fromLedgerSequence(item.settledSeq.S), subSequenceNumber: Number(item.settledSub?.N ?? 0), lineage: (item.settledLineage?.L ?? []).map((value) => value.S ?? '') }
+            : undefined;
+          if (!archiveHolds(position, settledBy)) continue; // archived by a step whose completion never landed
           found.push({ eventId: key.slice(archivedEventKey(policy, '').length), ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });
         }
         return result.UnprocessedKeys?.[this.tableName]?.Keys;
@@ -437,6 +525,11 @@ export class DynamoDbLedger implements Ledger {
     );
     return result.Item ? toEntry(result.Item) : undefined;
   }
+}
+
+/** Whether the item a failed completion returned shows that completion applied: its token is the last completed one. */
+function completedBy(item: Item | undefined, token: string): boolean {
+  return item?.completedToken?.S === token;
 }
 
 function toEntry(item: Item): LedgerEntry {

@@ -4,7 +4,7 @@
 import type { PolicyDocument } from '../contract/event.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { LedgerPosition } from './position.js';
-import { covers } from './position.js';
+import { compareWithin, covers } from './position.js';
 
 export type PolicyState = 'present' | 'deleted' | 'retained-in-use' | 'unknown';
 
@@ -88,6 +88,11 @@ export interface ClaimRequest {
 export type ClaimRefusal = 'duplicate-sequence' | 'duplicate-event-id' | 'event-id-conflict' | 'stale-revision' | 'claimed-elsewhere' | 'verification-waits';
 
 export type ClaimResult =
+  /**
+   * `takenOver`: the claim ended another owner's expired claim on its way (its
+   * re-verification mark is in the ledger, written by the same update that
+   * ended that claim; `previous` counts it).
+   */
   | { won: true; token: string; expiresAt: number; previous: LedgerEntry | undefined; takenOver: boolean }
   | { won: false; because: ClaimRefusal; entry: LedgerEntry };
 
@@ -117,8 +122,18 @@ export interface Ledger {
    * shard moves only that shard's lineage to a new epoch).
    */
   currentEpoch(shards?: string[]): Promise<number>;
+  /**
+   * Claims the policy for an event. Another owner's expired claim is taken
+   * over: one conditional update, on that claim's token, ends it and adds a
+   * re-verification mark with `verifyAfter` at its expiry plus the late-write
+   * time (its owner may be frozen with a write on the wire, and never mark).
+   */
   claim(request: ClaimRequest): Promise<ClaimResult>;
-  /** Throws ClaimLostError when the claim is no longer ours (expired and taken over). */
+  /**
+   * Throws ClaimLostError when the claim is no longer ours (expired and taken
+   * over). A completion that was applied but whose answer was lost (the SDK's
+   * retry then fails the token check) is recognised as ours and succeeds.
+   */
   complete(request: CompletionRequest): Promise<void>;
   /** Extends a claim we hold; returns its new expiry. Throws ClaimLostError when it is no longer ours. */
   renew(policy: string, token: string): Promise<number>;
@@ -131,7 +146,9 @@ export interface Ledger {
   /**
    * Claims a policy only to re-verify it (no event to apply): won when a
    * verification is owed, its `verifyAfter` has passed (else refused as
-   * `verification-waits`) and no other owner holds a live claim.
+   * `verification-waits`) and no other owner holds a live claim. Another
+   * owner's expired claim is taken over as by `claim`, mark and all, so the
+   * verification then waits for that claim's late writes.
    */
   claimVerification(policy: string, owner: string): Promise<ClaimResult>;
   /**
@@ -143,11 +160,21 @@ export interface Ledger {
   /**
    * Keeps applied events that leave the entry's window of recent eventIds
    * (`events`), one small item each with a time to live (Config.eventIdTtlDays),
-   * so that a producer retry of one is still recognised.
+   * so that a producer retry of one is still recognised. Written before the
+   * completion that drops them from the window. A step's own events are
+   * tagged with `settledBy`, the position its completion moves to: they count
+   * only once the entry's position is no longer before it (archivedEvents), so
+   * what a step archived before a completion that never landed is not taken
+   * as applied by whoever takes its claim over. Events completed earlier need
+   * no tag.
    */
-  archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void>;
-  /** The archived events among `eventIds`, of `epoch` or later (a re-apply replay forgets the rest). */
-  archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]>;
+  archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void>;
+  /**
+   * The archived events among `eventIds`, of `epoch` or later (a re-apply
+   * replay forgets the rest), whose completion holds (archiveHolds against the
+   * entry's `position`).
+   */
+  archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]>;
 }
 
 /** IAM must be re-read before the ledger's word on this policy is trusted. */
@@ -164,18 +191,50 @@ export function answersMarks(entry: LedgerEntry | undefined, claimedAt: number):
 }
 
 
+/**
+ * Until when the writes of an expired claim may still land in IAM: its expiry
+ * plus a call's lifetime (`lateWriteMs`), never earlier than a bound already
+ * set (verifyAfter only moves forward).
+ */
+export function lateWritesEnd(entry: Pick<LedgerEntry, 'verifyAfter'>, claim: { expiresAt: number }, lateWriteMs: number): number {
+  return Math.max(claim.expiresAt + lateWriteMs, entry.verifyAfter ?? 0);
+}
+
+/** Whether `entry` holds another owner's claim that expired before `now`: the next claim takes it over. */
+export function expiredElsewhere(entry: LedgerEntry, owner: string, now: number): entry is LedgerEntry & { claim: NonNullable<LedgerEntry['claim']> } {
+  return entry.claim !== undefined && entry.claim.owner !== owner && entry.claim.expiresAt < now;
+}
+
+/**
+ * Whether an archived event tagged `settledBy` (Ledger.archiveEvents) counts
+ * for an entry at `position`: unless the position is still before the tag (on
+ * its shard and lower, or on one of its ancestors), the completion that
+ * archived it landed. Untagged events always count.
+ */
+export function archiveHolds(position: LedgerPosition | undefined, settledBy: LedgerPosition | undefined): boolean {
+  if (!settledBy) return true;
+  if (!position) return false;
+  if (position.shardId === settledBy.shardId) return compareWithin(position, settledBy) >= 0;
+  return !settledBy.lineage.includes(position.shardId);
+}
+
 /** Why a claim was refused, judged from the entry that refused it. */
 export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: number): ClaimRefusal {
   if (entry.claim && entry.claim.owner !== request.owner && entry.claim.expiresAt >= now) return 'claimed-elsewhere';
-  if (entry.epoch >= request.epoch) {
-    if (covers(entry.position, request.record)) return 'duplicate-sequence';
-    const seen = eventIdVerdict(entry.events, request.eventId, request.payloadHash);
-    if (seen) return seen;
-    if (request.revision !== undefined && entry.revision !== undefined && entry.revision >= request.revision) return 'stale-revision';
-  }
-  // The condition failed but nothing explains it: the entry changed between the
-  // write and its returned image. Treat it as a held claim and try again later.
-  return 'claimed-elsewhere';
+  // The condition failed but nothing else explains it: another owner's expired
+  // claim (the caller takes it over), or the entry changed between the write
+  // and its returned image. Treat it as a held claim and try again later.
+  return settledVerdict(entry, request) ?? 'claimed-elsewhere';
+}
+
+/** What the entry, within the request's epoch, already says of the request's record and event, if anything. */
+export function settledVerdict(entry: LedgerEntry, request: ClaimRequest): Exclude<ClaimRefusal, 'claimed-elsewhere' | 'verification-waits'> | undefined {
+  if (entry.epoch < request.epoch) return undefined;
+  if (covers(entry.position, request.record)) return 'duplicate-sequence';
+  const seen = eventIdVerdict(entry.events, request.eventId, request.payloadHash);
+  if (seen) return seen;
+  if (request.revision !== undefined && entry.revision !== undefined && entry.revision >= request.revision) return 'stale-revision';
+  return undefined;
 }
 
 /**

@@ -39,12 +39,10 @@ export const METRIC = {
   iamBreakerState: 'iam_breaker_state',
   /** Re-verifications run, by `converged` (yes, nothing-to-converge). */
   verifications: 'verifications',
-  /** Re-verification marks added after a claim was lost, by `why`. */
+  /** Re-verification marks added after a claim was lost or taken over, by `why`. */
   verificationsRequested: 'verifications_requested',
   /** Re-verification marks that could not be written. */
   verificationRequestsFailed: 'verification_requests_failed',
-  /** Applied events that left a ledger entry's window of eventIds and could not be archived (their retries are then recognised only by position and revision). */
-  eventArchiveFailures: 'event_archive_failures',
   /** Distribution: a batch from its delivery to its answer (every record settled, checkpointed), ms. */
   batchDurationMs: 'batch_duration_ms',
   /** Distribution: records per batch. */
@@ -101,7 +99,6 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   verifications: counter(),
   verifications_requested: counter(),
   verification_requests_failed: counter(),
-  event_archive_failures: counter(),
   batch_duration_ms: { kind: 'distribution', unit: 'Milliseconds', scopes: ['fleet', 'shard'] },
   batch_records: { kind: 'distribution', unit: 'Count', scopes: ['fleet', 'shard'] },
   record_age_ms: { kind: 'distribution', unit: 'Milliseconds', scopes: ['fleet', 'shard'] },

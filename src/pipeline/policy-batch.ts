@@ -23,6 +23,7 @@ import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from '../ledger/ledger.js';
 import { answersMarks, eventIdVerdict, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
 import { covers } from '../ledger/position.js';
+import type { LedgerPosition } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
@@ -185,10 +186,11 @@ class PolicyBatch {
       });
       if (result.won) {
         if (result.takenOver) {
-          ctx.metrics.increment(METRIC.claimsTakenOver);
           // The previous owner's writes may land until its claim's expiry and a
-          // call's lifetime after: IAM is re-verified once they no longer can.
-          await this.requestVerification('claim taken over', { ms: ctx.lateWriteMs, ...(result.previous?.claim ? { from: result.previous.claim.expiresAt } : {}) });
+          // call's lifetime after: the takeover marked the policy in the same
+          // write that ended that claim, and IAM is re-verified once they no longer can.
+          ctx.metrics.increment(METRIC.claimsTakenOver);
+          ctx.metrics.increment(METRIC.verificationsRequested, { why: 'claim taken over' });
           this.verificationOwed = true;
         }
         return { token: result.token, expiresAt: result.expiresAt, previous: result.previous, takenOver: result.takenOver };
@@ -254,7 +256,7 @@ class PolicyBatch {
     }
 
     // 3. The IAM step, kept within its claim.
-    const { applied, refused, finalOutcome, path, versions, steps } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
+    const { applied, refused, finalOutcome, path, versions, steps, converged } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
 
     // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
     const lastRecord = scope[scope.length - 1]!.record;
@@ -266,15 +268,20 @@ class PolicyBatch {
     const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
     const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
     const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
-    // What leaves the window goes to the archive: events completed before, now (they stay known
-    // whatever happens next); this step's own, only once its completion holds (see below).
     const { kept: events, forgotten } = rememberEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
-    const ours = new Set(appliedEvents.map((event) => event.eventId));
-    const forgottenEarlier = forgotten.filter((event) => !ours.has(event.eventId));
-    const forgottenOurs = forgotten.filter((event) => ours.has(event.eventId));
-    // Archived under the epoch the completion writes (the entry's, never lower): readers of that epoch find them.
+    const position = {
+      shardId: lastRecord.shardId,
+      sequenceNumber: lastRecord.sequenceNumber,
+      subSequenceNumber: lastRecord.subSequenceNumber,
+      lineage: ctx.lineage,
+    };
+    // What leaves the window goes to the archive before the completion, so a crash right after
+    // the completion forgets none of it. This step's own events are tagged with the position its
+    // completion moves to: they count only once that completion holds (Ledger.archiveEvents),
+    // never for whoever takes over a claim whose completion did not land. Archived under the
+    // epoch the completion writes (the entry's, never lower): readers of that epoch find them.
     const epoch = Math.max(ctx.epoch, claim.previous?.epoch ?? 0);
-    if (forgottenEarlier.length > 0) await ctx.ledger.archiveEvents(policy, epoch, forgottenEarlier);
+    await this.archive(forgotten, new Set(appliedEvents.map((event) => event.eventId)), position, epoch);
     // What IAM holds by the ledger's word is not forgotten with an epoch: when no event took
     // effect (all refused, say a re-apply replay of a policy whose ownership tag was removed),
     // the state, desired state and hash stay what the entry said, whatever its epoch, so the
@@ -283,15 +290,9 @@ class PolicyBatch {
     const hash = applied ? hashOf(applied) : lastApplied?.docHash;
     const desired = desiredAfter(applied, finalOutcome, path, lastApplied);
     const state = finalOutcome ? STATE_AFTER[finalOutcome] : (lastApplied?.state ?? 'unknown');
-    const answered = claim.previous?.verifyRequested !== undefined && steps > 0 && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs);
+    const answered = claim.previous?.verifyRequested !== undefined && converged && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs);
     // IAM's versions as the last step left them; what no step touched keeps the ledger's word.
     const iamVersions = steps === 0 ? previous?.iamVersions : state === 'present' || state === 'retained-in-use' ? versions : undefined;
-    const position = {
-      shardId: lastRecord.shardId,
-      sequenceNumber: lastRecord.sequenceNumber,
-      subSequenceNumber: lastRecord.subSequenceNumber,
-      lineage: ctx.lineage,
-    };
     try {
       await ctx.ledger.complete({
         policy,
@@ -303,8 +304,8 @@ class PolicyBatch {
         events,
         ...(hash !== undefined ? { docHash: hash } : {}),
         ...(desired !== undefined ? { desired } : {}),
-        // A step that read IAM (it does whenever marks are owed) answers the marks it saw,
-        // unless a late write may land after that read (then verifyPolicy answers them).
+        // A step that wrote the document (or found the policy gone) answers the marks it saw,
+        // unless a late write may land after it (then verifyPolicy answers them).
         ...(answered ? { verifiedUpTo: claim.previous!.verifyRequested! } : {}),
         ...(iamVersions !== undefined ? { iamVersions } : {}),
         state,
@@ -322,12 +323,6 @@ class PolicyBatch {
       throw error;
     }
 
-    // Archived before the completion, an event of ours would be a duplicate to whoever takes the
-    // claim over if the completion failed; after it, a failure only shortens its memory.
-    if (forgottenOurs.length > 0) {
-      await ctx.ledger.archiveEvents(policy, epoch, forgottenOurs).catch(() => ctx.metrics.increment(METRIC.eventArchiveFailures));
-    }
-
     // 5. The cache learns what the ledger now holds.
     ctx.cache.learn(ctx.epoch, policy, position, revision, events);
     // Marks this step could not answer (too early, or no IAM step ran: all duplicates or refused).
@@ -341,13 +336,23 @@ class PolicyBatch {
     }
   }
 
+  /** Archives the events that leave the window (applyClaimed): those completed earlier as they are, this step's own (`ours`) tagged with its completion's position. */
+  private async archive(forgotten: RememberedEvent[], ours: Set<string>, settledBy: LedgerPosition, epoch: number): Promise<void> {
+    const earlier = forgotten.filter((event) => !ours.has(event.eventId));
+    const own = forgotten.filter((event) => ours.has(event.eventId));
+    await Promise.all([
+      earlier.length > 0 ? this.ctx.ledger.archiveEvents(this.policy, epoch, earlier) : undefined,
+      own.length > 0 ? this.ctx.ledger.archiveEvents(this.policy, epoch, own, settledBy) : undefined,
+    ]);
+  }
+
   /** The archived events among the candidates' eventIds, when the entry's window is full (else none were archived). */
   private async archivedAmong(candidates: ValidRecord[], previous: LedgerEntry | undefined): Promise<RememberedEvent[]> {
     if (!previous || !windowFull(previous, this.ctx.recentEventIds)) return [];
     const unknown = candidates.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
     if (unknown.length === 0) return [];
     // Of the entry's epoch: what an older epoch archived was forgotten with it (a re-apply replay).
-    return this.ctx.ledger.archivedEvents(this.policy, previous.epoch, unknown.map((item) => item.event.eventId));
+    return this.ctx.ledger.archivedEvents(this.policy, previous.epoch, unknown.map((item) => item.event.eventId), previous.position);
   }
 
   /**
@@ -406,8 +411,9 @@ class PolicyBatch {
       try {
         await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
           // A read may predate the late write being answered: the document is written whatever IAM
-          // shows. A late write may have put the policy at another path: it is looked for by name.
-          ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, guard }),
+          // shows. A late write may have put the policy at another path: it is looked for by name,
+          // and a late create of ours elsewhere is moved where the ledger says.
+          ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard }),
         );
       } catch (error) {
         // IAM refuses the ledger's state (the policy is no longer ours, say): waiting will not
@@ -474,7 +480,7 @@ class PolicyBatch {
    * upsert before it still takes effect, as it would have in order.
    */
   private async applyCoalesced(live: ValidRecord[], start: PolicyKnowledge, guard: ClaimKeeper): Promise<StepResult> {
-    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined, versions: undefined, steps: 0 };
+    const result: StepResult = { applied: undefined, refused: new Set(), finalOutcome: undefined, path: undefined, versions: undefined, steps: 0, converged: false };
     let knowledge = start;
     let onlyUpserts = false; // after a retained delete, only an upsert can still change IAM
     for (let i = live.length - 1; i >= 0; i--) {
@@ -525,6 +531,7 @@ class PolicyBatch {
         guard,
       });
       this.give(item, outcome);
+      result.converged ||= CONVERGES[outcome];
       return { event, outcome };
     } catch (error) {
       // A refused step may still have changed versions on its way (an oldest one deleted): unknown.
@@ -562,7 +569,25 @@ interface StepResult {
   versions: string[] | undefined;
   /** IAM steps run (refused ones too). */
   steps: number;
+  /** A step left IAM as the ledger will say (CONVERGES): it answers the re-verification marks. */
+  converged: boolean;
 }
+
+/**
+ * Which outcomes answer re-verification marks: only a step that wrote the
+ * document, or deleted the policy or found it gone, leaves IAM as the ledger
+ * will say. `unchanged` rests on a read that may lag a late write (the
+ * verification writes the document whatever IAM shows); `retained-in-use`
+ * never looks at the document.
+ */
+const CONVERGES: Record<IamOutcome, boolean> = {
+  created: true,
+  updated: true,
+  deleted: true,
+  absent: true,
+  unchanged: false,
+  'retained-in-use': false,
+};
 
 /** Where the ledger says the policy lives, while it is present. */
 function knownPathOf(previous: LedgerEntry | undefined): string | undefined {

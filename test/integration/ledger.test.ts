@@ -16,7 +16,7 @@ function processor(options: { owner: string; applier: Applier; claimTtlMs?: numb
   const { config, clients } = stackOf();
   const metrics = options.metrics ?? new Metrics();
   const aws = clients({ observers: [metrics.awsCallCounter()] });
-  const ledger = ledgerFromConfig(aws.dynamodb, { ...config, claimTtlMs: options.claimTtlMs ?? 60_000 }, options.now ? { now: options.now } : {});
+  const ledger = ledgerFromConfig(aws.dynamodb, { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, lateWriteMs: 1_000 }, options.now ? { now: options.now } : {});
   const parts = {
     // Late writes of a taken-over claim: a second after its expiry (the tests move the clock past it).
     config: { ...config, claimTtlMs: options.claimTtlMs ?? 60_000, lateWriteMs: 1_000, retryBaseMs: 5, retryBackoffCapMs: 50, maxConcurrentPolicies: 8 },
@@ -121,12 +121,12 @@ test.serial('archived eventIds: batches of any size written and read back, of th
   const events = Array.from({ length: 30 }, (_, i) => ({ eventId: `arch-${i}`, payloadHash: `h${i}` }));
   await ledger.archiveEvents('arch-1', 2, events);
   await ledger.archiveEvents('arch-1', 1, [{ eventId: 'arch-old', payloadHash: 'h' }]);
-  const found = await ledger.archivedEvents('arch-1', 2, ['arch-0', 'arch-29', 'arch-missing', 'arch-old', 'arch-0']);
+  const found = await ledger.archivedEvents('arch-1', 2, ['arch-0', 'arch-29', 'arch-missing', 'arch-old', 'arch-0'], undefined);
   t.deepEqual(found.sort((a, b) => a.eventId.localeCompare(b.eventId)), [{ eventId: 'arch-0', payloadHash: 'h0' }, { eventId: 'arch-29', payloadHash: 'h29' }]);
-  t.deepEqual(await ledger.archivedEvents('arch-2', 0, ['arch-0']), [], 'per policy');
+  t.deepEqual(await ledger.archivedEvents('arch-2', 0, ['arch-0'], undefined), [], 'per policy');
   for await (const entry of ledger.entries()) t.false(entry.policy.startsWith('#'), entry.policy);
   clock += 86_400_000 + 1_000;
-  t.deepEqual(await ledger.archivedEvents('arch-1', 0, ['arch-0']), [], 'expired: as good as removed, whenever DynamoDB removes it');
+  t.deepEqual(await ledger.archivedEvents('arch-1', 0, ['arch-0'], undefined), [], 'expired: as good as removed, whenever DynamoDB removes it');
 });
 
 test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {

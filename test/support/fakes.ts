@@ -6,8 +6,10 @@ import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
 import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from '../../src/ledger/ledger.js';
-import { explainRefusal, needsVerification } from '../../src/ledger/ledger.js';
-import { covers } from '../../src/ledger/position.js';
+import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from '../../src/ledger/ledger.js';
+import type { LedgerPosition } from '../../src/ledger/position.js';
+
+type ArchivedEvent = RememberedEvent & { epoch: number; settledBy?: LedgerPosition };
 import { recordId } from '../../src/contract/record-id.js';
 import type { Applier } from '../../src/pipeline/types.js';
 import { ClaimLostError, RejectedEventError } from '../../src/faults/errors.js';
@@ -16,7 +18,12 @@ export class MemoryLedger implements Ledger {
   readonly entries = new Map<string, LedgerEntry>();
   calls = 0;
   epoch = 0;
-  constructor(private readonly claimTtlMs = 60_000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly claimTtlMs = 60_000,
+    private readonly now: () => number = Date.now,
+    /** IPS_LATE_WRITE_MS: a takeover's mark waits this long after the taken-over claim's expiry. */
+    private readonly lateWriteMs = 15_000,
+  ) {}
 
   async currentEpoch(_shards?: string[]): Promise<number> {
     this.calls++;
@@ -27,20 +34,23 @@ export class MemoryLedger implements Ledger {
     this.calls++;
     const now = this.now();
     const entry = this.entries.get(request.policy);
-    const claimFree = !entry?.claim || entry.claim.owner === request.owner || entry.claim.expiresAt < now;
-    const sameEpoch = entry !== undefined && entry.epoch >= request.epoch && entry.position !== undefined;
-    const fresh =
-      !sameEpoch ||
-      (!covers(entry.position, request.record) &&
-        !entry.events.some((event) => event.eventId === request.eventId) &&
-        (request.revision === undefined || entry.revision === undefined || entry.revision < request.revision));
-    if (entry && !(claimFree && fresh)) return { won: false, because: explainRefusal(entry, request, now), entry: structuredClone(entry) };
+    // Another owner's expired claim, with nothing else in the way: ended with its mark (DynamoDbLedger.takeOver).
+    const takenOver = entry !== undefined && settledVerdict(entry, request) === undefined && expiredElsewhere(entry, request.owner, now);
+    if (takenOver) this.takeOver(entry);
+    const claimFree = !entry?.claim || entry.claim.owner === request.owner;
+    if (entry && !(claimFree && settledVerdict(entry, request) === undefined)) return { won: false, because: explainRefusal(entry, request, now), entry: structuredClone(entry) };
     const previous = entry ? structuredClone(entry) : undefined;
     const token = randomUUID();
     const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
     next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence: request.record.sequenceNumber };
     this.entries.set(request.policy, next);
-    return { won: true, token, expiresAt: now + this.claimTtlMs, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
+    return { won: true, token, expiresAt: now + this.claimTtlMs, previous, takenOver };
+  }
+
+  private takeOver(entry: LedgerEntry & { claim: NonNullable<LedgerEntry['claim']> }): void {
+    entry.verifyRequested = (entry.verifyRequested ?? 0) + 1;
+    entry.verifyAfter = lateWritesEnd(entry, entry.claim, this.lateWriteMs);
+    delete (entry as LedgerEntry).claim;
   }
 
   async renew(policy: string, token: string): Promise<number> {
@@ -65,31 +75,33 @@ export class MemoryLedger implements Ledger {
     const now = this.now();
     const entry = this.entries.get(policy);
     if (!entry) return { won: false, because: 'duplicate-sequence', entry: { policy, epoch: 0, events: [] } };
+    const takenOver = needsVerification(entry) && expiredElsewhere(entry, owner, now);
+    if (takenOver) this.takeOver(entry);
     if (entry.claim && entry.claim.owner !== owner && entry.claim.expiresAt >= now) return { won: false, because: 'claimed-elsewhere', entry: structuredClone(entry) };
     if (!needsVerification(entry)) return { won: false, because: 'duplicate-sequence', entry: structuredClone(entry) };
     if ((entry.verifyAfter ?? 0) > now) return { won: false, because: 'verification-waits', entry: structuredClone(entry) };
     const previous = structuredClone(entry);
     const token = randomUUID();
     entry.claim = { owner, token, expiresAt: now + this.claimTtlMs, sequence: 'verification' };
-    return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver: false };
+    return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver };
   }
 
   /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live). */
-  readonly archive = new Map<string, Map<string, RememberedEvent & { epoch: number }>>();
+  readonly archive = new Map<string, Map<string, ArchivedEvent>>();
 
-  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
+  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
     this.calls++;
-    const archived = this.archive.get(policy) ?? new Map<string, RememberedEvent & { epoch: number }>();
-    for (const event of events) archived.set(event.eventId, { ...event, epoch });
+    const archived = this.archive.get(policy) ?? new Map<string, ArchivedEvent>();
+    for (const event of events) archived.set(event.eventId, { ...event, epoch, ...(settledBy ? { settledBy: structuredClone(settledBy) } : {}) });
     this.archive.set(policy, archived);
   }
 
-  async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
+  async archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
     this.calls++;
     const archived = this.archive.get(policy);
     return eventIds.flatMap((eventId) => {
       const event = archived?.get(eventId);
-      return event && event.epoch >= epoch ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
+      return event && event.epoch >= epoch && archiveHolds(position, event.settledBy) ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
     });
   }
 

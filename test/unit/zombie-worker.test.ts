@@ -8,7 +8,7 @@ import type { PolicyEvent } from '../../src/contract/event.js';
 import type { Ledger } from '../../src/ledger/ledger.js';
 import type { ApplyHint } from '../../src/pipeline/types.js';
 import { FakeIam, MemoryLedger } from '../support/fakes.js';
-import { doc, harness, streamRecords, upsertRecord } from '../support/pipeline.js';
+import { deleteRecord, doc, harness, streamRecords, upsertRecord } from '../support/pipeline.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
 import { eventRecord } from '../../src/ops/producer.js';
@@ -21,7 +21,7 @@ const paused = (ledger: MemoryLedger): Ledger =>
   Object.assign(Object.create(ledger) as MemoryLedger, { renew: () => Promise.reject(new Error('paused: no renewal went out')) });
 
 test('a zombie write that lands after the new owner completed is converged back to the ledger\'s state', async (t) => {
-  const ledger = new MemoryLedger(1_000);
+  const ledger = new MemoryLedger(1_000, Date.now, 1_000);
   const iam = new FakeIam();
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -82,7 +82,7 @@ test('a cancelled write that still lands after the successor\'s step and after t
   // already on the wire: IAM applies it 2.5 s after it was sent, later than
   // the zombie's re-run and the successor's step. Until then a verification
   // would only be overwritten by it.
-  const ledger = new MemoryLedger(1_000);
+  const ledger = new MemoryLedger(1_000, Date.now, 3_000);
   const iam = new FakeIam();
   let landed!: Promise<unknown>;
   const zombieApplier = {
@@ -116,7 +116,7 @@ test('a taken-over claim\'s late write is converged even when its zombie can nev
   // The zombie reaches neither DynamoDB nor its processor's end: no renewal, no
   // mark. The successor that takes its claim over knows a write of the zombie
   // may land until the claim's expiry and a call's lifetime after.
-  const ledger = new MemoryLedger(1_000);
+  const ledger = new MemoryLedger(1_000, Date.now, 3_000);
   const iam = new FakeIam();
   let landed!: Promise<unknown>;
   const zombieApplier = {
@@ -178,4 +178,44 @@ test('a verification IAM refuses (the policy is no longer ours) is counted and a
   t.is(settled!.outcome, 'duplicate');
   t.is(other.metrics.get('verifications', { converged: 'refused' }), 1);
   t.is(other.metrics.total('pipeline_bugs'), 0);
+});
+
+test('a delete that keeps an attached policy does not answer the marks: it never looked at the document, the late write is converged', async (t) => {
+  const ledger = new MemoryLedger();
+  const iam = new FakeIam();
+  const h = harness({ ledger, iam, owner: 'worker' });
+  await h.pipeline.processBatch(streamRecords([upsertRecord('kept-1', 'kp-1', doc(1))]));
+  iam.attached.add('kept-1');
+  // A lost claim's write landed (another document), and its mark is due.
+  iam.policies.get('kept-1')!.document = doc(9);
+  await ledger.requestVerification('kept-1');
+  const [kept] = await h.pipeline.processBatch(streamRecords([deleteRecord('kept-1', 'kp-2')]));
+  t.is(kept!.outcome, 'retained-in-use');
+  t.deepEqual(iam.policies.get('kept-1')?.document, doc(1), 'converged back to the last applied document');
+  const entry = ledger.entries.get('kept-1')!;
+  t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0), 'the mark is answered by the verification');
+  t.is(h.metrics.get('verifications', { converged: 'yes' }), 1);
+});
+
+test('an unchanged upsert read under IAM\'s read lag does not answer the marks: the document is written by the verification', async (t) => {
+  const ledger = new MemoryLedger();
+  const iam = new FakeIam();
+  // IAM's reads lag the late write: a read shows the document applied before it.
+  const lagging = {
+    async apply(event: PolicyEvent, hint?: ApplyHint) {
+      if (event.type === 'policy.upserted' && !hint?.forceWrite && JSON.stringify(event.document) === JSON.stringify(doc(1))) return 'unchanged' as const;
+      return iam.apply(event);
+    },
+  };
+  const first = harness({ ledger, iam, owner: 'worker' });
+  await first.pipeline.processBatch(streamRecords([upsertRecord('lagged-1', 'lg-1', doc(1))]));
+  iam.policies.get('lagged-1')!.document = doc(9); // the late write
+  await ledger.requestVerification('lagged-1');
+  const h = harness({ ledger, iam, applier: lagging, owner: 'worker-2' });
+  const [same] = await h.pipeline.processBatch(streamRecords([upsertRecord('lagged-1', 'lg-2', doc(1))]));
+  t.is(same!.outcome, 'unchanged');
+  t.deepEqual(iam.policies.get('lagged-1')?.document, doc(1), 'the document is written whatever the lagging read showed');
+  const entry = ledger.entries.get('lagged-1')!;
+  t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0));
+  t.is(h.metrics.get('verifications', { converged: 'yes' }), 1);
 });

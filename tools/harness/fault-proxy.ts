@@ -18,7 +18,8 @@
 // applies after the latency (the limit is the server's) and before random faults.
 //
 // `inject()` scripts a fault for the next call of one operation (an IAM Action
-// or a DynamoDB target), so a test can lose exactly the answer it means to.
+// or a DynamoDB target), or for the n-th from now, so a test can lose exactly
+// the answer it means to.
 // With `realisticIam` (protocol iam) the proxy forwards to a realistic-IAM
 // layer in front of the emulator (reads lag writes, DeletePolicy conflicts;
 // see realistic-iam.ts), so faults and IAM's own semantics combine.
@@ -44,8 +45,14 @@ export interface FaultProxy {
   inFlight: number;
   /** Calls refused by the rate limit (`rateLimit`), all accounts. */
   rateLimited: number;
-  /** The next `times` calls of `operation` (IAM Action, DynamoDB operation) get `kind`. */
-  inject(kind: FaultKind, operation: string, times?: number): void;
+  /**
+   * The next `times` calls of `operation` (IAM Action, DynamoDB operation) get
+   * `kind`, after `skip` calls of it that pass untouched (to lose, say, the
+   * answer of a step's second UpdateItem and not its first).
+   */
+  inject(kind: FaultKind, operation: string, times?: number, skip?: number): void;
+  /** Drops the scripted faults not used yet. */
+  clearInjected(): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
   realisticIam?: RealisticIam;
   close(): Promise<void>;
@@ -92,7 +99,7 @@ export interface FaultProxyOptions {
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const realisticIam = options.realisticIam && options.protocol === 'iam' ? await startRealisticIam({ ...options.realisticIam, target: options.target }) : undefined;
   const target = new URL(realisticIam?.endpoint ?? options.target);
-  const scripted: { kind: FaultKind; operation: string; times: number }[] = [];
+  const scripted: { kind: FaultKind; operation: string; times: number; skip: number }[] = [];
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
   const state = { calls: 0, inFlight: 0, rateLimited: 0 };
@@ -146,6 +153,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const index = scripted.findIndex((entry) => entry.operation === operation);
     if (index < 0) return undefined;
     const entry = scripted[index]!;
+    if (entry.skip > 0) {
+      entry.skip--;
+      return undefined;
+    }
     if (--entry.times <= 0) scripted.splice(index, 1);
     return entry.kind;
   }
@@ -197,8 +208,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     get rateLimited() {
       return state.rateLimited;
     },
-    inject(kind, operation, times = 1) {
-      scripted.push({ kind, operation, times });
+    inject(kind, operation, times = 1, skip = 0) {
+      scripted.push({ kind, operation, times, skip });
+    },
+    clearInjected() {
+      scripted.splice(0);
     },
     ...(realisticIam ? { realisticIam } : {}),
     close: async () => {
