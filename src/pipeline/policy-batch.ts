@@ -282,9 +282,10 @@ class PolicyBatch {
 
     // A waiting event keeps its verdict when an event it rested on took effect. The first whose
     // events were all refused is where a batch boundary would have changed its verdict: the batch
-    // is cut before it, and the records from it on are settled after this completion. (Working
-    // back from the last, an event is tried only after every later live one was refused, or kept
-    // by a retained delete, which the records after the cut run again; refused ones keep IAM's word.)
+    // is cut before it, and the records from it on are settled after this completion. Working back
+    // from the last, an event is tried only after every later live one was refused or was a delete
+    // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
+    // and IAM's refusals stand.
     const tookEffect = (item: ValidRecord) => live.includes(item) && !refused.has(item);
     for (const { item, verdict, restsOn } of waiting.filter((wait) => scope.includes(wait.item))) {
       if (verdict === 'stale-revision' ? restsOn.some(tookEffect) : tookEffect(restsOn[0]!)) {
@@ -292,7 +293,7 @@ class PolicyBatch {
         continue;
       }
       const at = this.records.indexOf(item);
-      rest = this.records.slice(at).filter((later) => !refused.has(later));
+      rest = this.records.slice(at).filter((later) => !this.settled.has(later) || tookEffect(later));
       for (const later of rest) this.settled.delete(later);
       scope = this.records.slice(0, at);
       break;

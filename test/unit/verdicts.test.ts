@@ -58,6 +58,20 @@ test('a retry of a refused event in the same batch is tried again, as it would b
   t.is(h.deadLetters.letters.size, 2, 'each record has its letter');
 });
 
+test('after a refused revision, a later one is applied before a delete the attachments keep, as in order', async (t) => {
+  const { iam, applier } = refusingIam();
+  const h = harness({ iam, applier });
+  await h.pipeline.processBatch(streamRecords([upsert('hw-5', 'r0', 0, { revision: 0 })]));
+  iam.attached.add('hw-5');
+  const settlements = await h.pipeline.processBatch(
+    streamRecords([upsert('hw-5', 'r1', 1, { revision: 1 }), upsert('hw-5', 'bad-r5', 5, { revision: 5 }), upsert('hw-5', 'r4', 4, { revision: 4 }), eventRecord(deletedEvent({ eventId: 'd6', name: 'hw-5', revision: 6 }))]),
+  );
+  t.deepEqual(verdicts(settlements), ['updated', 'rejected:iam:MalformedPolicyDocument', 'updated', 'retained-in-use']);
+  t.deepEqual(iam.policies.get('hw-5')?.document, doc(4));
+  t.is(h.ledger.entries.get('hw-5')?.revision, 6);
+  t.is(h.ledger.entries.get('hw-5')?.state, 'retained-in-use');
+});
+
 test('a redelivered record that was refused does not make a new record of the batch stale', async (t) => {
   const h = harness();
   await h.pipeline.processBatch(streamRecords([upsert('hw-4', 'r3', 3, { revision: 3 })]));
