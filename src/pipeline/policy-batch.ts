@@ -257,7 +257,7 @@ class PolicyBatch {
       if (!judged) {
         live.push(item);
         batch.add(item);
-      } else if (judged.restsOn.length === 0) await this.settleKnown(item, judged.verdict, 'ledger');
+      } else if (!judged.onBatch) await this.settleKnown(item, judged.verdict, 'ledger');
       else waiting.push({ item, ...judged });
     }
 
@@ -286,10 +286,12 @@ class PolicyBatch {
     // from the last, an event is tried only after every later live one was refused or was a delete
     // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
     // and IAM's refusals stand.
-    const tookEffect = (item: ValidRecord) => live.includes(item) && !refused.has(item);
-    for (const { item, verdict, restsOn } of waiting.filter((wait) => scope.includes(wait.item))) {
-      if (verdict === 'stale-revision' ? restsOn.some(tookEffect) : tookEffect(restsOn[0]!)) {
-        await this.settleKnown(item, verdict, 'batch');
+    const liveSet = new Set(live);
+    const tookEffect = (item: ValidRecord) => liveSet.has(item) && !refused.has(item);
+    const inScope = new Set(scope);
+    for (const { item, ...judged } of waiting.filter((wait) => inScope.has(wait.item))) {
+      if (batch.holds(item, judged, tookEffect)) {
+        await this.settleKnown(item, judged.verdict, 'batch');
         continue;
       }
       const at = this.records.indexOf(item);
@@ -305,7 +307,8 @@ class PolicyBatch {
     // remembered: once its cause is fixed, a redrive of it (a new record, same
     // bytes) is applied instead of being dropped as a duplicate. A redelivery of
     // the refused record itself stays a duplicate through the position.
-    const effective = live.filter((item) => !refused.has(item) && scope.includes(item));
+    const completed = new Set(scope);
+    const effective = live.filter((item) => !refused.has(item) && completed.has(item));
     const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
     const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
     const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
@@ -669,12 +672,16 @@ function hashOf(event: PolicyEvent): string | undefined {
   return event.type === 'policy.upserted' ? documentHash(event.document) : undefined;
 }
 
-/** An event whose verdict rests on earlier events of its batch that are to take effect. */
-interface Waiting {
-  item: ValidRecord;
+/** A verdict and what it rests on: the ledger's knowledge alone, or earlier live events of the batch. */
+interface Judged {
   verdict: KnownVerdict;
-  /** The eventId's first live event (event-id verdicts), or every live event with a revision at or above its own (stale). */
-  restsOn: ValidRecord[];
+  /** Rests on the batch's live events: the eventId's first one (event-id verdicts), or any of the first `liveBefore` with a revision at or above the event's (stale). */
+  onBatch?: { mate: ValidRecord | undefined; liveBefore: number };
+}
+
+/** An event whose verdict rests on earlier events of its batch that are to take effect. */
+interface Waiting extends Judged {
+  item: ValidRecord;
 }
 
 const NOTHING_KNOWN: Knowledge = { covered: false, remembered: undefined, revision: undefined };
@@ -692,29 +699,53 @@ function screened(item: ValidRecord): { payloadHash: string; revision: number | 
 class BatchKnowledge {
   private readonly byEventId = new Map<string, ValidRecord>();
   private readonly live: ValidRecord[] = [];
+  private maxRevision: number | undefined;
 
   add(item: ValidRecord): void {
     if (!this.byEventId.has(item.event.eventId)) this.byEventId.set(item.event.eventId, item);
     this.live.push(item);
+    const revision = item.event.revision;
+    if (revision !== undefined) this.maxRevision = Math.max(this.maxRevision ?? revision, revision);
   }
 
   /**
-   * The verdict of the ledger's knowledge and the batch's together (verdict.ts),
-   * and the live events it rests on: none when the ledger's knowledge alone gives it.
+   * The verdict of the ledger's knowledge and the batch's together
+   * (verdict.ts), and whether it rests on the batch's live events.
    */
-  judge(item: ValidRecord, ledger: Knowledge = NOTHING_KNOWN): { verdict: KnownVerdict; restsOn: ValidRecord[] } | undefined {
+  judge(item: ValidRecord, ledger: Knowledge = NOTHING_KNOWN): Judged | undefined {
     const mate = this.byEventId.get(item.event.eventId);
-    const revisions = this.live.map((live) => live.event.revision).filter((r): r is number => r !== undefined);
     const known: Knowledge = {
       covered: ledger.covered,
       remembered: ledger.remembered ?? mate,
-      revision: maxOf([...(ledger.revision !== undefined ? [ledger.revision] : []), ...revisions]),
+      revision: maxOf([ledger.revision, this.maxRevision].filter((r): r is number => r !== undefined)),
     };
     const verdict = verdictOf(known, screened(item));
     if (verdict === undefined) return undefined;
-    if (verdict === verdictOf(ledger, screened(item))) return { verdict, restsOn: [] };
-    if (verdict !== 'stale-revision') return { verdict, restsOn: [mate!] };
-    const revision = item.event.revision!;
-    return { verdict, restsOn: this.live.filter((live) => live.event.revision !== undefined && live.event.revision >= revision) };
+    if (verdict === verdictOf(ledger, screened(item))) return { verdict };
+    return { verdict, onBatch: { mate, liveBefore: this.live.length } };
   }
+
+  /**
+   * Whether a verdict that rests on the batch holds, once the IAM step has
+   * run: one of the events it rests on took effect (`tookEffect` must not
+   * change between calls).
+   */
+  holds(item: ValidRecord, judged: Judged, tookEffect: (item: ValidRecord) => boolean): boolean {
+    const { mate, liveBefore } = judged.onBatch!;
+    if (judged.verdict !== 'stale-revision') return tookEffect(mate!);
+    // The highest revision among the first k live events that took effect, for every k.
+    if (!this.effectiveRevisionUpTo) {
+      const upTo: (number | undefined)[] = [undefined];
+      for (const live of this.live) {
+        const before = upTo[upTo.length - 1];
+        const revision = tookEffect(live) ? live.event.revision : undefined;
+        upTo.push(revision === undefined ? before : Math.max(before ?? revision, revision));
+      }
+      this.effectiveRevisionUpTo = upTo;
+    }
+    const highest = this.effectiveRevisionUpTo[liveBefore];
+    return highest !== undefined && highest >= item.event.revision!;
+  }
+
+  private effectiveRevisionUpTo: (number | undefined)[] | undefined;
 }
