@@ -73,7 +73,7 @@ for (let start = 0; start < entries; start += 1_000) {
     chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId, hash: payloadHash({ eventId }), sequenceNumber: String(sequence) });
   }
   for (const [i, { name, eventId, hash, sequenceNumber }] of JSON.parse(JSON.stringify(chunk)).entries()) {
-    cache.learn(0, name, { shardId: 'shardId-000000000000', sequenceNumber, subSequenceNumber: 0 }, start + i, [{ eventId, payloadHash: hash }]);
+    cache.learn(0, name, { shardId: 'shardId-000000000000', sequenceNumber, subSequenceNumber: 0 }, [{ eventId, payloadHash: hash }]);
   }
 }
 const cacheHeapBytes = heapUsed() - heapBefore;

@@ -1,9 +1,14 @@
 // The in-process duplicate cache in front of the ledger. It only remembers
-// what the ledger has already said (an entry's position, revision and applied
-// events), and within one epoch those only grow, so a cache hit is always a
-// true duplicate or stale event: it can answer without DynamoDB. Whatever it
-// cannot answer for sure (a record on another shard than the remembered
-// position, an eventId remembered with another payload) goes to the ledger.
+// what the ledger has already said (an entry's position and applied events),
+// and within one epoch those only grow. It knows part of the ledger's state,
+// so it gives only the verdict that the rest of that state cannot change:
+// `duplicate` (a record at or before the remembered position, or an eventId
+// remembered with the same payload), in the order of verdict.ts. Everything
+// else goes to the ledger: a record on another shard than the remembered
+// position, an eventId remembered with another payload (the ledger's position
+// may cover the record, which makes it a duplicate), and a revision not above
+// the applied one (the ledger may remember its eventId, which makes it a
+// duplicate or a conflict rather than stale).
 //
 // Its memory of eventIds is per policy, like the ledger's: the same eventId
 // under two policies is two events, whichever worker sees them. It is keyed
@@ -22,6 +27,7 @@ import { LRUCache } from 'lru-cache';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { RememberedEvent } from './ledger.js';
 import { compareWithin } from './position.js';
+import { isDuplicate, verdictOf } from './verdict.js';
 
 /**
  * Flat (no nested position object) and with shard ids interned: a cache of
@@ -33,10 +39,9 @@ interface PolicyMark {
   shardId: string | undefined;
   sequenceNumber: string | undefined;
   subSequenceNumber: number | undefined;
-  revision: number | undefined;
 }
 
-export type CacheVerdict = 'duplicate' | 'stale' | undefined;
+export type CacheVerdict = 'duplicate' | undefined;
 
 export class DedupCache {
   private readonly policies: LRUCache<string, PolicyMark>;
@@ -56,23 +61,24 @@ export class DedupCache {
     this.events = new LRUCache({ max: maxEntries });
   }
 
-  /** What the cache knows for sure about this event, or undefined to ask the ledger. */
-  verdict(epoch: number, policy: string, record: RecordPosition, eventId: string, payloadHash: string, revision?: number): CacheVerdict {
+  /** `duplicate` when what the cache knows makes the event one (verdict.ts), else undefined: ask the ledger. */
+  verdict(epoch: number, policy: string, record: RecordPosition, eventId: string, payloadHash: string): CacheVerdict {
     const mark = this.policies.get(policy);
-    const current = mark !== undefined && mark.epoch === epoch ? mark : undefined;
-    const last = positionOf(current);
-    if (last && last.shardId === record.shardId && compareWithin(last, record) >= 0) return 'duplicate';
-    if (epoch === this.eventsEpoch && this.events.get(eventId) === payloadHash) return 'duplicate';
-    if (current && revision !== undefined && current.revision !== undefined && current.revision >= revision) return 'stale';
-    return undefined;
+    const last = positionOf(mark !== undefined && mark.epoch === epoch ? mark : undefined);
+    const hash = epoch === this.eventsEpoch ? this.events.get(eventId) : undefined;
+    const known = {
+      covered: last !== undefined && last.shardId === record.shardId && compareWithin(last, record) >= 0,
+      remembered: hash === undefined ? undefined : { payloadHash: hash },
+      revision: undefined,
+    };
+    return isDuplicate(verdictOf(known, { payloadHash })) ? 'duplicate' : undefined;
   }
 
-  /** Learns from the ledger: its entry's position, revision and applied events. */
-  learn(epoch: number, policy: string, last: RecordPosition | undefined, revision: number | undefined, events: RememberedEvent[]): void {
+  /** Learns from the ledger: its entry's position and applied events. */
+  learn(epoch: number, policy: string, last: RecordPosition | undefined, events: RememberedEvent[]): void {
     const known = this.policies.get(policy);
     const fresh = !known || known.epoch !== epoch;
     const bestLast = fresh ? last : laterOnSameShard(positionOf(known), last);
-    const bestRevision = fresh ? revision : maxDefined(known.revision, revision);
     // Every field in the literal: one object of fixed shape (adding fields
     // later gives it a second backing store, about 36 B more per policy).
     const mark: PolicyMark = {
@@ -80,7 +86,6 @@ export class DedupCache {
       shardId: bestLast === undefined ? undefined : this.intern(bestLast.shardId),
       sequenceNumber: bestLast?.sequenceNumber,
       subSequenceNumber: bestLast?.subSequenceNumber,
-      revision: bestRevision,
     };
     this.policies.set(policy, mark);
     if (this.eventsEpoch === undefined || epoch > this.eventsEpoch) {
@@ -116,10 +121,4 @@ function laterOnSameShard(a: RecordPosition | undefined, b: RecordPosition | und
   if (b === undefined) return a;
   if (a.shardId !== b.shardId) return b;
   return compareWithin(a, b) >= 0 ? a : b;
-}
-
-function maxDefined(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a >= b ? a : b;
 }

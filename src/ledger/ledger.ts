@@ -5,6 +5,8 @@ import type { PolicyDocument } from '../contract/event.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { LedgerPosition } from './position.js';
 import { compareWithin, covers } from './position.js';
+import { verdictOf } from './verdict.js';
+import type { Knowledge, KnownVerdict } from './verdict.js';
 
 export type PolicyState = 'present' | 'deleted' | 'retained-in-use' | 'unknown';
 
@@ -218,7 +220,12 @@ export function archiveHolds(position: LedgerPosition | undefined, settledBy: Le
   return !settledBy.lineage.includes(position.shardId);
 }
 
-/** Why a claim was refused, judged from the entry that refused it. */
+/**
+ * Why a claim was refused, judged from the entry that refused it, in the one
+ * order of verdict.ts. The entry's window holds the recent eventIds only: a
+ * `stale-revision` from a full window may still be an archived eventId
+ * (policy-batch.ts looks there before it settles the event).
+ */
 export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: number): ClaimRefusal {
   if (entry.claim && entry.claim.owner !== request.owner && entry.claim.expiresAt >= now) return 'claimed-elsewhere';
   // The condition failed but nothing else explains it: another owner's expired
@@ -228,25 +235,18 @@ export function explainRefusal(entry: LedgerEntry, request: ClaimRequest, now: n
 }
 
 /** What the entry, within the request's epoch, already says of the request's record and event, if anything. */
-export function settledVerdict(entry: LedgerEntry, request: ClaimRequest): Exclude<ClaimRefusal, 'claimed-elsewhere' | 'verification-waits'> | undefined {
+export function settledVerdict(entry: LedgerEntry, request: ClaimRequest): KnownVerdict | undefined {
   if (entry.epoch < request.epoch) return undefined;
-  if (covers(entry.position, request.record)) return 'duplicate-sequence';
-  const seen = eventIdVerdict(entry.events, request.eventId, request.payloadHash);
-  if (seen) return seen;
-  if (request.revision !== undefined && entry.revision !== undefined && entry.revision >= request.revision) return 'stale-revision';
-  return undefined;
+  return verdictOf(knowledgeOf(entry, request.record, request.eventId), request);
 }
 
-/**
- * What an eventId already remembered says about an event: the same payload is a
- * producer retry (`duplicate-event-id`); a different one is a producer reusing
- * an eventId for another event (`event-id-conflict`), never silently dropped.
- * An entry written before payload hashes were kept cannot tell: a retry.
- */
-export function eventIdVerdict(events: RememberedEvent[], eventId: string, payloadHash: string): 'duplicate-event-id' | 'event-id-conflict' | undefined {
-  const seen = events.find((event) => event.eventId === eventId);
-  if (!seen) return undefined;
-  return seen.payloadHash === undefined || seen.payloadHash === payloadHash ? 'duplicate-event-id' : 'event-id-conflict';
+/** What an entry (of the current epoch) knows about an event; `archived`: what the archive returned for its eventId. */
+export function knowledgeOf(entry: LedgerEntry | undefined, record: RecordPosition, eventId: string, archived: RememberedEvent[] = []): Knowledge {
+  return {
+    covered: covers(entry?.position, record),
+    remembered: entry?.events.find((event) => event.eventId === eventId) ?? archived.find((event) => event.eventId === eventId),
+    revision: entry?.revision,
+  };
 }
 
 /** Whether the window may have dropped events into the archive: it is full. */

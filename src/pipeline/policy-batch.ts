@@ -1,8 +1,9 @@
 // Settles the records of one policy within one batch, in stream order:
 //
-//   1. the duplicate cache and the batch itself answer what they can
-//      (redelivered, replayed, retried, stale, an eventId reused for another
-//      payload) without DynamoDB;
+//   1. the duplicate cache answers the duplicates it knows of (redelivered,
+//      replayed, retried) without DynamoDB; an event whose verdict would rest
+//      on an earlier event of the batch (its eventId, a revision at or above
+//      its own) waits until that event's fate is known;
 //   2. the last remaining event is claimed in the ledger with a conditional
 //      write; a refusal is explained from the item it returns;
 //   3. only a won claim touches IAM, and only for the events whose effect is
@@ -21,7 +22,9 @@ import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from '../ledger/ledger.js';
-import { answersMarks, eventIdVerdict, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
+import { answersMarks, knowledgeOf, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
+import { verdictOf } from '../ledger/verdict.js';
+import type { Knowledge, KnownVerdict } from '../ledger/verdict.js';
 import { covers } from '../ledger/position.js';
 import type { LedgerPosition } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -102,13 +105,34 @@ class PolicyBatch {
 
   async settle(): Promise<Settlement[]> {
     if (this.records.length === 0) return [];
-    const candidates = await this.answerWithoutLedger();
+    const candidates = this.answerWithoutLedger();
     const claim = await this.claimLast(candidates);
-    if (claim) await this.applyClaimed(candidates, claim);
-    // Every record already settled, but IAM owes a look (a zombie's own re-run): verifyPolicy, retried on
-    // its own (a retry of this batch would be answered by the cache, which knows nothing of marks).
-    else if (needsVerification(this.lastSeen)) this.verificationOwed = true;
+    if (claim) await this.applyClaimed(claim);
+    else {
+      // Every record already settled, but IAM owes a look (a zombie's own re-run): verifyPolicy, retried on
+      // its own (a retry of this batch would be answered by the cache, which knows nothing of marks).
+      if (needsVerification(this.lastSeen)) this.verificationOwed = true;
+      // Events that waited on candidates the ledger refused: judged as a batch of their own.
+      await this.settleApart(this.records.filter((item) => !this.settled.has(item)));
+    }
     return this.records.map((item) => this.settled.get(item)!);
+  }
+
+  /** Settles `items` as a batch of their own, after what this one completed (a batch boundary before the first). */
+  private async settleApart(items: ValidRecord[]): Promise<void> {
+    if (items.length === 0) return;
+    const batch = new PolicyBatch(this.ctx, items);
+    const settlements = await batch.settle();
+    items.forEach((item, i) => this.settled.set(item, settlements[i]!));
+    this.verificationOwed ||= batch.verificationOwed;
+  }
+
+  /** Settles an event by what is already known of it (verdict.ts); `source`: the layer that knew. */
+  private async settleKnown(item: ValidRecord, verdict: KnownVerdict, source: 'ledger' | 'batch'): Promise<void> {
+    if (verdict === 'event-id-conflict') return this.rejectConflict(item, source);
+    const outcome = verdict === 'stale-revision' ? 'stale' : 'duplicate';
+    this.give(item, outcome, source);
+    if (source === 'ledger') this.ctx.metrics.increment(METRIC.dedupHits, { source, verdict: outcome });
   }
 
   private give(item: ValidRecord, outcome: Outcome, reason?: string): void {
@@ -141,31 +165,24 @@ class PolicyBatch {
     return this.reject(item, 'event-id-conflict', `eventId ${JSON.stringify(item.event.eventId)} was already used for another payload of policy ${this.policy} (${where})`);
   }
 
-  /** 1. What the cache and the batch itself can answer; the rest are candidates, in order. */
-  private async answerWithoutLedger(): Promise<ValidRecord[]> {
+  /**
+   * 1. What the cache can answer; the rest, in order, are candidates, except
+   * the events whose verdict would rest on an earlier candidate (they wait:
+   * applyClaimed judges them once the candidates' fate is known).
+   */
+  private answerWithoutLedger(): ValidRecord[] {
     const { ctx, policy } = this;
     const candidates: ValidRecord[] = [];
-    const seen = new Map<string, string>(); // eventId -> payload hash, earlier in this batch
-    let batchRevision: number | undefined;
+    const batch = new BatchKnowledge();
     for (const item of this.records) {
       const { event, record, payloadHash } = item;
-      const verdict = ctx.cache.verdict(ctx.epoch, policy, record, event.eventId, payloadHash, event.revision);
-      const seenHash = seen.get(event.eventId);
-      if (verdict) {
-        this.give(item, verdict, 'cache');
-        ctx.metrics.increment(METRIC.dedupHits, { source: 'cache', verdict });
-      } else if (seenHash !== undefined && seenHash !== payloadHash) {
-        await this.rejectConflict(item, 'batch');
-        continue;
-      } else if (seenHash !== undefined) {
-        this.give(item, 'duplicate', 'batch');
-      } else if (event.revision !== undefined && batchRevision !== undefined && event.revision <= batchRevision) {
-        this.give(item, 'stale', 'batch');
-      } else {
+      if (ctx.cache.verdict(ctx.epoch, policy, record, event.eventId, payloadHash)) {
+        this.give(item, 'duplicate', 'cache');
+        ctx.metrics.increment(METRIC.dedupHits, { source: 'cache', verdict: 'duplicate' });
+      } else if (!batch.judge(item)) {
         candidates.push(item);
+        batch.add(item);
       }
-      if (seenHash === undefined) seen.set(event.eventId, payloadHash);
-      if (event.revision !== undefined) batchRevision = Math.max(batchRevision ?? event.revision, event.revision);
     }
     return candidates;
   }
@@ -197,7 +214,7 @@ class PolicyBatch {
       }
       const entry = result.entry;
       this.lastSeen = entry;
-      if (entry.epoch >= ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.revision, entry.events);
+      if (entry.epoch >= ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.events);
       switch (result.because) {
         case 'claimed-elsewhere':
           ctx.metrics.increment(METRIC.claimsRefused, { because: 'claimed-elsewhere' });
@@ -208,35 +225,42 @@ class PolicyBatch {
           ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'duplicate' });
           break;
         case 'duplicate-event-id':
-          this.give(candidates.pop()!, 'duplicate', 'ledger');
-          ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'duplicate' });
-          break;
         case 'event-id-conflict':
-          await this.rejectConflict(candidates.pop()!, 'ledger');
+          await this.settleKnown(candidates.pop()!, result.because, 'ledger');
           break;
-        case 'stale-revision':
-          this.give(candidates.pop()!, 'stale', 'ledger');
-          ctx.metrics.increment(METRIC.dedupHits, { source: 'ledger', verdict: 'stale' });
+        case 'stale-revision': {
+          // The claim's condition sees the entry's window only: an eventId that left it for the
+          // archive comes before the revision (verdict.ts).
+          const last = candidates.pop()!;
+          const archived = windowFull(entry, ctx.recentEventIds) ? await ctx.ledger.archivedEvents(policy, entry.epoch, [last.event.eventId], entry.position) : [];
+          await this.settleKnown(last, verdictOf(knowledgeOf(entry, last.record, last.event.eventId, archived), screened(last)) ?? 'stale-revision', 'ledger');
           break;
+        }
       }
     }
     return undefined;
   }
 
-  private async applyClaimed(candidates: ValidRecord[], claim: WonClaim): Promise<void> {
+  private async applyClaimed(claim: WonClaim): Promise<void> {
     const { ctx, policy } = this;
     // The ledger as it stood before the claim; an older epoch counts as empty.
     const previous = claim.previous && claim.previous.epoch >= ctx.epoch ? claim.previous : undefined;
+    // The records not settled yet: the candidates up to the claimed one, and the events that waited on them.
+    const open = this.records.filter((item) => !this.settled.has(item));
     // Events that left the entry's window are in the archive: looked up only when the window is full.
-    const archived = await this.archivedAmong(candidates, previous);
+    const archived = await this.archivedAmong(open, previous);
+    // The in-order fold: each event meets what the ledger knows and what the batch's earlier live
+    // events will add. A verdict that rests on those events waits until their fate is known.
+    const batch = new BatchKnowledge();
     const live: ValidRecord[] = [];
-    for (const item of candidates) {
-      const { event, record } = item;
-      const seen = previous ? (eventIdVerdict(previous.events, event.eventId, item.payloadHash) ?? eventIdVerdict(archived, event.eventId, item.payloadHash)) : undefined;
-      if (covers(previous?.position, record) || seen === 'duplicate-event-id') this.give(item, 'duplicate', 'ledger');
-      else if (seen === 'event-id-conflict') await this.rejectConflict(item, 'ledger');
-      else if (event.revision !== undefined && previous?.revision !== undefined && event.revision <= previous.revision) this.give(item, 'stale', 'ledger');
-      else live.push(item);
+    const waiting: Waiting[] = [];
+    for (const item of open) {
+      const judged = batch.judge(item, knowledgeOf(previous, item.record, item.event.eventId, archived));
+      if (!judged) {
+        live.push(item);
+        batch.add(item);
+      } else if (!judged.onBatch) await this.settleKnown(item, judged.verdict, 'ledger');
+      else waiting.push({ item, ...judged });
     }
 
     // Events that would not all act on the policy at one path (a path named,
@@ -258,13 +282,35 @@ class PolicyBatch {
     // 3. The IAM step, kept within its claim.
     const { applied, refused, finalOutcome, path, versions, steps, converged } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
 
+    // A waiting event keeps its verdict when an event it rested on took effect. The first whose
+    // events were all refused is where a batch boundary would have changed its verdict: the batch
+    // is cut before it, and the records from it on are settled after this completion. Working back
+    // from the last, an event is tried only after every later live one was refused or was a delete
+    // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
+    // and IAM's refusals stand.
+    const liveSet = new Set(live);
+    const tookEffect = (item: ValidRecord) => liveSet.has(item) && !refused.has(item);
+    const inScope = new Set(scope);
+    for (const { item, ...judged } of waiting.filter((wait) => inScope.has(wait.item))) {
+      if (batch.holds(item, judged, tookEffect)) {
+        await this.settleKnown(item, judged.verdict, 'batch');
+        continue;
+      }
+      const at = this.records.indexOf(item);
+      rest = this.records.slice(at).filter((later) => !this.settled.has(later) || tookEffect(later));
+      for (const later of rest) this.settled.delete(later);
+      scope = this.records.slice(0, at);
+      break;
+    }
+
     // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
     const lastRecord = scope[scope.length - 1]!.record;
     // A refused event had no effect, so neither its eventId nor its revision is
     // remembered: once its cause is fixed, a redrive of it (a new record, same
     // bytes) is applied instead of being dropped as a duplicate. A redelivery of
     // the refused record itself stays a duplicate through the position.
-    const effective = live.filter((item) => !refused.has(item));
+    const completed = new Set(scope);
+    const effective = live.filter((item) => !refused.has(item) && completed.has(item));
     const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
     const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
     const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
@@ -324,16 +370,11 @@ class PolicyBatch {
     }
 
     // 5. The cache learns what the ledger now holds.
-    ctx.cache.learn(ctx.epoch, policy, position, revision, events);
+    ctx.cache.learn(ctx.epoch, policy, position, events);
     // Marks this step could not answer (too early, or no IAM step ran: all duplicates or refused).
     if (needsVerification(claim.previous) && !answered) this.verificationOwed = true;
 
-    if (rest.length > 0) {
-      const batch = new PolicyBatch(ctx, rest);
-      const settlements = await batch.settle();
-      rest.forEach((item, i) => this.settled.set(item, settlements[i]!));
-      this.verificationOwed ||= batch.verificationOwed;
-    }
+    await this.settleApart(rest);
   }
 
   /** Archives the events that leave the window (applyClaimed): those completed earlier as they are, this step's own (`ours`) tagged with its completion's position. */
@@ -346,10 +387,10 @@ class PolicyBatch {
     ]);
   }
 
-  /** The archived events among the candidates' eventIds, when the entry's window is full (else none were archived). */
-  private async archivedAmong(candidates: ValidRecord[], previous: LedgerEntry | undefined): Promise<RememberedEvent[]> {
+  /** The archived events among the records' eventIds, when the entry's window is full (else none were archived). */
+  private async archivedAmong(records: ValidRecord[], previous: LedgerEntry | undefined): Promise<RememberedEvent[]> {
     if (!previous || !windowFull(previous, this.ctx.recentEventIds)) return [];
-    const unknown = candidates.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
+    const unknown = records.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
     if (unknown.length === 0) return [];
     // Of the entry's epoch: what an older epoch archived was forgotten with it (a re-apply replay).
     return this.ctx.ledger.archivedEvents(this.policy, previous.epoch, unknown.map((item) => item.event.eventId), previous.position);
@@ -659,4 +700,82 @@ function maxOf(values: number[]): number | undefined {
 
 function hashOf(event: PolicyEvent): string | undefined {
   return event.type === 'policy.upserted' ? documentHash(event.document) : undefined;
+}
+
+/** A verdict and what it rests on: the ledger's knowledge alone, or earlier live events of the batch. */
+interface Judged {
+  verdict: KnownVerdict;
+  /** Rests on the batch's live events: the eventId's first one (event-id verdicts), or any of the first `liveBefore` with a revision at or above the event's (stale). */
+  onBatch?: { mate: ValidRecord | undefined; liveBefore: number };
+}
+
+/** An event whose verdict rests on earlier events of its batch that are to take effect. */
+interface Waiting extends Judged {
+  item: ValidRecord;
+}
+
+const NOTHING_KNOWN: Knowledge = { covered: false, remembered: undefined, revision: undefined };
+
+/** An event as verdictOf reads it. */
+function screened(item: ValidRecord): { payloadHash: string; revision: number | undefined } {
+  return { payloadHash: item.payloadHash, revision: item.event.revision };
+}
+
+/**
+ * What the live events of a batch, met so far, will add to the ledger's
+ * knowledge once they take effect: their eventIds and revisions, and which
+ * event added each.
+ */
+class BatchKnowledge {
+  private readonly byEventId = new Map<string, ValidRecord>();
+  private readonly live: ValidRecord[] = [];
+  private maxRevision: number | undefined;
+
+  add(item: ValidRecord): void {
+    if (!this.byEventId.has(item.event.eventId)) this.byEventId.set(item.event.eventId, item);
+    this.live.push(item);
+    const revision = item.event.revision;
+    if (revision !== undefined) this.maxRevision = Math.max(this.maxRevision ?? revision, revision);
+  }
+
+  /**
+   * The verdict of the ledger's knowledge and the batch's together
+   * (verdict.ts), and whether it rests on the batch's live events.
+   */
+  judge(item: ValidRecord, ledger: Knowledge = NOTHING_KNOWN): Judged | undefined {
+    const mate = this.byEventId.get(item.event.eventId);
+    const known: Knowledge = {
+      covered: ledger.covered,
+      remembered: ledger.remembered ?? mate,
+      revision: maxOf([ledger.revision, this.maxRevision].filter((r): r is number => r !== undefined)),
+    };
+    const verdict = verdictOf(known, screened(item));
+    if (verdict === undefined) return undefined;
+    if (verdict === verdictOf(ledger, screened(item))) return { verdict };
+    return { verdict, onBatch: { mate, liveBefore: this.live.length } };
+  }
+
+  /**
+   * Whether a verdict that rests on the batch holds, once the IAM step has
+   * run: one of the events it rests on took effect (`tookEffect` must not
+   * change between calls).
+   */
+  holds(item: ValidRecord, judged: Judged, tookEffect: (item: ValidRecord) => boolean): boolean {
+    const { mate, liveBefore } = judged.onBatch!;
+    if (judged.verdict !== 'stale-revision') return tookEffect(mate!);
+    // The highest revision among the first k live events that took effect, for every k.
+    if (!this.effectiveRevisionUpTo) {
+      const upTo: (number | undefined)[] = [undefined];
+      for (const live of this.live) {
+        const before = upTo[upTo.length - 1];
+        const revision = tookEffect(live) ? live.event.revision : undefined;
+        upTo.push(revision === undefined ? before : Math.max(before ?? revision, revision));
+      }
+      this.effectiveRevisionUpTo = upTo;
+    }
+    const highest = this.effectiveRevisionUpTo[liveBefore];
+    return highest !== undefined && highest >= item.event.revision!;
+  }
+
+  private effectiveRevisionUpTo: (number | undefined)[] | undefined;
 }

@@ -35,11 +35,11 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ IPS_RETRY_BASE_MS: '1', IPS_RETRY_BACKOFF_CAP_MS: '10', IPS_MAX_CONCURRENT_POLICIES: '8', ...env });
 }
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string>; epoch?: number; hashKeyRange?: HashKeyRange } = {}): Harness {
+export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string>; epoch?: number; hashKeyRange?: HashKeyRange; deadLetters?: MemoryDeadLetters } = {}): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
-  const deadLetters = new MemoryDeadLetters();
+  const deadLetters = options.deadLetters ?? new MemoryDeadLetters();
   const metrics = new Metrics();
   const cache = new DedupCache(options.cacheSize ?? 10_000);
   const settledOrder: Settlement[] = [];

@@ -27,7 +27,7 @@ const applied = (eventId: string) => ({ eventId, payloadHash: `hash-of-${eventId
 
 test('the cache answers duplicate at or below the applied mark and asks the ledger above it', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', at('999'), undefined, [applied('e1')]);
+  cache.learn(0, 'p', at('999'), [applied('e1')]);
   t.is(cache.verdict(0, 'p', at('998'), 'e2', 'h2'), 'duplicate');
   t.is(cache.verdict(0, 'p', at('999'), 'e2', 'h2'), 'duplicate');
   t.is(cache.verdict(0, 'p', at('1000'), 'e2', 'h2'), undefined, '1000 is above 999 though it sorts first as text');
@@ -43,27 +43,27 @@ test('one eventId under two policies is two events for the cache', (t) => {
   const deleteOf = (policyName: string): PolicyEvent => ({ specVersion: '1', eventId: 'e1', type: 'policy.deleted', policyName, policyPath: '/' });
   const [hashP, hashQ] = [payloadHash(deleteOf('p')), payloadHash(deleteOf('q'))];
   t.not(hashP, hashQ);
-  cache.learn(0, 'p', at('999'), undefined, [{ eventId: 'e1', payloadHash: hashP }]);
+  cache.learn(0, 'p', at('999'), [{ eventId: 'e1', payloadHash: hashP }]);
   t.is(cache.verdict(0, 'p', at('1000'), 'e1', hashP), 'duplicate');
   t.is(cache.verdict(0, 'q', at('1000'), 'e1', hashQ), undefined, 'the same eventId under q is a new event');
-  cache.learn(0, 'q', at('1001'), undefined, [{ eventId: 'e1', payloadHash: hashQ }]);
+  cache.learn(0, 'q', at('1001'), [{ eventId: 'e1', payloadHash: hashQ }]);
   t.is(cache.verdict(0, 'q', at('1002'), 'e1', hashQ), 'duplicate');
 });
 
 test('a newer epoch makes the cache forget the eventIds of older ones', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', at('999'), undefined, [applied('e1')]);
-  cache.learn(1, 'q', at('5'), undefined, [applied('e2')]);
+  cache.learn(0, 'p', at('999'), [applied('e1')]);
+  cache.learn(1, 'q', at('5'), [applied('e2')]);
   t.is(cache.verdict(1, 'p', at('1000'), 'e1', 'hash-of-e1'), undefined, 'a replayed event is new in epoch 1');
   t.is(cache.verdict(1, 'q', at('6'), 'e2', 'hash-of-e2'), 'duplicate');
-  cache.learn(0, 'r', at('7'), undefined, [applied('e3')]);
+  cache.learn(0, 'r', at('7'), [applied('e3')]);
   t.is(cache.verdict(0, 'r', at('8'), 'e3', 'hash-of-e3'), undefined, 'a worker still on epoch 0 is not answered from memory: the ledger judges it');
   t.is(cache.verdict(1, 'q', at('6'), 'e2', 'hash-of-e2'), 'duplicate', "learning from an older epoch does not drop the newer one's events");
 });
 
 test('the cache orders user records of one aggregate by subsequence number', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', at('999', 3), undefined, []);
+  cache.learn(0, 'p', at('999', 3), []);
   t.is(cache.verdict(0, 'p', at('999', 2), 'x', 'h'), 'duplicate');
   t.is(cache.verdict(0, 'p', at('999', 3), 'x', 'h'), 'duplicate');
   t.is(cache.verdict(0, 'p', at('999', 4), 'x', 'h'), undefined, 'a later user record of the same aggregate is new');
@@ -71,15 +71,25 @@ test('the cache orders user records of one aggregate by subsequence number', (t)
 
 test('the cache does not compare sequence numbers across shards', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', at('5000', 0, 'parent'), undefined, []);
+  cache.learn(0, 'p', at('5000', 0, 'parent'), []);
   t.is(cache.verdict(0, 'p', at('4000', 0, 'child'), 'x', 'h'), undefined, 'a lower number on another shard is for the ledger to judge');
 });
 
 test('the cache keeps the highest mark it has learned', (t) => {
   const cache = new DedupCache(10);
-  cache.learn(0, 'p', at('1000'), 4, []);
-  cache.learn(0, 'p', at('999'), 3, []);
+  cache.learn(0, 'p', at('1000'), []);
+  cache.learn(0, 'p', at('999'), []);
   t.is(cache.verdict(0, 'p', at('1000'), 'x', 'h'), 'duplicate');
-  t.is(cache.verdict(0, 'p', at('1001'), 'x', 'h', 4), 'stale', 'revision 4 is already applied');
-  t.is(cache.verdict(0, 'p', at('1001'), 'x', 'h', 5), undefined);
+  t.is(cache.verdict(0, 'p', at('1001'), 'x', 'h'), undefined);
+});
+
+// The cache knows part of the ledger's state: only a duplicate stays a
+// duplicate whatever the rest holds (ledger/verdict.ts). A late revision may
+// be an archived eventId's retry; a reused eventId may lie behind the
+// ledger's position: the ledger judges both.
+test('the cache answers duplicates only: stale and event-id-conflict are the ledger\'s', (t) => {
+  const cache = new DedupCache(10);
+  cache.learn(0, 'p', at('1000'), [applied('e1')]);
+  t.is(cache.verdict(0, 'p', at('1001'), 'e1', 'another-payload'), undefined);
+  t.is(cache.verdict(0, 'p', at('1001'), 'e9', 'h'), undefined, 'the cache keeps no revision to call it stale');
 });
