@@ -30,6 +30,7 @@ import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord, PutResult } from '../../src/ops/producer.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
 import { waitForOutcomes } from '../../tools/harness/daemon.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { checkInvariants } from '../../tools/oracle/invariants.js';
 import { readOutcomes } from '../../tools/oracle/outcome-log.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
@@ -254,6 +255,7 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       try {
         const sentRecords = [...warmupRecordsSent, ...spec.records];
         const report = await checkInvariants({
+          shards: await listShards(clients.kinesis, config.streamName),
           sent: [...warmups, ...puts].map((put, i) => ({ record: sentRecords[i]!, put })),
           outcomes: readOutcomes(logFile),
           iam: truth.iam,

@@ -10,6 +10,7 @@ import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
@@ -59,6 +60,7 @@ test('throttling, 5xx, resets and slow answers on DynamoDB and IAM: the invarian
 
     const lines = outcomesIn([daemon.logFile]);
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, testStack.config.streamName),
       sent: load.map((record, i) => ({ record, put: puts[i]! })),
       outcomes: lines,
       iam: aws.iam,

@@ -14,6 +14,7 @@ import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
@@ -101,6 +102,7 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
     await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
     const lines = outcomesIn(logs);
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: lines,
       iam: aws.iam, // moto directly, not through the lagging layer

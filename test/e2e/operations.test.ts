@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { compareSequence } from '../../src/ledger/sequence.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { projectRoot } from '../../src/config/paths.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { policyDocument } from '../../src/ops/load.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
@@ -136,6 +137,7 @@ test.serial('replay --reapply while a worker runs (--force): a policy deleted ou
   await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
   await outcomesSince(since, sent.map((s) => s.put));
   const report = await checkInvariants({
+    shards: await listShards(stackOf().clients().kinesis, stackOf().config.streamName),
     sent,
     // This replay's outcomes only: the deleted policy was created once before it.
     outcomes: outcomesIn(daemons.map((d) => d.logFile)).filter((line) => line.time >= since),

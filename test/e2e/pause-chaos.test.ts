@@ -14,6 +14,7 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { listShards } from '../../src/stream/shard-tree.js';
 import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
@@ -189,6 +190,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
 
     await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: outcomesIn(logs),
       iam: aws.iam, // moto itself, not a proxy
