@@ -1,5 +1,6 @@
 // In-memory fakes of the ledger, IAM and the dead-letter store, with the same
-// semantics as the real ones, for unit tests of the pipeline.
+// semantics as the real ones, for unit tests of the pipeline. The ledger's are
+// pinned by the contract suite both ledgers pass (test/contract/ledger-contract.ts).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyEvent } from '../../src/contract/event.js';
@@ -15,12 +16,37 @@ import { ClaimLostError, RejectedEventError } from '../../src/faults/errors.js';
 export class MemoryLedger implements Ledger {
   readonly entries = new Map<string, LedgerEntry>();
   calls = 0;
+  /** The ledger-wide epoch. */
   epoch = 0;
-  constructor(private readonly claimTtlMs = 60_000, private readonly now: () => number = Date.now) {}
+  /** Epochs of single shards (a re-apply replay of those shards), as DynamoDbLedger keeps them. */
+  readonly shardEpochs = new Map<string, number>();
+  /** Every epoch drawn so far, whatever its scope: a new one is above them all. */
+  private epochCounter = 0;
+  constructor(
+    private readonly claimTtlMs = 60_000,
+    private readonly now: () => number = Date.now,
+    /** How long an archived eventId is found (Config.eventIdTtlDays). */
+    private readonly eventIdTtlDays = 8,
+  ) {}
 
-  async currentEpoch(_shards?: string[]): Promise<number> {
+  async currentEpoch(shards: string[] = []): Promise<number> {
     this.calls++;
-    return this.epoch;
+    return Math.max(this.epoch, ...shards.map((shard) => this.shardEpochs.get(shard) ?? 0));
+  }
+
+  /** A new epoch for the whole ledger, or only for the given shards (DynamoDbLedger.advanceEpoch). */
+  async advanceEpoch(shards?: string[]): Promise<number> {
+    this.calls++;
+    const next = Math.max(this.epochCounter, this.epoch, ...this.shardEpochs.values()) + 1;
+    this.epochCounter = next;
+    if (shards === undefined) this.epoch = next;
+    else for (const shard of shards) this.shardEpochs.set(shard, next);
+    return next;
+  }
+
+  async get(policy: string): Promise<LedgerEntry | undefined> {
+    const entry = this.entries.get(policy);
+    return entry && structuredClone(entry);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -37,7 +63,8 @@ export class MemoryLedger implements Ledger {
     if (entry && !(claimFree && fresh)) return { won: false, because: explainRefusal(entry, request, now), entry: structuredClone(entry) };
     const previous = entry ? structuredClone(entry) : undefined;
     const token = randomUUID();
-    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
+    // A claim alone moves no epoch: only a completion writes one.
+    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: 0, events: [] };
     next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence: request.record.sequenceNumber };
     this.entries.set(request.policy, next);
     return { won: true, token, expiresAt: now + this.claimTtlMs, previous, takenOver: previous?.claim !== undefined && previous.claim.owner !== request.owner };
@@ -54,7 +81,7 @@ export class MemoryLedger implements Ledger {
   async requestVerification(policy: string, lateWrites?: LateWrites): Promise<void> {
     this.calls++;
     const notBefore = lateWrites && (lateWrites.from ?? this.now()) + lateWrites.ms;
-    const entry = this.entries.get(policy) ?? { policy, epoch: this.epoch, events: [] };
+    const entry = this.entries.get(policy) ?? { policy, epoch: 0, events: [] };
     entry.verifyRequested = (entry.verifyRequested ?? 0) + 1;
     if (notBefore !== undefined) entry.verifyAfter = Math.max(entry.verifyAfter ?? 0, notBefore);
     this.entries.set(policy, entry);
@@ -74,22 +101,24 @@ export class MemoryLedger implements Ledger {
     return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver: false };
   }
 
-  /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live). */
-  readonly archive = new Map<string, Map<string, RememberedEvent & { epoch: number }>>();
+  /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live in epoch seconds). */
+  readonly archive = new Map<string, Map<string, RememberedEvent & { epoch: number; expiresAt: number }>>();
 
   async archiveEvents(policy: string, epoch: number, events: RememberedEvent[]): Promise<void> {
     this.calls++;
-    const archived = this.archive.get(policy) ?? new Map<string, RememberedEvent & { epoch: number }>();
-    for (const event of events) archived.set(event.eventId, { ...event, epoch });
+    const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.eventIdTtlDays * 86_400);
+    const archived = this.archive.get(policy) ?? new Map<string, RememberedEvent & { epoch: number; expiresAt: number }>();
+    for (const event of events) archived.set(event.eventId, { ...event, epoch, expiresAt });
     this.archive.set(policy, archived);
   }
 
   async archivedEvents(policy: string, epoch: number, eventIds: string[]): Promise<RememberedEvent[]> {
     this.calls++;
     const archived = this.archive.get(policy);
-    return eventIds.flatMap((eventId) => {
+    const now = Math.floor(this.now() / 1000);
+    return [...new Set(eventIds)].flatMap((eventId) => {
       const event = archived?.get(eventId);
-      return event && event.epoch >= epoch ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
+      return event && event.epoch >= epoch && event.expiresAt >= now ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
     });
   }
 
@@ -99,6 +128,7 @@ export class MemoryLedger implements Ledger {
     if (!entry?.claim || entry.claim.token !== token) throw new ClaimLostError(`verification claim on ${policy} lost`);
     delete entry.claim;
     entry.verifiedUpTo = verifiedUpTo;
+    entry.updatedAt = new Date(this.now()).toISOString();
     delete entry.iamVersions;
   }
 
@@ -110,8 +140,10 @@ export class MemoryLedger implements Ledger {
     entry.epoch = request.epoch;
     entry.position = structuredClone(request.position);
     if (request.revision !== undefined) entry.revision = request.revision;
-    entry.events = request.events;
+    entry.events = structuredClone(request.events);
     entry.state = request.state;
+    entry.lastOutcome = request.outcome;
+    entry.updatedAt = new Date(this.now()).toISOString();
     if (request.docHash !== undefined) entry.docHash = request.docHash;
     if (request.desired !== undefined) entry.desired = structuredClone(request.desired);
     if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;
