@@ -103,8 +103,8 @@ export async function watchTakeover(watch: TakeoverWatch): Promise<Takeover> {
     }
     for (const line of readOutcomes(watch.otherLog)) {
       const shard = byRecord.get(outcomeRecordId(line));
-      if (!shard || line.time < frozenAt) continue;
-      const seen = shards.get(shard)!;
+      const seen = shard !== undefined && line.time >= frozenAt ? shards.get(shard) : undefined;
+      if (!seen) continue;
       seen.firstOutcomeMs = Math.min(seen.firstOutcomeMs ?? Infinity, line.time - frozenAt);
     }
     const done = leasesTakenMs !== undefined && expected.every((shard) => shards.get(shard)!.firstOutcomeMs !== undefined);

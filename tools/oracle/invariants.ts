@@ -90,9 +90,11 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
       continue;
     }
     const name = decoded.event.policyName;
-    perPolicy.set(name, [...(perPolicy.get(name) ?? []), { sent, event: decoded.event }]);
+    const records = perPolicy.get(name) ?? [];
+    records.push({ sent, event: decoded.event });
+    perPolicy.set(name, records);
   }
-  const lineage = lineageDepth(input.shards);
+  const lineage = ancestorSets(input.shards);
   const events: PolicyEvent[] = [];
   for (const [name, records] of perPolicy) {
     events.push(...inStreamOrder(name, records, lineage, violations).map((item) => item.event));
@@ -158,7 +160,7 @@ function holdsKey(shards: ShardInfo[], shardId: string, partitionKey: string): b
 }
 
 /** Each shard's ancestors: a shard's ancestors are a strict subset of its descendants' ones, so their count orders a lineage path. */
-function lineageDepth(shards: ShardInfo[]): Map<string, Set<string>> {
+function ancestorSets(shards: ShardInfo[]): Map<string, Set<string>> {
   return new Map(shards.map((shard) => [shard.shardId, new Set(ancestorsOf(shards, shard.shardId))]));
 }
 
