@@ -79,19 +79,29 @@ export interface TakeoverWatch {
   givingUpMs: number;
 }
 
+export interface ShardTakeover {
+  handedMs?: number;
+  initializedMs?: number;
+  firstOutcomeMs?: number;
+}
+
 export interface Takeover {
   tookOver: boolean;
   /** Since the freeze: when the live worker first held every lease, and when the last victim shard gave its first outcome to a record of the pause. */
   leasesTakenMs?: number;
   takeoverMs?: number;
-  /** Per victim shard, since the freeze: its record processor started on the live worker, and its first outcome for a record of the pause. */
-  shards: Map<string, { initializedMs?: number; firstOutcomeMs?: number }>;
+  /**
+   * Per victim shard, since the freeze: the live worker's daemon handed the
+   * shard to a new record processor (its InitializeMessage), the processor
+   * started (its first log line), and its first outcome for a record of the pause.
+   */
+  shards: Map<string, ShardTakeover>;
 }
 
 /** Waits, polling the lease table and the live worker's log, until the takeover is done (or `givingUpMs` passed). */
 export async function watchTakeover(watch: TakeoverWatch): Promise<Takeover> {
   const { frozenAt } = watch;
-  const shards = new Map([...watch.victimShards].map((shard) => [shard, {} as { initializedMs?: number; firstOutcomeMs?: number }]));
+  const shards = new Map([...watch.victimShards].map((shard) => [shard, {} as ShardTakeover]));
   const expected = [...watch.victimShards].filter((shard) => watch.wavePuts.some((put) => put.shardId === shard));
   const byRecord = new Map(watch.wavePuts.map((put) => [sentRecordId(put), put.shardId]));
   let leasesTakenMs: number | undefined;
@@ -113,11 +123,29 @@ export async function watchTakeover(watch: TakeoverWatch): Promise<Takeover> {
         const seen = line.shard !== undefined && line.time >= frozenAt ? shards.get(line.shard) : undefined;
         if (seen && seen.initializedMs === undefined) seen.initializedMs = line.time - frozenAt;
       }
+      for (const { shard, time } of initializeMessages(watch.otherLog)) {
+        const seen = time >= frozenAt ? shards.get(shard) : undefined;
+        if (seen && seen.handedMs === undefined) seen.handedMs = time - frozenAt;
+      }
       const takeoverMs = Math.max(leasesTakenMs!, ...expected.map((shard) => shards.get(shard)!.firstOutcomeMs!));
       return { tookOver: true, leasesTakenMs, takeoverMs, shards };
     }
   }
   return { tookOver: false, ...(leasesTakenMs !== undefined ? { leasesTakenMs } : {}), shards };
+}
+
+/**
+ * When the daemon wrote each InitializeMessage to a new record processor, from
+ * its own log lines (logback, the host's clock in UTC: `2026-12-02 19:35:04,803`).
+ */
+function initializeMessages(logFile: string): { shard: string; time: number }[] {
+  const found: { shard: string; time: number }[] = [];
+  const pattern = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d{3}) .*Writing InitializeMessage to child process for shard (\S+)/;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    const match = pattern.exec(line);
+    if (match) found.push({ shard: match[4]!, time: Date.parse(`${match[1]}T${match[2]}.${match[3]}Z`) });
+  }
+  return found;
 }
 
 /**
@@ -145,7 +173,7 @@ export async function whereTheTimeWent(options: { takeover: Takeover; otherLog: 
     const entry = await options.ledger.get(claim.policy);
     if (entry?.verifyAfter !== undefined) verifyAfter.push(entry.verifyAfter - frozenAt);
   }
-  const shards = [...takeover.shards].map(([shard, seen]) => `${shard.replace('shardId-', '')}: started ${s(seen.initializedMs)}, first outcome ${s(seen.firstOutcomeMs)}`);
+  const shards = [...takeover.shards].map(([shard, seen]) => `${shard.replace('shardId-', '')}: handed to a new processor ${s(seen.handedMs)}, processor started ${s(seen.initializedMs)}, first outcome ${s(seen.firstOutcomeMs)}`);
   const retried = [...waits].map(([reason, { count, lastMs }]) => `${reason} x${count} until ${s(lastMs)}`);
   return [
     `leases taken ${s(takeover.leasesTakenMs)}`,
