@@ -119,13 +119,14 @@ export async function watchTakeover(watch: TakeoverWatch): Promise<Takeover> {
     }
     const done = leasesTakenMs !== undefined && expected.every((shard) => shards.get(shard)!.firstOutcomeMs !== undefined);
     if (done && Date.now() - frozenAt >= watch.minimumMs) {
-      for (const line of readLogLines<{ shard?: string; time: number }>(watch.otherLog, '"msg":"initialize"')) {
-        const seen = line.shard !== undefined && line.time >= frozenAt ? shards.get(line.shard) : undefined;
-        if (seen && seen.initializedMs === undefined) seen.initializedMs = line.time - frozenAt;
-      }
       for (const { shard, time } of initializeMessages(watch.otherLog)) {
         const seen = time >= frozenAt ? shards.get(shard) : undefined;
         if (seen && seen.handedMs === undefined) seen.handedMs = time - frozenAt;
+      }
+      // The processor's first line after the daemon handed it the shard (an earlier one belongs to an earlier lease).
+      for (const line of readLogLines<{ shard?: string; time: number }>(watch.otherLog, '"msg":"initialize"')) {
+        const seen = line.shard !== undefined ? shards.get(line.shard) : undefined;
+        if (seen && seen.initializedMs === undefined && line.time >= frozenAt + (seen.handedMs ?? 0)) seen.initializedMs = line.time - frozenAt;
       }
       const takeoverMs = Math.max(leasesTakenMs!, ...expected.map((shard) => shards.get(shard)!.firstOutcomeMs!));
       return { tookOver: true, leasesTakenMs, takeoverMs, shards };
