@@ -30,8 +30,8 @@ import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord, PutResult } from '../../src/ops/producer.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
 import { waitForOutcomes } from '../../tools/harness/daemon.js';
-import { checkInvariants } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants } from '../../tools/oracle/invariants.js';
 import { readOutcomes } from '../../tools/oracle/outcome-log.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { awsCalls, lastMetricsPerChild, waitForLines } from './child-log.js';
@@ -255,13 +255,13 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
       try {
         const sentRecords = [...warmupRecordsSent, ...spec.records];
         const report = await checkInvariants({
+          shards: await listShards(clients.kinesis, config.streamName),
           sent: [...warmups, ...puts].map((put, i) => ({ record: sentRecords[i]!, put })),
           outcomes: readOutcomes(logFile),
           iam: truth.iam,
           accountId: LOCAL_ACCOUNT_ID,
           managedPathPrefix: config.managedPathPrefix,
           appName: config.appName,
-          shards: await listShards(clients.kinesis, config.streamName),
         });
         stateViolations = report.violations;
         if (stateViolations.length > 0) notes.push(`IAM differs from the fold of the stream: ${stateViolations.slice(0, 5).join('; ')}${stateViolations.length > 5 ? '; ...' : ''}`);

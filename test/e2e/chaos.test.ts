@@ -9,8 +9,8 @@ import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { putAggregated } from '../../src/ops/aggregate.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
@@ -87,13 +87,13 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     await waitForOutcomes(logs(), sent.map((s) => s.put), 600_000);
 
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: outcomesIn(logs()),
       iam: aws.iam,
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
-      shards: await listShards(aws.kinesis, config.streamName),
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });

@@ -10,8 +10,8 @@ import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
@@ -60,13 +60,13 @@ test('throttling, 5xx, resets and slow answers on DynamoDB and IAM: the invarian
 
     const lines = outcomesIn([daemon.logFile]);
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, testStack.config.streamName),
       sent: load.map((record, i) => ({ record, put: puts[i]! })),
       outcomes: lines,
       iam: aws.iam,
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: testStack.config.managedPathPrefix,
       appName: testStack.config.appName,
-      shards: await listShards(aws.kinesis, testStack.config.streamName),
     });
     const faults = Object.values(dynamodbProxy.injected).reduce((a, b) => a + b, 0) + Object.values(iamProxy.injected).reduce((a, b) => a + b, 0);
     const byKind = Object.fromEntries(

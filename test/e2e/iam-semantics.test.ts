@@ -14,8 +14,8 @@ import test from 'ava';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -102,13 +102,13 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
     await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
     const lines = outcomesIn(logs);
     const report = await checkInvariants({
+      shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: lines,
       iam: aws.iam, // moto directly, not through the lagging layer
       accountId: LOCAL_ACCOUNT_ID,
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
-      shards: await listShards(aws.kinesis, config.streamName),
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });

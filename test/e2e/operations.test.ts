@@ -13,8 +13,8 @@ import { OWNER_TAG } from '../../src/contract/ownership.js';
 import type { Drift } from '../../src/ops/drift-audit.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { projectRoot } from '../../src/config/paths.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { policyDocument } from '../../src/ops/load.js';
 import type { OutcomeLine } from '../../tools/oracle/outcome-log.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
@@ -152,6 +152,7 @@ test.serial('replay --reapply while a worker runs (--force): a policy deleted ou
   await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
   await outcomesSince(since, sent.map((s) => s.put));
   const report = await checkInvariants({
+    shards: await listShards(stackOf().clients().kinesis, stackOf().config.streamName),
     sent,
     // This replay's outcomes only: the deleted policy was created once before it.
     outcomes: outcomesIn(daemons.map((d) => d.logFile)).filter((line) => line.time >= since),
@@ -159,7 +160,6 @@ test.serial('replay --reapply while a worker runs (--force): a policy deleted ou
     accountId: LOCAL_ACCOUNT_ID,
     managedPathPrefix: stackOf().config.managedPathPrefix,
     appName: stackOf().config.appName,
-    shards: await listShards(stackOf().clients().kinesis, stackOf().config.streamName),
   });
   t.log(summaryLine(t.title, report));
   t.deepEqual(report.violations, [], 'IAM equals the fold of the stream again');

@@ -3,8 +3,8 @@ import test from 'ava';
 import { UpdateShardCountCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { listShards } from '../../src/stream/shard-tree.js';
+import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad } from '../../src/ops/load.js';
 import type { LoadRecord } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -17,13 +17,13 @@ import { outcomeRecordId } from '../../tools/oracle/outcome-log.js';
 
 async function assertInvariants(t: import('ava').ExecutionContext, testStack: TestStack, load: LoadRecord[], puts: PutResult[], logs: string[]) {
   const report = await checkInvariants({
+    shards: await listShards(testStack.clients().kinesis, testStack.config.streamName),
     sent: load.map((record, i) => ({ record, put: puts[i]! })),
     outcomes: outcomesIn(logs),
     iam: testStack.clients().iam,
     accountId: LOCAL_ACCOUNT_ID,
     managedPathPrefix: testStack.config.managedPathPrefix,
     appName: testStack.config.appName,
-    shards: await listShards(testStack.clients().kinesis, testStack.config.streamName),
   });
   t.log(summaryLine(t.title, report));
   t.deepEqual(report.violations, []);

@@ -1,5 +1,6 @@
 // In-memory fakes of the ledger, IAM and the dead-letter store, with the same
-// semantics as the real ones, for unit tests of the pipeline.
+// semantics as the real ones, for unit tests of the pipeline. The ledger's are
+// pinned by the contract suite both ledgers pass (test/contract/ledger-contract.ts).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyEvent } from '../../src/contract/event.js';
@@ -16,18 +17,42 @@ import { ClaimLostError, RejectedEventError } from '../../src/faults/errors.js';
 
 export class MemoryLedger implements Ledger {
   readonly entries = new Map<string, LedgerEntry>();
+  /** The token of each policy's last completion (DynamoDbLedger's completedToken). */
+  private readonly completedTokens = new Map<string, string>();
   calls = 0;
+  /** The ledger-wide epoch. */
   epoch = 0;
+  /** Epochs of single shards (a re-apply replay of those shards), as DynamoDbLedger keeps them. */
+  readonly shardEpochs = new Map<string, number>();
+  /** Every epoch drawn so far, whatever its scope: a new one is above them all. */
+  private epochCounter = 0;
   constructor(
     private readonly claimTtlMs = 60_000,
     private readonly now: () => number = Date.now,
     /** IPS_LATE_WRITE_MS: a takeover's mark waits this long after the taken-over claim's expiry. */
     private readonly lateWriteMs = 15_000,
+    /** How long an archived eventId is found (Config.eventIdTtlDays). */
+    private readonly eventIdTtlDays = 8,
   ) {}
 
-  async currentEpoch(_shards?: string[]): Promise<number> {
+  async currentEpoch(shards: string[] = []): Promise<number> {
     this.calls++;
-    return this.epoch;
+    return Math.max(this.epoch, ...shards.map((shard) => this.shardEpochs.get(shard) ?? 0));
+  }
+
+  /** A new epoch for the whole ledger, or only for the given shards (DynamoDbLedger.advanceEpoch). */
+  async advanceEpoch(shards?: string[]): Promise<number> {
+    this.calls++;
+    const next = Math.max(this.epochCounter, this.epoch, ...this.shardEpochs.values()) + 1;
+    this.epochCounter = next;
+    if (shards === undefined) this.epoch = next;
+    else for (const shard of shards) this.shardEpochs.set(shard, next);
+    return next;
+  }
+
+  async get(policy: string): Promise<LedgerEntry | undefined> {
+    const entry = this.entries.get(policy);
+    return entry && structuredClone(entry);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -41,7 +66,8 @@ export class MemoryLedger implements Ledger {
     if (entry && !(claimFree && settledVerdict(entry, request) === undefined)) return { won: false, because: explainRefusal(entry, request, now), entry: structuredClone(entry) };
     const previous = entry ? structuredClone(entry) : undefined;
     const token = randomUUID();
-    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
+    // A claim alone moves no epoch: only a completion writes one.
+    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: 0, events: [] };
     next.claim = { owner: request.owner, token, expiresAt: now + this.claimTtlMs, sequence: request.record.sequenceNumber };
     this.entries.set(request.policy, next);
     return { won: true, token, expiresAt: now + this.claimTtlMs, previous, takenOver };
@@ -64,7 +90,7 @@ export class MemoryLedger implements Ledger {
   async requestVerification(policy: string, lateWrites?: LateWrites): Promise<void> {
     this.calls++;
     const notBefore = lateWrites && (lateWrites.from ?? this.now()) + lateWrites.ms;
-    const entry = this.entries.get(policy) ?? { policy, epoch: this.epoch, events: [] };
+    const entry = this.entries.get(policy) ?? { policy, epoch: 0, events: [] };
     entry.verifyRequested = (entry.verifyRequested ?? 0) + 1;
     if (notBefore !== undefined) entry.verifyAfter = Math.max(entry.verifyAfter ?? 0, notBefore);
     this.entries.set(policy, entry);
@@ -86,45 +112,55 @@ export class MemoryLedger implements Ledger {
     return { won: true, token, expiresAt: entry.claim.expiresAt, previous, takenOver };
   }
 
-  /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live). */
-  readonly archive = new Map<string, Map<string, ArchivedEvent>>();
+  /** Archived events by policy, then eventId (DynamoDbLedger: one item each, with a time to live in epoch seconds). */
+  readonly archive = new Map<string, Map<string, ArchivedEvent & { expiresAt: number }>>();
 
   async archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
     this.calls++;
-    const archived = this.archive.get(policy) ?? new Map<string, ArchivedEvent>();
-    for (const event of events) archived.set(event.eventId, { ...event, epoch, ...(settledBy ? { settledBy: structuredClone(settledBy) } : {}) });
+    const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.eventIdTtlDays * 86_400);
+    const archived = this.archive.get(policy) ?? new Map<string, ArchivedEvent & { expiresAt: number }>();
+    for (const event of events) archived.set(event.eventId, { ...event, epoch, expiresAt, ...(settledBy ? { settledBy: structuredClone(settledBy) } : {}) });
     this.archive.set(policy, archived);
   }
 
   async archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
     this.calls++;
     const archived = this.archive.get(policy);
-    return eventIds.flatMap((eventId) => {
+    const now = Math.floor(this.now() / 1000);
+    return [...new Set(eventIds)].flatMap((eventId) => {
       const event = archived?.get(eventId);
-      return event && event.epoch >= epoch && archiveHolds(position, event.settledBy) ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
+      return event && event.epoch >= epoch && event.expiresAt >= now && archiveHolds(position, event.settledBy) ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
     });
   }
 
   async completeVerification(policy: string, token: string, verifiedUpTo: number): Promise<void> {
     this.calls++;
     const entry = this.entries.get(policy);
+    // Our own completion already applied (its answer lost, the call retried) is done, as DynamoDbLedger tells from completedToken.
+    if (this.completedTokens.get(policy) === token) return;
     if (!entry?.claim || entry.claim.token !== token) throw new ClaimLostError(`verification claim on ${policy} lost`);
+    this.completedTokens.set(policy, token);
     delete entry.claim;
     entry.verifiedUpTo = verifiedUpTo;
+    entry.updatedAt = new Date(this.now()).toISOString();
     delete entry.iamVersions;
   }
 
   async complete(request: CompletionRequest): Promise<void> {
     this.calls++;
     const entry = this.entries.get(request.policy);
+    if (this.completedTokens.get(request.policy) === request.token) return;
     if (!entry?.claim || entry.claim.token !== request.token) throw new ClaimLostError(`claim on ${request.policy} lost`);
+    this.completedTokens.set(request.policy, request.token);
     delete entry.claim;
     entry.epoch = request.epoch;
     entry.position = structuredClone(request.position);
     if (request.revision !== undefined) entry.revision = request.revision;
     else delete entry.revision;
-    entry.events = request.events;
+    entry.events = structuredClone(request.events);
     entry.state = request.state;
+    entry.lastOutcome = request.outcome;
+    entry.updatedAt = new Date(this.now()).toISOString();
     if (request.docHash !== undefined) entry.docHash = request.docHash;
     if (request.desired !== undefined) entry.desired = structuredClone(request.desired);
     if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;

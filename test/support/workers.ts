@@ -1,6 +1,6 @@
 // Helpers for reliability runs that act on whole workers: freeze a worker
 // (the daemon's java process and its record-processor children) with SIGSTOP
-// and thaw it with SIGCONT, find which KCL worker a daemon is, which ledger
+// and thaw it with SIGCONT or kill it frozen with SIGKILL, find which KCL worker a daemon is, which ledger
 // claims its children hold, and who holds the shard leases.
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -63,6 +63,21 @@ export function thawWorker(daemon: TestDaemon, pids: number[] = []): void {
     /* gone already */
   }
   signal([...new Set([...pids, ...workerProcesses(daemon)])], 'SIGCONT');
+}
+
+/**
+ * kill -9 a frozen worker instead of thawing it: SIGKILL to its process group
+ * and to each of its processes (a stopped process dies of SIGKILL too), so it
+ * never wakes. Its writes already on their way (held in a proxy) may still land.
+ */
+export async function killFrozenWorker(daemon: TestDaemon, pids: number[]): Promise<void> {
+  try {
+    process.kill(-daemon.pid, 'SIGKILL');
+  } catch {
+    /* gone already */
+  }
+  signal([...new Set([...pids, ...workerProcesses(daemon)])], 'SIGKILL');
+  await daemon.exited;
 }
 
 /** The KCL worker id a daemon logged at start ("Using workerId: ..."), once it has. */

@@ -1,5 +1,5 @@
-// The IAM state a stream should produce: fold the events in stream order per
-// policy with the product's semantics (README, "Outcome of every record";
+// The IAM state a stream should produce: fold each policy's events in its
+// stream order (the caller orders them: invariants.ts) with the product's semantics (README, "Outcome of every record";
 // docs/event-contract.md). The invariant checker and the
 // end-to-end tests compare it with what IAM holds.
 //
@@ -19,6 +19,11 @@ export interface ExpectedPolicy {
   path: string | undefined;
   /** Distinct documents applied while it existed (versions created, before pruning). */
   appliedDocuments: number;
+  /**
+   * The tags it must carry besides `managed-by` when it exists: those of the
+   * last applied upsert (tags are synced as a set; a retained delete keeps them).
+   */
+  tags: Record<string, string> | undefined;
 }
 
 export interface FoldOptions {
@@ -29,7 +34,7 @@ export interface FoldOptions {
 export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Map<string, ExpectedPolicy> {
   const state = new Map<string, ExpectedPolicy & { revision?: number; eventIds: Set<string>; docKey?: string }>();
   for (const event of events) {
-    const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, path: undefined, appliedDocuments: 0, eventIds: new Set<string>() };
+    const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, path: undefined, appliedDocuments: 0, tags: undefined, eventIds: new Set<string>() };
     state.set(event.policyName, current);
     if (current.eventIds.has(event.eventId)) continue; // producer retry
     if (event.revision !== undefined && current.revision !== undefined && event.revision <= current.revision) continue; // stale
@@ -43,12 +48,14 @@ export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Ma
       if (current.docKey !== key) current.appliedDocuments++;
       current.document = event.document as Record<string, unknown>;
       current.docKey = key;
+      current.tags = { ...event.tags };
       if (!exists) current.path = event.policyPath;
     } else if (!options.attached?.has(event.policyName)) {
       current.document = undefined;
       current.docKey = undefined;
       current.path = undefined;
+      current.tags = undefined;
     }
   }
-  return new Map([...state].map(([name, value]) => [name, { name, document: value.document, path: value.path, appliedDocuments: value.appliedDocuments }]));
+  return new Map([...state].map(([name, value]) => [name, { name, document: value.document, path: value.path, appliedDocuments: value.appliedDocuments, tags: value.tags }]));
 }

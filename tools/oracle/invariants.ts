@@ -1,18 +1,32 @@
 // The invariant checker: from what was written to the stream and what the
 // processors logged, compute the IAM state the product promises and compare
 // it with IAM. Each broken promise is reported as a violation.
+//
+// The order the promise speaks of is the one the stream gives a policy's
+// records, and no other: sequence numbers order records within one shard
+// only (after a reshard a child's may run lower than its parent's last one);
+// across shards the order is the lineage the KCL enforces, a child's records
+// after its parents'. With the partition key the policy name, a policy's
+// records lie on one lineage path, except a record sent with an explicit hash
+// key to a shard whose range does not hold the name's hash: that record has
+// no place in the policy's order and must take no effect.
 import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy } from '@aws-sdk/client-iam';
+import { decodeRecord } from '../../src/contract/decode.js';
 import type { PolicyEvent } from '../../src/contract/event.js';
+import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../../src/iam/document.js';
 import { compareWithin } from '../../src/ledger/position.js';
+import { hashKeyOf } from '../../src/ops/aggregate.js';
+import { OWNER_TAG } from '../../src/contract/ownership.js';
+import { ancestorsOf } from '../../src/stream/shard-tree.js';
+import type { ShardInfo } from '../../src/stream/shard-tree.js';
 import { foldEvents } from './expected-state.js';
 import type { OutcomeLine } from './outcome-log.js';
 import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { isAttached, listPolicies } from '../../src/iam/policies.js';
-import type { ShardInfo } from '../../src/stream/shard-tree.js';
 import { decodeLanded } from './landed-record.js';
 
 export interface SentRecord {
@@ -20,17 +34,15 @@ export interface SentRecord {
   put: SentPosition;
 }
 
-
-
 export interface InvariantInput {
   sent: SentRecord[];
+  /** The stream's shards (stream/shard-tree.ts listShards), parents and hash key ranges: the order of a policy's records is their lineage. */
+  shards: ShardInfo[];
   outcomes: OutcomeLine[];
   iam: IAMClient;
   accountId: string;
   managedPathPrefix: string;
   appName: string;
-  /** The stream's shards, listed after the records were put: a record is decoded with the hash key range of the shard it landed on. */
-  shards: ShardInfo[];
   /** Policies the test attached to a role: a delete must retain them. */
   attached?: Set<string>;
   /** Policies created out of band (not owned), with their original default version id. */
@@ -69,13 +81,26 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   }
 
   // IAM equals the fold of the stream, in stream order per policy.
-  const ordered = [...input.sent].sort((a, b) =>
-    compareWithin({ ...a.put, subSequenceNumber: a.put.subSequenceNumber ?? 0 }, { ...b.put, subSequenceNumber: b.put.subSequenceNumber ?? 0 }),
-  );
+  const perPolicy = new Map<string, { sent: SentRecord; event: PolicyEvent }[]>();
+  for (const sent of input.sent) {
+    const { record, put } = sent;
+    // Decoded whatever shard it landed on: where it landed is judged just below, against the shard's range.
+    const decoded = decodeRecord(record.data, record.partitionKey, { managedPathPrefix: input.managedPathPrefix, hashKeyRange: ALL_HASH_KEYS });
+    if (!decoded.ok || input.foreign?.has(decoded.event.policyName)) continue;
+    if (!holdsKey(input.shards, put.shardId, record.partitionKey)) {
+      const effects = (byRecord.get(key(put)) ?? []).filter((line) => EFFECTS.has(line.outcome));
+      if (effects.length > 0) violations.push(`${key(put)} took effect (${effects[0]!.outcome}) though ${put.shardId}'s hash key range does not hold its partition key`);
+      continue;
+    }
+    const name = decoded.event.policyName;
+    const records = perPolicy.get(name) ?? [];
+    records.push({ sent, event: decoded.event });
+    perPolicy.set(name, records);
+  }
+  const lineage = ancestorSets(input.shards);
   const events: PolicyEvent[] = [];
-  for (const { record, put } of ordered) {
-    const decoded = decodeLanded(record, put.shardId, input.shards, input.managedPathPrefix);
-    if (decoded.ok && !input.foreign?.has(decoded.event.policyName)) events.push(decoded.event);
+  for (const [name, records] of perPolicy) {
+    events.push(...inStreamOrder(name, records, lineage, violations).map((item) => item.event));
   }
   const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});
   const managed = await listManaged(input.iam, input.managedPathPrefix, violations);
@@ -96,7 +121,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     const versions = await input.iam.send(new ListPolicyVersionsCommand({ PolicyArn: actual.Arn }));
     if ((versions.Versions?.length ?? 0) > 5) violations.push(`${policy.name} has more than 5 versions`);
     const owned = await input.iam.send(new GetPolicyCommand({ PolicyArn: actual.Arn }));
-    if (!owned.Policy?.Tags?.some((tag) => tag.Key === 'managed-by' && tag.Value === input.appName)) violations.push(`${policy.name} lacks its ownership tag`);
+    violations.push(...tagViolations(policy.name, owned.Policy?.Tags ?? [], policy.tags ?? {}, input.appName));
   }
   for (const name of managed.keys()) {
     if (!expected.has(name) && !input.foreign?.has(name)) violations.push(`${name} exists but no event asked for it`);
@@ -123,6 +148,60 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   }
 
   return { events: input.sent.length, outcomes, violations };
+}
+
+/**
+ * Whether the shard's hash key range holds the partition key's hash (MD5, as
+ * Kinesis routes a record without an explicit hash key). A shard the stream no
+ * longer lists (past retention) cannot say: it is taken to hold it.
+ */
+function holdsKey(shards: ShardInfo[], shardId: string, partitionKey: string): boolean {
+  const shard = shards.find((s) => s.shardId === shardId);
+  if (!shard) return true;
+  const hash = hashKeyOf(partitionKey);
+  return shard.startingHashKey <= hash && hash <= shard.endingHashKey;
+}
+
+/** Each shard's ancestors: a shard's ancestors are a strict subset of its descendants' ones, so their count orders a lineage path. */
+function ancestorSets(shards: ShardInfo[]): Map<string, Set<string>> {
+  return new Map(shards.map((shard) => [shard.shardId, new Set(ancestorsOf(shards, shard.shardId))]));
+}
+
+/**
+ * A policy's records in the order the stream gives them: shard after shard
+ * along the lineage (parents first), by sequence and subsequence number
+ * within a shard. Records on two shards neither of which descends from the
+ * other have no order: that is reported, and they are folded shard by shard.
+ */
+function inStreamOrder<T extends { sent: SentRecord }>(policy: string, records: T[], lineage: Map<string, Set<string>>, violations: string[]): T[] {
+  const byShard = new Map<string, T[]>();
+  for (const item of records) byShard.set(item.sent.put.shardId, [...(byShard.get(item.sent.put.shardId) ?? []), item]);
+  const ancestors = (shardId: string) => lineage.get(shardId) ?? new Set<string>();
+  const path = [...byShard.keys()].sort((a, b) => ancestors(a).size - ancestors(b).size || (a < b ? -1 : a > b ? 1 : 0));
+  for (let i = 1; i < path.length; i++) {
+    if (!ancestors(path[i]!).has(path[i - 1]!)) violations.push(`${policy} has records on ${path[i - 1]} and ${path[i]}, neither descending from the other: no stream order`);
+  }
+  const position = (item: T) => ({ ...item.sent.put, subSequenceNumber: item.sent.put.subSequenceNumber ?? 0 });
+  return path.flatMap((shardId) => byShard.get(shardId)!.sort((a, b) => compareWithin(position(a), position(b))));
+}
+
+/**
+ * Every tag of a policy against the fold: `managed-by` = the application, and
+ * exactly the tags of the last applied upsert besides it.
+ */
+function tagViolations(policy: string, actual: { Key?: string; Value?: string }[], expected: Record<string, string>, appName: string): string[] {
+  const found: string[] = [];
+  const have = new Map(actual.map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+  if (have.get(OWNER_TAG) !== appName) found.push(`${policy} lacks its ownership tag`);
+  for (const [key, value] of Object.entries(expected)) {
+    if (key === OWNER_TAG) continue;
+    if (!have.has(key)) found.push(`${policy} lacks tag ${key}=${value}`);
+    else if (have.get(key) !== value) found.push(`${policy} has tag ${key}=${have.get(key)}, expected ${key}=${value}`);
+  }
+  for (const [key, value] of have) {
+    if (key !== OWNER_TAG && !(key in expected)) found.push(`${policy} has tag ${key}=${value}, expected none`);
+  }
+  return found;
 }
 
 /** The policies under the prefix by name; a name under two paths (IAM forbids it, moto does not) is a violation. */
