@@ -3,6 +3,7 @@
 // same build runs on the local stack and on AWS; AWS endpoints and credentials
 // come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, ...).
 import { hostname } from 'node:os';
+import { DEFAULT_HOLDER_WAIT_MS } from '../aws/iam-rate/host-limiter.js';
 
 export interface Config {
   /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
@@ -40,11 +41,19 @@ export interface Config {
    * How the IAM client meets IAM's rate limit (per account, shared by every
    * worker): `shared` (default), one limiter that learns the rate from
    * throttling for all record processors of a host, a token per attempt
-   * (aws/shared-limiter.ts); `adaptive`, the SDK's adaptive retry mode (the
-   * same, one limiter per client); `standard`, retries with backoff only.
+   * (aws/iam-rate/host-limiter.ts); `adaptive`, the SDK's adaptive retry mode
+   * (the same, one limiter per client); `standard`, retries with backoff only.
    * Measured under a rate limit in docs/performance.md.
    */
   iamRetryMode: 'standard' | 'adaptive' | 'shared';
+  /**
+   * `shared` mode: how long a record processor owed a token waits without a
+   * word from the process holding the host's gate before it gates its own calls
+   * (and tries to re-join six times as long later). Default: 2.5 tokens at the
+   * gate's slowest rate (0.5 a second), 5 s; a live holder sends a keep-alive
+   * every quarter of it.
+   */
+  iamLimiterWaitMs: number;
   /** Base of the pipeline's backoff between rounds for an unsettled policy (faults/backoff.ts). */
   retryBaseMs: number;
   /** Cap of the pipeline's backoff between rounds for an unsettled policy. */
@@ -153,6 +162,7 @@ export function loadConfig(env: Env = process.env): Config {
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
     iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'shared'),
+    iamLimiterWaitMs: integer(env, 'IPS_IAM_LIMITER_WAIT_MS', DEFAULT_HOLDER_WAIT_MS, 100),
     retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),
     retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
     checkpointAttempts: integer(env, 'IPS_CHECKPOINT_ATTEMPTS', 5, 1),

@@ -3,7 +3,8 @@
 // logs go to stderr. The child never dies on input; it exits when the daemon
 // closes its stdin.
 import kcl from 'aws-kcl';
-import { createAwsClients } from '../aws/clients.js';
+import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
+import type { LimiterEvent } from '../aws/iam-rate/host-limiter.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger, stderrLines } from '../log/logger.js';
 import { EmfPublisher, sinkFor } from '../metrics/emf.js';
@@ -16,7 +17,18 @@ import { startShardPipeline } from './start-shard.js';
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
 const metrics = new Metrics();
-const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()] });
+/** The shared IAM limiter's news: a log line and a metric each. */
+function limiterNews(event: LimiterEvent): void {
+  if (event.kind === 'fallback') {
+    metrics.increment(METRIC.iamLimiterFallbacks, { reason: event.reason });
+    logger.warn({ reason: event.reason, detail: event.detail }, 'shared IAM rate limit unavailable: this process gates its own IAM calls (adaptive, on its own throttling) and tries to re-join later');
+  } else if (event.kind === 'rejoined') logger.info('shared IAM rate limit re-joined');
+  else {
+    metrics.increment(METRIC.iamLimiterPeersRefused);
+    logger.warn('a local process without the secret connected to the shared IAM rate limit: hung up on');
+  }
+}
+const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews });
 const parts = buildProcessParts(config, clients, logger, metrics);
 
 const processor = new PolicyRecordProcessor({
@@ -86,6 +98,8 @@ process.stdin.on('end', () => {
   // The last publication, but never a wait of more than a second for the agent.
   const published = publisher ? Promise.race([publisher.stop(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]) : Promise.resolve();
   void published.finally(() => {
+    // Leaves the shared IAM limiter: a socket this process held is removed for the next holder.
+    destroyAwsClients(clients);
     logger.flush();
     setTimeout(() => process.exit(0), 50).unref();
   });
