@@ -29,6 +29,12 @@ export interface Config {
    * re-verified only once this has passed (docs/ledger.md).
    */
   lateWriteMs: number;
+  /**
+   * The largest clock offset from AWS's (as the SDK measures it from the Date
+   * headers of DynamoDB's answers) with which this host may claim; undefined:
+   * derived from claimTtlMs (docs/ledger.md, "Clocks"; ledger/clock-skew.ts).
+   */
+  maxClockOffsetMs: number | undefined;
   /** eventIds remembered in each policy's ledger entry to recognise producer retries; older ones go to the archive. */
   recentEventIds: number;
   /** How long an archived eventId (one that left a ledger entry's window) is kept: longer than the stream's retention. */
@@ -107,6 +113,12 @@ function integer(env: Env, key: string, fallback: number, min = 0): number {
   return value;
 }
 
+/** An integer, or undefined when unset (the default is derived elsewhere). */
+function optionalInteger(env: Env, key: string, min = 0): number | undefined {
+  const raw = env[key];
+  return raw === undefined || raw === '' ? undefined : integer(env, key, 0, min);
+}
+
 function flag(env: Env, key: string, fallback: boolean): boolean {
   const raw = env[key];
   if (raw === undefined || raw === '') return fallback;
@@ -157,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
     claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),
     lateWriteMs: integer(env, 'IPS_LATE_WRITE_MS', 15_000, 1_000),
+    maxClockOffsetMs: optionalInteger(env, 'IPS_MAX_CLOCK_OFFSET_MS', 1),
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     eventIdTtlDays: integer(env, 'IPS_EVENT_ID_TTL_DAYS', 8, 1),
     refuseAdminGrant: flag(env, 'IPS_REFUSE_ADMIN_GRANT', true),
