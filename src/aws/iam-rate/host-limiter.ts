@@ -61,7 +61,8 @@ export class HostLimiter implements RateLimiter {
   private gate: TokenGate | undefined; // while this process holds the socket
   private server: Server | undefined;
   private beat: NodeJS.Timeout | undefined;
-  private readonly owed = new Map<Socket, number>(); // tokens owed to each follower, while holding
+  private readonly peers = new Set<Socket>(); // every connection, admitted or not, while holding
+  private readonly owed = new Map<Socket, number>(); // tokens owed to each admitted follower
   private socket: Socket | undefined; // while this process follows a holder
   private readonly pending: (() => void)[] = [];
   private lastHeard = 0;
@@ -146,7 +147,7 @@ export class HostLimiter implements RateLimiter {
         /* gone already */
       }
     }
-    for (const peer of this.owed.keys()) peer.destroy();
+    for (const peer of this.peers) peer.destroy();
     this.flushPending();
   }
 
@@ -302,18 +303,20 @@ export class HostLimiter implements RateLimiter {
   /** A peer is served once it presented the secret; any other is hung up on, unheard. */
   private admit(peer: Socket, gate: TokenGate): void {
     peer.unref();
+    this.peers.add(peer);
     let heard = Buffer.alloc(0);
     let admitted = false;
     const refuse = () => {
       clearTimeout(deadline);
       peer.destroy();
-      this.tell({ kind: 'peer-refused' });
+      if (!this.closed) this.tell({ kind: 'peer-refused' });
     };
     const deadline = setTimeout(refuse, this.waitMs);
     deadline.unref();
     peer.on('error', () => peer.destroy());
     peer.on('close', () => {
       clearTimeout(deadline);
+      this.peers.delete(peer);
       this.owed.delete(peer);
     });
     peer.on('data', (data: Buffer) => {
