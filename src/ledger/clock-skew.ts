@@ -46,20 +46,23 @@ export interface ClockSkewWatch {
   logger?: Logger;
 }
 
-/** While the clock is past the bound, how often a refusal measures again (a read whose answer carries AWS's Date). */
-const REMEASURE_MS = 1_000;
-
 /**
  * Refuses a claim (TransientError `clock-skew`: the record stays unsettled and
  * is tried again) while the measured offset exceeds `boundMs`; publishes the
- * offset as the `clock_offset_ms` gauge. A refusal first measures again with
- * `remeasure` (at most once a second): a refused claim writes nothing, so
- * without it a clock put right would be seen only at the next call of another
- * kind.
+ * offset as the `clock_offset_ms` gauge.
+ *
+ * An offset past the bound is measured again (`remeasure`, a read whose
+ * answer carries AWS's Date) before a claim is refused on it, and decided on
+ * the fresh sample. The SDK's sample is AWS's Date minus the time this
+ * process read the answer: a delay in reading it (a busy event loop, a
+ * process thawed after a pause with answers waiting) makes this host look
+ * ahead of AWS, never behind. So a sample that says "ahead" gets a second
+ * one, and a clock that is really off fails both. Without measuring again, a
+ * refused claim (which writes nothing) would also see a clock put right only
+ * at the next call of another kind.
  */
 export class ClockSkewGuard {
   private skewed = false;
-  private lastMeasured = -Infinity;
   private measuring: Promise<void> | undefined;
 
   constructor(
@@ -100,15 +103,17 @@ export class ClockSkewGuard {
     return Math.abs(this.offsetMs) <= this.boundMs;
   }
 
-  /** One measurement at a time, at most one a second (a monotonic clock: the wall clock is the suspect). */
+  /** Fresh samples, shared by the claims that wait on them: one, or two while the sample says this host is ahead. */
   private measureAgain(): Promise<void> {
     if (!this.remeasure) return Promise.resolve();
-    if (this.measuring) return this.measuring;
-    if (performance.now() - this.lastMeasured < REMEASURE_MS) return Promise.resolve();
-    this.lastMeasured = performance.now();
-    this.measuring = this.remeasure()
-      .then(() => undefined, () => undefined) // a failed read says nothing new; the refusal stands
-      .finally(() => (this.measuring = undefined));
+    this.measuring ??= this.sample().finally(() => (this.measuring = undefined));
     return this.measuring;
+  }
+
+  private async sample(): Promise<void> {
+    for (let samples = 0; samples < 2 && !this.within(); samples++) {
+      if (samples === 1 && this.offsetMs > 0) return; // behind: no delay makes a clock look behind
+      await this.remeasure!().catch(() => undefined); // a failed read says nothing new; the refusal stands
+    }
   }
 }

@@ -12,21 +12,23 @@ import { METRIC, Metrics } from '../../src/metrics/metrics.js';
 
 /**
  * A DynamoDB client that answers every call (an empty item) and whose measured
- * offset the test sets; `measured`: the offset the SDK would take from the
- * Date header of the answer to a read.
+ * offset the test sets; `samples`: the offsets the SDK takes, one after the
+ * other, from the Date headers of the answers to reads (the last one stays).
  */
-function measuredClient(systemClockOffset: number, measured?: number) {
+function measuredClient(systemClockOffset: number, samples: number[] = []) {
   const sent: string[] = [];
   const client = {
     config: { systemClockOffset },
     send: async (command: { constructor: { name: string } }) => {
       sent.push(command.constructor.name);
-      if (measured !== undefined && command.constructor.name === 'GetItemCommand') client.config.systemClockOffset = measured;
+      if (command.constructor.name === 'GetItemCommand' && samples.length > 0) client.config.systemClockOffset = samples.length > 1 ? samples.shift()! : samples[0]!;
       return {};
     },
   };
   return { client, sent };
 }
+
+const writes = (sent: string[]) => sent.filter((name) => name !== 'GetItemCommand');
 
 const request: ClaimRequest = {
   policy: 'skewed-policy',
@@ -46,7 +48,7 @@ test('a ledger whose DynamoDB client measured a clock offset past the bound refu
   const refused = await t.throwsAsync(ledger.claim(request), { instanceOf: TransientError });
   t.is(refused?.reason, 'clock-skew');
   t.regex(refused!.message, /600000 ms ahead of AWS's/);
-  t.deepEqual(sent, ['GetItemCommand'], 'measured again (a read), nothing written');
+  t.deepEqual(sent, ['GetItemCommand', 'GetItemCommand'], 'measured again (two reads: it looked ahead), nothing written');
   t.is(metrics.get(METRIC.claimsRefused, { because: 'clock-skew' }), 1);
   await t.throwsAsync(ledger.claimVerification('skewed-policy', 'worker-a'), { instanceOf: TransientError });
   await t.throwsAsync(ledger.renew('skewed-policy', 'token'), { instanceOf: TransientError });
@@ -57,17 +59,37 @@ test('a ledger whose DynamoDB client measured a clock offset past the bound refu
   client.config.systemClockOffset = -500;
   const won = await ledger.claim(request);
   t.true(won.won);
-  t.deepEqual(sent.filter((name) => name !== 'GetItemCommand'), ['UpdateItemCommand'], 'the one write is the claim made within the bound');
+  t.deepEqual(writes(sent), ['UpdateItemCommand'], 'the one write is the claim made within the bound');
   t.is(metrics.gaugeValue(METRIC.clockOffsetMs), -500);
 });
 
 test('a refusal measures again first: a host whose clock was put right claims without waiting for another call to notice', async (t) => {
   const metrics = new Metrics();
-  const { client, sent } = measuredClient(-10 * 60_000, -300);
+  const { client, sent } = measuredClient(-10 * 60_000, [-300]);
   const ledger = ledgerFromConfig(client as unknown as DynamoDBClient, config, {}, { metrics });
   t.true((await ledger.claim(request)).won);
   t.deepEqual(sent, ['GetItemCommand', 'UpdateItemCommand']);
   t.is(metrics.get(METRIC.claimsRefused, { because: 'clock-skew' }), 0);
+});
+
+test('an answer read late (a busy or just-thawed process) makes the host look ahead: a second sample tells it from a clock that is', async (t) => {
+  const metrics = new Metrics();
+  // The SDK last read an answer 4 s late, and the first read again is still 2.5 s late; the next is read at once.
+  const { client, sent } = measuredClient(-4_000, [-2_500, -600]);
+  const ledger = ledgerFromConfig(client as unknown as DynamoDBClient, config, {}, { metrics });
+  t.true((await ledger.claim(request)).won);
+  t.deepEqual(sent, ['GetItemCommand', 'GetItemCommand', 'UpdateItemCommand']);
+  t.is(metrics.get(METRIC.claimsRefused, { because: 'clock-skew' }), 0);
+});
+
+test('a host behind AWS past the bound is refused on one fresh sample: no delay makes a clock look behind', async (t) => {
+  const metrics = new Metrics();
+  const { client, sent } = measuredClient(5_000, [5_000]);
+  const ledger = ledgerFromConfig(client as unknown as DynamoDBClient, config, {}, { metrics });
+  const refused = await t.throwsAsync(ledger.claim(request), { instanceOf: TransientError });
+  t.regex(refused!.message, /5000 ms behind AWS's/);
+  t.deepEqual(sent, ['GetItemCommand']);
+  t.is(metrics.get(METRIC.claimsRefused, { because: 'clock-skew' }), 1);
 });
 
 test('the bound follows the claim time to live: half the claim deadline\'s margin, less the Date header\'s second; never below 2 s', (t) => {
