@@ -386,3 +386,44 @@ test('a directory at the private path that is not ours and private (open to othe
     t.deepEqual(events.map(({ kind, reason }) => ({ kind, reason })), [{ kind: 'fallback', reason: 'private-dir-refused' }], plant);
   }
 });
+
+test('a follower frozen with its holder (a whole worker paused, then thawed) does not take the silence it slept through for a stopped holder', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
+  const start = (code: string) => {
+    const proc = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => {
+      proc.kill('SIGCONT');
+      proc.kill('SIGKILL');
+    });
+    return proc;
+  };
+  const holder = start(`
+    const { HostLimiter } = await import(${module});
+    const limiter = new HostLimiter('frozen-together', ${JSON.stringify(parent)}, { waitMs: 500 });
+    await limiter.acquire();
+    for (let i = 0; i < 60; i++) limiter.report(true); // half a call a second: a follower always waits for a token
+    console.log(limiter.holding ? 'holding' : 'not holding');
+    setInterval(() => undefined, 1_000);`);
+  t.is(await new Promise<string>((resolve) => holder.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))), 'holding');
+  // The follower keeps asking; on a line on stdin it prints what it was told and whether it follows.
+  const follower = start(`
+    const { HostLimiter } = await import(${module});
+    const events = [];
+    const limiter = new HostLimiter('frozen-together', ${JSON.stringify(parent)}, { waitMs: 500, onEvent: (event) => events.push(event.kind + ':' + (event.reason ?? '')) });
+    await limiter.acquire();
+    console.log(limiter.following ? 'following' : 'not following');
+    void (async () => { for (;;) { await limiter.acquire(); await new Promise((resolve) => setTimeout(resolve, 10)); } })(); // a call per token
+    process.stdin.once('data', () => { console.log(JSON.stringify({ events, following: limiter.following })); process.exit(0); });`);
+  t.is(await new Promise<string>((resolve) => follower.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))), 'following');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  follower.kill('SIGSTOP');
+  holder.kill('SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // six times the wait bound, asleep together
+  holder.kill('SIGCONT');
+  follower.kill('SIGCONT');
+  await new Promise((resolve) => setTimeout(resolve, 1_500)); // awake together, for three times the bound
+  const said = new Promise<string>((resolve) => follower.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+  follower.stdin.write('\n');
+  t.deepEqual(JSON.parse(await said), { events: [], following: true });
+});

@@ -203,16 +203,23 @@ export class HostLimiter implements RateLimiter {
 
   private armWatchdog(): void {
     if (this.watchdog) return;
-    const check = () => {
-      this.watchdog = undefined;
-      if (!this.socket || this.pending.length === 0) return;
-      const silentFor = Date.now() - this.lastHeard;
-      if (silentFor >= this.waitMs) return this.leaveHolder();
-      this.watchdog = setTimeout(check, this.waitMs - silentFor);
+    const arm = (ms: number) => {
+      const due = Date.now() + ms;
+      this.watchdog = setTimeout(() => check(due), ms);
       this.watchdog.unref();
     };
-    this.watchdog = setTimeout(check, this.waitMs);
-    this.watchdog.unref();
+    const check = (due: number) => {
+      this.watchdog = undefined;
+      if (!this.socket || this.pending.length === 0) return;
+      const now = Date.now();
+      // Woken long after it was due: this process did not run either (the whole worker was
+      // paused, or starved). The silence it slept through says nothing of the holder: count afresh.
+      if (now - due > this.waitMs / 2) this.lastHeard = now;
+      const silentFor = now - this.lastHeard;
+      if (silentFor >= this.waitMs) return this.leaveHolder();
+      arm(this.waitMs - silentFor);
+    };
+    arm(this.waitMs);
   }
 
   /** The holder stopped answering: what waits for it goes through the local gate, and the next try to join is later. */
