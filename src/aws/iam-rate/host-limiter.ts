@@ -15,20 +15,19 @@
 //   - a holder that is gone (its socket closed, the file stale) is replaced by
 //     the next process to bind the socket; meanwhile calls are gated locally.
 //
-// Wire protocol: the follower sends the secret and a newline; the holder
-// answers `o` (welcome). Then one byte a message: a follower sends `a` (a
-// token, please), `t` (IAM throttled a call), `s` (IAM answered); the holder
-// sends `g` per token granted, in the order asked, and `k` (keep-alive).
+// This module is the election and the follower's side; gate-holder.ts is the
+// holder's, wire.ts the protocol between them.
 import { createHash } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import { createConnection } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MIN_RATE } from './cubic-rate.js';
-import { isSecret, openPrivateDir, PrivateDirRefused, privateDirPath, SECRET_LINE_LENGTH } from './private-dir.js';
+import { GateHolder } from './gate-holder.js';
+import { openPrivateDir, PrivateDirRefused, privateDirPath } from './private-dir.js';
 import { TokenGate } from './token-gate.js';
 import type { RateLimiter } from './token-gate.js';
+import { BYTE } from './wire.js';
 
 /**
  * How long a follower owed a token waits without a word from the holder:
@@ -53,16 +52,10 @@ export interface HostLimiterOptions {
   onEvent?: (event: LimiterEvent) => void;
 }
 
-const BYTE = { ask: 0x61, throttled: 0x74, answered: 0x73, grant: 0x67, keepAlive: 0x6b, welcome: 0x6f, newline: 0x0a } as const;
-
 type Followed = 'following' | 'silent' | 'absent';
 
 export class HostLimiter implements RateLimiter {
-  private gate: TokenGate | undefined; // while this process holds the socket
-  private server: Server | undefined;
-  private beat: NodeJS.Timeout | undefined;
-  private readonly peers = new Set<Socket>(); // every connection, admitted or not, while holding
-  private readonly owed = new Map<Socket, number>(); // tokens owed to each admitted follower
+  private holder: GateHolder | undefined; // while this process holds the socket
   private socket: Socket | undefined; // while this process follows a holder
   private readonly pending: (() => void)[] = [];
   private lastHeard = 0;
@@ -95,7 +88,7 @@ export class HostLimiter implements RateLimiter {
 
   /** Whether this process holds the shared gate (for logs and tests). */
   get holding(): boolean {
-    return this.gate !== undefined;
+    return this.holder !== undefined;
   }
 
   /** Whether this process follows another's gate. */
@@ -105,16 +98,16 @@ export class HostLimiter implements RateLimiter {
 
   /** The rate the gate this process holds (or its local one) allows now; undefined: no limit yet. */
   get allowedRate(): number | undefined {
-    return (this.gate ?? this.local).rate.current();
+    return (this.holder?.gate ?? this.local).rate.current();
   }
 
   async acquire(signal?: AbortSignal): Promise<void> {
-    if (!this.gate && !this.socket && Date.now() >= this.nextElection) {
+    if (!this.holder && !this.socket && Date.now() >= this.nextElection) {
       // After a fallback the call does not wait for the election: the holder may still be stopped.
       if (this.fallenBack) void this.elect();
       else await this.elect();
     }
-    const wait = this.gate ? this.gate.acquire() : this.socket ? this.ask(this.socket) : this.local.acquire();
+    const wait = this.holder ? this.holder.gate.acquire() : this.socket ? this.ask(this.socket) : this.local.acquire();
     if (!signal) return wait;
     if (signal.aborted) throw signal.reason;
     await new Promise<void>((resolve, reject) => {
@@ -128,7 +121,7 @@ export class HostLimiter implements RateLimiter {
   }
 
   report(throttled: boolean): void {
-    if (this.gate) this.gate.report(throttled);
+    if (this.holder) this.holder.gate.report(throttled);
     else if (this.socket) this.socket.write(throttled ? 't' : 's');
     else this.local.report(throttled);
   }
@@ -137,17 +130,8 @@ export class HostLimiter implements RateLimiter {
   close(): void {
     this.closed = true;
     if (this.watchdog) clearTimeout(this.watchdog);
-    if (this.beat) clearInterval(this.beat);
     this.socket?.destroy();
-    if (this.server) {
-      this.server.close();
-      try {
-        unlinkSync(this.path);
-      } catch {
-        /* gone already */
-      }
-    }
-    for (const peer of this.peers) peer.destroy();
+    this.holder?.close();
     this.flushPending();
   }
 
@@ -183,7 +167,7 @@ export class HostLimiter implements RateLimiter {
     }
     let followed = await this.follow();
     if (followed === 'absent' && !(await this.hold())) followed = await this.follow();
-    if (this.gate || followed === 'following') return this.joined();
+    if (this.holder || followed === 'following') return this.joined();
     if (followed === 'silent') return this.fallBack('holder-silent');
     // A stale socket removed, or a race lost: the local gate serves for a moment.
     this.nextElection = Date.now() + 1_000;
@@ -271,86 +255,10 @@ export class HostLimiter implements RateLimiter {
     });
   }
 
-  private hold(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const gate = new TokenGate();
-      const server = createServer((peer) => this.admit(peer, gate));
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EADDRINUSE') return resolve(false);
-        // A socket file nobody answers on (its holder died): remove it, and let the next call elect.
-        const probe = createConnection(this.path);
-        probe.once('connect', () => {
-          probe.destroy();
-          resolve(false);
-        });
-        probe.once('error', () => {
-          try {
-            unlinkSync(this.path);
-          } catch {
-            /* another process removed it first */
-          }
-          resolve(false);
-        });
-      });
-      server.listen(this.path, () => {
-        server.unref();
-        server.on('error', () => undefined);
-        this.server = server;
-        this.gate = gate;
-        // The beat: every follower still owed a token hears from the holder at least this often.
-        this.beat = setInterval(() => {
-          for (const [peer, owed] of this.owed) if (owed > 0 && peer.writable) peer.write('k');
-        }, Math.max(10, Math.floor(this.waitMs / 4)));
-        this.beat.unref();
-        resolve(true);
-      });
-    });
-  }
-
-  /** A peer is served once it presented the secret; any other is hung up on, unheard. */
-  private admit(peer: Socket, gate: TokenGate): void {
-    peer.unref();
-    this.peers.add(peer);
-    let heard = Buffer.alloc(0);
-    let admitted = false;
-    const refuse = () => {
-      clearTimeout(deadline);
-      peer.destroy();
-      if (!this.closed) this.tell({ kind: 'peer-refused' });
-    };
-    const deadline = setTimeout(refuse, this.waitMs);
-    deadline.unref();
-    peer.on('error', () => peer.destroy());
-    peer.on('close', () => {
-      clearTimeout(deadline);
-      this.peers.delete(peer);
-      this.owed.delete(peer);
-    });
-    peer.on('data', (data: Buffer) => {
-      if (!admitted) {
-        heard = Buffer.concat([heard, data]);
-        const end = heard.indexOf(BYTE.newline);
-        if (end < 0) return void (heard.length >= SECRET_LINE_LENGTH && refuse());
-        if (!isSecret(heard.subarray(0, end), this.secret!)) return refuse();
-        admitted = true;
-        clearTimeout(deadline);
-        this.owed.set(peer, 0);
-        peer.write('o');
-        data = heard.subarray(end + 1);
-      }
-      for (let i = 0; i < data.length; i++) {
-        const byte = data[i];
-        if (byte === BYTE.ask) {
-          this.owed.set(peer, (this.owed.get(peer) ?? 0) + 1);
-          void gate.acquire(false).then(() => {
-            if (!peer.writable) return;
-            this.owed.set(peer, (this.owed.get(peer) ?? 1) - 1);
-            peer.write('g');
-          });
-        } else if (byte === BYTE.throttled) gate.report(true);
-        else if (byte === BYTE.answered) gate.report(false);
-      }
-    });
+  private async hold(): Promise<boolean> {
+    this.holder = await GateHolder.bind(this.path, { secret: this.secret!, waitMs: this.waitMs, onRefused: () => this.tell({ kind: 'peer-refused' }) });
+    if (this.holder && this.closed) this.holder.close();
+    return this.holder !== undefined;
   }
 
   private flushPending(): void {
