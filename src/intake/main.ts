@@ -4,11 +4,11 @@
 // closes its stdin.
 import kcl from 'aws-kcl';
 import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
-import type { LimiterEvent } from '../aws/iam-rate/host-limiter.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger, stderrLines } from '../log/logger.js';
 import { EmfPublisher, sinkFor } from '../metrics/emf.js';
 import { METRIC, Metrics } from '../metrics/metrics.js';
+import { limiterNews } from './limiter-news.js';
 import { buildProcessParts } from './process-parts.js';
 import { ProgressReporter } from './progress.js';
 import { PolicyRecordProcessor } from './record-processor.js';
@@ -17,18 +17,7 @@ import { startShardPipeline } from './start-shard.js';
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
 const metrics = new Metrics();
-/** The shared IAM limiter's news: a log line and a metric each. */
-function limiterNews(event: LimiterEvent): void {
-  if (event.kind === 'fallback') {
-    metrics.increment(METRIC.iamLimiterFallbacks, { reason: event.reason });
-    logger.warn({ reason: event.reason, detail: event.detail }, 'shared IAM rate limit unavailable: this process gates its own IAM calls (adaptive, on its own throttling) and tries to re-join later');
-  } else if (event.kind === 'rejoined') logger.info('shared IAM rate limit re-joined');
-  else {
-    metrics.increment(METRIC.iamLimiterPeersRefused);
-    logger.warn('a local process without the secret connected to the shared IAM rate limit: hung up on');
-  }
-}
-const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews });
+const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews(metrics, logger) });
 const parts = buildProcessParts(config, clients, logger, metrics);
 
 const processor = new PolicyRecordProcessor({

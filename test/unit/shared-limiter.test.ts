@@ -18,6 +18,9 @@ import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
 import { isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
 import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
 import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
+import { pino } from 'pino';
+import { limiterNews } from '../../src/intake/limiter-news.js';
+import { METRIC, Metrics } from '../../src/metrics/metrics.js';
 
 /** Sends `perSecond` calls a second for `seconds` on the fake clock. */
 function send(rate: CubicRate, clock: { t: number }, perSecond: number, seconds: number): void {
@@ -426,4 +429,40 @@ test('a follower frozen with its holder (a whole worker paused, then thawed) doe
   const said = new Promise<string>((resolve) => follower.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
   follower.stdin.write('\n');
   t.deepEqual(JSON.parse(await said), { events: [], following: true });
+});
+
+test('a record processor tells of the limiter\'s fallbacks and refused peers in a log line and a metric each', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const metrics = new Metrics();
+  const lines: { msg: string; reason?: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const news = limiterNews(metrics, logger);
+  const holder = new HostLimiter('told', parent, { waitMs: 500, onEvent: news });
+  const follower = new HostLimiter('told', parent, { waitMs: 500, onEvent: news });
+  t.teardown(() => {
+    holder.close();
+    follower.close();
+  });
+  await holder.acquire();
+  const stranger = createConnection(holder.path);
+  stranger.on('error', () => undefined);
+  stranger.write('not the secret\n');
+  t.true(await until(() => metrics.get(METRIC.iamLimiterPeersRefused) === 1));
+  // A silent socket where the follower looks for its holder: it gates its own calls.
+  const silent = createNetServer(() => undefined);
+  const other = new HostLimiter('told-silent', parent, { waitMs: 500, onEvent: news });
+  t.teardown(() => {
+    other.close();
+    silent.close();
+  });
+  await new Promise<void>((resolve) => silent.listen(other.path, resolve));
+  await other.acquire();
+  t.is(metrics.get(METRIC.iamLimiterFallbacks, { reason: 'holder-silent' }), 1);
+  t.deepEqual(
+    lines.map((line) => line.msg),
+    [
+      'a local process without the secret connected to the shared IAM rate limit: hung up on',
+      'shared IAM rate limit unavailable: this process gates its own IAM calls (adaptive, on its own throttling) and tries to re-join later',
+    ],
+  );
 });
