@@ -11,7 +11,9 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Config } from '../config/config.js';
 import type { AwsCallObserver } from './call-observer.js';
 import { observeCalls } from './call-observer.js';
-import { hostLimiter, limitCalls } from './shared-limiter.js';
+import { HostLimiter } from './iam-rate/host-limiter.js';
+import type { LimiterEvent } from './iam-rate/host-limiter.js';
+import { limitCalls } from './iam-rate/limit-calls.js';
 
 export interface AwsClients {
   kinesis: KinesisClient;
@@ -31,6 +33,8 @@ export interface ClientOptions {
    * several local stacks, as the tests do.
    */
   env?: Record<string, string | undefined>;
+  /** Hears the shared IAM limiter (Config.iamRetryMode `shared`): its fallbacks, re-joins and refused peers. */
+  onIamLimiterEvent?: (event: LimiterEvent) => void;
 }
 
 const ENDPOINT_VARIABLES = {
@@ -70,6 +74,40 @@ function common(config: Config, options: ClientOptions) {
 }
 
 /**
+ * The host limiters this process uses, by key, with the client sets that use
+ * each: the last set destroyed closes it (and removes its socket file, which
+ * would otherwise outlive the process and be found stale by the next holder).
+ */
+const limiters = new Map<string, { limiter: HostLimiter; users: number; listeners: Set<(event: LimiterEvent) => void> }>();
+
+/** What destroyAwsClients must release for a client set. */
+const releases = new WeakMap<AwsClients, () => void>();
+
+function retainLimiter(key: string, config: Config, listener: ((event: LimiterEvent) => void) | undefined): { limiter: HostLimiter; release: () => void } {
+  let entry = limiters.get(key);
+  if (!entry) {
+    const listeners = new Set<(event: LimiterEvent) => void>();
+    const limiter = new HostLimiter(key, undefined, { waitMs: config.iamLimiterWaitMs, onEvent: (event) => listeners.forEach((hear) => hear(event)) });
+    limiters.set(key, (entry = { limiter, users: 0, listeners }));
+  }
+  const held = entry;
+  held.users++;
+  if (listener) held.listeners.add(listener);
+  let released = false;
+  return {
+    limiter: held.limiter,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (listener) held.listeners.delete(listener);
+      if (--held.users > 0) return;
+      held.limiter.close();
+      limiters.delete(key);
+    },
+  };
+}
+
+/**
  * IAM's rate limit is per account and every worker draws from it
  * (Config.iamRetryMode): `shared` (default) puts one limiter, shared by the
  * record processors of a host and learning the rate from IAM's throttling, in
@@ -78,16 +116,16 @@ function common(config: Config, options: ClientOptions) {
  * record processors, `shared` met fewer throttles and applied changes faster
  * (docs/performance.md).
  */
-function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>): IAMClient {
+function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>): { iam: IAMClient; release?: () => void } {
   const mode = config.iamRetryMode ?? 'standard';
   const iam = new IAMClient({ ...base, ...(mode === 'adaptive' ? { retryMode: 'adaptive' as const } : {}), ...target('iam', options) });
   limitExceededIsARefusal(iam);
-  if (mode === 'shared') {
-    // The processes that share a limit: one application, one region, one IAM endpoint.
-    const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
-    limitCalls(iam, hostLimiter(`${config.appName}|${base.region}|${endpoint}`), 'iam-shared-rate-limit');
-  }
-  return iam;
+  if (mode !== 'shared') return { iam };
+  // The processes that share a limit: one application, one region, one IAM endpoint.
+  const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
+  const { limiter, release } = retainLimiter(`${config.appName}|${base.region}|${endpoint}`, config, options.onIamLimiterEvent);
+  limitCalls(iam, limiter, 'iam-shared-rate-limit');
+  return { iam, release };
 }
 
 /**
@@ -111,14 +149,17 @@ function limitExceededIsARefusal(client: IAMClient): void {
   client.middlewareStack.addRelativeTo(middleware as never, { relation: 'after', toMiddleware: 'retryMiddleware', name: 'iam-limit-exceeded-is-a-refusal', override: true });
 }
 
+/** The clients; whoever makes them destroys them (destroyAwsClients), which also leaves the shared IAM limiter. */
 export function createAwsClients(config: Config, options: ClientOptions = {}): AwsClients {
   const base = common(config, options);
+  const { iam, release } = iamClient(config, options, base);
   const clients: AwsClients = {
     kinesis: new KinesisClient({ ...base, ...target('kinesis', options) }),
     dynamodb: new DynamoDBClient({ ...base, ...target('dynamodb', options) }),
-    iam: iamClient(config, options, base),
+    iam,
     sts: new STSClient({ ...base, ...target('sts', options) }),
   };
+  if (release) releases.set(clients, release);
   for (const observer of options.observers ?? []) {
     observeCalls(clients.kinesis, 'kinesis', observer);
     observeCalls(clients.dynamodb, 'dynamodb', observer);
@@ -133,4 +174,6 @@ export function destroyAwsClients(clients: AwsClients): void {
   clients.dynamodb.destroy();
   clients.iam.destroy();
   clients.sts.destroy();
+  releases.get(clients)?.();
+  releases.delete(clients);
 }

@@ -3,6 +3,7 @@
 // same build runs on the local stack and on AWS; AWS endpoints and credentials
 // come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, ...).
 import { hostname } from 'node:os';
+import { DEFAULT_HOLDER_WAIT_MS } from '../aws/iam-rate/host-limiter.js';
 
 export interface Config {
   /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
@@ -28,6 +29,12 @@ export interface Config {
    * re-verified only once this has passed (docs/ledger.md).
    */
   lateWriteMs: number;
+  /**
+   * The largest clock offset from AWS's (as the SDK measures it from the Date
+   * headers of DynamoDB's answers) with which this host may claim; undefined:
+   * derived from claimTtlMs (docs/ledger.md, "Clocks"; ledger/clock-skew.ts).
+   */
+  maxClockOffsetMs: number | undefined;
   /** eventIds remembered in each policy's ledger entry to recognise producer retries; older ones go to the archive. */
   recentEventIds: number;
   /** How long an archived eventId (one that left a ledger entry's window) is kept: longer than the stream's retention. */
@@ -48,11 +55,19 @@ export interface Config {
    * How the IAM client meets IAM's rate limit (per account, shared by every
    * worker): `shared` (default), one limiter that learns the rate from
    * throttling for all record processors of a host, a token per attempt
-   * (aws/shared-limiter.ts); `adaptive`, the SDK's adaptive retry mode (the
-   * same, one limiter per client); `standard`, retries with backoff only.
+   * (aws/iam-rate/host-limiter.ts); `adaptive`, the SDK's adaptive retry mode
+   * (the same, one limiter per client); `standard`, retries with backoff only.
    * Measured under a rate limit in docs/performance.md.
    */
   iamRetryMode: 'standard' | 'adaptive' | 'shared';
+  /**
+   * `shared` mode: how long a record processor owed a token waits without a
+   * word from the process holding the host's gate before it gates its own calls
+   * (and tries to re-join six times as long later). Default: 2.5 tokens at the
+   * gate's slowest rate (0.5 a second), 5 s; a live holder sends a keep-alive
+   * every quarter of it.
+   */
+  iamLimiterWaitMs: number;
   /** Base of the pipeline's backoff between rounds for an unsettled policy (faults/backoff.ts). */
   retryBaseMs: number;
   /** Cap of the pipeline's backoff between rounds for an unsettled policy. */
@@ -104,6 +119,12 @@ function integer(env: Env, key: string, fallback: number, min = 0): number {
     throw new ConfigError(`${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   }
   return value;
+}
+
+/** An integer, or undefined when unset (the default is derived elsewhere). */
+function optionalInteger(env: Env, key: string, min = 0): number | undefined {
+  const raw = env[key];
+  return raw === undefined || raw === '' ? undefined : integer(env, key, 0, min);
 }
 
 function flag(env: Env, key: string, fallback: boolean): boolean {
@@ -169,6 +190,7 @@ export function loadConfig(env: Env = process.env): Config {
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
     claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),
     lateWriteMs: integer(env, 'IPS_LATE_WRITE_MS', 15_000, 1_000),
+    maxClockOffsetMs: optionalInteger(env, 'IPS_MAX_CLOCK_OFFSET_MS', 1),
     recentEventIds: integer(env, 'IPS_RECENT_EVENT_IDS', 32, 1),
     eventIdTtlDays: integer(env, 'IPS_EVENT_ID_TTL_DAYS', 8, 1),
     guardrail: guardrail(env),
@@ -176,6 +198,7 @@ export function loadConfig(env: Env = process.env): Config {
     unknownActions: oneOf(env, 'IPS_UNKNOWN_ACTIONS', ['apply', 'reject'] as const, 'apply'),
     awsMaxAttempts: integer(env, 'IPS_AWS_MAX_ATTEMPTS', 5, 1),
     iamRetryMode: oneOf(env, 'IPS_IAM_RETRY_MODE', ['standard', 'adaptive', 'shared'] as const, 'shared'),
+    iamLimiterWaitMs: integer(env, 'IPS_IAM_LIMITER_WAIT_MS', DEFAULT_HOLDER_WAIT_MS, 100),
     retryBaseMs: integer(env, 'IPS_RETRY_BASE_MS', 100, 1),
     retryBackoffCapMs: integer(env, 'IPS_RETRY_BACKOFF_CAP_MS', 20_000, 10),
     checkpointAttempts: integer(env, 'IPS_CHECKPOINT_ATTEMPTS', 5, 1),

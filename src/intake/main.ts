@@ -3,11 +3,12 @@
 // logs go to stderr. The child never dies on input; it exits when the daemon
 // closes its stdin.
 import kcl from 'aws-kcl';
-import { createAwsClients } from '../aws/clients.js';
+import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger, stderrLines } from '../log/logger.js';
 import { EmfPublisher, sinkFor } from '../metrics/emf.js';
 import { METRIC, Metrics } from '../metrics/metrics.js';
+import { limiterNews } from './limiter-news.js';
 import { buildProcessParts } from './process-parts.js';
 import { ProgressReporter } from './progress.js';
 import { PolicyRecordProcessor } from './record-processor.js';
@@ -16,7 +17,7 @@ import { startShardPipeline } from './start-shard.js';
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
 const metrics = new Metrics();
-const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()] });
+const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews(metrics, logger) });
 const parts = buildProcessParts(config, clients, logger, metrics);
 
 const processor = new PolicyRecordProcessor({
@@ -86,6 +87,8 @@ process.stdin.on('end', () => {
   // The last publication, but never a wait of more than a second for the agent.
   const published = publisher ? Promise.race([publisher.stop(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]) : Promise.resolve();
   void published.finally(() => {
+    // Leaves the shared IAM limiter: a socket this process held is removed for the next holder.
+    destroyAwsClients(clients);
     logger.flush();
     setTimeout(() => process.exit(0), 50).unref();
   });

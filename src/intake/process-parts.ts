@@ -22,7 +22,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     config,
     logger,
     metrics,
-    ledger: ledgerFromConfig(clients.dynamodb, config),
+    ledger: ledgerFromConfig(clients.dynamodb, config, {}, { metrics, logger }),
     cache: new DedupCache(config.dedupCacheSize),
     applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),

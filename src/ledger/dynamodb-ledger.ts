@@ -12,6 +12,8 @@ import type { LedgerPosition } from './position.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
 import type { Config } from '../config/config.js';
+import { ClockSkewGuard, clockOffsetBoundMs } from './clock-skew.js';
+import type { ClockSkewWatch } from './clock-skew.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
 import { backoffDelay } from '../faults/backoff.js';
 
@@ -31,11 +33,26 @@ export interface DynamoDbLedgerOptions {
   /** How long an archived eventId is kept (Config.eventIdTtlDays), in days. */
   eventIdTtlDays: number;
   now?: () => number;
+  /** Called before a claim is won or extended (claim, claimVerification, renew); rejects to refuse it (clock-skew.ts). */
+  beforeClaim?: (what: string, policy: string) => Promise<void>;
 }
 
-/** The ledger on `config`'s table with its claim and archive timings: how the processor and the operator tool build it. */
-export function ledgerFromConfig(dynamodb: DynamoDBClient, config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays' | 'lateWriteMs'>, clock: Pick<DynamoDbLedgerOptions, 'now'> = {}): DynamoDbLedger {
-  return new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, ...clock });
+/**
+ * The ledger on `config`'s table with its claim and archive timings: how the
+ * processor and the operator tool build it. Claims are refused while the
+ * DynamoDB client's measured clock offset exceeds the bound (clock-skew.ts).
+ */
+export function ledgerFromConfig(
+  dynamodb: DynamoDBClient,
+  config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays' | 'lateWriteMs'> & Partial<Pick<Config, 'maxClockOffsetMs'>>,
+  clock: Pick<DynamoDbLedgerOptions, 'now'> = {},
+  watch: ClockSkewWatch = {},
+): DynamoDbLedger {
+  // A refused claim measures the offset again with a read of the epoch: its answer carries AWS's Date.
+  const guard = new ClockSkewGuard(dynamodb, config.maxClockOffsetMs ?? clockOffsetBoundMs(config.claimTtlMs), watch, () => ledger.currentEpoch());
+  const beforeClaim = (what: string, policy: string) => guard.check(what, policy);
+  const ledger: DynamoDbLedger = new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, ...clock, beforeClaim });
+  return ledger;
 }
 
 /**
@@ -144,6 +161,7 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
+    await this.options.beforeClaim?.('claim', request.policy);
     let takenOver = false;
     for (let round = 0; ; round++) {
       const result = await this.claimOnce(request, takenOver);
@@ -320,6 +338,7 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async renew(policy: string, token: string): Promise<number> {
+    await this.options.beforeClaim?.('renewal', policy);
     const expiresAt = this.now() + this.options.claimTtlMs;
     try {
       await this.dynamodb.send(
@@ -359,6 +378,7 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
+    await this.options.beforeClaim?.('verification claim', policy);
     let takenOver = false;
     for (let round = 0; ; round++) {
       const result = await this.claimVerificationOnce(policy, owner, takenOver);

@@ -55,6 +55,12 @@ export const METRIC = {
   rssBytes: 'rss_bytes',
   /** Action patterns of applied documents that no AWS service publishes (IAM accepts them; they grant nothing), by `action`. */
   unknownActions: 'unknown_actions',
+  /** Shared IAM limiter (IPS_IAM_RETRY_MODE=shared): times a record processor gated its own calls instead, by `reason` (holder-silent, private-dir-refused). */
+  iamLimiterFallbacks: 'iam_limiter_fallbacks',
+  /** Shared IAM limiter: connections to the host's gate hung up on for want of the secret (a local process that is not ours). */
+  iamLimiterPeersRefused: 'iam_limiter_peers_refused',
+  /** Gauge: the DynamoDB client's clock offset (AWS's clock minus this host's, from AWS's Date headers), ms. */
+  clockOffsetMs: 'clock_offset_ms',
   /** Gauge: policies a drift audit (`ips drift`) found drifted, published once per audit when a metrics sink is set. */
   driftFound: 'drift_found',
   /**
@@ -107,6 +113,9 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   drift_found: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
   unknown_actions: counter(),
   drift_audit_failed: { kind: 'gauge', unit: 'Count', scopes: ['fleet'] },
+  iam_limiter_fallbacks: counter('worker'),
+  iam_limiter_peers_refused: counter('worker'),
+  clock_offset_ms: { kind: 'gauge', unit: 'Milliseconds', scopes: ['fleet', 'worker'] },
 };
 
 /** Values of a distribution kept between two publications: at most this many, drawn uniformly, plus the largest. */

@@ -11,6 +11,7 @@
 // that finds the claim gone aborts at once.
 import type { Ledger } from '../ledger/ledger.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
+import { claimMarginMs } from '../ledger/clock-skew.js';
 
 export class ClaimKeeper {
   private readonly controller = new AbortController();
@@ -53,9 +54,9 @@ export class ClaimKeeper {
     if (this.expiry.timer) clearTimeout(this.expiry.timer);
   }
 
-  /** A margin before expiry for clocks that differ: a tenth of the time to live, at most 10 s. */
+  /** A margin before expiry for clocks that differ (docs/ledger.md, "Clocks"): a tenth of the time to live, at most 10 s. */
   private deadlineFor(expiresAt: number): number {
-    return expiresAt - Math.min(10_000, Math.floor(this.ttlMs / 10));
+    return expiresAt - claimMarginMs(this.ttlMs);
   }
 
   private armExpiry(): void {

@@ -1,18 +1,26 @@
-// The client-side IAM rate limit (aws/shared-limiter.ts): the rate it learns
-// from throttling, the gate that holds calls to it, its sharing between the
-// processes of a host over a Unix socket, and its place in the SDK's
-// middleware (every attempt waits for a token and reports IAM's answer).
+// The client-side IAM rate limit (aws/iam-rate/): the rate it learns from
+// throttling, the gate that holds calls to it, its sharing between the
+// processes of a host over a Unix socket in a private folder (a holder that
+// stops running and a peer without the secret included), and its place in the
+// SDK's middleware (every attempt waits for a token and reports IAM's answer).
 // Clocks are fake where time matters; nothing asserts how fast anything runs.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createConnection, createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { IAMClient, ListPoliciesCommand } from '@aws-sdk/client-iam';
-import { CubicRate, HostLimiter, isThrottle, limitCalls, TokenGate } from '../../src/aws/shared-limiter.js';
-import type { RateLimiter } from '../../src/aws/shared-limiter.js';
+import { CubicRate } from '../../src/aws/iam-rate/cubic-rate.js';
+import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
+import { isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
+import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
+import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
+import { pino } from 'pino';
+import { limiterNews } from '../../src/intake/limiter-news.js';
+import { METRIC, Metrics } from '../../src/metrics/metrics.js';
 
 /** Sends `perSecond` calls a second for `seconds` on the fake clock. */
 function send(rate: CubicRate, clock: { t: number }, perSecond: number, seconds: number): void {
@@ -189,7 +197,7 @@ test('a process whose only pending work is a token it waits for stays alive unti
       proc.stdout.on('data', (chunk) => (stdout += chunk));
       proc.on('exit', (status) => resolve({ status, stdout }));
     });
-  const module = JSON.stringify(new URL('../../src/aws/shared-limiter.ts', import.meta.url).href);
+  const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
   const follower = await child(`
     const { HostLimiter } = await import(${module});
     const limiter = new HostLimiter('k', ${JSON.stringify(dir)});
@@ -212,7 +220,7 @@ test('a process that holds the gate exits when its own work is done, whatever ot
   // A CLI run (ips drift) may be the first to bind the socket: workers that
   // follow it and wait for tokens must not keep it running.
   const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
-  const module = JSON.stringify(new URL('../../src/aws/shared-limiter.ts', import.meta.url).href);
+  const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
   const holder = spawn(
     process.execPath,
     ['--import=tsx', '--input-type=module', '-e', `
@@ -241,4 +249,220 @@ test('a process that holds the gate exits when its own work is done, whatever ot
   const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running after 15 s'), 15_000))]);
   if (code === 'still running after 15 s') holder.kill();
   t.is(code, 0);
+});
+
+// ---------------------------------------------------------------------------
+// A holder that stops running, and local processes that are not ours.
+
+/** Resolves with `value`, or with `late` after `ms` (never a pass/fail on time: a guard against a wait that never ends). */
+function within<T>(promise: Promise<T>, ms: number, late: string): Promise<T | string> {
+  return Promise.race([promise, new Promise<string>((resolve) => setTimeout(() => resolve(late), ms).unref())]);
+}
+
+async function until(condition: () => boolean, ms = 15_000): Promise<boolean> {
+  for (const start = Date.now(); Date.now() - start < ms; ) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return condition();
+}
+
+test('a follower whose holder stopped running (SIGSTOP) gets its token from its own limiter within the wait bound, says so, and follows again once the holder runs', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
+  const holder = spawn(
+    process.execPath,
+    ['--import=tsx', '--input-type=module', '-e', `
+      const { HostLimiter } = await import(${module});
+      const limiter = new HostLimiter('stopped', ${JSON.stringify(parent)}, { waitMs: 500 });
+      await limiter.acquire();
+      console.log(limiter.holding ? 'holding' : 'not holding');
+      setInterval(() => undefined, 1_000);`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => {
+    holder.kill('SIGCONT');
+    holder.kill('SIGKILL');
+  });
+  const said = await new Promise<string>((resolve) => holder.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+  t.is(said, 'holding');
+  const events: { kind: string; reason?: string }[] = [];
+  const follower = new HostLimiter('stopped', parent, { waitMs: 500, onEvent: (event: { kind: string; reason?: string }) => events.push(event) });
+  t.teardown(() => follower.close());
+  await follower.acquire();
+  t.true(follower.following, 'follows the holder while it runs');
+
+  holder.kill('SIGSTOP');
+  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token 20 s after the holder stopped'), 'token');
+  t.deepEqual(events, [{ kind: 'fallback', reason: 'holder-silent' }]);
+  t.false(follower.following, 'gates its own calls meanwhile');
+  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token from its own limiter'), 'token');
+
+  holder.kill('SIGCONT');
+  // Re-joins on a call after the re-join interval, once the holder answers again.
+  t.true(await until(() => (void follower.acquire(), follower.following), 30_000), 'follows the holder again');
+  t.deepEqual(events.at(-1), { kind: 'rejoined' });
+});
+
+test('a socket whose holder accepts connections but never answers does not hold a follower: it gets its token from its own limiter', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const events: { kind: string; reason?: string }[] = [];
+  const follower = new HostLimiter('silent', parent, { waitMs: 500, onEvent: (event: { kind: string; reason?: string }) => events.push(event) });
+  t.teardown(() => follower.close());
+  // A holder that is alive for the kernel (its socket accepts) and never answers.
+  mkdirSync(dirname(follower.path), { recursive: true, mode: 0o700 });
+  const silent = createNetServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(follower.path, resolve));
+  t.teardown(() => silent.close());
+  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token 20 s after asking a silent holder'), 'token');
+  t.false(follower.following);
+  t.deepEqual(events, [{ kind: 'fallback', reason: 'holder-silent' }]);
+});
+
+test('a local process without the secret gets nothing from the holder and does not disturb its followers', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const refused: unknown[] = [];
+  const holder = new HostLimiter('guarded', parent, { waitMs: 500, onEvent: (event: { kind: string }) => event.kind === 'peer-refused' && refused.push(event) });
+  const follower = new HostLimiter('guarded', parent, { waitMs: 500 });
+  t.teardown(() => {
+    holder.close();
+    follower.close();
+  });
+  await holder.acquire();
+  await follower.acquire();
+  t.true(holder.holding);
+  t.true(follower.following);
+  // A stranger asks for tokens and reports throttles (which would slow every follower), without the secret.
+  const stranger = createConnection(holder.path);
+  let answered = 0;
+  stranger.on('data', (data: Buffer) => (answered += data.length));
+  const closed = new Promise<void>((resolve) => stranger.on('close', () => resolve()));
+  stranger.on('error', () => undefined);
+  await new Promise<void>((resolve) => stranger.once('connect', () => resolve()));
+  stranger.write(`${'0'.repeat(64)}\n`);
+  stranger.write('a'.repeat(50) + 't'.repeat(50));
+  t.is(await within(closed.then(() => 'closed'), 20_000, 'still connected after 20 s'), 'closed', 'the holder hangs up on it');
+  t.is(answered, 0, 'not one byte answered: no token, no handshake');
+  t.is(holder.allowedRate, undefined, 'its throttle reports were not heard');
+  t.is(refused.length, 1);
+  for (let i = 0; i < 5; i++) await follower.acquire();
+  t.true(follower.following, 'the follower is served as before');
+});
+
+test('the socket lies in a private directory: mode 0700, owned by the user, with a secret only the user can read', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  chmodSync(parent, 0o755); // like a shared temporary directory, readable by all
+  const limiter = new HostLimiter('private', parent);
+  t.teardown(() => limiter.close());
+  await limiter.acquire();
+  t.true(limiter.holding);
+  const dir = dirname(limiter.path);
+  t.not(dir, parent);
+  const stat = lstatSync(dir);
+  t.true(stat.isDirectory());
+  t.is(stat.mode & 0o777, 0o700);
+  t.is(stat.uid, process.getuid!());
+  const secrets = readdirSync(dir).filter((name) => !name.endsWith('.sock'));
+  t.deepEqual(secrets, ['secret']);
+  t.is(lstatSync(join(dir, 'secret')).mode & 0o777, 0o600);
+});
+
+test('a directory at the private path that is not ours and private (open to others, or a link) is never used: calls are gated locally', async (t) => {
+  for (const plant of ['open', 'link'] as const) {
+    const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+    const events: { kind: string; reason?: string }[] = [];
+    const limiter = new HostLimiter(`planted-${plant}`, parent, { onEvent: (event: { kind: string; reason?: string }) => events.push(event) });
+    t.teardown(() => limiter.close());
+    const dir = dirname(limiter.path);
+    if (plant === 'open') {
+      mkdirSync(dir);
+      chmodSync(dir, 0o777);
+    } else {
+      const elsewhere = mkdtempSync(join(tmpdir(), 'ips-limiter-elsewhere-'));
+      symlinkSync(elsewhere, dir);
+    }
+    await limiter.acquire();
+    await limiter.acquire();
+    t.false(limiter.holding, plant);
+    t.false(limiter.following, plant);
+    t.false(existsSync(limiter.path), `${plant}: no socket made there`);
+    t.deepEqual(events.map(({ kind, reason }) => ({ kind, reason })), [{ kind: 'fallback', reason: 'private-dir-refused' }], plant);
+  }
+});
+
+test('a follower frozen with its holder (a whole worker paused, then thawed) does not take the silence it slept through for a stopped holder', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
+  const start = (code: string) => {
+    const proc = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => {
+      proc.kill('SIGCONT');
+      proc.kill('SIGKILL');
+    });
+    return proc;
+  };
+  const holder = start(`
+    const { HostLimiter } = await import(${module});
+    const limiter = new HostLimiter('frozen-together', ${JSON.stringify(parent)}, { waitMs: 500 });
+    await limiter.acquire();
+    for (let i = 0; i < 60; i++) limiter.report(true); // half a call a second: a follower always waits for a token
+    console.log(limiter.holding ? 'holding' : 'not holding');
+    setInterval(() => undefined, 1_000);`);
+  t.is(await new Promise<string>((resolve) => holder.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))), 'holding');
+  // The follower keeps asking; on a line on stdin it prints what it was told and whether it follows.
+  const follower = start(`
+    const { HostLimiter } = await import(${module});
+    const events = [];
+    const limiter = new HostLimiter('frozen-together', ${JSON.stringify(parent)}, { waitMs: 500, onEvent: (event) => events.push(event.kind + ':' + (event.reason ?? '')) });
+    await limiter.acquire();
+    console.log(limiter.following ? 'following' : 'not following');
+    void (async () => { for (;;) { await limiter.acquire(); await new Promise((resolve) => setTimeout(resolve, 10)); } })(); // a call per token
+    process.stdin.once('data', () => { console.log(JSON.stringify({ events, following: limiter.following })); process.exit(0); });`);
+  t.is(await new Promise<string>((resolve) => follower.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()))), 'following');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  follower.kill('SIGSTOP');
+  holder.kill('SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // six times the wait bound, asleep together
+  holder.kill('SIGCONT');
+  follower.kill('SIGCONT');
+  await new Promise((resolve) => setTimeout(resolve, 1_500)); // awake together, for three times the bound
+  const said = new Promise<string>((resolve) => follower.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+  follower.stdin.write('\n');
+  t.deepEqual(JSON.parse(await said), { events: [], following: true });
+});
+
+test('a record processor tells of the limiter\'s fallbacks and refused peers in a log line and a metric each', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const metrics = new Metrics();
+  const lines: { msg: string; reason?: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const news = limiterNews(metrics, logger);
+  const holder = new HostLimiter('told', parent, { waitMs: 500, onEvent: news });
+  const follower = new HostLimiter('told', parent, { waitMs: 500, onEvent: news });
+  t.teardown(() => {
+    holder.close();
+    follower.close();
+  });
+  await holder.acquire();
+  const stranger = createConnection(holder.path);
+  stranger.on('error', () => undefined);
+  stranger.write('not the secret\n');
+  t.true(await until(() => metrics.get(METRIC.iamLimiterPeersRefused) === 1));
+  // A silent socket where the follower looks for its holder: it gates its own calls.
+  const silent = createNetServer(() => undefined);
+  const other = new HostLimiter('told-silent', parent, { waitMs: 500, onEvent: news });
+  t.teardown(() => {
+    other.close();
+    silent.close();
+  });
+  await new Promise<void>((resolve) => silent.listen(other.path, resolve));
+  await other.acquire();
+  t.is(metrics.get(METRIC.iamLimiterFallbacks, { reason: 'holder-silent' }), 1);
+  t.deepEqual(
+    lines.map((line) => line.msg),
+    [
+      'a local process without the secret connected to the shared IAM rate limit: hung up on',
+      'shared IAM rate limit unavailable: this process gates its own IAM calls (adaptive, on its own throttling) and tries to re-join later',
+    ],
+  );
 });

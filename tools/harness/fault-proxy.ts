@@ -17,6 +17,11 @@
 // without reaching the emulator. The benchmark's `--iam-rate` uses it. It
 // applies after the latency (the limit is the server's) and before random faults.
 //
+// With `clockSkewMs` (or `skewClock()` while it runs) the answers to the
+// processor carry a Date header that far from this host's clock, as AWS's
+// answers do when the processor's host clock is off: the SDK measures its
+// clock offset from that header (`systemClockOffset`).
+//
 // `inject()` scripts a fault for the next call of one operation (an IAM Action
 // or a DynamoDB target), or for the n-th from now, so a test can lose exactly
 // the answer it means to.
@@ -53,6 +58,8 @@ export interface FaultProxy {
   inject(kind: FaultKind, operation: string, times?: number, skip?: number): void;
   /** Drops the scripted faults not used yet. */
   clearInjected(): void;
+  /** From now on, the answers to the processor say the time is `ms` from this host's (positive: the service's clock is ahead). */
+  skewClock(ms: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
   realisticIam?: RealisticIam;
   close(): Promise<void>;
@@ -94,6 +101,8 @@ export interface FaultProxyOptions {
   realisticIam?: Omit<RealisticIamOptions, 'target'>;
   /** A rate limit per account (token bucket): calls past it are refused as throttled. Default burst: one second's worth. */
   rateLimit?: { ratePerSecond: number; burst?: number };
+  /** The Date header of every answer to the processor, this far from this host's clock (ms). Default 0: untouched. */
+  clockSkewMs?: number;
 }
 
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
@@ -102,13 +111,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const scripted: { kind: FaultKind; operation: string; times: number; skip: number }[] = [];
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
-  const state = { calls: 0, inFlight: 0, rateLimited: 0 };
+  const state = { calls: 0, inFlight: 0, rateLimited: 0, clockSkewMs: options.clockSkewMs ?? 0 };
   const buckets = options.rateLimit ? new AccountBuckets(options.rateLimit) : undefined;
   const kinds = options.kinds?.length ? options.kinds : KINDS;
   const slowDelay = (): number => {
     const slow = options.slowMs ?? 1_500;
     return typeof slow === 'number' ? slow : slow[0] + random() * (slow[1] - slow[0]);
   };
+
+  /** The answer's headers, with the skewed Date for the processor's calls. */
+  function answerHeaders(req: IncomingMessage, headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+    if (state.clockSkewMs === 0 || !fromProcessor(req)) return headers;
+    return { ...headers, date: new Date(Date.now() + state.clockSkewMs).toUTCString() };
+  }
 
   function forward(req: IncomingMessage, body: Buffer, res: ServerResponse, afterwards?: () => void): void {
     const upstream = request(
@@ -119,7 +134,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           answer.on('end', afterwards);
           return;
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.writeHead(answer.statusCode ?? 502, answerHeaders(req, answer.headers));
         answer.pipe(res);
       },
     );
@@ -127,13 +142,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     upstream.end(body);
   }
 
+  const fromProcessor = (req: IncomingMessage) => /aws-sdk-js/i.test(String(req.headers['user-agent'] ?? ''));
+
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const fromProcessor = /aws-sdk-js/i.test(String(req.headers['user-agent'] ?? ''));
-      if (!fromProcessor) return forward(req, body, res);
+      if (!fromProcessor(req)) return forward(req, body, res);
       state.calls++;
       state.inFlight++;
       // Emitted once the answer is sent or the connection is gone (a reset).
@@ -207,6 +223,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     get rateLimited() {
       return state.rateLimited;
+    },
+    skewClock(ms) {
+      state.clockSkewMs = ms;
     },
     inject(kind, operation, times = 1, skip = 0) {
       scripted.push({ kind, operation, times, skip });
