@@ -253,12 +253,23 @@ class PolicyBatch {
     const batch = new BatchKnowledge();
     const live: ValidRecord[] = [];
     const waiting: Waiting[] = [];
+    let scope = this.records;
+    let rest: ValidRecord[] = [];
     for (const item of open) {
       const judged = batch.judge(item, knowledgeOf(previous, item.record, item.event.eventId, archived));
       if (!judged) {
         live.push(item);
         batch.add(item);
-      } else if (!judged.onBatch && !judged.onWaiting) await this.settleKnown(item, judged.verdict!, 'ledger');
+      } else if (judged.verdict === undefined) {
+        // Tried unless an earlier waiting event takes effect: which, only the IAM step tells, and
+        // the events after it would be in that step. The batch is cut before it, and the records
+        // from it on run as a batch of their own once this one completed.
+        const cut = this.records.indexOf(item);
+        rest = this.records.slice(cut);
+        for (const later of rest) this.settled.delete(later);
+        scope = this.records.slice(0, cut);
+        break;
+      } else if (!judged.onBatch && !judged.onWaiting) await this.settleKnown(item, judged.verdict, 'ledger');
       else {
         // Its fate is known only after the IAM step: what it may add weighs on the events after it.
         waiting.push({ item, ...judged });
@@ -272,8 +283,6 @@ class PolicyBatch {
     // and the records after it run as a batch of their own. Each completion
     // saves the progress, so a fault later does not redo (and, under IAM's
     // read lag, never stop redoing) what was applied.
-    let scope = this.records;
-    let rest: ValidRecord[] = [];
     if (live.length > 1 && !samePlace(live, knownPathOf(previous))) {
       const cut = this.records.indexOf(live[0]!) + 1;
       rest = this.records.slice(cut);
@@ -289,7 +298,7 @@ class PolicyBatch {
     // events were all refused is where a batch boundary would have changed its verdict: the batch
     // is cut before it, and the records from it on are settled after this completion. An event that
     // waited on earlier waiting ones meets them here all settled without effect: its verdict without
-    // them holds, and with none it is tried after a cut before it. Working back
+    // them holds. Working back
     // from the last, an event is tried only after every later live one was refused or was a delete
     // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
     // and IAM's refusals stand.
@@ -766,10 +775,9 @@ class BatchKnowledge {
    * Whether a verdict that rests on the batch holds, once the IAM step has
    * run and every earlier waiting event was settled without effect: one of
    * the live events it rests on took effect (`tookEffect` must not change
-   * between calls). No verdict never holds: the event is to be tried.
+   * between calls).
    */
   holds(item: ValidRecord, judged: Judged, tookEffect: (item: ValidRecord) => boolean): boolean {
-    if (judged.verdict === undefined) return false;
     if (!judged.onBatch) return true; // the ledger's own verdict
     const { mate, liveBefore } = judged.onBatch;
     if (judged.verdict !== 'stale-revision') return tookEffect(mate!);

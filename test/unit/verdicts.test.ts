@@ -166,6 +166,28 @@ test('an eventId reused after a refused revision is event-id-conflict in the bat
   t.deepEqual([...deadLetters.letters.keys()].sort(), letters, 'no new dead letter on replay');
 });
 
+test('an event that a waiting event could make stale is tried after the IAM step of the events before it, as one record at a time', async (t) => {
+  // The second e-1 (revision 0, another payload) waits on the first; e-3 (revision 0, another path) would be
+  // stale had that one taken effect, so it is not tried in the step that deletes the policy: in order, the
+  // policy e-1 created stands in its way (path-conflict), and only then does e-4 delete it.
+  const items = [
+    upsert('hw-7', 'e-1', 1),
+    upsert('hw-7', 'e-1', 2, { revision: 0 }),
+    upsert('hw-7', 'e-3', 3, { revision: 0, path: OTHER_PATH }),
+    eventRecord(deletedEvent({ eventId: 'e-4', name: 'hw-7' })),
+  ];
+  const expected = ['created', 'rejected:event-id-conflict', 'rejected:path-conflict', 'deleted'];
+  const single = harness();
+  const alone: Settlement[] = [];
+  for (const record of streamRecords(items)) alone.push(...(await single.pipeline.processBatch([record])));
+  t.deepEqual(verdicts(alone), expected, 'one record per batch');
+
+  const h = harness();
+  const batched = await h.pipeline.processBatch(streamRecords(items));
+  t.deepEqual(verdicts(batched).map((v) => (v === 'superseded' ? 'created' : v)), expected, 'one batch (e-1 may be superseded by the delete)');
+  t.false(h.iam.policies.has('hw-7'), 'the delete took effect');
+});
+
 // ---------------------------------------------------------------------------
 // The property: one policy's events, with revisions in any order, eventIds
 // reused (a producer retry, or the same id for another payload), upserts that
