@@ -167,8 +167,9 @@ class PolicyBatch {
 
   /**
    * 1. What the cache can answer; the rest, in order, are candidates, except
-   * the events whose verdict would rest on an earlier candidate (they wait:
-   * applyClaimed judges them once the candidates' fate is known).
+   * the events whose verdict would rest on an earlier candidate, or might
+   * rest on an earlier waiting one (they wait: applyClaimed judges them once
+   * the candidates' fate is known).
    */
   private answerWithoutLedger(): ValidRecord[] {
     const { ctx, policy } = this;
@@ -182,7 +183,7 @@ class PolicyBatch {
       } else if (!batch.judge(item)) {
         candidates.push(item);
         batch.add(item);
-      }
+      } else batch.pend(item);
     }
     return candidates;
   }
@@ -254,13 +255,28 @@ class PolicyBatch {
     const batch = new BatchKnowledge();
     const live: ValidRecord[] = [];
     const waiting: Waiting[] = [];
+    let scope = this.records;
+    let rest: ValidRecord[] = [];
     for (const item of open) {
       const judged = batch.judge(item, knowledgeOf(previous, item.record, item.event.eventId, archived));
       if (!judged) {
         live.push(item);
         batch.add(item);
-      } else if (!judged.onBatch) await this.settleKnown(item, judged.verdict, 'ledger');
-      else waiting.push({ item, ...judged });
+      } else if (judged.verdict === undefined) {
+        // Tried unless an earlier waiting event takes effect: which, only the IAM step tells, and
+        // the events after it would be in that step. The batch is cut before it, and the records
+        // from it on run as a batch of their own once this one completed.
+        const cut = this.records.indexOf(item);
+        rest = this.records.slice(cut);
+        for (const later of rest) this.settled.delete(later);
+        scope = this.records.slice(0, cut);
+        break;
+      } else if (!judged.onBatch && !judged.onWaiting) await this.settleKnown(item, judged.verdict, 'ledger');
+      else {
+        // Its fate is known only after the IAM step: what it may add weighs on the events after it.
+        waiting.push({ item, ...judged });
+        batch.pend(item);
+      }
     }
 
     // Events that would not all act on the policy at one path (a path named,
@@ -269,8 +285,6 @@ class PolicyBatch {
     // and the records after it run as a batch of their own. Each completion
     // saves the progress, so a fault later does not redo (and, under IAM's
     // read lag, never stop redoing) what was applied.
-    let scope = this.records;
-    let rest: ValidRecord[] = [];
     if (live.length > 1 && !samePlace(live, knownPathOf(previous))) {
       const cut = this.records.indexOf(live[0]!) + 1;
       rest = this.records.slice(cut);
@@ -284,7 +298,9 @@ class PolicyBatch {
 
     // A waiting event keeps its verdict when an event it rested on took effect. The first whose
     // events were all refused is where a batch boundary would have changed its verdict: the batch
-    // is cut before it, and the records from it on are settled after this completion. Working back
+    // is cut before it, and the records from it on are settled after this completion. An event that
+    // waited on earlier waiting ones meets them here all settled without effect: its verdict without
+    // them holds. Working back
     // from the last, an event is tried only after every later live one was refused or was a delete
     // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
     // and IAM's refusals stand.
@@ -293,7 +309,7 @@ class PolicyBatch {
     const inScope = new Set(scope);
     for (const { item, ...judged } of waiting.filter((wait) => inScope.has(wait.item))) {
       if (batch.holds(item, judged, tookEffect)) {
-        await this.settleKnown(item, judged.verdict, 'batch');
+        await this.settleKnown(item, judged.verdict!, judged.onBatch ? 'batch' : 'ledger');
         continue;
       }
       const at = this.records.indexOf(item);
@@ -704,9 +720,16 @@ function hashOf(event: PolicyEvent): string | undefined {
 
 /** A verdict and what it rests on: the ledger's knowledge alone, or earlier live events of the batch. */
 interface Judged {
-  verdict: KnownVerdict;
+  /** None: nothing known stands in the event's way, unless an earlier waiting event takes effect (`onWaiting`). */
+  verdict: KnownVerdict | undefined;
   /** Rests on the batch's live events: the eventId's first one (event-id verdicts), or any of the first `liveBefore` with a revision at or above the event's (stale). */
   onBatch?: { mate: ValidRecord | undefined; liveBefore: number };
+  /**
+   * An earlier waiting event, should it take effect after all (a cut before
+   * it), would change the verdict: its eventId would come before a `stale`
+   * or before nothing, its revision would make the event `stale`.
+   */
+  onWaiting?: boolean;
 }
 
 /** An event whose verdict rests on earlier events of its batch that are to take effect. */
@@ -724,12 +747,25 @@ function screened(item: ValidRecord): { payloadHash: string; revision: number | 
 /**
  * What the live events of a batch, met so far, will add to the ledger's
  * knowledge once they take effect: their eventIds and revisions, and which
- * event added each.
+ * event added each; and what the waiting ones might add.
  */
 class BatchKnowledge {
   private readonly byEventId = new Map<string, ValidRecord>();
   private readonly live: ValidRecord[] = [];
   private maxRevision: number | undefined;
+  private readonly waitingEventIds = new Set<string>();
+  private waitingMaxRevision: number | undefined;
+
+  /**
+   * An event that waits: whether it takes effect is known only after the IAM
+   * step (it does if the batch is cut before it), so a later verdict that its
+   * eventId or revision would change waits too.
+   */
+  pend(item: ValidRecord): void {
+    this.waitingEventIds.add(item.event.eventId);
+    const revision = item.event.revision;
+    if (revision !== undefined) this.waitingMaxRevision = Math.max(this.waitingMaxRevision ?? revision, revision);
+  }
 
   add(item: ValidRecord): void {
     if (!this.byEventId.has(item.event.eventId)) this.byEventId.set(item.event.eventId, item);
@@ -740,7 +776,8 @@ class BatchKnowledge {
 
   /**
    * The verdict of the ledger's knowledge and the batch's together
-   * (verdict.ts), and whether it rests on the batch's live events.
+   * (verdict.ts), whether it rests on the batch's live events, and whether an
+   * earlier waiting event would change it. Undefined: the event is live.
    */
   judge(item: ValidRecord, ledger: Knowledge = NOTHING_KNOWN): Judged | undefined {
     const mate = this.byEventId.get(item.event.eventId);
@@ -750,18 +787,29 @@ class BatchKnowledge {
       revision: maxOf([ledger.revision, this.maxRevision].filter((r): r is number => r !== undefined)),
     };
     const verdict = verdictOf(known, screened(item));
-    if (verdict === undefined) return undefined;
-    if (verdict === verdictOf(ledger, screened(item))) return { verdict };
-    return { verdict, onBatch: { mate, liveBefore: this.live.length } };
+    // Only rules 3 and 4 can still change (a duplicate stays, and an eventId already remembered
+    // comes before a waiting event's): a waiting event's eventId comes before a `stale` or nothing,
+    // its revision makes stale what nothing stood in the way of.
+    const revision = item.event.revision;
+    const onWaiting =
+      !known.covered &&
+      known.remembered === undefined &&
+      (this.waitingEventIds.has(item.event.eventId) || (verdict === undefined && revision !== undefined && this.waitingMaxRevision !== undefined && revision <= this.waitingMaxRevision));
+    if (verdict === undefined) return onWaiting ? { verdict, onWaiting } : undefined;
+    const waits = onWaiting ? { onWaiting } : {};
+    if (verdict === verdictOf(ledger, screened(item))) return { verdict, ...waits };
+    return { verdict, onBatch: { mate, liveBefore: this.live.length }, ...waits };
   }
 
   /**
    * Whether a verdict that rests on the batch holds, once the IAM step has
-   * run: one of the events it rests on took effect (`tookEffect` must not
-   * change between calls).
+   * run and every earlier waiting event was settled without effect: one of
+   * the live events it rests on took effect (`tookEffect` must not change
+   * between calls).
    */
   holds(item: ValidRecord, judged: Judged, tookEffect: (item: ValidRecord) => boolean): boolean {
-    const { mate, liveBefore } = judged.onBatch!;
+    if (!judged.onBatch) return true; // the ledger's own verdict
+    const { mate, liveBefore } = judged.onBatch;
     if (judged.verdict !== 'stale-revision') return tookEffect(mate!);
     // The highest revision among the first k live events that took effect, for every k.
     if (!this.effectiveRevisionUpTo) {

@@ -131,6 +131,63 @@ test('a revision below the applied one is stale for the cache and the ledger ali
   t.is(coldVerdict!.outcome, 'stale');
 });
 
+test('an eventId reused after a refused revision is event-id-conflict in the batch too, not stale (cut 0..3 | 4..6)', async (t) => {
+  // A refused bad-0 revision 1 sits before ok-2 revision 1 (applied) and ok-2 revision 0 (same eventId,
+  // another payload): by the verdict order the eventId comes before the revision, whatever the cut.
+  const items = [
+    upsert('hw-6', 'ok-0', 0, { revision: 0 }),
+    upsert('hw-6', 'bad-0', 1),
+    upsert('hw-6', 'bad-0', 2),
+    upsert('hw-6', 'bad-0', 3),
+    upsert('hw-6', 'bad-0', 4, { revision: 1 }),
+    upsert('hw-6', 'ok-2', 5, { revision: 1 }),
+    upsert('hw-6', 'ok-2', 6, { revision: 0 }),
+  ];
+  const records = streamRecords(items);
+  const expected = ['created', ...Array(4).fill('rejected:iam:MalformedPolicyDocument'), 'updated', 'rejected:event-id-conflict'];
+
+  const oneByOne = refusingIam();
+  const single = harness({ ...oneByOne });
+  const alone: Settlement[] = [];
+  for (const record of records) alone.push(...(await single.pipeline.processBatch([record])));
+  t.deepEqual(verdicts(alone), expected, 'one record per batch');
+
+  const { iam, applier } = refusingIam();
+  const deadLetters = new MemoryDeadLetters();
+  const h = harness({ iam, applier, deadLetters });
+  const batched = [...(await h.pipeline.processBatch(records.slice(0, 4))), ...(await h.pipeline.processBatch(records.slice(4)))];
+  t.deepEqual(verdicts(batched), expected, 'cut into 0..3 and 4..6');
+  t.deepEqual(iam.policies.get('hw-6')?.document, doc(5));
+
+  const letters = [...deadLetters.letters.keys()].sort();
+  const replay = harness({ iam, applier, ledger: h.ledger, deadLetters });
+  const replayed = await replay.pipeline.processBatch(records);
+  t.true(verdicts(replayed).every((verdict, i) => verdict === 'duplicate' || verdict === expected[i]), 'a replay gives each record duplicate or its live verdict');
+  t.deepEqual([...deadLetters.letters.keys()].sort(), letters, 'no new dead letter on replay');
+});
+
+test('an event that a waiting event could make stale is tried after the IAM step of the events before it, as one record at a time', async (t) => {
+  // The second e-1 (revision 0, another payload) waits on the first; e-3 (revision 0, another path) would be
+  // stale had that one taken effect, so it is not tried in the step that deletes the policy: in order, the
+  // policy e-1 created stands in its way (path-conflict), and only then does e-4 delete it.
+  const items = [
+    upsert('hw-7', 'e-1', 1),
+    upsert('hw-7', 'e-1', 2, { revision: 0 }),
+    upsert('hw-7', 'e-3', 3, { revision: 0, path: OTHER_PATH }),
+    eventRecord(deletedEvent({ eventId: 'e-4', name: 'hw-7' })),
+  ];
+  const expected = ['created', 'rejected:event-id-conflict', 'rejected:path-conflict', 'deleted'];
+  const single = harness();
+  const alone: Settlement[] = [];
+  for (const record of streamRecords(items)) alone.push(...(await single.pipeline.processBatch([record])));
+  t.deepEqual(verdicts(alone), expected, 'one record per batch');
+
+  const h = harness();
+  const batched = await h.pipeline.processBatch(streamRecords(items));
+  t.deepEqual(verdicts(batched).map((v) => (v === 'superseded' ? 'created' : v)), expected, 'one batch (e-1 may be superseded by the delete)');
+  t.false(h.iam.policies.has('hw-7'), 'the delete took effect');
+});
+
 // ---------------------------------------------------------------------------
 // The property: one policy's events, with revisions in any order, eventIds
 // reused (a producer retry, or the same id for another payload), upserts that
