@@ -27,7 +27,7 @@ export const DRIFT_LEDGER_ACTIONS = ['dynamodb:DescribeTable', 'dynamodb:GetItem
 export const DRIFT_IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions'];
 
 export interface DriftAuditScheduleProps extends DriftScheduleParameters {
-  readonly app: string;
+  readonly appName: string;
   readonly imageUri: string;
   /** The image's non-root user, as the worker runs it. */
   readonly user: string;
@@ -72,7 +72,7 @@ export class DriftAuditSchedule extends Construct {
     });
 
     const taskDefinition = keepLogicalId(new FargateTaskDefinition(this, 'DriftAuditTaskDefinition', {
-      family: `${props.app}-drift-audit`,
+      family: `${props.appName}-drift-audit`,
       cpu: 512,
       memoryLimitMiB: 1024,
       runtimePlatform: { operatingSystemFamily: OperatingSystemFamily.LINUX, cpuArchitecture: CpuArchitecture.of(props.cpuArchitecture) },
@@ -121,7 +121,7 @@ export class DriftAuditSchedule extends Construct {
       }),
     );
     this.rule = keepElementId(new CfnRule(this, 'DriftAuditRule', {
-      description: `${props.app}: ips drift --json (audit only, never --repair)`,
+      description: `${props.appName}: ips drift --json (audit only, never --repair)`,
       scheduleExpression: props.schedule,
       state: props.state,
       targets: [

@@ -124,7 +124,7 @@ export class IamPolicyStreamStack extends Stack {
     const { dashboard } = new OperationsDashboard(this, 'Dashboard', { appName: app, namespace: metricsNamespace, kclNamespace: app, cluster, service, alarms });
     const drift = new DriftAuditSchedule(this, 'DriftAudit', {
       ...parameters.driftAudit,
-      app,
+      appName: app,
       imageUri: workers.imageUri,
       user: CONTAINER_USER,
       agentImage: workers.agentImage,

@@ -16,8 +16,6 @@ import { InlinePolicyRole } from './inline-policy-role.js';
 import { metricsAgentStatement } from './operations.js';
 import { ecsTasksPrincipal } from './platform.js';
 
-export { OWNER_TAG };
-
 /** IAM calls of src/iam/reconciler.ts, split by whether they change anything. */
 export const IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions', 'iam:ListEntitiesForPolicy'];
 /**
