@@ -13,18 +13,10 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../infra/aws/app.js';
 import { TemplateResolver } from '../../infra/aws/least-privilege.js';
 import type { Json, JsonObject, Statement } from '../../infra/aws/least-privilege.js';
-import {
-  AGENT_CONFIG,
-  AGENT_CONTAINER_NAME,
-  DEFAULT_AGENT_IMAGE,
-  DRIFT_COMMAND,
-  DRIFT_CONTAINER_NAME,
-  DRIFT_IAM_READ_ACTIONS,
-  DRIFT_LEDGER_ACTIONS,
-  IAM_THROTTLING_OUTCOME,
-  METRICS_AGENT_ACTIONS,
-} from '../../infra/aws/operations.js';
-import { CONTAINER_NAME, IAM_WRITE_ACTIONS } from '../../infra/aws/stack.js';
+import { DRIFT_COMMAND, DRIFT_CONTAINER_NAME, DRIFT_IAM_READ_ACTIONS, DRIFT_LEDGER_ACTIONS } from '../../infra/aws/drift-audit.js';
+import { AGENT_CONFIG, AGENT_CONTAINER_NAME, DEFAULT_AGENT_IMAGE, IAM_THROTTLING_OUTCOME, METRICS_AGENT_ACTIONS } from '../../infra/aws/operations.js';
+import { IAM_WRITE_ACTIONS } from '../../infra/aws/worker-role.js';
+import { CONTAINER_NAME } from '../../infra/aws/workers.js';
 import { loadConfig } from '../../src/config/config.js';
 import { isRetriable } from '../../src/faults/classify.js';
 import { DEFAULT_AGENT_ENDPOINT, EmfPublisher, StreamSink } from '../../src/metrics/emf.js';

@@ -11,18 +11,18 @@ import { join, resolve } from 'node:path';
 import { buildApp } from '../../infra/aws/app.js';
 import { checkLeastPrivilege, workerRoleUnderTest } from '../../infra/aws/least-privilege.js';
 import type { JsonObject, Statement } from '../../infra/aws/least-privilege.js';
+import { kclVersionFromPom } from '../../infra/aws/stack.js';
+import { LEASE_KEY } from '../../infra/aws/tables.js';
 import {
-  CONTAINER_USER,
   DEAD_LETTER_ACTIONS,
   IAM_LIST_ACTIONS,
   IAM_READ_ACTIONS,
   IAM_WRITE_ACTIONS,
-  LEASE_KEY,
   LEDGER_ACTIONS,
   LEDGER_BATCH_WRITE_KEYS,
   STREAM_READ_ACTIONS,
-  kclVersionFromPom,
-} from '../../infra/aws/stack.js';
+} from '../../infra/aws/worker-role.js';
+import { CONTAINER_USER } from '../../infra/aws/workers.js';
 import { synth } from '../../infra/aws/synth.js';
 import { loadConfig } from '../../src/config/config.js';
 import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
