@@ -41,6 +41,40 @@ export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | 
 
 export type RejectReason = InputReason | ApplyReason;
 
+/**
+ * Why a step waits and tries again: the processor's own transient reasons
+ * (what `transient_retries{reason}` and the logs speak), each a fault or a
+ * state that passes.
+ */
+export const TRANSIENT_REASONS = [
+  // the ledger and the claim protocol
+  'claimed-elsewhere', // another owner holds the policy's claim
+  'claim-lost', // our claim was taken over: the outcome is not ours to record
+  'claim-deadline', // the claim could not be renewed before its deadline
+  'verification-waits', // a lost claim's write may still land in IAM: re-verification waits for it
+  'clock-skew', // this host's clock is further from AWS's than a claim tolerates
+  'ledger-batch-unprocessed', // DynamoDB left part of a batch call unprocessed (RETRY.batchUnprocessed)
+  'ledger-unexplained', // a claim refused without the item that refused it
+  // IAM
+  'no-account', // STS answered without the account
+  'iam-not-yet-visible', // read lag: IAM does not show yet what the ledger says is there
+  'iam-changed-meanwhile', // the policy went away during the step
+  'iam-versions-conflict', // no room for a new version after RETRY.iamLookAgain rounds
+  'iam-delete-conflict', // DeletePolicy refused, yet nothing left to delete and no attachment shown
+  'circuit-open', // the breaker holds calls while IAM is failing
+  // the stream
+  'shard-not-listed', // ListShards does not show the shard yet
+] as const;
+
+/**
+ * An AWS SDK or runtime fault passed through under its own code (Throttling,
+ * ServiceFailure, ECONNRESET; faults/classify.ts, errorCode): the SDK names
+ * it. The processor's own reasons are lower-case, so the two cannot meet.
+ */
+export type AwsFaultCode = Capitalize<string>;
+
+export type TransientReason = (typeof TRANSIENT_REASONS)[number] | AwsFaultCode;
+
 /** Base of every error the processor raises on purpose. */
 export abstract class ProcessorError extends Error {
   /** Whether waiting and trying again can help. */
@@ -86,6 +120,13 @@ export class RejectedEventError extends ProcessorError {
 export class TransientError extends ProcessorError {
   override name = 'TransientError';
   readonly retriable = true;
+  constructor(
+    override readonly reason: TransientReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(reason, message, options);
+  }
 }
 
 /** The claim was taken over by another owner: this worker must not record the outcome. */

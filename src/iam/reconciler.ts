@@ -57,7 +57,6 @@ import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam'
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { STSClient } from '@aws-sdk/client-sts';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/config.js';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
@@ -68,8 +67,10 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
 import { decodePolicyVersionDocument, documentHash, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, iamLimitOf, isIamFault } from './classify-iam-error.js';
-import { backoffDelay } from '../faults/backoff.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
+import { AGAIN, retry } from '../faults/retry.js';
+import type { RetryPolicy } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
 import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
@@ -78,8 +79,6 @@ export { OWNER_TAG };
 /** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 const MAX_VERSIONS = 5;
-/** Rounds of look-again-and-retry within one step before the conflict surfaces as transient. */
-const CONFLICT_ROUNDS = 5;
 /** Policies remembered as "not visible yet" at most; the oldest is forgotten first. */
 const MAX_UNSEEN = 10_000;
 
@@ -164,19 +163,15 @@ export interface ReconcilerOptions {
 export class IamReconciler {
   private account: Promise<{ partition: string; account: string }> | undefined;
   private readonly breaker: CircuitBreaker;
-  private readonly attempts: number;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
+  private readonly stepRetry: RetryPolicy;
   private readonly visibilityWindowMs: number;
   private readonly now: () => number;
   /** ARN -> when IAM first denied a policy the ledger says is present. */
   private readonly unseenSince = new Map<string, number>();
 
   constructor(private readonly options: ReconcilerOptions) {
-    // One attempt: the SDK retries each call, the pipeline retries the policy's unit; no retries of retries.
-    this.attempts = options.attempts ?? 1;
-    this.baseDelayMs = options.baseDelayMs ?? 100;
-    this.maxDelayMs = options.maxDelayMs ?? 5_000;
+    // One attempt (RETRY.iamStep): the SDK retries each call, the pipeline retries the policy's unit; no retries of retries.
+    this.stepRetry = { attempts: options.attempts ?? RETRY.iamStep.attempts, baseMs: options.baseDelayMs ?? RETRY.iamStep.baseMs, capMs: options.maxDelayMs ?? RETRY.iamStep.capMs };
     this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
     options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
@@ -211,22 +206,24 @@ export class IamReconciler {
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // Only IAM's own faults count against the breaker; read lag and
-        // conflicts we retry are IAM answering, not IAM failing.
-        const outcome = await this.breaker.run(run, isIamFault);
-        this.options.metrics.increment(METRIC.iamOutcomes, { outcome });
-        return outcome;
-      } catch (error) {
-        // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.
-        const guard = stepGuards.getStore();
-        if (guard?.signal.aborted) throw guard.signal.reason as Error;
-        const classified = classifyIamError(error, kind);
-        if (!(classified instanceof TransientError) || attempt + 1 >= this.attempts) throw classified;
-        await sleep(backoffDelay(attempt, { baseMs: this.baseDelayMs, capMs: this.maxDelayMs }));
-      }
-    }
+    const outcome = await retry(
+      this.stepRetry,
+      async () => {
+        try {
+          // Only IAM's own faults count against the breaker; read lag and
+          // conflicts we retry are IAM answering, not IAM failing.
+          return await this.breaker.run(run, isIamFault);
+        } catch (error) {
+          // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.
+          const guard = stepGuards.getStore();
+          if (guard?.signal.aborted) throw guard.signal.reason as Error;
+          throw classifyIamError(error, kind);
+        }
+      },
+      { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted },
+    );
+    this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome! });
+    return outcome!;
   }
 
   /** `arn:<partition>:iam::<account>`: the caller's own ARN says which partition (aws, aws-cn, aws-us-gov). */
@@ -276,12 +273,7 @@ export class IamReconciler {
 
   /** find(), giving a just-created policy a moment to become visible. */
   private async findSoon(arn: string): Promise<Policy | undefined> {
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const policy = await this.find(arn);
-      if (policy) return policy;
-      await sleep(backoffDelay(attempt, { baseMs: 100, capMs: 800 }));
-    }
-    return undefined;
+    return retry(RETRY.iamVisibility, async () => (await this.find(arn)) ?? AGAIN);
   }
 
   private owned(policy: Policy): boolean {
@@ -456,13 +448,13 @@ export class IamReconciler {
   private async newDefaultVersion(arn: string, document: unknown, hint: StepHint = {}): Promise<IamOutcome> {
     const skip = new Set<string>(); // versions gone, or the default now
     let atLimit = false;
-    for (let round = 0; round < CONFLICT_ROUNDS; round++) {
+    const outcome = await retry(RETRY.iamLookAgain, async ({ index: round }): Promise<IamOutcome | typeof AGAIN> => {
       let versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
       if (atLimit || versions.length >= MAX_VERSIONS) {
         const oldest = oldestNonDefault(versions);
         if (oldest && (await this.deleteVersion(arn, oldest)) !== 'deleted') {
           skip.add(oldest);
-          continue; // the list was stale: look again
+          return AGAIN; // the list was stale: look again
         }
         versions = versions.filter((version) => version.VersionId !== oldest);
       }
@@ -479,9 +471,11 @@ export class IamReconciler {
           return 'updated';
         }
         atLimit = true;
+        return AGAIN;
       }
-    }
-    throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${CONFLICT_ROUNDS} tries`);
+    }, { retriable: () => false });
+    if (outcome) return outcome;
+    throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${RETRY.iamLookAgain.attempts} tries`);
   }
 
   /** The default version's document; a version IAM does not show yet is read lag. */
@@ -605,7 +599,7 @@ export class IamReconciler {
    */
   private async deletePolicy(arn: string): Promise<IamOutcome> {
     const skip = new Set<string>();
-    for (let round = 0; round < CONFLICT_ROUNDS; round++) {
+    const outcome = await retry(RETRY.iamLookAgain, async (): Promise<IamOutcome | typeof AGAIN> => {
       for (const version of await this.versions(arn)) {
         if (version.IsDefaultVersion || !version.VersionId || skip.has(version.VersionId)) continue;
         if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
@@ -617,9 +611,10 @@ export class IamReconciler {
         if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
         if (!hasErrorCode(error, 'DeleteConflict')) throw error;
         if (await this.attached(arn)) return 'retained-in-use';
-        // Not attached: versions a stale list did not show. Look again.
+        return AGAIN; // Not attached: versions a stale list did not show. Look again.
       }
-    }
+    }, { retriable: () => false });
+    if (outcome) return outcome;
     throw new TransientError('iam-delete-conflict', `${arn}: DeletePolicy refused, yet IAM shows neither an attachment nor a version left to delete`);
   }
 

@@ -15,6 +15,8 @@
 // the ledger (GetItem, UpdateItem: no PutItem, no DeleteItem).
 import { BatchGetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { AGAIN, retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { LEDGER_KEY } from '../ledger/table.js';
 import type { Logger } from '../log/logger.js';
 import { METRIC, parseKey } from '../metrics/metrics.js';
@@ -139,7 +141,8 @@ export async function readProgress(dynamodb: DynamoDBClient, tableName: string, 
   const found = new Map<string, ProgressItem>();
   for (let i = 0; i < shardIds.length; i += 100) {
     let keys: Record<string, AttributeValue>[] | undefined = shardIds.slice(i, i + 100).map((shardId) => ({ [LEDGER_KEY]: { S: progressKey(shardId) } }));
-    for (let round = 0; keys && keys.length > 0 && round < 5; round++) {
+    await retry(RETRY.progressUnprocessed, async () => {
+      if (!keys || keys.length === 0) return keys;
       const result: BatchGetItemCommandOutput = await dynamodb.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } } }));
       for (const item of result.Responses?.[tableName] ?? []) {
         try {
@@ -150,7 +153,8 @@ export async function readProgress(dynamodb: DynamoDBClient, tableName: string, 
         }
       }
       keys = result.UnprocessedKeys?.[tableName]?.Keys;
-    }
+      return keys && keys.length > 0 ? AGAIN : keys;
+    }, { retriable: () => false });
   }
   return found;
 }

@@ -19,11 +19,11 @@ import type { Logger } from '../log/logger.js';
 import { METRIC } from '../metrics/metrics.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { CheckpointTracker } from '../pipeline/checkpoint-tracker.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
 import type { Settlement, StreamRecord } from '../pipeline/types.js';
 import { checkpoint } from './checkpoint.js';
-import { backoffDelay } from '../faults/backoff.js';
+import { retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { StoppedError } from '../faults/errors.js';
 
 export interface ShardRuntime {
@@ -149,17 +149,16 @@ export class PolicyRecordProcessor implements RecordProcessor {
    * the daemon deliver records this child cannot settle.
    */
   private async startShard(shardId: string): Promise<ShardRuntime | undefined> {
-    for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
-      try {
-        return await this.options.startShard(shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal);
-      } catch (error) {
-        if (error instanceof StoppedError) return undefined;
-        const delayMs = backoffDelay(attempt, { baseMs: 500, capMs: 30_000 });
-        this.log.error({ err: error, attempt, delayMs }, 'shard start-up failed; retrying');
-        await sleep(delayMs, undefined, { signal: this.stopping.signal }).catch(() => undefined);
-      }
+    try {
+      return await retry(RETRY.shardStart, () => this.options.startShard(shardId, (settlement) => this.tracker?.markSettled(settlement.record.index), this.stopping.signal), {
+        signal: this.stopping.signal,
+        retriable: () => true,
+        onRetry: (error, { index }, delayMs) => this.log.error({ err: error, attempt: index, delayMs }, 'shard start-up failed; retrying'),
+      });
+    } catch (error) {
+      if (error instanceof StoppedError) return undefined;
+      throw error;
     }
-    return undefined;
   }
 
   processRecords(input: ProcessRecordsInput, done: () => void): void {

@@ -11,6 +11,7 @@ import type { PipelineParts } from '../pipeline/create.js';
 import type { ShardPipeline } from '../pipeline/shard-pipeline.js';
 import type { Settlement } from '../pipeline/types.js';
 import { retryUntilSettled } from '../faults/retry.js';
+import { settle } from '../faults/retry-policies.js';
 import { TransientError } from '../faults/errors.js';
 import { placeOf } from '../stream/shard-tree.js';
 import type { ShardInfo, ShardPlace } from '../stream/shard-tree.js';
@@ -42,7 +43,7 @@ export async function startShardPipeline(
 ): Promise<ShardPipeline> {
   const { config, logger, metrics } = parts;
   const log = logger.child({ shard: shardId });
-  const retry = { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs, logger: log, metrics, signal };
+  const retry = { ...settle(config), logger: log, metrics, signal };
   const { lineage, hashKeyRange } = await retryUntilSettled(() => readPlace(parts, shardId), { ...retry, what: { step: 'read-shard' } });
   const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch([shardId, ...lineage]), { ...retry, what: { step: 'read-epoch' } });
   const owner = claimOwner(shardId);

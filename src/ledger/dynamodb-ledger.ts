@@ -3,7 +3,6 @@
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
 import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { from, lastValueFrom, mergeMap } from 'rxjs';
 import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
@@ -15,7 +14,8 @@ import type { Config } from '../config/config.js';
 import { ClockSkewGuard, clockOffsetBoundMs } from './clock-skew.js';
 import type { ClockSkewWatch } from './clock-skew.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
-import { backoffDelay } from '../faults/backoff.js';
+import { AGAIN, retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 
 /** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
 export const EPOCH_ITEM_KEY = '#epoch';
@@ -56,16 +56,6 @@ export function ledgerFromConfig(
 }
 
 /**
- * Takeovers one claim call makes at most (each ends one expired claim, then
- * claims again) before it reports the policy as held elsewhere: a claim that
- * keeps expiring under it is one the pipeline retries later.
- */
-const TAKEOVER_ROUNDS = 3;
-
-/** Rounds of a batch call whose unprocessed part (throttling) is sent again, with backoff, before the fault goes up. */
-const BATCH_ROUNDS = 5;
-const BATCH_BACKOFF = { baseMs: 50, capMs: 1_000 };
-/**
  * Batch calls of one archive write or read in flight at once. A hot policy's
  * batch of 1,000 events leaves the window as 40 BatchWriteItem calls; one
  * after the other their round trips would hold the batch's checkpoint.
@@ -80,15 +70,15 @@ async function inChunks<T>(items: T[], size: number, send: (chunk: T[]) => Promi
 
 /**
  * Sends a batch, then what DynamoDB left unprocessed (throttling), with
- * backoff, for BATCH_ROUNDS rounds; then the fault goes up as transient.
+ * backoff (RETRY.batchUnprocessed); then the fault goes up as transient.
  */
 async function untilProcessed<T>(batch: T[], what: string, send: (pending: T[]) => Promise<T[] | undefined>): Promise<void> {
-  let pending: T[] | undefined = batch;
-  for (let round = 0; pending && pending.length > 0; round++) {
-    if (round === BATCH_ROUNDS) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
-    if (round > 0) await sleep(backoffDelay(round - 1, BATCH_BACKOFF));
-    pending = await send(pending);
-  }
+  let pending: T[] = batch;
+  await retry(RETRY.batchUnprocessed, async () => {
+    if (pending.length > 0) pending = (await send(pending)) ?? [];
+    return pending.length > 0 ? AGAIN : pending;
+  });
+  if (pending.length > 0) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
 }
 
 /** The key of an archived event: `#` keeps it out of the entries (LedgerEntry), the name cannot hold one. */
@@ -163,16 +153,18 @@ export class DynamoDbLedger implements Ledger {
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     await this.options.beforeClaim?.('claim', request.policy);
     let takenOver = false;
-    for (let round = 0; ; round++) {
+    // RETRY.claimTakeover: a claim that keeps expiring under it is one the pipeline retries later.
+    return (await retry(RETRY.claimTakeover, async ({ last }) => {
       const result = await this.claimOnce(request, takenOver);
-      if (result.won || round === TAKEOVER_ROUNDS) return result;
+      if (result.won || last) return result;
       const { entry } = result;
       const now = this.now();
       // Only another owner's expired claim stood in the way: end it, with its mark, and claim again.
       if (settledVerdict(entry, request) !== undefined || !expiredElsewhere(entry, request.owner, now)) return result;
       await this.takeOver(request.policy, entry, now);
       takenOver = true;
-    }
+      return AGAIN;
+    }))!;
   }
 
   /**
@@ -380,15 +372,16 @@ export class DynamoDbLedger implements Ledger {
   async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
     await this.options.beforeClaim?.('verification claim', policy);
     let takenOver = false;
-    for (let round = 0; ; round++) {
+    return (await retry(RETRY.claimTakeover, async ({ last }) => {
       const result = await this.claimVerificationOnce(policy, owner, takenOver);
-      if (result.won || round === TAKEOVER_ROUNDS) return result;
+      if (result.won || last) return result;
       const now = this.now();
       // Owed, and another owner's expired claim in the way: end it with its mark (its late writes are waited for too).
       if (!needsVerification(result.entry) || !expiredElsewhere(result.entry, owner, now)) return result;
       await this.takeOver(policy, result.entry, now);
       takenOver = true;
-    }
+      return AGAIN;
+    }))!;
   }
 
   private async claimVerificationOnce(policy: string, owner: string, takenOver: boolean): Promise<ClaimResult> {

@@ -19,6 +19,8 @@ import { createHash } from 'node:crypto';
 import kpl from 'aws-kinesis-agg/lib/common.js';
 import type { OutgoingRecord, PutResult } from './producer.js';
 import { putRecords } from './producer.js';
+import { AGAIN, retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { listShards } from '../stream/shard-tree.js';
 import { hashKeyOf, inHashKeyRange } from '../contract/hash-key.js';
 import type { HashKeyRange } from '../contract/hash-key.js';
@@ -218,8 +220,6 @@ export interface AggregatedPut {
   shards: ShardRange[];
 }
 
-const MAX_ROUNDS = 5;
-
 /**
  * Puts the user records as KPL aggregates (see planAggregates), at most
  * `maxRecords` user records each (default: as many as fit). `shards` saves a
@@ -238,8 +238,8 @@ export async function putAggregated(
   let shards = options.shards ?? (await listShardRanges(kinesis, streamName));
   let pending = records.map((_, index) => index);
   let kinesisRecords = 0;
-  for (let round = 1; pending.length > 0; round++) {
-    if (round > MAX_ROUNDS) throw new Error(`${pending.length} user records still landed outside their shard after ${MAX_ROUNDS} tries: is the stream being resharded?`);
+  await retry(RETRY.aggregateReshard, async () => {
+    if (pending.length === 0) return pending;
     const subset = pending.map((index) => records[index]!);
     const planned = planAggregates(subset, shards, options.maxRecords ?? Number.MAX_SAFE_INTEGER);
     const puts = await putRecords(kinesis, streamName, planned);
@@ -265,7 +265,9 @@ export async function putAggregated(
     if (strays.length > 0) known = await listShardRanges(kinesis, streamName);
     shards = known;
     pending = strays.sort((a, b) => a - b);
-  }
+    return pending.length > 0 ? AGAIN : pending;
+  }, { retriable: () => false });
+  if (pending.length > 0) throw new Error(`${pending.length} user records still landed outside their shard after ${RETRY.aggregateReshard.attempts} tries: is the stream being resharded?`);
   return { results, kinesisRecords, shards };
 }
 

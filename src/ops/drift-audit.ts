@@ -41,7 +41,8 @@ import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand, N
 import type { IAMClient, Policy } from '@aws-sdk/client-iam';
 import type { Config } from '../config/config.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
-import { backoffDelay } from '../faults/backoff.js';
+import { retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { errorCode, isAccessDenied, isProgrammingError, isRetriable } from '../faults/classify.js';
 import { ClaimLostError, RejectedEventError } from '../faults/errors.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
@@ -131,15 +132,8 @@ async function eachLimited<T>(items: AsyncIterable<T> | Iterable<T>, limit: numb
  * 5xx). AccessDenied is not one of them here: the audit's role is what it is
  * for the whole run.
  */
-async function patiently<T>(read: () => Promise<T>, attempts = 6): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await read();
-    } catch (error) {
-      if (!isRetriable(error) || isAccessDenied(error) || attempt + 1 >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 200, capMs: 5_000 })));
-    }
-  }
+async function patiently<T>(read: () => Promise<T>): Promise<T> {
+  return (await retry(RETRY.auditRead, read, { retriable: (error) => isRetriable(error) && !isAccessDenied(error) })) as T;
 }
 
 async function getPolicy(iam: IAMClient, arn: string): Promise<Policy | undefined> {
@@ -358,17 +352,12 @@ export async function repairPolicy(drift: Drift, owner: string, options: RepairO
     // The claim is renewed while the step runs, and no IAM call starts once it could have passed to a worker.
     const keeper = new ClaimKeeper(ledger, policy, claim.token, claim.expiresAt, config.claimTtlMs);
     try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          keeper.check();
-          outcome = await applier.apply(event, { ledgerSaysPresent: event.type === 'policy.upserted', guard: keeper });
-          keeper.check();
-          break;
-        } catch (error) {
-          if (keeper.lost || error instanceof RejectedEventError || !isRetriable(error) || attempt + 1 >= (options.attempts ?? 6)) throw error;
-          await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, { baseMs: 200, capMs: 3_000 })));
-        }
-      }
+      const attempts = options.attempts ?? RETRY.driftRepair.attempts;
+      await retry({ ...RETRY.driftRepair, attempts }, async () => {
+        keeper.check();
+        outcome = await applier.apply(event, { ledgerSaysPresent: event.type === 'policy.upserted', guard: keeper });
+        keeper.check();
+      }, { retriable: (error) => !keeper.lost && !(error instanceof RejectedEventError) && isRetriable(error) });
     } catch (error) {
       // Not converged: the mark stays (a worker's next step on the policy reads IAM). A write of
       // ours may land after a worker's once the claim is lost: mark it again, as a worker does.

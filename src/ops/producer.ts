@@ -4,8 +4,8 @@
 // outcomes per record. KPL aggregates go through here too (ops/aggregate.ts).
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { TOOL_BACKOFF, backoffDelay } from '../faults/backoff.js';
+import { AGAIN, retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import type { WireEvent } from '../contract/wire-event.js';
 
 export interface OutgoingRecord {
@@ -47,8 +47,9 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
   const results: PutResult[] = new Array(records.length);
   for (const [start, end] of batches(records)) {
     let pending = records.slice(start, end).map((record, offset) => ({ record, index: start + offset }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 0) await sleep(backoffDelay(attempt, TOOL_BACKOFF));
+    // Entries Kinesis refused (throttling) are sent again until all are in (RETRY.producerPut); a failed call goes up.
+    await retry(RETRY.producerPut, async () => {
+      if (pending.length === 0) return pending;
       const response = await kinesis.send(
         new PutRecordsCommand({
           StreamName: streamName,
@@ -59,14 +60,15 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
           })),
         }),
       );
-      const retry: typeof pending = [];
+      const refused: typeof pending = [];
       (response.Records ?? []).forEach((entry, i) => {
         const item = pending[i]!;
-        if (entry.ErrorCode || !entry.SequenceNumber || !entry.ShardId) retry.push(item);
+        if (entry.ErrorCode || !entry.SequenceNumber || !entry.ShardId) refused.push(item);
         else results[item.index] = { partitionKey: item.record.partitionKey, shardId: entry.ShardId, sequenceNumber: entry.SequenceNumber };
       });
-      pending = retry;
-    }
+      pending = refused;
+      return pending.length > 0 ? AGAIN : pending;
+    }, { retriable: () => false });
   }
   return results;
 }

@@ -11,6 +11,7 @@
 // that finds the claim gone aborts at once.
 import type { Ledger } from '../ledger/ledger.js';
 import { ClaimLostError, TransientError } from '../faults/errors.js';
+import type { TransientReason } from '../faults/errors.js';
 import { claimMarginMs } from '../ledger/clock-skew.js';
 
 export class ClaimKeeper {
@@ -92,7 +93,7 @@ export class ClaimKeeper {
     }
   }
 
-  private abort(reason: string, message: string): void {
+  private abort(reason: TransientReason, message: string): void {
     this.stop();
     this.controller.abort(new TransientError(reason, `${message} (policy ${this.policy})`));
   }

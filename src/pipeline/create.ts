@@ -14,6 +14,7 @@ import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { ShardPipeline } from './shard-pipeline.js';
 import type { ShardPipelineOptions } from './shard-pipeline.js';
 import type { Applier } from './types.js';
+import { settle } from '../faults/retry-policies.js';
 
 /** What a process builds once and shares across the shards it is given. */
 export interface PipelineParts {
@@ -56,7 +57,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     },
     decode: { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config), hashKeyRange: shard.hashKeyRange },
     maxConcurrentPolicies: config.maxConcurrentPolicies,
-    retry: { baseMs: config.retryBaseMs, capMs: config.retryBackoffCapMs },
+    retry: settle(config),
     logger: parts.logger.child({ shard: shard.shardId }),
     ...overrides,
   });

@@ -42,7 +42,7 @@ for (const [name, status, message] of CREDENTIAL_FAILURES) {
     t.true(isIamFault(error), 'counts against the circuit breaker: IAM cannot be used');
     const classified = classifyIamError(error, 'upsert');
     t.true(classified instanceof TransientError, classified.name);
-    t.is((classified as TransientError).reason, name);
+    t.is((classified as TransientError).reason as string, name);
   });
 }
 

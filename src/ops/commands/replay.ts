@@ -4,6 +4,8 @@
 // policy's last replayed event runs the state-aware IAM step again, which
 // repairs drift (a policy deleted or edited outside the stream).
 import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
+import { retry } from '../../faults/retry.js';
+import { RETRY } from '../../faults/retry-policies.js';
 import type { Command, Values } from '../cli/command.js';
 import { COMMON_HELP, UsageError, numberOption, stringOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
@@ -160,16 +162,11 @@ ${COMMON_HELP}`,
     const newEpoch = values.reapply === true ? await ledger.advanceEpoch(scope) : epoch;
     for (const reset of resets) {
       let lease = reset.lease;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await resetLease(aws.dynamodb, config.leaseTable, lease, reset.to);
-          break;
-        } catch (error) {
-          // A live worker renewed between our read and our write: with --force, read again and retry.
-          if (!(error instanceof LeaseChangedError) || values.force !== true || attempt >= 5) throw error;
-          lease = (await readLeases(aws.dynamodb, config.leaseTable)).find((l) => l.shardId === lease.shardId) ?? lease;
-        }
-      }
+      // A live worker renewed between our read and our write: with --force, read again and retry (RETRY.leaseReset).
+      await retry(RETRY.leaseReset, async ({ index }) => {
+        if (index > 0) lease = (await readLeases(aws.dynamodb, config.leaseTable)).find((l) => l.shardId === lease.shardId) ?? lease;
+        await resetLease(aws.dynamodb, config.leaseTable, lease, reset.to);
+      }, { retriable: (error) => error instanceof LeaseChangedError && values.force === true });
     }
     if (ctx.json) printJson({ resets: rows, epoch: newEpoch });
     else print(`Reset ${resets.length} checkpoint(s).${newEpoch !== epoch ? ` Ledger epoch is now ${newEpoch}.` : ''} Workers pick the leases up from there.`);
