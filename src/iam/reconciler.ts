@@ -159,6 +159,8 @@ export interface ReconcilerOptions {
    */
   visibilityWindowMs?: number;
   now?: () => number;
+  /** How the step waits between tries (default: a timer); a simulation passes its virtual clock's. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 export class IamReconciler {
@@ -169,6 +171,7 @@ export class IamReconciler {
   private readonly maxDelayMs: number;
   private readonly visibilityWindowMs: number;
   private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<unknown>;
   /** ARN -> when IAM first denied a policy the ledger says is present. */
   private readonly unseenSince = new Map<string, number>();
 
@@ -179,6 +182,7 @@ export class IamReconciler {
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
     this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? sleep;
     options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
       options.metrics.increment(METRIC.iamBreaker, { state });
@@ -224,7 +228,7 @@ export class IamReconciler {
         if (guard?.signal.aborted) throw guard.signal.reason as Error;
         const classified = classifyIamError(error, kind);
         if (!(classified instanceof TransientError) || attempt + 1 >= this.attempts) throw classified;
-        await sleep(backoffDelay(attempt, { baseMs: this.baseDelayMs, capMs: this.maxDelayMs }));
+        await this.sleep(backoffDelay(attempt, { baseMs: this.baseDelayMs, capMs: this.maxDelayMs }));
       }
     }
   }
@@ -279,7 +283,7 @@ export class IamReconciler {
     for (let attempt = 0; attempt < 4; attempt++) {
       const policy = await this.find(arn);
       if (policy) return policy;
-      await sleep(backoffDelay(attempt, { baseMs: 100, capMs: 800 }));
+      await this.sleep(backoffDelay(attempt, { baseMs: 100, capMs: 800 }));
     }
     return undefined;
   }
