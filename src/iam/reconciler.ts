@@ -414,7 +414,7 @@ export class IamReconciler {
     }
     if (!this.owned(policy)) this.notOwned(policy);
     try {
-      await this.syncTags(arn, policy.Tags ?? [], wantedTags);
+      await this.syncTags(arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
@@ -522,11 +522,20 @@ export class IamReconciler {
     }
   }
 
-  private async syncTags(arn: string, current: Tag[], wanted: Tag[]): Promise<void> {
+  /**
+   * Tags as a set. IAM's read may lag our own last tag write (a tag just
+   * removed still shown, one just set not yet): a tag is written when it
+   * differs from what IAM shows or from what the ledger last applied
+   * (`applied`), and every tag either knows of that is not wanted is removed.
+   * Removing a tag the policy does not carry is harmless.
+   */
+  private async syncTags(arn: string, current: Tag[], wanted: Tag[], applied: Record<string, string> | undefined): Promise<void> {
     const have = new Map(current.map((tag) => [tag.Key, tag.Value]));
     const want = new Map(wanted.map((tag) => [tag.Key, tag.Value]));
-    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value);
-    const toRemove = [...have.keys()].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
+    const lags = (key: string | undefined, value: string | undefined) => applied !== undefined && key !== OWNER_TAG && applied[key ?? ''] !== value;
+    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value || lags(tag.Key, tag.Value));
+    const known = new Set([...have.keys(), ...Object.keys(applied ?? {})]);
+    const toRemove = [...known].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
     if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
     if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }

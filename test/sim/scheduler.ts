@@ -85,17 +85,16 @@ export class Scheduler {
    * False when nothing is left to do.
    */
   async step(): Promise<boolean> {
+    this.fireDue();
     // The world's microtasks run to completion first: every chain reaches its next point.
     await new Promise((resolve) => setImmediate(resolve));
     this.steps++;
     this.points = this.points.filter((point) => !point.proc?.killed);
     const ready = this.points.filter((point) => !point.proc || point.proc.pausedUntil <= this.now);
-    this.fireDue();
     if (ready.length === 0) {
       const next = Math.min(...this.timers.map((timer) => timer.at), ...this.points.map((point) => point.proc?.pausedUntil ?? Infinity));
       if (!Number.isFinite(next)) return false;
       this.now = Math.max(this.now, next);
-      this.fireDue();
       return true;
     }
     // A request in flight past its landing bound goes first; otherwise any ready point may.

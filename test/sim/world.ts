@@ -112,6 +112,7 @@ class World {
   }
 
   async run(): Promise<SimResult> {
+    for (const { record, put } of this.sent) this.scheduler.log(`stream ${put.shardId.slice(-1)}#${put.sequenceNumber} ${record.data.toString()}`);
     for (let i = 0; i < this.workerCount; i++) this.workers.push(this.start(i, 0));
     for (const worker of [...this.workers]) void this.workerLoop(worker);
     await this.until(() => this.finished(), true);
@@ -332,7 +333,7 @@ class World {
           throw error;
         }
         this.scheduler.log(`${worker.proc.id} transient: ${(error as Error).message.slice(0, 160)}`);
-        await this.scheduler.sleep(worker.proc, Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + this.scheduler.random() / 2));
+        await this.scheduler.sleep(worker.proc, Math.round(Math.min(2_000, 100 * 2 ** Math.min(attempt, 5)) * (0.5 + this.scheduler.random() / 2)));
       }
     }
   }
