@@ -19,6 +19,7 @@ export interface Proc {
 interface Point {
   proc: Proc | undefined;
   label: string;
+  /** Not before this time (a slow network). */
   since: number;
   resolve: () => void;
 }
@@ -30,8 +31,10 @@ interface Timer {
   run: () => void;
 }
 
-/** A request in flight lands at most this long after it was sent (the late-write bound the product assumes is larger). */
-export const LANDING_BOUND_MS = 1_000;
+/** A request in flight is slow at times: it lands up to this long after it was sent (below the late-write time the product assumes). */
+export const SLOW_LANDING_MS = 2_500;
+/** Past its time, a request in flight lands before anything else. */
+const OVERDUE_MS = 300;
 
 export class Scheduler {
   now = Date.UTC(2026, 0, 1);
@@ -63,6 +66,12 @@ export class Scheduler {
     return new Promise((resolve) => this.points.push({ proc, label, since: this.now, resolve }));
   }
 
+  /** A request's landing: now or soon, and now and then late (a slow network), never past SLOW_LANDING_MS. */
+  landing(label: string): Promise<void> {
+    const late = this.chance(0.05) ? this.int(SLOW_LANDING_MS) : 0;
+    return new Promise((resolve) => this.points.push({ proc: undefined, label, since: this.now + late, resolve }));
+  }
+
   /** A process's sleep on the virtual clock. */
   async sleep(proc: Proc | undefined, ms: number): Promise<void> {
     await new Promise<void>((resolve) => this.setTimer(resolve, ms, undefined));
@@ -90,15 +99,15 @@ export class Scheduler {
     await new Promise((resolve) => setImmediate(resolve));
     this.steps++;
     this.points = this.points.filter((point) => !point.proc?.killed);
-    const ready = this.points.filter((point) => !point.proc || point.proc.pausedUntil <= this.now);
+    const ready = this.points.filter((point) => (point.proc ? point.proc.pausedUntil <= this.now : point.since <= this.now));
     if (ready.length === 0) {
-      const next = Math.min(...this.timers.map((timer) => timer.at), ...this.points.map((point) => point.proc?.pausedUntil ?? Infinity));
+      const next = Math.min(...this.timers.map((timer) => timer.at), ...this.points.map((point) => point.proc?.pausedUntil ?? point.since));
       if (!Number.isFinite(next)) return false;
       this.now = Math.max(this.now, next);
       return true;
     }
     // A request in flight past its landing bound goes first; otherwise any ready point may.
-    const overdue = ready.find((point) => !point.proc && this.now - point.since >= LANDING_BOUND_MS);
+    const overdue = ready.find((point) => !point.proc && this.now - point.since >= OVERDUE_MS);
     const chosen = overdue ?? ready[this.int(ready.length)]!;
     this.points.splice(this.points.indexOf(chosen), 1);
     this.now += this.int(60);

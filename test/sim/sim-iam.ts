@@ -44,7 +44,7 @@ export class SimIam {
         const name = command.constructor.name.replace(/Command$/, '');
         const input = command.input as Record<string, any>;
         if (proc) await this.scheduler.point(proc, `send ${name} ${input.PolicyArn ?? input.PolicyName ?? ''}`);
-        await this.scheduler.point(undefined, `land ${name}`);
+        await this.scheduler.landing(`land ${name}`);
         if (proc && this.scheduler.chance(this.faults.throttle)) {
           if (proc) await this.scheduler.point(proc, `throttled ${name}`);
           throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling', ...meta });

@@ -212,7 +212,7 @@ class World {
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
           await scheduler.point(proc, `send ledger.${String(key)}`);
-          await scheduler.point(undefined, `land ledger.${String(key)}`);
+          await scheduler.landing(`land ledger.${String(key)}`);
           let result: unknown;
           let failure: unknown;
           try {
