@@ -50,6 +50,8 @@ export interface RetryCall {
   /** Before each wait; may throw to end the retrying. */
   onRetry?: (error: unknown, attempt: Attempt, delayMs: number) => void | Promise<void>;
   random?: () => number;
+  /** How to wait between tries (default: a timer); a simulation passes its virtual clock's. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function retry<T>(policy: RetryPolicy, attempt: (attempt: Attempt) 
     // A policy without backoff (cap 0) looks again at once; any other waits, even when the jitter drew 0.
     const delayMs = policy.capMs > 0 ? backoffDelay(index, policy, call.random) : 0;
     if (failure) await call.onRetry?.(failure.error, now, delayMs);
-    if (policy.capMs > 0) await wait(delayMs, call.signal);
+    if (policy.capMs > 0) await (call.sleep ? call.sleep(delayMs) : wait(delayMs, call.signal));
   }
 }
 

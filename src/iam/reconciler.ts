@@ -158,6 +158,8 @@ export interface ReconcilerOptions {
    */
   visibilityWindowMs?: number;
   now?: () => number;
+  /** How the step waits between tries (default: a timer); a simulation passes its virtual clock's. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 export class IamReconciler {
@@ -166,6 +168,7 @@ export class IamReconciler {
   private readonly stepRetry: RetryPolicy;
   private readonly visibilityWindowMs: number;
   private readonly now: () => number;
+  private readonly sleep: ((ms: number) => Promise<unknown>) | undefined;
   /** ARN -> when IAM first denied a policy the ledger says is present. */
   private readonly unseenSince = new Map<string, number>();
 
@@ -174,6 +177,7 @@ export class IamReconciler {
     this.stepRetry = { attempts: options.attempts ?? RETRY.iamStep.attempts, baseMs: options.baseDelayMs ?? RETRY.iamStep.baseMs, capMs: options.maxDelayMs ?? RETRY.iamStep.capMs };
     this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep;
     options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
       options.metrics.increment(METRIC.iamBreaker, { state });
@@ -220,7 +224,7 @@ export class IamReconciler {
           throw classifyIamError(error, kind);
         }
       },
-      { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted },
+      { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted, sleep: this.sleep },
     );
     this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome! });
     return outcome!;
@@ -273,7 +277,7 @@ export class IamReconciler {
 
   /** find(), giving a just-created policy a moment to become visible. */
   private async findSoon(arn: string): Promise<Policy | undefined> {
-    return retry(RETRY.iamVisibility, async () => (await this.find(arn)) ?? AGAIN);
+    return retry(RETRY.iamVisibility, async () => (await this.find(arn)) ?? AGAIN, { sleep: this.sleep });
   }
 
   private owned(policy: Policy): boolean {
@@ -402,7 +406,7 @@ export class IamReconciler {
     }
     if (!this.owned(policy)) this.notOwned(policy);
     try {
-      await this.syncTags(arn, policy.Tags ?? [], wantedTags);
+      await this.syncTags(arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
@@ -512,11 +516,20 @@ export class IamReconciler {
     }
   }
 
-  private async syncTags(arn: string, current: Tag[], wanted: Tag[]): Promise<void> {
+  /**
+   * Tags as a set. IAM's read may lag our own last tag write (a tag just
+   * removed still shown, one just set not yet): a tag is written when it
+   * differs from what IAM shows or from what the ledger last applied
+   * (`applied`), and every tag either knows of that is not wanted is removed.
+   * Removing a tag the policy does not carry is harmless.
+   */
+  private async syncTags(arn: string, current: Tag[], wanted: Tag[], applied: Record<string, string> | undefined): Promise<void> {
     const have = new Map(current.map((tag) => [tag.Key, tag.Value]));
     const want = new Map(wanted.map((tag) => [tag.Key, tag.Value]));
-    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value);
-    const toRemove = [...have.keys()].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
+    const lags = (key: string | undefined, value: string | undefined) => applied !== undefined && key !== OWNER_TAG && applied[key ?? ''] !== value;
+    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value || lags(tag.Key, tag.Value));
+    const known = new Set([...have.keys(), ...Object.keys(applied ?? {})]);
+    const toRemove = [...known].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
     if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
     if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }

@@ -19,10 +19,9 @@
 import type { PolicyEvent, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
-import { documentHash } from '../iam/document.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from '../ledger/ledger.js';
-import { answersMarks, knowledgeOf, needsVerification, rememberEvents, windowFull } from '../ledger/ledger.js';
+import type { LateWrites, Ledger, LedgerEntry, RememberedEvent } from '../ledger/ledger.js';
+import { knowledgeOf, needsVerification, windowFull } from '../ledger/ledger.js';
 import { verdictOf } from '../ledger/verdict.js';
 import type { Knowledge, KnownVerdict } from '../ledger/verdict.js';
 import { covers } from '../ledger/position.js';
@@ -30,6 +29,7 @@ import type { LedgerPosition } from '../ledger/position.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
+import { maxOf, planCompletion } from './completion-plan.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { ApplyReason } from '../faults/errors.js';
@@ -51,15 +51,6 @@ export interface PolicyBatchContext {
   /** How long after it was sent an IAM call may still land (IPS_LATE_WRITE_MS): re-verification after a lost claim waits as long. */
   lateWriteMs: number;
 }
-
-const STATE_AFTER: Record<IamOutcome, PolicyState> = {
-  created: 'present',
-  updated: 'present',
-  unchanged: 'present',
-  deleted: 'deleted',
-  absent: 'deleted',
-  'retained-in-use': 'retained-in-use',
-};
 
 export interface PolicyBatchResult {
   settlements: Settlement[];
@@ -320,59 +311,31 @@ class PolicyBatch {
     }
 
     // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
-    const lastRecord = scope[scope.length - 1]!.record;
-    // A refused event had no effect, so neither its eventId nor its revision is
-    // remembered: once its cause is fixed, a redrive of it (a new record, same
-    // bytes) is applied instead of being dropped as a duplicate. A redelivery of
-    // the refused record itself stays a duplicate through the position.
     const completed = new Set(scope);
     const effective = live.filter((item) => !refused.has(item) && completed.has(item));
-    const revisions = effective.map((item) => item.event.revision).filter((r): r is number => r !== undefined);
-    const revision = maxOf([...(previous?.revision !== undefined ? [previous.revision] : []), ...revisions]);
-    const appliedEvents = effective.map((item) => ({ eventId: item.event.eventId, payloadHash: item.payloadHash }));
-    const { kept: events, forgotten } = rememberEvents(previous?.events ?? [], appliedEvents, ctx.recentEventIds);
-    const position = {
-      shardId: lastRecord.shardId,
-      sequenceNumber: lastRecord.sequenceNumber,
-      subSequenceNumber: lastRecord.subSequenceNumber,
+    const plan = planCompletion({
+      policy,
+      token: claim.token,
+      epoch: ctx.epoch,
+      recentEventIds: ctx.recentEventIds,
       lineage: ctx.lineage,
-    };
+      claimTtlMs: ctx.claimTtlMs,
+      claim,
+      previous,
+      scope,
+      effective,
+      step: { applied, finalOutcome, path, versions, steps, converged },
+    });
+    const { position, epoch, events } = plan.request;
     // What leaves the window goes to the archive before the completion, so a crash right after
     // the completion forgets none of it. This step's own events are tagged with the position its
     // completion moves to: they count only once that completion holds (Ledger.archiveEvents),
     // never for whoever takes over a claim whose completion did not land. Archived under the
     // epoch the completion writes (the entry's, never lower): readers of that epoch find them.
-    const epoch = Math.max(ctx.epoch, claim.previous?.epoch ?? 0);
-    await this.archive(forgotten, new Set(appliedEvents.map((event) => event.eventId)), position, epoch);
-    // What IAM holds by the ledger's word is not forgotten with an epoch: when no event took
-    // effect (all refused, say a re-apply replay of a policy whose ownership tag was removed),
-    // the state, desired state and hash stay what the entry said, whatever its epoch, so the
-    // drift audit still judges the policy instead of calling it never applied.
-    const lastApplied = finalOutcome === undefined ? claim.previous : previous;
-    const hash = applied ? hashOf(applied) : lastApplied?.docHash;
-    const desired = desiredAfter(applied, finalOutcome, path, lastApplied);
-    const state = finalOutcome ? STATE_AFTER[finalOutcome] : (lastApplied?.state ?? 'unknown');
-    const answered = claim.previous?.verifyRequested !== undefined && converged && answersMarks(claim.previous, claim.expiresAt - ctx.claimTtlMs);
-    // IAM's versions as the last step left them; what no step touched keeps the ledger's word.
-    const iamVersions = steps === 0 ? previous?.iamVersions : state === 'present' || state === 'retained-in-use' ? versions : undefined;
+    await this.archive(plan.forgotten, plan.ownEventIds, position, epoch);
+    const answered = plan.answered;
     try {
-      await ctx.ledger.complete({
-        policy,
-        token: claim.token,
-        // Never down: a worker still on an older epoch (a zombie, a shard outside a scoped replay) keeps the entry's.
-        epoch,
-        position,
-        ...(revision !== undefined ? { revision } : {}),
-        events,
-        ...(hash !== undefined ? { docHash: hash } : {}),
-        ...(desired !== undefined ? { desired } : {}),
-        // A step that wrote the document (or found the policy gone) answers the marks it saw,
-        // unless a late write may land after it (then verifyPolicy answers them).
-        ...(answered ? { verifiedUpTo: claim.previous!.verifyRequested! } : {}),
-        ...(iamVersions !== undefined ? { iamVersions } : {}),
-        state,
-        outcome: finalOutcome ?? 'rejected',
-      });
+      await ctx.ledger.complete(plan.request);
     } catch (error) {
       if (error instanceof ClaimLostError) {
         // Another owner took the expired claim over and decides; but our IAM
@@ -698,24 +661,6 @@ function placed(event: PolicyEvent, knownPath: string | undefined): PolicyEvent 
   if (knownPath === undefined || event.policyPath === knownPath) return event;
   if (event.type === 'policy.upserted' && event.pathGiven) return 'path-conflict';
   return { ...event, policyPath: knownPath };
-}
-
-/** The ledger's desired state after the batch (ledger.ts, DesiredState). */
-function desiredAfter(applied: PolicyUpserted | undefined, finalOutcome: IamOutcome | undefined, path: string | undefined, previous: LedgerEntry | undefined): DesiredState | undefined {
-  if (finalOutcome === undefined) return previous?.desired;
-  if (finalOutcome === 'deleted' || finalOutcome === 'absent') return path === undefined ? undefined : { path };
-  if (applied) {
-    return { path: applied.policyPath, document: applied.document, tags: applied.tags, ...(applied.description !== undefined ? { description: applied.description } : {}) };
-  }
-  return previous?.desired; // retained-in-use with no upsert in the batch: unchanged
-}
-
-function maxOf(values: number[]): number | undefined {
-  return values.length === 0 ? undefined : Math.max(...values);
-}
-
-function hashOf(event: PolicyEvent): string | undefined {
-  return event.type === 'policy.upserted' ? documentHash(event.document) : undefined;
 }
 
 /** A verdict and what it rests on: the ledger's knowledge alone, or earlier live events of the batch. */

@@ -1,0 +1,18 @@
+// The protocol under the deterministic simulation (test/sim/world.ts): a fixed
+// budget of seeds, each a stream, a set of workers and a draw of faults and
+// interleavings, judged by the invariant checker of the end-to-end suites.
+// A failing seed replays exactly: `npm run test:sim -- --seed S --seeds 1 --trace`.
+import test from 'ava';
+import { runBudget, summary } from './run.js';
+
+const SEEDS = Number(process.env.SIM_SEEDS ?? 2_000);
+const FIRST = Number(process.env.SIM_FIRST_SEED ?? 1);
+
+test(`${SEEDS} seeds of workers, kills, pauses past the claim's time to live, lost answers, throttling, IAM read lag and replays keep every record's outcome and IAM equal to the fold of the stream`, async (t) => {
+  t.timeout(15 * 60_000);
+  const result = await runBudget({ seeds: SEEDS, first: FIRST });
+  console.log(summary(result));
+  const failures = result.failed.map(({ seed, violations }) => `seed ${seed} (npm run test:sim -- --seed ${seed} --seeds 1 --trace):\n  ${violations.slice(0, 5).join('\n  ')}`);
+  t.deepEqual(failures, []);
+  t.true(result.seeds >= SEEDS);
+});
