@@ -4,6 +4,7 @@
 // come from the SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, ...).
 import { hostname } from 'node:os';
 import { DEFAULT_HOLDER_WAIT_MS } from '../aws/iam-rate/host-limiter.js';
+import { closest } from './closest-name.js';
 
 export interface Config {
   /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
@@ -170,8 +171,26 @@ function guardrail(env: Env): Config['guardrail'] {
 
 const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
 
+/** Kinesis stream names: 1 to 128 of letters, digits, `_`, `.`, `-`. */
+const STREAM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** DynamoDB table names (and so the KCL application name, which names the lease table): 3 to 255 of the same. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A stream or table name, checked here so a bad one is refused at start-up with its variable named, not later by AWS. */
+function resourceName(env: Env, key: string, fallback: string, pattern: RegExp, what: string, derivedFrom?: string): string {
+  const value = text(env, key, fallback);
+  if (!pattern.test(value)) {
+    const origin = env[key] === undefined || env[key] === '' ? (derivedFrom ? ` (derived from ${derivedFrom}; set ${key} or fix ${derivedFrom})` : '') : '';
+    throw new ConfigError(`${key} must be a ${what}, got ${JSON.stringify(value)}${origin}`);
+  }
+  return value;
+}
+
+const TABLE_WORDS = 'DynamoDB table name: 3 to 255 letters, digits, _ . -';
+
 export function loadConfig(env: Env = process.env): Config {
-  const appName = text(env, 'IPS_APP_NAME', 'iam-policy-stream');
+  const appName = resourceName(env, 'IPS_APP_NAME', 'iam-policy-stream', TABLE_NAME, 'KCL application and DynamoDB table name: 3 to 255 letters, digits, _ . -');
   const managedPathPrefix = text(env, 'IPS_MANAGED_PATH_PREFIX', '/stream-managed/');
   if (!MANAGED_PATH.test(managedPathPrefix) || managedPathPrefix === '/' || managedPathPrefix.length > 512) {
     throw new ConfigError(
@@ -181,10 +200,10 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     appName,
     region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', 'us-east-1')),
-    streamName: text(env, 'IPS_STREAM_NAME', 'iam-policy-events'),
-    ledgerTable: text(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`),
-    deadLetterTable: text(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`),
-    leaseTable: text(env, 'IPS_LEASE_TABLE', appName),
+    streamName: resourceName(env, 'IPS_STREAM_NAME', 'iam-policy-events', STREAM_NAME, 'Kinesis stream name: 1 to 128 letters, digits, _ . -'),
+    ledgerTable: resourceName(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
+    deadLetterTable: resourceName(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
+    leaseTable: resourceName(env, 'IPS_LEASE_TABLE', appName, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     managedPathPrefix,
     maxConcurrentPolicies: integer(env, 'IPS_MAX_CONCURRENT_POLICIES', 16, 1),
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
@@ -206,7 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
     iamVisibilityWindowMs: integer(env, 'IPS_IAM_VISIBILITY_WINDOW_MS', 30_000, 0),
     breakerThreshold: integer(env, 'IPS_BREAKER_THRESHOLD', 5, 1),
     breakerCooldownMs: integer(env, 'IPS_BREAKER_COOLDOWN_MS', 5_000, 10),
-    logLevel: text(env, 'IPS_LOG_LEVEL', 'info'),
+    logLevel: oneOf(env, 'IPS_LOG_LEVEL', LOG_LEVELS, 'info'),
     metricsNamespace: text(env, 'IPS_METRICS_NAMESPACE', 'IamPolicyStream'),
     metricsSink: metricsSink(env),
     emfAgentEndpoint: agentEndpoint(env),
@@ -214,4 +233,58 @@ export function loadConfig(env: Env = process.env): Config {
     workerId: text(env, 'IPS_WORKER_ID', hostname()),
     progressReportMs: integer(env, 'IPS_PROGRESS_REPORT_MS', 10_000, 100),
   };
+}
+
+/**
+ * IPS_* names read outside this module: the daemon's properties
+ * (properties/*.properties, src/daemon/properties.ts) and the local stack
+ * (tools/local). Both are listed in docs/configuration.md.
+ */
+const OTHER_SETTINGS = [
+  'IPS_KCL_MAX_RECORDS',
+  'IPS_KCL_IDLE_MILLIS',
+  'IPS_KCL_FAILOVER_MILLIS',
+  'IPS_KCL_SHARD_SYNC_MILLIS',
+  'IPS_KCL_INITIAL_POSITION',
+  'IPS_KCL_METRICS_LEVEL',
+  'IPS_KCL_RETRIEVAL_MODE',
+  'IPS_LOCAL_SHARDS',
+] as const;
+
+let settingNames: string[] | undefined;
+
+/**
+ * Every IPS_* setting the product reads. The loader's own are found by
+ * running it once over an empty environment that records what is asked of
+ * it, so this list cannot fall behind loadConfig.
+ */
+export function knownSettings(): string[] {
+  if (!settingNames) {
+    const asked = new Set<string>(OTHER_SETTINGS);
+    const recorder = new Proxy({} as Env, {
+      get: (_target, key) => {
+        if (typeof key === 'string' && key.startsWith('IPS_')) asked.add(key);
+        return undefined;
+      },
+    });
+    loadConfig(recorder);
+    settingNames = [...asked].sort();
+  }
+  return settingNames;
+}
+
+/**
+ * What start-up should warn about: an IPS_* variable no part of the product
+ * reads (a typo such as IPS_STREM_NAME leaves the default in force without a
+ * word otherwise), with the known name it most likely meant.
+ */
+export function configWarnings(env: Env = process.env): string[] {
+  const known = knownSettings();
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('IPS_') || known.includes(name)) continue;
+    const guess = closest(name, known);
+    warnings.push(`${name} is not a setting (docs/configuration.md) and is ignored${guess ? `; did you mean ${guess}?` : ''}`);
+  }
+  return warnings;
 }

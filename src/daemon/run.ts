@@ -4,9 +4,21 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ConfigError, configWarnings, loadConfig } from '../config/config.js';
 import { startDaemon } from './daemon.js';
 
 const { values } = parseArgs({ options: { properties: { type: 'string', default: 'properties/aws.properties' } } });
+// The record processors read the same configuration: a bad value is refused
+// here, once, with its variable named, before the daemon starts a child that
+// would die on it (and take every shard of the worker with it).
+try {
+  loadConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`configuration: ${error.message}\n`);
+  process.exit(2);
+}
+for (const warning of configWarnings(process.env)) process.stderr.write(`configuration: warning: ${warning}\n`);
 const daemon = startDaemon({
   propertiesFile: resolve(values.properties!),
   env: process.env,

@@ -37,7 +37,13 @@ export type InputReason = (typeof INPUT_REASONS)[number];
  * already holds for another payload, an upsert naming another path than the
  * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
  */
-export type ApplyReason = 'not-owned' | 'event-id-conflict' | 'path-conflict' | 'document-too-large' | 'account-quota-exceeded' | `iam:${string}`;
+export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded'] as const;
+export type ApplyReason = (typeof APPLY_REASONS)[number] | `iam:${string}`;
+
+/** Whether `reason` is a code this model speaks (an `iam:<Code>` reason carries IAM's own error code). */
+export function isRejectReason(reason: string): reason is RejectReason {
+  return (INPUT_REASONS as readonly string[]).includes(reason) || (APPLY_REASONS as readonly string[]).includes(reason) || /^iam:[A-Za-z]+$/.test(reason);
+}
 
 export type RejectReason = InputReason | ApplyReason;
 

@@ -4,7 +4,7 @@
 // closes its stdin.
 import kcl from 'aws-kcl';
 import { createAwsClients, destroyAwsClients } from '../aws/clients.js';
-import { loadConfig } from '../config/config.js';
+import { configWarnings, loadConfig } from '../config/config.js';
 import { createLogger, stderrLines } from '../log/logger.js';
 import { EmfPublisher, sinkFor } from '../metrics/emf.js';
 import { METRIC, Metrics } from '../metrics/metrics.js';
@@ -16,6 +16,7 @@ import { startShardPipeline } from './start-shard.js';
 
 const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
+for (const warning of configWarnings()) logger.warn(warning);
 const metrics = new Metrics();
 const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews(metrics, logger) });
 const parts = buildProcessParts(config, clients, logger, metrics);

@@ -37,7 +37,7 @@ export interface ProgressItem extends ShardProgress {
   worker: string;
   /** When it was written, epoch ms. */
   updatedAt: number;
-  /** Outcomes counted over the last `windowMs` (up to a minute; less just after the child started). */
+  /** Outcomes counted over the last `windowMs` (up to a minute; from the child's start while it is younger than that). */
   outcomes: Record<string, number>;
   windowMs: number;
 }
@@ -65,6 +65,10 @@ export class ProgressReporter {
 
   constructor(private readonly options: ProgressReporterOptions) {
     this.now = options.now ?? Date.now;
+    // The child's outcomes count from zero when it starts: that is the first
+    // baseline, so what settles before the first report (an interval later)
+    // is counted too, not taken as the baseline itself.
+    this.samples.push({ at: this.now(), counts: {} });
   }
 
   start(): void {

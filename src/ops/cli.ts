@@ -2,14 +2,17 @@
 // The operator tool: `ips <command>` (npm run ops -- <command>). Each
 // subcommand lives in src/ops/commands/. Exit codes: 0 done, 1 refused or
 // failed, 2 bad arguments.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../config/config.js';
+import { closest } from '../config/closest-name.js';
 import { projectRoot } from '../config/paths.js';
 import { actionCatalogue } from '../policy/action-catalogue.js';
 import type { Command } from './cli/command.js';
 import { UsageError, parseCommandArgs } from './cli/command.js';
-import { createOpsContext } from './cli/context.js';
+import { createOpsContext, localStackEnvFile } from './cli/context.js';
+import type { OpsContext } from './cli/context.js';
+import { missingResources } from './cli/missing-resources.js';
 import { terminalText } from './cli/render.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
 import { driftCommand } from './commands/drift.js';
@@ -43,11 +46,20 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    process.stderr.write(`ips: unknown command ${terminalText(JSON.stringify(name))}\n\n${OVERVIEW}\n`);
+    const guess = closest(name, COMMANDS.map((c) => c.name));
+    process.stderr.write(`ips: unknown command ${terminalText(JSON.stringify(name))}${guess ? `; did you mean ${guess}?` : ''}\n\n${OVERVIEW}\n`);
     return 2;
   }
-  let ctx;
+  let ctx: OpsContext | undefined;
   try {
+    const swallowed = optionsNpmTook(args, env ?? process.env);
+    if (swallowed.length > 0) {
+      // `npm run ops status --local` hands --local to npm, not to us: running on would reach real AWS.
+      throw new UsageError(`npm took ${swallowed.join(' ')} for itself (it passes only what follows -- to the script): write npm run ops -- ${name} ${swallowed.join(' ')} ...`);
+    }
+    if (npmMayHaveTakenLocal(args, env ?? process.env)) {
+      process.stderr.write(`ips: note: not --local, so this runs against the AWS account of your credentials. If you meant the local stack, npm may have taken --local for itself: write npm run ops -- ${name} --local\n`);
+    }
     const { values, positionals } = parseCommandArgs(command, args);
     if (values.help === true) {
       process.stdout.write(`${command.help}\n`);
@@ -66,12 +78,33 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
       return 2;
     }
     const err = error as Error;
-    const hint = hintFor(err);
+    const hint = await hintFor(err, ctx);
     process.stderr.write(`ips ${command.name}: failed: ${terminalText(err.name)}: ${terminalText(err.message)}\n${hint ? `hint: ${hint}\n` : ''}`);
     return 1;
   } finally {
     ctx?.close();
   }
+}
+
+/**
+ * Common options npm kept for itself: run as `npm run ops status --local`
+ * (without `--`), npm reads --local and --json as its own settings and sets
+ * npm_config_local / npm_config_json in the script's environment instead of
+ * passing them on.
+ */
+function optionsNpmTook(args: string[], env: Record<string, string | undefined>): string[] {
+  if (!env.npm_lifecycle_event) return [];
+  return ['local', 'json'].filter((option) => env[`npm_config_${option}`] === 'true' && !args.includes(`--${option}`)).map((option) => `--${option}`);
+}
+
+/**
+ * npm 9 and later drop --local without a trace (it is one of npm's own
+ * flags), so `npm run ops status --local` cannot be told from
+ * `npm run ops status`. Under npm, with a local stack on this machine and no
+ * --local, the tool says which endpoints it is about to use.
+ */
+function npmMayHaveTakenLocal(args: string[], env: Record<string, string | undefined>): boolean {
+  return Boolean(env.npm_lifecycle_event) && !args.includes('--local') && existsSync(localStackEnvFile());
 }
 
 /** The processor's version and the action catalogue its guardrail expands patterns against (docs/guardrails.md). */
@@ -82,7 +115,11 @@ function versionText(): string {
 }
 
 /** What to try next, for the failures an operator meets first. */
-function hintFor(error: Error): string | undefined {
+async function hintFor(error: Error, ctx: OpsContext | undefined): Promise<string | undefined> {
+  if (error.name === 'ResourceNotFoundException' && ctx) {
+    const missing = await missingResources(ctx.aws, ctx.config, ctx.env ?? process.env).catch(() => []);
+    if (missing.length > 0) return `${missing.join('; ')}. Check the variable, or create the resources (npm run stack:up locally; infra/ on AWS)`;
+  }
   if (error.name === 'CredentialsProviderError') {
     return 'no AWS credentials found: use the processor\'s credentials (AWS_PROFILE, AWS_* variables, a role), or --local for the local stack';
   }
@@ -92,7 +129,14 @@ function hintFor(error: Error): string | undefined {
   return undefined;
 }
 
-const entry = process.argv[1] ?? '';
+// Run as a file, or through a link to it (the package's `ips` bin in node_modules/.bin).
+const entry = (() => {
+  try {
+    return realpathSync(process.argv[1] ?? '');
+  } catch {
+    return process.argv[1] ?? '';
+  }
+})();
 // The SDK's notice about future Node versions would bury the tool's own output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 if (entry.endsWith('/ops/cli.js') || entry.endsWith('/ops/cli.ts')) {

@@ -56,22 +56,46 @@ export async function lagBehind(
   return { millisBehind: result.millisBehindLatest, pending };
 }
 
-/** The position that makes the next record read be `sequenceNumber` itself. */
+/** The shard holds no record with the sequence number asked for; `next` is the first one after it, if any. */
+export class NoSuchRecordError extends Error {
+  override name = 'NoSuchRecordError';
+  constructor(
+    readonly shardId: string,
+    readonly sequenceNumber: string,
+    readonly next: string | undefined,
+    readonly first: string | undefined,
+  ) {
+    super(
+      `${shardId} holds no record ${sequenceNumber} within the stream's retention` +
+        (next !== undefined ? `; the next record is ${next}` : first !== undefined ? `; its records kept run from ${first}` : '; it holds no records'),
+    );
+  }
+}
+
+/**
+ * The position that makes the next record read be the record `sequenceNumber`
+ * itself. The record must exist: a number between two records (or before the
+ * oldest kept) names nothing, and reading from the next record instead would
+ * replay something other than what was asked (a mistyped number would become
+ * TRIM_HORIZON); NoSuchRecordError says what the shard holds instead.
+ */
 export async function positionBefore(kinesis: KinesisClient, streamName: string, shardId: string, sequenceNumber: string): Promise<ResetPosition> {
   const target = toLedgerSequence(sequenceNumber);
   let previous: string | undefined;
-  let found = false;
+  let first: string | undefined;
+  let found: string | undefined;
   await readShard(kinesis, streamName, shardId, { ShardIteratorType: 'TRIM_HORIZON' }, (records) => {
     for (const record of records) {
+      first ??= record.SequenceNumber;
       if (toLedgerSequence(record.SequenceNumber ?? '0') >= target) {
-        found = true;
+        found = record.SequenceNumber;
         return false;
       }
       previous = record.SequenceNumber;
     }
     return true;
   });
-  if (!found) throw new Error(`no record at or after ${sequenceNumber} in ${shardId} within the stream's retention`);
+  if (found === undefined || toLedgerSequence(found) !== target) throw new NoSuchRecordError(shardId, sequenceNumber, found, first);
   return previous === undefined ? { kind: 'trim-horizon' } : { kind: 'after', sequenceNumber: previous };
 }
 

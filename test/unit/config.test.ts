@@ -26,3 +26,34 @@ test('bad values fail with the variable named', (t) => {
   t.throws(() => loadConfig({ IPS_MANAGED_PATH_PREFIX: 'stream' }), { instanceOf: ConfigError, message: /IPS_MANAGED_PATH_PREFIX/ });
   t.throws(() => loadConfig({ IPS_REFUSE_ADMIN_GRANT: 'maybe' }), { instanceOf: ConfigError });
 });
+
+test('stream and table names are checked at start-up, naming the variable (and the one a default is derived from)', (t) => {
+  t.throws(() => loadConfig({ IPS_STREAM_NAME: 'bad name!' }), { instanceOf: ConfigError, message: /^IPS_STREAM_NAME must be a Kinesis stream name.*"bad name!"/ });
+  t.throws(() => loadConfig({ IPS_LEDGER_TABLE: 'x' }), { instanceOf: ConfigError, message: /^IPS_LEDGER_TABLE must be a DynamoDB table name/ });
+  t.throws(() => loadConfig({ IPS_DEAD_LETTER_TABLE: 'a/b' }), { instanceOf: ConfigError, message: /^IPS_DEAD_LETTER_TABLE/ });
+  t.throws(() => loadConfig({ IPS_APP_NAME: 'my app' }), { instanceOf: ConfigError, message: /^IPS_APP_NAME must be/ });
+  t.throws(() => loadConfig({ IPS_LOG_LEVEL: 'loud' }), { instanceOf: ConfigError, message: /^IPS_LOG_LEVEL must be one of/ });
+  // A ledger name derived from a long application name: the message says where it came from.
+  t.throws(() => loadConfig({ IPS_APP_NAME: 'a'.repeat(250) }), { instanceOf: ConfigError, message: /^IPS_LEDGER_TABLE .*derived from IPS_APP_NAME/ });
+  t.is(loadConfig({ IPS_STREAM_NAME: 'orders.v2_events-1' }).streamName, 'orders.v2_events-1');
+});
+
+test('an IPS_ variable no part of the product reads is warned about, with the name it most likely meant', async (t) => {
+  const { configWarnings, knownSettings } = await import('../../src/config/config.js');
+  t.deepEqual(configWarnings({ IPS_STREAM_NAME: 'a', IPS_KCL_MAX_RECORDS: '10', IPS_LOCAL_SHARDS: '2', PATH: '/bin' }), []);
+  const [warning, ...rest] = configWarnings({ IPS_STREM_NAME: 'orders' });
+  t.is(rest.length, 0);
+  t.regex(warning!, /^IPS_STREM_NAME is not a setting .* did you mean IPS_STREAM_NAME\?$/);
+  t.regex(configWarnings({ IPS_FROBNICATE: '1' })[0]!, /^IPS_FROBNICATE is not a setting[^?]*$/, 'no guess when nothing is near');
+  t.true(knownSettings().includes('IPS_PROGRESS_REPORT_MS'), 'the loader\'s own names are known');
+});
+
+test('every IPS_ setting the product reads is in docs/configuration.md, and every one documented is read', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { knownSettings } = await import('../../src/config/config.js');
+  const doc = readFileSync('docs/configuration.md', 'utf8');
+  const rows = [...doc.matchAll(/^\| `(IPS_[A-Z0-9_]+)`/gm)].map((m) => m[1]!);
+  const mentioned = new Set([...doc.matchAll(/`(IPS_[A-Z0-9_]+)[`=]/g)].map((m) => m[1]!));
+  t.deepEqual(rows.filter((name) => !knownSettings().includes(name)), [], 'a documented setting nothing reads');
+  t.deepEqual(knownSettings().filter((name) => !mentioned.has(name)), [], 'a setting the docs do not name');
+});

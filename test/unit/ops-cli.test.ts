@@ -86,3 +86,29 @@ test('an endpoint where nothing listens fails with exit 1 and says what to check
   t.regex(result.stderr, /^ips status: failed: /);
   t.regex(result.stderr, /hint: nothing answers at the endpoint/);
 });
+
+test('a mistyped command is answered with the one meant', (t) => {
+  const result = ips('stauts');
+  t.is(result.code, 2);
+  t.regex(result.stderr, /unknown command "stauts"; did you mean status\?/);
+  t.regex(ips('dead-letters', 'shwo').stderr, /unknown action "shwo" \(did you mean show\?\)/);
+});
+
+test('drift --yes without --repair says --yes is ignored', (t) => {
+  const result = ips('drift', '--yes');
+  t.regex(result.stderr, /warning: --yes is ignored without --repair/);
+});
+
+test('an IPS_ variable nothing reads is warned about, with the setting meant', (t) => {
+  const result = spawnSync(process.execPath, ['--import=tsx', join(projectRoot(), 'src', 'ops', 'cli.ts'), 'status'], { env: { ...env, IPS_STREM_NAME: 'orders' }, encoding: 'utf8' });
+  t.regex(result.stderr, /ips: warning: IPS_STREM_NAME is not a setting .*did you mean IPS_STREAM_NAME\?/);
+});
+
+test('--json that npm kept for itself (npm run ops status --json, without --) is refused, not silently dropped', (t) => {
+  const result = spawnSync(process.execPath, ['--import=tsx', join(projectRoot(), 'src', 'ops', 'cli.ts'), 'status'], {
+    env: { ...env, npm_lifecycle_event: 'ops', npm_config_json: 'true' },
+    encoding: 'utf8',
+  });
+  t.is(result.status, 2);
+  t.regex(result.stderr, /npm took --json for itself .* write npm run ops -- status --json/);
+});

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { createAwsClients, destroyAwsClients } from '../../aws/clients.js';
 import type { AwsClients } from '../../aws/clients.js';
-import { loadConfig } from '../../config/config.js';
+import { configWarnings, loadConfig } from '../../config/config.js';
 import type { Config } from '../../config/config.js';
 import { projectRoot } from '../../config/paths.js';
 import { UsageError } from './usage-error.js';
@@ -15,6 +15,8 @@ export interface OpsContext {
   config: Config;
   aws: AwsClients;
   json: boolean;
+  /** The environment the configuration was read from (with the local stack's file under --local). */
+  env?: Record<string, string | undefined>;
   /** Asks a yes/no question on the terminal; false when there is no terminal to ask. */
   confirm(question: string): Promise<boolean>;
   close(): void;
@@ -52,7 +54,8 @@ export function createOpsContext(options: { json: boolean; local: boolean; env?:
     env = { ...env, ...readEnvFile(file) };
   }
   const config = loadConfig(env);
+  for (const warning of configWarnings(env)) process.stderr.write(`ips: warning: ${warning}\n`);
   // Fail fast: an operator waits at a terminal, the SDK's backoff would hide an outage.
   const aws = createAwsClients(config, { env, maxAttempts: 3 });
-  return { config, aws, json: options.json, confirm: askOnTerminal, close: () => destroyAwsClients(aws) };
+  return { config, aws, env, json: options.json, confirm: askOnTerminal, close: () => destroyAwsClients(aws) };
 }

@@ -9,7 +9,12 @@
 // whose policy has had an event applied since the letter was stored would
 // roll the policy back: such letters are held back unless --force says
 // otherwise.
+import { closest } from '../../config/closest-name.js';
+import { decodeRecord } from '../../contract/decode.js';
+import { ALL_HASH_KEYS } from '../../contract/hash-key.js';
+import { APPLY_REASONS, INPUT_REASONS, isRejectReason } from '../../faults/errors.js';
 import { DynamoDbLedger, ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
+import { documentGuardFromConfig } from '../../policy/document-guard.js';
 import type { LedgerEntry } from '../../ledger/ledger.js';
 import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
 import type { StoredDeadLetter } from '../../deadletter/dead-letter-store.js';
@@ -26,16 +31,46 @@ async function selected(store: DynamoDbDeadLetterStore, values: Values, ids: str
   const status = stringOption(values, 'status') ?? defaultStatus;
   if (values.all === true) {
     if (ids.length > 0) throw new UsageError('give letter ids or --all, not both');
-    return store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+    return listed(store, reason, status);
   }
+  if (reason !== undefined) note(`warning: --reason is ignored when letters are named by id; it filters --all and list`);
   if (ids.length === 0) throw new UsageError('give one or more letter ids (<shardId>#<sequenceNumber>#<subSequenceNumber>, see `dead-letters list`) or --all');
   const letters: StoredDeadLetter[] = [];
-  for (const id of ids) {
-    const letter = await store.get(id);
-    if (!letter) throw new UsageError(`no dead letter ${id}`);
-    letters.push(letter);
-  }
+  for (const id of ids) letters.push(await letterById(store, id));
   return letters;
+}
+
+/**
+ * The letters the filters select. A --reason that is no reason code and that
+ * no stored letter carries (letters of older versions may carry codes since
+ * renamed) is a typo: refused with the code it most likely meant, rather than
+ * answered "nothing".
+ */
+async function listed(store: DynamoDbDeadLetterStore, reason: string | undefined, status: string | undefined): Promise<StoredDeadLetter[]> {
+  if (reason === undefined || isRejectReason(reason)) return store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+  const all = await store.list(status ? { status } : {});
+  const letters = all.filter((letter) => letter.reason === reason);
+  if (letters.length > 0) return letters;
+  const codes = [...INPUT_REASONS, ...APPLY_REASONS, ...new Set(all.map((letter) => letter.reason))];
+  const guess = closest(reason, codes);
+  throw new UsageError(`unknown reason ${JSON.stringify(reason)}${guess ? `; did you mean ${guess}?` : ''} (reason codes: docs/dead-letters.md; iam:<Code> for IAM's own)`);
+}
+
+/**
+ * One letter by id. The id is <shardId>#<sequenceNumber>#<subSequenceNumber>:
+ * the short <shardId>#<sequenceNumber> (the form letters of older versions
+ * have) is answered with the full ids it stands for.
+ */
+async function letterById(store: DynamoDbDeadLetterStore, id: string): Promise<StoredDeadLetter> {
+  const letter = await store.get(id);
+  if (letter) return letter;
+  const parts = id.split('#');
+  if (parts.length === 2) {
+    const full = (await store.list()).filter((l) => l.id.startsWith(`${id}#`)).map((l) => l.id);
+    if (full.length > 0) throw new UsageError(`no dead letter ${id}: an id ends in #<subSequenceNumber>; did you mean ${full.map((f) => `'${f}'`).join(' or ')}?`);
+    throw new UsageError(`no dead letter ${id}: an id is <shardId>#<sequenceNumber>#<subSequenceNumber> (e.g. '${id}#0'), as dead-letters list shows it`);
+  }
+  throw new UsageError(`no dead letter ${id} (dead-letters list shows the ids)`);
 }
 
 async function confirmed(ctx: OpsContext, values: Values, question: string): Promise<boolean> {
@@ -77,8 +112,7 @@ interface ActionInput {
 
 async function list({ ctx, values, ids, status, store }: ActionInput): Promise<number> {
   if (ids.length > 0) throw new UsageError('list takes no ids; use show <id>');
-  const reason = stringOption(values, 'reason');
-  const letters = await store.list({ ...(reason ? { reason } : {}), ...(status ? { status } : {}) });
+  const letters = await listed(store, stringOption(values, 'reason'), status);
   if (ctx.json) printJson(letters.map(summaryRow));
   else print(table(letters.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status', 'storedAt', 'size']));
   return 0;
@@ -86,8 +120,7 @@ async function list({ ctx, values, ids, status, store }: ActionInput): Promise<n
 
 async function show({ ctx, ids, store }: ActionInput): Promise<number> {
   if (ids.length !== 1) throw new UsageError('show takes exactly one id');
-  const letter = await store.get(ids[0]!);
-  if (!letter) throw new UsageError(`no dead letter ${ids[0]}`);
+  const letter = await letterById(store, ids[0]!);
   const shown = printable(letter);
   if (ctx.json) printJson(shown);
   // One line per field, whatever the field holds: its line breaks and controls are written out.
@@ -108,6 +141,9 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   }
   const heldIds = new Set(held.map(({ letter }) => letter.id));
   const going = whole.filter((letter) => !heldIds.has(letter.id));
+  for (const { letter, reason, detail } of refusedAgain(ctx, going)) {
+    note(`warning: ${letter.id} would be refused again (${reason}: ${detail}): the cause it was stored for is unchanged under this configuration. Redriving it makes a new letter; fix the cause first`);
+  }
   if (going.length === 0) {
     note('Nothing to redrive.');
     return letters.length === 0 ? 0 : 1;
@@ -182,7 +218,15 @@ ${COMMON_HELP}`,
     if (status !== undefined && status !== 'open' && status !== 'redriven') throw new UsageError(`--status must be open or redriven, got ${JSON.stringify(status)}`);
     if (action === undefined) throw new UsageError('an action is needed: list, show, redrive or purge');
     const act = ACTIONS[action];
-    if (!act) throw new UsageError(`unknown action ${JSON.stringify(action)}: use list, show, redrive or purge`);
+    if (!act) {
+      const guess = closest(action, Object.keys(ACTIONS));
+      throw new UsageError(`unknown action ${JSON.stringify(action)}${guess ? ` (did you mean ${guess}?)` : ''}: use list, show, redrive or purge`);
+    }
+    // Options that mean nothing to this action are named, not dropped silently.
+    const takes: Record<string, string[]> = { list: ['reason', 'status'], show: [], redrive: ['reason', 'status', 'all', 'force', 'yes'], purge: ['reason', 'status', 'all', 'yes'] };
+    for (const option of ['reason', 'status', 'all', 'force', 'yes']) {
+      if (values[option] !== undefined && !takes[action]!.includes(option)) note(`warning: --${option} is ignored by dead-letters ${action}`);
+    }
     return act({ ctx, values, ids, status, store: new DynamoDbDeadLetterStore(ctx.aws.dynamodb, ctx.config.deadLetterTable) });
   },
 };
@@ -194,6 +238,24 @@ ${COMMON_HELP}`,
  */
 function redriveKey(letter: StoredDeadLetter): string {
   return letter.reason === 'partition-key-mismatch' && letter.policyName ? letter.policyName : letter.partitionKey;
+}
+
+/**
+ * Letters the processor would refuse again at decoding, judged by the same
+ * contract and guardrail the workers run with this configuration (an
+ * `admin-grant-refused` document under the same IPS_GUARDRAIL, a path still
+ * outside IPS_MANAGED_PATH_PREFIX). Letters refused while applying
+ * (`not-owned`, IAM's codes) depend on IAM's state and are not judged here.
+ */
+function refusedAgain(ctx: OpsContext, letters: StoredDeadLetter[]): { letter: StoredDeadLetter; reason: string; detail: string }[] {
+  const options = { managedPathPrefix: ctx.config.managedPathPrefix, guard: documentGuardFromConfig(ctx.config), hashKeyRange: ALL_HASH_KEYS };
+  const found: { letter: StoredDeadLetter; reason: string; detail: string }[] = [];
+  for (const letter of letters) {
+    // Under the partition key it goes back with, and routed by it: the shard's own range is no question here.
+    const decoded = decodeRecord(letter.data, redriveKey(letter), options);
+    if (!decoded.ok) found.push({ letter, reason: decoded.reason, detail: decoded.detail });
+  }
+  return found;
 }
 
 /** Letters whose policy had an event applied after the letter was stored: a redrive would land after it. */

@@ -65,6 +65,7 @@ ${COMMON_HELP}`,
   },
   async run(ctx, values) {
     const { aws, config } = ctx;
+    if (values.yes === true && values.repair !== true) note('warning: --yes is ignored without --repair: an audit changes nothing and asks nothing');
     const ledger = ledgerFromConfig(aws.dynamodb, config);
     // An estimate for the progress bar (DynamoDB refreshes it every few hours); corrected at the end.
     const estimate = await aws.dynamodb

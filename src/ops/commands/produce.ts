@@ -14,7 +14,7 @@ import type { PutResult } from '../producer.js';
 import { appendSendLog, startSendLog } from '../send-log.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP, UsageError, numberOption, ratioOption, stringOption } from '../cli/command.js';
-import { print, printJson } from '../cli/render.js';
+import { note, print, printJson } from '../cli/render.js';
 import { startProgress } from '../cli/progress.js';
 
 export const produceCommand: Command = {
@@ -31,7 +31,8 @@ export const produceCommand: Command = {
   --malformed-ratio <0..1>  share of malformed records (default 0)
   --prefix <name>           policy names are <prefix>-<i> (default load)
   --seed <n>                random seed; the same seed gives the same events (default 1)
-  --out <file>              write what was sent, one JSON line per record (default produced.jsonl)
+  --out <file>              write what was sent, one JSON line per record (default produced.jsonl);
+                            replaced once the first records are in the stream, untouched if none are
   --aggregate <n>           KPL-aggregate up to n events per Kinesis record, only events bound for
                             the same shard together (default: one event per record)
 
@@ -69,7 +70,10 @@ ${COMMON_HELP}`,
     const aggregate = numberOption(values, 'aggregate', 0, { min: 1, max: 1_000_000 });
 
     const load = generateLoad(spec);
-    startSendLog(out);
+    // The log is (re)written only once Kinesis took the first records: a run
+    // that cannot put anything (no such stream, no credentials) leaves an
+    // earlier log as it was instead of an empty file.
+    let logged = 0;
     // Chunks of a tenth of a second's worth keep the rate smooth; PutRecords takes 500 at most.
     // Aggregated, a chunk is user records: enough to fill up to 500 aggregates a call.
     const chunk =
@@ -95,8 +99,17 @@ ${COMMON_HELP}`,
     const kinds: Record<string, number> = {};
     for (let sent = 0; sent < load.length; ) {
       const slice = load.slice(sent, sent + chunk);
-      const puts = await put(slice);
+      let puts: PutResult[];
+      try {
+        puts = await put(slice);
+      } catch (error) {
+        progress.stop();
+        note(logged === 0 ? `Nothing was put; ${out} is left as it was.` : `${logged} record(s) were put before the failure; ${out} logs them.`);
+        throw error;
+      }
+      if (logged === 0) startSendLog(out);
       appendSendLog(out, slice.map((record, i) => ({ record, put: puts[i]! })));
+      logged += slice.length;
       for (const record of slice) kinds[record.kind] = (kinds[record.kind] ?? 0) + 1;
       sent += slice.length;
       progress.increment(slice.length);

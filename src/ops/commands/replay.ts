@@ -14,7 +14,7 @@ import { LeaseChangedError, liveLeases, readLeases, resetLease } from '../lease-
 import type { Lease, ResetPosition } from '../lease-table.js';
 import { descendantsOf, listShards } from '../../stream/shard-tree.js';
 import type { ShardInfo } from '../../stream/shard-tree.js';
-import { firstRecordSince, positionBefore } from '../shard-positions.js';
+import { NoSuchRecordError, firstRecordSince, positionBefore } from '../shard-positions.js';
 
 interface PlannedReset {
   lease: Lease;
@@ -22,7 +22,7 @@ interface PlannedReset {
   why: string;
 }
 
-type Target = { kind: 'trim-horizon' } | { kind: 'at'; at: Date } | { kind: 'records'; starts: Map<string, string> };
+type Target = { kind: 'trim-horizon' } | { kind: 'at'; at: Date } | { kind: 'records'; starts: Map<string, string>; positions?: Map<string, ResetPosition> };
 
 function targetOf(values: Values): Target {
   const at = stringOption(values, 'at');
@@ -48,6 +48,27 @@ function targetOf(values: Values): Target {
 const show = (position: ResetPosition | string | undefined) =>
   position === undefined ? '-' : typeof position === 'string' ? position : position.kind === 'trim-horizon' ? 'TRIM_HORIZON' : position.sequenceNumber;
 
+/**
+ * Where each --shard start puts its checkpoint. Checked before anything else
+ * (leases, liveness): a shard the stream does not have, or a sequence number
+ * no record of the shard carries, is a usage error naming what is there.
+ */
+async function shardStartPositions(ctx: OpsContext, starts: Map<string, string>, shards: ShardInfo[]): Promise<Map<string, ResetPosition>> {
+  const positions = new Map<string, ResetPosition>();
+  for (const [shardId, sequenceNumber] of starts) {
+    if (!shards.some((shard) => shard.shardId === shardId)) {
+      throw new UsageError(`--shard: ${ctx.config.streamName} has no shard ${shardId} (it has ${shards.map((shard) => shard.shardId).join(', ') || 'none'})`);
+    }
+    try {
+      positions.set(shardId, await positionBefore(ctx.aws.kinesis, ctx.config.streamName, shardId, sequenceNumber));
+    } catch (error) {
+      if (error instanceof NoSuchRecordError) throw new UsageError(`--shard: ${error.message}. Give a record's own sequence number (dead-letters show, the producer's log or the processor's outcome lines name them)`);
+      throw error;
+    }
+  }
+  return positions;
+}
+
 async function plan(ctx: OpsContext, target: Target, leases: Lease[], shards: ShardInfo[]): Promise<{ resets: PlannedReset[]; warnings: string[] }> {
   const { aws, config } = ctx;
   const warnings: string[] = [];
@@ -68,10 +89,11 @@ async function plan(ctx: OpsContext, target: Target, leases: Lease[], shards: Sh
     return { resets, warnings };
   }
   const resets = new Map<string, PlannedReset>();
+  const positions = target.positions ?? (await shardStartPositions(ctx, target.starts, shards));
   for (const [shardId, sequenceNumber] of target.starts) {
     const lease = leaseOf.get(shardId);
     if (!lease) throw new UsageError(`${shardId} has no lease in ${config.leaseTable}`);
-    resets.set(shardId, { lease, to: await positionBefore(aws.kinesis, config.streamName, shardId, sequenceNumber), why: `replay from ${sequenceNumber}` });
+    resets.set(shardId, { lease, to: positions.get(shardId)!, why: `replay from ${sequenceNumber}` });
   }
   // A policy's later events may sit in child shards: replaying a parent
   // without its children would apply older events after newer ones.
@@ -125,6 +147,7 @@ ${COMMON_HELP}`,
     const target = targetOf(values);
     const livenessMs = numberOption(values, 'liveness-ms', 10_000, { min: 0, max: 600_000 });
     const [leases, shards] = await Promise.all([readLeases(aws.dynamodb, config.leaseTable), listShards(aws.kinesis, config.streamName)]);
+    if (target.kind === 'records') target.positions = await shardStartPositions(ctx, target.starts, shards);
     if (leases.length === 0) throw new UsageError(`the lease table ${config.leaseTable} holds no leases: nothing to replay (the first worker creates them)`);
 
     note(`Watching leases for ${livenessMs} ms to find live workers...`);
