@@ -63,7 +63,8 @@ async function runAndInterrupt(t: ExecutionContext, signals: number, gapMs = 0):
     cwd: root,
     detached: true, // its own process group, as a terminal gives it
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, IPS_LOCAL_SHARDS: '2' },
+    // Metrics every 5 s instead of every minute: any EMF document that reaches the daemon's log shows within the run.
+    env: { ...process.env, IPS_LOCAL_SHARDS: '2', IPS_METRICS_INTERVAL_MS: '5000' },
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -89,6 +90,8 @@ async function runAndInterrupt(t: ExecutionContext, signals: number, gapMs = 0):
     const log = readFileSync(daemonLog, 'utf8').slice(logStart);
     const errors = log.split('\n').filter((line) => / ERROR /.test(line) || /Encountered an error during shutdown/.test(line));
     t.deepEqual(errors, [], 'the daemon shut down without an error');
+    t.false(log.includes('"_aws"'), 'no metric (EMF) documents in the daemon log under npm start');
+    t.true(log.includes('"msg":"metrics"'), 'the per-interval metrics log line is still there');
     // A second Ctrl-C may cut the graceful shutdown short; a single one may not.
     if (signals === 1) t.true(log.includes('Process shutdown is complete'), `the daemon finished its graceful shutdown:\n${log.split('\n').slice(-20).join('\n')}`);
   } finally {
