@@ -75,7 +75,7 @@ async function runAndInterrupt(t: ExecutionContext, signals: number, gapMs = 0):
     const deadline = Date.now() + 150_000;
     while (!output.includes('Press Ctrl-C') && Date.now() < deadline && child.exitCode === null) await sleep(250);
     t.true(output.includes('Press Ctrl-C'), `the demo ran to its end:\n${output}`);
-    t.log(`${output.match(/^First outcome .*$/m)?.[0] ?? 'no first outcome line'}; demo finished after ${Math.round((Date.now() - started) / 1000)} s`);
+    t.log(`${output.match(/^First outcome [^:]*/m)?.[0] ?? 'no first outcome line'}; demo finished after ${Math.round((Date.now() - started) / 1000)} s`);
     emulatorPids = (JSON.parse(readFileSync(join(stackDir, 'stack.json'), 'utf8')) as { emulators: { pid: number }[] }).emulators.map((e) => e.pid);
     t.true(leftovers(emulatorPids).length >= 3, 'the stack is running before Ctrl-C');
     for (let n = 0; n < signals; n++) {
