@@ -8,4 +8,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "${1:-$here/lib}"
 # Maven resolves a relative outputDirectory against the POM's folder, not the caller's.
 out="$(cd "${1:-$here/lib}" && pwd)"
-mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$out" >&2
+# -B, --no-transfer-progress, style.color=never: no colour codes or progress lines in a log.
+mvn -q -B --no-transfer-progress -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$out" >&2

@@ -9,7 +9,8 @@ cd "$root"
 local_dir="$root/.local"
 mkdir -p "$local_dir"
 
-step() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+# Bold only on a terminal: a log file or CI gets plain text, no escape codes.
+if [ -t 2 ]; then step() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }; else step() { printf '[setup] %s\n' "$*" >&2; }; fi
 # A step is redone when its marker is older than any of its inputs.
 stale() { local marker=$1; shift; [ ! -f "$marker" ] || [ -n "$(find "$@" -newer "$marker" 2>/dev/null | head -n 1)" ]; }
 
@@ -33,7 +34,8 @@ ddb="$local_dir/dynamodb-local"
 if stale "$ddb/.installed" infra/local/pom.xml; then
   step "DynamoDB Local and sqlite4java (Maven -> .local/dynamodb-local)"
   rm -rf "$ddb"
-  mvn -q -B -f infra/local/pom.xml dependency:copy-dependencies -Dmdep.stripVersion=true -DoutputDirectory="$ddb/lib" >&2
+  # -B, --no-transfer-progress, style.color=never: no colour codes or progress lines in a log.
+  mvn -q -B --no-transfer-progress -Dstyle.color=never -f infra/local/pom.xml dependency:copy-dependencies -Dmdep.stripVersion=true -DoutputDirectory="$ddb/lib" >&2
   touch "$ddb/.installed"
 fi
 

@@ -3,7 +3,7 @@
 // processor children too, so nothing is left behind.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, killGroup } from './processes.js';
@@ -24,8 +24,14 @@ export interface RunningDaemon {
   pid: number;
   child: ChildProcess;
   propertiesPath: string;
-  /** Asks the daemon to shut down gracefully (SIGTERM), then kills what is left. */
+  /**
+   * Asks the daemon to shut down gracefully (SIGTERM: the KCL's graceful
+   * shutdown, which waits up to the properties' shutdownGraceMillis), then
+   * kills what is left once graceMs (default: shutdownGraceMillis + 10 s) ran out.
+   */
   stop(graceMs?: number): Promise<void>;
+  /** Cuts a stop() in progress short: the daemon's group is killed now. */
+  hurry(): void;
   /** kill -9 the whole daemon with its children, as a crash would. */
   crash(): Promise<void>;
   exited: Promise<number | null>;
@@ -64,13 +70,15 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   if (fd !== undefined) closeSync(fd);
   if (child.pid === undefined) throw new Error('could not start the MultiLangDaemon (is Java 17 installed?)');
   const pid = child.pid;
+  const graceful = shutdownGraceOf(readFileSync(propertiesPath, 'utf8'));
+  let hurried = false;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     pid,
     child,
     propertiesPath,
     exited,
-    async stop(graceMs = 20_000) {
+    async stop(graceMs = graceful + 10_000) {
       // SIGTERM runs the daemon's shutdown hook: shutdownRequested to each child, then exit.
       try {
         process.kill(pid, 'SIGTERM');
@@ -78,8 +86,11 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         /* gone already */
       }
       const deadline = Date.now() + graceMs;
-      while (Date.now() < deadline && isAlive(pid)) await sleep(100);
+      while (Date.now() < deadline && isAlive(pid) && !hurried) await sleep(100);
       await killGroup(pid, 1_000);
+    },
+    hurry() {
+      hurried = true;
     },
     async crash() {
       try {
@@ -90,4 +101,16 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       await exited;
     },
   };
+}
+
+/**
+ * shutdownGraceMillis of a rendered properties file: how long the daemon's
+ * shutdown hook waits for the KCL's graceful shutdown (record processors told
+ * shutdownRequested, their checkpoints, leases released, children ended). The
+ * KCL's default is 0, which makes every stop log "Encountered an error during
+ * shutdown" and cut the graceful shutdown off at once.
+ */
+export function shutdownGraceOf(properties: string): number {
+  const match = /^shutdownGraceMillis\s*=\s*(\d+)\s*$/m.exec(properties);
+  return match ? Number(match[1]) : 0;
 }

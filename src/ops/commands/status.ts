@@ -156,12 +156,23 @@ const outcomeList = (outcomes: Record<string, number>) =>
     .map(([outcome, count]) => `${outcome}=${count}`)
     .join(' ') || 'none';
 
+/**
+ * A Kinesis sequence number is up to 56 digits; printed whole it makes the
+ * shard table about 160 columns wide. Its head and tail tell checkpoints
+ * apart on a screen (the tail moves record by record, the head names the
+ * shard's epoch); --json keeps the full number for scripts. Names such as
+ * TRIM_HORIZON and SHARD_END stay as they are.
+ */
+export function shortSequence(value: string): string {
+  return /^\d{21,}$/.test(value) ? `${value.slice(0, 6)}…${value.slice(-10)}` : value;
+}
+
 export function renderStatus(report: StatusReport, config: { deadLetterTable: string }): string {
   const lines: string[] = [];
   lines.push(`Stream ${report.stream}, lease table ${report.leaseTable}  (${report.at})`, '');
   lines.push(
     table(
-      report.shards.map(({ progress: _progress, ...row }) => ({ ...row, lagMs: row.lagMs ?? '?', pending: row.pending === undefined ? '?' : row.pending ? 'yes' : 'no' })),
+      report.shards.map(({ progress: _progress, ...row }) => ({ ...row, checkpoint: shortSequence(row.checkpoint), lagMs: row.lagMs ?? '?', pending: row.pending === undefined ? '?' : row.pending ? 'yes' : 'no' })),
       ['shard', 'state', 'owner', 'checkpoint', 'parents', 'children', 'lagMs', 'pending'],
     ),
   );
@@ -200,6 +211,7 @@ export const statusCommand: Command = {
 Shows, per shard: the worker holding its lease, its checkpoint, its parent and
 child shards, and how far the checkpoint is behind the tip of the shard
 (MillisBehindLatest; "pending" when records wait behind the checkpoint).
+A checkpoint shows its first 6 and last 10 digits; --json gives it whole.
 Then what each shard's record processor last reported: the batch in flight,
 the age of its oldest record without an outcome (nothing after it is
 checkpointed) and the policy that record belongs to, and the last minute's
