@@ -13,9 +13,14 @@
 //   present-but-deleted  the ledger says deleted, IAM has our policy
 //   unknown-to-ledger    a policy under the managed path, tagged managed-by=<app>, that the ledger never saw
 //
-// The audit reads IAM only under the managed path (its role is scoped to it):
-// a name the ledger knows that IAM now lists elsewhere is judged from the
-// listing alone. A policy it cannot read (AccessDenied, which waiting does not
+// IAM is read through one account-wide listing, GetAccountAuthorizationDetails
+// (every customer-managed policy with its versions' documents, a page per
+// 1,000), so an audit costs pages, not reads per policy, against the rate
+// limit the workers share. The audit looks at documents under the managed
+// path only (its role's per-policy reads are scoped to it): a name the ledger
+// knows that IAM now lists elsewhere is judged from the listing's path alone.
+// Tags are not in the listing: ListPolicyTags is read only where it can tell
+// something (judge, tagReadBudget). A policy it cannot read (AccessDenied, which waiting does not
 // change; a fault that outlasts the retries) is reported on its own as
 // `failed`, and the audit goes on with the others; an audit that cannot run at
 // all (the listing or the ledger scan fails) throws. Either way the caller
