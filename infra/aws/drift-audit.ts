@@ -23,8 +23,14 @@ export const DRIFT_CONTAINER_NAME = 'drift-audit';
 export const DRIFT_COMMAND = ['node', 'dist/ops/cli.js', 'drift', '--json'];
 /** The audit's ledger calls: DescribeTable (the progress estimate), Scan (every entry), GetItem (an entry re-read). */
 export const DRIFT_LEDGER_ACTIONS = ['dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Scan'];
-/** The audit's IAM reads under the managed path (src/ops/drift-audit.ts); ListPolicies is on "*". */
-export const DRIFT_IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions'];
+/** The audit's IAM reads under the managed path (src/ops/drift-audit.ts): a policy's tags, the one thing the account listing lacks. */
+export const DRIFT_IAM_READ_ACTIONS = ['iam:ListPolicyTags'];
+/**
+ * The audit's account-wide listing (src/iam/policy-details.ts):
+ * every customer-managed policy with its versions' documents, a page per
+ * 1,000. IAM grants it on "*" only.
+ */
+export const DRIFT_IAM_LIST_ACTIONS = ['iam:GetAccountAuthorizationDetails'];
 
 export interface DriftAuditScheduleProps extends DriftScheduleParameters {
   readonly appName: string;
@@ -61,14 +67,14 @@ export class DriftAuditSchedule extends Construct {
     );
     const managedPolicies = `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:policy${props.managedPathPrefix}*`;
     role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadManagedPolicies', actions: DRIFT_IAM_READ_ACTIONS, resources: [managedPolicies] }));
-    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListPolicyNames', actions: ['iam:ListPolicies'], resources: ['*'] }));
+    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListAccountPolicies', actions: DRIFT_IAM_LIST_ACTIONS, resources: ['*'] }));
     role.grantAs('ReadLedger', () => props.ledger.grant(role, ...DRIFT_LEDGER_ACTIONS));
     role.addToPrincipalPolicy(metricsAgentStatement(props.metricsLogGroup));
     acknowledge(role, {
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy<ManagedPathPrefix>*]':
-        'The audit reads every policy under the managed path (their names come from the event stream): the wildcard is the path, a prefix ending in "/" that ManagedPathPrefix cannot set to "/". Reads only: GetPolicy, GetPolicyVersion, ListPolicyVersions.',
+        'The audit reads the tags of policies under the managed path (their names come from the event stream): the wildcard is the path, a prefix ending in "/" that ManagedPathPrefix cannot set to "/". Reads only: ListPolicyTags.',
       'AwsSolutions-IAM5[Resource::*]':
-        'iam:ListPolicies has no resource type (IAM grants it on "*" only). The audit lists the account\'s policy names to tell a policy moved to another path from a missing one; names and metadata, never documents.',
+        'iam:GetAccountAuthorizationDetails has no resource type (IAM grants it on "*" only). It returns every customer-managed policy with its documents, a page per 1,000, so the audit costs a call per 1,000 policies rather than three per policy against the account-wide rate limit the workers share. It is read-only; the audit filters it to the managed path before it looks at a document, and keeps only the path of the others (to tell a policy moved to another path from a missing one).',
     });
 
     const taskDefinition = keepLogicalId(new FargateTaskDefinition(this, 'DriftAuditTaskDefinition', {

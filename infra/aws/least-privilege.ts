@@ -37,6 +37,10 @@ const RESOURCELESS: Record<string, string> = { 'cloudwatch:PutMetricData': 'clou
  * narrow. They reveal names and metadata, never change anything.
  */
 const LIST_ONLY = new Set(['iam:ListPolicies']);
+// iam:GetAccountAuthorizationDetails is not one of them: it returns every
+// policy's documents (and, with other filters, users' and roles'), so the
+// worker never holds it. Only the drift audit's role does (operations.ts),
+// and the audit looks at no document outside the managed path.
 /** Producing is the upstream systems' job, and the ops tools' (redrive); a worker that writes to its own stream could loop. */
 const FORBIDDEN = new Set(['kinesis:PutRecord', 'kinesis:PutRecords']);
 

@@ -13,9 +13,14 @@
 //   present-but-deleted  the ledger says deleted, IAM has our policy
 //   unknown-to-ledger    a policy under the managed path, tagged managed-by=<app>, that the ledger never saw
 //
-// The audit reads IAM only under the managed path (its role is scoped to it):
-// a name the ledger knows that IAM now lists elsewhere is judged from the
-// listing alone. A policy it cannot read (AccessDenied, which waiting does not
+// IAM is read through one account-wide listing, GetAccountAuthorizationDetails
+// (every customer-managed policy with its versions' documents, a page per
+// 1,000), so an audit costs pages, not reads per policy, against the rate
+// limit the workers share. The audit looks at documents under the managed
+// path only (its role's per-policy reads are scoped to it): a name the ledger
+// knows that IAM now lists elsewhere is judged from the listing's path alone.
+// Tags are not in the listing: ListPolicyTags is read only where it can tell
+// something (judge, tagReadBudget). A policy it cannot read (AccessDenied, which waiting does not
 // change; a fault that outlasts the retries) is reported on its own as
 // `failed`, and the audit goes on with the others; an audit that cannot run at
 // all (the listing or the ledger scan fails) throws. Either way the caller
@@ -37,8 +42,8 @@
 // missing ownership tag, an unknown policy) is reported, never touched.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
-import type { IAMClient, Policy } from '@aws-sdk/client-iam';
+import { ListPolicyTagsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
+import type { IAMClient, ManagedPolicyDetail, Tag } from '@aws-sdk/client-iam';
 import type { Config } from '../config/config.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { retry } from '../faults/retry.js';
@@ -46,7 +51,7 @@ import { RETRY } from '../faults/retry-policies.js';
 import { errorCode, isAccessDenied, isProgrammingError, isRetriable } from '../faults/classify.js';
 import { ClaimLostError, RejectedEventError } from '../faults/errors.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
-import { listPolicies } from '../iam/policies.js';
+import { listPolicyDetails } from '../iam/policy-details.js';
 import type { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { ClaimKeeper } from '../pipeline/claim-keeper.js';
@@ -136,13 +141,62 @@ async function patiently<T>(read: () => Promise<T>): Promise<T> {
   return (await retry(RETRY.auditRead, read, { retriable: (error) => isRetriable(error) && !isAccessDenied(error) })) as T;
 }
 
-async function getPolicy(iam: IAMClient, arn: string): Promise<Policy | undefined> {
+/** A policy as the account listing shows it; its versions only under the managed path (the audit looks at no document elsewhere). */
+interface ListedPolicy {
+  name: string;
+  arn: string;
+  path: string;
+  defaultVersionId?: string;
+  /** Every version with its document (URL-encoded, as IAM gives it); empty outside the managed path. */
+  versions: { versionId: string; document?: string; isDefault: boolean }[];
+}
+
+function listedPolicy(detail: ManagedPolicyDetail, managedPathPrefix: string): ListedPolicy {
+  const path = detail.Path ?? '/';
+  const arn = detail.Arn ?? '';
+  const managed = path.startsWith(managedPathPrefix);
+  return {
+    name: detail.PolicyName ?? arn.slice(arn.lastIndexOf('/') + 1),
+    arn,
+    path,
+    ...(detail.DefaultVersionId ? { defaultVersionId: detail.DefaultVersionId } : {}),
+    versions: managed
+      ? (detail.PolicyVersionList ?? []).map((version) => ({ versionId: version.VersionId ?? '', ...(version.Document !== undefined ? { document: version.Document } : {}), isDefault: version.IsDefaultVersion === true }))
+      : [],
+  };
+}
+
+/**
+ * Tag reads one audit makes for policies whose ledger entry holds only the
+ * owner tag: the listing has no tags, and reading them all would cost a call
+ * per policy. A random sample of this size per run (25, or 3% of the
+ * policies, whichever is more) finds a removed ownership tag within a few
+ * dozen runs at most; a small account has all of them read every run.
+ */
+export function tagReadBudget(policies: number): number {
+  return Math.max(25, Math.ceil(policies * 0.03));
+}
+
+/** The policy's tags (one ListPolicyTags page holds IAM's 50), or undefined when IAM no longer has it. */
+async function policyTags(iam: IAMClient, arn: string): Promise<Tag[] | undefined> {
+  const tags: Tag[] = [];
+  let marker: string | undefined;
   try {
-    return (await patiently(() => iam.send(new GetPolicyCommand({ PolicyArn: arn })))).Policy;
+    do {
+      const page = await patiently(() => iam.send(new ListPolicyTagsCommand({ PolicyArn: arn, MaxItems: 100, ...(marker ? { Marker: marker } : {}) })));
+      tags.push(...(page.Tags ?? []));
+      marker = page.IsTruncated ? page.Marker : undefined;
+    } while (marker);
   } catch (error) {
     if (error instanceof NoSuchEntityException) return undefined;
     throw error;
   }
+  return tags;
+}
+
+/** Whether the desired tags go beyond the owner tag: then the audit reads the policy's tags every run. */
+function hasOwnTags(tags: Record<string, string> | undefined): boolean {
+  return Object.keys(tags ?? {}).some((key) => key !== OWNER_TAG);
 }
 
 function tagMap(tags: readonly { Key?: string; Value?: string }[] | undefined): Map<string, string> {
@@ -171,9 +225,13 @@ export class DriftAudit {
   async run(): Promise<AuditResult> {
     const { iam, ledger, config } = this.options;
     const startedAt = this.now();
-    // Every customer-managed policy of the account by name: IAM names are unique whatever the path.
-    const listed = await patiently(() => listPolicies(iam));
-    const byName = new Map(listed.map((policy) => [policy.PolicyName ?? '', policy]));
+    // Every customer-managed policy of the account with its versions' documents, a page per 1,000 (IAM
+    // names are unique whatever the path); documents are kept only under the managed path.
+    const listed = (await patiently(() => listPolicyDetails(iam))).map((detail) => listedPolicy(detail, config.managedPathPrefix));
+    const byName = new Map(listed.map((policy) => [policy.name, policy]));
+    const managed = listed.filter((policy) => policy.path.startsWith(config.managedPathPrefix));
+    // The share of owner-tag-only policies whose tags are read this run (tagReadBudget).
+    const tagSample = Math.min(1, tagReadBudget(managed.length) / Math.max(1, managed.length));
     const drift: Drift[] = [];
     const notJudged: NotJudged[] = [];
     const failed: AuditFailure[] = [];
@@ -190,7 +248,7 @@ export class DriftAudit {
       known.add(entry.policy);
       let verdict: Verdict;
       try {
-        verdict = await this.judge(entry, byName.get(entry.policy), startedAt);
+        verdict = await this.judge(entry, byName.get(entry.policy), startedAt, Math.random() < tagSample);
         if (verdict.kind === 'drift') {
           // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
           const fresh = await patiently(() => ledger.get(entry.policy));
@@ -204,25 +262,24 @@ export class DriftAudit {
       record(verdict);
     });
 
-    // Ours by path and tag, yet never in the ledger.
-    const managed = listed.filter((policy) => (policy.Path ?? '/').startsWith(config.managedPathPrefix));
-    const strangers = managed.filter((policy) => !known.has(policy.PolicyName ?? ''));
+    // Ours by path and tag, yet never in the ledger: only these need their tags read to tell.
+    const strangers = managed.filter((policy) => !known.has(policy.name));
     await eachLimited(strangers, CONCURRENCY, async (candidate) => {
-      let policy: Policy | undefined;
+      let tags: Tag[] | undefined;
       try {
-        policy = await getPolicy(iam, candidate.Arn!);
+        tags = await policyTags(iam, candidate.arn);
       } catch (error) {
-        record(failedVerdict(candidate.PolicyName!, error));
+        record(failedVerdict(candidate.name, error));
         return;
       }
-      if (policy && ownedBy(policy.Tags, config.appName)) {
+      if (tags && ownedBy(tags, config.appName)) {
         record({
           kind: 'drift',
           drift: {
-            policy: candidate.PolicyName!,
+            policy: candidate.name,
             kinds: ['unknown-to-ledger'],
-            details: [`${candidate.Arn} is tagged ${OWNER_TAG}=${config.appName} but no event for it was ever applied`],
-            arn: candidate.Arn!,
+            details: [`${candidate.arn} is tagged ${OWNER_TAG}=${config.appName} but no event for it was ever applied`],
+            arn: candidate.arn,
             notRepairable: 'unknown to the ledger: nothing says what it should be (delete it, or send an event for it)',
           },
         });
@@ -235,8 +292,12 @@ export class DriftAudit {
     return { ledgerEntries: known.size, managedPolicies: managed.length, drift, notJudged, failed };
   }
 
-  /** One ledger entry against what IAM shows. */
-  private async judge(entry: LedgerEntry, listed: Policy | undefined, startedAt: number): Promise<Verdict> {
+  /**
+   * One ledger entry against what the listing shows. Tags are the only read:
+   * for an entry with tags of its own, for one drifted otherwise (the report
+   * then names a missing ownership tag too), and for `sampleTags`.
+   */
+  private async judge(entry: LedgerEntry, listed: ListedPolicy | undefined, startedAt: number, sampleTags: boolean): Promise<Verdict> {
     const { iam, config } = this.options;
     const policy = entry.policy;
     const notJudged = (why: NotJudged['why'], detail: string): Verdict => ({ kind: 'not-judged', notJudged: { policy, why, detail } });
@@ -254,12 +315,12 @@ export class DriftAudit {
       // A policy of that name that is not ours (someone else's, created since) is none of the audit's
       // business. Outside the managed path it is not ours by definition, and the audit's role may not
       // read it: the listing's path decides, before any read.
-      if (!(listed.Path ?? '/').startsWith(config.managedPathPrefix)) return { kind: 'ok' };
-      const found = await getPolicy(iam, listed.Arn!);
-      if (!found || !ownedBy(found.Tags, config.appName)) return { kind: 'ok' };
-      return drift(['present-but-deleted'], [`the ledger says deleted; IAM has ${found.Arn}`], {
-        arn: found.Arn!,
-        ...(found.Path !== desired.path ? { notRepairable: `it lives under ${found.Path}, the ledger deleted it under ${desired.path}: delete it by hand` } : {}),
+      if (!listed.path.startsWith(config.managedPathPrefix)) return { kind: 'ok' };
+      const tags = await policyTags(iam, listed.arn);
+      if (!tags || !ownedBy(tags, config.appName)) return { kind: 'ok' };
+      return drift(['present-but-deleted'], [`the ledger says deleted; IAM has ${listed.arn}`], {
+        arn: listed.arn,
+        ...(listed.path !== desired.path ? { notRepairable: `it lives under ${listed.path}, the ledger deleted it under ${desired.path}: delete it by hand` } : {}),
       });
     }
 
@@ -268,46 +329,52 @@ export class DriftAudit {
       if (entry.state === 'retained-in-use') return { kind: 'ok' }; // the stream's last word was a delete: gone is as asked
       return drift(['missing'], [`the ledger says present under ${desired.path}; IAM has no policy named ${policy}`]);
     }
-    if (listed.Path !== desired.path) {
-      return drift(['path'], [`IAM has it under ${listed.Path}, the ledger under ${desired.path}`], {
-        arn: listed.Arn!,
-        notRepairable: `IAM cannot move a policy: delete ${listed.Arn} (if it is ours) and --repair creates it under ${desired.path}`,
+    if (listed.path !== desired.path) {
+      return drift(['path'], [`IAM has it under ${listed.path}, the ledger under ${desired.path}`], {
+        arn: listed.arn,
+        notRepairable: `IAM cannot move a policy: delete ${listed.arn} (if it is ours) and --repair creates it under ${desired.path}`,
       });
     }
     // Where the managed path prefix was changed since: the audit's role may not read there.
-    if (!(listed.Path ?? '/').startsWith(config.managedPathPrefix)) return notJudged('unchecked', `it lives under ${listed.Path}, outside the managed path ${config.managedPathPrefix}: the audit does not read there`);
-    const found = await getPolicy(iam, listed.Arn!);
-    if (!found) return drift(['missing'], [`the ledger says present under ${desired.path}; IAM no longer shows ${listed.Arn}`]);
+    if (!listed.path.startsWith(config.managedPathPrefix)) return notJudged('unchecked', `it lives under ${listed.path}, outside the managed path ${config.managedPathPrefix}: the audit does not read there`);
+
+    let documentDrift: string | undefined;
+    if (desired.document !== undefined) {
+      const version = listed.versions.find((item) => item.isDefault) ?? listed.versions.find((item) => item.versionId === listed.defaultVersionId);
+      const document = decodePolicyVersionDocument(version?.document ?? '{}');
+      if (!documentsEqual(document, desired.document)) documentDrift = `default version ${listed.defaultVersionId ?? version?.versionId} is not the document last applied`;
+    }
+    const tooManyVersions = listed.versions.length > MAX_VERSIONS;
+
     const kinds: DriftKind[] = [];
     const details: string[] = [];
     let notRepairable: string | undefined;
-    const have = tagMap(found.Tags);
-    if (!ownedBy(found.Tags, config.appName)) {
-      kinds.push('ownership-tag');
-      details.push(have.has(OWNER_TAG) ? `${OWNER_TAG}=${have.get(OWNER_TAG)}, not ${config.appName}` : `no ${OWNER_TAG} tag`);
-      notRepairable = `without ${OWNER_TAG}=${config.appName} the processor leaves a policy alone: tag it by hand if it is ours, then --repair`;
-    }
-    const tagDiff = tagDifferences(desired.tags ?? {}, have);
-    if (tagDiff.length > 0) {
-      kinds.push('tags');
-      details.push(`tags ${tagDiff.join(', ')}`);
-    }
-    if (desired.document !== undefined) {
-      const version = await patiently(() => iam.send(new GetPolicyVersionCommand({ PolicyArn: found.Arn!, VersionId: found.DefaultVersionId })));
-      const document = decodePolicyVersionDocument(version.PolicyVersion?.Document ?? '{}');
-      if (!documentsEqual(document, desired.document)) {
-        kinds.push('document');
-        details.push(`default version ${found.DefaultVersionId} is not the document last applied`);
+    if (hasOwnTags(desired.tags) || documentDrift !== undefined || tooManyVersions || sampleTags) {
+      const tags = await policyTags(iam, listed.arn);
+      if (!tags) return drift(['missing'], [`the ledger says present under ${desired.path}; IAM no longer shows ${listed.arn}`]);
+      const have = tagMap(tags);
+      if (!ownedBy(tags, config.appName)) {
+        kinds.push('ownership-tag');
+        details.push(have.has(OWNER_TAG) ? `${OWNER_TAG}=${have.get(OWNER_TAG)}, not ${config.appName}` : `no ${OWNER_TAG} tag`);
+        notRepairable = `without ${OWNER_TAG}=${config.appName} the processor leaves a policy alone: tag it by hand if it is ours, then --repair`;
+      }
+      const tagDiff = tagDifferences(desired.tags ?? {}, have);
+      if (tagDiff.length > 0) {
+        kinds.push('tags');
+        details.push(`tags ${tagDiff.join(', ')}`);
       }
     }
-    const versions = (await patiently(() => iam.send(new ListPolicyVersionsCommand({ PolicyArn: found.Arn! })))).Versions ?? [];
-    if (versions.length > MAX_VERSIONS) {
+    if (documentDrift !== undefined) {
+      kinds.push('document');
+      details.push(documentDrift);
+    }
+    if (tooManyVersions) {
       kinds.push('too-many-versions');
-      details.push(`${versions.length} versions (IAM keeps at most ${MAX_VERSIONS})`);
+      details.push(`${listed.versions.length} versions (IAM keeps at most ${MAX_VERSIONS})`);
       notRepairable ??= 'the reconciler prunes versions only when it writes a new one: delete the extra versions by hand';
     }
     if (kinds.length === 0) return { kind: 'ok' };
-    return drift(kinds, details, { arn: found.Arn!, ...(notRepairable ? { notRepairable } : {}) });
+    return drift(kinds, details, { arn: listed.arn, ...(notRepairable ? { notRepairable } : {}) });
   }
 }
 

@@ -13,7 +13,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../infra/aws/app.js';
 import { TemplateResolver } from '../../infra/aws/least-privilege.js';
 import type { Json, JsonObject, Statement } from '../../infra/aws/least-privilege.js';
-import { DRIFT_COMMAND, DRIFT_CONTAINER_NAME, DRIFT_IAM_READ_ACTIONS, DRIFT_LEDGER_ACTIONS } from '../../infra/aws/drift-audit.js';
+import { DRIFT_COMMAND, DRIFT_CONTAINER_NAME, DRIFT_IAM_LIST_ACTIONS, DRIFT_IAM_READ_ACTIONS, DRIFT_LEDGER_ACTIONS } from '../../infra/aws/drift-audit.js';
 import { AGENT_CONFIG, AGENT_CONTAINER_NAME, DEFAULT_AGENT_IMAGE, IAM_THROTTLING_OUTCOME, METRICS_AGENT_ACTIONS } from '../../infra/aws/operations.js';
 import { IAM_WRITE_ACTIONS } from '../../infra/aws/worker-role.js';
 import { CONTAINER_NAME } from '../../infra/aws/workers.js';
@@ -357,18 +357,19 @@ test('the drift audit runs on a schedule as `ips drift --json`, never --repair',
 test("the drift audit's role reads what the audit reads and writes nothing in IAM or the ledger", (t) => {
   const statements = ((propsOf('DriftAuditRole').Policies as JsonObject[])[0]!.PolicyDocument as JsonObject).Statement as unknown as Statement[];
   const actions = statements.flatMap((statement) => list(statement.Action as Json));
-  // IAM: the commands src/ops/drift-audit.ts sends, and ListPolicies (src/iam/policies.ts listPolicies).
+  // IAM: the commands src/ops/drift-audit.ts sends (under the managed path), and the account listing it pages (src/iam/policy-details.ts) on "*".
   const imported = /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read('src/ops/drift-audit.ts'))?.[1] ?? '';
   const called = [...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`).sort();
   t.deepEqual(called, [...DRIFT_IAM_READ_ACTIONS].sort());
-  t.regex(read('src/ops/drift-audit.ts'), /listPolicies\(iam\)/);
-  t.deepEqual(actions.filter((action) => action.startsWith('iam:')).sort(), [...DRIFT_IAM_READ_ACTIONS, 'iam:ListPolicies'].sort());
+  t.regex(read('src/ops/drift-audit.ts'), /listPolicyDetails\(iam\)/);
+  t.regex(read('src/iam/policy-details.ts'), /export async function listPolicyDetails[\s\S]*?new GetAccountAuthorizationDetailsCommand\(\{ Filter: \['LocalManagedPolicy'\]/);
+  t.deepEqual(actions.filter((action) => action.startsWith('iam:')).sort(), [...DRIFT_IAM_READ_ACTIONS, ...DRIFT_IAM_LIST_ACTIONS].sort());
   t.false(actions.some((action) => IAM_WRITE_ACTIONS.includes(action)));
   const managed = `arn:aws:iam::123456789012:policy${loadConfig({}).managedPathPrefix}*`;
   for (const statement of statements.filter((item) => list(item.Action as Json).some((action) => action.startsWith('iam:')))) {
     const onStar = list(statement.Resource as Json).includes('*');
     t.deepEqual(list(statement.Resource as Json), onStar ? ['*'] : [managed], statement.Sid);
-    if (onStar) t.deepEqual(list(statement.Action as Json), ['iam:ListPolicies']);
+    if (onStar) t.deepEqual(list(statement.Action as Json), DRIFT_IAM_LIST_ACTIONS);
   }
   // DynamoDB: DescribeTable (the progress estimate in drift.ts), Scan (ledger.entries) and GetItem (ledger.get), on the ledger only.
   t.regex(read('src/ops/commands/drift.ts'), /new DescribeTableCommand\(/);

@@ -13,7 +13,12 @@
 //     attached or still has non-default versions (moto deletes it anyway).
 //   - CreatePolicy is refused with EntityAlreadyExists (409) when the name is
 //     taken under another path: names are unique per account (moto allows it).
-//   - GetPolicyVersion and ListPolicyVersions return documents URL-encoded.
+//   - GetPolicyVersion, ListPolicyVersions and GetAccountAuthorizationDetails
+//     return documents URL-encoded (once: moto encodes some of them itself).
+//   - GetAccountAuthorizationDetails pages as IAM does: MaxItems policies per
+//     page (100 by default, 1,000 at most), IsTruncated and an opaque Marker
+//     (moto returns everything at once), and names each policy (PolicyName,
+//     which moto leaves out).
 //   - IAM's limits, with IAM's error code and messages (moto checks only the
 //     versions): a document over 6,144 characters, white space not counted
 //     as Java's \s counts it (a no-break space counts), is refused with
@@ -25,13 +30,18 @@
 //     identity policy whose resource is `arn:aws:iam::<account>:policy<path>*`
 //     (and perhaps a Deny on a narrower path): a call naming a policy outside
 //     what is allowed is answered AccessDenied (403), the way IAM answers it,
-//     without reaching the emulator. ListPolicies is granted on "*" unless
-//     `list` is false. moto answers every caller as if it were an administrator.
+//     without reaching the emulator. ListPolicies and
+//     GetAccountAuthorizationDetails (account-wide: no policy resource) are
+//     granted on "*" unless `list` is false. moto answers every caller as if
+//     it were an administrator.
+//   - Every call is counted by action (`stats.calls`), so a test can count
+//     what a command costs in IAM calls.
 //
 // How: before a write, the layer reads the policy's state from moto (the same
 // read calls the SDK makes) and keeps those answers as the view readers get
 // until the write's lag has passed. A read the layer holds no old answer for
-// (another page, another filter, ListPolicies) is answered fresh.
+// (another page, another filter, ListPolicies, GetAccountAuthorizationDetails)
+// is answered fresh.
 //
 // Only the Query protocol as the SDK speaks it: form-encoded POST bodies with
 // Action=..., XML answers. Anything else (STS on the same port) passes through.
@@ -61,7 +71,7 @@ export interface PolicyAccess {
   allow: string[];
   /** Paths denied even under an allowed one (a Deny statement wins). */
   deny?: string[];
-  /** Whether ListPolicies is allowed. Default true. */
+  /** Whether the account-wide listings (ListPolicies, GetAccountAuthorizationDetails) are allowed. Default true. */
   list?: boolean;
 }
 
@@ -76,7 +86,7 @@ export interface RealisticIam {
   /** Resolves once every write made so far is visible to reads. */
   settled(): Promise<void>;
   /** What the layer did, for logs and assertions. */
-  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number; limitsExceeded: number; accessDenied: number };
+  stats: { laggedReads: number; deleteConflicts: number; nameConflicts: number; writes: number; limitsExceeded: number; accessDenied: number; calls: Record<string, number> };
   /** Changes the caller's permissions from now on (undefined: everything allowed). */
   setPolicyAccess(access: PolicyAccess | undefined): void;
   close(): Promise<void>;
@@ -101,6 +111,8 @@ interface PolicyState {
 }
 
 const IAM_VERSION = '2010-05-08';
+/** Reads of the whole account, which IAM grants on "*" only. */
+const ACCOUNT_LISTINGS = new Set(['ListPolicies', 'GetAccountAuthorizationDetails']);
 const LAGGED_READS = new Set(['GetPolicy', 'GetPolicyVersion', 'ListPolicyVersions', 'ListEntitiesForPolicy']);
 const POLICY_WRITES = new Set([
   'CreatePolicy',
@@ -139,9 +151,56 @@ function xmlUnescape(text: string): string {
   });
 }
 
-/** Real IAM URL-encodes policy documents in its answers; moto sends them raw. */
+/** Real IAM URL-encodes policy documents in its answers; moto sends most of them raw (a JSON document starts with `{`, an encoded one never does). */
 function encodeDocuments(body: string): string {
-  return body.replace(/<Document>([\s\S]*?)<\/Document>/g, (_, raw: string) => `<Document>${encodeURIComponent(xmlUnescape(raw))}</Document>`);
+  return body.replace(/<Document>([\s\S]*?)<\/Document>/g, (whole, raw: string) => {
+    const text = xmlUnescape(raw);
+    return text.trimStart().startsWith('{') ? `<Document>${encodeURIComponent(text)}</Document>` : whole;
+  });
+}
+
+/** IAM's page size of GetAccountAuthorizationDetails: 100 unless MaxItems asks for another, at most 1,000. */
+const DETAILS_PAGE = { default: 100, max: 1_000 };
+
+/** The top-level `<member>` elements of an XML list (their own lists hold `<member>`s too). */
+function topLevelMembers(list: string): string[] {
+  const members: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (const match of list.matchAll(/<(\/?)member>/g)) {
+    if (match[1] === '') {
+      if (depth === 0) start = match.index;
+      depth++;
+    } else {
+      depth--;
+      if (depth === 0) members.push(list.slice(start, match.index + match[0].length));
+    }
+  }
+  return members;
+}
+
+/**
+ * moto's GetAccountAuthorizationDetails answer as IAM gives it: one page of
+ * policies from `Marker` (an opaque token: here the index of the first), each
+ * with its PolicyName, and IsTruncated with the next Marker while more remain.
+ */
+function pageOfDetails(body: string, params: URLSearchParams): string {
+  const policies = /<Policies>([\s\S]*)<\/Policies>/.exec(body);
+  if (!policies) return body;
+  const size = Math.min(DETAILS_PAGE.max, Math.max(1, Number(params.get('MaxItems') ?? DETAILS_PAGE.default) || DETAILS_PAGE.default));
+  const marker = params.get('Marker');
+  const from = marker ? Number(Buffer.from(marker, 'base64url').toString('utf8').replace(/^page:/, '')) || 0 : 0;
+  const all = topLevelMembers(policies[1]!);
+  const page = all.slice(from, from + size).map((member) => {
+    if (member.includes('<PolicyName>')) return member;
+    const arn = /<Arn>([^<]*)<\/Arn>/.exec(member)?.[1] ?? '';
+    return member.replace('<member>', `<member><PolicyName>${arn.slice(arn.lastIndexOf('/') + 1)}</PolicyName>`);
+  });
+  const more = from + size < all.length;
+  const next = more ? `<IsTruncated>true</IsTruncated><Marker>${Buffer.from(`page:${from + size}`).toString('base64url')}</Marker>` : '<IsTruncated>false</IsTruncated>';
+  return body
+    .replace(/<Policies>[\s\S]*<\/Policies>/, `<Policies>${page.join('')}</Policies>`)
+    .replace(/<IsTruncated>[^<]*<\/IsTruncated>(<Marker>[^<]*<\/Marker>)?/, next);
 }
 
 export async function startRealisticIam(options: RealisticIamOptions): Promise<RealisticIam> {
@@ -150,7 +209,7 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   const account = options.account ?? LOCAL_ACCOUNT_ID;
   let [minLag, maxLag] = options.lagMs ?? [0, 2_000];
   const policies = new Map<string, PolicyState>();
-  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0, limitsExceeded: 0, accessDenied: 0 };
+  const stats = { laggedReads: 0, deleteConflicts: 0, nameConflicts: 0, writes: 0, limitsExceeded: 0, accessDenied: 0, calls: {} as Record<string, number> };
   const maxPolicies = options.maxPoliciesPerAccount ?? 1_500;
   let access = options.policyAccess;
 
@@ -158,7 +217,7 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
   function denied(action: string, arn: string | undefined): Answer | undefined {
     if (!access) return undefined;
     let allowed: boolean;
-    if (arn === undefined) allowed = action !== 'ListPolicies' || access.list !== false;
+    if (arn === undefined) allowed = !ACCOUNT_LISTINGS.has(action) || access.list !== false;
     else {
       const under = (path: string) => arn.startsWith(`arn:aws:iam::${account}:policy${path}`);
       allowed = access.allow.some(under) && !(access.deny ?? []).some(under);
@@ -360,11 +419,16 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     const action = params.get('Action') ?? '';
     const headers = { ...req.headers };
     delete headers['content-length'];
+    if (action.length > 0) stats.calls[action] = (stats.calls[action] ?? 0) + 1;
     const arn = arnOf(action, params);
     const refused = action.length > 0 ? denied(action, arn) : undefined;
     if (refused) return refused;
     if (arn && POLICY_WRITES.has(action)) return write(action, arn, body, headers);
     if (arn && LAGGED_READS.has(action)) return read(arn, params, body, headers);
+    if (action === 'GetAccountAuthorizationDetails') {
+      const answer = await send(body, headers);
+      return answer.status === 200 ? { ...answer, body: pageOfDetails(answer.body, params) } : answer;
+    }
     return send(body, headers);
   }
 

@@ -44,8 +44,10 @@ that the ledger never saw. Kinds of drift:
   unknown-to-ledger    ours by path and tag, never in the ledger
 
 Policies a worker is changing right now (a live claim), or changed within
-IPS_IAM_VISIBILITY_WINDOW_MS, are listed as not judged. The audit reads IAM
-only under the managed path; a policy it may not read (access-denied) or
+IPS_IAM_VISIBILITY_WINDOW_MS, are listed as not judged. The audit lists IAM's
+policies a page per 1,000 (GetAccountAuthorizationDetails) and looks only
+under the managed path; it reads tags (ListPolicyTags) of policies with tags
+besides managed-by and of a sample of the others (docs/operations.md); a policy it may not read (access-denied) or
 cannot read (read-failed) is listed as not audited, and the audit goes on.
 
 Exit code: 0 no drift and every policy audited, 1 drift found, a policy not
