@@ -57,3 +57,12 @@ test('every IPS_ setting the product reads is in docs/configuration.md, and ever
   t.deepEqual(rows.filter((name) => !knownSettings().includes(name)), [], 'a documented setting nothing reads');
   t.deepEqual(knownSettings().filter((name) => !mentioned.has(name)), [], 'a setting the docs do not name');
 });
+
+test('every IPS_ variable the daemon properties and the local stack read is a known setting (no warning for them)', async (t) => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { knownSettings } = await import('../../src/config/config.js');
+  const files = [...readdirSync('properties').map((name) => `properties/${name}`), ...readdirSync('tools/local').filter((name) => name.endsWith('.ts')).map((name) => `tools/local/${name}`)];
+  const read = new Set(files.flatMap((file) => [...readFileSync(file, 'utf8').matchAll(/\b(IPS_[A-Z0-9_]+)\b/g)].map((m) => m[1]!)));
+  t.true(read.has('IPS_KCL_SHUTDOWN_GRACE_MILLIS'), 'the scan sees the properties files');
+  t.deepEqual([...read].filter((name) => !knownSettings().includes(name)).sort(), []);
+});
