@@ -87,7 +87,9 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       }
       const deadline = Date.now() + graceMs;
       while (Date.now() < deadline && isAlive(pid) && !hurried) await sleep(100);
-      await killGroup(pid, 1_000);
+      // Hurried: the daemon and its record processors are killed together, at once. A SIGTERM first
+      // would end the record processors while the daemon still talks to them, and it would log that.
+      await killGroup(pid, hurried ? 0 : 1_000);
     },
     hurry() {
       hurried = true;

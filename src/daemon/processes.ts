@@ -11,7 +11,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** SIGTERM to the process group, then SIGKILL whatever is left. */
+/** SIGTERM to the process group, then SIGKILL whatever is left after graceMs (at once when 0). */
 export async function killGroup(pid: number, graceMs = 5_000): Promise<void> {
   const signal = (sig: NodeJS.Signals) => {
     try {
@@ -20,7 +20,8 @@ export async function killGroup(pid: number, graceMs = 5_000): Promise<void> {
       /* already gone */
     }
   };
-  signal('SIGTERM');
+  // No grace: killed at once, so that nothing in the group can report the others' deaths as errors first.
+  if (graceMs > 0) signal('SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && isAlive(pid)) await sleep(100);
   signal('SIGKILL');
