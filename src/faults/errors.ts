@@ -14,6 +14,7 @@ export const INPUT_REASONS = [
   'invalid-field', // a field of the wrong type or shape
   'unknown-event-type',
   'invalid-event-id',
+  'invalid-account', // account is not a string of 12 digits
   'invalid-policy-name',
   'invalid-policy-path',
   'path-not-managed',
