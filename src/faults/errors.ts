@@ -36,9 +36,11 @@ export type InputReason = (typeof INPUT_REASONS)[number];
 /**
  * Reasons decided when applying an event: ownership, an eventId the ledger
  * already holds for another payload, an upsert naming another path than the
- * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
+ * existing policy's (IAM cannot move a policy), an account the workers may
+ * not write to (the configuration's allow-list, IPS_TARGET_ACCOUNTS), or a
+ * permanent IAM error code.
  */
-export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded'] as const;
+export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded', 'account-not-allowed'] as const;
 export type ApplyReason = (typeof APPLY_REASONS)[number] | `iam:${string}`;
 
 /** Whether `reason` is a code this model speaks (an `iam:<Code>` reason carries IAM's own error code). */
