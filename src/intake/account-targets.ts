@@ -34,6 +34,8 @@ export interface AccountTargetsOptions {
   clientOptions?: ClientOptions;
   /** How often the failures to assume one account's role are logged at most (each is counted); default 30 s. */
   logEveryMs?: number;
+  /** The target reconcilers' read-lag window (ReconcilerOptions.visibilityWindowMs); default the configuration's. */
+  visibilityWindowMs?: number;
 }
 
 interface Target {
@@ -59,6 +61,11 @@ export class AccountTargets {
     return this.identity;
   }
 
+  /** A target account's clients (built on first use, kept until destroy). */
+  clientsOf(account: string, partition: string, sessionName: string): TargetAccountClients {
+    return this.target(account, partition, sessionName).clients;
+  }
+
   /** The accounts an event may name, once the own account is known. */
   gate(own: string): AccountGate {
     return { own, targets: this.options.config.targetAccounts };
@@ -75,7 +82,7 @@ export class AccountTargets {
         if (!this.options.config.targetAccounts.includes(event.account)) {
           throw new RejectedEventError('account-not-allowed', `account ${event.account} is not in IPS_TARGET_ACCOUNTS`);
         }
-        return this.target(event.account, me.partition, shardId).applier.apply(event, hint);
+        return this.target(event.account, me.partition, roleSessionName(this.options.config.workerId, shardId)).applier.apply(event, hint);
       },
     };
   }
@@ -86,16 +93,17 @@ export class AccountTargets {
     this.targets.clear();
   }
 
-  private target(account: string, partition: string, shardId: string): Target {
+  private target(account: string, partition: string, sessionName: string): Target {
     let target = this.targets.get(account);
     if (!target) {
       const { config, logger, metrics } = this.options;
       const clients = createTargetAccountClients(
         config,
-        { account, partition, sessionName: roleSessionName(config.workerId, shardId), onAssumeRoleFailure: (failure) => this.assumeRoleFailed(failure) },
+        { account, partition, sessionName, onAssumeRoleFailure: (failure) => this.assumeRoleFailed(failure) },
         this.options.clientOptions,
       );
-      const reconciler = new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger: logger.child({ account }), account });
+      const visibility = this.options.visibilityWindowMs !== undefined ? { visibilityWindowMs: this.options.visibilityWindowMs } : {};
+      const reconciler = new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger: logger.child({ account }), account, ...visibility });
       target = { clients, applier: reconcilerApplier(reconciler) };
       this.targets.set(account, target);
       logger.info({ account, roleArn: clients.roleArn }, 'target account reached through its role');

@@ -5,7 +5,12 @@
 // `account-not-allowed` and dead-lettered, and nothing reaches that account.
 import test from 'ava';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { ListPoliciesCommand } from '@aws-sdk/client-iam';
+import { CreatePolicyVersionCommand, ListPoliciesCommand } from '@aws-sdk/client-iam';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectRoot } from '../../src/config/paths.js';
+import { policyArn } from '../../src/iam/policies.js';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { documentsEqual } from '../../src/iam/document.js';
 import { policyDocument } from '../../src/ops/load.js';
@@ -97,4 +102,45 @@ test.serial('the same policy name in three accounts ends with each account holdi
   const notAllowed = await iamOf(NOT_ALLOWED).send(new ListPoliciesCommand({ Scope: 'Local' }));
   t.deepEqual(notAllowed.Policies ?? [], [], 'nothing reached the account not allowed');
   t.truthy(stack.env.IPS_TARGET_ACCOUNTS);
+});
+
+/** `ips drift ...` as operators run it: a separate process, --json; its exit code and report. */
+async function ipsDrift(args: string[]): Promise<{ code: number; report: { drift: { policy: string; kinds: string[] }[]; failed: unknown[] } }> {
+  const run = promisify(execFile);
+  const env = { ...process.env, ...testStack!.stack.env, IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
+  try {
+    const { stdout } = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift', '--json', ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, report: JSON.parse(stdout) };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string };
+    if (typeof failed.code !== 'number' || !failed.stdout) throw error;
+    return { code: failed.code, report: JSON.parse(failed.stdout) };
+  }
+}
+
+test.serial('ips drift audits every target account through its role by default, one with --account, and --repair converges the drifted account only', async (t) => {
+  const { config } = testStack!;
+  const name = 'shared-policy';
+  const clean = await ipsDrift([]);
+  t.is(clean.code, 0, JSON.stringify(clean.report));
+  t.deepEqual(clean.report.drift, []);
+
+  // Account 111111111111's copy changed behind the processor's back.
+  const arn = policyArn({ account: '111111111111' }, config.managedPathPrefix, name);
+  await iamOf('111111111111').send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(documentFor('changed-by-hand', 9)), SetAsDefault: true }));
+
+  const all = await ipsDrift([]);
+  t.is(all.code, 1);
+  t.deepEqual(all.report.drift.map((d) => [d.policy, d.kinds]), [[`111111111111/${name}`, ['document']]], 'only that account\'s copy drifted, named by its key');
+  t.deepEqual(all.report.failed, []);
+  const other = await ipsDrift(['--account', '222222222222']);
+  t.is(other.code, 0, 'the other account alone: no drift');
+  const refused = await ipsDrift(['--account', '333333333333']).catch((error: Error) => error);
+  t.true(refused instanceof Error, 'an account the workers do not write to is a usage error');
+
+  const repaired = await ipsDrift(['--account', '111111111111', '--repair', '--yes']);
+  t.is(repaired.code, 0, JSON.stringify(repaired.report));
+  const held = await readManagedPolicy(iamOf('111111111111'), '111111111111', config.managedPathPrefix, name);
+  t.true(held !== undefined && documentsEqual(held.document, documentFor('111111111111', 2)), 'the repair wrote the ledger\'s document back through the role');
+  t.is((await ipsDrift([])).code, 0);
 });
