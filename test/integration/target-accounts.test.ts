@@ -80,6 +80,9 @@ test.serial('a trusted account is written through its role; an untrusted one fai
     inTrusted.destroy();
     await t.throwsAsync(clients.iam.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy/stream-managed/p` })), { name: 'NoSuchEntityException' }, 'not in the worker\'s own account');
     t.true((metrics.summary().counters[metricKey(METRIC.iamOutcomes, { outcome: 'created', account: TRUSTED })] ?? 0) >= 2, 'IAM outcomes carry the account');
+    // One breaker per account: each target's state is its own series beside the own account's.
+    const gauges = metrics.summary().gauges;
+    for (const labels of [{}, { account: TRUSTED }, { account: UNTRUSTED }] as Record<string, string>[]) t.is(gauges[metricKey(METRIC.iamBreakerState, labels)], 0, JSON.stringify(labels));
   } finally {
     targets.destroy();
     destroyAwsClients(clients);
