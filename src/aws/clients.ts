@@ -7,7 +7,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { STSClient } from '@aws-sdk/client-sts';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { AssumeRoleError } from '../faults/errors.js';
+import { errorCode } from '../faults/classify.js';
 import type { Config } from '../config/config.js';
 import type { AwsCallObserver } from './call-observer.js';
 import { observeCalls } from './call-observer.js';
@@ -116,14 +119,27 @@ function retainLimiter(key: string, config: Config, listener: ((event: LimiterEv
  * record processors, `shared` met fewer throttles and applied changes faster
  * (docs/performance.md).
  */
-function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>): { iam: IAMClient; release?: () => void } {
+function iamClient(
+  config: Config,
+  options: ClientOptions,
+  base: ReturnType<typeof common>,
+  account?: { id: string; credentials: AssumedCredentials },
+): { iam: IAMClient; release?: () => void } {
   const mode = config.iamRetryMode ?? 'standard';
-  const iam = new IAMClient({ ...base, ...(mode === 'adaptive' ? { retryMode: 'adaptive' as const } : {}), ...target('iam', options) });
+  const iam = new IAMClient({
+    ...base,
+    ...(mode === 'adaptive' ? { retryMode: 'adaptive' as const } : {}),
+    ...target('iam', options),
+    ...(account ? { credentials: account.credentials } : {}),
+  });
   limitExceededIsARefusal(iam);
   if (mode !== 'shared') return { iam };
-  // The processes that share a limit: one application, one region, one IAM endpoint.
+  // The processes that share a limit: one application, one region, one IAM
+  // endpoint, one account (IAM's rate limit is the account's: a target
+  // account's throttling never slows another's calls).
   const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
-  const { limiter, release } = retainLimiter(`${config.appName}|${base.region}|${endpoint}`, config, options.onIamLimiterEvent);
+  const key = `${config.appName}|${base.region}|${endpoint}${account ? `|${account.id}` : ''}`;
+  const { limiter, release } = retainLimiter(key, config, options.onIamLimiterEvent);
   limitCalls(iam, limiter, 'iam-shared-rate-limit');
   return { iam, release };
 }
@@ -167,6 +183,98 @@ export function createAwsClients(config: Config, options: ClientOptions = {}): A
     observeCalls(clients.sts, 'sts', observer);
   }
   return clients;
+}
+
+/** Credentials of a target account's role, from the SDK's temporary-credentials provider. */
+type AssumedCredentials = ReturnType<typeof fromTemporaryCredentials>;
+
+export interface TargetAccount {
+  /** The 12-digit account id. */
+  account: string;
+  /** The partition the worker's own ARN names (aws, aws-cn, aws-us-gov). */
+  partition: string;
+  /** Names the worker and shard in the assumed role's session (CloudTrail shows it): at most 64 of [\w+=,.@-]. */
+  sessionName: string;
+  /** Told of every AssumeRole that failed (a metric and a log line), with the account and the role ARN. */
+  onAssumeRoleFailure?: (failure: AssumeRoleError) => void;
+}
+
+/** A target account's IAM and STS clients, both signed with the assumed role's credentials. */
+export interface TargetAccountClients {
+  account: string;
+  roleArn: string;
+  iam: IAMClient;
+  sts: STSClient;
+}
+
+/** The ARN of the role the workers assume in a target account (Config.targetRoleName). */
+export function targetRoleArn(config: Pick<Config, 'targetRoleName'>, partition: string, account: string): string {
+  return `arn:${partition}:iam::${account}:role/${config.targetRoleName}`;
+}
+
+/**
+ * A session name from the worker and shard, as STS allows it (2 to 64 of
+ * [\w+=,.@-]): the shard is kept whole, the worker cut to fit.
+ */
+export function roleSessionName(worker: string, shardId: string): string {
+  const clean = (text: string) => text.replace(/[^\w+=,.@-]/g, '-');
+  const shard = clean(shardId).slice(0, 40);
+  const name = `${clean(worker).slice(0, 64 - shard.length - 1)}@${shard}`;
+  return name.length >= 2 ? name : `ips@${shard}`;
+}
+
+/**
+ * The clients of a target account: IAM (with the same middleware as the own
+ * account's: LimitExceeded is a refusal, the call observers, and, in `shared`
+ * mode, a host limiter of the account's own) and STS, signed with the
+ * credentials of Config.targetRoleName in that account. The credentials come
+ * from the SDK's temporary-credentials provider (STS AssumeRole, with the
+ * ExternalId when configured); each client caches them and refreshes them
+ * before they expire. An AssumeRole that fails becomes an AssumeRoleError
+ * naming the account and the role ARN (transient: the record waits and is
+ * tried again, visible in `onAssumeRoleFailure`'s metric and log).
+ */
+export function createTargetAccountClients(config: Config, to: TargetAccount, options: ClientOptions = {}): TargetAccountClients {
+  const base = common(config, options);
+  const roleArn = targetRoleArn(config, to.partition, to.account);
+  const env = options.env;
+  const endpoint = env ? (env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL) : undefined;
+  const master = env?.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } : undefined;
+  const assume = fromTemporaryCredentials({
+    params: {
+      RoleArn: roleArn,
+      RoleSessionName: to.sessionName,
+      ...(config.targetExternalId !== undefined ? { ExternalId: config.targetExternalId } : {}),
+    },
+    ...(master ? { masterCredentials: master } : {}),
+    clientConfig: { region: base.region, maxAttempts: base.maxAttempts, ...(endpoint ? { endpoint } : {}) },
+  });
+  const credentials: AssumedCredentials = async (properties) => {
+    try {
+      return await assume(properties);
+    } catch (error) {
+      const failure = new AssumeRoleError(to.account, roleArn, errorCode(error), error);
+      to.onAssumeRoleFailure?.(failure);
+      throw failure;
+    }
+  };
+  const { iam, release } = iamClient(config, options, base, { id: to.account, credentials });
+  const sts = new STSClient({ ...base, ...target('sts', options), credentials });
+  if (release) targetReleases.set(iam, release);
+  for (const observer of options.observers ?? []) {
+    observeCalls(iam, 'iam', observer);
+    observeCalls(sts, 'sts', observer);
+  }
+  return { account: to.account, roleArn, iam, sts };
+}
+
+const targetReleases = new WeakMap<IAMClient, () => void>();
+
+export function destroyTargetAccountClients(clients: TargetAccountClients): void {
+  clients.iam.destroy();
+  clients.sts.destroy();
+  targetReleases.get(clients.iam)?.();
+  targetReleases.delete(clients.iam);
 }
 
 export function destroyAwsClients(clients: AwsClients): void {

@@ -17,6 +17,16 @@ export interface Config {
   leaseTable: string;
   /** IAM path every managed policy lies under; `/` + segments + `/`. */
   managedPathPrefix: string;
+  /**
+   * Accounts an event may name besides the worker's own (IPS_TARGET_ACCOUNTS,
+   * comma-separated 12-digit ids); empty: only the worker's own. An event for
+   * any other is `rejected account-not-allowed`.
+   */
+  targetAccounts: string[];
+  /** The role assumed in each target account (IPS_TARGET_ROLE_NAME). */
+  targetRoleName: string;
+  /** The ExternalId the target roles' trust policies ask for (IPS_TARGET_EXTERNAL_ID); undefined: none sent. */
+  targetExternalId: string | undefined;
   /** Policies processed concurrently within one shard. */
   maxConcurrentPolicies: number;
   /** Entries in the in-process duplicate cache (per shard child). */
@@ -171,6 +181,26 @@ function guardrail(env: Env): Config['guardrail'] {
 
 const MANAGED_PATH = /^\/([\x21-\x7e]+\/)*$/;
 
+/** IPS_TARGET_ACCOUNTS: 12-digit account ids, each once. */
+function targetAccounts(env: Env): string[] {
+  const accounts = list(env, 'IPS_TARGET_ACCOUNTS');
+  const bad = accounts.find((account) => !/^\d{12}$/.test(account));
+  if (bad !== undefined) throw new ConfigError(`IPS_TARGET_ACCOUNTS must be 12-digit AWS account ids, comma-separated, got ${JSON.stringify(bad)}`);
+  return [...new Set(accounts)];
+}
+
+/** IAM role names: 1 to 64 of letters, digits and +=,.@_- (a role path is not part of the name). */
+const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+/** STS ExternalId: 2 to 1,224 of letters, digits and +=,.@:/_- . */
+const EXTERNAL_ID = /^[\w+=,.@:\/-]{2,1224}$/;
+
+function targetExternalId(env: Env): string | undefined {
+  const value = env.IPS_TARGET_EXTERNAL_ID;
+  if (value === undefined || value === '') return undefined;
+  if (!EXTERNAL_ID.test(value)) throw new ConfigError(`IPS_TARGET_EXTERNAL_ID must be 2 to 1224 of letters, digits and +=,.@:/_-, got a value of ${value.length} characters`);
+  return value;
+}
+
 /** Kinesis stream names: 1 to 128 of letters, digits, `_`, `.`, `-`. */
 const STREAM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 /** DynamoDB table names (and so the KCL application name, which names the lease table): 3 to 255 of the same. */
@@ -205,6 +235,9 @@ export function loadConfig(env: Env = process.env): Config {
     deadLetterTable: resourceName(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     leaseTable: resourceName(env, 'IPS_LEASE_TABLE', appName, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     managedPathPrefix,
+    targetAccounts: targetAccounts(env),
+    targetRoleName: resourceName(env, 'IPS_TARGET_ROLE_NAME', 'iam-policy-stream-target', ROLE_NAME, 'role name (IAM): 1 to 64 letters, digits, +=,.@_-'),
+    targetExternalId: targetExternalId(env),
     maxConcurrentPolicies: integer(env, 'IPS_MAX_CONCURRENT_POLICIES', 16, 1),
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),
     claimTtlMs: integer(env, 'IPS_CLAIM_TTL_MS', 60_000, 1_000),

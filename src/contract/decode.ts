@@ -6,6 +6,7 @@
 import type { PolicyDocument, PolicyEvent, PolicyUpserted } from './event.js';
 import { OWNER_TAG } from './ownership.js';
 import { hashKeyOf, inHashKeyRange } from './hash-key.js';
+import { ACCOUNT_ID, policyKey } from './policy-key.js';
 import type { HashKeyRange } from './hash-key.js';
 import { checkPolicyDocument } from './policy-document.js';
 import { InvalidEventError } from '../faults/errors.js';
@@ -24,7 +25,7 @@ export interface DecodeOptions {
 export type Decoded =
   /** `unknownActions`: action patterns of the document that no AWS service publishes (applied, and reported). */
   | { ok: true; event: PolicyEvent; unknownActions?: string[] }
-  | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string };
+  | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string; account?: string };
 
 const MAX_RECORD_BYTES = 1024 * 1024;
 const POLICY_NAME = /^[A-Za-z0-9+=,.@_-]{1,128}$/;
@@ -54,19 +55,23 @@ function show(value: unknown): string {
 
 export function decodeRecord(data: Buffer, partitionKey: string, options: DecodeOptions): Decoded {
   // Whatever could be read before a check failed, so the dead letter names it.
-  const known: { eventId?: string; policyName?: string } = {};
+  const known: { eventId?: string; policyName?: string; account?: string } = {};
   try {
     const raw = readObject(data);
     if (typeof raw.eventId === 'string' && raw.eventId.length <= 128) known.eventId = raw.eventId;
     if (isObject(raw.policy) && typeof raw.policy.name === 'string' && raw.policy.name.length <= 128) known.policyName = raw.policy.name;
+    if (typeof raw.account === 'string' && ACCOUNT_ID.test(raw.account)) known.account = raw.account;
     const findings: { unknownActions?: string[] } = {};
     const event = checkEvent(raw, options, findings);
     // Kinesis keeps order per partition key only, and the ledger orders a
     // policy's records by its shard lineage: a policy written under another
     // key could land on another shard and be compared with records it has no
-    // order with. Refused, so a producer learns it at once.
-    if (partitionKey !== event.policyName) {
-      fail('partition-key-mismatch', `partition key ${show(partitionKey)} is not the policy name ${show(event.policyName)}`);
+    // order with. Refused, so a producer learns it at once. With an account,
+    // the key is `<account>/<name>` (contract/policy-key.ts).
+    const expected = policyKey(event);
+    if (partitionKey !== expected) {
+      const what = event.account === undefined ? 'the policy name' : 'the account and policy name';
+      fail('partition-key-mismatch', `partition key ${show(partitionKey)} is not ${what} ${show(expected)}`);
     }
     // The same order, seen from the shard: a producer's ExplicitHashKey (or a
     // KPL user record's) can route a record to any shard, where it has no order
@@ -89,6 +94,7 @@ export function decodeRecord(data: Buffer, partitionKey: string, options: Decode
       detail: invalid ? error.detail : `could not be read: ${error instanceof Error ? error.message.slice(0, 120) : 'unknown error'}`,
       ...(known.eventId !== undefined ? { eventId: known.eventId } : {}),
       ...(known.policyName !== undefined ? { policyName: known.policyName } : {}),
+      ...(known.account !== undefined ? { account: known.account } : {}),
     };
   }
 }
@@ -125,10 +131,12 @@ function checkEvent(raw: Record<string, unknown>, options: DecodeOptions, findin
   if (raw.type === undefined) fail('missing-field', 'type is required');
   if (raw.type !== 'policy.upserted' && raw.type !== 'policy.deleted') fail('unknown-event-type', `type ${show(raw.type)} is not policy.upserted or policy.deleted`);
 
+  const account = optionalAccount(raw.account);
   const policy = checkPolicyRef(raw.policy, options);
   const base = {
     specVersion: '1' as const,
     eventId: raw.eventId,
+    ...account,
     policyName: policy.name,
     policyPath: policy.path,
     pathGiven: policy.pathGiven,
@@ -155,6 +163,13 @@ function checkPolicyRef(value: unknown, options: DecodeOptions): { name: string;
     fail('path-not-managed', `policy.path ${show(value.path)} is not under the managed prefix ${options.managedPathPrefix}`);
   }
   return { name: value.name, path: value.path, pathGiven: true };
+}
+
+/** `account`: the target AWS account, 12 digits as a string (a number would lose leading zeros). */
+function optionalAccount(value: unknown): { account?: string } {
+  if (value === undefined) return {};
+  if (typeof value !== 'string' || !ACCOUNT_ID.test(value)) fail('invalid-account', `account must be a string of 12 digits, got ${show(value)}`);
+  return { account: value };
 }
 
 function optionalRevision(value: unknown): { revision?: number } {

@@ -1,5 +1,6 @@
 // The event contract, version 1 (docs/event-contract.md). One JSON object per
-// Kinesis record; the partition key is the policy name.
+// Kinesis record; the partition key is the policy's key (contract/policy-key.ts):
+// `<account>/<name>` when the event names an account, the name otherwise.
 
 export interface PolicyDocument {
   Version?: string;
@@ -11,6 +12,8 @@ export interface PolicyDocument {
 interface EventBase {
   specVersion: '1';
   eventId: string;
+  /** The target AWS account (12 digits); undefined: the worker's own account. */
+  account?: string;
   policyName: string;
   /** Always set after validation: the event's path or the managed prefix. */
   policyPath: string;

@@ -6,6 +6,8 @@ export interface WireEvent {
   specVersion: '1';
   eventId: string;
   type: 'policy.upserted' | 'policy.deleted';
+  /** The target account (12 digits); absent: the worker's own. */
+  account?: string;
   policy: { name: string; path?: string };
   revision?: number;
   document?: object;
@@ -16,6 +18,7 @@ export interface WireEvent {
 
 interface Common {
   eventId: string;
+  account?: string;
   name: string;
   path?: string;
   revision?: number;
@@ -27,6 +30,7 @@ function base(type: WireEvent['type'], fields: Common): WireEvent {
     specVersion: '1',
     eventId: fields.eventId,
     type,
+    ...(fields.account !== undefined ? { account: fields.account } : {}),
     policy: { name: fields.name, ...(fields.path !== undefined ? { path: fields.path } : {}) },
     ...(fields.revision !== undefined ? { revision: fields.revision } : {}),
     ...(fields.occurredAt !== undefined ? { occurredAt: fields.occurredAt } : {}),

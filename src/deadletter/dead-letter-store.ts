@@ -22,6 +22,8 @@ export interface DeadLetter {
   data: Buffer;
   eventId?: string;
   policyName?: string;
+  /** The account the event named, if it named one (absent: the worker's own). */
+  account?: string;
   /** When the record reached the stream (epoch ms), if the daemon said. */
   arrivedAt?: number;
 }
@@ -66,6 +68,7 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
     };
     if (letter.eventId !== undefined) item.eventId = { S: letter.eventId };
     if (letter.policyName !== undefined) item.policyName = { S: letter.policyName };
+    if (letter.account !== undefined) item.account = { S: letter.account };
     if (letter.arrivedAt !== undefined) item.arrivedAt = { N: String(letter.arrivedAt) };
     try {
       // A redelivery or replay of the same record finds its letter already
@@ -144,6 +147,7 @@ export interface StoredDeadLetter {
   status: string;
   eventId?: string;
   policyName?: string;
+  account?: string;
   arrivedAt?: number;
   redrivenAt?: string;
   redrivenTo?: string;
@@ -167,6 +171,7 @@ function fromItem(item: Record<string, AttributeValue>): StoredDeadLetter {
     status: item.status?.S ?? 'open',
     ...optional('eventId'),
     ...optional('policyName'),
+    ...optional('account'),
     ...optional('redrivenAt'),
     ...optional('redrivenTo'),
     ...(item.arrivedAt?.N !== undefined ? { arrivedAt: Number(item.arrivedAt.N) } : {}),

@@ -14,6 +14,7 @@ export const INPUT_REASONS = [
   'invalid-field', // a field of the wrong type or shape
   'unknown-event-type',
   'invalid-event-id',
+  'invalid-account', // account is not a string of 12 digits
   'invalid-policy-name',
   'invalid-policy-path',
   'path-not-managed',
@@ -35,9 +36,11 @@ export type InputReason = (typeof INPUT_REASONS)[number];
 /**
  * Reasons decided when applying an event: ownership, an eventId the ledger
  * already holds for another payload, an upsert naming another path than the
- * existing policy's (IAM cannot move a policy), or a permanent IAM error code.
+ * existing policy's (IAM cannot move a policy), an account the workers may
+ * not write to (the configuration's allow-list, IPS_TARGET_ACCOUNTS), or a
+ * permanent IAM error code.
  */
-export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded'] as const;
+export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded', 'account-not-allowed'] as const;
 export type ApplyReason = (typeof APPLY_REASONS)[number] | `iam:${string}`;
 
 /** Whether `reason` is a code this model speaks (an `iam:<Code>` reason carries IAM's own error code). */
@@ -63,6 +66,7 @@ export const TRANSIENT_REASONS = [
   'ledger-unexplained', // a claim refused without the item that refused it
   // IAM
   'no-account', // STS answered without the account
+  'assume-role-failed', // STS refused the target account's role (trust not set up, ExternalId, throttling): AssumeRoleError
   'iam-not-yet-visible', // read lag: IAM does not show yet what the ledger says is there
   'iam-changed-meanwhile', // the policy went away during the step
   'iam-versions-conflict', // no room for a new version after RETRY.iamLookAgain rounds
@@ -132,6 +136,27 @@ export class TransientError extends ProcessorError {
     options?: { cause?: unknown },
   ) {
     super(reason, message, options);
+  }
+}
+
+/**
+ * STS AssumeRole of a target account's role failed: the account's IAM cannot
+ * be reached. Names the account and the role ARN, and STS's error code
+ * (AccessDenied: the role's trust policy does not name the worker, or wants
+ * another ExternalId). Transient: the policy's records wait and are tried
+ * again once the role can be assumed; every failure is counted
+ * (`assume_role_failures{account,code}`) and logged with the role ARN.
+ */
+export class AssumeRoleError extends TransientError {
+  override name = 'AssumeRoleError';
+  constructor(
+    readonly account: string,
+    readonly roleArn: string,
+    readonly code: string,
+    cause: unknown,
+  ) {
+    const why = cause instanceof Error ? cause.message.slice(0, 300) : String(cause);
+    super('assume-role-failed', `cannot assume ${roleArn} to reach account ${account}: ${code}: ${why}`, { cause });
   }
 }
 

@@ -148,6 +148,12 @@ export interface ReconcilerOptions {
   config: Config;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * The target account this reconciler writes to (through its assumed role),
+   * as the `account` label of its metrics; undefined: the worker's own
+   * account, whose metrics keep their unlabelled series.
+   */
+  account?: string;
   /** Attempts per IAM step before a transient fault surfaces (default 1: retries belong to the SDK and the pipeline; direct callers such as tests may ask for more). */
   attempts?: number;
   baseDelayMs?: number;
@@ -165,6 +171,7 @@ export interface ReconcilerOptions {
 export class IamReconciler {
   private account: Promise<{ partition: string; account: string }> | undefined;
   private readonly breaker: CircuitBreaker;
+  private readonly accountLabel: Record<string, string>;
   private readonly stepRetry: RetryPolicy;
   private readonly visibilityWindowMs: number;
   private readonly now: () => number;
@@ -178,11 +185,14 @@ export class IamReconciler {
     this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep;
-    options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
+    // One breaker per reconciler, and one reconciler per account: one account's failing IAM never holds another's calls.
+    const account: Record<string, string> = options.account !== undefined ? { account: options.account } : {};
+    this.accountLabel = account;
+    options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed, account);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
-      options.metrics.increment(METRIC.iamBreaker, { state });
-      options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL[state]);
-      options.logger.warn({ breaker: state }, 'IAM circuit breaker changed state');
+      options.metrics.increment(METRIC.iamBreaker, { state, ...account });
+      options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL[state], account);
+      options.logger.warn({ breaker: state, ...account }, 'IAM circuit breaker changed state');
     });
   }
 
@@ -226,7 +236,7 @@ export class IamReconciler {
       },
       { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted, sleep: this.sleep },
     );
-    this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome! });
+    this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome!, ...this.accountLabel });
     return outcome!;
   }
 

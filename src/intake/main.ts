@@ -18,8 +18,9 @@ const config = loadConfig();
 const logger = createLogger(config.logLevel, { app: config.appName, component: 'record-processor' });
 for (const warning of configWarnings()) logger.warn(warning);
 const metrics = new Metrics();
-const clients = createAwsClients(config, { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews(metrics, logger) });
-const parts = buildProcessParts(config, clients, logger, metrics);
+const clientOptions = { observers: [metrics.awsCallCounter()], onIamLimiterEvent: limiterNews(metrics, logger) };
+const clients = createAwsClients(config, clientOptions);
+const parts = buildProcessParts(config, clients, logger, metrics, clientOptions);
 
 const processor = new PolicyRecordProcessor({
   logger,
@@ -90,6 +91,7 @@ process.stdin.on('end', () => {
   void published.finally(() => {
     // Leaves the shared IAM limiter: a socket this process held is removed for the next holder.
     destroyAwsClients(clients);
+    parts.accounts?.destroy();
     logger.flush();
     setTimeout(() => process.exit(0), 50).unref();
   });

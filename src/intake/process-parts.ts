@@ -2,7 +2,7 @@
 // it is given: the ledger, the duplicate cache, the IAM reconciler and the
 // dead-letter store. One builder, so the child, the benchmarks and the
 // memory measurement wire the same thing.
-import type { AwsClients } from '../aws/clients.js';
+import type { AwsClients, ClientOptions } from '../aws/clients.js';
 import type { Config } from '../config/config.js';
 import { DynamoDbDeadLetterStore } from '../deadletter/dead-letter-store.js';
 import { IamReconciler } from '../iam/reconciler.js';
@@ -13,18 +13,22 @@ import type { Metrics } from '../metrics/metrics.js';
 import { listShards } from '../stream/shard-tree.js';
 import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
+import { AccountTargets } from './account-targets.js';
 import type { ProcessParts } from './start-shard.js';
 
-export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics): ProcessParts {
+/** `clientOptions`: what the target accounts' clients are built with, as the process's own were (observers, an explicit environment). */
+export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics, clientOptions: ClientOptions = {}): ProcessParts {
   // Built now so that an IPS_DENIED_ACTIONS pattern naming no action stops the process at start, not at its first shard.
   documentGuardFromConfig(config);
+  const applier = reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger }));
   return {
     config,
     logger,
     metrics,
     ledger: ledgerFromConfig(clients.dynamodb, config, {}, { metrics, logger }),
     cache: new DedupCache(config.dedupCacheSize),
-    applier: reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger })),
+    applier,
+    accounts: new AccountTargets({ config, logger, metrics, sts: clients.sts, own: applier, clientOptions }),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     listShards: () => listShards(clients.kinesis, config.streamName),
   };

@@ -15,6 +15,7 @@ import { settle } from '../faults/retry-policies.js';
 import { TransientError } from '../faults/errors.js';
 import { placeOf } from '../stream/shard-tree.js';
 import type { ShardInfo, ShardPlace } from '../stream/shard-tree.js';
+import type { AccountTargets } from './account-targets.js';
 
 export interface ProcessParts extends PipelineParts {
   /**
@@ -23,6 +24,11 @@ export interface ProcessParts extends PipelineParts {
    * are its to apply.
    */
   listShards(): Promise<ShardInfo[]>;
+  /**
+   * The accounts events may name and the IAM step for each (account-targets.ts).
+   * Absent: every event acts through `applier`, and none is refused for its account.
+   */
+  accounts?: AccountTargets;
 }
 
 export function claimOwner(shardId: string): string {
@@ -47,8 +53,15 @@ export async function startShardPipeline(
   const { lineage, hashKeyRange } = await retryUntilSettled(() => readPlace(parts, shardId), { ...retry, what: { step: 'read-shard' } });
   const epoch = await retryUntilSettled(() => parts.ledger.currentEpoch([shardId, ...lineage]), { ...retry, what: { step: 'read-epoch' } });
   const owner = claimOwner(shardId);
-  log.info({ epoch, owner, lineage, hashKeyRange: { starting: String(hashKeyRange.startingHashKey), ending: String(hashKeyRange.endingHashKey) } }, 'shard pipeline ready');
-  return createShardPipeline(parts, { shardId, lineage, hashKeyRange, epoch, owner }, { signal, onSettled });
+  // Which accounts events may name: the worker's own (read once from STS) and the configured targets.
+  const accounts = parts.accounts;
+  const own = accounts ? await retryUntilSettled(() => accounts.ownIdentity(), { ...retry, what: { step: 'read-own-account' } }) : undefined;
+  log.info(
+    { epoch, owner, lineage, hashKeyRange: { starting: String(hashKeyRange.startingHashKey), ending: String(hashKeyRange.endingHashKey) }, ...(own ? { account: own.account, targetAccounts: parts.config.targetAccounts } : {}) },
+    'shard pipeline ready',
+  );
+  const shardParts = accounts ? { ...parts, applier: accounts.applierFor(shardId) } : parts;
+  return createShardPipeline(shardParts, { shardId, lineage, hashKeyRange, epoch, owner, ...(accounts && own ? { accounts: accounts.gate(own.account) } : {}) }, { signal, onSettled });
 }
 
 async function readPlace(parts: ProcessParts, shardId: string): Promise<ShardPlace> {

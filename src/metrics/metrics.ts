@@ -33,6 +33,8 @@ export const METRIC = {
   eventIdConflicts: 'event_id_conflicts',
   /** IAM steps, by `outcome`. */
   iamOutcomes: 'iam_outcomes',
+  /** STS AssumeRole of a target account's role that failed, by `account` and STS's error `code` (AccessDenied: the role's trust policy does not name the worker). */
+  assumeRoleFailures: 'assume_role_failures',
   /** IAM circuit breaker changes, by the `state` entered. */
   iamBreaker: 'iam_breaker',
   /** Gauge: the IAM circuit breaker's state, 0 closed, 1 half-open, 2 open. */
@@ -101,6 +103,7 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   event_id_conflicts: counter(),
   iam_outcomes: counter(),
   iam_breaker: counter('worker'),
+  assume_role_failures: counter('worker'),
   iam_breaker_state: { kind: 'gauge', unit: 'None', scopes: ['fleet', 'worker'] },
   verifications: counter(),
   verifications_requested: counter(),

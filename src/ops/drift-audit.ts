@@ -55,6 +55,7 @@ import { listPolicyDetails } from '../iam/policy-details.js';
 import type { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
 import { ClaimKeeper } from '../pipeline/claim-keeper.js';
+import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import { eventFromDesired } from '../pipeline/policy-batch.js';
 import type { Applier } from '../pipeline/types.js';
 
@@ -103,6 +104,13 @@ export interface AuditOptions {
   now?: () => number;
   /** Called as each ledger entry or unknown policy has been looked at. */
   onProgress?: (done: number) => void;
+  /**
+   * Whose IAM `iam` reads, and so which ledger entries are audited: the
+   * worker's own account (`own`: keys without an account, and `<id>/<name>`)
+   * or a target account (keys `<id>/<name>`). Absent: keys without an account
+   * only, the own account as it was before accounts existed.
+   */
+  account?: { id: string; own: boolean };
 }
 
 type Verdict = { kind: 'ok' } | { kind: 'drift'; drift: Drift } | { kind: 'not-judged'; notJudged: NotJudged } | { kind: 'failed'; failure: AuditFailure };
@@ -244,11 +252,22 @@ export class DriftAudit {
       this.options.onProgress?.(++done);
     };
 
-    await eachLimited(ledger.entries(), CONCURRENCY, async (entry) => {
-      known.add(entry.policy);
+    // The ledger's keys of this account's policies (contract/policy-key.ts), and the name each stands for in its IAM.
+    const scope = this.options.account;
+    const nameIn = (key: string): string | undefined => {
+      const { account, policyName } = splitPolicyKey(key);
+      if (account === undefined) return !scope || scope.own ? policyName : undefined;
+      return scope?.id === account ? policyName : undefined;
+    };
+    const entries = async function* () {
+      for await (const entry of ledger.entries()) if (nameIn(entry.policy) !== undefined) yield entry;
+    };
+    await eachLimited(entries(), CONCURRENCY, async (entry) => {
+      const name = nameIn(entry.policy)!;
+      known.add(name);
       let verdict: Verdict;
       try {
-        verdict = await this.judge(entry, byName.get(entry.policy), startedAt, Math.random() < tagSample);
+        verdict = await this.judge(entry, byName.get(name), startedAt, Math.random() < tagSample);
         if (verdict.kind === 'drift') {
           // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
           const fresh = await patiently(() => ledger.get(entry.policy));
@@ -264,19 +283,21 @@ export class DriftAudit {
 
     // Ours by path and tag, yet never in the ledger: only these need their tags read to tell.
     const strangers = managed.filter((policy) => !known.has(policy.name));
+    // A target account's stranger is named by the key an event for it would have.
+    const keyOf = (name: string) => (scope && !scope.own ? policyKey({ account: scope.id, policyName: name }) : name);
     await eachLimited(strangers, CONCURRENCY, async (candidate) => {
       let tags: Tag[] | undefined;
       try {
         tags = await policyTags(iam, candidate.arn);
       } catch (error) {
-        record(failedVerdict(candidate.name, error));
+        record(failedVerdict(keyOf(candidate.name), error));
         return;
       }
       if (tags && ownedBy(tags, config.appName)) {
         record({
           kind: 'drift',
           drift: {
-            policy: candidate.name,
+            policy: keyOf(candidate.name),
             kinds: ['unknown-to-ledger'],
             details: [`${candidate.arn} is tagged ${OWNER_TAG}=${config.appName} but no event for it was ever applied`],
             arn: candidate.arn,

@@ -3,6 +3,7 @@
 // eventId again), late revisions (stale) and malformed records.
 import type { OutgoingRecord } from './producer.js';
 import { deletedEvent, upsertedEvent } from '../contract/wire-event.js';
+import { policyKey } from '../contract/policy-key.js';
 
 export interface LoadSpec {
   policies: number;
@@ -27,6 +28,12 @@ export interface LoadSpec {
   paths?: (string | undefined)[];
   /** Share of the events of a policy with a path that name none anyway (where the policy is, or the prefix for a new one). */
   pathOmitRatio?: number;
+  /**
+   * Target accounts events name: policy i's events name accounts[i % length]
+   * (partition key `<account>/<name>`). Default: no event names an account
+   * (the worker's own).
+   */
+  accounts?: string[];
 }
 
 export type LoadKind = 'upsert' | 'delete' | 'duplicate' | 'stale' | 'malformed';
@@ -34,6 +41,8 @@ export type LoadKind = 'upsert' | 'delete' | 'duplicate' | 'stale' | 'malformed'
 export interface LoadRecord extends OutgoingRecord {
   kind: LoadKind;
   policy: string;
+  /** The account the event names, if any. */
+  account?: string;
   eventId?: string;
   revision?: number;
 }
@@ -86,6 +95,11 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     if (path === undefined || random() < (spec.pathOmitRatio ?? 0)) return { name: policy };
     return { name: policy, path };
   };
+  // The account policy i's events name; no draw from the random stream, so a seed gives the same events with or without accounts.
+  const accountOf = (policy: string): { account?: string } => {
+    if (!spec.accounts?.length) return {};
+    return { account: spec.accounts[Number(policy.slice(prefix.length + 1)) % spec.accounts.length]! };
+  };
   for (let i = 0; i < spec.events; i++) {
     const roll = random();
     const dup = spec.duplicateRatio ?? 0;
@@ -105,18 +119,21 @@ export function generateLoad(spec: LoadSpec): LoadRecord[] {
     if (roll < bad + dup + stale && current > 1) {
       const revision = current - 1 - Math.floor(random() * Math.min(current - 1, 3));
       const eventId = `${prefix}-e${i}-stale`;
-      const event = upsertedEvent({ eventId, ...policyField(policy), revision, document: policyDocument(policy, revision) });
-      records.push({ kind: 'stale', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) });
+      const target = accountOf(policy);
+      const event = upsertedEvent({ eventId, ...target, ...policyField(policy), revision, document: policyDocument(policy, revision) });
+      records.push({ kind: 'stale', policy, ...target, eventId, revision, partitionKey: policyKey({ ...target, policyName: policy }), data: Buffer.from(JSON.stringify(event)) });
       continue;
     }
     const revision = current + 1;
     revisions.set(policy, revision);
     const eventId = `${prefix}-e${i}`;
     const remove = random() < (spec.deleteRatio ?? 0);
+    const target = accountOf(policy);
     const event = remove
-      ? deletedEvent({ eventId, ...policyField(policy), revision })
-      : upsertedEvent({ eventId, ...policyField(policy), revision, document: policyDocument(policy, revision % variants) });
-    const record: LoadRecord = { kind: remove ? 'delete' : 'upsert', policy, eventId, revision, partitionKey: policy, data: Buffer.from(JSON.stringify(event)) };
+      ? deletedEvent({ eventId, ...target, ...policyField(policy), revision })
+      : upsertedEvent({ eventId, ...target, ...policyField(policy), revision, document: policyDocument(policy, revision % variants) });
+    const partitionKey = policyKey({ ...target, policyName: policy });
+    const record: LoadRecord = { kind: remove ? 'delete' : 'upsert', policy, ...target, eventId, revision, partitionKey, data: Buffer.from(JSON.stringify(event)) };
     records.push(record);
     sent.push(record);
   }

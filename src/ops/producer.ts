@@ -7,6 +7,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { AGAIN, retry } from '../faults/retry.js';
 import { RETRY } from '../faults/retry-policies.js';
 import type { WireEvent } from '../contract/wire-event.js';
+import { policyKey } from '../contract/policy-key.js';
 
 export interface OutgoingRecord {
   partitionKey: string;
@@ -73,7 +74,7 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
   return results;
 }
 
-/** A contract event as a record: JSON, partition key = policy name. */
+/** A contract event as a record: JSON, partition key = the policy's key (`<account>/<name>`, or the name). */
 export function eventRecord(event: WireEvent): OutgoingRecord {
-  return { partitionKey: event.policy.name, data: Buffer.from(JSON.stringify(event)) };
+  return { partitionKey: policyKey({ account: event.account, policyName: event.policy.name }), data: Buffer.from(JSON.stringify(event)) };
 }

@@ -5,6 +5,7 @@
 // their pipelines here, so they run what production runs.
 import type { Config } from '../config/config.js';
 import type { HashKeyRange } from '../contract/hash-key.js';
+import type { AccountGate } from '../contract/account-gate.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -37,6 +38,8 @@ export interface ShardIdentity {
   epoch: number;
   /** Claim owner: worker, shard and process. */
   owner: string;
+  /** The accounts events may name (the worker's own and IPS_TARGET_ACCOUNTS); absent: no event is refused for its account. */
+  accounts?: AccountGate;
 }
 
 export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, overrides: Partial<ShardPipelineOptions> = {}): ShardPipeline {
@@ -56,6 +59,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
       lateWriteMs: config.lateWriteMs,
     },
     decode: { managedPathPrefix: config.managedPathPrefix, guard: documentGuardFromConfig(config), hashKeyRange: shard.hashKeyRange },
+    ...(shard.accounts ? { accounts: shard.accounts } : {}),
     maxConcurrentPolicies: config.maxConcurrentPolicies,
     retry: settle(config),
     logger: parts.logger.child({ shard: shard.shardId }),

@@ -17,6 +17,7 @@
 // and the caller runs the whole policy again later (a re-claim by the same
 // owner succeeds; the IAM step is state-aware, so running it again is safe).
 import type { PolicyEvent, PolicyUpserted } from '../contract/event.js';
+import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
@@ -79,7 +80,10 @@ export function verifyPolicy(ctx: PolicyBatchContext, policy: string): Promise<v
 
 /** One policy's records of one batch, and the outcome each has been given so far. */
 class PolicyBatch {
+  /** The policy's key (contract/policy-key.ts): the ledger's and the cache's key. */
   private readonly policy: string;
+  /** The policy's account (when its key names one) and name, as settlements and dead letters name them. */
+  private readonly named: { account?: string; policyName: string };
   private readonly settled = new Map<ValidRecord, Settlement>();
   /** The ledger entry the last refused claim returned. */
   private lastSeen: LedgerEntry | undefined;
@@ -91,7 +95,8 @@ class PolicyBatch {
     private readonly records: ValidRecord[],
     policy?: string,
   ) {
-    this.policy = policy ?? records[0]?.event.policyName ?? '';
+    this.policy = policy ?? (records[0] ? policyKey(records[0].event) : '');
+    this.named = splitPolicyKey(this.policy);
   }
 
   async settle(): Promise<Settlement[]> {
@@ -132,7 +137,7 @@ class PolicyBatch {
       outcome,
       ...(reason !== undefined ? { reason } : {}),
       eventId: item.event.eventId,
-      policyName: this.policy,
+      ...this.named,
     });
   }
 
@@ -145,7 +150,7 @@ class PolicyBatch {
       detail,
       data: item.record.data,
       eventId: item.event.eventId,
-      policyName: this.policy,
+      ...this.named,
       ...(item.record.arrivedAt !== undefined ? { arrivedAt: item.record.arrivedAt } : {}),
     });
     this.give(item, 'rejected', reason);
@@ -643,7 +648,7 @@ interface WonClaim {
 export function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
   const desired = entry.desired;
   if (!desired) return undefined;
-  const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, policyName: entry.policy, policyPath: desired.path, pathGiven: true };
+  const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, ...splitPolicyKey(entry.policy), policyPath: desired.path, pathGiven: true };
   if (entry.state === 'deleted') return { ...base, type: 'policy.deleted' };
   if ((entry.state === 'present' || entry.state === 'retained-in-use') && desired.document) {
     return { ...base, type: 'policy.upserted', document: desired.document, tags: desired.tags ?? {}, ...(desired.description !== undefined ? { description: desired.description } : {}) };

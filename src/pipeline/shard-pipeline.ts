@@ -11,6 +11,9 @@
 // after this one is answered.
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
+import { policyKey } from '../contract/policy-key.js';
+import { allowsAccount } from '../contract/account-gate.js';
+import type { AccountGate } from '../contract/account-gate.js';
 import type { Backoff } from '../faults/backoff.js';
 import { payloadHash } from '../contract/payload-hash.js';
 import { recordId } from '../contract/record-id.js';
@@ -26,6 +29,12 @@ import { retryUntilSettled } from '../faults/retry.js';
 export interface ShardPipelineOptions {
   context: PolicyBatchContext;
   decode: DecodeOptions;
+  /**
+   * Which accounts an event may name (the worker's own and IPS_TARGET_ACCOUNTS):
+   * any other is `rejected account-not-allowed` before the ledger or IAM is
+   * touched. None: every account is allowed (tests that name none).
+   */
+  accounts?: AccountGate;
   maxConcurrentPolicies: number;
   /** Backoff between rounds for an unsettled policy. */
   retry: Backoff;
@@ -35,7 +44,7 @@ export interface ShardPipelineOptions {
   onSettled?: (settlement: Settlement) => void;
 }
 
-/** Group key of records that failed validation ('' is never a policy name). */
+/** Group key of records that failed validation ('' is never a policy key). */
 const INVALID = '';
 
 interface Decoded {
@@ -45,6 +54,7 @@ interface Decoded {
   detail?: string;
   eventId?: string;
   policyName?: string;
+  account?: string;
 }
 
 export class ShardPipeline {
@@ -58,7 +68,8 @@ export class ShardPipeline {
     const { maxConcurrentPolicies } = this.options;
     const settlements$ = from(records).pipe(
       map((record) => this.decode(record)),
-      groupBy((item) => item.valid?.event.policyName ?? INVALID),
+      // By the policy's key: the same name in two accounts is two policies.
+      groupBy((item) => (item.valid ? policyKey(item.valid.event) : INVALID)),
       mergeMap((group) => group.pipe(toArray(), map((items) => ({ policy: group.key, items })))),
       mergeMap(
         ({ policy, items }) =>
@@ -76,6 +87,12 @@ export class ShardPipeline {
 
   private decode(record: StreamRecord): Decoded {
     const decoded = decodeRecord(record.data, record.partitionKey, this.options.decode);
+    const { accounts } = this.options;
+    if (decoded.ok && accounts && !allowsAccount(accounts, decoded.event.account)) {
+      const { account, eventId, policyName } = decoded.event;
+      const allowed = [accounts.own, ...accounts.targets].join(', ');
+      return { record, reason: 'account-not-allowed', detail: `account ${account} is not one the workers may write to (${allowed}; IPS_TARGET_ACCOUNTS)`, eventId, policyName, ...(account !== undefined ? { account } : {}) };
+    }
     if (decoded.ok) {
       if (decoded.unknownActions) {
         // IAM accepts an action it does not know, and the policy then grants nothing for it: applied, but never in silence.
@@ -90,6 +107,7 @@ export class ShardPipeline {
       detail: decoded.detail,
       ...(decoded.eventId !== undefined ? { eventId: decoded.eventId } : {}),
       ...(decoded.policyName !== undefined ? { policyName: decoded.policyName } : {}),
+      ...(decoded.account !== undefined ? { account: decoded.account } : {}),
     };
   }
 
@@ -113,6 +131,7 @@ export class ShardPipeline {
           data: record.data,
           ...(item.eventId !== undefined ? { eventId: item.eventId } : {}),
           ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
+          ...(item.account !== undefined ? { account: item.account } : {}),
           ...(record.arrivedAt !== undefined ? { arrivedAt: record.arrivedAt } : {}),
         }),
       this.retryOptions({ deadLetter: recordId(record) }),
@@ -123,6 +142,7 @@ export class ShardPipeline {
       reason,
       ...(item.eventId !== undefined ? { eventId: item.eventId } : {}),
       ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
+      ...(item.account !== undefined ? { account: item.account } : {}),
     };
   }
 
@@ -137,8 +157,10 @@ export class ShardPipeline {
     const now = Date.now();
     const detail = this.details.get(record);
     this.details.delete(record);
-    this.options.context.metrics.increment(METRIC.outcomes, { outcome: settlement.outcome });
-    if (settlement.outcome === 'rejected') this.options.context.metrics.increment(METRIC.rejections, { reason: settlement.reason ?? 'unknown' });
+    // The Account dimension on records whose event named an account; the own account's records keep today's series.
+    const account: Record<string, string> = settlement.account !== undefined ? { account: settlement.account } : {};
+    this.options.context.metrics.increment(METRIC.outcomes, { outcome: settlement.outcome, ...account });
+    if (settlement.outcome === 'rejected') this.options.context.metrics.increment(METRIC.rejections, { reason: settlement.reason ?? 'unknown', ...account });
     if (record.arrivedAt !== undefined) this.options.context.metrics.observe(METRIC.recordAgeMs, Math.max(0, now - record.arrivedAt));
     this.options.logger.info(
       {
@@ -146,6 +168,7 @@ export class ShardPipeline {
         sequenceNumber: record.sequenceNumber,
         subSequenceNumber: record.subSequenceNumber,
         partitionKey: clip(record.partitionKey, 256),
+        account: settlement.account,
         eventId: settlement.eventId !== undefined ? clip(settlement.eventId, 128) : undefined,
         outcome: settlement.outcome,
         reason: settlement.reason,

@@ -33,6 +33,8 @@ export interface Settlement {
   reason?: string;
   eventId?: string;
   policyName?: string;
+  /** The account the event named, if it named one. */
+  account?: string;
 }
 
 /** What the ledger knew before this step, and what bounds it (iam/reconciler.ts, StepHint). */

@@ -66,3 +66,21 @@ test('every IPS_ variable the daemon properties and the local stack read is a kn
   t.true(read.has('IPS_KCL_SHUTDOWN_GRACE_MILLIS'), 'the scan sees the properties files');
   t.deepEqual([...read].filter((name) => !knownSettings().includes(name)).sort(), []);
 });
+
+test('target accounts: an allow-list of 12-digit ids (none: only the worker\'s own), a role name with its default, an optional ExternalId', (t) => {
+  const defaults = loadConfig({});
+  t.deepEqual(defaults.targetAccounts, []);
+  t.is(defaults.targetRoleName, 'iam-policy-stream-target');
+  t.is(defaults.targetExternalId, undefined);
+  const set = loadConfig({ IPS_TARGET_ACCOUNTS: ' 111111111111,222222222222 ,111111111111,', IPS_TARGET_ROLE_NAME: 'ips-writer', IPS_TARGET_EXTERNAL_ID: 'org-7f3a' });
+  t.deepEqual(set.targetAccounts, ['111111111111', '222222222222']);
+  t.is(set.targetRoleName, 'ips-writer');
+  t.is(set.targetExternalId, 'org-7f3a');
+  for (const bad of ['11111111111', '111111111111;222222222222', 'prod', '1111111111111']) {
+    t.throws(() => loadConfig({ IPS_TARGET_ACCOUNTS: bad }), { instanceOf: ConfigError, message: /^IPS_TARGET_ACCOUNTS must be 12-digit/ }, bad);
+  }
+  t.throws(() => loadConfig({ IPS_TARGET_ROLE_NAME: 'a/b' }), { instanceOf: ConfigError, message: /^IPS_TARGET_ROLE_NAME must be a role name/ });
+  t.throws(() => loadConfig({ IPS_TARGET_ROLE_NAME: 'r'.repeat(65) }), { instanceOf: ConfigError, message: /^IPS_TARGET_ROLE_NAME/ });
+  t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'x' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
+  t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'has space' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
+});

@@ -14,7 +14,8 @@ function report(checkpoints: string[]): StatusReport {
     ledgerEntries: 7,
     managedPolicies: 7,
     managedPathPrefix: '/stream-managed/',
-    deadLetters: { open: 0, redriven: 0, openByReason: {} },
+    deadLetters: { open: 0, redriven: 0, openByReason: {}, openByAccount: {} },
+    accounts: [{ account: 'own', allowed: true, ledgerEntries: 7, openDeadLetters: 0 }],
     lastMinute: {},
     shards: checkpoints.map((checkpoint, i) => ({
       shard: `shardId-00000000000${i}`,
@@ -44,4 +45,22 @@ test('an abbreviated checkpoint keeps its head and tail', (t) => {
   const full = seq('42');
   t.is(shortSequence(full), `${full.slice(0, 6)}…${full.slice(-10)}`);
   t.is(shortSequence('12345'), '12345');
+});
+
+test('with target accounts, status shows each account: allowed or not, the policies the ledger has seen, its open dead letters', (t) => {
+  const text = renderStatus(
+    {
+      ...report(['TRIM_HORIZON']),
+      accounts: [
+        { account: 'own', allowed: true, ledgerEntries: 5, openDeadLetters: 0 },
+        { account: '111111111111', allowed: true, ledgerEntries: 2, openDeadLetters: 0 },
+        { account: '333333333333', allowed: false, ledgerEntries: 0, openDeadLetters: 1 },
+      ],
+    },
+    { deadLetterTable: 'iam-policy-stream-dead-letters' },
+  );
+  const rows = text.split('\n').filter((line) => /^(own|111111111111|333333333333)\s/.test(line));
+  t.is(rows.length, 3, text);
+  t.regex(rows[1]!, /^111111111111\s+yes\s+2\s+0$/);
+  t.regex(rows[2]!, /^333333333333\s+no\s+0\s+1$/);
 });

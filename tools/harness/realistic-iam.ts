@@ -34,6 +34,12 @@
 //     GetAccountAuthorizationDetails (account-wide: no policy resource) are
 //     granted on "*" unless `list` is false. moto answers every caller as if
 //     it were an administrator.
+//   - With `enforceTrust`, STS AssumeRole answers as STS does (moto lets any
+//     caller assume any role ARN, existing or not): AccessDenied (403) unless
+//     the role exists in the account its ARN names and its trust policy
+//     allows sts:AssumeRole to the caller's account (its root, or the
+//     account id), with the ExternalId its `sts:ExternalId` condition asks
+//     for. The caller is the emulator's own account (the stack's static keys).
 //   - Every call is counted by action (`stats.calls`), so a test can count
 //     what a command costs in IAM calls.
 //
@@ -64,6 +70,8 @@ export interface RealisticIamOptions {
   maxPoliciesPerAccount?: number;
   /** The caller's permissions by policy path (see the header); absent: everything allowed. */
   policyAccess?: PolicyAccess;
+  /** STS AssumeRole checks the role's existence and trust policy (see the header). Default false. */
+  enforceTrust?: boolean;
 }
 
 export interface PolicyAccess {
@@ -230,6 +238,45 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
       headers: { 'content-type': 'text/xml' },
       body: iamErrorBody('AccessDenied', `User: arn:aws:sts::${account}:assumed-role/scoped/session is not authorized to perform: iam:${action} on resource: ${resource} because no identity-based policy allows the iam:${action} action`),
     };
+  }
+
+  /** Why STS would refuse this AssumeRole, as STS answers it; undefined: the role trusts the caller. */
+  async function untrusted(params: URLSearchParams, headers: IncomingHttpHeaders): Promise<Answer | undefined> {
+    const roleArn = params.get('RoleArn') ?? '';
+    const refuse = (): Answer => {
+      stats.accessDenied++;
+      return {
+        status: 403,
+        headers: { 'content-type': 'text/xml' },
+        body: `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::${account}:user/moto is not authorized to perform: sts:AssumeRole on resource: ${roleArn}</Message></Error><RequestId>realistic-iam</RequestId></ErrorResponse>`,
+      };
+    };
+    const match = /^arn:aws:iam::(\d{12}):role\/(?:.*\/)?([\w+=,.@-]+)$/.exec(roleArn);
+    if (!match) return refuse();
+    const [, roleAccount, roleName] = match;
+    // moto routes a call by its signature's service: the STS call's headers, re-scoped to IAM, in the role's account.
+    const authorization = String(headers.authorization ?? '').replace('/sts/aws4_request', '/iam/aws4_request');
+    const role = await call('GetRole', { RoleName: roleName! }, { ...headers, authorization, 'x-moto-account-id': roleAccount! });
+    if (role.status !== 200) return refuse();
+    const encoded = /<AssumeRolePolicyDocument>([\s\S]*?)<\/AssumeRolePolicyDocument>/.exec(role.body)?.[1] ?? '';
+    let trust: { Statement?: unknown };
+    try {
+      const text = xmlUnescape(encoded);
+      trust = JSON.parse(text.trimStart().startsWith('{') ? text : decodeURIComponent(text)) as { Statement?: unknown };
+    } catch {
+      return refuse();
+    }
+    const statements = (Array.isArray(trust.Statement) ? trust.Statement : [trust.Statement]) as Record<string, unknown>[];
+    const list = (value: unknown) => (value === undefined ? [] : Array.isArray(value) ? value : [value]) as unknown[];
+    const externalId = params.get('ExternalId') ?? undefined;
+    const allows = statements.some((statement) => {
+      if (statement?.Effect !== 'Allow' || !list(statement.Action).includes('sts:AssumeRole')) return false;
+      const principals = list((statement.Principal as { AWS?: unknown } | undefined)?.AWS);
+      if (!principals.some((p) => p === `arn:aws:iam::${account}:root` || p === account)) return false;
+      const wanted = (statement.Condition as { StringEquals?: Record<string, unknown> } | undefined)?.StringEquals?.['sts:ExternalId'];
+      return wanted === undefined || list(wanted).includes(externalId);
+    });
+    return allows ? undefined : refuse();
   }
 
   function stateOf(arn: string): PolicyState {
@@ -420,6 +467,11 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     const headers = { ...req.headers };
     delete headers['content-length'];
     if (action.length > 0) stats.calls[action] = (stats.calls[action] ?? 0) + 1;
+    if (action === 'AssumeRole' && options.enforceTrust) {
+      const refusal = await untrusted(params, headers);
+      if (refusal) return refusal;
+      return send(body, headers);
+    }
     const arn = arnOf(action, params);
     const refused = action.length > 0 ? denied(action, arn) : undefined;
     if (refused) return refused;

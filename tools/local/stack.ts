@@ -10,6 +10,7 @@ import { provision } from '../../src/ops/provision.js';
 import type { EmulatorProcess } from './emulators.js';
 import { isAlive, killGroup } from '../../src/daemon/processes.js';
 import { endpointsOf, startEmulators } from './emulators.js';
+import { LOCAL_TARGET_ACCOUNTS, provisionTargetRoles } from './target-roles.js';
 
 export interface StackOptions {
   /** Where logs, stack.env and stack.json go. */
@@ -61,6 +62,8 @@ export function stackEnv(emulators: EmulatorProcess[], settings: Record<string, 
     AWS_ENDPOINT_URL_IAM: endpoints.iam,
     AWS_ENDPOINT_URL_STS: endpoints.iam,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // The emulated target accounts (tools/local/target-roles.ts), each with the role the workers assume.
+    IPS_TARGET_ACCOUNTS: LOCAL_TARGET_ACCOUNTS.join(','),
     ...settings,
   };
 }
@@ -78,6 +81,7 @@ export async function startStack(options: StackOptions): Promise<LocalStack> {
     const clients = createAwsClients(config, { env });
     try {
       await provision(config, clients, options.shards ?? 4);
+      await provisionTargetRoles(env, config, LOCAL_ACCOUNT_ID);
     } finally {
       destroyAwsClients(clients);
     }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createAwsClients, destroyAwsClients } from '../../src/aws/clients.js';
+import { createAwsClients, createTargetAccountClients, destroyAwsClients, destroyTargetAccountClients } from '../../src/aws/clients.js';
 import type { AwsClients } from '../../src/aws/clients.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { Config } from '../../src/config/config.js';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const clients = createAwsClients(config, { env: stack.env });
   try {
     const { settled, total } = await runDemo(clients, config, daemon, shutdown.stopping);
-    await showState(clients, config);
+    await showState(clients, config, stack.env);
     if (settled < total) say(`\nOnly ${settled} of ${total} demo events settled in time; see ${logFile}.`);
   } finally {
     destroyAwsClients(clients);
@@ -198,11 +198,22 @@ async function runDemo(clients: AwsClients, config: Config, daemon: RunningDaemo
   return { settled, total };
 }
 
-async function showState(clients: AwsClients, config: Config): Promise<void> {
-  say(`\nManaged policies now in the emulated IAM (${config.managedPathPrefix}):`);
-  for (const policy of await listPolicies(clients.iam, config.managedPathPrefix)) {
-    const versions = await clients.iam.send(new ListPolicyVersionsCommand({ PolicyArn: policy.Arn }));
-    say(`  ${policy.Arn}  (${versions.Versions?.length ?? 0} version(s), default ${policy.DefaultVersionId})`);
+async function showState(clients: AwsClients, config: Config, env: Record<string, string>): Promise<void> {
+  say(`\nManaged policies now in the emulated IAM (${config.managedPathPrefix}), the worker's own account and each target account (read through its role):`);
+  const show = async (iam: AwsClients['iam']) => {
+    for (const policy of await listPolicies(iam, config.managedPathPrefix)) {
+      const versions = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: policy.Arn }));
+      say(`  ${policy.Arn}  (${versions.Versions?.length ?? 0} version(s), default ${policy.DefaultVersionId})`);
+    }
+  };
+  await show(clients.iam);
+  for (const account of config.targetAccounts) {
+    const target = createTargetAccountClients(config, { account, partition: 'aws', sessionName: 'npm-start-demo' }, { env });
+    try {
+      await show(target.iam);
+    } finally {
+      destroyTargetAccountClients(target);
+    }
   }
   const letters = await clients.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable, Select: 'COUNT' }));
   say(`Dead letters: ${letters.Count ?? 0} (table ${config.deadLetterTable})`);
@@ -213,6 +224,7 @@ function printHints(config: Config): void {
   say(`  set -a; . ${join(dir, 'stack.env')}; set +a`);
   say(`  aws kinesis put-record --stream-name ${config.streamName} --partition-key my-policy --cli-binary-format raw-in-base64-out \\`);
   say(`    --data '{"specVersion":"1","eventId":"e-1","type":"policy.upserted","policy":{"name":"my-policy"},"document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}}'`);
+  say(`  (in another account: "account":"111111111111" in the event, partition key 111111111111/my-policy; allowed: ${config.targetAccounts.join(', ') || 'none'})`);
   say('Or look at it with the operator tool:  npm run ops -- status --local   (and: dead-letters list, replay, produce)');
   say('Press Ctrl-C to stop everything.');
 }

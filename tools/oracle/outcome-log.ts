@@ -11,6 +11,8 @@ export interface OutcomeLine {
   /** The user record's place in a KPL aggregate (0 when not aggregated; absent in older logs). */
   subSequenceNumber?: number;
   partitionKey: string;
+  /** The account the event named, if it named one. */
+  account?: string;
   eventId?: string;
   outcome: string;
   reason?: string;

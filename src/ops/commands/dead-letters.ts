@@ -9,6 +9,7 @@
 // whose policy has had an event applied since the letter was stored would
 // roll the policy back: such letters are held back unless --force says
 // otherwise.
+import { policyKey } from '../../contract/policy-key.js';
 import { closest } from '../../config/closest-name.js';
 import { decodeRecord } from '../../contract/decode.js';
 import { ALL_HASH_KEYS } from '../../contract/hash-key.js';
@@ -80,7 +81,7 @@ async function confirmed(ctx: OpsContext, values: Values, question: string): Pro
 }
 
 function summaryRow(letter: StoredDeadLetter) {
-  return { id: letter.id, reason: letter.reason, policy: letter.policyName ?? letter.partitionKey, eventId: letter.eventId, status: letter.status, storedAt: letter.storedAt, size: letter.size };
+  return { id: letter.id, reason: letter.reason, ...(letter.account !== undefined ? { account: letter.account } : {}), policy: letter.policyName ?? letter.partitionKey, eventId: letter.eventId, status: letter.status, storedAt: letter.storedAt, size: letter.size };
 }
 
 function printable(letter: StoredDeadLetter) {
@@ -233,11 +234,11 @@ ${COMMON_HELP}`,
 
 /**
  * The partition key a letter goes back with: its own, except for a letter
- * refused because its key was not the policy name, which goes back under the
- * policy name as the event contract asks.
+ * refused because its key was not the policy's key, which goes back under the
+ * policy's key (`<account>/<name>`, or the name) as the event contract asks.
  */
 function redriveKey(letter: StoredDeadLetter): string {
-  return letter.reason === 'partition-key-mismatch' && letter.policyName ? letter.policyName : letter.partitionKey;
+  return letter.reason === 'partition-key-mismatch' && letter.policyName ? policyKey({ account: letter.account, policyName: letter.policyName }) : letter.partitionKey;
 }
 
 /**
@@ -263,7 +264,7 @@ async function overtaken(ledger: DynamoDbLedger, letters: StoredDeadLetter[]): P
   const found: { letter: StoredDeadLetter; entry: LedgerEntry }[] = [];
   for (const letter of letters) {
     if (!letter.policyName) continue;
-    const entry = await ledger.get(letter.policyName);
+    const entry = await ledger.get(policyKey({ account: letter.account, policyName: letter.policyName }));
     if (entry?.updatedAt && entry.lastOutcome !== 'rejected' && entry.updatedAt > letter.storedAt) found.push({ letter, entry });
   }
   return found;

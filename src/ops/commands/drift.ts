@@ -10,6 +10,7 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { reconcilerApplier } from '../../intake/applier.js';
+import { AccountTargets } from '../../intake/account-targets.js';
 import { IamReconciler } from '../../iam/reconciler.js';
 import { createLogger } from '../../log/logger.js';
 import type { Config } from '../../config/config.js';
@@ -22,11 +23,12 @@ import { note, print, printJson, table } from '../cli/render.js';
 import { startProgress } from '../cli/progress.js';
 import { DriftAudit, repairOwner, repairPolicy } from '../drift-audit.js';
 import type { AuditResult, RepairResult } from '../drift-audit.js';
+import { UsageError, stringOption } from '../cli/command.js';
 
 export const driftCommand: Command = {
   name: 'drift',
   summary: 'compare IAM with the ledger (no stream needed); --repair converges what drifted',
-  help: `Usage: ips drift [--repair [--yes]] [--json] [--local]
+  help: `Usage: ips drift [--account <id>] [--repair [--yes]] [--json] [--local]
 
 Compares every policy the ledger knows with IAM: the ledger's last applied
 desired state (path, document, tags; present or deleted) against IAM's policy
@@ -50,9 +52,16 @@ under the managed path; it reads tags (ListPolicyTags) of policies with tags
 besides managed-by and of a sample of the others (docs/operations.md); a policy it may not read (access-denied) or
 cannot read (read-failed) is listed as not audited, and the audit goes on.
 
+Every account the workers write to is audited: their own and each of
+IPS_TARGET_ACCOUNTS, a target account's IAM read through its role
+(IPS_TARGET_ROLE_NAME); a policy of a target account is named
+<account>/<name>, as its ledger key. An account whose role cannot be assumed
+is listed as not audited.
+
 Exit code: 0 no drift and every policy audited, 1 drift found, a policy not
 audited, or the audit could not run.
 
+  --account <id>  audit only this account (the workers' own or one of IPS_TARGET_ACCOUNTS)
   --repair   converge each drifted policy to the ledger's desired state through
              the ledger's claim protocol (a verification claim, as a worker's
              re-verification): a policy a worker holds is skipped (the worker's
@@ -62,6 +71,7 @@ audited, or the audit could not run.
 
 ${COMMON_HELP}`,
   options: {
+    account: { type: 'string' },
     repair: { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
   },
@@ -76,19 +86,58 @@ ${COMMON_HELP}`,
       .catch(() => 0);
     const progress = startProgress(Math.max(estimate, 1), { format: 'Auditing [{bar}] {value}/{total} policies' });
     let done = 0;
-    const audit = new DriftAudit({
-      iam: aws.iam,
-      ledger,
-      config,
-      onProgress: (count) => {
-        if (count > estimate) progress.setTotal(count);
-        progress.increment(count - done);
-        done = count;
-      },
-    });
-    let result;
+    let shown = 0;
+    const metrics = new Metrics();
+    const logger = createLogger('error', { app: config.appName, component: 'ips-drift' });
+    // The audit judged only entries older than IAM's visibility window and saw what IAM shows:
+    // an absence is taken as one at once, not waited for as read lag.
+    const own = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger, visibilityWindowMs: 0 }));
+    const targets = new AccountTargets({ config, logger, metrics, sts: aws.sts, own, visibilityWindowMs: 0, ...(ctx.env ? { clientOptions: { env: ctx.env } } : {}) });
+    // The target accounts' clients go when the command's context closes (ops/cli.ts closes it after every command).
+    const close = ctx.close;
+    ctx.close = () => {
+      targets.destroy();
+      close();
+    };
+    let result: AuditResult;
     try {
-      result = await audit.run();
+      const me = await targets.ownIdentity();
+      const wanted = stringOption(values, 'account');
+      if (wanted !== undefined && wanted !== me.account && !config.targetAccounts.includes(wanted)) {
+        throw new UsageError(`--account ${wanted} is neither the workers' own account (${me.account}) nor one of IPS_TARGET_ACCOUNTS (${config.targetAccounts.join(', ') || 'none'})`);
+      }
+      const accounts = wanted !== undefined ? [wanted] : [me.account, ...config.targetAccounts];
+      const results: AuditResult[] = [];
+      for (const account of accounts) {
+        const isOwn = account === me.account;
+        const iam = isOwn ? aws.iam : targets.clientsOf(account, me.partition, 'ips-drift').iam;
+        const audit = new DriftAudit({
+          iam,
+          ledger,
+          config,
+          account: { id: account, own: isOwn },
+          onProgress: (count) => {
+            if (done + count > estimate) progress.setTotal(done + count);
+            progress.increment(done + count - shown);
+            shown = done + count;
+          },
+        });
+        try {
+          results.push(await audit.run());
+        } catch (error) {
+          // A target account whose IAM cannot be read (its role not assumable) is not audited; the others are.
+          if (isOwn || accounts.length === 1) throw error;
+          results.push({ ledgerEntries: 0, managedPolicies: 0, drift: [], notJudged: [], failed: [{ policy: `${account}/*`, reason: 'read-failed', detail: (error as Error).message.slice(0, 500) }] });
+        }
+        done = shown;
+      }
+      result = {
+        ledgerEntries: results.reduce((n, r) => n + r.ledgerEntries, 0),
+        managedPolicies: results.reduce((n, r) => n + r.managedPolicies, 0),
+        drift: results.flatMap((r) => r.drift),
+        notJudged: results.flatMap((r) => r.notJudged),
+        failed: results.flatMap((r) => r.failed),
+      };
     } catch (error) {
       // An audit that cannot run says so where the alarms look, then fails as any command does.
       await publishAuditMetrics(config, { failed: true });
@@ -128,11 +177,8 @@ ${COMMON_HELP}`,
         note(process.stdin.isTTY ? 'Not confirmed; nothing changed.' : 'Not confirmed (no terminal to ask): pass --yes to repair without asking. Nothing changed.');
         return 1;
       }
-      const metrics = new Metrics();
-      const logger = createLogger('error', { app: config.appName, component: 'ips-drift' });
-      // The audit judged only entries older than IAM's visibility window and saw what IAM shows:
-      // an absence is taken as one at once, not waited for as read lag.
-      const applier = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger, visibilityWindowMs: 0 }));
+      // By the account the ledger entry names: the own account's reconciler, or the target's through its role.
+      const applier = targets.applierFor('ips-drift');
       const owner = repairOwner();
       const bar = startProgress(repairable.length, { format: 'Repairing [{bar}] {value}/{total} policies' });
       try {

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { listShardRanges, putAggregated } from '../aggregate.js';
 import type { ShardRange } from '../aggregate.js';
 import { generateLoad } from '../load.js';
+import { ACCOUNT_ID } from '../../contract/policy-key.js';
 import type { LoadRecord } from '../load.js';
 import { putRecords } from '../producer.js';
 import type { PutResult } from '../producer.js';
@@ -30,6 +31,8 @@ export const produceCommand: Command = {
   --stale-ratio <0..1>      share of records carrying an older revision (default 0)
   --malformed-ratio <0..1>  share of malformed records (default 0)
   --prefix <name>           policy names are <prefix>-<i> (default load)
+  --accounts <ids>          comma-separated target accounts: policy i's events name the i-th (round
+                            robin), partition key <account>/<name> (default: no account, the worker's own)
   --seed <n>                random seed; the same seed gives the same events (default 1)
   --out <file>              write what was sent, one JSON line per record (default produced.jsonl);
                             replaced once the first records are in the stream, untouched if none are
@@ -46,6 +49,7 @@ ${COMMON_HELP}`,
     'stale-ratio': { type: 'string' },
     'malformed-ratio': { type: 'string' },
     prefix: { type: 'string' },
+    accounts: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
     aggregate: { type: 'string' },
@@ -53,7 +57,11 @@ ${COMMON_HELP}`,
   async run(ctx, values) {
     const prefix = stringOption(values, 'prefix') ?? 'load';
     if (!/^[\w+=,.@-]{1,100}$/.test(prefix)) throw new UsageError(`--prefix must be letters, digits and +=,.@_- (at most 100), got ${JSON.stringify(prefix)}`);
+    const accounts = (stringOption(values, 'accounts') ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const badAccount = accounts.find((a) => !ACCOUNT_ID.test(a));
+    if (badAccount !== undefined) throw new UsageError(`--accounts must be 12-digit account ids, comma-separated, got ${JSON.stringify(badAccount)}`);
     const spec = {
+      ...(accounts.length > 0 ? { accounts } : {}),
       policies: numberOption(values, 'policies', 10, { min: 1, max: 1_000_000 }),
       events: numberOption(values, 'events', 100, { min: 1, max: 100_000_000 }),
       seed: numberOption(values, 'seed', 1),

@@ -8,6 +8,8 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readProgress } from '../../intake/progress.js';
 import type { ProgressItem } from '../../intake/progress.js';
 import { listPolicies } from '../../iam/policies.js';
+import { splitPolicyKey } from '../../contract/policy-key.js';
+import { LEDGER_KEY } from '../../ledger/table.js';
 import type { Command } from '../cli/command.js';
 import { COMMON_HELP, numberOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
@@ -21,32 +23,37 @@ const PROGRESS_FRESH_MS = 3 * 60_000;
 /** In --watch, the counts that scan whole tables are taken again this often. */
 const COUNTS_EVERY_MS = 60_000;
 
-async function countItems(dynamodb: DynamoDBClient, tableName: string, filter?: { expression: string; names: Record<string, string>; values: Record<string, { S: string }> }): Promise<number> {
-  let count = 0;
-  const input = {
-    TableName: tableName,
-    Select: 'COUNT' as const,
-    ...(filter ? { FilterExpression: filter.expression } : {}),
-    // DynamoDB refuses empty maps.
-    ...(filter && Object.keys(filter.names).length > 0 ? { ExpressionAttributeNames: filter.names } : {}),
-    ...(filter && Object.keys(filter.values).length > 0 ? { ExpressionAttributeValues: filter.values } : {}),
-  };
-  for await (const page of paginateScan({ client: dynamodb }, input)) count += page.Count ?? 0;
-  return count;
-}
+/** The name status gives the workers' own account (ledger keys and dead letters without an account). */
+export const OWN_ACCOUNT = 'own';
 
-/** Dead letters by status, and the open ones by reason (the table holds exceptions, not traffic). */
-async function deadLetterCounts(dynamodb: DynamoDBClient, tableName: string): Promise<{ open: number; redriven: number; openByReason: Record<string, number> }> {
-  const counts = { open: 0, redriven: 0, openByReason: {} as Record<string, number> };
-  const input = { TableName: tableName, ProjectionExpression: '#s, reason', ExpressionAttributeNames: { '#s': 'status' } };
+/** Dead letters by status, and the open ones by reason and by account (the table holds exceptions, not traffic). */
+async function deadLetterCounts(dynamodb: DynamoDBClient, tableName: string): Promise<StatusReport['deadLetters']> {
+  const counts = { open: 0, redriven: 0, openByReason: {} as Record<string, number>, openByAccount: {} as Record<string, number> };
+  const input = { TableName: tableName, ProjectionExpression: '#s, reason, account', ExpressionAttributeNames: { '#s': 'status' } };
   for await (const page of paginateScan({ client: dynamodb }, input)) {
     for (const item of page.Items ?? []) {
       const reason = item.reason?.S ?? 'unknown';
+      const account = item.account?.S ?? OWN_ACCOUNT;
       if (item.status?.S === 'redriven') counts.redriven++;
       else {
         counts.open++;
         counts.openByReason[reason] = (counts.openByReason[reason] ?? 0) + 1;
+        counts.openByAccount[account] = (counts.openByAccount[account] ?? 0) + 1;
       }
+    }
+  }
+  return counts;
+}
+
+/** Policies the ledger has seen, in all and by the account their key names (contract/policy-key.ts). */
+async function ledgerCounts(dynamodb: DynamoDBClient, tableName: string): Promise<{ total: number; byAccount: Record<string, number> }> {
+  const counts = { total: 0, byAccount: {} as Record<string, number> };
+  const input = { TableName: tableName, FilterExpression: 'attribute_exists(hwm)', ProjectionExpression: '#k', ExpressionAttributeNames: { '#k': LEDGER_KEY } };
+  for await (const page of paginateScan({ client: dynamodb }, input)) {
+    for (const item of page.Items ?? []) {
+      const account = splitPolicyKey(item[LEDGER_KEY]?.S ?? '').account ?? OWN_ACCOUNT;
+      counts.total++;
+      counts.byAccount[account] = (counts.byAccount[account] ?? 0) + 1;
     }
   }
   return counts;
@@ -72,6 +79,7 @@ export interface ShardStatus {
 
 interface Counts {
   ledgerEntries: number;
+  ledgerByAccount: Record<string, number>;
   managedPolicies: number;
   at: number;
 }
@@ -83,7 +91,13 @@ export interface StatusReport {
   ledgerEntries: number;
   managedPolicies: number;
   managedPathPrefix: string;
-  deadLetters: { open: number; redriven: number; openByReason: Record<string, number> };
+  deadLetters: { open: number; redriven: number; openByReason: Record<string, number>; openByAccount: Record<string, number> };
+  /**
+   * Per account the workers write to (`own`, and each of IPS_TARGET_ACCOUNTS)
+   * and any other a ledger entry or open dead letter names: policies the
+   * ledger has seen, open dead letters, and whether it is allowed.
+   */
+  accounts: { account: string; allowed: boolean; ledgerEntries: number; openDeadLetters: number }[];
   /** Outcomes of the last minute over every shard whose processor reported lately. */
   lastMinute: Record<string, number>;
   shards: ShardStatus[];
@@ -98,8 +112,8 @@ async function gather(ctx: OpsContext, counts: Counts | undefined): Promise<{ re
     deadLetterCounts(aws.dynamodb, config.deadLetterTable),
     counts && Date.now() - counts.at < COUNTS_EVERY_MS
       ? Promise.resolve(counts)
-      : Promise.all([countItems(aws.dynamodb, config.ledgerTable, { expression: 'attribute_exists(hwm)', names: {}, values: {} }), listPolicies(aws.iam, config.managedPathPrefix)]).then(
-          ([ledgerEntries, policies]) => ({ ledgerEntries, managedPolicies: policies.length, at: Date.now() }),
+      : Promise.all([ledgerCounts(aws.dynamodb, config.ledgerTable), listPolicies(aws.iam, config.managedPathPrefix)]).then(
+          ([ledger, policies]) => ({ ledgerEntries: ledger.total, ledgerByAccount: ledger.byAccount, managedPolicies: policies.length, at: Date.now() }),
         ),
   ]);
   const now = Date.now();
@@ -143,6 +157,12 @@ async function gather(ctx: OpsContext, counts: Counts | undefined): Promise<{ re
     managedPolicies: fresh.managedPolicies,
     managedPathPrefix: config.managedPathPrefix,
     deadLetters,
+    accounts: [...new Set([OWN_ACCOUNT, ...config.targetAccounts, ...Object.keys(fresh.ledgerByAccount), ...Object.keys(deadLetters.openByAccount)])].map((account) => ({
+      account,
+      allowed: account === OWN_ACCOUNT || config.targetAccounts.includes(account),
+      ledgerEntries: fresh.ledgerByAccount[account] ?? 0,
+      openDeadLetters: deadLetters.openByAccount[account] ?? 0,
+    })),
     lastMinute,
     shards: shardRows,
   };
@@ -199,7 +219,11 @@ export function renderStatus(report: StatusReport, config: { deadLetterTable: st
   lines.push(`Ledger entries (policies seen): ${report.ledgerEntries}`);
   const reasons = Object.keys(report.deadLetters.openByReason).length > 0 ? ` (${outcomeList(report.deadLetters.openByReason)})` : '';
   lines.push(`Dead letters: ${report.deadLetters.open} open${reasons}, ${report.deadLetters.redriven} redriven (${config.deadLetterTable})`);
-  lines.push(`Managed policies in IAM under ${report.managedPathPrefix}: ${report.managedPolicies}`);
+  lines.push(`Managed policies in IAM under ${report.managedPathPrefix} (own account): ${report.managedPolicies}`);
+  if (report.accounts.length > 1) {
+    lines.push('', 'Accounts (own: the workers\' own; the others IPS_TARGET_ACCOUNTS):');
+    lines.push(table(report.accounts.map((a) => ({ account: a.account, allowed: a.allowed ? 'yes' : 'no', policies: a.ledgerEntries, openDeadLetters: a.openDeadLetters })), ['account', 'allowed', 'policies', 'openDeadLetters']));
+  }
   return lines.join('\n');
 }
 
