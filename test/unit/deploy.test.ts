@@ -327,6 +327,8 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
+  'src/intake/account-targets.ts':
+    "STS GetCallerIdentity (no grant needed); a target account's IAM goes through the target role there (the target-account stack holds the worker's IAM grant), whose sts:AssumeRole the SDK's temporary-credentials provider sends: TargetAccountsPolicy",
 };
 
 test('every AWS call of the record processor is in a file whose calls the stack grants', (t) => {
@@ -465,7 +467,8 @@ test('the container environment sets only settings the code reads, and the ones 
   const [container] = props('TaskDefinition').ContainerDefinitions as JsonObject[];
   const names = (container!.Environment as JsonObject[]).map((variable) => String(variable.Name));
   const known = new Set([
-    ...[...read('src/config/config.ts').matchAll(/'(IPS_[A-Z_]+)'/g)].map((match) => match[1]!),
+    // Read by name ('IPS_X') or as env.IPS_X.
+    ...[...read('src/config/config.ts').matchAll(/(?:'|\benv\.)(IPS_[A-Z_]+)\b/g)].map((match) => match[1]!),
     ...[...read('properties/aws.properties').matchAll(/\$\{(IPS_[A-Z_]+)/g)].map((match) => match[1]!),
     // The metrics sink's settings, read from the environment by the configuration and src/metrics/emf.ts.
     ...[...`${read('src/config/config.ts')}${read('src/metrics/emf.ts')}`.matchAll(/\benv\.(AWS_EMF_[A-Z_]+)/g)].map((match) => match[1]!),
