@@ -26,6 +26,7 @@ import { Aws, BootstraplessSynthesizer, CfnCondition, CfnOutput, Fn, Stack } fro
 import type { CfnOutputProps, StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { OperationalAlarms } from './alarms.js';
+import { keepElementId } from './cfn.js';
 import { OperationsDashboard } from './dashboard.js';
 import { DriftAuditSchedule } from './drift-audit.js';
 import type { InlinePolicyRole } from './inline-policy-role.js';
@@ -37,7 +38,6 @@ import { LedgerTables } from './tables.js';
 import { assumeTargetRoles, targetAccountEnvironment } from './target-account.js';
 import { WorkerRole } from './worker-role.js';
 import { CONTAINER_USER, WorkerService } from './workers.js';
-import { keepElementId } from './cfn.js';
 
 /** The stack's name, and the id of its template in the cloud assembly. */
 export const STACK_NAME = 'iam-policy-stream';

@@ -115,6 +115,10 @@ export interface TargetAccessProps {
  * put around each account. The resource is the role's name in any account,
  * and aws:ResourceAccount, which STS sets to the account of the role being
  * assumed, limits it to the listed ones: the same set of roles.
+ *
+ * Beside the role rather than in it, like the other conditional grants: a
+ * worker that starts before the policy is attached (or before IAM shows it)
+ * is refused AssumeRole for a while, which holds that account's records only.
  */
 export function assumeTargetRoles(scope: Construct, id: string, props: TargetAccessProps): Policy {
   const policy = conditionalPolicy(scope, id, {
