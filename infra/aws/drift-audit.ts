@@ -14,6 +14,7 @@ import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledge, keepElementId, keepLogicalId } from './cfn.js';
 import { InlinePolicyRole } from './inline-policy-role.js';
+import { managedPoliciesArn } from './managed-policy-grant.js';
 import { addCloudWatchAgent, metricsAgentStatement } from './operations.js';
 import type { DriftScheduleParameters } from './parameters.js';
 import { ecsTasksPrincipal } from './platform.js';
@@ -31,6 +32,22 @@ export const DRIFT_IAM_READ_ACTIONS = ['iam:ListPolicyTags'];
  * 1,000. IAM grants it on "*" only.
  */
 export const DRIFT_IAM_LIST_ACTIONS = ['iam:GetAccountAuthorizationDetails'];
+
+/**
+ * The audit's IAM reads: the tags of the policies under the managed path, and
+ * the account's listing. The drift audit's role holds them in its own
+ * account, the audit role of each target account (target-account.ts) there.
+ */
+export function grantDriftReads(role: InlinePolicyRole, managedPathPrefix: string): void {
+  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadManagedPolicies', actions: DRIFT_IAM_READ_ACTIONS, resources: [managedPoliciesArn(managedPathPrefix)] }));
+  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListAccountPolicies', actions: DRIFT_IAM_LIST_ACTIONS, resources: ['*'] }));
+  acknowledge(role, {
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy<ManagedPathPrefix>*]':
+      'The audit reads the tags of policies under the managed path (their names come from the event stream): the wildcard is the path, a prefix ending in "/" that ManagedPathPrefix cannot set to "/". Reads only: ListPolicyTags.',
+    'AwsSolutions-IAM5[Resource::*]':
+      'iam:GetAccountAuthorizationDetails has no resource type (IAM grants it on "*" only). It returns every customer-managed policy with its documents, a page per 1,000, so the audit costs a call per 1,000 policies rather than three per policy against the account-wide rate limit the workers share. It is read-only; the audit filters it to the managed path before it looks at a document, and keeps only the path of the others (to tell a policy moved to another path from a missing one).',
+  });
+}
 
 export interface DriftAuditScheduleProps extends DriftScheduleParameters {
   readonly appName: string;
@@ -65,17 +82,9 @@ export class DriftAuditSchedule extends Construct {
         policyName: 'drift-audit',
       }),
     );
-    const managedPolicies = `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:policy${props.managedPathPrefix}*`;
-    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadManagedPolicies', actions: DRIFT_IAM_READ_ACTIONS, resources: [managedPolicies] }));
-    role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListAccountPolicies', actions: DRIFT_IAM_LIST_ACTIONS, resources: ['*'] }));
+    grantDriftReads(role, props.managedPathPrefix);
     role.grantAs('ReadLedger', () => props.ledger.grant(role, ...DRIFT_LEDGER_ACTIONS));
     role.addToPrincipalPolicy(metricsAgentStatement(props.metricsLogGroup));
-    acknowledge(role, {
-      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy<ManagedPathPrefix>*]':
-        'The audit reads the tags of policies under the managed path (their names come from the event stream): the wildcard is the path, a prefix ending in "/" that ManagedPathPrefix cannot set to "/". Reads only: ListPolicyTags.',
-      'AwsSolutions-IAM5[Resource::*]':
-        'iam:GetAccountAuthorizationDetails has no resource type (IAM grants it on "*" only). It returns every customer-managed policy with its documents, a page per 1,000, so the audit costs a call per 1,000 policies rather than three per policy against the account-wide rate limit the workers share. It is read-only; the audit filters it to the managed path before it looks at a document, and keeps only the path of the others (to tell a policy moved to another path from a missing one).',
-    });
 
     const taskDefinition = keepLogicalId(new FargateTaskDefinition(this, 'DriftAuditTaskDefinition', {
       family: `${props.appName}-drift-audit`,
@@ -99,7 +108,7 @@ export class DriftAuditSchedule extends Construct {
     addCloudWatchAgent(taskDefinition, { image: props.agentImage, logGroup: props.logGroup, dependent: audit });
     acknowledge(taskDefinition, {
       'AwsSolutions-ECS2':
-        "The environment holds names (application, ledger table, managed path, metrics namespace and log group), the agent's endpoint and its EMF-only configuration, all of them in the stack already; no secret is passed, and the audit gets its credentials from its task role.",
+        "The environment holds names (application, ledger table, managed path, metrics namespace and log group, target accounts and role name), the agent's endpoint and its EMF-only configuration, all of them in the stack already, and the target roles' ExternalId, which AWS treats as an identifier against the confused deputy rather than a secret; no secret is passed, and the audit gets its credentials from its task role.",
     });
 
     // EventBridge starts the task with a role of its own: RunTask of this task definition in this cluster, and passing its two roles to ECS.

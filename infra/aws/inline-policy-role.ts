@@ -8,10 +8,11 @@
 // before this CDK app have the worker's permissions inline; moving them to a
 // separate policy resource would leave the running workers without any
 // permission between the role's update and the new policy's creation.
-import { Role } from 'aws-cdk-lib/aws-iam';
-import type { AddToPrincipalPolicyResult, PolicyStatement, RoleProps } from 'aws-cdk-lib/aws-iam';
-import { PolicyDocument } from 'aws-cdk-lib/aws-iam';
+import type { CfnCondition } from 'aws-cdk-lib';
+import { Policy, PolicyDocument, Role } from 'aws-cdk-lib/aws-iam';
+import type { AddToPrincipalPolicyResult, CfnPolicy, IRole, PolicyStatement, RoleProps } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
+import { keepLogicalId } from './cfn.js';
 
 export interface InlinePolicyRoleProps extends Omit<RoleProps, 'inlinePolicies'> {
   /** Name of the inline policy that holds every grant. */
@@ -56,4 +57,20 @@ export class InlinePolicyRole extends Role {
     else this.document.addStatements(statement);
     return { statementAdded: true, policyDependable: this };
   }
+}
+
+/**
+ * Grants that exist only in some configurations: a policy of their own,
+ * attached to the role and created only while `condition` holds (CDK's policy
+ * documents have no statement-level Fn::If; as a policy, cdk-nag and the
+ * tests see them). Its logical ID is `id`.
+ */
+export function conditionalPolicy(
+  scope: Construct,
+  id: string,
+  props: { policyName: string; role: IRole; condition: CfnCondition; statements: PolicyStatement[] },
+): Policy {
+  const policy = keepLogicalId(new Policy(scope, id, { policyName: props.policyName, roles: [props.role], statements: props.statements }));
+  (policy.node.defaultChild as CfnPolicy).cfnOptions.condition = props.condition;
+  return policy;
 }

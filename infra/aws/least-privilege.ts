@@ -1,6 +1,8 @@
 // Checks the worker role in the synthesized template against what it may
 // touch: IAM policies under the managed path, its own tables, its own stream,
-// and the metrics log group its CloudWatch agent sidecar writes.
+// the metrics log group its CloudWatch agent sidecar writes, and the target
+// role in each target account (which it assumes through the SDK's
+// temporary-credentials provider: sts:AssumeRole, and no other STS call).
 // It reads the template as CloudFormation will (parameters, conditions,
 // Fn::Sub, Fn::Join, Ref, Fn::GetAtt resolved offline with a stand-in account),
 // not the CDK constructs that made it, so it is a second opinion on the CDK
@@ -28,6 +30,8 @@ export interface Scope {
   streamArn: string;
   /** ARN of the log group the CloudWatch agent sidecar (same task role) writes the EMF documents to. */
   metricsLogGroupArn: string;
+  /** The role the worker may assume in each target account; none without target accounts. */
+  targetRoles?: { roleName: string; accounts: string[] };
 }
 
 /** Actions AWS authorizes only against "*", each with the condition key that must narrow it. */
@@ -73,7 +77,7 @@ export function checkLeastPrivilege(statements: Statement[], scope: Scope): stri
       }
       for (const action of actions) {
         const service = action.split(':')[0];
-        const problem = outOfScope(service ?? '', resource, scope);
+        const problem = service === 'sts' ? outsideTargetRoles(action, resource, statement.Condition, scope) : outOfScope(service ?? '', resource, scope);
         if (problem) violations.push(`${name}: ${action} on ${resource}: ${problem}`);
       }
     }
@@ -99,6 +103,70 @@ function outOfScope(service: string, resource: string, scope: Scope): string | u
   }
 }
 
+/**
+ * STS: AssumeRole of the target role, by its name, in a target account: the
+ * account in the ARN, or a wildcard account that aws:ResourceAccount limits to
+ * target accounts (the main stack's way, target-account.ts).
+ */
+function outsideTargetRoles(action: string, resource: string, condition: JsonObject | undefined, scope: Scope): string | undefined {
+  if (action !== 'sts:AssumeRole') return 'the only STS call is AssumeRole of a target role';
+  const targets = scope.targetRoles;
+  if (!targets || targets.accounts.length === 0) return 'no target account to assume a role in';
+  const match = /^arn:[^:]+:iam::([^:]*):role\/(.*)$/.exec(resource);
+  if (!match) return 'not a role';
+  const [, account, name] = match as unknown as [string, string, string];
+  if (name !== targets.roleName) return `not the target role ${targets.roleName}`;
+  if (account === '*') {
+    const limited = conditionValues(condition, 'StringEquals', 'aws:ResourceAccount');
+    if (limited.length === 0) return 'any account: no aws:ResourceAccount condition';
+    const outside = limited.filter((item) => !targets.accounts.includes(item));
+    return outside.length === 0 ? undefined : `accounts ${outside.join(', ')} are not target accounts`;
+  }
+  return targets.accounts.includes(account) ? undefined : `account ${account} is not a target account`;
+}
+
+function conditionValues(condition: JsonObject | undefined, operator: string, key: string): string[] {
+  const block = condition?.[operator];
+  if (!block || typeof block !== 'object' || Array.isArray(block)) return [];
+  const values = (block as JsonObject)[key];
+  return values === undefined || values === null ? [] : ([] as Json[]).concat(values).map(String);
+}
+
+/** IAM's wildcards in an ARN or action: `*` any run of characters, `?` one. */
+function globMatches(pattern: string, value: string, ignoreCase = false): boolean {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${source}$`, ignoreCase ? 'i' : '').test(value);
+}
+
+/**
+ * Whether the statements let their holder call sts:AssumeRole on `roleArn`,
+ * as IAM decides it from an identity policy: an Allow whose action and
+ * resource match and whose conditions hold, and no Deny that matches. The
+ * request context is what STS sets for the call: aws:ResourceAccount, the
+ * role's account. A condition this does not evaluate throws, so that a test
+ * built on it cannot pass by not understanding a policy.
+ */
+export function allowsAssumeRole(statements: Statement[], roleArn: string): boolean {
+  const account = /^arn:[^:]+:iam::(\d{12}):role\//.exec(roleArn)?.[1];
+  if (!account) throw new Error(`not a role ARN: ${roleArn}`);
+  const context: Record<string, string> = { 'aws:ResourceAccount': account };
+  const applies = (statement: Statement) => {
+    if (statement.NotAction !== undefined || statement.NotResource !== undefined) throw new Error(`${statement.Sid ?? 'a statement'}: NotAction and NotResource are not evaluated`);
+    if (!list(statement.Action).some((action) => globMatches(action, 'sts:AssumeRole', true))) return false;
+    if (!list(statement.Resource).some((resource) => globMatches(resource, roleArn))) return false;
+    return Object.entries(statement.Condition ?? {}).every(([operator, block]) => {
+      if (operator !== 'StringEquals') throw new Error(`condition operator ${operator} is not evaluated`);
+      return Object.entries(block as JsonObject).every(([key, values]) => {
+        const actual = context[key];
+        if (actual === undefined) throw new Error(`condition key ${key} is not in the request context`);
+        return ([] as Json[]).concat(values).map(String).includes(actual);
+      });
+    });
+  };
+  const matching = statements.filter(applies);
+  return matching.some((statement) => statement.Effect === 'Allow') && !matching.some((statement) => statement.Effect === 'Deny');
+}
+
 function hasConditionKey(condition: JsonObject | undefined, key: string): boolean {
   return Object.values(condition ?? {}).some((block) => typeof block === 'object' && block !== null && !Array.isArray(block) && key in block);
 }
@@ -118,6 +186,8 @@ const NO_VALUE = Symbol('AWS::NoValue');
 export class TemplateResolver {
   private readonly conditions = new Map<string, boolean>();
   readonly parameters: Record<string, string | number | string[]>;
+  /** Parameters whose Ref is a list (CommaDelimitedList, List<...>). */
+  private readonly lists = new Set<string>();
 
   constructor(
     private readonly template: JsonObject,
@@ -128,7 +198,14 @@ export class TemplateResolver {
     this.parameters = {};
     for (const [name, declaration] of Object.entries(declared)) {
       const value = overrides[name] ?? (declaration.Default as string | number | undefined) ?? `<${name}>`;
-      this.parameters[name] = value;
+      const type = String(declaration.Type);
+      if (type === 'CommaDelimitedList' || type.startsWith('List<')) {
+        this.lists.add(name);
+        // CloudFormation splits the value at commas: an empty value is a list of one empty string.
+        this.parameters[name] = Array.isArray(value) ? value : String(value).split(',');
+      } else {
+        this.parameters[name] = value;
+      }
     }
   }
 
@@ -248,6 +325,7 @@ export class TemplateResolver {
       switch (key) {
         case 'Ref':
           if (args === 'AWS::NoValue') return NO_VALUE;
+          if (this.lists.has(args as string)) return [...(this.parameters[args as string] as string[])];
           return this.variable(args as string) as Json;
         case 'Fn::Sub': {
           const [text, vars] = Array.isArray(args) ? (args as [string, JsonObject]) : [args as string, {}];
@@ -324,6 +402,10 @@ export function workerRoleUnderTest(
       tableArns: [...ownTables, tableArn(`${app}-CoordinatorState`), tableArn(`${app}-WorkerMetricStats`)],
       streamArn: resolver.resolve({ 'Fn::GetAtt': ['Stream', 'Arn'] }) as string,
       metricsLogGroupArn: resolver.resolve({ 'Fn::GetAtt': ['MetricsLogGroup', 'Arn'] }) as string,
+      targetRoles: {
+        roleName: String(resolver.parameters.TargetRoleName),
+        accounts: ([] as (string | number)[]).concat(resolver.parameters.TargetAccounts ?? []).map(String).filter((account) => account !== ''),
+      },
     },
   };
 }

@@ -11,6 +11,7 @@ import { CfnParameter } from 'aws-cdk-lib';
 import type { Stack } from 'aws-cdk-lib';
 import { loadConfig } from '../../src/config/config.js';
 import { DEFAULT_AGENT_IMAGE } from './operations.js';
+import { DEFAULT_TARGET_AUDIT_ROLE_NAME, DEFAULT_TARGET_ROLE_NAME } from './target-account.js';
 
 /** The application's settings as src/config/config.ts reads them with nothing set. */
 const DEFAULTS = loadConfig({});
@@ -68,6 +69,19 @@ export interface DriftScheduleParameters {
   readonly state: string;
 }
 
+/** The roles of the target accounts (target-account.ts): the same parameters in the main stack and the target-account stack. */
+export interface TargetRoleParameters {
+  readonly roleName: string;
+  readonly auditRoleName: string;
+  /** Empty: none. */
+  readonly externalId: string;
+}
+
+export interface TargetAccountParameters extends TargetRoleParameters {
+  /** TargetAccounts: the accounts whose target role the workers assume; one empty entry when there are none. */
+  readonly accounts: string[];
+}
+
 export interface DeploymentParameters {
   /** IPS_APP_NAME: the lease table, the other tables' prefix, the cluster, the service, the owner tag's value. */
   readonly appName: string;
@@ -79,17 +93,61 @@ export interface DeploymentParameters {
   readonly network: NetworkParameters;
   readonly alarms: AlarmParameters;
   readonly driftAudit: DriftScheduleParameters;
+  readonly targets: TargetAccountParameters;
 }
 
-/** Declares the stack's parameters and returns their values. */
-export function declareParameters(stack: Stack): DeploymentParameters {
-  const appName = new CfnParameter(stack, 'ApplicationName', {
+/** ApplicationName: declared alike in both stacks, since the target role's grant needs the owner tag's value. */
+export function declareApplicationName(stack: Stack): CfnParameter {
+  return new CfnParameter(stack, 'ApplicationName', {
     type: 'String',
     default: DEFAULTS.appName,
     // It names the KCL lease table, the ECS cluster and service and the CloudWatch namespace.
     allowedPattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$',
     description: 'KCL application name (IPS_APP_NAME): names the lease table, the other tables, the managed-by tag value and the metrics namespace.',
   });
+}
+
+/** ManagedPathPrefix: declared alike in both stacks. */
+export function declareManagedPathPrefix(stack: Stack): CfnParameter {
+  return new CfnParameter(stack, 'ManagedPathPrefix', {
+    type: 'String',
+    default: DEFAULTS.managedPathPrefix,
+    // Same rule as IPS_MANAGED_PATH_PREFIX in src/config/config.ts: never the whole account ("/").
+    allowedPattern: '^/([\\x21-\\x2e\\x30-\\x7e]+/)+$',
+    maxLength: 512,
+    description: 'IAM path the worker owns; it may write policies under this path only.',
+  });
+}
+
+/** TargetRoleName, TargetAuditRoleName and TargetExternalId: declared alike in both stacks, which must agree on them. */
+export function declareTargetRoleParameters(stack: Stack): TargetRoleParameters {
+  // IAM's role names; the roles have the path "/" (the workers build arn:<partition>:iam::<account>:role/<name>).
+  const roleName = (id: string, defaultValue: string, description: string) =>
+    new CfnParameter(stack, id, { type: 'String', default: defaultValue, allowedPattern: '^[\\w+=,.@-]{1,64}$', description }).valueAsString;
+  return {
+    roleName: roleName(
+      'TargetRoleName',
+      DEFAULT_TARGET_ROLE_NAME,
+      'Role the workers assume in each target account (IPS_TARGET_ROLE_NAME); the target-account stack creates it there.',
+    ),
+    auditRoleName: roleName(
+      'TargetAuditRoleName',
+      DEFAULT_TARGET_AUDIT_ROLE_NAME,
+      'Read-only role the drift audit assumes in each target account (its IPS_TARGET_ROLE_NAME); the target-account stack creates it there.',
+    ),
+    externalId: new CfnParameter(stack, 'TargetExternalId', {
+      type: 'String',
+      default: '',
+      // STS's ExternalId: 2 to 1,224 of these characters.
+      allowedPattern: '^$|^[\\w+=,.@:/-]{2,1224}$',
+      description: 'ExternalId the target roles ask for and the workers and the audit send (IPS_TARGET_EXTERNAL_ID); empty: none.',
+    }).valueAsString,
+  };
+}
+
+/** Declares the stack's parameters and returns their values. */
+export function declareParameters(stack: Stack): DeploymentParameters {
+  const appName = declareApplicationName(stack);
   const streamName = new CfnParameter(stack, 'StreamName', {
     type: 'String',
     default: DEFAULTS.streamName,
@@ -115,14 +173,7 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     maxValue: 8760,
     description: 'How long records stay replayable in the stream.',
   });
-  const managedPathPrefix = new CfnParameter(stack, 'ManagedPathPrefix', {
-    type: 'String',
-    default: DEFAULTS.managedPathPrefix,
-    // Same rule as IPS_MANAGED_PATH_PREFIX in src/config/config.ts: never the whole account ("/").
-    allowedPattern: '^/([\\x21-\\x2e\\x30-\\x7e]+/)+$',
-    maxLength: 512,
-    description: 'IAM path the worker owns; it may write policies under this path only.',
-  });
+  const managedPathPrefix = declareManagedPathPrefix(stack);
   const imageUri = new CfnParameter(stack, 'ImageUri', {
     type: 'String',
     description: 'Worker image (built from the Dockerfile), e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iam-policy-stream:1.0.0',
@@ -254,6 +305,15 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     allowedValues: ['ENABLED', 'DISABLED'],
     description: 'DISABLED keeps the scheduled drift audit from running.',
   });
+  // Last, after the parameters stacks deployed before them have.
+  const targetAccounts = new CfnParameter(stack, 'TargetAccounts', {
+    type: 'CommaDelimitedList',
+    default: '',
+    // Each entry; empty: no target account, the workers write only in their own.
+    allowedPattern: '^(\\d{12})?$',
+    description: 'AWS accounts (12 digits, comma-separated) the workers manage through the target role there (IPS_TARGET_ACCOUNTS); deploy the target-account stack in each first. Empty: only the workers\' own account.',
+  });
+  const targetRoles = declareTargetRoleParameters(stack);
 
   return {
     appName: appName.valueAsString,
@@ -284,5 +344,6 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     network: { vpcId: vpcId.valueAsString, subnetIds: subnetIds.valueAsList, assignPublicIp: assignPublicIp.valueAsString },
     alarms,
     driftAudit: { schedule: schedule.valueAsString, state: state.valueAsString },
+    targets: { accounts: targetAccounts.valueAsList, ...targetRoles },
   };
 }

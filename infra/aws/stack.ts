@@ -8,6 +8,10 @@
 //   OperationalAlarms   the alarms and their SNS topic (alarms.ts)
 //   OperationsDashboard the CloudWatch dashboard (dashboard.ts)
 //   DriftAuditSchedule  the scheduled drift audit (drift-audit.ts)
+//   TargetAccountsPolicy, DriftAuditTargetAccountsPolicy
+//                       the worker and the audit may assume their role in each
+//                       of TargetAccounts (target-account.ts; the roles come
+//                       from the target-account stack, target-stack.ts)
 //
 // Everything a deployment varies is a CloudFormation parameter, declared in
 // parameters.ts and handed to the constructs as one typed object, so the
@@ -18,10 +22,11 @@
 // Every resource keeps the logical ID it had in the hand-written template
 // this replaces (cfn.ts), so a stack deployed from it updates in place.
 import { readFileSync } from 'node:fs';
-import { Aws, BootstraplessSynthesizer, CfnOutput, Stack } from 'aws-cdk-lib';
+import { Aws, BootstraplessSynthesizer, CfnCondition, CfnOutput, Fn, Stack } from 'aws-cdk-lib';
 import type { CfnOutputProps, StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { OperationalAlarms } from './alarms.js';
+import { keepElementId } from './cfn.js';
 import { OperationsDashboard } from './dashboard.js';
 import { DriftAuditSchedule } from './drift-audit.js';
 import type { InlinePolicyRole } from './inline-policy-role.js';
@@ -30,6 +35,7 @@ import { declareParameters } from './parameters.js';
 import { WorkerPlatform } from './platform.js';
 import { PolicyEventStream } from './stream.js';
 import { LedgerTables } from './tables.js';
+import { assumeTargetRoles, targetAccountEnvironment } from './target-account.js';
 import { WorkerRole } from './worker-role.js';
 import { CONTAINER_USER, WorkerService } from './workers.js';
 
@@ -71,7 +77,10 @@ export class IamPolicyStreamStack extends Stack {
     this.kclVersion = kclVersion;
 
     const parameters = declareParameters(this);
-    const { appName: app, managedPathPrefix, metricsNamespace, workers, network } = parameters;
+    const { appName: app, managedPathPrefix, metricsNamespace, workers, network, targets } = parameters;
+    const hasTargetAccounts = keepElementId(
+      new CfnCondition(this, 'HasTargetAccounts', { expression: Fn.conditionNot(Fn.conditionEquals(Fn.join('', targets.accounts), '')) }),
+    );
 
     const { stream } = new PolicyEventStream(this, 'Stream', parameters.stream);
     const { ledger, deadLetters, leases } = new LedgerTables(this, 'Tables', { appName: app });
@@ -93,6 +102,13 @@ export class IamPolicyStreamStack extends Stack {
       retrievalMode: workers.retrievalMode,
     });
     this.taskRole = taskRole;
+    assumeTargetRoles(this, 'TargetAccountsPolicy', {
+      role: taskRole,
+      policyName: 'target-accounts',
+      accounts: targets.accounts,
+      condition: hasTargetAccounts,
+      roleName: targets.roleName,
+    });
 
     const { service, securityGroup } = new WorkerService(this, 'Workers', {
       ...workers,
@@ -110,6 +126,7 @@ export class IamPolicyStreamStack extends Stack {
       taskRole,
       logGroup,
       metricsLogGroup,
+      targetAccountEnvironment: targetAccountEnvironment({ accounts: targets.accounts, roleName: targets.roleName, externalId: targets.externalId }),
     });
 
     const { topic, alarms } = new OperationalAlarms(this, 'Alarms', {
@@ -143,12 +160,21 @@ export class IamPolicyStreamStack extends Stack {
         // The `Worker` property of its metric document.
         IPS_WORKER_ID: 'drift-audit',
         ...metricsEnvironment({ namespace: metricsNamespace, metricsLogGroup }),
+        // The audit reads each target account through its read-only role there.
+        ...targetAccountEnvironment({ accounts: targets.accounts, roleName: targets.auditRoleName, externalId: targets.externalId }),
       },
       ledger,
       managedPathPrefix,
       subnets: network.subnetIds,
       securityGroup,
       assignPublicIp: network.assignPublicIp,
+    });
+    assumeTargetRoles(this, 'DriftAuditTargetAccountsPolicy', {
+      role: drift.role,
+      policyName: 'target-accounts',
+      accounts: targets.accounts,
+      condition: hasTargetAccounts,
+      roleName: targets.auditRoleName,
     });
 
     // Output IDs as before; StreamName is also a parameter's, which CloudFormation allows and constructs do not.
@@ -158,7 +184,8 @@ export class IamPolicyStreamStack extends Stack {
     output('LedgerTableName', { value: ledger.tableName });
     output('DeadLetterTableName', { value: deadLetters.tableName });
     output('LeaseTableName', { value: leases.tableName });
-    output('TaskRoleArn', { description: 'The worker role.', value: taskRole.roleArn });
+    output('TaskRoleArn', { description: 'The worker role: WorkerRoleArn of the target-account stack.', value: taskRole.roleArn });
+    output('DriftAuditRoleArn', { description: 'The drift audit role: DriftAuditRoleArn of the target-account stack.', value: drift.role.roleArn });
     output('ClusterName', { value: cluster.clusterName });
     output('ServiceName', { value: service.attrName });
     output('LogGroupName', { value: logGroup.logGroupName });

@@ -38,6 +38,8 @@ export interface WorkerServiceProps extends WorkerParameters {
   readonly taskRole: IRole;
   readonly logGroup: ILogGroup;
   readonly metricsLogGroup: ILogGroup;
+  /** IPS_TARGET_ACCOUNTS, IPS_TARGET_ROLE_NAME, IPS_TARGET_EXTERNAL_ID (target-account.ts). */
+  readonly targetAccountEnvironment: Record<string, string>;
 }
 
 export class WorkerService extends Construct {
@@ -77,6 +79,7 @@ export class WorkerService extends Construct {
       IPS_KCL_INITIAL_POSITION: props.initialPosition,
       // The record processors' metrics go to the agent sidecar (docs/operations.md, "Metrics").
       ...metricsEnvironment({ namespace: props.metricsNamespace, metricsLogGroup: props.metricsLogGroup }),
+      ...props.targetAccountEnvironment,
     };
     const container = taskDefinition.addContainer(CONTAINER_NAME, {
       containerName: CONTAINER_NAME,
@@ -98,7 +101,7 @@ export class WorkerService extends Construct {
     (taskDefinition.node.defaultChild as CfnTaskDefinition).addPropertyDeletionOverride('ContainerDefinitions.0.LinuxParameters.Capabilities');
     acknowledge(taskDefinition, {
       'AwsSolutions-ECS2':
-        "The environment holds names (stream, tables, application, managed path, metrics namespace and log group), log, KCL and metrics settings, the agent's endpoint and its EMF-only configuration, all of them in the stack already; no secret is passed, and the worker and the agent get their credentials from the task role.",
+        "The environment holds names (stream, tables, application, managed path, metrics namespace and log group, target accounts and role name), log, KCL and metrics settings, the agent's endpoint and its EMF-only configuration, all of them in the stack already, and the target roles' ExternalId, which AWS treats as an identifier against the confused deputy rather than a secret; no secret is passed, and the worker and the agent get their credentials from the task role.",
     });
 
     this.securityGroup = keepLogicalId(

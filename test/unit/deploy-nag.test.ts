@@ -1,4 +1,5 @@
-// cdk-nag's AWS Solutions rules on the CDK app (infra/aws/app.ts): no finding
+// cdk-nag's AWS Solutions rules on the CDK app (infra/aws/app.ts), both of its
+// stacks (the main one and the target account's): no finding
 // left unacknowledged, every acknowledgment with its reason and every one of
 // them needed. cdk-nag 3 is a CDK policy-validation plugin: it is registered
 // with Validations.of(app).addPlugins (what Aspects.of(app).add was in cdk-nag
@@ -52,8 +53,9 @@ for (const kclVersion of KCL_VERSIONS) {
   });
 
   test(`every acknowledgment says why, and answers a finding the stack has (${label})`, (t) => {
-    const { app, stack } = buildApp({ outdir: nextOutdir(), nag: false, ...(kclVersion ? { kclVersion } : {}) });
+    const { app, stack, targetStack } = buildApp({ outdir: nextOutdir(), nag: false, ...(kclVersion ? { kclVersion } : {}) });
     const acknowledged = acknowledgments(app);
+    t.true(acknowledged.some(({ path }) => path.startsWith(`${targetStack.node.path}/`)), 'the target-account stack is checked too');
     t.true(acknowledged.length > 0);
     for (const { id, reason, path } of acknowledged) {
       // A reason is a sentence about this resource, not a placeholder.
@@ -63,8 +65,10 @@ for (const kclVersion of KCL_VERSIONS) {
     const construct = acknowledged.filter(({ id }) => !id.startsWith('AwsSolutions-'));
     for (const { id, path } of nag) t.regex(id, /^AwsSolutions-[A-Z]+\d+(\[.+\])?$/, path);
     // CDK's own construct warnings: none left, errors neither.
-    t.deepEqual(Annotations.fromStack(stack).findWarning('*', Match.anyValue()), []);
-    t.deepEqual(Annotations.fromStack(stack).findError('*', Match.anyValue()), []);
+    for (const each of [stack, targetStack]) {
+      t.deepEqual(Annotations.fromStack(each).findWarning('*', Match.anyValue()), [], each.stackName);
+      t.deepEqual(Annotations.fromStack(each).findError('*', Match.anyValue()), [], each.stackName);
+    }
 
     // The same stack with every acknowledgment left out: its findings are exactly the acknowledged ones.
     const acknowledge = Validations.prototype.acknowledge;
@@ -90,7 +94,7 @@ for (const kclVersion of KCL_VERSIONS) {
         `${id} at ${path} answers a finding (a stale acknowledgment would hide a future one)`,
       );
     }
-    const warnings = Annotations.fromStack(raw.stack).findWarning('*', Match.anyValue());
+    const warnings = [raw.stack, raw.targetStack].flatMap((each) => Annotations.fromStack(each).findWarning('*', Match.anyValue()));
     t.deepEqual(
       warnings.map((warning) => ({ path: warning.id.replace(/^\//, ''), ack: /\[ack: ([^\]]+)\]$/.exec(String(warning.entry.data))?.[1] })).sort((a, b) => a.path.localeCompare(b.path)),
       construct.map(({ path, id }) => ({ path, ack: id })).sort((a, b) => a.path.localeCompare(b.path)),

@@ -47,7 +47,7 @@ const resourcesOf = (statement: Statement) => ([] as string[]).concat(statement.
 /** DynamoDB and Kinesis commands a source file sends (`new XCommand(`), as IAM actions. */
 const commandsIn = (source: string, service: string) => [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((match) => `${service}:${match[1]}`))].sort();
 
-type Overrides = Record<string, string>;
+type Overrides = Record<string, string | string[]>;
 
 /** Every combination of the parameters that change the worker's grants. */
 const VARIANTS: Overrides[] = [
@@ -55,6 +55,8 @@ const VARIANTS: Overrides[] = [
   { RetrievalMode: 'FANOUT' },
   { KclMetricsLevel: 'NONE' },
   { RetrievalMode: 'FANOUT', KclMetricsLevel: 'DETAILED', ManagedPathPrefix: '/platform/iam/', ApplicationName: 'ips-prod' },
+  // The target accounts' roles (test/unit/deploy-target-account.test.ts).
+  { TargetAccounts: ['111111111111', '222222222222'], TargetRoleName: 'ops-writer' },
 ];
 
 // --- what the stack is made of --------------------------------------------
@@ -100,20 +102,27 @@ test('the resources, parameters and outputs of the hand-written template, under 
       DriftAuditTaskDefinition: 'AWS::ECS::TaskDefinition',
       DriftAuditScheduleRole: 'AWS::IAM::Role',
       DriftAuditRule: 'AWS::Events::Rule',
+      // Target accounts (infra/aws/target-account.ts): AssumeRole of their roles, only when TargetAccounts names one.
+      TargetAccountsPolicy: 'AWS::IAM::Policy',
+      DriftAuditTargetAccountsPolicy: 'AWS::IAM::Policy',
     },
   );
   t.like(resources.FanOutPolicy, { Condition: 'UseFanOut', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.KclMetricsPolicy, { Condition: 'PublishKclMetrics', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
+  t.like(resources.TargetAccountsPolicy, { Condition: 'HasTargetAccounts', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
+  t.like(resources.DriftAuditTargetAccountsPolicy, { Condition: 'HasTargetAccounts', Properties: { Roles: [{ Ref: 'DriftAuditRole' }] } });
   t.deepEqual(Object.keys(parameters).sort(), [
     'AlertEmail', 'ApplicationName', 'AssignPublicIp', 'BreakerOpenMinutes', 'CloudWatchAgentImage', 'CpuArchitecture', 'CpuTargetPercent',
     'DeadLetterAlarmThreshold', 'DesiredWorkers', 'DriftAlarmThreshold', 'DriftAuditSchedule', 'DriftAuditState', 'DriftAuditWindowHours', 'IamThrottleAlarmCalls', 'ImageUri',
     'InitialPosition', 'KclMetricsLevel', 'LagAlarmSeconds', 'LogLevel', 'LogRetentionDays', 'ManagedPathPrefix', 'MaxWorkers', 'MetricsNamespace',
-    'MinWorkers', 'RetentionHours', 'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'StuckShardMinutes', 'SubnetIds', 'TaskCpu', 'TaskMemory',
-    'VpcId',
+    'MinWorkers', 'RetentionHours', 'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'StuckShardMinutes', 'SubnetIds',
+    'TargetAccounts', 'TargetAuditRoleName', 'TargetExternalId', 'TargetRoleName', 'TaskCpu', 'TaskMemory', 'VpcId',
   ]);
-  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
+  // The parameters stacks deployed before the target accounts have keep their places; the new ones come last.
+  t.deepEqual(Object.keys(parameters).slice(-4), ['TargetAccounts', 'TargetRoleName', 'TargetAuditRoleName', 'TargetExternalId']);
+  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'HasTargetAccounts', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
   t.deepEqual(Object.keys(template.Outputs as JsonObject).sort(), [
-    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditTaskDefinitionArn', 'LeaseTableName', 'LedgerTableName',
+    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditRoleArn', 'DriftAuditTaskDefinitionArn', 'LeaseTableName', 'LedgerTableName',
     'LogGroupName', 'MetricsLogGroupName', 'ServiceName', 'StreamArn', 'StreamName', 'TaskRoleArn',
   ]);
 });
@@ -318,6 +327,8 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
+  'src/intake/account-targets.ts':
+    "STS GetCallerIdentity (no grant needed); a target account's IAM goes through the target role there (the target-account stack holds the worker's IAM grant), whose sts:AssumeRole the SDK's temporary-credentials provider sends: TargetAccountsPolicy",
 };
 
 test('every AWS call of the record processor is in a file whose calls the stack grants', (t) => {
@@ -456,7 +467,8 @@ test('the container environment sets only settings the code reads, and the ones 
   const [container] = props('TaskDefinition').ContainerDefinitions as JsonObject[];
   const names = (container!.Environment as JsonObject[]).map((variable) => String(variable.Name));
   const known = new Set([
-    ...[...read('src/config/config.ts').matchAll(/'(IPS_[A-Z_]+)'/g)].map((match) => match[1]!),
+    // Read by name ('IPS_X') or as env.IPS_X.
+    ...[...read('src/config/config.ts').matchAll(/(?:'|\benv\.)(IPS_[A-Z_]+)\b/g)].map((match) => match[1]!),
     ...[...read('properties/aws.properties').matchAll(/\$\{(IPS_[A-Z_]+)/g)].map((match) => match[1]!),
     // The metrics sink's settings, read from the environment by the configuration and src/metrics/emf.ts.
     ...[...`${read('src/config/config.ts')}${read('src/metrics/emf.ts')}`.matchAll(/\benv\.(AWS_EMF_[A-Z_]+)/g)].map((match) => match[1]!),
@@ -524,21 +536,27 @@ test('outputs name the stream, the tables and the role', (t) => {
   t.notThrows(() => assertions.hasOutput('TaskRoleArn', { Value: { 'Fn::GetAtt': ['TaskRole', 'Arn'] } }));
 });
 
-test('`npm run synth` writes this template, and cfn-lint finds nothing in it', (t) => {
+test('`npm run synth` writes both templates, and cfn-lint finds nothing in them', (t) => {
   const cfnLint = join(root, '.local', 'venv', 'bin', 'cfn-lint');
   if (!existsSync(cfnLint)) return t.fail('cfn-lint is missing: run `npm run setup` (infra/local/requirements.txt installs it)');
   const dir = mkdtempSync(join(tmpdir(), 'ips-deploy-'));
   try {
-    const file = synth(join(dir, 'template.json'));
+    const [file, targetFile] = synth(dir) as [string, string];
+    t.is(file, join(dir, 'iam-policy-stream.template.json'));
+    t.is(targetFile, join(dir, 'iam-policy-stream-target.template.json'));
     t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), template);
+    t.deepEqual(
+      JSON.parse(readFileSync(targetFile, 'utf8')),
+      Template.fromStack(buildApp({ outdir: join(outdir, 'target'), nag: false }).targetStack).toJSON(),
+    );
     const kcl3 = join(dir, 'kcl3.json');
     writeJson(kcl3, synthesize('3.0.0').toJSON());
     // Informational checks too: the template is expected to be entirely clean, but for I1022
     // ("prefer Fn::Sub over Fn::Join"): CDK renders every string with a token in it as Fn::Join,
     // which CloudFormation resolves the same.
-    for (const path of [file, kcl3]) {
+    for (const path of [file, kcl3, targetFile]) {
       const result = spawnSync(cfnLint, ['--format', 'parseable', '--include-checks', 'I', '--ignore-checks', 'I1022', '--', path], { encoding: 'utf8', timeout: 180_000 });
-      t.is(result.status, 0, `${result.stdout}${result.stderr}`);
+      t.is(result.status, 0, `${path}: ${result.stdout}${result.stderr}`);
     }
     // And it does report a broken template, so a clean run means something.
     const broken = structuredClone(template) as { Parameters: Record<string, JsonObject> };
