@@ -34,14 +34,6 @@ export function meterCapacity(client: DynamoDBClient): CapacityMeter {
   const add = (into: Map<string, number>, table: string, units: number | undefined) => {
     if (units) into.set(table, (into.get(table) ?? 0) + units);
   };
-  const record = (capacity: ConsumedCapacity) => {
-    const table = capacity.TableName ?? '?';
-    // Reads and writes are reported apart when the call did both; CapacityUnits alone otherwise.
-    if (capacity.ReadCapacityUnits !== undefined || capacity.WriteCapacityUnits !== undefined) {
-      add(readUnits, table, capacity.ReadCapacityUnits);
-      add(writeUnits, table, capacity.WriteCapacityUnits);
-    }
-  };
   const middleware = (next: (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>, context: { commandName?: string }) =>
     async (args: { input: Record<string, unknown> }) => {
       const isRead = METERED.get(context.commandName ?? '');
@@ -51,9 +43,13 @@ export function meterCapacity(client: DynamoDBClient): CapacityMeter {
       if (metered) {
         const consumed = result.output.ConsumedCapacity as ConsumedCapacity | ConsumedCapacity[] | undefined;
         for (const capacity of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
-          if (capacity.ReadCapacityUnits === undefined && capacity.WriteCapacityUnits === undefined) {
-            add(isRead ? readUnits : writeUnits, capacity.TableName ?? '?', capacity.CapacityUnits);
-          } else record(capacity);
+          const table = capacity.TableName ?? '?';
+          // TOTAL gives CapacityUnits; reads and writes apart only where a call did both (a conditional write that reads).
+          if (capacity.ReadCapacityUnits === undefined && capacity.WriteCapacityUnits === undefined) add(isRead ? readUnits : writeUnits, table, capacity.CapacityUnits);
+          else {
+            add(readUnits, table, capacity.ReadCapacityUnits);
+            add(writeUnits, table, capacity.WriteCapacityUnits);
+          }
         }
       }
       return result;
