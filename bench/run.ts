@@ -28,6 +28,14 @@
 //   --env K=V,K=V            extra environment for the record processors (e.g.
 //                            IPS_IAM_RETRY_MODE=standard), the same for every processor
 //   --out FILE               where the JSON goes (default bench/results/<timestamp>.json)
+//   --drift-policies N       instead of the above: a drift audit of N policies, with the owner
+//                            tag alone and with tags of their own, against the per-policy reads
+//                            it made before; IAM calls per policy, the audit's DynamoDB read
+//                            units with --drift-archived archived eventIds against none, wall
+//                            time (bench/drift-audit.ts)
+//   --drift-archived N       archived eventIds for --drift-policies (default 100000)
+//   --drift-before           with --drift-policies: also the per-policy reads the audit made before
+//                            (about 3 IAM calls per policy; slow on moto at thousands of policies)
 //
 // Method and limits: docs/performance.md.
 import { execFileSync, spawn } from 'node:child_process';
@@ -48,6 +56,7 @@ import { fmt, table } from './lib/stats.js';
 import { startFaultProxy } from '../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../tools/harness/fault-proxy.js';
 import type { InProcessResult } from './in-process.js';
+import { driftReport, runDriftBench } from './drift-audit.js';
 
 const root = projectRoot();
 const { values: args } = parseArgs({
@@ -65,6 +74,9 @@ const { values: args } = parseArgs({
     'iam-burst': { type: 'string' },
     env: { type: 'string' },
     out: { type: 'string' },
+    'drift-policies': { type: 'string' },
+    'drift-archived': { type: 'string', default: '100000' },
+    'drift-before': { type: 'boolean', default: false },
   },
 });
 
@@ -179,6 +191,33 @@ interface MemoryResult {
   cacheHeapBytes: number;
   cacheHeapBytesPerPolicy: number;
   peakRssBytes: number;
+}
+
+/** --drift-policies: the drift audit's cost alone, on its own local stack. */
+async function driftMain(policies: number, archived: number): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'ips-bench-'));
+  say(`work folder ${workDir}; results to ${relative(root, outFile)}`);
+  const stack = await startStack({ dir: workDir, shards: 1 });
+  let results;
+  try {
+    results = await runDriftBench({ stack, policies, archived, runTag: stamp.slice(11, 19).replace(/-/g, ''), before: args['drift-before']!, say });
+  } finally {
+    await stack.stop();
+  }
+  const result = {
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    reproduce,
+    options: { driftPolicies: policies, driftArchived: archived, driftBefore: args['drift-before'] },
+    environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), loadavgAtEnd: loadavg(), commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--', 'src', 'bench') !== '' },
+    drift: results,
+    workDir,
+  };
+  mkdirSync(join(outFile, '..'), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+  const report = driftReport(results);
+  process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n\n${report.lines.join('\n')}\n`);
 }
 
 async function main(): Promise<void> {
@@ -518,4 +557,5 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   return { text: lines.join('\n'), targets, iamLimitedLines };
 }
 
-await main();
+if (args['drift-policies'] !== undefined) await driftMain(positive('--drift-policies', args['drift-policies']), positive('--drift-archived', args['drift-archived']!));
+else await main();

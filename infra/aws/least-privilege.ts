@@ -391,7 +391,7 @@ export function workerRoleUnderTest(
   const { partition, region, accountId } = STAND_IN;
   const app = String(resolver.parameters.ApplicationName);
   const tableArn = (name: string) => `arn:${partition}:dynamodb:${region}:${accountId}:table/${name}`;
-  const ownTables = ['LedgerTable', 'DeadLetterTable', 'LeaseTable'].map((id) => resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }) as string);
+  const ownTables = ['LedgerTable', 'DeadLetterTable', 'LeaseTable', 'EventArchiveTable'].map((id) => resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }) as string);
   return {
     statements,
     resolver,

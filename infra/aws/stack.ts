@@ -1,7 +1,7 @@
 // The AWS deployment as a CDK stack, one construct per concern:
 //
 //   PolicyEventStream   the Kinesis stream (stream.ts)
-//   LedgerTables        the ledger, dead-letter and KCL lease tables (tables.ts)
+//   LedgerTables        the ledger, event archive, dead-letter and KCL lease tables (tables.ts)
 //   WorkerPlatform      log groups, cluster, execution role (platform.ts)
 //   WorkerRole          the worker's least-privilege task role (worker-role.ts)
 //   WorkerService       the ECS Fargate workers, their security group and CPU target tracking (workers.ts)
@@ -67,7 +67,7 @@ export class IamPolicyStreamStack extends Stack {
     if (!Number.isInteger(kclMajor)) throw new Error(`cannot read KCL version ${JSON.stringify(kclVersion)}`);
     super(scope, id, {
       stackName: STACK_NAME,
-      description: `iam-policy-stream: Kinesis stream, ledger, dead-letter and lease tables, and the ECS Fargate workers (KCL ${kclVersion} MultiLangDaemon) with a least-privilege task role.`,
+      description: `iam-policy-stream: Kinesis stream, ledger, event archive, dead-letter and lease tables, and the ECS Fargate workers (KCL ${kclVersion} MultiLangDaemon) with a least-privilege task role.`,
       // No CDK bootstrap stack needed, for `cdk deploy` or for the template on
       // its own: the stack has no assets, and no BootstrapVersion parameter.
       synthesizer: new BootstraplessSynthesizer(),
@@ -83,7 +83,7 @@ export class IamPolicyStreamStack extends Stack {
     );
 
     const { stream } = new PolicyEventStream(this, 'Stream', parameters.stream);
-    const { ledger, deadLetters, leases } = new LedgerTables(this, 'Tables', { appName: app });
+    const { ledger, eventArchive, deadLetters, leases } = new LedgerTables(this, 'Tables', { appName: app });
     const platform = new WorkerPlatform(this, 'Platform', { appName: app, vpcId: network.vpcId, logRetentionDays: parameters.logRetentionDays });
     const { logGroup, metricsLogGroup, cluster, vpc } = platform;
     // The managed policy already lets it pull and write the log streams: no extra policy resource.
@@ -93,6 +93,7 @@ export class IamPolicyStreamStack extends Stack {
       appName: app,
       managedPathPrefix,
       ledger,
+      eventArchive,
       deadLetters,
       leases,
       stream,
@@ -118,6 +119,7 @@ export class IamPolicyStreamStack extends Stack {
       network,
       stream,
       ledger,
+      eventArchive,
       deadLetters,
       leases,
       cluster,
@@ -182,6 +184,7 @@ export class IamPolicyStreamStack extends Stack {
     output('StreamName', { description: 'Producers write here (IPS_STREAM_NAME).', value: stream.streamName });
     output('StreamArn', { value: stream.streamArn });
     output('LedgerTableName', { value: ledger.tableName });
+    output('EventArchiveTableName', { value: eventArchive.tableName });
     output('DeadLetterTableName', { value: deadLetters.tableName });
     output('LeaseTableName', { value: leases.tableName });
     output('TaskRoleArn', { description: 'The worker role: WorkerRoleArn of the target-account stack.', value: taskRole.roleArn });

@@ -1,10 +1,11 @@
-// The ledger, dead-letter and KCL lease tables. The key schemas, the table
-// names and the ledger's TTL attribute come from the code that reads them
-// (src/), so the stack's tables are the ones the workers look for.
+// The ledger, event archive, dead-letter and KCL lease tables. The key
+// schemas, the table names and the TTL attributes come from the code that
+// reads them (src/), so the stack's tables are the ones the workers look for.
 //
-// The ledger is what makes replays harmless and the dead letters are the only
-// copy of rejected input once the stream's retention has passed: neither goes
-// away with the stack, nor does the lease table (checkpoints).
+// The ledger is what makes replays harmless, the archive keeps producer
+// retries of old events duplicates, and the dead letters are the only copy of
+// rejected input once the stream's retention has passed: none goes away with
+// the stack, nor does the lease table (checkpoints).
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
@@ -12,6 +13,7 @@ import type { Attribute } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { loadConfig } from '../../src/config/config.js';
 import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
+import { EVENT_ARCHIVE_TTL_ATTRIBUTE, eventArchiveTableDefinition } from '../../src/ledger/event-archive-table.js';
 import { LEDGER_TTL_ATTRIBUTE, ledgerTableDefinition } from '../../src/ledger/table.js';
 import { keepLogicalId } from './cfn.js';
 
@@ -54,6 +56,7 @@ export interface LedgerTablesProps {
 
 export class LedgerTables extends Construct {
   readonly ledger: Table;
+  readonly eventArchive: Table;
   readonly deadLetters: Table;
   readonly leases: Table;
 
@@ -72,10 +75,15 @@ export class LedgerTables extends Construct {
           removalPolicy: RemovalPolicy.RETAIN,
         }),
       );
-    // Archived eventIds (ledger/dynamodb-ledger.ts) expire: DynamoDB removes them after `expiresAt`.
+    // Versions before the archive table archived eventIds in the ledger; those items still expire after `expiresAt`.
     this.ledger = table('LedgerTable', `${app}${tableSuffix((config) => config.ledgerTable)}`, {
       ...keysOf(ledgerTableDefinition('ledger')),
       timeToLiveAttribute: LEDGER_TTL_ATTRIBUTE,
+    });
+    // Archived eventIds (ledger/event-archive.ts) expire: DynamoDB removes them after `expiresAt`.
+    this.eventArchive = table('EventArchiveTable', `${app}${tableSuffix((config) => config.eventArchiveTable)}`, {
+      ...keysOf(eventArchiveTableDefinition('event-archive')),
+      timeToLiveAttribute: EVENT_ARCHIVE_TTL_ATTRIBUTE,
     });
     this.deadLetters = table('DeadLetterTable', `${app}${tableSuffix((config) => config.deadLetterTable)}`, keysOf(deadLetterTableDefinition('dead-letters')));
     // The KCL would create this table on first start; owning it here gives it

@@ -21,18 +21,16 @@ export { IAM_LIST_ACTIONS, IAM_READ_ACTIONS, IAM_WRITE_ACTIONS } from './managed
  * What the record processor does to its own tables: the ledger's
  * (src/ledger/dynamodb-ledger.ts) reads and conditional updates, the dead-letter
  * store's `store` (src/deadletter/dead-letter-store.ts) conditional put. Named
- * actions rather than grantReadWriteData, which would add BatchGetItem, Query,
- * Scan, ConditionCheckItem, BatchWriteItem, DeleteItem and DescribeTable: none
- * of them is called, and DeleteItem or a Scan of the ledger is exactly what a
- * compromised worker should not be able to do.
+ * actions rather than grantReadWriteData, which would add Query, Scan,
+ * ConditionCheckItem, BatchWriteItem, PutItem, DeleteItem and DescribeTable:
+ * none of them is called, and DeleteItem or a Scan of the ledger is exactly
+ * what a compromised worker should not be able to do. BatchGetItem reads the
+ * archived eventIds that versions before the archive table left in the ledger
+ * (src/ledger/event-archive.ts); no batch writes it any more.
  */
-export const LEDGER_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
-/**
- * BatchWriteItem puts and deletes whole items: the ledger sends it only to
- * archive eventIds (src/ledger/dynamodb-ledger.ts, archiveEvents), so it is
- * granted on those keys alone (dynamodb:LeadingKeys), never on a policy's entry.
- */
-export const LEDGER_BATCH_WRITE_KEYS = '#event#*';
+export const LEDGER_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
+/** The event archive (src/ledger/event-archive.ts): eventIds put in batches before a completion, read in batches when a full window cannot tell. */
+export const EVENT_ARCHIVE_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'];
 export const DEAD_LETTER_ACTIONS = ['dynamodb:PutItem'];
 /** The KCL's lease bookkeeping on a table that already exists (this stack creates it). */
 export const LEASE_ACTIONS_KCL2 = [
@@ -62,6 +60,7 @@ export interface WorkerRoleProps {
   readonly appName: string;
   readonly managedPathPrefix: string;
   readonly ledger: Table;
+  readonly eventArchive: Table;
   readonly deadLetters: Table;
   readonly leases: Table;
   readonly stream: Stream;
@@ -131,19 +130,11 @@ export class WorkerRole extends Construct {
 
   /** The record processor's calls: IAM under the managed path, its tables, its stream. */
   private grantCalls(role: InlinePolicyRole, props: WorkerRoleProps): void {
-    const { appName: app, ledger, deadLetters, leases, stream, kclMajor } = props;
+    const { appName: app, ledger, eventArchive, deadLetters, leases, stream, kclMajor } = props;
     grantManagedPolicies(role, { appName: app, managedPathPrefix: props.managedPathPrefix });
 
-    role.grantAs('Ledger', () => ledger.grant(role, ...LEDGER_ACTIONS.filter((action) => action !== 'dynamodb:BatchWriteItem')));
-    role.grantAs('LedgerArchive', () =>
-      role.addToPrincipalPolicy(
-        new PolicyStatement({
-          actions: ['dynamodb:BatchWriteItem'],
-          resources: [ledger.tableArn],
-          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [LEDGER_BATCH_WRITE_KEYS] } },
-        }),
-      ),
-    );
+    role.grantAs('Ledger', () => ledger.grant(role, ...LEDGER_ACTIONS));
+    role.grantAs('EventArchive', () => eventArchive.grant(role, ...EVENT_ARCHIVE_ACTIONS));
     role.grantAs('DeadLetters', () => deadLetters.grant(role, ...DEAD_LETTER_ACTIONS));
     role.grantAs('KclLeases', () => leases.grant(role, ...(kclMajor >= 3 ? LEASE_ACTIONS_KCL3 : LEASE_ACTIONS_KCL2)));
     if (kclMajor >= 3) {

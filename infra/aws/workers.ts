@@ -29,6 +29,7 @@ export interface WorkerServiceProps extends WorkerParameters {
   readonly network: NetworkParameters;
   readonly stream: IStream;
   readonly ledger: ITable;
+  readonly eventArchive: ITable;
   readonly deadLetters: ITable;
   readonly leases: ITable;
   readonly cluster: ICluster;
@@ -70,6 +71,7 @@ export class WorkerService extends Construct {
       IPS_APP_NAME: app,
       IPS_STREAM_NAME: props.stream.streamName,
       IPS_LEDGER_TABLE: props.ledger.tableName,
+      IPS_EVENT_ARCHIVE_TABLE: props.eventArchive.tableName,
       IPS_DEAD_LETTER_TABLE: props.deadLetters.tableName,
       IPS_LEASE_TABLE: props.leases.tableName,
       IPS_MANAGED_PATH_PREFIX: props.managedPathPrefix,

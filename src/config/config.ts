@@ -12,6 +12,8 @@ export interface Config {
   region: string;
   streamName: string;
   ledgerTable: string;
+  /** The eventIds that left a ledger entry's window, kept eventIdTtlDays (docs/ledger.md, "The event archive"). */
+  eventArchiveTable: string;
   deadLetterTable: string;
   /** KCL lease table: the daemon names it after the application. */
   leaseTable: string;
@@ -227,11 +229,16 @@ export function loadConfig(env: Env = process.env): Config {
       `IPS_MANAGED_PATH_PREFIX must look like /segment/.../ (not "/" alone, at most 512 chars), got ${JSON.stringify(managedPathPrefix)}`,
     );
   }
+  const ledgerTable = resourceName(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
+  const eventArchiveTable = resourceName(env, 'IPS_EVENT_ARCHIVE_TABLE', `${appName}-event-archive`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
+  // The archive has its own key schema, and kept apart it stays out of the ledger's scans.
+  if (eventArchiveTable === ledgerTable) throw new ConfigError(`IPS_EVENT_ARCHIVE_TABLE must name another table than IPS_LEDGER_TABLE, got ${JSON.stringify(eventArchiveTable)} for both`);
   return {
     appName,
     region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', 'us-east-1')),
     streamName: resourceName(env, 'IPS_STREAM_NAME', 'iam-policy-events', STREAM_NAME, 'Kinesis stream name: 1 to 128 letters, digits, _ . -'),
-    ledgerTable: resourceName(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
+    ledgerTable,
+    eventArchiveTable,
     deadLetterTable: resourceName(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     leaseTable: resourceName(env, 'IPS_LEASE_TABLE', appName, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     managedPathPrefix,

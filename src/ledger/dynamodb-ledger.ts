@@ -2,14 +2,14 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
-import { from, lastValueFrom, mergeMap } from 'rxjs';
-import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
-import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
+import { expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
 import type { LedgerPosition } from './position.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
-import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
+import { LEDGER_KEY } from './table.js';
+import { DynamoDbEventArchive } from './event-archive.js';
 import type { Config } from '../config/config.js';
 import { ClockSkewGuard, clockOffsetBoundMs } from './clock-skew.js';
 import type { ClockSkewWatch } from './clock-skew.js';
@@ -32,6 +32,8 @@ export interface DynamoDbLedgerOptions {
   lateWriteMs: number;
   /** How long an archived eventId is kept (Config.eventIdTtlDays), in days. */
   eventIdTtlDays: number;
+  /** The event archive's table (Config.eventArchiveTable): the eventIds that left an entry's window (event-archive.ts). */
+  archiveTable: string;
   now?: () => number;
   /** Called before a claim is won or extended (claim, claimVerification, renew); rejects to refuse it (clock-skew.ts). */
   beforeClaim?: (what: string, policy: string) => Promise<void>;
@@ -44,48 +46,20 @@ export interface DynamoDbLedgerOptions {
  */
 export function ledgerFromConfig(
   dynamodb: DynamoDBClient,
-  config: Pick<Config, 'ledgerTable' | 'claimTtlMs' | 'eventIdTtlDays' | 'lateWriteMs'> & Partial<Pick<Config, 'maxClockOffsetMs'>>,
+  config: Pick<Config, 'ledgerTable' | 'eventArchiveTable' | 'claimTtlMs' | 'eventIdTtlDays' | 'lateWriteMs'> & Partial<Pick<Config, 'maxClockOffsetMs'>>,
   clock: Pick<DynamoDbLedgerOptions, 'now'> = {},
   watch: ClockSkewWatch = {},
 ): DynamoDbLedger {
   // A refused claim measures the offset again with a read of the epoch: its answer carries AWS's Date.
   const guard = new ClockSkewGuard(dynamodb, config.maxClockOffsetMs ?? clockOffsetBoundMs(config.claimTtlMs), watch, () => ledger.currentEpoch());
   const beforeClaim = (what: string, policy: string) => guard.check(what, policy);
-  const ledger: DynamoDbLedger = new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, ...clock, beforeClaim });
+  const ledger: DynamoDbLedger = new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, archiveTable: config.eventArchiveTable, ...clock, beforeClaim });
   return ledger;
 }
 
-/**
- * Batch calls of one archive write or read in flight at once. A hot policy's
- * batch of 1,000 events leaves the window as 40 BatchWriteItem calls; one
- * after the other their round trips would hold the batch's checkpoint.
- */
-const BATCH_CALLS_IN_FLIGHT = 8;
-
-/** `items` in chunks of `size`, each sent by `send`, up to BATCH_CALLS_IN_FLIGHT at once; settles when all have. */
-async function inChunks<T>(items: T[], size: number, send: (chunk: T[]) => Promise<void>): Promise<void> {
-  const chunks = Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
-  await lastValueFrom(from(chunks).pipe(mergeMap(send, BATCH_CALLS_IN_FLIGHT)), { defaultValue: undefined });
-}
-
-/**
- * Sends a batch, then what DynamoDB left unprocessed (throttling), with
- * backoff (RETRY.batchUnprocessed); then the fault goes up as transient.
- */
-async function untilProcessed<T>(batch: T[], what: string, send: (pending: T[]) => Promise<T[] | undefined>): Promise<void> {
-  let pending: T[] = batch;
-  await retry(RETRY.batchUnprocessed, async () => {
-    if (pending.length > 0) pending = (await send(pending)) ?? [];
-    return pending.length > 0 ? AGAIN : pending;
-  });
-  if (pending.length > 0) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
-}
-
-/** The key of an archived event: `#` keeps it out of the entries (LedgerEntry), the name cannot hold one. */
-export const archivedEventKey = (policy: string, eventId: string) => `#event#${policy}#${eventId}`;
-
 export class DynamoDbLedger implements Ledger {
   private readonly now: () => number;
+  private readonly archive: DynamoDbEventArchive;
 
   constructor(
     private readonly dynamodb: DynamoDBClient,
@@ -93,6 +67,7 @@ export class DynamoDbLedger implements Ledger {
     private readonly options: DynamoDbLedgerOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.archive = new DynamoDbEventArchive(dynamodb, { table: options.archiveTable, legacyTable: tableName, eventIdTtlDays: options.eventIdTtlDays, now: this.now });
   }
 
   async currentEpoch(shards: string[] = []): Promise<number> {
@@ -466,62 +441,20 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
-    // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
-    const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.options.eventIdTtlDays * 86_400);
-    await inChunks(events, 25, async (chunk) => {
-      const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] = chunk.map((event) => ({
-        PutRequest: {
-          Item: {
-            [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
-            epoch: { N: String(epoch) },
-            [LEDGER_TTL_ATTRIBUTE]: { N: String(expiresAt) },
-            // The position whose completion holds this event (Ledger.archiveEvents).
-            ...(settledBy
-              ? {
-                  settledShard: { S: settledBy.shardId },
-                  settledSeq: { S: toLedgerSequence(settledBy.sequenceNumber) },
-                  settledSub: { N: String(settledBy.subSequenceNumber) },
-                  settledLineage: { L: settledBy.lineage.map((shard) => ({ S: shard })) },
-                }
-              : {}),
-            ...(event.payloadHash !== undefined ? { payloadHash: { S: event.payloadHash } } : {}),
-          },
-        },
-      }));
-      await untilProcessed(requests, `archived events of ${policy}`, async (pending) => {
-        const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }));
-        return result.UnprocessedItems?.[this.tableName];
-      });
-    });
+  archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
+    return this.archive.archive(policy, epoch, events, settledBy);
   }
 
-  async archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
-    const found: RememberedEvent[] = [];
-    const now = Math.floor(this.now() / 1000);
-    const unique = [...new Set(eventIds)];
-    await inChunks(unique, 100, async (chunk) => {
-      const keys: Record<string, AttributeValue>[] = chunk.map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
-      await untilProcessed(keys, `archived eventIds of ${policy}`, async (pending) => {
-        const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          const key = item[LEDGER_KEY]?.S ?? '';
-          if (Number(item.epoch?.N ?? 0) < epoch || Number(item[LEDGER_TTL_ATTRIBUTE]?.N ?? 0) < now) continue;
-          const settledBy = item.settledShard?.S && item.settledSeq?.S
-            ? { shardId: item.settledShard.S, sequenceNumber: fromLedgerSequence(item.settledSeq.S), subSequenceNumber: Number(item.settledSub?.N ?? 0), lineage: (item.settledLineage?.L ?? []).map((value) => value.S ?? '') }
-            : undefined;
-          if (!archiveHolds(position, settledBy)) continue; // archived by a step whose completion never landed
-          found.push({ eventId: key.slice(archivedEventKey(policy, '').length), ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });
-        }
-        return result.UnprocessedKeys?.[this.tableName]?.Keys;
-      });
-    });
-    return found;
+  archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
+    return this.archive.find(policy, epoch, eventIds, position);
   }
 
   /**
    * Every policy's entry, page by page (a consistent scan of the table),
-   * without the items whose keys start with `#` (epochs, shard progress).
+   * without the items whose keys start with `#` (epochs, shard progress, and
+   * the archived eventIds versions before the archive table left there, until
+   * they expire). The archive itself is a table of its own: the scan costs
+   * the policies, not the events.
    */
   async *entries(): AsyncGenerator<LedgerEntry> {
     for await (const page of paginateScan({ client: this.dynamodb }, { TableName: this.tableName, ConsistentRead: true })) {

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AwsClients } from '../aws/clients.js';
 import type { Config } from '../config/config.js';
 import { deadLetterTableDefinition } from '../deadletter/table.js';
+import { eventArchiveTableDefinition } from '../ledger/event-archive-table.js';
 import { ledgerTableDefinition } from '../ledger/table.js';
 
 async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -49,6 +50,7 @@ export async function provision(config: Config, clients: AwsClients, shardCount:
   await Promise.all([
     ensureStream(clients.kinesis, config.streamName, shardCount),
     ensureTable(clients.dynamodb, ledgerTableDefinition(config.ledgerTable)),
+    ensureTable(clients.dynamodb, eventArchiveTableDefinition(config.eventArchiveTable)),
     ensureTable(clients.dynamodb, deadLetterTableDefinition(config.deadLetterTable)),
   ]);
 }

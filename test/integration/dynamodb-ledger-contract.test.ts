@@ -9,5 +9,5 @@ const stackOf = useTestStack(test, { shards: 1 });
 
 ledgerContract(test, 'DynamoDB ledger', ({ claimTtlMs, eventIdTtlDays, now }) => {
   const { config, clients } = stackOf();
-  return new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs, eventIdTtlDays, now, lateWriteMs: LATE_WRITE_MS });
+  return new DynamoDbLedger(clients().dynamodb, config.ledgerTable, { claimTtlMs, eventIdTtlDays, now, lateWriteMs: LATE_WRITE_MS, archiveTable: config.eventArchiveTable });
 });

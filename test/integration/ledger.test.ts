@@ -9,6 +9,10 @@ import { FakeIam, MemoryDeadLetters } from '../support/fakes.js';
 import { doc, silentLogger, streamRecords, upsertRecord } from '../support/pipeline.js';
 import { useTestStack } from '../../tools/harness/stack.js';
 import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { EVENT_ARCHIVE_KEY, eventArchiveKey } from '../../src/ledger/event-archive-table.js';
+import { legacyArchivedEventKey } from '../../src/ledger/event-archive.js';
+import { LEDGER_KEY } from '../../src/ledger/table.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
@@ -127,6 +131,31 @@ test.serial('archived eventIds: batches of any size written and read back, of th
   for await (const entry of ledger.entries()) t.false(entry.policy.startsWith('#'), entry.policy);
   clock += 86_400_000 + 1_000;
   t.deepEqual(await ledger.archivedEvents('arch-1', 0, ['arch-0'], undefined), [], 'expired: as good as removed, whenever DynamoDB removes it');
+});
+
+test.serial('archived eventIds live in the archive table, not the ledger\'s; one a version before it archived in the ledger table still makes a producer retry a duplicate', async (t) => {
+  const { config, clients } = stackOf();
+  const dynamodb = clients().dynamodb;
+  const iam = new FakeIam();
+  const first = processor({ owner: 'worker-legacy', applier: iam });
+  // 33 events of one policy: the first leaves the window of 32 and is archived.
+  const events = Array.from({ length: 33 }, (_, i) => upsertRecord('legacy-archive-1', `la-${i}`, doc(i)));
+  await first.pipeline.processBatch(streamRecords(events));
+  const archived = await dynamodb.send(new GetItemCommand({ TableName: config.eventArchiveTable, Key: { [EVENT_ARCHIVE_KEY]: { S: eventArchiveKey('legacy-archive-1', 'la-0') } }, ConsistentRead: true }));
+  t.truthy(archived.Item, 'archived in the archive table');
+  const inLedger = await dynamodb.send(new GetItemCommand({ TableName: config.ledgerTable, Key: { [LEDGER_KEY]: { S: legacyArchivedEventKey('legacy-archive-1', 'la-0') } }, ConsistentRead: true }));
+  t.is(inLedger.Item, undefined, 'nothing archived in the ledger table');
+
+  // As a version before the archive table left it: the same item under the ledger's `#event#` key.
+  const { [EVENT_ARCHIVE_KEY]: _key, ...attributes } = archived.Item!;
+  await dynamodb.send(new PutItemCommand({ TableName: config.ledgerTable, Item: { [LEDGER_KEY]: { S: legacyArchivedEventKey('legacy-archive-1', 'la-0') }, ...attributes } }));
+  await dynamodb.send(new DeleteItemCommand({ TableName: config.eventArchiveTable, Key: { [EVENT_ARCHIVE_KEY]: { S: eventArchiveKey('legacy-archive-1', 'la-0') } } }));
+  const writes = iam.calls.length;
+  // A new child (cold cache) meets the producer's retry of la-0 on a later record.
+  const fresh = processor({ owner: 'worker-legacy-2', applier: iam });
+  const [retry] = await fresh.pipeline.processBatch(streamRecords([upsertRecord('legacy-archive-1', 'la-0', doc(0))]));
+  t.is(retry!.outcome, 'duplicate');
+  t.is(iam.calls.length, writes, 'no IAM call');
 });
 
 test.serial('a late producer retry (revision 3 after revision 4) is stale, with no IAM call', async (t) => {

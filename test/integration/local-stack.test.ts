@@ -16,7 +16,7 @@ test('two stacks in a row work, share nothing, and leave no process behind', asy
       const identity = await aws.sts.send(new GetCallerIdentityCommand({}));
       t.is(identity.Account, LOCAL_ACCOUNT_ID);
       const tables = await aws.dynamodb.send(new ListTablesCommand({}));
-      t.deepEqual(tables.TableNames?.sort(), [config.deadLetterTable, config.ledgerTable].sort());
+      t.deepEqual(tables.TableNames?.sort(), [config.deadLetterTable, config.eventArchiveTable, config.ledgerTable].sort());
       const before = await aws.iam.send(new ListPoliciesCommand({ Scope: 'Local' }));
       t.is(before.Policies?.length ?? 0, 0, `round ${round}: a new stack starts empty`);
       await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'left-behind', PolicyDocument: '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}' }));

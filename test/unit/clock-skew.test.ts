@@ -39,7 +39,7 @@ const request: ClaimRequest = {
   epoch: 0,
 };
 
-const config = { ledgerTable: 'ledger', claimTtlMs: 60_000, eventIdTtlDays: 8, lateWriteMs: 15_000 };
+const config = { ledgerTable: 'ledger', eventArchiveTable: 'event-archive', claimTtlMs: 60_000, eventIdTtlDays: 8, lateWriteMs: 15_000 };
 
 test('a ledger whose DynamoDB client measured a clock offset past the bound refuses to claim, as a transient fault, and counts it', async (t) => {
   const metrics = new Metrics();

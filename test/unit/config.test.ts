@@ -31,6 +31,10 @@ test('stream and table names are checked at start-up, naming the variable (and t
   t.throws(() => loadConfig({ IPS_STREAM_NAME: 'bad name!' }), { instanceOf: ConfigError, message: /^IPS_STREAM_NAME must be a Kinesis stream name.*"bad name!"/ });
   t.throws(() => loadConfig({ IPS_LEDGER_TABLE: 'x' }), { instanceOf: ConfigError, message: /^IPS_LEDGER_TABLE must be a DynamoDB table name/ });
   t.throws(() => loadConfig({ IPS_DEAD_LETTER_TABLE: 'a/b' }), { instanceOf: ConfigError, message: /^IPS_DEAD_LETTER_TABLE/ });
+  t.throws(() => loadConfig({ IPS_EVENT_ARCHIVE_TABLE: 'a b' }), { instanceOf: ConfigError, message: /^IPS_EVENT_ARCHIVE_TABLE must be a DynamoDB table name/ });
+  // The archive has a key schema of its own, and apart it stays out of the ledger's scans.
+  t.throws(() => loadConfig({ IPS_LEDGER_TABLE: 'shared', IPS_EVENT_ARCHIVE_TABLE: 'shared' }), { instanceOf: ConfigError, message: /^IPS_EVENT_ARCHIVE_TABLE must name another table than IPS_LEDGER_TABLE/ });
+  t.is(loadConfig({ IPS_APP_NAME: 'ips-prod' }).eventArchiveTable, 'ips-prod-event-archive');
   t.throws(() => loadConfig({ IPS_APP_NAME: 'my app' }), { instanceOf: ConfigError, message: /^IPS_APP_NAME must be/ });
   t.throws(() => loadConfig({ IPS_LOG_LEVEL: 'loud' }), { instanceOf: ConfigError, message: /^IPS_LOG_LEVEL must be one of/ });
   // A ledger name derived from a long application name: the message says where it came from.

@@ -19,7 +19,7 @@ import {
   IAM_READ_ACTIONS,
   IAM_WRITE_ACTIONS,
   LEDGER_ACTIONS,
-  LEDGER_BATCH_WRITE_KEYS,
+  EVENT_ARCHIVE_ACTIONS,
   STREAM_READ_ACTIONS,
 } from '../../infra/aws/worker-role.js';
 import { CONTAINER_USER } from '../../infra/aws/workers.js';
@@ -27,7 +27,7 @@ import { synth } from '../../infra/aws/synth.js';
 import { loadConfig } from '../../src/config/config.js';
 import { deadLetterTableDefinition } from '../../src/deadletter/table.js';
 import { LEDGER_TTL_ATTRIBUTE, ledgerTableDefinition } from '../../src/ledger/table.js';
-import { archivedEventKey } from '../../src/ledger/dynamodb-ledger.js';
+import { EVENT_ARCHIVE_TTL_ATTRIBUTE, eventArchiveTableDefinition } from '../../src/ledger/event-archive-table.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -84,6 +84,8 @@ test('the resources, parameters and outputs of the hand-written template, under 
       Service: 'AWS::ECS::Service',
       WorkerScaling: 'AWS::ApplicationAutoScaling::ScalableTarget',
       WorkerCpuTracking: 'AWS::ApplicationAutoScaling::ScalingPolicy',
+      // The event archive, moved out of the ledger table so that the ledger's scans cost the policies.
+      EventArchiveTable: 'AWS::DynamoDB::Table',
       // Operations (infra/aws/operations.ts; test/unit/deploy-operations.test.ts).
       MetricsLogGroup: 'AWS::Logs::LogGroup',
       AlarmTopic: 'AWS::SNS::Topic',
@@ -122,7 +124,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
   t.deepEqual(Object.keys(parameters).slice(-4), ['TargetAccounts', 'TargetRoleName', 'TargetAuditRoleName', 'TargetExternalId']);
   t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'HasTargetAccounts', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
   t.deepEqual(Object.keys(template.Outputs as JsonObject).sort(), [
-    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditRoleArn', 'DriftAuditTaskDefinitionArn', 'LeaseTableName', 'LedgerTableName',
+    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditRoleArn', 'DriftAuditTaskDefinitionArn', 'EventArchiveTableName', 'LeaseTableName', 'LedgerTableName',
     'LogGroupName', 'MetricsLogGroupName', 'ServiceName', 'StreamArn', 'StreamName', 'TaskRoleArn',
   ]);
 });
@@ -142,7 +144,7 @@ test('the template deploys with plain CloudFormation: no CDK bootstrap, metadata
 // --- tables ---------------------------------------------------------------
 
 test('every table is on-demand, encrypted, recoverable to a point in time and kept on stack deletion', (t) => {
-  t.deepEqual(Object.keys(assertions.findResources('AWS::DynamoDB::Table')).sort(), ['DeadLetterTable', 'LeaseTable', 'LedgerTable']);
+  t.deepEqual(Object.keys(assertions.findResources('AWS::DynamoDB::Table')).sort(), ['DeadLetterTable', 'EventArchiveTable', 'LeaseTable', 'LedgerTable']);
   t.notThrows(() =>
     assertions.allResources('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Retain',
@@ -160,6 +162,7 @@ test('every table is on-demand, encrypted, recoverable to a point in time and ke
 test('table keys are the ones the code reads and writes', (t) => {
   const keys = ({ KeySchema, AttributeDefinitions }: { KeySchema?: unknown; AttributeDefinitions?: unknown }) => ({ KeySchema, AttributeDefinitions });
   t.deepEqual(keys(props('LedgerTable')), keys(ledgerTableDefinition('x')));
+  t.deepEqual(keys(props('EventArchiveTable')), keys(eventArchiveTableDefinition('x')));
   t.deepEqual(keys(props('DeadLetterTable')), keys(deadLetterTableDefinition('x')));
   t.deepEqual(keys(props('LeaseTable')), { KeySchema: [{ AttributeName: LEASE_KEY, KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: LEASE_KEY, AttributeType: 'S' }] });
 });
@@ -168,6 +171,7 @@ test('table names are the defaults the configuration derives from the applicatio
   const { resolver } = workerRoleUnderTest(template, { ApplicationName: 'ips-prod' });
   const config = loadConfig({ IPS_APP_NAME: 'ips-prod' });
   t.is(resolver.resolve(props('LedgerTable').TableName!), config.ledgerTable);
+  t.is(resolver.resolve(props('EventArchiveTable').TableName!), config.eventArchiveTable);
   t.is(resolver.resolve(props('DeadLetterTable').TableName!), config.deadLetterTable);
   t.is(resolver.resolve(props('LeaseTable').TableName!), config.leaseTable);
   t.is(parameters.ApplicationName!.Default, loadConfig({}).appName);
@@ -324,6 +328,7 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/reconciler.ts': 'IAM under the managed path (STS GetCallerIdentity needs no grant)',
   'src/iam/policies.ts': 'IAM reads: attachments under the managed path, policy names (ListPolicies on *)',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
+  'src/ledger/event-archive.ts': 'the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table\'s old archive location: BatchGetItem (LEDGER_ACTIONS)',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
@@ -345,11 +350,16 @@ test('every AWS call of the record processor is in a file whose calls the stack 
 
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
   const { statements, scope } = workerRoleUnderTest(template);
-  const [ledger, deadLetters, leases] = scope.tableArns as [string, string, string];
+  const [ledger, deadLetters, leases, eventArchive] = scope.tableArns as [string, string, string, string];
   const on = (arn: string) => statements.filter((statement) => resourcesOf(statement).includes(arn)).flatMap(actionsOf).sort();
-  // Exactly the commands the ledger sends.
-  t.deepEqual(on(ledger), commandsIn(read('src/ledger/dynamodb-ledger.ts'), 'dynamodb'));
+  // Exactly the commands the ledger sends, and the archive's reads of its old location in the ledger table.
+  const archiveCalls = commandsIn(read('src/ledger/event-archive.ts'), 'dynamodb');
+  t.deepEqual(on(ledger), [...new Set([...commandsIn(read('src/ledger/dynamodb-ledger.ts'), 'dynamodb'), 'dynamodb:BatchGetItem'])].sort());
   t.deepEqual(on(ledger), [...LEDGER_ACTIONS].sort());
+  t.false(on(ledger).includes('dynamodb:BatchWriteItem'), 'nothing writes the ledger in batches: a batch puts whole items');
+  // Exactly the commands the event archive sends.
+  t.deepEqual(on(eventArchive), archiveCalls);
+  t.deepEqual(on(eventArchive), [...EVENT_ARCHIVE_ACTIONS].sort());
   // The processor writes dead letters through DeadLetterSink, whose only method is `store`: exactly the commands `store` sends.
   const store = read('src/deadletter/dead-letter-store.ts');
   t.deepEqual([.../interface DeadLetterSink \{([^}]*)\}/.exec(store)![1]!.matchAll(/(\w+)\(/g)].map((match) => match[1]), ['store']);
@@ -362,15 +372,10 @@ test('DynamoDB: the processor may read and update its ledger and put dead letter
   t.false(statements.flatMap(resourcesOf).some((arn) => arn.startsWith(`${leases}/index/`)));
 });
 
-test('the ledger: BatchWriteItem only on archived eventIds, never on a policy\'s entry; archived eventIds expire', (t) => {
-  const { statements, scope } = workerRoleUnderTest(template);
-  const [ledger] = scope.tableArns as [string];
-  const batch = statements.filter((statement) => resourcesOf(statement).includes(ledger) && actionsOf(statement).includes('dynamodb:BatchWriteItem'));
-  t.is(batch.length, 1);
-  t.deepEqual(actionsOf(batch[0]!), ['dynamodb:BatchWriteItem']);
-  t.deepEqual(batch[0]!.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [LEDGER_BATCH_WRITE_KEYS] } });
-  t.true(archivedEventKey('p', 'e').startsWith(LEDGER_BATCH_WRITE_KEYS.replace(/\*$/, '')), 'the keys the ledger archives under');
-  Template.fromJSON(template).hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: LEDGER_TTL_ATTRIBUTE, Enabled: true } });
+test('archived eventIds expire, in the archive table and where versions before it left them in the ledger', (t) => {
+  const archive = Template.fromJSON(template);
+  t.notThrows(() => archive.hasResourceProperties('AWS::DynamoDB::Table', { TableName: Match.anyValue(), TimeToLiveSpecification: { AttributeName: EVENT_ARCHIVE_TTL_ATTRIBUTE, Enabled: true }, KeySchema: eventArchiveTableDefinition('x').KeySchema }));
+  t.notThrows(() => archive.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: LEDGER_TTL_ATTRIBUTE, Enabled: true }, KeySchema: ledgerTableDefinition('x').KeySchema }));
 });
 
 test('KCL coordination tables follow the KCL version in kcl/pom.xml', (t) => {
@@ -475,7 +480,7 @@ test('the container environment sets only settings the code reads, and the ones 
     'AWS_REGION',
   ]);
   for (const name of names) t.true(known.has(name), `${name} is read by src/config/config.ts or properties/aws.properties`);
-  for (const name of ['AWS_REGION', 'IPS_APP_NAME', 'IPS_STREAM_NAME', 'IPS_LEDGER_TABLE', 'IPS_DEAD_LETTER_TABLE', 'IPS_LEASE_TABLE', 'IPS_MANAGED_PATH_PREFIX']) {
+  for (const name of ['AWS_REGION', 'IPS_APP_NAME', 'IPS_STREAM_NAME', 'IPS_LEDGER_TABLE', 'IPS_EVENT_ARCHIVE_TABLE', 'IPS_DEAD_LETTER_TABLE', 'IPS_LEASE_TABLE', 'IPS_MANAGED_PATH_PREFIX']) {
     t.true(names.includes(name), name);
   }
   // The names are the stack's own resources.
@@ -483,6 +488,7 @@ test('the container environment sets only settings the code reads, and the ones 
   t.like(environment, {
     IPS_STREAM_NAME: { Ref: 'Stream' },
     IPS_LEDGER_TABLE: { Ref: 'LedgerTable' },
+    IPS_EVENT_ARCHIVE_TABLE: { Ref: 'EventArchiveTable' },
     IPS_DEAD_LETTER_TABLE: { Ref: 'DeadLetterTable' },
     IPS_LEASE_TABLE: { Ref: 'LeaseTable' },
     IPS_MANAGED_PATH_PREFIX: { Ref: 'ManagedPathPrefix' },
@@ -530,7 +536,7 @@ test('ManagedPathPrefix accepts what the configuration accepts, and never the wh
 });
 
 test('outputs name the stream, the tables and the role', (t) => {
-  for (const name of ['StreamName', 'StreamArn', 'LedgerTableName', 'DeadLetterTableName', 'LeaseTableName', 'TaskRoleArn']) {
+  for (const name of ['StreamName', 'StreamArn', 'LedgerTableName', 'EventArchiveTableName', 'DeadLetterTableName', 'LeaseTableName', 'TaskRoleArn']) {
     t.notThrows(() => assertions.hasOutput(name, {}), name);
   }
   t.notThrows(() => assertions.hasOutput('TaskRoleArn', { Value: { 'Fn::GetAtt': ['TaskRole', 'Arn'] } }));

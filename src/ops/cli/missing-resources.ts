@@ -22,6 +22,7 @@ function origin(env: Env, key: string, derived: boolean): string {
 export async function missingResources(aws: AwsClients, config: Config, env: Env): Promise<string[]> {
   const tables = [
     { what: 'ledger table', name: config.ledgerTable, key: 'IPS_LEDGER_TABLE' },
+    { what: 'event archive table', name: config.eventArchiveTable, key: 'IPS_EVENT_ARCHIVE_TABLE' },
     { what: 'dead-letter table', name: config.deadLetterTable, key: 'IPS_DEAD_LETTER_TABLE' },
     { what: 'lease table', name: config.leaseTable, key: 'IPS_LEASE_TABLE' },
   ];
