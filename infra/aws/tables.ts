@@ -72,7 +72,7 @@ export class LedgerTables extends Construct {
           removalPolicy: RemovalPolicy.RETAIN,
         }),
       );
-    // Archived eventIds (ledger/dynamodb-ledger.ts) expire: DynamoDB removes them after `expiresAt`.
+    // Archived eventIds (ledger/dynamodb-archive.ts) expire: DynamoDB removes them after `expiresAt`.
     this.ledger = table('LedgerTable', `${app}${tableSuffix((config) => config.ledgerTable)}`, {
       ...keysOf(ledgerTableDefinition('ledger')),
       timeToLiveAttribute: LEDGER_TTL_ATTRIBUTE,

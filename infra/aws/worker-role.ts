@@ -44,7 +44,7 @@ export const IAM_WRITE_ACTIONS = [
 export const LEDGER_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'];
 /**
  * BatchWriteItem puts and deletes whole items: the ledger sends it only to
- * archive eventIds (src/ledger/dynamodb-ledger.ts, archiveEvents), so it is
+ * archive eventIds (src/ledger/dynamodb-archive.ts, archiveEvents), so it is
  * granted on those keys alone (dynamodb:LeadingKeys), never on a policy's entry.
  */
 export const LEDGER_BATCH_WRITE_KEYS = '#event#*';

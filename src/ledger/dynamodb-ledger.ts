@@ -2,14 +2,18 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
-import { from, lastValueFrom, mergeMap } from 'rxjs';
-import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
-import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from './ledger.js';
+import { expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
 import type { LedgerPosition } from './position.js';
-import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
-import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
+import { toLedgerSequence } from './sequence.js';
+import { LEDGER_KEY } from './table.js';
+import { archiveEvents, archivedEvents } from './dynamodb-archive.js';
+import type { ArchiveStore } from './dynamodb-archive.js';
+import { advanceEpoch, currentEpoch } from './dynamodb-epochs.js';
+import { completedBy, completionUpdate, toEntry } from './dynamodb-item.js';
+import type { Item } from './dynamodb-item.js';
 import type { Config } from '../config/config.js';
 import { ClockSkewGuard, clockOffsetBoundMs } from './clock-skew.js';
 import type { ClockSkewWatch } from './clock-skew.js';
@@ -17,14 +21,10 @@ import { ClaimLostError, TransientError } from '../faults/errors.js';
 import { AGAIN, retry } from '../faults/retry.js';
 import { RETRY } from '../faults/retry-policies.js';
 
-/** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
-export const EPOCH_ITEM_KEY = '#epoch';
-/** The item holding one shard's epoch (a re-apply replay scoped to shards). */
-export const shardEpochKey = (shardId: string) => `#epoch#${shardId}`;
-/** The counter epochs are drawn from, so that every new epoch, whatever its scope, is above all earlier ones. */
-const EPOCH_COUNTER_KEY = '#epoch-counter';
+export { archivedEventKey } from './dynamodb-archive.js';
+export { EPOCH_ITEM_KEY, shardEpochKey } from './dynamodb-epochs.js';
 
-type Item = Record<string, AttributeValue>;
+
 
 export interface DynamoDbLedgerOptions {
   claimTtlMs: number;
@@ -55,37 +55,11 @@ export function ledgerFromConfig(
   return ledger;
 }
 
-/**
- * Batch calls of one archive write or read in flight at once. A hot policy's
- * batch of 1,000 events leaves the window as 40 BatchWriteItem calls; one
- * after the other their round trips would hold the batch's checkpoint.
- */
-const BATCH_CALLS_IN_FLIGHT = 8;
-
-/** `items` in chunks of `size`, each sent by `send`, up to BATCH_CALLS_IN_FLIGHT at once; settles when all have. */
-async function inChunks<T>(items: T[], size: number, send: (chunk: T[]) => Promise<void>): Promise<void> {
-  const chunks = Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
-  await lastValueFrom(from(chunks).pipe(mergeMap(send, BATCH_CALLS_IN_FLIGHT)), { defaultValue: undefined });
-}
-
-/**
- * Sends a batch, then what DynamoDB left unprocessed (throttling), with
- * backoff (RETRY.batchUnprocessed); then the fault goes up as transient.
- */
-async function untilProcessed<T>(batch: T[], what: string, send: (pending: T[]) => Promise<T[] | undefined>): Promise<void> {
-  let pending: T[] = batch;
-  await retry(RETRY.batchUnprocessed, async () => {
-    if (pending.length > 0) pending = (await send(pending)) ?? [];
-    return pending.length > 0 ? AGAIN : pending;
-  });
-  if (pending.length > 0) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
-}
-
-/** The key of an archived event: `#` keeps it out of the entries (LedgerEntry), the name cannot hold one. */
-export const archivedEventKey = (policy: string, eventId: string) => `#event#${policy}#${eventId}`;
 
 export class DynamoDbLedger implements Ledger {
   private readonly now: () => number;
+  /** The table and clock the archive and the epochs are kept with. */
+  private readonly store: ArchiveStore;
 
   constructor(
     private readonly dynamodb: DynamoDBClient,
@@ -93,61 +67,20 @@ export class DynamoDbLedger implements Ledger {
     private readonly options: DynamoDbLedgerOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.store = { dynamodb, tableName, eventIdTtlDays: options.eventIdTtlDays, now: this.now };
   }
 
-  async currentEpoch(shards: string[] = []): Promise<number> {
-    const keys = [EPOCH_ITEM_KEY, ...shards.map(shardEpochKey)];
-    const epochs = await Promise.all(keys.map((key) => this.readEpoch(key)));
-    return Math.max(0, ...epochs);
-  }
-
-  private async readEpoch(key: string): Promise<number> {
-    const result = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }));
-    return result.Item?.epoch?.N ? Number(result.Item.epoch.N) : 0;
+  currentEpoch(shards: string[] = []): Promise<number> {
+    return currentEpoch(this.store, shards);
   }
 
   /**
    * Moves to a new epoch, in which every applied event may run again
-   * (re-apply replay): the whole ledger, or only the given shards (a replay
-   * of those shards), so that other shards keep their history. Epochs only
-   * move forward: a new one is drawn from a counter above every earlier one.
+   * (re-apply replay): the whole ledger, or only the given shards
+   * (dynamodb-epochs.ts).
    */
-  async advanceEpoch(shards?: string[]): Promise<number> {
-    const counter = await this.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
-        UpdateExpression: 'ADD epoch :one',
-        ExpressionAttributeValues: { ':one': { N: '1' } },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
-    // The counter starts at the ledger-wide epoch a ledger written before scoped epochs already has.
-    const next = Math.max(Number(counter.Attributes?.epoch?.N ?? 1), (await this.readEpoch(EPOCH_ITEM_KEY)) + 1);
-    const at = { S: new Date(this.now()).toISOString() };
-    for (const key of shards === undefined ? [EPOCH_ITEM_KEY] : shards.map(shardEpochKey)) {
-      await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { [LEDGER_KEY]: { S: key } },
-          UpdateExpression: 'SET epoch = :epoch, updatedAt = :at',
-          ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
-          ExpressionAttributeValues: { ':epoch': { N: String(next) }, ':at': at },
-        }),
-      );
-    }
-    if (next > Number(counter.Attributes?.epoch?.N ?? 1)) {
-      await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
-          UpdateExpression: 'SET epoch = :epoch',
-          ConditionExpression: 'epoch < :epoch',
-          ExpressionAttributeValues: { ':epoch': { N: String(next) } },
-        }),
-      );
-    }
-    return next;
+  advanceEpoch(shards?: string[]): Promise<number> {
+    return advanceEpoch(this.store, shards);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -255,66 +188,13 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async complete(request: CompletionRequest): Promise<void> {
-    const { position } = request;
-    const values: Item = {
-      ':token': { S: request.token },
-      ':hwm': { S: toLedgerSequence(position.sequenceNumber) },
-      ':sub': { N: String(position.subSequenceNumber) },
-      ':shard': { S: position.shardId },
-      ':lineage': { L: position.lineage.map((shard) => ({ S: shard })) },
-      ':epoch': { N: String(request.epoch) },
-      // Two lists in step: eventIds for the claim's `contains` condition, the
-      // payload hashes beside them to tell a retry from a reused eventId.
-      ':ids': { L: request.events.map((event) => ({ S: event.eventId })) },
-      ':hashes': { L: request.events.map((event) => ({ S: event.payloadHash ?? '' })) },
-      ':state': { S: request.state },
-      ':outcome': { S: request.outcome },
-      ':at': { S: new Date(this.now()).toISOString() },
-    };
-    const sets = [
-      // Whose completion this is: the SDK's retry of a completion whose answer was lost fails the token check, and the item tells it was ours.
-      'completedToken = :token',
-      'hwm = :hwm',
-      'hwmSub = :sub',
-      'hwmShard = :shard',
-      'hwmLineage = :lineage',
-      'epoch = :epoch',
-      'eventIds = :ids',
-      'eventHashes = :hashes',
-      'policyState = :state',
-      'lastOutcome = :outcome',
-      'updatedAt = :at',
-    ];
-    // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
-    const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
-    // The revision is the epoch's: a completion that carries none moves an entry of an older
-    // epoch to this one without one (its revision would make the epoch's events stale).
-    if (request.revision !== undefined) {
-      values[':rev'] = { N: String(request.revision) };
-      sets.push('revision = :rev');
-    } else removes.push('revision');
-    if (request.docHash !== undefined) {
-      values[':hash'] = { S: request.docHash };
-      sets.push('docHash = :hash');
-    }
-    if (request.desired !== undefined) {
-      values[':desired'] = { S: JSON.stringify(request.desired) };
-      sets.push('desired = :desired');
-    }
-    if (request.verifiedUpTo !== undefined) {
-      values[':verified'] = { N: String(request.verifiedUpTo) };
-      sets.push('verifiedUpTo = :verified');
-    }
-    if (request.iamVersions !== undefined) {
-      values[':versions'] = { L: request.iamVersions.map((id) => ({ S: id })) };
-      sets.push('iamVersions = :versions');
-    } else removes.push('iamVersions');
+    const { expression, values } = completionUpdate(request, this.now());
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { [LEDGER_KEY]: { S: request.policy } },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+          UpdateExpression: expression,
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: values,
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -466,57 +346,12 @@ export class DynamoDbLedger implements Ledger {
     }
   }
 
-  async archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
-    // DynamoDB's TTL removes an item within days of `expiresAt` (epoch seconds); readers check it themselves.
-    const expiresAt = Math.floor(this.now() / 1000) + Math.round(this.options.eventIdTtlDays * 86_400);
-    await inChunks(events, 25, async (chunk) => {
-      const requests: NonNullable<BatchWriteItemCommandInput['RequestItems']>[string] = chunk.map((event) => ({
-        PutRequest: {
-          Item: {
-            [LEDGER_KEY]: { S: archivedEventKey(policy, event.eventId) },
-            epoch: { N: String(epoch) },
-            [LEDGER_TTL_ATTRIBUTE]: { N: String(expiresAt) },
-            // The position whose completion holds this event (Ledger.archiveEvents).
-            ...(settledBy
-              ? {
-                  settledShard: { S: settledBy.shardId },
-                  settledSeq: { S: toLedgerSequence(settledBy.sequenceNumber) },
-                  settledSub: { N: String(settledBy.subSequenceNumber) },
-                  settledLineage: { L: settledBy.lineage.map((shard) => ({ S: shard })) },
-                }
-              : {}),
-            ...(event.payloadHash !== undefined ? { payloadHash: { S: event.payloadHash } } : {}),
-          },
-        },
-      }));
-      await untilProcessed(requests, `archived events of ${policy}`, async (pending) => {
-        const result: BatchWriteItemCommandOutput = await this.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [this.tableName]: pending } }));
-        return result.UnprocessedItems?.[this.tableName];
-      });
-    });
+  archiveEvents(policy: string, epoch: number, events: RememberedEvent[], settledBy?: LedgerPosition): Promise<void> {
+    return archiveEvents(this.store, policy, epoch, events, settledBy);
   }
 
-  async archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
-    const found: RememberedEvent[] = [];
-    const now = Math.floor(this.now() / 1000);
-    const unique = [...new Set(eventIds)];
-    await inChunks(unique, 100, async (chunk) => {
-      const keys: Record<string, AttributeValue>[] = chunk.map((eventId) => ({ [LEDGER_KEY]: { S: archivedEventKey(policy, eventId) } }));
-      await untilProcessed(keys, `archived eventIds of ${policy}`, async (pending) => {
-        const result: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          const key = item[LEDGER_KEY]?.S ?? '';
-          if (Number(item.epoch?.N ?? 0) < epoch || Number(item[LEDGER_TTL_ATTRIBUTE]?.N ?? 0) < now) continue;
-          const settledBy = item.settledShard?.S && item.settledSeq?.S
-            ? { shardId: item.settledShard.S, sequenceNumber: fromLedgerSequence(item.settledSeq.S), subSequenceNumber: Number(item.settledSub?.N ?? 0), lineage: (item.settledLineage?.L ?? []).map((value) => value.S ?? '') }
-            : undefined;
-          if (!archiveHolds(position, settledBy)) continue; // archived by a step whose completion never landed
-          found.push({ eventId: key.slice(archivedEventKey(policy, '').length), ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });
-        }
-        return result.UnprocessedKeys?.[this.tableName]?.Keys;
-      });
-    });
-    return found;
+  archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
+    return archivedEvents(this.store, policy, epoch, eventIds, position);
   }
 
   /**
@@ -538,48 +373,4 @@ export class DynamoDbLedger implements Ledger {
     );
     return result.Item ? toEntry(result.Item) : undefined;
   }
-}
-
-/** Whether the item a failed completion returned shows that completion applied: its token is the last completed one. */
-function completedBy(item: Item | undefined, token: string): boolean {
-  return item?.completedToken?.S === token;
-}
-
-function toEntry(item: Item): LedgerEntry {
-  const entry: LedgerEntry = {
-    policy: item[LEDGER_KEY]?.S ?? '',
-    epoch: item.epoch?.N ? Number(item.epoch.N) : 0,
-    events: (item.eventIds?.L ?? []).map((value, i) => {
-      const hash = item.eventHashes?.L?.[i]?.S;
-      return { eventId: value.S ?? '', ...(hash ? { payloadHash: hash } : {}) };
-    }),
-  };
-  if (item.hwm?.S) {
-    entry.position = {
-      shardId: item.hwmShard?.S ?? '',
-      sequenceNumber: fromLedgerSequence(item.hwm.S),
-      // No hwmSub: written before subsequences were kept; the mark covers the whole record.
-      subSequenceNumber: item.hwmSub?.N !== undefined ? Number(item.hwmSub.N) : Number.MAX_SAFE_INTEGER,
-      lineage: (item.hwmLineage?.L ?? []).map((value) => value.S ?? ''),
-    };
-  }
-  if (item.revision?.N) entry.revision = Number(item.revision.N);
-  if (item.docHash?.S) entry.docHash = item.docHash.S;
-  if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
-  if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
-  if (item.iamVersions?.L) entry.iamVersions = item.iamVersions.L.map((value) => value.S ?? '');
-  if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
-  if (item.verifyAfter?.N) entry.verifyAfter = Number(item.verifyAfter.N);
-  if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
-  if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
-  if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
-  if (item.claimOwner?.S && item.claimToken?.S) {
-    entry.claim = {
-      owner: item.claimOwner.S,
-      token: item.claimToken.S,
-      expiresAt: Number(item.claimExpires?.N ?? 0),
-      sequence: item.claimSeq?.S ?? '',
-    };
-  }
-  return entry;
 }

@@ -314,6 +314,8 @@ function reachableFrom(entry: string): string[] {
 const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/reconciler.ts': 'IAM under the managed path (STS GetCallerIdentity needs no grant)',
   'src/iam/policies.ts': 'IAM reads: attachments under the managed path, policy names (ListPolicies on *)',
+  'src/ledger/dynamodb-archive.ts': 'the ledger table: LEDGER_ACTIONS (archived eventIds)',
+  'src/ledger/dynamodb-epochs.ts': 'the ledger table: LEDGER_ACTIONS (epochs)',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
@@ -332,12 +334,15 @@ test('every AWS call of the record processor is in a file whose calls the stack 
   t.true(LEDGER_ACTIONS.includes('dynamodb:UpdateItem'));
 });
 
+/** The ledger's DynamoDB modules (src/ledger/dynamodb-*.ts). */
+const LEDGER_FILES = ['src/ledger/dynamodb-ledger.ts', 'src/ledger/dynamodb-archive.ts', 'src/ledger/dynamodb-epochs.ts', 'src/ledger/dynamodb-item.ts'];
+
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
   const { statements, scope } = workerRoleUnderTest(template);
   const [ledger, deadLetters, leases] = scope.tableArns as [string, string, string];
   const on = (arn: string) => statements.filter((statement) => resourcesOf(statement).includes(arn)).flatMap(actionsOf).sort();
   // Exactly the commands the ledger sends.
-  t.deepEqual(on(ledger), commandsIn(read('src/ledger/dynamodb-ledger.ts'), 'dynamodb'));
+  t.deepEqual(on(ledger), commandsIn(LEDGER_FILES.map(read).join('\n'), 'dynamodb'));
   t.deepEqual(on(ledger), [...LEDGER_ACTIONS].sort());
   // The processor writes dead letters through DeadLetterSink, whose only method is `store`: exactly the commands `store` sends.
   const store = read('src/deadletter/dead-letter-store.ts');
