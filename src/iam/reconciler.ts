@@ -74,11 +74,13 @@ import { RETRY } from '../faults/retry-policies.js';
 import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
 import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
+import { MAX_VERSIONS, byAge, followedBy, oldestNonDefault } from './versions.js';
+
+export { followedBy } from './versions.js';
 
 export { OWNER_TAG };
 /** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
-const MAX_VERSIONS = 5;
 /** Policies remembered as "not visible yet" at most; the oldest is forgotten first. */
 const MAX_UNSEEN = 10_000;
 
@@ -666,35 +668,4 @@ export class IamReconciler {
   private attached(arn: string): Promise<boolean> {
     return isAttached({ send: this.send }, arn);
   }
-}
-
-/** The oldest non-default version: by creation date, then by number. */
-function oldestNonDefault(versions: PolicyVersion[]): string | undefined {
-  return versions
-    .filter((version) => !version.IsDefaultVersion)
-    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))[0]?.VersionId;
-}
-
-function versionNumber(id: string | undefined): number {
-  return Number(id?.replace(/^v/, '') ?? 0);
-}
-
-/** Versions by creation date, then number: oldest first. */
-function byAge(versions: PolicyVersion[]): string[] {
-  return [...versions]
-    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))
-    .map((version) => version.VersionId!)
-    .filter(Boolean);
-}
-
-/**
- * The version ids after `created` was made the default, if `created` is the
- * number IAM gives next after the newest of `known` (IAM numbers a policy's
- * versions v1, v2, ... and never reuses one); undefined otherwise: versions
- * were made that `known` does not show, so it no longer counts them.
- */
-export function followedBy(known: string[], created: string | undefined): string[] | undefined {
-  if (created === undefined || !/^v\d+$/.test(created)) return undefined;
-  const newest = Math.max(0, ...known.map(versionNumber));
-  return versionNumber(created) === newest + 1 ? [...known, created] : undefined;
 }

@@ -30,6 +30,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import { maxOf, planCompletion } from './completion-plan.js';
+import { convergeClaimed } from './converge.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { ApplyReason } from '../faults/errors.js';
@@ -423,31 +424,9 @@ class PolicyBatch {
       }
       return; // answered meanwhile
     }
-    const entry = result.previous;
-    const seen = entry?.verifyRequested ?? 0;
-    const desiredEvent = entry ? eventFromDesired(entry) : undefined;
-    let converged = desiredEvent ? 'yes' : 'nothing-to-converge';
-    if (desiredEvent) {
-      try {
-        await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
-          // A read may predate the late write being answered: the document is written whatever IAM
-          // shows. A late write may have put the policy at another path: it is looked for by name,
-          // and a late create of ours elsewhere is moved where the ledger says.
-          ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard }),
-        );
-      } catch (error) {
-        // IAM refuses the ledger's state (the policy is no longer ours, say): waiting will not
-        // change that, and the shard must not stop on it. Counted; the drift audit reports it.
-        if (!(error instanceof RejectedEventError)) throw error;
-        converged = 'refused';
-      }
-    }
-    try {
-      await ctx.ledger.completeVerification(policy, result.token, seen);
-    } catch (error) {
-      if (error instanceof ClaimLostError) throw new TransientError('claim-lost', error.message, { cause: error });
-      throw error;
-    }
+    const convergence = await convergeClaimed({ ...ctx }, policy, result);
+    // IAM refusing the ledger's state (the policy is no longer ours, say) is counted; the drift audit reports it.
+    const converged = convergence.result === 'converged' ? 'yes' : convergence.result;
     ctx.metrics.increment(METRIC.verifications, { converged });
   }
 
@@ -637,18 +616,6 @@ interface WonClaim {
   previous: LedgerEntry | undefined;
   /** The claim was taken over from another owner, whose step may have written to IAM without completing. */
   takenOver: boolean;
-}
-
-/** The ledger's last applied state as an event, for re-verification; none when the ledger knows too little. */
-export function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
-  const desired = entry.desired;
-  if (!desired) return undefined;
-  const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, policyName: entry.policy, policyPath: desired.path, pathGiven: true };
-  if (entry.state === 'deleted') return { ...base, type: 'policy.deleted' };
-  if ((entry.state === 'present' || entry.state === 'retained-in-use') && desired.document) {
-    return { ...base, type: 'policy.upserted', document: desired.document, tags: desired.tags ?? {}, ...(desired.description !== undefined ? { description: desired.description } : {}) };
-  }
-  return undefined;
 }
 
 /**
