@@ -24,6 +24,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import type { Applier } from './types.js';
+import type { PolicyBatchContext } from './policy-batch.js';
 
 export interface ConvergeParts {
   ledger: Ledger;
@@ -97,6 +98,25 @@ export async function convergeClaimed(parts: ConvergeParts, policy: string, clai
     throw error;
   }
   return convergence;
+}
+
+/**
+ * A worker's re-verification of a policy the ledger marked: waits
+ * (TransientError `verification-waits`) until no late write can land, claims
+ * the policy for verification and converges it. Nothing owed: no-op.
+ */
+export async function verifyPolicy(ctx: PolicyBatchContext, policy: string): Promise<void> {
+  const result = await ctx.ledger.claimVerification(policy, ctx.owner);
+  if (!result.won) {
+    if (result.because === 'claimed-elsewhere') throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${result.entry.claim?.owner ?? 'another owner'} (re-verification waits)`);
+    if (result.because === 'verification-waits') {
+      throw new TransientError('verification-waits', `policy ${policy}: a lost claim's write may still land in IAM until ${new Date(result.entry.verifyAfter ?? 0).toISOString()} (re-verification waits)`);
+    }
+    return; // answered meanwhile
+  }
+  const convergence = await convergeClaimed(ctx, policy, result);
+  // IAM refusing the ledger's state (the policy is no longer ours, say) is counted; the drift audit reports it.
+  ctx.metrics.increment(METRIC.verifications, { converged: convergence.result === 'converged' ? 'yes' : convergence.result });
 }
 
 /** Best effort: a mark that cannot be written leaves the claim's own expiry and the takeover's mark. */
