@@ -50,8 +50,6 @@ import {
   GetPolicyVersionCommand,
   ListPolicyVersionsCommand,
   NoSuchEntityException,
-  TagPolicyCommand,
-  UntagPolicyCommand,
 } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
@@ -75,6 +73,7 @@ import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
 import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
 import { MAX_VERSIONS, byAge, followedBy, oldestNonDefault } from './versions.js';
+import { syncTags, writeTagChanges } from './tags.js';
 
 export { followedBy } from './versions.js';
 
@@ -322,7 +321,7 @@ export class IamReconciler {
   private async writeDirectly(arn: string, event: PolicyUpserted, hint: StepHint & { ledgerVersions: string[] }): Promise<IamOutcome | undefined> {
     const known = hint.ledgerVersions;
     try {
-      await this.writeTagChanges(arn, hint.ledgerTags ?? {}, event.tags);
+      await writeTagChanges(this.send, arn, hint.ledgerTags ?? {}, event.tags);
       let kept = known;
       if (known.length >= MAX_VERSIONS) {
         // The last one is the default; the first is the oldest of the others.
@@ -335,22 +334,8 @@ export class IamReconciler {
       hint.onVersions?.(followedBy(kept, created.PolicyVersion?.VersionId));
       return 'updated';
     } catch (error) {
-      // A size or quota refusal contradicts nothing the ledger says: it is the event's, for good.
-      const limit = iamLimitOf(error);
-      if (!SURPRISES.some((code) => hasErrorCode(error, code)) || limit === 'size' || limit === 'quota') throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
+      return this.readInstead(arn, error);
     }
-  }
-
-  /** The tags that differ from what the ledger last applied, set and removed without reading them first. */
-  private async writeTagChanges(arn: string, applied: Record<string, string>, wanted: Record<string, string>): Promise<void> {
-    const toSet = Object.entries(wanted)
-      .filter(([key, value]) => applied[key] !== value)
-      .map(([Key, Value]) => ({ Key, Value }));
-    const toRemove = Object.keys(applied).filter((key) => !(key in wanted) && key !== OWNER_TAG);
-    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
-    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }
 
   private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
@@ -408,7 +393,7 @@ export class IamReconciler {
     }
     if (!this.owned(policy)) this.notOwned(policy);
     try {
-      await this.syncTags(arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
+      await syncTags(this.send, arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
@@ -519,21 +504,16 @@ export class IamReconciler {
   }
 
   /**
-   * Tags as a set. IAM's read may lag our own last tag write (a tag just
-   * removed still shown, one just set not yet): a tag is written when it
-   * differs from what IAM shows or from what the ledger last applied
-   * (`applied`), and every tag either knows of that is not wanted is removed.
-   * Removing a tag the policy does not carry is harmless.
+   * A direct write's error (writeDirectly, deleteDirectly): a surprise
+   * (SURPRISES) means the ledger's picture is out of date, and the step reads
+   * IAM instead (undefined); anything else goes up. A size or quota refusal
+   * contradicts nothing the ledger says: it is the event's, for good.
    */
-  private async syncTags(arn: string, current: Tag[], wanted: Tag[], applied: Record<string, string> | undefined): Promise<void> {
-    const have = new Map(current.map((tag) => [tag.Key, tag.Value]));
-    const want = new Map(wanted.map((tag) => [tag.Key, tag.Value]));
-    const lags = (key: string | undefined, value: string | undefined) => applied !== undefined && key !== OWNER_TAG && applied[key ?? ''] !== value;
-    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value || lags(tag.Key, tag.Value));
-    const known = new Set([...have.keys(), ...Object.keys(applied ?? {})]);
-    const toRemove = [...known].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
-    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
-    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
+  private readInstead(arn: string, error: unknown): undefined {
+    const limit = iamLimitOf(error);
+    if (!SURPRISES.some((code) => hasErrorCode(error, code)) || limit === 'size' || limit === 'quota') throw error;
+    this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
+    return undefined;
   }
 
   /**
@@ -552,9 +532,7 @@ export class IamReconciler {
       }
       for (const id of known.slice(0, -1)) await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: id }));
     } catch (error) {
-      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
+      return this.readInstead(arn, error);
     }
     // From here on as the read path's last step: DeletePolicy is the judge (deletePolicy()).
     try {
@@ -566,9 +544,7 @@ export class IamReconciler {
         hint.onVersions?.([]);
         return 'absent'; // deleted meanwhile: the effect holds
       }
-      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
+      return this.readInstead(arn, error);
     }
   }
 
