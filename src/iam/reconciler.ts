@@ -54,7 +54,6 @@ import {
 import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { STSClient } from '@aws-sdk/client-sts';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Config } from '../config/config.js';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
@@ -74,14 +73,17 @@ import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
 import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
 import { MAX_VERSIONS, byAge, followedBy, oldestNonDefault } from './versions.js';
 import { syncTags, writeTagChanges } from './tags.js';
+import { currentGuard, guardedSend, withinGuard } from './step-guard.js';
+import type { StepGuard } from './step-guard.js';
+import { Visibility } from './visibility.js';
+
+export type { StepGuard } from './step-guard.js';
 
 export { followedBy } from './versions.js';
 
 export { OWNER_TAG };
 /** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
-/** Policies remembered as "not visible yet" at most; the oldest is forgotten first. */
-const MAX_UNSEEN = 10_000;
 
 /** What the ledger knew before this step (the pipeline's ApplyHint). */
 export interface StepHint {
@@ -130,19 +132,6 @@ export interface StepHint {
 /** IAM answers to a direct write that say the ledger's picture is out of date: the full read path decides instead. */
 const SURPRISES = ['NoSuchEntity', 'LimitExceeded', 'DeleteConflict', 'EntityAlreadyExists', 'AccessDenied'];
 
-/** What an IAM step must obey so that it never writes after its claim could have passed to another worker. */
-export interface StepGuard {
-  signal: AbortSignal;
-  /** Throws (a TransientError) when no IAM call may start any more. */
-  check(): void;
-}
-
-/**
- * The guard of the step a call belongs to. Steps for different policies run
- * concurrently through one reconciler; the async context tells their calls apart.
- */
-const stepGuards = new AsyncLocalStorage<StepGuard>();
-
 export interface ReconcilerOptions {
   iam: IAMClient;
   sts: STSClient;
@@ -167,17 +156,18 @@ export class IamReconciler {
   private account: Promise<{ partition: string; account: string }> | undefined;
   private readonly breaker: CircuitBreaker;
   private readonly stepRetry: RetryPolicy;
-  private readonly visibilityWindowMs: number;
   private readonly now: () => number;
   private readonly sleep: ((ms: number) => Promise<unknown>) | undefined;
-  /** ARN -> when IAM first denied a policy the ledger says is present. */
-  private readonly unseenSince = new Map<string, number>();
+  private readonly visibility: Visibility;
+  /** Every IAM call of a step goes through here (step-guard.ts). */
+  private readonly send: IAMClient['send'];
 
   constructor(private readonly options: ReconcilerOptions) {
     // One attempt (RETRY.iamStep): the SDK retries each call, the pipeline retries the policy's unit; no retries of retries.
     this.stepRetry = { attempts: options.attempts ?? RETRY.iamStep.attempts, baseMs: options.baseDelayMs ?? RETRY.iamStep.baseMs, capMs: options.maxDelayMs ?? RETRY.iamStep.capMs };
-    this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
     this.now = options.now ?? Date.now;
+    this.send = guardedSend(options.iam);
+    this.visibility = new Visibility(options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs, this.now);
     this.sleep = options.sleep;
     options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
@@ -196,18 +186,9 @@ export class IamReconciler {
   }
 
   private guarded(hint: StepHint, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
-    return hint.guard ? stepGuards.run(hint.guard, run) : run();
+    return hint.guard ? withinGuard(hint.guard, run) : run();
   }
 
-  /**
-   * Every IAM call of a step goes through here: none starts once the step's
-   * guard says stop, and the guard's signal cancels one in flight.
-   */
-  private readonly send = ((command: Parameters<IAMClient['send']>[0]) => {
-    const guard = stepGuards.getStore();
-    guard?.check();
-    return this.options.iam.send(command as never, guard ? { abortSignal: guard.signal } : {});
-  }) as unknown as IAMClient['send'];
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
@@ -220,12 +201,12 @@ export class IamReconciler {
           return await this.breaker.run(run, isIamFault);
         } catch (error) {
           // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.
-          const guard = stepGuards.getStore();
+          const guard = currentGuard();
           if (guard?.signal.aborted) throw guard.signal.reason as Error;
           throw classifyIamError(error, kind);
         }
       },
-      { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted, sleep: this.sleep },
+      { retriable: (error) => error instanceof TransientError && !currentGuard()?.signal.aborted, sleep: this.sleep },
     );
     this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome! });
     return outcome!;
@@ -249,31 +230,12 @@ export class IamReconciler {
   private async find(arn: string): Promise<Policy | undefined> {
     try {
       const policy = (await this.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
-      if (policy) this.unseenSince.delete(arn);
+      if (policy) this.visibility.seen(arn);
       return policy;
     } catch (error) {
       if (error instanceof NoSuchEntityException) return undefined;
       throw error;
     }
-  }
-
-  /**
-   * IAM does not show a policy the ledger says is present: read lag (a policy
-   * just created is invisible for seconds), unless it lasts past the window,
-   * and then the policy is taken as gone. Throws while it is read lag.
-   */
-  private awaitVisibility(arn: string, hint: StepHint): void {
-    if (!hint.ledgerSaysPresent) return;
-    const now = this.now();
-    const since = this.unseenSince.get(arn);
-    if (since === undefined) {
-      if (this.unseenSince.size >= MAX_UNSEEN) this.unseenSince.delete(this.unseenSince.keys().next().value!);
-      this.unseenSince.set(arn, now);
-    } else if (now - since >= this.visibilityWindowMs) {
-      this.unseenSince.delete(arn);
-      return;
-    }
-    throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show the policy yet, the ledger says it is present`);
   }
 
   /** find(), giving a just-created policy a moment to become visible. */
@@ -354,7 +316,7 @@ export class IamReconciler {
     let policy = hint.likelyAbsent ? undefined : await this.find(arn);
     const moved = !policy && hint.relocate === true && (await this.removeElsewhere(event, arn));
     // Not shown but present by the ledger: wait for IAM rather than try a create bound to fail.
-    if (!policy && !moved) this.awaitVisibility(arn, hint);
+    if (!policy && !moved) this.visibility.await(arn, hint.ledgerSaysPresent === true);
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
@@ -554,7 +516,7 @@ export class IamReconciler {
     if (direct) return direct;
     let policy = await this.find(arn);
     if (!policy) {
-      this.awaitVisibility(arn, hint);
+      this.visibility.await(arn, hint.ledgerSaysPresent === true);
       // The ledger does not know where the policy lives (a write whose
       // completion never landed): a delete goes where the policy lives
       // whatever path it names, as it does when the ledger knows (the name is
