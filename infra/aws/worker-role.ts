@@ -16,7 +16,7 @@ import { InlinePolicyRole } from './inline-policy-role.js';
 import { metricsAgentStatement } from './operations.js';
 import { ecsTasksPrincipal } from './platform.js';
 
-/** IAM calls of src/iam/reconciler.ts (and tags.ts), split by whether they change anything. */
+/** IAM calls of the IAM step (src/iam/reconciler.ts, policy-access.ts, delete-step.ts, tags.ts), split by whether they change anything. */
 export const IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:ListPolicyVersions', 'iam:ListEntitiesForPolicy'];
 /**
  * ListPolicies has no resource type (IAM grants it on `*` only): the reconciler

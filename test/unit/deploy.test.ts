@@ -241,7 +241,7 @@ test('no role or policy in the stack grants iam:* (or *), or an IAM write on "*"
 
 test('the IAM actions granted are exactly the IAM calls the reconciler makes', (t) => {
   // The reconciler and the policy helpers it calls (src/iam/policies.ts).
-  const imported = ['src/iam/reconciler.ts', 'src/iam/policies.ts', 'src/iam/tags.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
+  const imported = ['src/iam/reconciler.ts', 'src/iam/policy-access.ts', 'src/iam/delete-step.ts', 'src/iam/policies.ts', 'src/iam/tags.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
   const called = new Set([...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`));
   t.true(called.size >= 8, 'the reconciler imports its IAM commands from @aws-sdk/client-iam');
   for (const variant of VARIANTS) {
@@ -315,6 +315,8 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/reconciler.ts': 'IAM under the managed path (STS GetCallerIdentity needs no grant)',
   'src/iam/policies.ts': 'IAM reads: attachments under the managed path, policy names (ListPolicies on *)',
   'src/iam/tags.ts': 'IAM tag writes under the managed path, on policies tagged as ours',
+  'src/iam/policy-access.ts': 'IAM reads and deletes under the managed path',
+  'src/iam/delete-step.ts': 'IAM deletes under the managed path, on policies tagged as ours',
   'src/ledger/dynamodb-archive.ts': 'the ledger table: LEDGER_ACTIONS (archived eventIds)',
   'src/ledger/dynamodb-epochs.ts': 'the ledger table: LEDGER_ACTIONS (epochs)',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
