@@ -41,150 +41,46 @@
 //   - LimitExceeded from CreatePolicyVersion may follow our own create whose
 //     answer was lost: if the default is the wanted document, it is updated;
 //     otherwise prune (even if the list showed fewer than 5) and create again.
-import {
-  CreatePolicyCommand,
-  CreatePolicyVersionCommand,
-  DeletePolicyCommand,
-  DeletePolicyVersionCommand,
-  GetPolicyCommand,
-  GetPolicyVersionCommand,
-  ListPolicyVersionsCommand,
-  NoSuchEntityException,
-  TagPolicyCommand,
-  UntagPolicyCommand,
-} from '@aws-sdk/client-iam';
-import type { IAMClient, Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
-import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import type { STSClient } from '@aws-sdk/client-sts';
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Config } from '../config/config.js';
+import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyVersionCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
+import type { Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
-import type { Logger } from '../log/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
-import { decodePolicyVersionDocument, documentHash, documentsEqual } from './document.js';
+import { documentHash, documentsEqual } from './document.js';
 import { classifyIamError, hasErrorCode, iamLimitOf, isIamFault } from './classify-iam-error.js';
 import { RejectedEventError, TransientError } from '../faults/errors.js';
 import { AGAIN, retry } from '../faults/retry.js';
 import type { RetryPolicy } from '../faults/retry.js';
 import { RETRY } from '../faults/retry-policies.js';
-import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
+import { OWNER_TAG } from '../contract/ownership.js';
 import { MAX_DOCUMENT_CHARS, documentSize } from '../policy/document-size.js';
-import { isAttached, listPolicies, partitionOf, policyArn } from './policies.js';
+import { MAX_VERSIONS, byAge, followedBy, oldestNonDefault } from './versions.js';
+import { syncTags, writeTagChanges } from './tags.js';
+import { currentGuard, withinGuard } from './step-guard.js';
+import { DeleteStep } from './delete-step.js';
+import type { ReconcilerOptions, StepHint } from './policy-access.js';
+
+export type { StepGuard } from './step-guard.js';
+
+export { followedBy } from './versions.js';
 
 export { OWNER_TAG };
 /** The breaker's state as a gauge (METRIC.iamBreakerState): an alarm on Maximum >= 2 fires while IAM is failing. */
 const BREAKER_LEVEL: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
-const MAX_VERSIONS = 5;
-/** Policies remembered as "not visible yet" at most; the oldest is forgotten first. */
-const MAX_UNSEEN = 10_000;
 
-/** What the ledger knew before this step (the pipeline's ApplyHint). */
-export interface StepHint {
-  /** The ledger has no present state for the policy: create without reading first. */
-  likelyAbsent?: boolean;
-  /** The ledger's last applied state for the policy is present: IAM's NoSuchEntity is read lag, not absence. */
-  ledgerSaysPresent?: boolean;
-  /** Bounds the step by its ledger claim: no IAM call starts once it says stop, and a call in flight is cancelled. */
-  guard?: StepGuard;
-  /**
-   * documentHash of the document the ledger last applied. When it is not the
-   * wanted one, IAM showing the wanted document is a read that lags our own
-   * last write (or a change out of band): the document is written, not
-   * judged `unchanged`.
-   */
-  ledgerDocHash?: string;
-  /** Write the document even if IAM shows it already (re-verification: the read may predate a late write). */
-  forceWrite?: boolean;
-  /** The ledger does not know where the policy lives: a delete that names no path finds it by name under the managed prefix. */
-  pathUnknown?: boolean;
-  /**
-   * Re-verification: the ledger's path is the right one. A policy of ours
-   * found by name under another managed path is a lost claim's late create
-   * (names are unique per account, and IAM cannot move a policy): it is
-   * deleted there, unless attached, and created where the ledger says.
-   */
-  relocate?: boolean;
-  /**
-   * IAM's version ids of the policy as the ledger's last completion left them,
-   * oldest first, the last one the default. Given only when the ledger vouches
-   * for the policy (present and owned by its last step, no verification owed,
-   * the claim not taken over from another owner): then an update is written
-   * without reading IAM first.
-   */
-  ledgerVersions?: string[];
-  /** The tags the ledger last applied (`managed-by` aside): a direct update writes tags only when the wanted ones differ. */
-  ledgerTags?: Record<string, string>;
-  /**
-   * Told what the step leaves in IAM, as far as it knows: the version ids,
-   * oldest first, the last the default (empty once deleted); undefined when it
-   * cannot tell. The ledger's completion records it for the next step.
-   */
-  onVersions?: (versions: string[] | undefined) => void;
-}
+export type { ReconcilerOptions, StepHint } from './policy-access.js';
 
-/** IAM answers to a direct write that say the ledger's picture is out of date: the full read path decides instead. */
-const SURPRISES = ['NoSuchEntity', 'LimitExceeded', 'DeleteConflict', 'EntityAlreadyExists', 'AccessDenied'];
-
-/** What an IAM step must obey so that it never writes after its claim could have passed to another worker. */
-export interface StepGuard {
-  signal: AbortSignal;
-  /** Throws (a TransientError) when no IAM call may start any more. */
-  check(): void;
-}
-
-/**
- * The guard of the step a call belongs to. Steps for different policies run
- * concurrently through one reconciler; the async context tells their calls apart.
- */
-const stepGuards = new AsyncLocalStorage<StepGuard>();
-
-export interface ReconcilerOptions {
-  iam: IAMClient;
-  sts: STSClient;
-  config: Config;
-  metrics: Metrics;
-  logger: Logger;
-  /**
-   * The target account this reconciler writes to (through its assumed role),
-   * as the `account` label of its metrics; undefined: the worker's own
-   * account, whose metrics keep their unlabelled series.
-   */
-  account?: string;
-  /** Attempts per IAM step before a transient fault surfaces (default 1: retries belong to the SDK and the pipeline; direct callers such as tests may ask for more). */
-  attempts?: number;
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  /**
-   * How long NoSuchEntity counts as read lag for a policy the ledger says is
-   * present (default 30 s); past it, the policy is taken as gone (deleted out of band).
-   */
-  visibilityWindowMs?: number;
-  now?: () => number;
-  /** How the step waits between tries (default: a timer); a simulation passes its virtual clock's. */
-  sleep?: (ms: number) => Promise<unknown>;
-}
-
-export class IamReconciler {
-  private account: Promise<{ partition: string; account: string }> | undefined;
+export class IamReconciler extends DeleteStep {
   private readonly breaker: CircuitBreaker;
   private readonly accountLabel: Record<string, string>;
   private readonly stepRetry: RetryPolicy;
-  private readonly visibilityWindowMs: number;
-  private readonly now: () => number;
-  private readonly sleep: ((ms: number) => Promise<unknown>) | undefined;
-  /** ARN -> when IAM first denied a policy the ledger says is present. */
-  private readonly unseenSince = new Map<string, number>();
 
-  constructor(private readonly options: ReconcilerOptions) {
+  constructor(options: ReconcilerOptions) {
+    super(options);
     // One attempt (RETRY.iamStep): the SDK retries each call, the pipeline retries the policy's unit; no retries of retries.
     this.stepRetry = { attempts: options.attempts ?? RETRY.iamStep.attempts, baseMs: options.baseDelayMs ?? RETRY.iamStep.baseMs, capMs: options.maxDelayMs ?? RETRY.iamStep.capMs };
-    this.visibilityWindowMs = options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs;
-    this.now = options.now ?? Date.now;
-    this.sleep = options.sleep;
     // One breaker per reconciler, and one reconciler per account: one account's failing IAM never holds another's calls.
     const account: Record<string, string> = options.account !== undefined ? { account: options.account } : {};
     this.accountLabel = account;
@@ -205,18 +101,9 @@ export class IamReconciler {
   }
 
   private guarded(hint: StepHint, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
-    return hint.guard ? stepGuards.run(hint.guard, run) : run();
+    return hint.guard ? withinGuard(hint.guard, run) : run();
   }
 
-  /**
-   * Every IAM call of a step goes through here: none starts once the step's
-   * guard says stop, and the guard's signal cancels one in flight.
-   */
-  private readonly send = ((command: Parameters<IAMClient['send']>[0]) => {
-    const guard = stepGuards.getStore();
-    guard?.check();
-    return this.options.iam.send(command as never, guard ? { abortSignal: guard.signal } : {});
-  }) as unknown as IAMClient['send'];
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
@@ -229,75 +116,15 @@ export class IamReconciler {
           return await this.breaker.run(run, isIamFault);
         } catch (error) {
           // The claim's guard stopped the step: its own reason (transient) is the verdict, not the SDK's abort.
-          const guard = stepGuards.getStore();
+          const guard = currentGuard();
           if (guard?.signal.aborted) throw guard.signal.reason as Error;
           throw classifyIamError(error, kind);
         }
       },
-      { retriable: (error) => error instanceof TransientError && !stepGuards.getStore()?.signal.aborted, sleep: this.sleep },
+      { retriable: (error) => error instanceof TransientError && !currentGuard()?.signal.aborted, sleep: this.sleep },
     );
     this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome!, ...this.accountLabel });
     return outcome!;
-  }
-
-  /** `arn:<partition>:iam::<account>`: the caller's own ARN says which partition (aws, aws-cn, aws-us-gov). */
-  private caller(): Promise<{ partition: string; account: string }> {
-    this.account ??= this.options.sts.send(new GetCallerIdentityCommand({})).then((identity) => {
-      if (!identity.Account) throw new TransientError('no-account', 'STS returned no account');
-      return { partition: partitionOf(identity.Arn), account: identity.Account };
-    });
-    // A failed lookup is not cached: the next call asks again.
-    this.account.catch(() => (this.account = undefined));
-    return this.account;
-  }
-
-  private async arn(event: { policyPath: string; policyName: string }): Promise<string> {
-    return policyArn(await this.caller(), event.policyPath, event.policyName);
-  }
-
-  private async find(arn: string): Promise<Policy | undefined> {
-    try {
-      const policy = (await this.send(new GetPolicyCommand({ PolicyArn: arn }))).Policy;
-      if (policy) this.unseenSince.delete(arn);
-      return policy;
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) return undefined;
-      throw error;
-    }
-  }
-
-  /**
-   * IAM does not show a policy the ledger says is present: read lag (a policy
-   * just created is invisible for seconds), unless it lasts past the window,
-   * and then the policy is taken as gone. Throws while it is read lag.
-   */
-  private awaitVisibility(arn: string, hint: StepHint): void {
-    if (!hint.ledgerSaysPresent) return;
-    const now = this.now();
-    const since = this.unseenSince.get(arn);
-    if (since === undefined) {
-      if (this.unseenSince.size >= MAX_UNSEEN) this.unseenSince.delete(this.unseenSince.keys().next().value!);
-      this.unseenSince.set(arn, now);
-    } else if (now - since >= this.visibilityWindowMs) {
-      this.unseenSince.delete(arn);
-      return;
-    }
-    throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show the policy yet, the ledger says it is present`);
-  }
-
-  /** find(), giving a just-created policy a moment to become visible. */
-  private async findSoon(arn: string): Promise<Policy | undefined> {
-    return retry(RETRY.iamVisibility, async () => (await this.find(arn)) ?? AGAIN, { sleep: this.sleep });
-  }
-
-  private owned(policy: Policy): boolean {
-    const underPrefix = (policy.Path ?? '/').startsWith(this.options.config.managedPathPrefix);
-    const tagged = ownedBy(policy.Tags, this.options.config.appName);
-    return underPrefix && tagged;
-  }
-
-  private notOwned(policy: Policy): never {
-    throw new RejectedEventError('not-owned', `${policy.Arn} exists but is not managed by ${this.options.config.appName} (path ${policy.Path}, no ${OWNER_TAG} tag for it)`);
   }
 
   /**
@@ -330,7 +157,7 @@ export class IamReconciler {
   private async writeDirectly(arn: string, event: PolicyUpserted, hint: StepHint & { ledgerVersions: string[] }): Promise<IamOutcome | undefined> {
     const known = hint.ledgerVersions;
     try {
-      await this.writeTagChanges(arn, hint.ledgerTags ?? {}, event.tags);
+      await writeTagChanges(this.send, arn, hint.ledgerTags ?? {}, event.tags);
       let kept = known;
       if (known.length >= MAX_VERSIONS) {
         // The last one is the default; the first is the oldest of the others.
@@ -343,22 +170,8 @@ export class IamReconciler {
       hint.onVersions?.(followedBy(kept, created.PolicyVersion?.VersionId));
       return 'updated';
     } catch (error) {
-      // A size or quota refusal contradicts nothing the ledger says: it is the event's, for good.
-      const limit = iamLimitOf(error);
-      if (!SURPRISES.some((code) => hasErrorCode(error, code)) || limit === 'size' || limit === 'quota') throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
+      return this.readInstead(arn, error);
     }
-  }
-
-  /** The tags that differ from what the ledger last applied, set and removed without reading them first. */
-  private async writeTagChanges(arn: string, applied: Record<string, string>, wanted: Record<string, string>): Promise<void> {
-    const toSet = Object.entries(wanted)
-      .filter(([key, value]) => applied[key] !== value)
-      .map(([Key, Value]) => ({ Key, Value }));
-    const toRemove = Object.keys(applied).filter((key) => !(key in wanted) && key !== OWNER_TAG);
-    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
-    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
   }
 
   private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
@@ -377,7 +190,7 @@ export class IamReconciler {
     let policy = hint.likelyAbsent ? undefined : await this.find(arn);
     const moved = !policy && hint.relocate === true && (await this.removeElsewhere(event, arn));
     // Not shown but present by the ledger: wait for IAM rather than try a create bound to fail.
-    if (!policy && !moved) this.awaitVisibility(arn, hint);
+    if (!policy && !moved) this.visibility.await(arn, hint.ledgerSaysPresent === true);
     const wantedTags: Tag[] = [...Object.entries(event.tags).map(([Key, Value]) => ({ Key, Value })), { Key: OWNER_TAG, Value: this.options.config.appName }];
     if (!policy) {
       try {
@@ -416,7 +229,7 @@ export class IamReconciler {
     }
     if (!this.owned(policy)) this.notOwned(policy);
     try {
-      await this.syncTags(arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
+      await syncTags(this.send, arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
@@ -491,220 +304,4 @@ export class IamReconciler {
     if (outcome) return outcome;
     throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${RETRY.iamLookAgain.attempts} tries`);
   }
-
-  /** The default version's document; a version IAM does not show yet is read lag. */
-  private async defaultDocument(arn: string, policy: Policy): Promise<unknown> {
-    try {
-      const current = await this.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
-      return decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}');
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show its default version ${policy.DefaultVersionId} yet`);
-      throw error;
-    }
-  }
-
-  /**
-   * A policy of that name under another path: IAM names are unique per
-   * account whatever the path. Listed from the account's own policies; the
-   * rare path of a create refused for a policy we cannot see, so its cost
-   * (one call per 1,000 policies) is paid only then.
-   */
-  private async namedElsewhere(name: string, arn: string, pathPrefix?: string): Promise<Policy | undefined> {
-    return (await listPolicies({ send: this.send }, pathPrefix)).find((policy) => policy.PolicyName === name && policy.Arn !== arn);
-  }
-
-  /** Whether the policy's default version (as IAM shows it now) is the document. */
-  private async defaultIs(arn: string, document: unknown): Promise<boolean> {
-    const policy = await this.find(arn);
-    if (!policy?.DefaultVersionId) return false;
-    try {
-      const current = await this.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: policy.DefaultVersionId }));
-      return documentsEqual(decodePolicyVersionDocument(current.PolicyVersion?.Document ?? '{}'), document);
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) return false;
-      throw error;
-    }
-  }
-
-  /**
-   * Tags as a set. IAM's read may lag our own last tag write (a tag just
-   * removed still shown, one just set not yet): a tag is written when it
-   * differs from what IAM shows or from what the ledger last applied
-   * (`applied`), and every tag either knows of that is not wanted is removed.
-   * Removing a tag the policy does not carry is harmless.
-   */
-  private async syncTags(arn: string, current: Tag[], wanted: Tag[], applied: Record<string, string> | undefined): Promise<void> {
-    const have = new Map(current.map((tag) => [tag.Key, tag.Value]));
-    const want = new Map(wanted.map((tag) => [tag.Key, tag.Value]));
-    const lags = (key: string | undefined, value: string | undefined) => applied !== undefined && key !== OWNER_TAG && applied[key ?? ''] !== value;
-    const toSet = wanted.filter((tag) => have.get(tag.Key) !== tag.Value || lags(tag.Key, tag.Value));
-    const known = new Set([...have.keys(), ...Object.keys(applied ?? {})]);
-    const toRemove = [...known].filter((key): key is string => key !== undefined && !want.has(key) && key !== OWNER_TAG);
-    if (toSet.length > 0) await this.send(new TagPolicyCommand({ PolicyArn: arn, Tags: toSet }));
-    if (toRemove.length > 0) await this.send(new UntagPolicyCommand({ PolicyArn: arn, TagKeys: toRemove }));
-  }
-
-  /**
-   * A delete of a policy the ledger vouches for, from its picture: the
-   * attachment check (every page; a policy attached anywhere is kept), then
-   * its non-default versions and the policy, without reading the policy and
-   * its version list first. Undefined on a surprise: the caller reads IAM.
-   */
-  private async deleteDirectly(arn: string, hint: StepHint): Promise<IamOutcome | undefined> {
-    const known = hint.ledgerVersions;
-    if (!hint.ledgerSaysPresent || hint.pathUnknown || hint.forceWrite || !known || known.length === 0 || known.length > MAX_VERSIONS) return undefined;
-    try {
-      if (await this.attached(arn)) {
-        hint.onVersions?.(known);
-        return 'retained-in-use';
-      }
-      for (const id of known.slice(0, -1)) await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: id }));
-    } catch (error) {
-      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
-    }
-    // From here on as the read path's last step: DeletePolicy is the judge (deletePolicy()).
-    try {
-      await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
-      hint.onVersions?.([]);
-      return 'deleted';
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) {
-        hint.onVersions?.([]);
-        return 'absent'; // deleted meanwhile: the effect holds
-      }
-      if (!SURPRISES.some((code) => hasErrorCode(error, code))) throw error;
-      this.options.logger.info({ policy: arn, surprise: (error as Error).name }, 'IAM contradicts the ledger: reading the policy');
-      return undefined;
-    }
-  }
-
-  private async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
-    let arn = await this.arn(event);
-    const direct = await this.deleteDirectly(arn, hint);
-    if (direct) return direct;
-    let policy = await this.find(arn);
-    if (!policy) {
-      this.awaitVisibility(arn, hint);
-      // The ledger does not know where the policy lives (a write whose
-      // completion never landed): a delete goes where the policy lives
-      // whatever path it names, as it does when the ledger knows (the name is
-      // unique in the account), so look for it under the managed prefix.
-      const listed = hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
-      policy = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
-      if (!policy?.Arn) {
-        hint.onVersions?.([]);
-        return 'absent';
-      }
-      arn = policy.Arn;
-    }
-    if (!this.owned(policy)) this.notOwned(policy);
-    // The emulator deletes attached policies without complaint; this check is the processor's own.
-    if (await this.attached(arn)) {
-      // Nothing deleted: the ledger's versions still hold if IAM's default is the ledger's.
-      const known = hint.ledgerVersions;
-      hint.onVersions?.(known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined);
-      return 'retained-in-use';
-    }
-    const outcome = await this.deletePolicy(arn);
-    // A policy kept after all (attached meanwhile) may have lost versions on the way.
-    hint.onVersions?.(outcome === 'retained-in-use' ? undefined : []);
-    return outcome;
-  }
-
-  /**
-   * Non-default versions first, then the policy. The version list may be
-   * stale, so DeletePolicy is the judge: IAM refuses it (DeleteConflict) while
-   * the policy is attached or while non-default versions remain, and only the
-   * first means in use. NoSuchEntity from DeletePolicy (a write, so not read
-   * lag) means the policy is gone.
-   */
-  private async deletePolicy(arn: string): Promise<IamOutcome> {
-    const skip = new Set<string>();
-    const outcome = await retry(RETRY.iamLookAgain, async (): Promise<IamOutcome | typeof AGAIN> => {
-      for (const version of await this.versions(arn)) {
-        if (version.IsDefaultVersion || !version.VersionId || skip.has(version.VersionId)) continue;
-        if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
-      }
-      try {
-        await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
-        return 'deleted';
-      } catch (error) {
-        if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
-        if (!hasErrorCode(error, 'DeleteConflict')) throw error;
-        if (await this.attached(arn)) return 'retained-in-use';
-        return AGAIN; // Not attached: versions a stale list did not show. Look again.
-      }
-    }, { retriable: () => false });
-    if (outcome) return outcome;
-    throw new TransientError('iam-delete-conflict', `${arn}: DeletePolicy refused, yet IAM shows neither an attachment nor a version left to delete`);
-  }
-
-  /** The policy's versions as IAM shows them now (possibly stale); none if it shows no policy. */
-  private async versions(arn: string): Promise<PolicyVersion[]> {
-    try {
-      return (await this.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) return [];
-      throw error;
-    }
-  }
-
-  /**
-   * Deletes one non-default version. From a stale list, or as the SDK's retry
-   * of a call whose answer was lost, IAM may say the version is gone
-   * (NoSuchEntity) or is the default now (DeleteConflict): either way it is
-   * not to be deleted again, and the caller looks again.
-   */
-  private async deleteVersion(arn: string, versionId: string): Promise<'deleted' | 'gone' | 'default'> {
-    try {
-      await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: versionId }));
-      return 'deleted';
-    } catch (error) {
-      if (error instanceof NoSuchEntityException) return 'gone';
-      if (hasErrorCode(error, 'DeleteConflict')) return 'default';
-      throw error;
-    }
-  }
-
-  /**
-   * Whether IAM lists any user, group or role for the policy, over every
-   * page. A list that lags (or a policy IAM does not show) lists nothing:
-   * DeletePolicy, which IAM refuses for an attached policy, has the last word.
-   */
-  private attached(arn: string): Promise<boolean> {
-    return isAttached({ send: this.send }, arn);
-  }
-}
-
-/** The oldest non-default version: by creation date, then by number. */
-function oldestNonDefault(versions: PolicyVersion[]): string | undefined {
-  return versions
-    .filter((version) => !version.IsDefaultVersion)
-    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))[0]?.VersionId;
-}
-
-function versionNumber(id: string | undefined): number {
-  return Number(id?.replace(/^v/, '') ?? 0);
-}
-
-/** Versions by creation date, then number: oldest first. */
-function byAge(versions: PolicyVersion[]): string[] {
-  return [...versions]
-    .sort((a, b) => (a.CreateDate?.getTime() ?? 0) - (b.CreateDate?.getTime() ?? 0) || versionNumber(a.VersionId) - versionNumber(b.VersionId))
-    .map((version) => version.VersionId!)
-    .filter(Boolean);
-}
-
-/**
- * The version ids after `created` was made the default, if `created` is the
- * number IAM gives next after the newest of `known` (IAM numbers a policy's
- * versions v1, v2, ... and never reuses one); undefined otherwise: versions
- * were made that `known` does not show, so it no longer counts them.
- */
-export function followedBy(known: string[], created: string | undefined): string[] | undefined {
-  if (created === undefined || !/^v\d+$/.test(created)) return undefined;
-  const newest = Math.max(0, ...known.map(versionNumber));
-  return versionNumber(created) === newest + 1 ? [...known, created] : undefined;
 }

@@ -2,14 +2,18 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
-import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
+import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from './ledger.js';
 import { expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
 import type { LedgerPosition } from './position.js';
-import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
+import { toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
 import { DynamoDbEventArchive } from './event-archive.js';
+import { advanceEpoch, currentEpoch } from './dynamodb-epochs.js';
+import type { EpochStore } from './dynamodb-epochs.js';
+import { completedBy, completionUpdate, toEntry } from './dynamodb-item.js';
+import type { Item } from './dynamodb-item.js';
 import type { Config } from '../config/config.js';
 import { ClockSkewGuard, clockOffsetBoundMs } from './clock-skew.js';
 import type { ClockSkewWatch } from './clock-skew.js';
@@ -17,14 +21,7 @@ import { ClaimLostError, TransientError } from '../faults/errors.js';
 import { AGAIN, retry } from '../faults/retry.js';
 import { RETRY } from '../faults/retry-policies.js';
 
-/** The item holding the ledger-wide epoch. `#` cannot appear in an IAM policy name. */
-export const EPOCH_ITEM_KEY = '#epoch';
-/** The item holding one shard's epoch (a re-apply replay scoped to shards). */
-export const shardEpochKey = (shardId: string) => `#epoch#${shardId}`;
-/** The counter epochs are drawn from, so that every new epoch, whatever its scope, is above all earlier ones. */
-const EPOCH_COUNTER_KEY = '#epoch-counter';
-
-type Item = Record<string, AttributeValue>;
+export { EPOCH_ITEM_KEY, shardEpochKey } from './dynamodb-epochs.js';
 
 export interface DynamoDbLedgerOptions {
   claimTtlMs: number;
@@ -60,6 +57,8 @@ export function ledgerFromConfig(
 export class DynamoDbLedger implements Ledger {
   private readonly now: () => number;
   private readonly archive: DynamoDbEventArchive;
+  /** The table the epochs are kept in. */
+  private readonly store: EpochStore;
 
   constructor(
     private readonly dynamodb: DynamoDBClient,
@@ -68,61 +67,20 @@ export class DynamoDbLedger implements Ledger {
   ) {
     this.now = options.now ?? Date.now;
     this.archive = new DynamoDbEventArchive(dynamodb, { table: options.archiveTable, legacyTable: tableName, eventIdTtlDays: options.eventIdTtlDays, now: this.now });
+    this.store = { dynamodb, tableName, now: this.now };
   }
 
-  async currentEpoch(shards: string[] = []): Promise<number> {
-    const keys = [EPOCH_ITEM_KEY, ...shards.map(shardEpochKey)];
-    const epochs = await Promise.all(keys.map((key) => this.readEpoch(key)));
-    return Math.max(0, ...epochs);
-  }
-
-  private async readEpoch(key: string): Promise<number> {
-    const result = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }));
-    return result.Item?.epoch?.N ? Number(result.Item.epoch.N) : 0;
+  currentEpoch(shards: string[] = []): Promise<number> {
+    return currentEpoch(this.store, shards);
   }
 
   /**
    * Moves to a new epoch, in which every applied event may run again
-   * (re-apply replay): the whole ledger, or only the given shards (a replay
-   * of those shards), so that other shards keep their history. Epochs only
-   * move forward: a new one is drawn from a counter above every earlier one.
+   * (re-apply replay): the whole ledger, or only the given shards
+   * (dynamodb-epochs.ts).
    */
-  async advanceEpoch(shards?: string[]): Promise<number> {
-    const counter = await this.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
-        UpdateExpression: 'ADD epoch :one',
-        ExpressionAttributeValues: { ':one': { N: '1' } },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
-    // The counter starts at the ledger-wide epoch a ledger written before scoped epochs already has.
-    const next = Math.max(Number(counter.Attributes?.epoch?.N ?? 1), (await this.readEpoch(EPOCH_ITEM_KEY)) + 1);
-    const at = { S: new Date(this.now()).toISOString() };
-    for (const key of shards === undefined ? [EPOCH_ITEM_KEY] : shards.map(shardEpochKey)) {
-      await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { [LEDGER_KEY]: { S: key } },
-          UpdateExpression: 'SET epoch = :epoch, updatedAt = :at',
-          ConditionExpression: 'attribute_not_exists(epoch) OR epoch < :epoch',
-          ExpressionAttributeValues: { ':epoch': { N: String(next) }, ':at': at },
-        }),
-      );
-    }
-    if (next > Number(counter.Attributes?.epoch?.N ?? 1)) {
-      await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { [LEDGER_KEY]: { S: EPOCH_COUNTER_KEY } },
-          UpdateExpression: 'SET epoch = :epoch',
-          ConditionExpression: 'epoch < :epoch',
-          ExpressionAttributeValues: { ':epoch': { N: String(next) } },
-        }),
-      );
-    }
-    return next;
+  advanceEpoch(shards?: string[]): Promise<number> {
+    return advanceEpoch(this.store, shards);
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -230,66 +188,13 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async complete(request: CompletionRequest): Promise<void> {
-    const { position } = request;
-    const values: Item = {
-      ':token': { S: request.token },
-      ':hwm': { S: toLedgerSequence(position.sequenceNumber) },
-      ':sub': { N: String(position.subSequenceNumber) },
-      ':shard': { S: position.shardId },
-      ':lineage': { L: position.lineage.map((shard) => ({ S: shard })) },
-      ':epoch': { N: String(request.epoch) },
-      // Two lists in step: eventIds for the claim's `contains` condition, the
-      // payload hashes beside them to tell a retry from a reused eventId.
-      ':ids': { L: request.events.map((event) => ({ S: event.eventId })) },
-      ':hashes': { L: request.events.map((event) => ({ S: event.payloadHash ?? '' })) },
-      ':state': { S: request.state },
-      ':outcome': { S: request.outcome },
-      ':at': { S: new Date(this.now()).toISOString() },
-    };
-    const sets = [
-      // Whose completion this is: the SDK's retry of a completion whose answer was lost fails the token check, and the item tells it was ours.
-      'completedToken = :token',
-      'hwm = :hwm',
-      'hwmSub = :sub',
-      'hwmShard = :shard',
-      'hwmLineage = :lineage',
-      'epoch = :epoch',
-      'eventIds = :ids',
-      'eventHashes = :hashes',
-      'policyState = :state',
-      'lastOutcome = :outcome',
-      'updatedAt = :at',
-    ];
-    // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
-    const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
-    // The revision is the epoch's: a completion that carries none moves an entry of an older
-    // epoch to this one without one (its revision would make the epoch's events stale).
-    if (request.revision !== undefined) {
-      values[':rev'] = { N: String(request.revision) };
-      sets.push('revision = :rev');
-    } else removes.push('revision');
-    if (request.docHash !== undefined) {
-      values[':hash'] = { S: request.docHash };
-      sets.push('docHash = :hash');
-    }
-    if (request.desired !== undefined) {
-      values[':desired'] = { S: JSON.stringify(request.desired) };
-      sets.push('desired = :desired');
-    }
-    if (request.verifiedUpTo !== undefined) {
-      values[':verified'] = { N: String(request.verifiedUpTo) };
-      sets.push('verifiedUpTo = :verified');
-    }
-    if (request.iamVersions !== undefined) {
-      values[':versions'] = { L: request.iamVersions.map((id) => ({ S: id })) };
-      sets.push('iamVersions = :versions');
-    } else removes.push('iamVersions');
+    const { expression, values } = completionUpdate(request, this.now());
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { [LEDGER_KEY]: { S: request.policy } },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+          UpdateExpression: expression,
           ConditionExpression: 'claimToken = :token',
           ExpressionAttributeValues: values,
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -471,48 +376,4 @@ export class DynamoDbLedger implements Ledger {
     );
     return result.Item ? toEntry(result.Item) : undefined;
   }
-}
-
-/** Whether the item a failed completion returned shows that completion applied: its token is the last completed one. */
-function completedBy(item: Item | undefined, token: string): boolean {
-  return item?.completedToken?.S === token;
-}
-
-function toEntry(item: Item): LedgerEntry {
-  const entry: LedgerEntry = {
-    policy: item[LEDGER_KEY]?.S ?? '',
-    epoch: item.epoch?.N ? Number(item.epoch.N) : 0,
-    events: (item.eventIds?.L ?? []).map((value, i) => {
-      const hash = item.eventHashes?.L?.[i]?.S;
-      return { eventId: value.S ?? '', ...(hash ? { payloadHash: hash } : {}) };
-    }),
-  };
-  if (item.hwm?.S) {
-    entry.position = {
-      shardId: item.hwmShard?.S ?? '',
-      sequenceNumber: fromLedgerSequence(item.hwm.S),
-      // No hwmSub: written before subsequences were kept; the mark covers the whole record.
-      subSequenceNumber: item.hwmSub?.N !== undefined ? Number(item.hwmSub.N) : Number.MAX_SAFE_INTEGER,
-      lineage: (item.hwmLineage?.L ?? []).map((value) => value.S ?? ''),
-    };
-  }
-  if (item.revision?.N) entry.revision = Number(item.revision.N);
-  if (item.docHash?.S) entry.docHash = item.docHash.S;
-  if (item.policyState?.S) entry.state = item.policyState.S as PolicyState;
-  if (item.desired?.S) entry.desired = JSON.parse(item.desired.S) as DesiredState;
-  if (item.iamVersions?.L) entry.iamVersions = item.iamVersions.L.map((value) => value.S ?? '');
-  if (item.verifyRequested?.N) entry.verifyRequested = Number(item.verifyRequested.N);
-  if (item.verifyAfter?.N) entry.verifyAfter = Number(item.verifyAfter.N);
-  if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
-  if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
-  if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
-  if (item.claimOwner?.S && item.claimToken?.S) {
-    entry.claim = {
-      owner: item.claimOwner.S,
-      token: item.claimToken.S,
-      expiresAt: Number(item.claimExpires?.N ?? 0),
-      sequence: item.claimSeq?.S ?? '',
-    };
-  }
-  return entry;
 }

@@ -33,15 +33,10 @@
 // (written before the ledger kept it, or never applied: `unchecked`). The
 // description is not compared: IAM sets it only when a policy is created.
 //
-// Repair goes through the same claim protocol as a worker's re-verification
-// (docs/ledger.md, "Claims that outlive their worker"): mark the policy for
-// re-verification, claim it for verification (refused while a worker holds
-// it: then a worker settles it), converge IAM to `desired` with the
-// reconciler under a claim keeper, complete the verification. So a repair
-// never races a live worker. Drift the reconciler cannot undo (a path, a
-// missing ownership tag, an unknown policy) is reported, never touched.
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+// Repair (drift-repair.ts) is a worker's re-verification, run by the
+// operator: the same claim and the same converge function
+// (pipeline/converge.ts). Drift the reconciler cannot undo (a path, a missing
+// ownership tag, an unknown policy) is reported, never touched.
 import { ListPolicyTagsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { IAMClient, ManagedPolicyDetail, Tag } from '@aws-sdk/client-iam';
 import type { Config } from '../config/config.js';
@@ -49,20 +44,15 @@ import { OWNER_TAG, ownedBy } from '../contract/ownership.js';
 import { retry } from '../faults/retry.js';
 import { RETRY } from '../faults/retry-policies.js';
 import { errorCode, isAccessDenied, isProgrammingError, isRetriable } from '../faults/classify.js';
-import { ClaimLostError, RejectedEventError } from '../faults/errors.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../iam/document.js';
 import { listPolicyDetails } from '../iam/policy-details.js';
+import { MAX_VERSIONS } from '../iam/versions.js';
 import type { DynamoDbLedger } from '../ledger/dynamodb-ledger.js';
 import type { LedgerEntry } from '../ledger/ledger.js';
-import { ClaimKeeper } from '../pipeline/claim-keeper.js';
 import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
-import { eventFromDesired } from '../pipeline/policy-batch.js';
-import type { Applier } from '../pipeline/types.js';
 
 export type DriftKind = 'missing' | 'path' | 'document' | 'tags' | 'ownership-tag' | 'too-many-versions' | 'present-but-deleted' | 'unknown-to-ledger';
 
-/** IAM's version limit. */
-const MAX_VERSIONS = 5;
 /** Policies looked at concurrently: IAM throttles, and an audit is not in a hurry. */
 const CONCURRENCY = 4;
 
@@ -397,74 +387,4 @@ export class DriftAudit {
     if (kinds.length === 0) return { kind: 'ok' };
     return drift(kinds, details, { arn: listed.arn, ...(notRepairable ? { notRepairable } : {}) });
   }
-}
-
-export type RepairResult =
-  | { policy: string; result: 'repaired'; outcome: string }
-  | { policy: string; result: 'skipped'; why: string }
-  | { policy: string; result: 'failed'; why: string };
-
-export interface RepairOptions {
-  ledger: DynamoDbLedger;
-  applier: Applier;
-  config: Config;
-  /** Attempts of the IAM step when it fails for reasons that pass. */
-  attempts?: number;
-}
-
-/** Who repairs, as a claim owner: host/pid/what/nonce, like a worker's host/pid/shard/nonce. */
-export function repairOwner(): string {
-  return `${hostname()}/${process.pid}/ips-drift/${randomUUID().slice(0, 8)}`;
-}
-
-/**
- * Converges one drifted policy to the ledger's desired state under a
- * verification claim, as a worker's re-verification does.
- */
-export async function repairPolicy(drift: Drift, owner: string, options: RepairOptions): Promise<RepairResult> {
-  const { ledger, applier, config } = options;
-  const policy = drift.policy;
-  if (drift.notRepairable) return { policy, result: 'skipped', why: drift.notRepairable };
-  await ledger.requestVerification(policy);
-  const claim = await ledger.claimVerification(policy, owner);
-  if (!claim.won) {
-    if (claim.because === 'claimed-elsewhere') return { policy, result: 'skipped', why: `claimed by ${claim.entry.claim?.owner ?? 'a worker'}: its step re-reads IAM (the policy is marked for re-verification)` };
-    if (claim.because === 'verification-waits') return { policy, result: 'skipped', why: `a lost claim's write may land in IAM until ${new Date(claim.entry.verifyAfter ?? 0).toISOString()}: a worker re-verifies it then` };
-    return { policy, result: 'skipped', why: 'verified by a worker meanwhile' };
-  }
-  const entry = claim.previous;
-  const seen = entry?.verifyRequested ?? 0;
-  const event = entry ? eventFromDesired(entry) : undefined;
-  let outcome = 'nothing-to-converge';
-  if (event) {
-    // The claim is renewed while the step runs, and no IAM call starts once it could have passed to a worker.
-    const keeper = new ClaimKeeper(ledger, policy, claim.token, claim.expiresAt, config.claimTtlMs);
-    try {
-      const attempts = options.attempts ?? RETRY.driftRepair.attempts;
-      await retry({ ...RETRY.driftRepair, attempts }, async () => {
-        keeper.check();
-        outcome = await applier.apply(event, { ledgerSaysPresent: event.type === 'policy.upserted', guard: keeper });
-        keeper.check();
-      }, { retriable: (error) => !keeper.lost && !(error instanceof RejectedEventError) && isRetriable(error) });
-    } catch (error) {
-      // Not converged: the mark stays (a worker's next step on the policy reads IAM). A write of
-      // ours may land after a worker's once the claim is lost: mark it again, as a worker does.
-      if (keeper.lost) await ledger.requestVerification(policy, { ms: config.lateWriteMs }).catch(() => undefined);
-      else await ledger.releaseClaim(policy, claim.token).catch(() => false);
-      const why = error instanceof RejectedEventError ? `IAM refused: ${error.message}` : (error as Error).message;
-      return { policy, result: 'failed', why };
-    } finally {
-      keeper.stop();
-    }
-  }
-  try {
-    await ledger.completeVerification(policy, claim.token, seen);
-  } catch (error) {
-    if (error instanceof ClaimLostError) {
-      await ledger.requestVerification(policy, { ms: config.lateWriteMs }).catch(() => undefined);
-      return { policy, result: 'failed', why: 'the verification claim was taken over: a worker re-verifies it' };
-    }
-    throw error;
-  }
-  return { policy, result: 'repaired', outcome };
 }

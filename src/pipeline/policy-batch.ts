@@ -1,36 +1,45 @@
-// Settles the records of one policy within one batch, in stream order:
+// Settles the records of one policy within one batch, in stream order: the
+// executor of the protocol. Every decision is a pure function of values
+// (policy-plan.ts, batch-knowledge.ts, completion-plan.ts); this module only
+// does the I/O they call for, in this order:
 //
 //   1. the duplicate cache answers the duplicates it knows of (redelivered,
-//      replayed, retried) without DynamoDB; an event whose verdict would rest
-//      on an earlier event of the batch (its eventId, a revision at or above
-//      its own) waits until that event's fate is known;
+//      replayed, retried) without DynamoDB (screenBatch);
 //   2. the last remaining event is claimed in the ledger with a conditional
 //      write; a refusal is explained from the item it returns;
-//   3. only a won claim touches IAM, and only for the events whose effect is
-//      not made moot by a later one: earlier ones are `superseded`
-//      (coalescing), so IAM calls grow with policies, not events;
-//   4. the completion moves the ledger's position past every record of the
-//      policy in the batch, fenced by the claim token;
+//   3. once the claim is won, the plan (planPolicyBatch): the verdicts the
+//      ledger's entry gives, and the events IAM gets the in-order effect of;
+//      only the won claim touches IAM, under a claim keeper, and only for the
+//      events whose effect is not made moot by a later one: earlier ones are
+//      `superseded` (coalescing), so IAM calls grow with policies, not events;
+//   4. the completion (planCompletion) moves the ledger's position past every
+//      record of the part, fenced by the claim token;
 //   5. the cache learns what the ledger now holds.
+//
+// A plan may cut the batch: the records after the cut are the next part,
+// settled by the same steps once this part completed (settlePolicyBatch
+// loops over the parts).
 //
 // A transient fault throws TransientError out of here: nothing is recorded,
 // and the caller runs the whole policy again later (a re-claim by the same
 // owner succeeds; the IAM step is state-aware, so running it again is safe).
-import type { PolicyEvent, PolicyUpserted } from '../contract/event.js';
+import type { PolicyEvent } from '../contract/event.js';
 import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { LateWrites, Ledger, LedgerEntry, RememberedEvent } from '../ledger/ledger.js';
+import type { LateWrites, Ledger, LedgerEntry } from '../ledger/ledger.js';
 import { knowledgeOf, needsVerification, windowFull } from '../ledger/ledger.js';
 import { verdictOf } from '../ledger/verdict.js';
-import type { Knowledge, KnownVerdict } from '../ledger/verdict.js';
-import { covers } from '../ledger/position.js';
-import type { LedgerPosition } from '../ledger/position.js';
+import type { KnownVerdict } from '../ledger/verdict.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
-import { maxOf, planCompletion } from './completion-plan.js';
+import { archiveForgotten, archivedAmong } from './window-archive.js';
+import { planCompletion } from './completion-plan.js';
+import { screened } from './batch-knowledge.js';
+import { CONVERGES, placed, planPolicyBatch, screenBatch, settleWaiting } from './policy-plan.js';
+import type { PolicyKnowledge, StepResult } from './policy-plan.js';
 import type { Applier, Settlement, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { ApplyReason } from '../faults/errors.js';
@@ -63,28 +72,32 @@ export interface PolicyBatchResult {
   verificationOwed: boolean;
 }
 
-export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<PolicyBatchResult> {
-  const batch = new PolicyBatch(ctx, records);
-  const settlements = await batch.settle();
-  return { settlements, verificationOwed: batch.verificationOwed };
-}
-
 /**
- * Re-verifies a policy the ledger marked: waits (TransientError
- * `verification-waits`) until no late write can land, then converges IAM to
- * the ledger's desired state under a verification claim. Nothing owed: no-op.
+ * Settles a policy's records of a batch, part after part: a part is what one
+ * claim and one completion settle; the records after a cut (policy-plan.ts)
+ * are the next part, settled as if a batch boundary stood before them.
  */
-export function verifyPolicy(ctx: PolicyBatchContext, policy: string): Promise<void> {
-  return new PolicyBatch(ctx, [], policy).verify();
+export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<PolicyBatchResult> {
+  const settled = new Map<ValidRecord, Settlement>();
+  let verificationOwed = false;
+  let pending = records;
+  while (pending.length > 0) {
+    const part = new PolicyBatch(ctx, pending);
+    const rest = await part.settle();
+    for (const [item, settlement] of part.settled) settled.set(item, settlement);
+    verificationOwed ||= part.verificationOwed;
+    pending = rest;
+  }
+  return { settlements: records.map((item) => settled.get(item)!), verificationOwed };
 }
 
-/** One policy's records of one batch, and the outcome each has been given so far. */
+/** One part of a policy's records of one batch, and the outcome each has been given so far. */
 class PolicyBatch {
   /** The policy's key (contract/policy-key.ts): the ledger's and the cache's key. */
   private readonly policy: string;
   /** The policy's account (when its key names one) and name, as settlements and dead letters name them. */
   private readonly named: { account?: string; policyName: string };
-  private readonly settled = new Map<ValidRecord, Settlement>();
+  readonly settled = new Map<ValidRecord, Settlement>();
   /** The ledger entry the last refused claim returned. */
   private lastSeen: LedgerEntry | undefined;
   /** See PolicyBatchResult.verificationOwed. */
@@ -93,34 +106,28 @@ class PolicyBatch {
   constructor(
     private readonly ctx: PolicyBatchContext,
     private readonly records: ValidRecord[],
-    policy?: string,
   ) {
-    this.policy = policy ?? (records[0] ? policyKey(records[0].event) : '');
+    this.policy = policyKey(records[0]!.event);
     this.named = splitPolicyKey(this.policy);
   }
 
-  async settle(): Promise<Settlement[]> {
-    if (this.records.length === 0) return [];
-    const candidates = this.answerWithoutLedger();
-    const claim = await this.claimLast(candidates);
-    if (claim) await this.applyClaimed(claim);
-    else {
-      // Every record already settled, but IAM owes a look (a zombie's own re-run): verifyPolicy, retried on
-      // its own (a retry of this batch would be answered by the cache, which knows nothing of marks).
-      if (needsVerification(this.lastSeen)) this.verificationOwed = true;
-      // Events that waited on candidates the ledger refused: judged as a batch of their own.
-      await this.settleApart(this.records.filter((item) => !this.settled.has(item)));
+  /** Settles what this part can; returns the records left for the next part (none: all settled). */
+  async settle(): Promise<ValidRecord[]> {
+    const { ctx, policy } = this;
+    // 1. The cache answers what it knows of.
+    const cached = this.records.map(({ record, event, payloadHash }) => ctx.cache.verdict(ctx.epoch, policy, record, event.eventId, payloadHash) === 'duplicate');
+    const { duplicates, candidates } = screenBatch(this.records, cached);
+    for (const item of duplicates) {
+      this.give(item, 'duplicate', 'cache');
+      ctx.metrics.increment(METRIC.dedupHits, { source: 'cache', verdict: 'duplicate' });
     }
-    return this.records.map((item) => this.settled.get(item)!);
-  }
-
-  /** Settles `items` as a batch of their own, after what this one completed (a batch boundary before the first). */
-  private async settleApart(items: ValidRecord[]): Promise<void> {
-    if (items.length === 0) return;
-    const batch = new PolicyBatch(this.ctx, items);
-    const settlements = await batch.settle();
-    items.forEach((item, i) => this.settled.set(item, settlements[i]!));
-    this.verificationOwed ||= batch.verificationOwed;
+    const claim = await this.claimLast(candidates);
+    if (claim) return this.applyClaimed(claim);
+    // Every record already settled, but IAM owes a look (a zombie's own re-run): verifyPolicy, retried on
+    // its own (a retry of this batch would be answered by the cache, which knows nothing of marks).
+    if (needsVerification(this.lastSeen)) this.verificationOwed = true;
+    // Events that waited on candidates the ledger refused: judged as a part of their own.
+    return this.records.filter((item) => !this.settled.has(item));
   }
 
   /** Settles an event by what is already known of it (verdict.ts); `source`: the layer that knew. */
@@ -159,29 +166,6 @@ class PolicyBatch {
   private rejectConflict(item: ValidRecord, where: string): Promise<void> {
     this.ctx.metrics.increment(METRIC.eventIdConflicts, { source: where });
     return this.reject(item, 'event-id-conflict', `eventId ${JSON.stringify(item.event.eventId)} was already used for another payload of policy ${this.policy} (${where})`);
-  }
-
-  /**
-   * 1. What the cache can answer; the rest, in order, are candidates, except
-   * the events whose verdict would rest on an earlier candidate, or might
-   * rest on an earlier waiting one (they wait: applyClaimed judges them once
-   * the candidates' fate is known).
-   */
-  private answerWithoutLedger(): ValidRecord[] {
-    const { ctx, policy } = this;
-    const candidates: ValidRecord[] = [];
-    const batch = new BatchKnowledge();
-    for (const item of this.records) {
-      const { event, record, payloadHash } = item;
-      if (ctx.cache.verdict(ctx.epoch, policy, record, event.eventId, payloadHash)) {
-        this.give(item, 'duplicate', 'cache');
-        ctx.metrics.increment(METRIC.dedupHits, { source: 'cache', verdict: 'duplicate' });
-      } else if (!batch.judge(item)) {
-        candidates.push(item);
-        batch.add(item);
-      } else batch.pend(item);
-    }
-    return candidates;
   }
 
   /** 2. Claims the last candidate; a refused one is settled and the one before it tried. */
@@ -238,87 +222,32 @@ class PolicyBatch {
     return undefined;
   }
 
-  private async applyClaimed(claim: WonClaim): Promise<void> {
+  /** 3. The IAM step under the claim, 4. the completion; returns the records after the cut. */
+  private async applyClaimed(claim: WonClaim): Promise<ValidRecord[]> {
     const { ctx, policy } = this;
     // The ledger as it stood before the claim; an older epoch counts as empty.
     const previous = claim.previous && claim.previous.epoch >= ctx.epoch ? claim.previous : undefined;
-    // The records not settled yet: the candidates up to the claimed one, and the events that waited on them.
     const open = this.records.filter((item) => !this.settled.has(item));
     // Events that left the entry's window are in the archive: looked up only when the window is full.
-    const archived = await this.archivedAmong(open, previous);
-    // The in-order fold: each event meets what the ledger knows and what the batch's earlier live
-    // events will add. A verdict that rests on those events waits until their fate is known.
-    const batch = new BatchKnowledge();
-    const live: ValidRecord[] = [];
-    const waiting: Waiting[] = [];
-    let scope = this.records;
-    let rest: ValidRecord[] = [];
-    for (const item of open) {
-      const judged = batch.judge(item, knowledgeOf(previous, item.record, item.event.eventId, archived));
-      if (!judged) {
-        live.push(item);
-        batch.add(item);
-      } else if (judged.verdict === undefined) {
-        // Tried unless an earlier waiting event takes effect: which, only the IAM step tells, and
-        // the events after it would be in that step. The batch is cut before it, and the records
-        // from it on run as a batch of their own once this one completed.
-        const cut = this.records.indexOf(item);
-        rest = this.records.slice(cut);
-        for (const later of rest) this.settled.delete(later);
-        scope = this.records.slice(0, cut);
-        break;
-      } else if (!judged.onBatch && !judged.onWaiting) await this.settleKnown(item, judged.verdict, 'ledger');
-      else {
-        // Its fate is known only after the IAM step: what it may add weighs on the events after it.
-        waiting.push({ item, ...judged });
-        batch.pend(item);
-      }
-    }
-
-    // Events that would not all act on the policy at one path (a path named,
-    // a new policy, a delete before an upsert that names no path) cannot be
-    // folded from the last one back: the first is applied and completed alone,
-    // and the records after it run as a batch of their own. Each completion
-    // saves the progress, so a fault later does not redo (and, under IAM's
-    // read lag, never stop redoing) what was applied.
-    if (live.length > 1 && !samePlace(live, knownPathOf(previous))) {
-      const cut = this.records.indexOf(live[0]!) + 1;
-      rest = this.records.slice(cut);
-      for (const item of rest) this.settled.delete(item);
-      scope = this.records.slice(0, cut);
-      live.splice(1);
-    }
+    const archived = await archivedAmong(ctx.ledger, policy, open, previous, ctx.recentEventIds);
+    const plan = planPolicyBatch({ records: this.records, open, entry: previous, archived, takenOver: claim.takenOver });
+    for (const later of plan.rest) this.settled.delete(later);
+    for (const { item, verdict } of plan.known) await this.settleKnown(item, verdict, 'ledger');
 
     // 3. The IAM step, kept within its claim.
-    const { applied, refused, finalOutcome, path, versions, steps, converged } = await this.withinClaim(claim, (guard) => this.applyInOrderEffect(live, previous, guard, claim.takenOver));
+    const step = await this.withinClaim(claim, (guard) => this.applyCoalesced(plan.live, plan.start, guard));
 
-    // A waiting event keeps its verdict when an event it rested on took effect. The first whose
-    // events were all refused is where a batch boundary would have changed its verdict: the batch
-    // is cut before it, and the records from it on are settled after this completion. An event that
-    // waited on earlier waiting ones meets them here all settled without effect: its verdict without
-    // them holds. Working back
-    // from the last, an event is tried only after every later live one was refused or was a delete
-    // the policy's attachments kept: those deletes run again after the cut; the ledger's verdicts
-    // and IAM's refusals stand.
-    const liveSet = new Set(live);
-    const tookEffect = (item: ValidRecord) => liveSet.has(item) && !refused.has(item);
-    const inScope = new Set(scope);
-    for (const { item, ...judged } of waiting.filter((wait) => inScope.has(wait.item))) {
-      if (batch.holds(item, judged, tookEffect)) {
-        await this.settleKnown(item, judged.verdict!, judged.onBatch ? 'batch' : 'ledger');
-        continue;
-      }
-      const at = this.records.indexOf(item);
-      rest = this.records.slice(at).filter((later) => !this.settled.has(later) || tookEffect(later));
-      for (const later of rest) this.settled.delete(later);
-      scope = this.records.slice(0, at);
-      break;
-    }
+    // Working back from the last, an event is tried only after every later live one was refused or
+    // was a delete the policy's attachments kept: those deletes run again after a cut; the ledger's
+    // verdicts and IAM's refusals stand.
+    const { holds, scope, rest } = settleWaiting(plan, this.records, step.refused, (item) => this.settled.has(item));
+    for (const { item, verdict, source } of holds) await this.settleKnown(item, verdict, source);
+    for (const later of rest) this.settled.delete(later);
 
-    // 4. Complete: the position moves past every record of the policy in this batch (or its first part).
+    // 4. Complete: the position moves past every record of the policy in this part.
     const completed = new Set(scope);
-    const effective = live.filter((item) => !refused.has(item) && completed.has(item));
-    const plan = planCompletion({
+    const effective = plan.live.filter((item) => !step.refused.has(item) && completed.has(item));
+    const completion = planCompletion({
       policy,
       token: claim.token,
       epoch: ctx.epoch,
@@ -329,18 +258,18 @@ class PolicyBatch {
       previous,
       scope,
       effective,
-      step: { applied, finalOutcome, path, versions, steps, converged },
+      step,
     });
-    const { position, epoch, events } = plan.request;
+    const { position, epoch, events } = completion.request;
     // What leaves the window goes to the archive before the completion, so a crash right after
     // the completion forgets none of it. This step's own events are tagged with the position its
     // completion moves to: they count only once that completion holds (Ledger.archiveEvents),
     // never for whoever takes over a claim whose completion did not land. Archived under the
     // epoch the completion writes (the entry's, never lower): readers of that epoch find them.
-    await this.archive(plan.forgotten, plan.ownEventIds, position, epoch);
-    const answered = plan.answered;
+    await archiveForgotten(ctx.ledger, policy, completion.forgotten, completion.ownEventIds, position, epoch);
+    const answered = completion.answered;
     try {
-      await ctx.ledger.complete(plan.request);
+      await ctx.ledger.complete(completion.request);
     } catch (error) {
       if (error instanceof ClaimLostError) {
         // Another owner took the expired claim over and decides; but our IAM
@@ -358,26 +287,7 @@ class PolicyBatch {
     // Marks this step could not answer (too early, or no IAM step ran: all duplicates or refused).
     if (needsVerification(claim.previous) && !answered) this.verificationOwed = true;
 
-    await this.settleApart(rest);
-  }
-
-  /** Archives the events that leave the window (applyClaimed): those completed earlier as they are, this step's own (`ours`) tagged with its completion's position. */
-  private async archive(forgotten: RememberedEvent[], ours: Set<string>, settledBy: LedgerPosition, epoch: number): Promise<void> {
-    const earlier = forgotten.filter((event) => !ours.has(event.eventId));
-    const own = forgotten.filter((event) => ours.has(event.eventId));
-    await Promise.all([
-      earlier.length > 0 ? this.ctx.ledger.archiveEvents(this.policy, epoch, earlier) : undefined,
-      own.length > 0 ? this.ctx.ledger.archiveEvents(this.policy, epoch, own, settledBy) : undefined,
-    ]);
-  }
-
-  /** The archived events among the records' eventIds, when the entry's window is full (else none were archived). */
-  private async archivedAmong(records: ValidRecord[], previous: LedgerEntry | undefined): Promise<RememberedEvent[]> {
-    if (!previous || !windowFull(previous, this.ctx.recentEventIds)) return [];
-    const unknown = records.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
-    if (unknown.length === 0) return [];
-    // Of the entry's epoch: what an older epoch archived was forgotten with it (a re-apply replay).
-    return this.ctx.ledger.archivedEvents(this.policy, previous.epoch, unknown.map((item) => item.event.eventId), previous.position);
+    return rest;
   }
 
   /**
@@ -411,89 +321,6 @@ class PolicyBatch {
     } catch {
       this.ctx.metrics.increment(METRIC.verificationRequestsFailed);
     }
-  }
-
-  /**
-   * Every record was already settled, but the ledger owes a re-verification:
-   * claim the policy for it, read IAM and converge it to the ledger's last
-   * applied desired state.
-   */
-  async verify(): Promise<void> {
-    const { ctx, policy } = this;
-    const result = await ctx.ledger.claimVerification(policy, ctx.owner);
-    if (!result.won) {
-      if (result.because === 'claimed-elsewhere') throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${result.entry.claim?.owner ?? 'another owner'} (re-verification waits)`);
-      if (result.because === 'verification-waits') {
-        throw new TransientError('verification-waits', `policy ${policy}: a lost claim's write may still land in IAM until ${new Date(result.entry.verifyAfter ?? 0).toISOString()} (re-verification waits)`);
-      }
-      return; // answered meanwhile
-    }
-    const entry = result.previous;
-    const seen = entry?.verifyRequested ?? 0;
-    const desiredEvent = entry ? eventFromDesired(entry) : undefined;
-    let converged = desiredEvent ? 'yes' : 'nothing-to-converge';
-    if (desiredEvent) {
-      try {
-        await this.withinClaim({ token: result.token, expiresAt: result.expiresAt, previous: entry, takenOver: false }, (guard) =>
-          // A read may predate the late write being answered: the document is written whatever IAM
-          // shows. A late write may have put the policy at another path: it is looked for by name,
-          // and a late create of ours elsewhere is moved where the ledger says.
-          ctx.applier.apply(desiredEvent, { ledgerSaysPresent: desiredEvent.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard }),
-        );
-      } catch (error) {
-        // IAM refuses the ledger's state (the policy is no longer ours, say): waiting will not
-        // change that, and the shard must not stop on it. Counted; the drift audit reports it.
-        if (!(error instanceof RejectedEventError)) throw error;
-        converged = 'refused';
-      }
-    }
-    try {
-      await ctx.ledger.completeVerification(policy, result.token, seen);
-    } catch (error) {
-      if (error instanceof ClaimLostError) throw new TransientError('claim-lost', error.message, { cause: error });
-      throw error;
-    }
-    ctx.metrics.increment(METRIC.verifications, { converged });
-  }
-
-  /**
-   * Gives IAM the effect of applying `live` in order, with as few steps as
-   * that allows. Working back from the last event: an upsert carries the
-   * whole desired state, so it makes every earlier event moot; a delete that
-   * deleted (or found nothing) does too. A delete that kept the policy because
-   * it is attached (`retained-in-use`) does not: the policy stays, so the
-   * latest upsert before it still takes effect, as it would have in order. A
-   * permanent refusal (`rejected`, dead-lettered) had no effect, so the event
-   * before it is applied instead.
-   */
-  private async applyInOrderEffect(
-    live: ValidRecord[],
-    previous: LedgerEntry | undefined,
-    guard: ClaimKeeper,
-    takenOver: boolean,
-  ): Promise<StepResult> {
-    const knownPresent = previous?.state === 'present' || previous?.state === 'retained-in-use';
-    const start: PolicyKnowledge = {
-      // What the ledger last applied: lets the IAM step skip a read that would
-      // only confirm an absence, and read IAM's NoSuchEntity as lag, not as a
-      // verdict. An entry owing a verification is not trusted: the step reads IAM.
-      likelyAbsent: (previous === undefined || previous.state === 'deleted') && !needsVerification(previous),
-      present: knownPresent,
-      // Where the policy lives, as far as the ledger knows: IAM names are
-      // unique per account whatever the path, so the name finds it there.
-      path: knownPathOf(previous),
-      // The ledger may not know where a policy lives: never seen, or a previous
-      // owner's write may have landed without its completion.
-      pathUnknown: !knownPresent && (previous === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
-      ...(knownPresent && previous?.docHash !== undefined ? { docHash: previous.docHash } : {}),
-      // IAM's versions and tags as the ledger's last step left them: with them an
-      // update is written without reading IAM first. Only while the ledger
-      // vouches for the policy: nothing owed to a verification, and no other
-      // owner whose step may have written without completing.
-      ...(knownPresent && previous?.iamVersions !== undefined && !needsVerification(previous) && !takenOver ? { versions: previous.iamVersions } : {}),
-      ...(knownPresent && previous?.desired?.tags !== undefined ? { tags: previous.desired.tags } : {}),
-    };
-    return this.applyCoalesced(live, start, guard);
   }
 
   /**
@@ -569,211 +396,10 @@ class PolicyBatch {
   }
 }
 
-/** What the pipeline knows of a policy before an IAM step (the ledger's word, then the batch's own steps). */
-interface PolicyKnowledge {
-  likelyAbsent: boolean;
-  present: boolean;
-  path: string | undefined;
-  pathUnknown: boolean;
-  docHash?: string;
-  /** IAM's version ids, oldest first, the last the default, when the ledger vouches for them (StepHint.ledgerVersions). */
-  versions?: string[];
-  /** The tags last applied (StepHint.ledgerTags). */
-  tags?: Record<string, string>;
-}
-
-interface StepResult {
-  /** The latest upsert that took effect (its document is IAM's now). */
-  applied: PolicyUpserted | undefined;
-  refused: Set<ValidRecord>;
-  /** The outcome of the latest event that took effect. */
-  finalOutcome: IamOutcome | undefined;
-  /** Where the latest event that took effect found or put the policy. */
-  path: string | undefined;
-  /** IAM's version ids as the last step run reported them (undefined: not known). */
-  versions: string[] | undefined;
-  /** IAM steps run (refused ones too). */
-  steps: number;
-  /** A step left IAM as the ledger will say (CONVERGES): it answers the re-verification marks. */
-  converged: boolean;
-}
-
-/**
- * Which outcomes answer re-verification marks: only a step that wrote the
- * document, or deleted the policy or found it gone, leaves IAM as the ledger
- * will say. `unchanged` rests on a read that may lag a late write (the
- * verification writes the document whatever IAM shows); `retained-in-use`
- * never looks at the document.
- */
-const CONVERGES: Record<IamOutcome, boolean> = {
-  created: true,
-  updated: true,
-  deleted: true,
-  absent: true,
-  unchanged: false,
-  'retained-in-use': false,
-};
-
-/** Where the ledger says the policy lives, while it is present. */
-function knownPathOf(previous: LedgerEntry | undefined): string | undefined {
-  return previous?.state === 'present' || previous?.state === 'retained-in-use' ? previous.desired?.path : undefined;
-}
-
-/**
- * Whether every event of the batch acts on the policy at one path, so that
- * working back from the last one (coalescing) gives what the fold gives: no
- * upsert names a path other than that one, and no upsert that names no path
- * could land at the prefix while the policy lives elsewhere (a new policy, or
- * an upsert after a delete).
- */
-function samePlace(live: ValidRecord[], knownPath: string | undefined): boolean {
-  const places = new Set<string>(knownPath !== undefined ? [knownPath] : []);
-  let deleted = false;
-  for (const { event } of live) {
-    if (event.type === 'policy.deleted') deleted = true;
-    else if (event.pathGiven || knownPath === undefined || deleted) places.add(event.policyPath);
-  }
-  return places.size <= 1;
-}
-
 interface WonClaim {
   token: string;
   expiresAt: number;
   previous: LedgerEntry | undefined;
   /** The claim was taken over from another owner, whose step may have written to IAM without completing. */
   takenOver: boolean;
-}
-
-/** The ledger's last applied state as an event, for re-verification; none when the ledger knows too little. */
-export function eventFromDesired(entry: LedgerEntry): PolicyEvent | undefined {
-  const desired = entry.desired;
-  if (!desired) return undefined;
-  const base = { specVersion: '1' as const, eventId: `verify:${entry.policy}`, ...splitPolicyKey(entry.policy), policyPath: desired.path, pathGiven: true };
-  if (entry.state === 'deleted') return { ...base, type: 'policy.deleted' };
-  if ((entry.state === 'present' || entry.state === 'retained-in-use') && desired.document) {
-    return { ...base, type: 'policy.upserted', document: desired.document, tags: desired.tags ?? {}, ...(desired.description !== undefined ? { description: desired.description } : {}) };
-  }
-  return undefined;
-}
-
-/**
- * The event as it must be applied: an event that names no path goes where the
- * ledger knows the policy lives, and so does every delete (the name alone
- * identifies a policy). An upsert that names another path than the existing
- * policy's is a `path-conflict`: IAM cannot move a policy.
- */
-function placed(event: PolicyEvent, knownPath: string | undefined): PolicyEvent | 'path-conflict' {
-  if (knownPath === undefined || event.policyPath === knownPath) return event;
-  if (event.type === 'policy.upserted' && event.pathGiven) return 'path-conflict';
-  return { ...event, policyPath: knownPath };
-}
-
-/** A verdict and what it rests on: the ledger's knowledge alone, or earlier live events of the batch. */
-interface Judged {
-  /** None: nothing known stands in the event's way, unless an earlier waiting event takes effect (`onWaiting`). */
-  verdict: KnownVerdict | undefined;
-  /** Rests on the batch's live events: the eventId's first one (event-id verdicts), or any of the first `liveBefore` with a revision at or above the event's (stale). */
-  onBatch?: { mate: ValidRecord | undefined; liveBefore: number };
-  /**
-   * An earlier waiting event, should it take effect after all (a cut before
-   * it), would change the verdict: its eventId would come before a `stale`
-   * or before nothing, its revision would make the event `stale`.
-   */
-  onWaiting?: boolean;
-}
-
-/** An event whose verdict rests on earlier events of its batch that are to take effect. */
-interface Waiting extends Judged {
-  item: ValidRecord;
-}
-
-const NOTHING_KNOWN: Knowledge = { covered: false, remembered: undefined, revision: undefined };
-
-/** An event as verdictOf reads it. */
-function screened(item: ValidRecord): { payloadHash: string; revision: number | undefined } {
-  return { payloadHash: item.payloadHash, revision: item.event.revision };
-}
-
-/**
- * What the live events of a batch, met so far, will add to the ledger's
- * knowledge once they take effect: their eventIds and revisions, and which
- * event added each; and what the waiting ones might add.
- */
-class BatchKnowledge {
-  private readonly byEventId = new Map<string, ValidRecord>();
-  private readonly live: ValidRecord[] = [];
-  private maxRevision: number | undefined;
-  private readonly waitingEventIds = new Set<string>();
-  private waitingMaxRevision: number | undefined;
-
-  /**
-   * An event that waits: whether it takes effect is known only after the IAM
-   * step (it does if the batch is cut before it), so a later verdict that its
-   * eventId or revision would change waits too.
-   */
-  pend(item: ValidRecord): void {
-    this.waitingEventIds.add(item.event.eventId);
-    const revision = item.event.revision;
-    if (revision !== undefined) this.waitingMaxRevision = Math.max(this.waitingMaxRevision ?? revision, revision);
-  }
-
-  add(item: ValidRecord): void {
-    if (!this.byEventId.has(item.event.eventId)) this.byEventId.set(item.event.eventId, item);
-    this.live.push(item);
-    const revision = item.event.revision;
-    if (revision !== undefined) this.maxRevision = Math.max(this.maxRevision ?? revision, revision);
-  }
-
-  /**
-   * The verdict of the ledger's knowledge and the batch's together
-   * (verdict.ts), whether it rests on the batch's live events, and whether an
-   * earlier waiting event would change it. Undefined: the event is live.
-   */
-  judge(item: ValidRecord, ledger: Knowledge = NOTHING_KNOWN): Judged | undefined {
-    const mate = this.byEventId.get(item.event.eventId);
-    const known: Knowledge = {
-      covered: ledger.covered,
-      remembered: ledger.remembered ?? mate,
-      revision: maxOf([ledger.revision, this.maxRevision].filter((r): r is number => r !== undefined)),
-    };
-    const verdict = verdictOf(known, screened(item));
-    // Only rules 3 and 4 can still change (a duplicate stays, and an eventId already remembered
-    // comes before a waiting event's): a waiting event's eventId comes before a `stale` or nothing,
-    // its revision makes stale what nothing stood in the way of.
-    const revision = item.event.revision;
-    const onWaiting =
-      !known.covered &&
-      known.remembered === undefined &&
-      (this.waitingEventIds.has(item.event.eventId) || (verdict === undefined && revision !== undefined && this.waitingMaxRevision !== undefined && revision <= this.waitingMaxRevision));
-    if (verdict === undefined) return onWaiting ? { verdict, onWaiting } : undefined;
-    const waits = onWaiting ? { onWaiting } : {};
-    if (verdict === verdictOf(ledger, screened(item))) return { verdict, ...waits };
-    return { verdict, onBatch: { mate, liveBefore: this.live.length }, ...waits };
-  }
-
-  /**
-   * Whether a verdict that rests on the batch holds, once the IAM step has
-   * run and every earlier waiting event was settled without effect: one of
-   * the live events it rests on took effect (`tookEffect` must not change
-   * between calls).
-   */
-  holds(item: ValidRecord, judged: Judged, tookEffect: (item: ValidRecord) => boolean): boolean {
-    if (!judged.onBatch) return true; // the ledger's own verdict
-    const { mate, liveBefore } = judged.onBatch;
-    if (judged.verdict !== 'stale-revision') return tookEffect(mate!);
-    // The highest revision among the first k live events that took effect, for every k.
-    if (!this.effectiveRevisionUpTo) {
-      const upTo: (number | undefined)[] = [undefined];
-      for (const live of this.live) {
-        const before = upTo[upTo.length - 1];
-        const revision = tookEffect(live) ? live.event.revision : undefined;
-        upTo.push(revision === undefined ? before : Math.max(before ?? revision, revision));
-      }
-      this.effectiveRevisionUpTo = upTo;
-    }
-    const highest = this.effectiveRevisionUpTo[liveBefore];
-    return highest !== undefined && highest >= item.event.revision!;
-  }
-
-  private effectiveRevisionUpTo: (number | undefined)[] | undefined;
 }

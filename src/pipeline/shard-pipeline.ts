@@ -22,7 +22,8 @@ import type { Logger } from '../log/logger.js';
 import { METRIC } from '../metrics/metrics.js';
 import { clip } from '../log/logger.js';
 import type { PolicyBatchContext } from './policy-batch.js';
-import { settlePolicyBatch, verifyPolicy } from './policy-batch.js';
+import { settlePolicyBatch } from './policy-batch.js';
+import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
 

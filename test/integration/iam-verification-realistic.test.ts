@@ -2,13 +2,15 @@
 // unique per account whatever the path): a late create of a lost claim may
 // have put the policy under another managed path.
 import test from 'ava';
-import { CreatePolicyCommand } from '@aws-sdk/client-iam';
+import { CreatePolicyCommand, CreatePolicyVersionCommand } from '@aws-sdk/client-iam';
+import { loadConfig } from '../../src/config/config.js';
+import { repairPolicy } from '../../src/ops/drift-repair.js';
 import { reconcilerApplier } from '../../src/intake/applier.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
 import { eventRecord } from '../../src/ops/producer.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { MemoryLedger } from '../support/fakes.js';
-import { doc, rig, useMoto } from '../support/iam-rig.js';
+import { arn, doc, rig, useMoto } from '../support/iam-rig.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { harness, streamRecords } from '../support/pipeline.js';
 
@@ -54,4 +56,22 @@ test.serial('a re-verification that finds the name taken by a policy that is not
   t.is(settled!.outcome, 'duplicate');
   t.is(h.metrics.get('verifications', { converged: 'refused' }), 1);
   t.deepEqual(await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, '/stream-managed/theirs/', 'verify-taken'), { document: doc('theirs'), versions: 1 }, 'never touched');
+});
+
+test.serial('ips drift --repair converges as a worker re-verifies: a read that lags a change out of band does not make it unchanged', async (t) => {
+  const x = await rig(t);
+  const ledger = new MemoryLedger();
+  const applier = reconcilerApplier(x.r);
+  await harness({ ledger, applier, owner: 'worker' }).pipeline.processBatch(streamRecords([upsertAt('repair-lagged', 'rl-1', '/stream-managed/', 'wanted')]));
+  await x.layer.settled();
+  // Changed out of band; IAM's reads show the ledger's document for a while yet.
+  x.layer.setLag(3_000, 3_000);
+  await x.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('repair-lagged'), PolicyDocument: JSON.stringify(doc('drifted')), SetAsDefault: true }));
+  t.deepEqual((await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, '/stream-managed/', 'repair-lagged'))?.document, doc('drifted'));
+  const config = { ...loadConfig({}), lateWriteMs: 0 };
+  const result = await repairPolicy({ policy: 'repair-lagged', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
+  t.is(result.result, 'repaired', JSON.stringify(result));
+  t.deepEqual((await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, '/stream-managed/', 'repair-lagged'))?.document, doc('wanted'), 'the ledger\'s document is the default again');
+  const entry = ledger.entries.get('repair-lagged')!;
+  t.is(entry.verifiedUpTo, entry.verifyRequested);
 });

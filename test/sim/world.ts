@@ -15,7 +15,8 @@
 // either dropped as duplicates or re-applied under a new epoch.
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { reconcilerApplier } from '../../src/intake/applier.js';
-import { settlePolicyBatch, verifyPolicy } from '../../src/pipeline/policy-batch.js';
+import { settlePolicyBatch } from '../../src/pipeline/policy-batch.js';
+import { verifyPolicy } from '../../src/pipeline/converge.js';
 import type { PolicyBatchContext } from '../../src/pipeline/policy-batch.js';
 import type { Settlement, StreamRecord, ValidRecord } from '../../src/pipeline/types.js';
 import { decodeRecord } from '../../src/contract/decode.js';

@@ -146,6 +146,15 @@ export class MemoryLedger implements Ledger {
     delete entry.iamVersions;
   }
 
+  /** As DynamoDbLedger.releaseClaim: the claim given up without completing anything; false when it was no longer ours. */
+  async releaseClaim(policy: string, token: string): Promise<boolean> {
+    this.calls++;
+    const entry = this.entries.get(policy);
+    if (!entry?.claim || entry.claim.token !== token) return false;
+    delete entry.claim;
+    return true;
+  }
+
   async complete(request: CompletionRequest): Promise<void> {
     this.calls++;
     const entry = this.entries.get(request.policy);

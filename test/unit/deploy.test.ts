@@ -254,7 +254,7 @@ test('no role or policy in the stack grants iam:* (or *), or an IAM write on "*"
 
 test('the IAM actions granted are exactly the IAM calls the reconciler makes', (t) => {
   // The reconciler and the policy helpers it calls (src/iam/policies.ts).
-  const imported = ['src/iam/reconciler.ts', 'src/iam/policies.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
+  const imported = ['src/iam/reconciler.ts', 'src/iam/policy-access.ts', 'src/iam/delete-step.ts', 'src/iam/policies.ts', 'src/iam/tags.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
   const called = new Set([...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`));
   t.true(called.size >= 8, 'the reconciler imports its IAM commands from @aws-sdk/client-iam');
   for (const variant of VARIANTS) {
@@ -327,6 +327,10 @@ function reachableFrom(entry: string): string[] {
 const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/reconciler.ts': 'IAM under the managed path (STS GetCallerIdentity needs no grant)',
   'src/iam/policies.ts': 'IAM reads: attachments under the managed path, policy names (ListPolicies on *)',
+  'src/iam/tags.ts': 'IAM tag writes under the managed path, on policies tagged as ours',
+  'src/iam/policy-access.ts': 'IAM reads and deletes under the managed path',
+  'src/iam/delete-step.ts': 'IAM deletes under the managed path, on policies tagged as ours',
+  'src/ledger/dynamodb-epochs.ts': 'the ledger table: LEDGER_ACTIONS (epochs)',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
   'src/ledger/event-archive.ts': 'the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table\'s old archive location: BatchGetItem (LEDGER_ACTIONS)',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
@@ -348,13 +352,16 @@ test('every AWS call of the record processor is in a file whose calls the stack 
   t.true(LEDGER_ACTIONS.includes('dynamodb:UpdateItem'));
 });
 
+/** The ledger's DynamoDB modules (src/ledger/dynamodb-*.ts). */
+const LEDGER_FILES = ['src/ledger/dynamodb-ledger.ts', 'src/ledger/dynamodb-epochs.ts', 'src/ledger/dynamodb-item.ts'];
+
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
   const { statements, scope } = workerRoleUnderTest(template);
   const [ledger, deadLetters, leases, eventArchive] = scope.tableArns as [string, string, string, string];
   const on = (arn: string) => statements.filter((statement) => resourcesOf(statement).includes(arn)).flatMap(actionsOf).sort();
   // Exactly the commands the ledger sends, and the archive's reads of its old location in the ledger table.
   const archiveCalls = commandsIn(read('src/ledger/event-archive.ts'), 'dynamodb');
-  t.deepEqual(on(ledger), [...new Set([...commandsIn(read('src/ledger/dynamodb-ledger.ts'), 'dynamodb'), 'dynamodb:BatchGetItem'])].sort());
+  t.deepEqual(on(ledger), [...new Set([...commandsIn(LEDGER_FILES.map(read).join('\n'), 'dynamodb'), 'dynamodb:BatchGetItem'])].sort());
   t.deepEqual(on(ledger), [...LEDGER_ACTIONS].sort());
   t.false(on(ledger).includes('dynamodb:BatchWriteItem'), 'nothing writes the ledger in batches: a batch puts whole items');
   // Exactly the commands the event archive sends.

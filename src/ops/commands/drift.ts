@@ -21,8 +21,10 @@ import type { Command } from '../cli/command.js';
 import { COMMON_HELP } from '../cli/command.js';
 import { note, print, printJson, table } from '../cli/render.js';
 import { startProgress } from '../cli/progress.js';
-import { DriftAudit, repairOwner, repairPolicy } from '../drift-audit.js';
-import type { AuditResult, RepairResult } from '../drift-audit.js';
+import { DriftAudit } from '../drift-audit.js';
+import type { AuditResult } from '../drift-audit.js';
+import { repairOwner, repairPolicy } from '../drift-repair.js';
+import type { RepairResult } from '../drift-repair.js';
 import { UsageError, stringOption } from '../cli/command.js';
 
 export const driftCommand: Command = {
