@@ -25,11 +25,29 @@ export function currentGuard(): StepGuard | undefined {
   return stepGuards.getStore();
 }
 
-/** `iam.send`, through the current step's guard: none starts once it says stop, and its signal cancels one in flight. */
+/**
+ * `iam.send`, through the current step's guard: none starts once it says stop,
+ * and its signal cancels one in flight. The guard is asked twice: before the
+ * call enters the SDK, and again at dispatch, after signing, for every attempt
+ * the SDK makes. A worker paused between the two (a GC pause, a frozen
+ * container) wakes up past its deadline with the call not yet sent: the
+ * second check stops it there. Only from dispatch on does the request timeout
+ * (`IPS_LATE_WRITE_MS`) bound when the call may still land, because the
+ * client's timers start at dispatch, and an expired timer fires before any
+ * socket event once a paused process runs again.
+ */
 export function guardedSend(iam: IAMClient): IAMClient['send'] {
   return ((command: Parameters<IAMClient['send']>[0]) => {
     const guard = stepGuards.getStore();
-    guard?.check();
-    return iam.send(command as never, guard ? { abortSignal: guard.signal } : {});
+    if (!guard) return iam.send(command as never);
+    guard.check();
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        guard.check();
+        return next(args);
+      },
+      { step: 'deserialize', priority: 'low', name: 'claimGuardAtDispatch' },
+    );
+    return iam.send(command as never, { abortSignal: guard.signal });
   }) as unknown as IAMClient['send'];
 }

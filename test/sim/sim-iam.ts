@@ -28,6 +28,13 @@ export interface IamFaults {
 
 const meta = { $metadata: { httpStatusCode: 400 } };
 
+/** An SDK command as the simulated client reads it: its name, its input, and its own middleware (a guard at dispatch). */
+interface SimCommand {
+  constructor: { name: string };
+  input: unknown;
+  middlewareStack?: { resolve: (handler: (args: any) => Promise<{ output: unknown; response: unknown }>, context: object) => (args: any) => Promise<{ output: unknown }> };
+}
+
 export class SimIam {
   private readonly current = new Map<string, PolicyState>();
   /** Per name: the states readers see, each from a time on. */
@@ -38,36 +45,46 @@ export class SimIam {
   constructor(private readonly scheduler: Scheduler, public faults: IamFaults) {}
 
   /** A client for one process: each call is sent, lands and is answered at points the scheduler picks. */
-  client(proc: Proc | undefined): { send: (command: { constructor: { name: string }; input: unknown }) => Promise<unknown> } {
+  client(proc: Proc | undefined): { send: (command: SimCommand) => Promise<unknown> } {
     return {
       send: async (command) => {
         const name = command.constructor.name.replace(/Command$/, '');
         const input = command.input as Record<string, any>;
+        // A process may pause here, after its code sent the call and before the call goes on the
+        // wire. Dispatch then runs what the command's own middleware does at the wire, as the
+        // SDK's handler step would, before the request leaves.
         if (proc) await this.scheduler.point(proc, `send ${name} ${input.PolicyArn ?? input.PolicyName ?? ''}`);
-        await this.scheduler.landing(`land ${name}`);
-        if (proc && this.scheduler.chance(this.faults.throttle)) {
-          if (proc) await this.scheduler.point(proc, `throttled ${name}`);
-          throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling', ...meta });
-        }
-        let answer: unknown;
-        let failure: unknown;
-        try {
-          answer = this.handle(name, input);
-        } catch (error) {
-          failure = error;
-        }
-        if (proc) {
-          if (this.scheduler.chance(this.faults.lostAnswer)) {
-            this.scheduler.log(`${proc.id} answer lost: ${name}`);
-            await this.scheduler.point(proc, `lost ${name}`);
-            throw Object.assign(new Error('socket hang up'), { name: 'Error', code: 'ECONNRESET' });
-          }
-          await this.scheduler.point(proc, `answer ${name}`);
-        }
-        if (failure) throw failure;
-        return answer;
+        if (!command.middlewareStack) return this.wire(proc, name, input);
+        const dispatch = command.middlewareStack.resolve(async () => ({ output: await this.wire(proc, name, input), response: {} }), {});
+        return (await dispatch({ input })).output;
       },
     };
+  }
+
+  /** A call on the wire: it lands, may be throttled before its effect, takes effect, and its answer may be lost. */
+  private async wire(proc: Proc | undefined, name: string, input: Record<string, any>): Promise<unknown> {
+    await this.scheduler.landing(`land ${name}`);
+    if (proc && this.scheduler.chance(this.faults.throttle)) {
+      if (proc) await this.scheduler.point(proc, `throttled ${name}`);
+      throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling', ...meta });
+    }
+    let answer: unknown;
+    let failure: unknown;
+    try {
+      answer = this.handle(name, input);
+    } catch (error) {
+      failure = error;
+    }
+    if (proc) {
+      if (this.scheduler.chance(this.faults.lostAnswer)) {
+        this.scheduler.log(`${proc.id} answer lost: ${name}`);
+        await this.scheduler.point(proc, `lost ${name}`);
+        throw Object.assign(new Error('socket hang up'), { name: 'Error', code: 'ECONNRESET' });
+      }
+      await this.scheduler.point(proc, `answer ${name}`);
+    }
+    if (failure) throw failure;
+    return answer;
   }
 
   /** The checker's client: answered at once, as IAM stands once every write is visible (call settle() first). */
