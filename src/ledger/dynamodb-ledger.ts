@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import { from, lastValueFrom, mergeMap } from 'rxjs';
 import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
-import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
+import type { AdoptionRequest, AdoptionResult, ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, ReleaseResult, RememberedEvent } from './ledger.js';
+import { adoptionRefusal, archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
 import type { LedgerPosition } from './position.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from './table.js';
@@ -519,6 +519,69 @@ export class DynamoDbLedger implements Ledger {
     return found;
   }
 
+  async adopt(request: AdoptionRequest): Promise<AdoptionResult> {
+    // adoptionRefusal (ledger.ts) as a condition: no entry; or no claim and no
+    // applied state; or this very adoption recorded before (a re-run).
+    const condition =
+      'attribute_not_exists(#key) OR (attribute_not_exists(claimOwner) AND (' +
+      'attribute_not_exists(policyState) OR policyState IN (:unknown, :deleted)' +
+      ' OR (policyState = :present AND attribute_exists(adoptedAt) AND docHash = :hash)))';
+    try {
+      const result = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: request.policy } },
+          UpdateExpression:
+            'SET epoch = if_not_exists(epoch, :epoch), policyState = :present, docHash = :hash, desired = :desired, adoptedAt = :at, adoptedBy = :by, updatedAt = :at' +
+            ' REMOVE revision, iamVersions',
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#key': LEDGER_KEY },
+          ExpressionAttributeValues: {
+            ':epoch': { N: String(request.epoch) },
+            ':present': { S: 'present' },
+            ':unknown': { S: 'unknown' },
+            ':deleted': { S: 'deleted' },
+            ':hash': { S: request.docHash },
+            ':desired': { S: JSON.stringify(request.desired) },
+            ':at': { S: new Date(this.now()).toISOString() },
+            ':by': { S: request.by },
+          },
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { recorded: true, previous: result.Attributes ? toEntry(result.Attributes) : undefined };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (!error.Item) throw new TransientError('ledger-unexplained', 'adoption refused without the item', { cause: error });
+      const entry = toEntry(error.Item);
+      return { recorded: false, because: adoptionRefusal(entry, request.docHash) ?? 'claim-in-flight', entry };
+    }
+  }
+
+  async release(policy: string): Promise<ReleaseResult> {
+    try {
+      const result = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: 'SET policyState = :unknown, updatedAt = :at REMOVE desired, docHash, iamVersions, revision, adoptedAt, adoptedBy',
+          ConditionExpression: 'attribute_exists(#key) AND attribute_not_exists(claimOwner)',
+          ExpressionAttributeNames: { '#key': LEDGER_KEY },
+          ExpressionAttributeValues: { ':unknown': { S: 'unknown' }, ':at': { S: new Date(this.now()).toISOString() } },
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { forgotten: true, previous: result.Attributes ? toEntry(result.Attributes) : undefined };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // No item: nothing to forget (the condition keeps the update from making one).
+      if (!error.Item) return { forgotten: true, previous: undefined };
+      return { forgotten: false, because: 'claim-in-flight', entry: toEntry(error.Item) };
+    }
+  }
+
   /**
    * Every policy's entry, page by page (a consistent scan of the table),
    * without the items whose keys start with `#` (epochs, shard progress).
@@ -573,6 +636,7 @@ function toEntry(item: Item): LedgerEntry {
   if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
   if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
   if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
+  if (item.adoptedAt?.S) entry.adopted = { at: item.adoptedAt.S, by: item.adoptedBy?.S ?? '' };
   if (item.claimOwner?.S && item.claimToken?.S) {
     entry.claim = {
       owner: item.claimOwner.S,
