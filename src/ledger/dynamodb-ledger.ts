@@ -287,6 +287,8 @@ export class DynamoDbLedger implements Ledger {
     ];
     // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
     const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
+    // An event took effect: the state is the processor's now, no longer the adoption's (Ledger.adopt).
+    if (request.outcome !== 'rejected') removes.push('adoptedAt', 'adoptedBy');
     // The revision is the epoch's: a completion that carries none moves an entry of an older
     // epoch to this one without one (its revision would make the epoch's events stale).
     if (request.revision !== undefined) {
@@ -521,11 +523,11 @@ export class DynamoDbLedger implements Ledger {
 
   async adopt(request: AdoptionRequest): Promise<AdoptionResult> {
     // adoptionRefusal (ledger.ts) as a condition: no entry; or no claim and no
-    // applied state; or this very adoption recorded before (a re-run).
+    // applied state; or an adoption that no event has followed (a re-run).
     const condition =
       'attribute_not_exists(#key) OR (attribute_not_exists(claimOwner) AND (' +
       'attribute_not_exists(policyState) OR policyState IN (:unknown, :deleted)' +
-      ' OR (policyState = :present AND attribute_exists(adoptedAt) AND docHash = :hash)))';
+      ' OR (policyState = :present AND attribute_exists(adoptedAt))))';
     try {
       const result = await this.dynamodb.send(
         new UpdateItemCommand({
@@ -555,7 +557,7 @@ export class DynamoDbLedger implements Ledger {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       if (!error.Item) throw new TransientError('ledger-unexplained', 'adoption refused without the item', { cause: error });
       const entry = toEntry(error.Item);
-      return { recorded: false, because: adoptionRefusal(entry, request.docHash) ?? 'claim-in-flight', entry };
+      return { recorded: false, because: adoptionRefusal(entry) ?? 'claim-in-flight', entry };
     }
   }
 

@@ -62,8 +62,10 @@ export interface LedgerEntry {
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
   /**
    * Set by `ips adopt` (Ledger.adopt): the policy was made out of band and
-   * taken over as IAM held it. Its revision is unknown (no `revision`), so the
-   * first event of any revision is claimed (verdict.ts).
+   * taken over as IAM held it, and no event has taken effect since (the first
+   * completion that applies one removes it; a refused batch keeps it). Its
+   * revision is unknown (no `revision`), so the first event of any revision is
+   * claimed (verdict.ts).
    */
   adopted?: { at: string; by: string };
 }
@@ -145,7 +147,7 @@ export interface AdoptionRequest {
 export type AdoptionRefusal = 'claim-in-flight' | 'state-applied';
 
 export type AdoptionResult =
-  /** `previous`: the entry before, if any (one with `adopted` and the same docHash: an adoption run again). */
+  /** `previous`: the entry before, if any (one with `adopted`: an adoption run again). */
   | { recorded: true; previous: LedgerEntry | undefined }
   | { recorded: false; because: AdoptionRefusal; entry: LedgerEntry };
 
@@ -160,14 +162,15 @@ export const ADOPTABLE_STATES: readonly (PolicyState | undefined)[] = [undefined
 /**
  * Whether an adoption may write over `entry` (the one condition both ledgers
  * write, DynamoDB's as a ConditionExpression): no entry; or no claim on it and
- * no state the processor applied; or the same adoption already recorded (a
- * re-run: same document).
+ * no state the processor applied: none, `unknown`, `deleted`, or an earlier
+ * adoption that no event has followed (a re-run, which records IAM's document
+ * as it is now).
  */
-export function adoptionRefusal(entry: LedgerEntry | undefined, docHash: string): AdoptionRefusal | undefined {
+export function adoptionRefusal(entry: LedgerEntry | undefined): AdoptionRefusal | undefined {
   if (!entry) return undefined;
   if (entry.claim) return 'claim-in-flight';
   if (ADOPTABLE_STATES.includes(entry.state)) return undefined;
-  if (entry.state === 'present' && entry.adopted && entry.docHash === docHash) return undefined;
+  if (entry.state === 'present' && entry.adopted) return undefined;
   return 'state-applied';
 }
 
@@ -238,7 +241,8 @@ export interface Ledger {
    * revision (unknown: the first event of any revision is claimed) and no IAM
    * version ids (so the next step reads IAM, and checks the ownership tag,
    * before it writes). An entry that exists keeps its epoch, position and
-   * eventIds: what the stream settled stays settled.
+   * eventIds: what the stream settled stays settled. Until an event takes
+   * effect, an adoption may be recorded again (a re-run after a cut-short one).
    */
   adopt(request: AdoptionRequest): Promise<AdoptionResult>;
   /**

@@ -503,6 +503,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(first.previous?.state, 'present', 'the claim hands the adopted state to the step');
     t.is(first.previous?.docHash, 'hash-of-{"v":1}');
     await c.ledger.complete(completion(p, first.token, at('s-0', '10'), { events: [{ eventId: 'ad-1', payloadHash: 'hash' }], revision: 0, outcome: 'updated' }));
+    t.is((await c.ledger.get(p))?.adopted, undefined, 'an event took effect: the state is the processor\'s now');
     t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '11'), { eventId: 'ad-2', revision: 0 })), 'stale-revision');
     t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '12'), { eventId: 'ad-3', revision: 1 })), 'won');
   });
@@ -522,10 +523,14 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(entry?.position?.sequenceNumber, '50');
     t.deepEqual(entry?.events, [{ eventId: 'older', payloadHash: 'h' }]);
     t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '50'), { eventId: 'refused-1', epoch: 3 })), 'duplicate-sequence', 'a redelivery stays a duplicate');
-    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '51'), { eventId: 'next', revision: 1, epoch: 3 })), 'won');
+    // A batch refused after the adoption (the tag not there yet) keeps the adoption.
+    const refused = await won(c.ledger, claimRequest(p, at('s-0', '51'), { eventId: 'refused-2', epoch: 3 }));
+    await c.ledger.complete(completion(p, refused.token, at('s-0', '51'), { epoch: 3, state: 'present', outcome: 'rejected', docHash: 'hash-of-{"v":1}' }));
+    t.truthy((await c.ledger.get(p))?.adopted);
+    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '52'), { eventId: 'next', revision: 1, epoch: 3 })), 'won');
   });
 
-  test(named('an adoption never overwrites applied state, nor an entry under a claim; run again with the same document it is recorded again'), async (t) => {
+  test(named('an adoption never overwrites applied state, nor an entry under a claim; run again before any event took effect, it records the document again'), async (t) => {
     const c = setUp(make);
     const applied = c.policy('adopt-applied');
     await settle(c.ledger, claimRequest(applied, at('s-0', '1'), { revision: 7 }), { docHash: 'processor', desired: { path: '/stream-managed/', document: { v: 0 } as never }, iamVersions: ['v1'] });
@@ -549,8 +554,12 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     const again = await c.ledger.adopt(adoption(rerun, { v: 1 }));
     t.true(again.recorded, 'the same adoption again');
     t.truthy(again.recorded ? again.previous?.adopted : undefined);
-    const changed = await c.ledger.adopt(adoption(rerun, { v: 2 }));
-    t.is(changed.recorded ? undefined : changed.because, 'state-applied', 'another document: not the same adoption');
+    t.true((await c.ledger.adopt(adoption(rerun, { v: 2 }))).recorded, 'edited out of band before the tag: adopted as it is now');
+    t.is((await c.ledger.get(rerun))?.docHash, 'hash-of-{"v":2}');
+    const { token } = await won(c.ledger, claimRequest(rerun, at('s-0', '1')));
+    await c.ledger.complete(completion(rerun, token, at('s-0', '1'), { outcome: 'updated', docHash: 'applied' }));
+    const afterEvent = await c.ledger.adopt(adoption(rerun, { v: 3 }));
+    t.is(afterEvent.recorded ? undefined : afterEvent.because, 'state-applied', 'once an event took effect, the state is the processor\'s');
 
     const gone = c.policy('adopt-deleted');
     await settle(c.ledger, claimRequest(gone, at('s-0', '1'), { revision: 4 }), { state: 'deleted', outcome: 'deleted', desired: { path: '/stream-managed/' } });

@@ -149,7 +149,7 @@ export class MemoryLedger implements Ledger {
   async adopt(request: AdoptionRequest): Promise<AdoptionResult> {
     this.calls++;
     const entry = this.entries.get(request.policy);
-    const refusal = adoptionRefusal(entry, request.docHash);
+    const refusal = adoptionRefusal(entry);
     if (refusal) return { recorded: false, because: refusal, entry: structuredClone(entry!) };
     const previous = entry && structuredClone(entry);
     const at = new Date(this.now()).toISOString();
@@ -197,6 +197,7 @@ export class MemoryLedger implements Ledger {
     if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;
     if (request.iamVersions !== undefined) entry.iamVersions = [...request.iamVersions];
     else delete entry.iamVersions;
+    if (request.outcome !== 'rejected') delete entry.adopted;
   }
 }
 
