@@ -31,7 +31,9 @@ const stackOf = () => testStack!;
 /** `ips <args>` as a separate process: exit code, stdout, stderr (a non-zero exit is a result, not a throw). */
 async function ips(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), ...args], { env: { ...process.env, ...stackOf().stack.env }, maxBuffer: 16 * 1024 * 1024 });
+    // IAM's visibility window at 0: the drift audit judges a policy changed a moment ago instead of leaving it as settling.
+    const env = { ...process.env, ...stackOf().stack.env, IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
+    const { stdout, stderr } = await exec(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), ...args], { env, maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: unknown; stdout: string; stderr: string };
@@ -110,6 +112,11 @@ test.serial('a policy made out of band under the managed path is not-owned befor
   t.is(entry?.docHash, documentHash(doc('s3:GetObject')), 'its current document is the last applied state');
   t.deepEqual(entry?.desired, { path: config.managedPathPrefix, document: doc('s3:GetObject'), tags: { team: 'reports' } });
   t.is(entry?.revision, undefined, 'the revision is unknown');
+  // The drift audit agrees: what the ledger holds is what IAM holds (judged at once, not left as settling).
+  const audit2 = await ips('drift', '--json');
+  const report = JSON.parse(audit2.stdout) as { drift: { policy: string }[]; notJudged: { policy: string }[] };
+  t.false(report.drift.some((d) => d.policy === name), audit2.stdout);
+  t.false(report.notJudged.some((d) => d.policy === name), 'judged, not skipped');
 
   // Any revision applies first: here one below the revision refused before adoption.
   const after = await outcomeOf({ eventId: 'legacy-2', name, revision: 3, document: doc('s3:ListBucket'), tags: { team: 'reports', tier: 'gold' } });
