@@ -5,8 +5,8 @@ import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LEDGER_KEY } from './table.js';
 
-/** The ledger table the epochs are kept in. */
-export interface EpochStore {
+/** The ledger table, its client and clock: what the epochs and adoptions are written with. */
+export interface LedgerStore {
   dynamodb: DynamoDBClient;
   tableName: string;
   now: () => number;
@@ -20,13 +20,13 @@ export const shardEpochKey = (shardId: string) => `#epoch#${shardId}`;
 const EPOCH_COUNTER_KEY = '#epoch-counter';
 
 /** The highest of the ledger-wide epoch and the given shards' epochs. */
-export async function currentEpoch(store: EpochStore, shards: string[] = []): Promise<number> {
+export async function currentEpoch(store: LedgerStore, shards: string[] = []): Promise<number> {
   const keys = [EPOCH_ITEM_KEY, ...shards.map(shardEpochKey)];
   const epochs = await Promise.all(keys.map((key) => readEpoch(store, key)));
   return Math.max(0, ...epochs);
 }
 
-async function readEpoch(store: EpochStore, key: string): Promise<number> {
+async function readEpoch(store: LedgerStore, key: string): Promise<number> {
   const result = await store.dynamodb.send(new GetItemCommand({ TableName: store.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }));
   return result.Item?.epoch?.N ? Number(result.Item.epoch.N) : 0;
 }
@@ -37,7 +37,7 @@ async function readEpoch(store: EpochStore, key: string): Promise<number> {
  * of those shards), so that other shards keep their history. Epochs only
  * move forward: a new one is drawn from a counter above every earlier one.
  */
-export async function advanceEpoch(store: EpochStore, shards?: string[]): Promise<number> {
+export async function advanceEpoch(store: LedgerStore, shards?: string[]): Promise<number> {
   const counter = await store.dynamodb.send(
     new UpdateItemCommand({
       TableName: store.tableName,

@@ -41,6 +41,7 @@ export function toEntry(item: Item): LedgerEntry {
   if (item.updatedAt?.S) entry.updatedAt = item.updatedAt.S;
   if (item.lastOutcome?.S) entry.lastOutcome = item.lastOutcome.S;
   if (item.verifiedUpTo?.N) entry.verifiedUpTo = Number(item.verifiedUpTo.N);
+  if (item.adoptedAt?.S) entry.adopted = { at: item.adoptedAt.S, by: item.adoptedBy?.S ?? '' };
   if (item.claimOwner?.S && item.claimToken?.S) {
     entry.claim = {
       owner: item.claimOwner.S,
@@ -90,6 +91,8 @@ export function completionUpdate(request: CompletionRequest, now: number): { exp
   ];
   // The versions are the step's knowledge or nothing: a value the step cannot vouch for is removed.
   const removes = ['claimOwner', 'claimToken', 'claimExpires', 'claimSeq'];
+  // An event took effect: the state is the processor's now, no longer the adoption's (Ledger.adopt).
+  if (request.outcome !== 'rejected') removes.push('adoptedAt', 'adoptedBy');
   // The revision is the epoch's: a completion that carries none moves an entry of an older
   // epoch to this one without one (its revision would make the epoch's events stale).
   if (request.revision !== undefined) {

@@ -4,14 +4,15 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from './ledger.js';
+import type { AdoptionRequest, AdoptionResult, ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, ReleaseResult, RememberedEvent } from './ledger.js';
 import { expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from './ledger.js';
 import type { LedgerPosition } from './position.js';
 import { toLedgerSequence } from './sequence.js';
 import { LEDGER_KEY } from './table.js';
 import { DynamoDbEventArchive } from './event-archive.js';
 import { advanceEpoch, currentEpoch } from './dynamodb-epochs.js';
-import type { EpochStore } from './dynamodb-epochs.js';
+import type { LedgerStore } from './dynamodb-epochs.js';
+import { adoptEntry, releaseEntry } from './dynamodb-adoption.js';
 import { completedBy, completionUpdate, toEntry } from './dynamodb-item.js';
 import type { Item } from './dynamodb-item.js';
 import type { Config } from '../config/config.js';
@@ -57,8 +58,8 @@ export function ledgerFromConfig(
 export class DynamoDbLedger implements Ledger {
   private readonly now: () => number;
   private readonly archive: DynamoDbEventArchive;
-  /** The table the epochs are kept in. */
-  private readonly store: EpochStore;
+  /** The ledger table, its client and clock, for the epochs and adoptions. */
+  private readonly store: LedgerStore;
 
   constructor(
     private readonly dynamodb: DynamoDBClient,
@@ -352,6 +353,14 @@ export class DynamoDbLedger implements Ledger {
 
   archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]> {
     return this.archive.find(policy, epoch, eventIds, position);
+  }
+
+  adopt(request: AdoptionRequest): Promise<AdoptionResult> {
+    return adoptEntry(this.store, request);
+  }
+
+  release(policy: string): Promise<ReleaseResult> {
+    return releaseEntry(this.store, policy);
   }
 
   /**

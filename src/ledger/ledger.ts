@@ -60,6 +60,14 @@ export interface LedgerEntry {
    */
   verifyAfter?: number;
   claim?: { owner: string; token: string; expiresAt: number; sequence: string };
+  /**
+   * Set by `ips adopt` (Ledger.adopt): the policy was made out of band and
+   * taken over as IAM held it, and no event has taken effect since (the first
+   * completion that applies one removes it; a refused batch keeps it). Its
+   * revision is unknown (no `revision`), so the first event of any revision is
+   * claimed (verdict.ts).
+   */
+  adopted?: { at: string; by: string };
 }
 
 /** An applied event as the ledger remembers it. */
@@ -115,6 +123,55 @@ export interface CompletionRequest {
   /** The entry's verifyRequested when the claim was won: the step read IAM, so every mark up to it is answered. */
   verifiedUpTo?: number;
   outcome: string;
+}
+
+/** What `ips adopt` records for a policy it takes over (Ledger.adopt). */
+export interface AdoptionRequest {
+  policy: string;
+  /** The epoch a new entry starts in (the ledger-wide one); an entry that exists keeps its own. */
+  epoch: number;
+  /** The policy as IAM holds it now: its path, default document, tags (the ownership tag aside) and description. */
+  desired: DesiredState & { document: PolicyDocument };
+  /** documentHash of `desired.document`. */
+  docHash: string;
+  /** Who adopts it: the operator's identity, for the entry and the audit log. */
+  by: string;
+}
+
+/**
+ * Why an adoption was not recorded: a claim (live or expired) is on the
+ * entry, so a worker's step on the policy may be under way or unfinished; or
+ * the entry holds state the processor itself applied (present, or retained in
+ * use), which an adoption must never overwrite.
+ */
+export type AdoptionRefusal = 'claim-in-flight' | 'state-applied';
+
+export type AdoptionResult =
+  /** `previous`: the entry before, if any (one with `adopted`: an adoption run again). */
+  | { recorded: true; previous: LedgerEntry | undefined }
+  | { recorded: false; because: AdoptionRefusal; entry: LedgerEntry };
+
+export type ReleaseResult =
+  /** `previous`: the entry before, undefined when there was none (nothing to forget). */
+  | { forgotten: true; previous: LedgerEntry | undefined }
+  | { forgotten: false; because: 'claim-in-flight'; entry: LedgerEntry };
+
+/** Policy states an adoption may replace: nothing the processor applied is there. */
+export const ADOPTABLE_STATES: readonly (PolicyState | undefined)[] = [undefined, 'unknown', 'deleted'];
+
+/**
+ * Whether an adoption may write over `entry` (the one condition both ledgers
+ * write, DynamoDB's as a ConditionExpression): no entry; or no claim on it and
+ * no state the processor applied: none, `unknown`, `deleted`, or an earlier
+ * adoption that no event has followed (a re-run, which records IAM's document
+ * as it is now).
+ */
+export function adoptionRefusal(entry: LedgerEntry | undefined): AdoptionRefusal | undefined {
+  if (!entry) return undefined;
+  if (entry.claim) return 'claim-in-flight';
+  if (ADOPTABLE_STATES.includes(entry.state)) return undefined;
+  if (entry.state === 'present' && entry.adopted) return undefined;
+  return 'state-applied';
 }
 
 export interface Ledger {
@@ -177,6 +234,25 @@ export interface Ledger {
    * entry's `position`).
    */
   archivedEvents(policy: string, epoch: number, eventIds: string[], position: LedgerPosition | undefined): Promise<RememberedEvent[]>;
+  /**
+   * Records a policy taken over by `ips adopt`, in one conditional write that
+   * never overwrites what the processor applied (adoptionRefusal): state
+   * `present`, the policy's current document as the last applied one, no
+   * revision (unknown: the first event of any revision is claimed) and no IAM
+   * version ids (so the next step reads IAM, and checks the ownership tag,
+   * before it writes). An entry that exists keeps its epoch, position and
+   * eventIds: what the stream settled stays settled. Until an event takes
+   * effect, an adoption may be recorded again (a re-run after a cut-short one).
+   */
+  adopt(request: AdoptionRequest): Promise<AdoptionResult>;
+  /**
+   * Forgets what the ledger knows of a policy's IAM state (`ips release`), in
+   * one write conditional on no claim being on the entry: state `unknown`, no
+   * desired state, document hash, IAM versions, revision or adoption. The
+   * position and eventIds stay, so that a redelivered record stays a
+   * duplicate. No entry: nothing to forget.
+   */
+  release(policy: string): Promise<ReleaseResult>;
 }
 
 /** IAM must be re-read before the ledger's word on this policy is trusted. */

@@ -9,7 +9,10 @@
 //   3. the eventId was applied with another payload: `rejected`,
 //      `event-id-conflict` (a producer reusing an id: it must be seen, so it
 //      is dead-lettered rather than dropped as stale);
-//   4. the revision is not above the applied one: `stale`.
+//   4. the revision is not above the applied one: `stale`. An entry with no
+//      revision (none applied yet, or an adopted policy's, which is unknown:
+//      Ledger.adopt) makes no event stale: the first event of any revision is
+//      applied, and its revision is known from then on.
 //
 // Each layer knows part of the ledger's state: the cache what it learned, the
 // batch what its earlier events will add, the ledger all of it. Only a

@@ -14,13 +14,15 @@ import { createOpsContext, localStackEnvFile } from './cli/context.js';
 import type { OpsContext } from './cli/context.js';
 import { missingResources } from './cli/missing-resources.js';
 import { terminalText } from './cli/render.js';
+import { adoptCommand } from './commands/adopt.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
 import { driftCommand } from './commands/drift.js';
 import { produceCommand } from './commands/produce.js';
+import { releaseCommand } from './commands/release.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 
-const COMMANDS: Command[] = [statusCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand];
+const COMMANDS: Command[] = [statusCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand, adoptCommand, releaseCommand];
 
 const OVERVIEW = `Usage: ips <command> [options]
 

@@ -9,7 +9,7 @@
 // so cases share nothing but the table.
 import type { TestFn } from 'ava';
 import { ClaimLostError } from '../../src/faults/errors.js';
-import type { ClaimRequest, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
+import type { AdoptionRequest, ClaimRequest, CompletionRequest, Ledger, LedgerEntry } from '../../src/ledger/ledger.js';
 import { needsVerification } from '../../src/ledger/ledger.js';
 import type { LedgerPosition } from '../../src/ledger/position.js';
 import type { RecordPosition } from '../../src/contract/record-id.js';
@@ -465,5 +465,136 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is((await c.ledger.archivedEvents(p, 1, ['a-3'], undefined)).length, 1, 'kept within the time to live');
     c.advance(2 * DAY);
     t.deepEqual(await c.ledger.archivedEvents(p, 1, ['a-2', 'a-3'], undefined), [], 'past the time to live, as if gone');
+  });
+
+  const adoption = (policy: string, document: object, fields: Partial<AdoptionRequest> = {}): AdoptionRequest => ({
+    policy,
+    epoch: 0,
+    desired: { path: '/stream-managed/', document: document as AdoptionRequest['desired']['document'], tags: { team: 'reports' } },
+    docHash: `hash-of-${JSON.stringify(document)}`,
+    by: 'arn:aws:iam::123456789012:user/operator',
+    ...fields,
+  });
+
+  test(named('an adoption of a policy the ledger never saw records it present, its document the last applied, revision and versions unknown'), async (t) => {
+    const c = setUp(make);
+    const p = c.policy('adopt-new');
+    const result = await c.ledger.adopt(adoption(p, { v: 1 }, { epoch: 2 }));
+    t.deepEqual(result, { recorded: true, previous: undefined });
+    const entry = await c.ledger.get(p);
+    t.is(entry?.state, 'present');
+    t.is(entry?.docHash, 'hash-of-{"v":1}');
+    t.deepEqual(entry?.desired, { path: '/stream-managed/', document: { v: 1 }, tags: { team: 'reports' } });
+    t.is(entry?.epoch, 2, 'a new entry starts in the given epoch');
+    t.is(entry?.revision, undefined);
+    t.is(entry?.iamVersions, undefined, 'no version ids: the next step reads IAM before it writes');
+    t.is(entry?.position, undefined);
+    t.deepEqual(entry?.events, []);
+    t.is(entry?.claim, undefined);
+    t.is(entry?.adopted?.by, 'arn:aws:iam::123456789012:user/operator');
+    t.is(entry?.adopted?.at, new Date(c.now()).toISOString());
+  });
+
+  test(named('an adopted entry claims the first event of any revision; that revision is known from then on'), async (t) => {
+    const c = setUp(make);
+    const p = c.policy('adopt-revision');
+    await c.ledger.adopt(adoption(p, { v: 1 }));
+    const first = await won(c.ledger, claimRequest(p, at('s-0', '10'), { eventId: 'ad-1', revision: 0 }));
+    t.is(first.previous?.state, 'present', 'the claim hands the adopted state to the step');
+    t.is(first.previous?.docHash, 'hash-of-{"v":1}');
+    await c.ledger.complete(completion(p, first.token, at('s-0', '10'), { events: [{ eventId: 'ad-1', payloadHash: 'hash' }], revision: 0, outcome: 'updated' }));
+    t.is((await c.ledger.get(p))?.adopted, undefined, 'an event took effect: the state is the processor\'s now');
+    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '11'), { eventId: 'ad-2', revision: 0 })), 'stale-revision');
+    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '12'), { eventId: 'ad-3', revision: 1 })), 'won');
+  });
+
+  test(named('an adoption keeps what the stream settled: an entry of refused events keeps its epoch, position and eventIds'), async (t) => {
+    const c = setUp(make);
+    const p = c.policy('adopt-settled');
+    // A batch whose events were all refused (not-owned): position moved, nothing applied.
+    const { token } = await won(c.ledger, claimRequest(p, at('s-0', '50'), { eventId: 'refused-1', revision: 40, epoch: 3 }));
+    await c.ledger.complete(completion(p, token, at('s-0', '50'), { epoch: 3, state: 'unknown', outcome: 'rejected', events: [{ eventId: 'older', payloadHash: 'h' }] }));
+    const result = await c.ledger.adopt(adoption(p, { v: 1 }, { epoch: 1 }));
+    t.true(result.recorded);
+    t.is(result.recorded ? result.previous?.state : undefined, 'unknown');
+    const entry = await c.ledger.get(p);
+    t.is(entry?.state, 'present');
+    t.is(entry?.epoch, 3, 'an entry that exists keeps its epoch');
+    t.is(entry?.position?.sequenceNumber, '50');
+    t.deepEqual(entry?.events, [{ eventId: 'older', payloadHash: 'h' }]);
+    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '50'), { eventId: 'refused-1', epoch: 3 })), 'duplicate-sequence', 'a redelivery stays a duplicate');
+    // A batch refused after the adoption (the tag not there yet) keeps the adoption.
+    const refused = await won(c.ledger, claimRequest(p, at('s-0', '51'), { eventId: 'refused-2', epoch: 3 }));
+    await c.ledger.complete(completion(p, refused.token, at('s-0', '51'), { epoch: 3, state: 'present', outcome: 'rejected', docHash: 'hash-of-{"v":1}' }));
+    t.truthy((await c.ledger.get(p))?.adopted);
+    t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '52'), { eventId: 'next', revision: 1, epoch: 3 })), 'won');
+  });
+
+  test(named('an adoption never overwrites applied state, nor an entry under a claim; run again before any event took effect, it records the document again'), async (t) => {
+    const c = setUp(make);
+    const applied = c.policy('adopt-applied');
+    await settle(c.ledger, claimRequest(applied, at('s-0', '1'), { revision: 7 }), { docHash: 'processor', desired: { path: '/stream-managed/', document: { v: 0 } as never }, iamVersions: ['v1'] });
+    const before = await c.ledger.get(applied);
+    const refused = await c.ledger.adopt(adoption(applied, { v: 1 }));
+    t.false(refused.recorded);
+    t.is(refused.recorded ? undefined : refused.because, 'state-applied');
+    t.deepEqual(await c.ledger.get(applied), before, 'nothing written');
+
+    const claimed = c.policy('adopt-claimed');
+    await won(c.ledger, claimRequest(claimed, at('s-0', '1')));
+    const inFlight = await c.ledger.adopt(adoption(claimed, { v: 1 }));
+    t.is(inFlight.recorded ? undefined : inFlight.because, 'claim-in-flight');
+    c.advance(TTL + 1);
+    const expired = await c.ledger.adopt(adoption(claimed, { v: 1 }));
+    t.is(expired.recorded ? undefined : expired.because, 'claim-in-flight', 'an expired claim too: its step may be unfinished');
+    t.is((await c.ledger.get(claimed))?.state, undefined);
+
+    const rerun = c.policy('adopt-rerun');
+    t.true((await c.ledger.adopt(adoption(rerun, { v: 1 }))).recorded);
+    const again = await c.ledger.adopt(adoption(rerun, { v: 1 }));
+    t.true(again.recorded, 'the same adoption again');
+    t.truthy(again.recorded ? again.previous?.adopted : undefined);
+    t.true((await c.ledger.adopt(adoption(rerun, { v: 2 }))).recorded, 'edited out of band before the tag: adopted as it is now');
+    t.is((await c.ledger.get(rerun))?.docHash, 'hash-of-{"v":2}');
+    const { token } = await won(c.ledger, claimRequest(rerun, at('s-0', '1')));
+    await c.ledger.complete(completion(rerun, token, at('s-0', '1'), { outcome: 'updated', docHash: 'applied' }));
+    const afterEvent = await c.ledger.adopt(adoption(rerun, { v: 3 }));
+    t.is(afterEvent.recorded ? undefined : afterEvent.because, 'state-applied', 'once an event took effect, the state is the processor\'s');
+
+    const gone = c.policy('adopt-deleted');
+    await settle(c.ledger, claimRequest(gone, at('s-0', '1'), { revision: 4 }), { state: 'deleted', outcome: 'deleted', desired: { path: '/stream-managed/' } });
+    t.true((await c.ledger.adopt(adoption(gone, { v: 3 }))).recorded, 'a policy the processor deleted, made again by hand');
+    t.is((await c.ledger.get(gone))?.revision, undefined);
+  });
+
+  test(named('a release forgets the IAM state, keeps position and eventIds, is refused under a claim, and does nothing twice or without an entry'), async (t) => {
+    const c = setUp(make);
+    const p = c.policy('release');
+    const request = claimRequest(p, at('s-0', '20'), { eventId: 'rel-1', revision: 5 });
+    await settle(c.ledger, request, { docHash: 'd', desired: { path: '/stream-managed/', document: { v: 1 } as never }, iamVersions: ['v1'] });
+    const released = await c.ledger.release(p);
+    t.true(released.forgotten);
+    t.is(released.forgotten ? released.previous?.state : undefined, 'present');
+    const entry = await c.ledger.get(p);
+    t.is(entry?.state, 'unknown');
+    for (const field of ['desired', 'docHash', 'iamVersions', 'revision', 'adopted'] as const) t.is(entry?.[field], undefined, field);
+    t.is(entry?.position?.sequenceNumber, '20');
+    t.deepEqual(entry?.events.map((event) => event.eventId), ['rel-1']);
+    t.is(await refusal(c.ledger, request), 'duplicate-sequence', 'what was settled stays settled');
+    t.is(await refusal(c.ledger, { ...request, record: at('s-0', '21') }), 'duplicate-event-id');
+
+    const twice = await c.ledger.release(p);
+    t.true(twice.forgotten);
+    t.is(twice.forgotten ? twice.previous?.state : undefined, 'unknown');
+
+    t.deepEqual(await c.ledger.release(c.policy('release-none')), { forgotten: true, previous: undefined });
+    t.is(await c.ledger.get(c.policy('release-none')), undefined, 'no entry is made');
+
+    const claimed = c.policy('release-claimed');
+    await settle(c.ledger, claimRequest(claimed, at('s-0', '1')), { docHash: 'd' });
+    await won(c.ledger, claimRequest(claimed, at('s-0', '2'), { eventId: 'rel-2' }));
+    const refused = await c.ledger.release(claimed);
+    t.false(refused.forgotten);
+    t.is((await c.ledger.get(claimed))?.state, 'present', 'nothing forgotten under a claim');
   });
 }

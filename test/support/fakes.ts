@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import type { IamOutcome } from '../../src/contract/outcome.js';
 import type { DeadLetter, DeadLetterSink } from '../../src/deadletter/dead-letter-store.js';
-import type { ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, RememberedEvent } from '../../src/ledger/ledger.js';
-import { archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from '../../src/ledger/ledger.js';
+import type { AdoptionRequest, AdoptionResult, ClaimRequest, ClaimResult, CompletionRequest, LateWrites, Ledger, LedgerEntry, ReleaseResult, RememberedEvent } from '../../src/ledger/ledger.js';
+import { adoptionRefusal, archiveHolds, expiredElsewhere, explainRefusal, lateWritesEnd, needsVerification, settledVerdict } from '../../src/ledger/ledger.js';
 import type { LedgerPosition } from '../../src/ledger/position.js';
 
 type ArchivedEvent = RememberedEvent & { epoch: number; settledBy?: LedgerPosition };
@@ -155,6 +155,37 @@ export class MemoryLedger implements Ledger {
     return true;
   }
 
+  async adopt(request: AdoptionRequest): Promise<AdoptionResult> {
+    this.calls++;
+    const entry = this.entries.get(request.policy);
+    const refusal = adoptionRefusal(entry);
+    if (refusal) return { recorded: false, because: refusal, entry: structuredClone(entry!) };
+    const previous = entry && structuredClone(entry);
+    const at = new Date(this.now()).toISOString();
+    const next: LedgerEntry = entry ?? { policy: request.policy, epoch: request.epoch, events: [] };
+    next.state = 'present';
+    next.docHash = request.docHash;
+    next.desired = structuredClone(request.desired);
+    next.adopted = { at, by: request.by };
+    next.updatedAt = at;
+    delete next.revision;
+    delete next.iamVersions;
+    this.entries.set(request.policy, next);
+    return { recorded: true, previous };
+  }
+
+  async release(policy: string): Promise<ReleaseResult> {
+    this.calls++;
+    const entry = this.entries.get(policy);
+    if (!entry) return { forgotten: true, previous: undefined };
+    if (entry.claim) return { forgotten: false, because: 'claim-in-flight', entry: structuredClone(entry) };
+    const previous = structuredClone(entry);
+    entry.state = 'unknown';
+    entry.updatedAt = new Date(this.now()).toISOString();
+    for (const key of ['desired', 'docHash', 'iamVersions', 'revision', 'adopted'] as const) delete entry[key];
+    return { forgotten: true, previous };
+  }
+
   async complete(request: CompletionRequest): Promise<void> {
     this.calls++;
     const entry = this.entries.get(request.policy);
@@ -175,6 +206,7 @@ export class MemoryLedger implements Ledger {
     if (request.verifiedUpTo !== undefined) entry.verifiedUpTo = request.verifiedUpTo;
     if (request.iamVersions !== undefined) entry.iamVersions = [...request.iamVersions];
     else delete entry.iamVersions;
+    if (request.outcome !== 'rejected') delete entry.adopted;
   }
 }
 

@@ -331,6 +331,7 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/policy-access.ts': 'IAM reads and deletes under the managed path',
   'src/iam/delete-step.ts': 'IAM deletes under the managed path, on policies tagged as ours',
   'src/ledger/dynamodb-epochs.ts': 'the ledger table: LEDGER_ACTIONS (epochs)',
+  'src/ledger/dynamodb-adoption.ts': "the ledger table: UpdateItem (LEDGER_ACTIONS); `ips adopt` and `ips release` call it, the processor never does",
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
   'src/ledger/event-archive.ts': 'the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table\'s old archive location: BatchGetItem (LEDGER_ACTIONS)',
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
@@ -353,7 +354,7 @@ test('every AWS call of the record processor is in a file whose calls the stack 
 });
 
 /** The ledger's DynamoDB modules (src/ledger/dynamodb-*.ts). */
-const LEDGER_FILES = ['src/ledger/dynamodb-ledger.ts', 'src/ledger/dynamodb-epochs.ts', 'src/ledger/dynamodb-item.ts'];
+const LEDGER_FILES = ['src/ledger/dynamodb-ledger.ts', 'src/ledger/dynamodb-epochs.ts', 'src/ledger/dynamodb-adoption.ts', 'src/ledger/dynamodb-item.ts'];
 
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
   const { statements, scope } = workerRoleUnderTest(template);

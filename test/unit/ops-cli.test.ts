@@ -18,7 +18,7 @@ function ips(...args: string[]) {
 test('without a command it prints the overview and exits 2', (t) => {
   const result = ips();
   t.is(result.code, 2);
-  for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
+  for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
 });
 
 test('--version names the processor and the action catalogue its guardrail reads, with the date of its data', (t) => {
@@ -27,7 +27,7 @@ test('--version names the processor and the action catalogue its guardrail reads
   t.regex(result.stdout, /^iam-policy-stream \d+\.\d+\.\d+\naction catalogue @cloud-copilot\/iam-data \d+\.\d+\.\d+ \(AWS service authorization data of \d{4}-\d{2}-\d{2}\)\n$/);
 });
 
-for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce']) {
+for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) {
   test(`${name} --help describes the command and exits 0`, (t) => {
     const result = ips(name, '--help');
     t.is(result.code, 0);
@@ -61,6 +61,11 @@ const misuse: [string, string[], RegExp][] = [
   ['produce aggregating 0 events a record', ['produce', '--aggregate', '0'], /--aggregate must be an integer from 1 to 1000000, got "0"/],
   ['produce with a non-integer aggregate', ['produce', '--aggregate', '2.5'], /--aggregate must be an integer/],
   ['produce with --aggregate and no count', ['produce', '--aggregate'], /--aggregate/],
+  ['adopt without a choice of policies', ['adopt', '--yes'], /choose exactly one of --only <name>\.\.\. or --all/],
+  ['adopt with both --only and --all', ['adopt', '--only', 'a', '--all'], /choose exactly one of --only/],
+  ['adopt --all with names', ['adopt', '--all', 'a'], /--all takes no names/],
+  ['adopt with names but no --only', ['adopt', 'a'], /choose exactly one of --only/],
+  ['release without a name', ['release', '--yes'], /name at least one policy to release/],
 ];
 for (const [what, args, message] of misuse) {
   test(`${what}: a clear message and exit 2`, (t) => {
