@@ -7,18 +7,16 @@
 //      replayed, retried) without DynamoDB (screenBatch);
 //   2. the last remaining event is claimed in the ledger with a conditional
 //      write; a refusal is explained from the item it returns;
-//   3. once the claim is won, the plan (planPolicyBatch): the verdicts the
-//      ledger's entry gives, and the events IAM gets the in-order effect of;
-//      only the won claim touches IAM, under a claim keeper, and only for the
-//      events whose effect is not made moot by a later one: earlier ones are
-//      `superseded` (coalescing), so IAM calls grow with policies, not events;
+//   3. once the claim is won, the plan (planPolicyBatch): the ledger's
+//      verdicts, and the events IAM gets the in-order effect of, under a
+//      claim keeper; earlier events a later one makes moot are `superseded`
+//      (coalescing), so IAM calls grow with policies, not events;
 //   4. the completion (planCompletion) moves the ledger's position past every
 //      record of the part, fenced by the claim token;
 //   5. the cache learns what the ledger now holds.
 //
 // A plan may cut the batch: the records after the cut are the next part,
-// settled by the same steps once this part completed (settlePolicyBatch
-// loops over the parts).
+// settled the same way once this part completed (settlePolicyBatch loops).
 //
 // A transient fault throws TransientError out of here: nothing is recorded,
 // and the caller runs the whole policy again later (a re-claim by the same
@@ -310,10 +308,7 @@ class PolicyBatch {
     }
   }
 
-  /**
-   * Best effort: a mark that cannot be written is logged through the metric and the retry that follows.
-   * `lateWrites`: how long a write of ours may still land.
-   */
+  /** Best effort: a mark that cannot be written shows in the metric and the retry that follows. `lateWrites`: how long a write of ours may still land. */
   private async requestVerification(why: string, lateWrites: LateWrites): Promise<void> {
     this.ctx.metrics.increment(METRIC.verificationsRequested, { why });
     try {
@@ -325,8 +320,7 @@ class PolicyBatch {
 
   /**
    * Working back from the last event (every event acts at one path: see
-   * applyClaimed): an upsert carries the whole desired
-   * state, so it makes every earlier event moot; a delete that deleted (or
+   * applyClaimed): an upsert carries the whole desired state, so it makes every earlier event moot; a delete that deleted (or
    * found nothing) does too. A delete that kept the policy because it is
    * attached (`retained-in-use`) does not: the policy stays, so the latest
    * upsert before it still takes effect, as it would have in order.
