@@ -16,11 +16,12 @@ import { missingResources } from './cli/missing-resources.js';
 import { terminalText } from './cli/render.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
 import { driftCommand } from './commands/drift.js';
+import { planCommand } from './commands/plan.js';
 import { produceCommand } from './commands/produce.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 
-const COMMANDS: Command[] = [statusCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand];
+const COMMANDS: Command[] = [statusCommand, planCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand];
 
 const OVERVIEW = `Usage: ips <command> [options]
 
