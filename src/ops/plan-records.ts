@@ -40,6 +40,8 @@ export interface PlannedRecord {
   policy?: string;
   eventId?: string;
   type?: string;
+  /** Actions of the document that no AWS service publishes: applied (IAM accepts them, they grant nothing), and reported. */
+  unknownActions?: string[];
   step: PlanStep;
 }
 
@@ -76,6 +78,7 @@ export async function planRecordsToApply(sources: PlanSources, records: RecordTo
     ...(item.line !== undefined ? { line: item.line } : {}),
     ...(item.record ? { record: { shardId: item.record.shardId, sequenceNumber: item.record.sequenceNumber, subSequenceNumber: item.record.subSequenceNumber } } : {}),
     ...(result.ok ? { policy: result.event.policyName, eventId: result.event.eventId, type: result.event.type } : {}),
+    ...(result.ok && result.unknownActions ? { unknownActions: result.unknownActions } : {}),
     ...(!result.ok && result.policyName !== undefined ? { policy: result.policyName } : {}),
     ...(!result.ok && result.eventId !== undefined ? { eventId: result.eventId } : {}),
     step: steps[i]!,
@@ -94,8 +97,8 @@ export function countActions(planned: PlannedRecord[]): Partial<Record<PlanActio
 }
 
 /** A record's step as --json shows it. */
-export function planJson({ where, line, record, policy, eventId, type, step }: PlannedRecord): Record<string, unknown> {
-  return { where, ...(line !== undefined ? { line } : {}), ...(record ? { ...record, recordId: recordId(record) } : {}), policy, eventId, type, ...step };
+export function planJson({ where, line, record, policy, eventId, type, unknownActions, step }: PlannedRecord): Record<string, unknown> {
+  return { where, ...(line !== undefined ? { line } : {}), ...(record ? { ...record, recordId: recordId(record) } : {}), policy, eventId, type, ...step, ...(unknownActions ? { unknownActions } : {}) };
 }
 
 /** One JSON object per record (a line each). */
@@ -105,12 +108,12 @@ export function planJsonLines(planned: PlannedRecord[]): string {
 
 /** The plan as people read it: a table, then each change in full. */
 export function planText(planned: PlannedRecord[]): string {
-  const rows = planned.map(({ where, policy, eventId, step }) => ({
+  const rows = planned.map(({ where, policy, eventId, unknownActions, step }) => ({
     where,
     policy: policy ?? '-',
     event: eventId ?? '-',
     action: step.reason ? `${step.action} (${step.reason})` : step.action,
-    detail: step.detail,
+    detail: unknownActions ? `${step.detail}; unknown actions: ${unknownActions.join(', ')}` : step.detail,
   }));
   const blocks = planned.filter(({ step }) => step.action === 'create' || step.action === 'update').map(changeText);
   const counts = Object.entries(countActions(planned)).map(([action, count]) => `${action}=${count}`).join(' ');

@@ -27,6 +27,7 @@ import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { putRecords } from '../../src/ops/producer.js';
+import { putAggregate } from '../../src/ops/aggregate.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
@@ -195,13 +196,20 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   const aws = clients();
   const events = [upsert('stream-new', 'sn1', doc(statement('s'))), upsert('stream-new', 'sn2', doc(statement('t'))), remove('stream-gone', 'sg1')];
   const puts = await putRecords(aws.kinesis, config.streamName, events.map((event) => ({ partitionKey: event.policy.name, data: Buffer.from(JSON.stringify(event)) })));
+  // Two events in one KPL aggregate: the plan reads them as the KCL hands them over, one user record each.
+  const aggregated = [upsert('stream-agg', 'sa1', doc(statement('x'))), remove('stream-agg', 'sa2')];
+  const [first] = await putAggregate(aws.kinesis, config.streamName, aggregated.map(record));
   const before = await snapshot(aws.iam, aws.dynamodb);
 
   const fromStream = ips(['plan', '--from-stream', '--trim-horizon', '--json']);
   t.is(fromStream.code, 1, fromStream.stderr);
   const planned = parseLines(fromStream.stdout).filter((line) => line.policy?.startsWith('stream-'));
-  t.deepEqual(planned.map((line) => [line.policy, line.action]), [['stream-new', 'create'], ['stream-new', 'update'], ['stream-gone', 'none']]);
+  t.deepEqual(
+    planned.map((line) => [line.policy, line.action]),
+    [['stream-new', 'create'], ['stream-new', 'update'], ['stream-gone', 'none'], ['stream-agg', 'create'], ['stream-agg', 'delete']],
+  );
   t.is(planned[0]!.where, `${SHARD}#${puts[0]!.sequenceNumber}#0`);
+  t.deepEqual(planned.slice(3).map((line) => line.where), [`${SHARD}#${first!.sequenceNumber}#0`, `${SHARD}#${first!.sequenceNumber}#1`]);
 
   // A shard the stream does not have: a usage error that names the one meant.
   const typo = ips(['plan', '--from-stream', '--trim-horizon', '--shard', 'shardId-00000000000']);
@@ -212,7 +220,7 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
 
   // The workers' lease, as the KCL leaves it after reading the whole shard (no daemon here).
   await aws.dynamodb.send(new CreateTableCommand({ TableName: config.leaseTable, KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'leaseKey', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }));
-  const lease = { leaseKey: { S: SHARD }, leaseOwner: { S: 'worker-1' }, leaseCounter: { N: '7' }, checkpoint: { S: puts.at(-1)!.sequenceNumber }, checkpointSubSequenceNumber: { N: '0' } };
+  const lease = { leaseKey: { S: SHARD }, leaseOwner: { S: 'worker-1' }, leaseCounter: { N: '7' }, checkpoint: { S: first!.sequenceNumber }, checkpointSubSequenceNumber: { N: '1' } };
   await aws.dynamodb.send(new PutItemCommand({ TableName: config.leaseTable, Item: lease }));
   const leases = async () => JSON.stringify((await aws.dynamodb.send(new ScanCommand({ TableName: config.leaseTable, ConsistentRead: true }))).Items);
   const leasesBefore = await leases();
@@ -223,8 +231,8 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   t.true(report.dryRun);
   t.is(report.resets.length, 1);
   t.is(report.resets[0]!.shard, SHARD);
-  t.true(report.resets[0]!.records >= 3, `every record up to the checkpoint is read again (${report.resets[0]!.records})`);
-  t.true(report.resets[0]!.policies >= 2);
+  t.true(report.resets[0]!.records >= 5, `every record up to the checkpoint is read again, an aggregate's one by one (${report.resets[0]!.records})`);
+  t.true(report.resets[0]!.policies >= 3);
 
   const reapply = ips(['replay', '--trim-horizon', '--dry-run', '--reapply', '--json']);
   t.is(reapply.code, 1, reapply.stderr);
@@ -233,6 +241,7 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   // In a new epoch the ledger counts for nothing: each record meets IAM as it is now.
   t.deepEqual(byPolicy('stream-new'), ['create', 'update']);
   t.deepEqual(byPolicy('stream-gone'), ['none']);
+  t.deepEqual(byPolicy('stream-agg'), ['create', 'delete']);
 
   const human = ips(['replay', '--trim-horizon', '--dry-run', '--reapply']);
   t.is(human.code, 1, human.stderr);

@@ -8,6 +8,7 @@ import { documentHash } from '../../src/iam/document.js';
 import type { LedgerEntry } from '../../src/ledger/ledger.js';
 import { diffDocuments, diffTags } from '../../src/plan/diff.js';
 import { planPolicy, planRecords } from '../../src/plan/planner.js';
+import { parentsFirst } from '../../src/stream/shard-tree.js';
 import type { IamPolicy, PlanEvent, PolicyWorld } from '../../src/plan/planner.js';
 
 const PREFIX = '/stream-managed/';
@@ -188,4 +189,14 @@ test('diffs: Version and Id are top-level changes; tag keys such as __proto__ st
   const tags = diffTags({}, wanted);
   t.deepEqual(Object.keys(tags.added), ['__proto__']);
   t.is(JSON.stringify(tags.added), '{"__proto__":"v"}');
+});
+
+test('shards read parents first keep each policy in stream order, however ListShards lists them', (t) => {
+  const shard = (shardId: string, parents: string[] = []) => ({ shardId, parents, closed: parents.length === 0, startingHashKey: 0n, endingHashKey: 1n });
+  const listed = [shard('merged', ['left', 'right']), shard('left', ['root']), shard('right', ['root']), shard('root'), shard('lone')];
+  const order = parentsFirst(listed).map((s) => s.shardId);
+  const before = (a: string, b: string) => order.indexOf(a) < order.indexOf(b);
+  t.is(order.length, 5);
+  t.true(before('root', 'left') && before('root', 'right') && before('left', 'merged') && before('right', 'merged'), order.join(' '));
+  t.deepEqual(parentsFirst([shard('child', ['gone-past-retention'])]).map((s) => s.shardId), ['child']);
 });

@@ -222,6 +222,8 @@ ${COMMON_HELP}`,
  */
 async function dryRun(ctx: OpsContext, values: Values, target: Target, leases: Lease[], shards: ShardInfo[]): Promise<number> {
   const { aws, config } = ctx;
+  const ignored = ['force', 'yes', 'liveness-ms'].filter((option) => values[option] !== undefined).map((option) => `--${option}`);
+  if (ignored.length > 0) note(`warning: ${ignored.join(', ')} ignored with --dry-run: it changes nothing, so it asks nothing and need not watch for live workers`);
   const { resets, warnings } = await plan(ctx, target, leases, shards);
   for (const warning of warnings) note(`warning: ${warning}`);
   const reapply = values.reapply === true;
