@@ -106,16 +106,21 @@ export function planJsonLines(planned: PlannedRecord[]): string {
   return planned.map((item) => jsonText(planJson(item))).join('\n');
 }
 
-/** The plan as people read it: a table, then each change in full. */
-export function planText(planned: PlannedRecord[]): string {
-  const rows = planned.map(({ where, policy, eventId, unknownActions, step }) => ({
+/**
+ * The plan as people read it: a table, then each change in full, then the
+ * counts. `writesOnly`: the table lists only the records that write to IAM
+ * (a replay's thousands of duplicates say nothing); the counts cover all.
+ */
+export function planText(planned: PlannedRecord[], { writesOnly = false } = {}): string {
+  const shown = writesOnly ? planned.filter(({ step }) => writesIam(step.action)) : planned;
+  const rows = shown.map(({ where, policy, eventId, unknownActions, step }) => ({
     where,
     policy: policy ?? '-',
     event: eventId ?? '-',
     action: step.reason ? `${step.action} (${step.reason})` : step.action,
     detail: unknownActions ? `${step.detail}; unknown actions: ${unknownActions.join(', ')}` : step.detail,
   }));
-  const blocks = planned.filter(({ step }) => step.action === 'create' || step.action === 'update').map(changeText);
+  const blocks = shown.filter(({ step }) => step.action === 'create' || step.action === 'update').map(changeText);
   const counts = Object.entries(countActions(planned)).map(([action, count]) => `${action}=${count}`).join(' ');
   const writes = planned.filter(({ step }) => writesIam(step.action)).length;
   const summary = `${planned.length} record(s): ${counts || 'none'}. ${writes > 0 ? `IAM would change: ${writes} write step(s).` : 'IAM would not change.'}`;

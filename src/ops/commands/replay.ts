@@ -2,7 +2,9 @@
 // Replayed events meet the ledger: in the same epoch they are duplicates (no
 // IAM call); with --reapply the ledger moves to a new epoch first, so each
 // policy's last replayed event runs the state-aware IAM step again, which
-// repairs drift (a policy deleted or edited outside the stream).
+// repairs drift (a policy deleted or edited outside the stream). --dry-run
+// changes nothing: it says what a reset would read again and, with
+// --reapply, which IAM writes those records would make (ops/plan-records.ts).
 import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { retry } from '../../faults/retry.js';
 import { RETRY } from '../../faults/retry-policies.js';
@@ -266,8 +268,8 @@ async function dryRun(ctx: OpsContext, values: Values, target: Target, leases: L
     const total = rows.reduce((sum, row) => sum + row.records, 0);
     print(`Dry run: nothing changed. The reset would read ${total} record(s) again.`);
     if (reapply) {
-      print(`With --reapply the ledger epoch would move past ${epoch}, and the records read again would do:`);
-      print(planned.length === 0 ? 'No records to plan.' : planText(planned));
+      print(`With --reapply the ledger epoch would move past ${epoch}, and the records read again would write to IAM:`);
+      print(planned.length === 0 ? 'No records to plan.' : planText(planned, { writesOnly: true }));
     } else print(`Ledger epoch stays ${epoch}: records read again are duplicates unless new.`);
   }
   return reapply && changesIam(planned) ? 1 : 0;
