@@ -93,8 +93,9 @@ export function chosenShards(ctx: OpsContext, shards: ShardInfo[], named: string
 
 async function recordsOf(ctx: OpsContext, source: Source, ledger: ReturnType<typeof ledgerFromConfig>): Promise<RecordToPlan[]> {
   if (source.kind === 'file') {
+    const lines = fileLines(source.path); // a file it cannot read is a usage error, before any call
     const epoch = await ledger.currentEpoch();
-    return fileLines(source.path).map(({ line, data }) => ({ where: `line ${line}`, line, data, partitionKey: partitionKeyOf(data), hashKeyRange: ALL_HASH_KEYS, epoch }));
+    return lines.map(({ line, data }) => ({ where: `line ${line}`, line, data, partitionKey: partitionKeyOf(data), hashKeyRange: ALL_HASH_KEYS, epoch }));
   }
   const { aws, config } = ctx;
   const all = await listShards(aws.kinesis, config.streamName);
