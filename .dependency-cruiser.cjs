@@ -6,11 +6,11 @@
 //   - test/ and bench/ never import each other (what both need lives in tools/);
 //   - src/ folders keep their layering: the lower ones never import the higher
 //     ones (faults, config, log, policy, contract < ledger, iam, deadletter, stream <
-//     pipeline < intake, ops, daemon).
+//     pipeline, plan < intake, ops, daemon).
 const LAYERS = [
   ['faults', 'config', 'log', 'types', 'metrics', 'aws', 'policy', 'contract'],
   ['ledger', 'iam', 'deadletter', 'stream'],
-  ['pipeline'],
+  ['pipeline', 'plan'],
   ['intake', 'ops', 'daemon'],
 ];
 const above = (index) => LAYERS.slice(index + 1).flat();

@@ -17,12 +17,13 @@ import { terminalText } from './cli/render.js';
 import { adoptCommand } from './commands/adopt.js';
 import { deadLettersCommand } from './commands/dead-letters.js';
 import { driftCommand } from './commands/drift.js';
+import { planCommand } from './commands/plan.js';
 import { produceCommand } from './commands/produce.js';
 import { releaseCommand } from './commands/release.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 
-const COMMANDS: Command[] = [statusCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand, adoptCommand, releaseCommand];
+const COMMANDS: Command[] = [statusCommand, planCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand, adoptCommand, releaseCommand];
 
 const OVERVIEW = `Usage: ips <command> [options]
 

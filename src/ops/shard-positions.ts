@@ -7,10 +7,10 @@ import type { GetShardIteratorCommandInput, KinesisClient, _Record } from '@aws-
 import { toLedgerSequence } from '../ledger/sequence.js';
 import type { ResetPosition } from './lease-table.js';
 
-type IteratorStart = Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
+export type IteratorStart = Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
 
 /** Reads a shard from `start` page by page until `visit` says stop or the tip is reached. */
-async function readShard(
+export async function readShard(
   kinesis: KinesisClient,
   streamName: string,
   shardId: string,
@@ -32,7 +32,7 @@ async function readShard(
   return millisBehindLatest === undefined ? {} : { millisBehindLatest };
 }
 
-function startAfter(checkpoint: string | undefined): IteratorStart | undefined {
+export function startAfter(checkpoint: string | undefined): IteratorStart | undefined {
   if (checkpoint === undefined || checkpoint === 'TRIM_HORIZON') return { ShardIteratorType: 'TRIM_HORIZON' };
   if (/^\d+$/.test(checkpoint)) return { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: checkpoint };
   return undefined; // LATEST, AT_TIMESTAMP, SHARD_END: no records owed

@@ -89,3 +89,25 @@ export function placeOf(shards: ShardInfo[], shardId: string): ShardPlace | unde
   if (!shard) return undefined;
   return { lineage: ancestorsOf(shards, shardId), hashKeyRange: { startingHashKey: shard.startingHashKey, endingHashKey: shard.endingHashKey } };
 }
+
+/**
+ * The shards in an order that keeps each policy's records in stream order
+ * when read one shard after the other: every shard after its parents (a
+ * policy's records only move from a shard to its descendants).
+ */
+export function parentsFirst(shards: ShardInfo[]): ShardInfo[] {
+  const ordered: ShardInfo[] = [];
+  const placed = new Set<string>();
+  const ids = new Set(shards.map((shard) => shard.shardId));
+  let left = [...shards];
+  while (left.length > 0) {
+    const ready = left.filter((shard) => shard.parents.every((parent) => placed.has(parent) || !ids.has(parent)));
+    const next = ready.length > 0 ? ready : left.slice(0, 1); // a cycle cannot happen; never loop on one
+    for (const shard of next) {
+      ordered.push(shard);
+      placed.add(shard.shardId);
+    }
+    left = left.filter((shard) => !placed.has(shard.shardId));
+  }
+  return ordered;
+}

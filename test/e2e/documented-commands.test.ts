@@ -13,11 +13,11 @@
 // developer's own `npm start`.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/config/paths.js';
-import { upsertedEvent } from '../../src/contract/wire-event.js';
+import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
 import { DynamoDbDeadLetterStore } from '../../src/deadletter/dead-letter-store.js';
 import { eventRecord, putRecords } from '../../src/ops/producer.js';
 import { startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
@@ -50,6 +50,13 @@ function documentedCommands(markdown: string): string[] {
   }
   return commands;
 }
+
+/** What a documented `--file` holds: an update of a policy the daemon applied, a new one, a delete. */
+const EVENTS_FILE = [
+  upsertedEvent({ eventId: 'doc-file-1', name: 'doc-policy-1', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:PutObject', Resource: '*' }] } }),
+  upsertedEvent({ eventId: 'doc-file-2', name: 'doc-file-policy', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] }, tags: { team: 'docs' } }),
+  deletedEvent({ eventId: 'doc-file-3', name: 'doc-policy-2' }),
+];
 
 const commands = DOCS.flatMap((file) => documentedCommands(readFileSync(join(projectRoot(), file), 'utf8')).map((command) => ({ file, command })));
 let testStack: TestStack | undefined;
@@ -84,12 +91,15 @@ test.after.always(async () => {
 
 test('the docs show a command of every kind', (t) => {
   const shown = new Set(commands.map(({ command }) => command.replace(PREFIX, '').split(' ')[0]));
-  for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.true(shown.has(name), `${name} is shown`);
+  for (const name of ['status', 'plan', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.true(shown.has(name), `${name} is shown`);
 });
 
 for (const [i, { file, command }] of commands.entries()) {
   test.serial(`${file}: ${command}`, (t) => {
     const cwd = mkdtempSync(join(tmpdir(), `ips-doc-${i}-`));
+    // A file of events the docs read (`plan --file events.jsonl`): a few contract events, one a line.
+    const eventsFile = / --file (?!-(?:\s|$))(\S+)/.exec(command)?.[1];
+    if (eventsFile) writeFileSync(join(cwd, eventsFile), `${EVENTS_FILE.map((event) => JSON.stringify(event)).join('\n')}\n`);
     const line = command.replace(PREFIX, `${JSON.stringify(process.execPath)} ${JSON.stringify(join(projectRoot(), 'dist', 'ops', 'cli.js'))} `).replace(/ --local\b/g, '');
     const env: Record<string, string | undefined> = { ...process.env, ...stackOf().stack.env };
     delete env.npm_lifecycle_event;

@@ -18,7 +18,7 @@ function ips(...args: string[]) {
 test('without a command it prints the overview and exits 2', (t) => {
   const result = ips();
   t.is(result.code, 2);
-  for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
+  for (const name of ['status', 'plan', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.regex(result.stdout, new RegExp(`\\b${name}\\b`));
 });
 
 test('--version names the processor and the action catalogue its guardrail reads, with the date of its data', (t) => {
@@ -27,7 +27,7 @@ test('--version names the processor and the action catalogue its guardrail reads
   t.regex(result.stdout, /^iam-policy-stream \d+\.\d+\.\d+\naction catalogue @cloud-copilot\/iam-data \d+\.\d+\.\d+ \(AWS service authorization data of \d{4}-\d{2}-\d{2}\)\n$/);
 });
 
-for (const name of ['status', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) {
+for (const name of ['status', 'plan', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) {
   test(`${name} --help describes the command and exits 0`, (t) => {
     const result = ips(name, '--help');
     t.is(result.code, 0);
@@ -51,6 +51,13 @@ const misuse: [string, string[], RegExp][] = [
   ['replay from a time in the future', ['replay', '--at', '2999-01-01T00:00:00Z'], /lies in the future/],
   ['replay with a bad shard position', ['replay', '--shard', 'shardId-1'], /--shard must be <shardId>=<sequenceNumber>/],
   ['replay with a negative liveness window', ['replay', '--trim-horizon', '--liveness-ms=-5'], /--liveness-ms must be an integer from 0/],
+  ['plan without a source', ['plan'], /choose exactly one of --file <events.jsonl> and --from-stream/],
+  ['plan with two sources', ['plan', '--file', 'events.jsonl', '--from-stream'], /choose exactly one of --file/],
+  ['plan of a file with a stream position', ['plan', '--file', 'events.jsonl', '--at', '2026-01-01T00:00:00Z'], /--at only go with --from-stream/],
+  ['plan from the stream without a position', ['plan', '--from-stream'], /--from-stream needs exactly one of --trim-horizon and --at/],
+  ['plan from a time in the future', ['plan', '--from-stream', '--at', '2999-01-01T00:00:00Z'], /lies in the future/],
+  ['plan of a file that is not there', ['plan', '--file', '/nonexistent/events.jsonl'], /--file: cannot read \/nonexistent\/events.jsonl/],
+  ['plan with a misspelt option', ['plan', '--flie', 'events.jsonl'], /Unknown option '--flie'; did you mean --file\?/],
   ['dead-letters without an action', ['dead-letters'], /an action is needed/],
   ['dead-letters with an unknown action', ['dead-letters', 'burn'], /unknown action "burn"/],
   ['dead-letters with a bad status', ['dead-letters', 'list', '--status', 'lost'], /--status must be open or redriven/],

@@ -3,6 +3,7 @@
 // UsageError: the tool prints it with the subcommand's usage and exits 2.
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
+import { closest } from '../../config/closest-name.js';
 import type { OpsContext } from './context.js';
 import { UsageError } from './usage-error.js';
 
@@ -36,12 +37,16 @@ export const COMMON_HELP = `Common options:
   -h, --help  this help`;
 
 export function parseCommandArgs(command: Command, args: string[]): { values: Values; positionals: string[] } {
+  const options = { ...COMMON_OPTIONS, ...command.options };
   try {
-    const parsed = parseArgs({ args, options: { ...COMMON_OPTIONS, ...command.options }, strict: true, allowPositionals: command.positionals ?? false });
+    const parsed = parseArgs({ args, options, strict: true, allowPositionals: command.positionals ?? false });
     return { values: parsed.values as Values, positionals: parsed.positionals };
   } catch (error) {
-    // parseArgs names the offending option; keep its words, drop its error code.
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional.*$/s, ''));
+    // parseArgs names the offending option; keep its words, drop its error code, and name the option meant.
+    const message = (error as Error).message.replace(/\. To specify a positional.*$/s, '');
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];
+    const guess = unknown !== undefined ? closest(unknown, Object.keys(options)) : undefined;
+    throw new UsageError(guess ? `${message}; did you mean --${guess}?` : message);
   }
 }
 

@@ -2,7 +2,9 @@
 // Replayed events meet the ledger: in the same epoch they are duplicates (no
 // IAM call); with --reapply the ledger moves to a new epoch first, so each
 // policy's last replayed event runs the state-aware IAM step again, which
-// repairs drift (a policy deleted or edited outside the stream).
+// repairs drift (a policy deleted or edited outside the stream). --dry-run
+// changes nothing: it says what a reset would read again and, with
+// --reapply, which IAM writes those records would make (ops/plan-records.ts).
 import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { retry } from '../../faults/retry.js';
 import { RETRY } from '../../faults/retry-policies.js';
@@ -15,6 +17,14 @@ import type { Lease, ResetPosition } from '../lease-table.js';
 import { descendantsOf, listShards } from '../../stream/shard-tree.js';
 import type { ShardInfo } from '../../stream/shard-tree.js';
 import { NoSuchRecordError, firstRecordSince, positionBefore } from '../shard-positions.js';
+import type { IteratorStart } from '../shard-positions.js';
+import { readShardRecords } from '../stream-records.js';
+import type { ShardRecord } from '../stream-records.js';
+import { changesIam, planJson, planRecordsToApply, planSources, planText } from '../plan-records.js';
+import type { RecordToPlan } from '../plan-records.js';
+import { documentGuardFromConfig } from '../../policy/document-guard.js';
+import { parentsFirst, placeOf } from '../../stream/shard-tree.js';
+import { jsonText } from '../cli/render.js';
 
 interface PlannedReset {
   lease: Lease;
@@ -123,6 +133,12 @@ Replayed events are duplicates for the ledger and cause no IAM call, unless:
                         drift). With --shard, only those shards and their descendants move;
                         policies elsewhere keep their history
 
+Preview:
+  --dry-run             change nothing: say per shard what the reset would read again
+                        (records, policies) and, with --reapply, which IAM writes those
+                        records would make (the plan of ips plan over them). Exit code 1
+                        when --reapply would write to IAM, else 0
+
 Safety:
   --liveness-ms <ms>    how long to watch leases for renewals (default 10000, the KCL's
                         failover time); a lease renewed meanwhile has a live worker
@@ -141,6 +157,7 @@ ${COMMON_HELP}`,
     force: { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
     'liveness-ms': { type: 'string' },
+    'dry-run': { type: 'boolean' },
   },
   async run(ctx, values) {
     const { aws, config } = ctx;
@@ -149,6 +166,7 @@ ${COMMON_HELP}`,
     const [leases, shards] = await Promise.all([readLeases(aws.dynamodb, config.leaseTable), listShards(aws.kinesis, config.streamName)]);
     if (target.kind === 'records') target.positions = await shardStartPositions(ctx, target.starts, shards);
     if (leases.length === 0) throw new UsageError(`the lease table ${config.leaseTable} holds no leases: nothing to replay (the first worker creates them)`);
+    if (values['dry-run'] === true) return dryRun(ctx, values, target, leases, shards);
 
     note(`Watching leases for ${livenessMs} ms to find live workers...`);
     const live = await liveLeases(aws.dynamodb, config.leaseTable, livenessMs);
@@ -196,3 +214,63 @@ ${COMMON_HELP}`,
     return 0;
   },
 };
+
+/**
+ * The reset's preview (--dry-run): what each shard would read again, the
+ * records between the new checkpoint and the current one (every record kept,
+ * for a shard already ended), and with --reapply the plan of those records in
+ * a new epoch, where the ledger's entries count as none (ops/plan-records.ts).
+ * No lease, epoch or IAM policy is touched, and no liveness watch is needed.
+ */
+async function dryRun(ctx: OpsContext, values: Values, target: Target, leases: Lease[], shards: ShardInfo[]): Promise<number> {
+  const { aws, config } = ctx;
+  const ignored = ['force', 'yes', 'liveness-ms'].filter((option) => values[option] !== undefined).map((option) => `--${option}`);
+  if (ignored.length > 0) note(`warning: ${ignored.join(', ')} ignored with --dry-run: it changes nothing, so it asks nothing and need not watch for live workers`);
+  const { resets, warnings } = await plan(ctx, target, leases, shards);
+  for (const warning of warnings) note(`warning: ${warning}`);
+  const reapply = values.reapply === true;
+  const reread = new Map<string, ShardRecord[]>();
+  for (const { lease, to } of resets) {
+    const shard = shards.find((candidate) => candidate.shardId === lease.shardId);
+    const last = lease.checkpoint === 'SHARD_END' ? undefined : /^\d+$/.test(lease.checkpoint ?? '') ? lease.checkpoint : null;
+    // A checkpoint at TRIM_HORIZON, LATEST or AT_TIMESTAMP has read nothing yet: nothing is read again.
+    if (!shard || last === null) {
+      reread.set(lease.shardId, []);
+      continue;
+    }
+    const start: IteratorStart = to.kind === 'trim-horizon' ? { ShardIteratorType: 'TRIM_HORIZON' } : { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: to.sequenceNumber };
+    reread.set(lease.shardId, (await readShardRecords(aws.kinesis, config.streamName, shard, start, last)).records);
+  }
+  const rows = resets.map(({ lease, to, why }) => {
+    const records = reread.get(lease.shardId) ?? [];
+    return { shard: lease.shardId, owner: lease.owner ?? '-', from: show(lease.checkpoint), to: show(to), records: records.length, policies: new Set(records.map((record) => record.partitionKey)).size, why };
+  });
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
+  const scope = target.kind === 'records' ? resets.map((reset) => reset.lease.shardId) : undefined;
+  const epoch = await ledger.currentEpoch(scope);
+  let planned: Awaited<ReturnType<typeof planRecordsToApply>> = [];
+  if (reapply) {
+    const toPlan: RecordToPlan[] = [];
+    for (const shard of parentsFirst(shards.filter((candidate) => reread.has(candidate.shardId)))) {
+      const { lineage, hashKeyRange } = placeOf(shards, shard.shardId)!;
+      for (const record of reread.get(shard.shardId)!) {
+        const position = { shardId: record.shardId, sequenceNumber: record.sequenceNumber, subSequenceNumber: record.subSequenceNumber };
+        // A new epoch lies above every entry's: each entry counts as none, as for the workers after the reset.
+        toPlan.push({ where: `${record.shardId}#${record.sequenceNumber}#${record.subSequenceNumber}`, data: record.data, partitionKey: record.partitionKey, record: { ...position, lineage }, hashKeyRange, epoch: Number.MAX_SAFE_INTEGER });
+      }
+    }
+    planned = await planRecordsToApply(planSources(config, aws, ledger, documentGuardFromConfig(config), ctx.env ? { env: ctx.env } : {}), toPlan);
+  }
+  if (ctx.json) {
+    print(jsonText({ dryRun: true, resets: rows, epoch, reapply, ...(reapply ? { plan: planned.map(planJson) } : {}) }, 2));
+  } else {
+    print(table(rows, ['shard', 'owner', 'from', 'to', 'records', 'policies', 'why']));
+    const total = rows.reduce((sum, row) => sum + row.records, 0);
+    print(`Dry run: nothing changed. The reset would read ${total} record(s) again.`);
+    if (reapply) {
+      print(`With --reapply the ledger epoch would move past ${epoch}, and the records read again would write to IAM:`);
+      print(planned.length === 0 ? 'No records to plan.' : planText(planned, { writesOnly: true }));
+    } else print(`Ledger epoch stays ${epoch}: records read again are duplicates unless new.`);
+  }
+  return reapply && changesIam(planned) ? 1 : 0;
+}
