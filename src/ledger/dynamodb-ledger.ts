@@ -2,7 +2,7 @@
 // condition fails, the item returned with the failure explains why
 // (ReturnValuesOnConditionCheckFailure), so no second read is made.
 import { randomUUID } from 'node:crypto';
-import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, PutItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, BatchWriteItemCommand, ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand, paginateScan } from '@aws-sdk/client-dynamodb';
 import { from, lastValueFrom, mergeMap } from 'rxjs';
 import type { AttributeValue, BatchGetItemCommandOutput, BatchWriteItemCommandInput, BatchWriteItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ClaimRequest, ClaimResult, CompletionRequest, DesiredState, LateWrites, Ledger, LedgerEntry, PolicyState, RememberedEvent } from './ledger.js';
@@ -199,9 +199,8 @@ export class DynamoDbLedger implements Ledger {
       values[':rev'] = { N: String(request.revision) };
       sameEpochChecks.push('(attribute_not_exists(revision) OR revision < :rev)');
     }
-    const condition =
-      '(attribute_not_exists(claimOwner) OR claimOwner = :owner)' +
-      ` AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
+    const claimFree = '(attribute_not_exists(claimOwner) OR claimOwner = :owner)';
+    const condition = `${claimFree} AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
     try {
       const result = await this.dynamodb.send(
         new UpdateItemCommand({

@@ -114,7 +114,7 @@ class PolicyBatch {
     if (items.length === 0) return;
     const batch = new PolicyBatch(this.ctx, items);
     const settlements = await batch.settle();
-    items.forEach((item, i) => this.settled.set(item, settlements[i]!));
+    for (const [i, item] of items.entries()) this.settled.set(item, settlements[i]!);
     this.verificationOwed ||= batch.verificationOwed;
   }
 

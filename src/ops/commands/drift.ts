@@ -86,7 +86,7 @@ ${COMMON_HELP}`,
         done = count;
       },
     });
-    let result;
+    let result: AuditResult;
     try {
       result = await audit.run();
     } catch (error) {
