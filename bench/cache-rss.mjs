@@ -72,7 +72,7 @@ for (let start = 0; start < entries; start += 1_000) {
     const eventId = randomUUID();
     chunk.push({ name: `team-${i % 997}-service-${i}-policy`, eventId, hash: payloadHash({ eventId }), sequenceNumber: String(sequence) });
   }
-  for (const [i, { name, eventId, hash, sequenceNumber }] of JSON.parse(JSON.stringify(chunk)).entries()) {
+  for (const { name, eventId, hash, sequenceNumber } of JSON.parse(JSON.stringify(chunk))) {
     cache.learn(0, name, { shardId: 'shardId-000000000000', sequenceNumber, subSequenceNumber: 0 }, [{ eventId, payloadHash: hash }]);
   }
 }

@@ -110,7 +110,7 @@ export class WorkerRole extends Construct {
       }),
     ]);
     acknowledge(fanOut, {
-      [`AwsSolutions-IAM5[Resource::<Stream.Arn>/consumer/<ApplicationName>:*]`]:
+      'AwsSolutions-IAM5[Resource::<Stream.Arn>/consumer/<ApplicationName>:*]':
         "A consumer's ARN ends in its creation timestamp, which exists only once the KCL has registered it; the wildcard covers that timestamp alone, under this stream and the consumer named after the application.",
     });
     const metrics = conditional('KclMetricsPolicy', 'kcl-metrics', publishKclMetrics, [
@@ -142,7 +142,9 @@ export class WorkerRole extends Construct {
       const kclTables: ITable[] = KCL3_TABLE_SUFFIXES.map((suffix) =>
         Table.fromTableAttributes(this, `Kcl${suffix.slice(1)}`, { tableName: `${app}${suffix}`, grantIndexPermissions: true }),
       );
-      role.grantAs('KclCoordination', () => kclTables.forEach((kclTable) => kclTable.grant(role, ...KCL3_TABLE_ACTIONS)));
+      role.grantAs('KclCoordination', () => {
+        for (const kclTable of kclTables) kclTable.grant(role, ...KCL3_TABLE_ACTIONS);
+      });
       role.grantAs('KclLeaseIndex', () => role.addToPrincipalPolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${leases.tableArn}/index/*`] })));
     }
     role.grantAs('ReadStream', () => stream.grant(role, ...STREAM_READ_ACTIONS));

@@ -90,7 +90,10 @@ function retainLimiter(key: string, config: Config, listener: ((event: LimiterEv
   let entry = limiters.get(key);
   if (!entry) {
     const listeners = new Set<(event: LimiterEvent) => void>();
-    const limiter = new HostLimiter(key, undefined, { waitMs: config.iamLimiterWaitMs, onEvent: (event) => listeners.forEach((hear) => hear(event)) });
+    const limiter = new HostLimiter(key, undefined, { waitMs: config.iamLimiterWaitMs, onEvent: (event) => {
+        for (const hear of listeners) hear(event);
+      },
+    });
     limiters.set(key, (entry = { limiter, users: 0, listeners }));
   }
   const held = entry;

@@ -3,7 +3,7 @@
 // policy's ARN, whether it is attached (every page of ListEntitiesForPolicy),
 // and the policies under a path (every page of ListPolicies).
 import { ListEntitiesForPolicyCommand, ListPoliciesCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
-import type { IAMClient, Policy } from '@aws-sdk/client-iam';
+import type { IAMClient, ListEntitiesForPolicyCommandOutput, Policy } from '@aws-sdk/client-iam';
 
 /** `arn:<partition>:iam::<account>:policy<path><name>`; the partition follows the caller's (aws, aws-cn, aws-us-gov). */
 export function policyArn(target: { partition?: string; account: string }, path: string, name: string): string {
@@ -22,7 +22,7 @@ type Iam = Pick<IAMClient, 'send'>;
 export async function isAttached(iam: Iam, arn: string): Promise<boolean> {
   let marker: string | undefined;
   do {
-    let page;
+    let page: ListEntitiesForPolicyCommandOutput;
     try {
       page = await iam.send(new ListEntitiesForPolicyCommand({ PolicyArn: arn, ...(marker ? { Marker: marker } : {}) }));
     } catch (error) {

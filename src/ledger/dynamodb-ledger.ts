@@ -133,9 +133,8 @@ export class DynamoDbLedger implements Ledger {
       values[':rev'] = { N: String(request.revision) };
       sameEpochChecks.push('(attribute_not_exists(revision) OR revision < :rev)');
     }
-    const condition =
-      '(attribute_not_exists(claimOwner) OR claimOwner = :owner)' +
-      ` AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
+    const claimFree = '(attribute_not_exists(claimOwner) OR claimOwner = :owner)';
+    const condition = `${claimFree} AND (attribute_not_exists(#key) OR attribute_not_exists(epoch) OR epoch < :epoch OR (${sameEpochChecks.join(' AND ')}))`;
     try {
       const result = await this.dynamodb.send(
         new UpdateItemCommand({

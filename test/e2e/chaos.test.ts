@@ -6,7 +6,7 @@
 // part of `npm test`; `npm run test:chaos` runs the long one
 // (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
 import test from 'ava';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { listShards } from '../../src/stream/shard-tree.js';
@@ -42,7 +42,7 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       prefix: 'chaos',
       settle: async (records) => {
         const puts = await putRecords(aws.kinesis, config.streamName, records);
-        records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+        for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
         await waitForOutcomes(workers.map((w) => w.logFile), puts, 240_000);
       },
     });
@@ -62,9 +62,9 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       const half = Math.floor(slice.length / 2);
       const [plain, aggregated] = [slice.slice(0, half), slice.slice(half)];
       const puts = await putRecords(aws.kinesis, config.streamName, plain);
-      plain.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      for (const [i, record] of plain.entries()) sent.push({ record, put: puts[i]! });
       const packed = await putAggregated(aws.kinesis, config.streamName, aggregated, { maxRecords: 8 });
-      aggregated.forEach((record, i) => sent.push({ record, put: packed.results[i]! }));
+      for (const [i, record] of aggregated.entries()) sent.push({ record, put: packed.results[i]! });
       aggregates += packed.kinesisRecords;
       await sleep(500 + random() * 2_500);
       if (kills < KILLS) {

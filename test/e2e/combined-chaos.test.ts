@@ -101,7 +101,7 @@ async function startWorker(testStack: TestStack, name: string, seed: number): Pr
     const sent: SentRecord[] = [];
     const put = async (records: OutgoingRecord[]) => {
       const puts = await putRecords(aws.kinesis, config.streamName, records);
-      records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
     const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'combined', settle: async (records) => void (await waitForOutcomes(allLogs(), await put(records), 240_000)) });

@@ -25,7 +25,6 @@ import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
 import { startTestStack } from '../../tools/harness/stack.js';
-import { INPUT_REASONS } from '../../src/faults/errors.js';
 import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 
 const EVENTS = Number(process.env.IAM_SEMANTICS_EVENTS ?? 400);
@@ -69,7 +68,7 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
     const sent: SentRecord[] = [];
     const put = async (records: OutgoingRecord[]) => {
       const puts = await putRecords(aws.kinesis, config.streamName, records);
-      records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
     const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'sem', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });

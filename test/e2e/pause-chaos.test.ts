@@ -103,7 +103,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     const sent: SentRecord[] = [];
     const put = async (records: OutgoingRecord[]) => {
       const puts = await putRecords(aws.kinesis, config.streamName, records);
-      records.forEach((record, i) => sent.push({ record, put: puts[i]! }));
+      for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
     const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'pause', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });
@@ -171,7 +171,6 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
 
       // Events keep flowing while it sleeps.
       const wavePuts = await put(load.slice(wave * per, (wave + 1) * per));
-      const waveOnVictimShards = wavePuts.filter((p) => victimShards.has(p.shardId));
 
       // Frozen past the claim TTL and the failover time, until the other worker
       // holds every lease and has given an outcome to records of this wave on

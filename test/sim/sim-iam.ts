@@ -162,7 +162,7 @@ export class SimIam {
         return { PolicyGroups: [], PolicyUsers: [], PolicyRoles: [], IsTruncated: false };
       case 'ListPolicies': {
         const prefix = (input.PathPrefix as string | undefined) ?? '/';
-        const policies = [...this.names()].map((name) => this.seen(name)).filter((state): state is PolicyState => state !== undefined && state.path.startsWith(prefix));
+        const policies = [...this.names()].map((name) => this.seen(name)).filter((state): state is PolicyState => state?.path.startsWith(prefix) === true);
         return { Policies: policies.map((state) => this.policyOf(state)), IsTruncated: false };
       }
       default:

@@ -162,7 +162,9 @@ class World {
     const live = this.workers.filter((worker) => !worker.proc.killed);
     if (live.length === 0) return;
     const worker = live[scheduler.int(live.length)]!;
-    if (scheduler.chance(0.004)) {
+    // Two separate draws: a kill, else a pause (each call of chance() draws anew).
+    const kill = scheduler.chance(0.004);
+    if (kill) {
       // Killed at whatever await it stands; restarted as a new process a little later.
       worker.proc.killed = true;
       this.count('kill');

@@ -23,7 +23,7 @@ export function kclDeaggregate(record: Buffer, range?: [bigint, bigint]): { subS
   try {
     const file = join(dir, 'record.bin');
     writeFileSync(file, record);
-    const args = ['-Dlogback.configurationFile=' + join(projectRoot(), 'kcl', 'logback.xml'), '-cp', `${lib}/*`, program, file, ...(range ? range.map(String) : [])];
+    const args = [`-Dlogback.configurationFile=${join(projectRoot(), 'kcl', 'logback.xml')}`, '-cp', `${lib}/*`, program, file, ...(range ? range.map(String) : [])];
     const result = spawnSync('java', args, { encoding: 'utf8', timeout: 120_000 });
     if (result.status !== 0) throw new Error(`the KCL could not deaggregate (exit ${result.status}):\n${result.stderr}${result.error ? String(result.error) : ''}`);
     return result.stdout

@@ -4,7 +4,7 @@
 // claims its children hold, and who holds the shard leases.
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readLeases } from '../../src/ops/lease-table.js';
 import type { Lease } from '../../src/ops/lease-table.js';

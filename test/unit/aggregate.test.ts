@@ -208,7 +208,7 @@ test('putAggregated gives each user record its aggregate sequence number and its
   });
   // Per aggregate (sequence number): its user records in subsequence order are the records put, in order.
   const bySequence = new Map<string, { sub: number; index: number }[]>();
-  put.results.forEach((r, index) => bySequence.set(r.sequenceNumber, [...(bySequence.get(r.sequenceNumber) ?? []), { sub: r.subSequenceNumber, index }]));
+  for (const [index, r] of put.results.entries()) bySequence.set(r.sequenceNumber, [...(bySequence.get(r.sequenceNumber) ?? []), { sub: r.subSequenceNumber, index }]);
   t.is(bySequence.size, entries.length);
   for (const members of bySequence.values()) {
     t.deepEqual(members.map((m) => m.sub), members.map((_, i) => i));

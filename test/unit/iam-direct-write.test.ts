@@ -108,7 +108,7 @@ class FakeIamClient {
         return { PolicyVersion: { VersionId: id, IsDefaultVersion: true } };
       }
       case 'DeletePolicyVersion': {
-        if (!policy || !policy.versions.some((v) => v.id === input.VersionId)) throw missing();
+        if (!policy?.versions.some((v) => v.id === input.VersionId)) throw missing();
         if (input.VersionId === policy.defaultId) throw new DeleteConflictException({ message: 'Cannot delete the default version', $metadata: {} });
         policy.versions = policy.versions.filter((v) => v.id !== input.VersionId);
         return {};

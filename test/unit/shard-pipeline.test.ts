@@ -21,7 +21,10 @@ test('final IAM state equals the fold of the stream, whatever the delays and bat
         const items = ops.map((op, i) => (op.remove ? deleteRecord(`p${op.policy}`, `e${i}`) : upsertRecord(`p${op.policy}`, `e${i}`, doc(op.variant))));
         // Expected: apply in stream order.
         const expected = new Map<string, unknown>();
-        ops.forEach((op) => (op.remove ? expected.delete(`p${op.policy}`) : expected.set(`p${op.policy}`, doc(op.variant))));
+        for (const op of ops) {
+          if (op.remove) expected.delete(`p${op.policy}`);
+          else expected.set(`p${op.policy}`, doc(op.variant));
+        }
         let offset = 0;
         let cut = 0;
         let settled = 0;

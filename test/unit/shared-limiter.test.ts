@@ -300,7 +300,11 @@ test('a follower whose holder stopped running (SIGSTOP) gets its token from its 
 
   holder.kill('SIGCONT');
   // Re-joins on a call after the re-join interval, once the holder answers again.
-  t.true(await until(() => (void follower.acquire(), follower.following), 30_000), 'follows the holder again');
+  const following = () => {
+    void follower.acquire();
+    return follower.following;
+  };
+  t.true(await until(following, 30_000), 'follows the holder again');
   t.deepEqual(events.at(-1), { kind: 'rejoined' });
 });
 

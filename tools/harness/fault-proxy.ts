@@ -186,7 +186,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       return;
     }
     const planned = scriptedFor(req, body);
-    if (!planned && random() >= options.rate) return forward(req, body, res);
+    if (!planned && random() >= options.rate) {
+      forward(req, body, res);
+      return;
+    }
     const kind = planned ?? kinds[Math.floor(random() * kinds.length)]!;
     injected[kind]++;
     switch (kind) {

@@ -27,7 +27,6 @@ import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
 import { isAttached, listPolicies } from '../../src/iam/policies.js';
-import { decodeLanded } from './landed-record.js';
 
 export interface SentRecord {
   record: OutgoingRecord;

@@ -281,7 +281,14 @@ ${COMMON_HELP}`,
         if (refreshes > 0 && n >= refreshes) break;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, intervalMs);
-          stopped.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+          stopped.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     } finally {
