@@ -102,7 +102,15 @@ class MemoryLedger {
 }
 // The child's own composition root, with an in-memory ledger and IAM step.
 const pipeline = createShardPipeline(
-  { config, logger, metrics, cache, ledger: new MemoryLedger(), applier: { apply: async (event) => (event.type === 'policy.upserted' ? 'updated' : 'deleted') }, deadLetters: { store: async () => {} } },
+  {
+    config,
+    logger,
+    metrics,
+    cache,
+    ledger: new MemoryLedger(),
+    applier: { apply: async (event) => (event.type === 'policy.upserted' ? 'updated' : 'deleted') },
+    deadLetters: { store: async () => {} },
+  },
   { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'memory-bench' },
 );
 const document = (i) => ({
@@ -115,7 +123,16 @@ for (let batch = 0; batch < 20; batch++) {
     const name = `batch-policy-${(batch * 1_000 + index) % 256}`;
     sequence += 1208925819614629174706176n;
     const event = { specVersion: '1', eventId: randomUUID(), type: 'policy.upserted', policy: { name }, document: document(batch * 1_000 + index) };
-    return { shardId: 'shardId-000000000000', sequenceNumber: String(sequence), subSequenceNumber: 0, partitionKey: name, data: Buffer.from(JSON.stringify(event)), index, arrivedAt: now, receivedAt: now };
+    return {
+      shardId: 'shardId-000000000000',
+      sequenceNumber: String(sequence),
+      subSequenceNumber: 0,
+      partitionKey: name,
+      data: Buffer.from(JSON.stringify(event)),
+      index,
+      arrivedAt: now,
+      receivedAt: now,
+    };
   });
   await pipeline.processBatch(records);
 }

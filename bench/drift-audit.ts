@@ -248,7 +248,8 @@ export async function runDriftBench(options: {
         say(`${tagCase}: audit with the archive in the ledger table (before the archive table): ${fmt(inLedgerUnits, 1)} read units, ${inLedger.seconds.toFixed(1)} s`);
       }
 
-      for (const run of [first, old, withArchive, inLedger]) if (run && run.drifted !== 0) throw new Error(`${tagCase}: ${run.audit} found ${run.drifted} drifted policies in an account without drift`);
+      for (const run of [first, old, withArchive, inLedger])
+        if (run && run.drifted !== 0) throw new Error(`${tagCase}: ${run.audit} found ${run.drifted} drifted policies in an account without drift`);
       results.push({
         tags: tagCase,
         policies,

@@ -99,12 +99,7 @@ function calls(metrics: Metrics) {
   return { dynamodb: metrics.total('aws_calls', { service: 'dynamodb' }), iam: metrics.total('aws_calls', { service: 'iam' }) };
 }
 
-async function measure(
-  metrics: Metrics,
-  batches: StreamRecord[][],
-  passes: number,
-  run: (batch: StreamRecord[]) => Promise<{ outcome: string }[]>,
-): Promise<PassResult> {
+async function measure(metrics: Metrics, batches: StreamRecord[][], passes: number, run: (batch: StreamRecord[]) => Promise<{ outcome: string }[]>): Promise<PassResult> {
   const before = calls(metrics);
   const outcomes: Record<string, number> = {};
   let records = 0;

@@ -198,7 +198,7 @@ async function driftMain(policies: number, archived: number): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'ips-bench-'));
   say(`work folder ${workDir}; results to ${relative(root, outFile)}`);
   const stack = await startStack({ dir: workDir, shards: 1 });
-  let results;
+  let results: Awaited<ReturnType<typeof runDriftBench>>;
   try {
     results = await runDriftBench({ stack, policies, archived, runTag: stamp.slice(11, 19).replace(/-/g, ''), before: args['drift-before']!, say });
   } finally {
@@ -210,7 +210,15 @@ async function driftMain(policies: number, archived: number): Promise<void> {
     durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
     reproduce,
     options: { driftPolicies: policies, driftArchived: archived, driftBefore: args['drift-before'] },
-    environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), loadavgAtEnd: loadavg(), commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--', 'src', 'bench') !== '' },
+    environment: {
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryBytes: totalmem(),
+      loadavgAtEnd: loadavg(),
+      commit: git('rev-parse', 'HEAD'),
+      dirty: git('status', '--porcelain', '--', 'src', 'bench') !== '',
+    },
     drift: results,
     workDir,
   };
@@ -293,7 +301,9 @@ async function main(): Promise<void> {
         originals.set(`${scenario.name}/${processor}`, result);
         say(
           `  ${processor}: ${result.events} events in ${(result.elapsedMs / 1000).toFixed(1)} s = ${fmt(result.eventsPerSecond)} events/s` +
-            (iamRate ? `, ${result.changes} changes, ${fmt(result.changesPerSecond)} changes/s, ${result.probed?.iamThrottled ?? '?'} throttled, IAM state ${result.stateViolations?.length === 0 ? 'as folded' : `DIFFERS (${result.stateViolations?.length ?? '?'})`}` : '') +
+            (iamRate
+              ? `, ${result.changes} changes, ${fmt(result.changesPerSecond)} changes/s, ${result.probed?.iamThrottled ?? '?'} throttled, IAM state ${result.stateViolations?.length === 0 ? 'as folded' : `DIFFERS (${result.stateViolations?.length ?? '?'})`}`
+              : '') +
             ` (run took ${((Date.now() - runStart) / 1000).toFixed(0)} s)`,
         );
       }
@@ -553,7 +563,12 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   lines.push('');
   lines.push('Targets (measured in this run, not asserted)');
   lines.push('');
-  lines.push(table(['target', 'measured', 'verdict'], targets.map((t) => [t.target, t.measured, t.verdict])));
+  lines.push(
+    table(
+      ['target', 'measured', 'verdict'],
+      targets.map((t) => [t.target, t.measured, t.verdict]),
+    ),
+  );
   return { text: lines.join('\n'), targets, iamLimitedLines };
 }
 

@@ -63,12 +63,7 @@ export function toBatchRecords(shardId: string, records: KclRecord[], receivedAt
 }
 
 /** The outcome line, field for field as ShardPipeline.report() writes it. */
-export function reportOutcome(
-  child: BaselineProcess,
-  record: BatchRecord,
-  outcome: string,
-  extra: { eventId?: string; reason?: string } = {},
-): void {
+export function reportOutcome(child: BaselineProcess, record: BatchRecord, outcome: string, extra: { eventId?: string; reason?: string } = {}): void {
   const now = Date.now();
   child.metrics.increment('outcomes', { outcome });
   child.logger.info(

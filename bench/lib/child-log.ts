@@ -52,7 +52,9 @@ export async function waitForLines(logFile: string, pattern: RegExp, count: numb
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (existsSync(logFile)) {
-      const matches = readFileSync(logFile, 'utf8').split('\n').filter((line) => pattern.test(line)).length;
+      const matches = readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((line) => pattern.test(line)).length;
       if (matches >= count) return true;
     }
     await sleep(200);

@@ -216,7 +216,10 @@ export async function runUnderDaemon(spec: DaemonRunSpec): Promise<DaemonRunResu
         if (spec.primed) {
           log(`  ${spec.processor}: priming with ${spec.records.length} records`);
           await waitForOutcomes([logFile], await putRecords(clients.kinesis, config.streamName, spec.records), spec.timeoutMs);
-          baseline = await metricsReading(logFile, sampler.known().map((child) => child.pid));
+          baseline = await metricsReading(
+            logFile,
+            sampler.known().map((child) => child.pid),
+          );
         }
         log(`  ${spec.processor}: daemon ready, warm-up records processed; putting ${spec.records.length} records`);
         probeStart = spec.probe?.();

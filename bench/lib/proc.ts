@@ -29,7 +29,10 @@ export class ChildMemorySampler {
   private readonly seen = new Map<number, ChildMemory>();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly parent: number, intervalMs = 250) {
+  constructor(
+    private readonly parent: number,
+    intervalMs = 250,
+  ) {
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
     this.sample();

@@ -56,9 +56,7 @@ export function childNodeFlags(): string[] {
 export function propertiesTemplateFor(processor: ProcessorSpec, dir: string): string {
   const template = readFileSync(LOCAL_PROPERTIES, 'utf8');
   if (!/^executableName\s*=.*$/m.test(template)) throw new Error(`${LOCAL_PROPERTIES} has no executableName line`);
-  const rendered = processor.executable
-    ? template.replace(/^executableName\s*=.*$/m, `executableName = ${processor.executable}`)
-    : template;
+  const rendered = processor.executable ? template.replace(/^executableName\s*=.*$/m, `executableName = ${processor.executable}`) : template;
   const path = join(dir, `${processor.name}.properties`);
   writeFileSync(path, rendered);
   return path;

@@ -88,17 +88,22 @@ export class OperationalAlarms extends Construct {
     );
 
     // --- the alarms -----------------------------------------------------------
-    const alarm = (alarmId: string, options: { metric: IMetric; threshold: number; comparisonOperator: ComparisonOperator; evaluationPeriods: number; treatMissingData: TreatMissingData; description: string }) => {
-      const created = keepLogicalId(new Alarm(this, alarmId, {
-        alarmName: `${app}-${alarmId.replace(/Alarm$/, '')}`,
-        alarmDescription: options.description,
-        metric: options.metric,
-        threshold: options.threshold,
-        comparisonOperator: options.comparisonOperator,
-        evaluationPeriods: options.evaluationPeriods,
-        datapointsToAlarm: options.evaluationPeriods,
-        treatMissingData: options.treatMissingData,
-      }));
+    const alarm = (
+      alarmId: string,
+      options: { metric: IMetric; threshold: number; comparisonOperator: ComparisonOperator; evaluationPeriods: number; treatMissingData: TreatMissingData; description: string },
+    ) => {
+      const created = keepLogicalId(
+        new Alarm(this, alarmId, {
+          alarmName: `${app}-${alarmId.replace(/Alarm$/, '')}`,
+          alarmDescription: options.description,
+          metric: options.metric,
+          threshold: options.threshold,
+          comparisonOperator: options.comparisonOperator,
+          evaluationPeriods: options.evaluationPeriods,
+          datapointsToAlarm: options.evaluationPeriods,
+          treatMissingData: options.treatMissingData,
+        }),
+      );
       created.addAlarmAction(new SnsAction(topic));
       created.addOkAction(new SnsAction(topic));
       this.alarms.push(created);
@@ -111,7 +116,8 @@ export class OperationalAlarms extends Construct {
       evaluationPeriods: 3,
       // No record settled: no lag to measure (a record held is the stuck-shard alarm's).
       treatMissingData: TreatMissingData.NOT_BREACHING,
-      description: 'Records settle later than LagAlarmSeconds after they reached the stream (record_age_ms Maximum): the workers fall behind. Scale workers and shards, or look for throttling (docs/operations.md, "Alarms").',
+      description:
+        'Records settle later than LagAlarmSeconds after they reached the stream (record_age_ms Maximum): the workers fall behind. Scale workers and shards, or look for throttling (docs/operations.md, "Alarms").',
     });
     alarm('StuckShardAlarm', {
       metric: new MathExpression({ expression: 'age / 60000', usingMetrics: { age: oldestUnsettled }, label: 'oldest unsettled record (min)', period: oneMinute }),
@@ -135,7 +141,8 @@ export class OperationalAlarms extends Construct {
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
       treatMissingData: TreatMissingData.NOT_BREACHING,
-      description: 'IAM throttles the workers for 15 minutes running (aws_calls service=iam outcome=Throttling Sum). Something else in the account calls IAM too, or there are more workers than IAM allows.',
+      description:
+        'IAM throttles the workers for 15 minutes running (aws_calls service=iam outcome=Throttling Sum). Something else in the account calls IAM too, or there are more workers than IAM allows.',
     });
     alarm('IamBreakerOpenAlarm', {
       metric: breakerState,
@@ -152,7 +159,7 @@ export class OperationalAlarms extends Construct {
       evaluationPeriods: 5,
       // No data from Container Insights: no task reports, which is fewer than any minimum above 0.
       treatMissingData: TreatMissingData.BREACHING,
-      description: 'Fewer workers run than MinWorkers for 5 minutes (ECS/ContainerInsights RunningTaskCount Minimum). Look at the service events and the stopped tasks\' reasons.',
+      description: "Fewer workers run than MinWorkers for 5 minutes (ECS/ContainerInsights RunningTaskCount Minimum). Look at the service events and the stopped tasks' reasons.",
     });
     // An audit that publishes nothing (it could not start, or stopped before the end) is no news of
     // drift either way: both drift alarms count the missing hour as breaching, so they never stay OK
@@ -163,7 +170,8 @@ export class OperationalAlarms extends Construct {
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: props.driftWindowHours,
       treatMissingData: TreatMissingData.BREACHING,
-      description: 'The scheduled drift audit found IAM differing from the ledger (drift_found) in every hour of DriftAuditWindowHours, or reported nothing. Run `ips drift` for the list and `ips drift --repair` to converge (docs/operations.md, "drift"); if the audit reported nothing, see DriftAuditFailed.',
+      description:
+        'The scheduled drift audit found IAM differing from the ledger (drift_found) in every hour of DriftAuditWindowHours, or reported nothing. Run `ips drift` for the list and `ips drift --repair` to converge (docs/operations.md, "drift"); if the audit reported nothing, see DriftAuditFailed.',
     });
     alarm('DriftAuditFailedAlarm', {
       metric: driftAuditFailed,
@@ -171,7 +179,8 @@ export class OperationalAlarms extends Construct {
       comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: props.driftWindowHours,
       treatMissingData: TreatMissingData.BREACHING,
-      description: 'The scheduled drift audit could not judge everything (drift_audit_failed: a policy it may not read, or an audit that could not run) or reported nothing, in every hour of DriftAuditWindowHours. The audit task\'s log (stream prefix drift-audit) says why (docs/operations.md, "drift").',
+      description:
+        'The scheduled drift audit could not judge everything (drift_audit_failed: a policy it may not read, or an audit that could not run) or reported nothing, in every hour of DriftAuditWindowHours. The audit task\'s log (stream prefix drift-audit) says why (docs/operations.md, "drift").',
     });
   }
 }

@@ -31,16 +31,11 @@ export class OperationsDashboard extends Construct {
     const fiveMinutes = Duration.minutes(5);
     const oneHour = Duration.hours(1);
     const appMetric = (metricName: string, statistic: string, period: Duration) => applicationMetric({ namespace, app, metricName, statistic, period });
-    const serviceTasks = (metricName: string, statistic: string) =>
-      serviceTaskMetric({ cluster: props.cluster, service: props.service, metricName, statistic, period: oneMinute });
+    const serviceTasks = (metricName: string, statistic: string) => serviceTaskMetric({ cluster: props.cluster, service: props.service, metricName, statistic, period: oneMinute });
     const perShard = (metric: string, fn: 'SUM' | 'MAX', label: string, period = oneMinute, extra: string[] = []) =>
       insightsMetric(insightsQuery({ fn, namespace, metric, dimensions: ['App', 'ShardId', ...extra], where: { App: app }, groupBy: ['ShardId'] }), label, period);
     const perWorker = (metric: string, fn: 'SUM' | 'MAX', label: string, extra: string[] = [], whereNot: Record<string, string> = {}, groupBy: string[] = []) =>
-      insightsMetric(
-        insightsQuery({ fn, namespace, metric, dimensions: ['App', 'Worker', ...extra], where: { App: app }, whereNot, groupBy: ['Worker', ...groupBy] }),
-        label,
-        oneMinute,
-      );
+      insightsMetric(insightsQuery({ fn, namespace, metric, dimensions: ['App', 'Worker', ...extra], where: { App: app }, whereNot, groupBy: ['Worker', ...groupBy] }), label, oneMinute);
     const graph = (title: string, left: IMetric[], options: { width?: number; leftLabel?: string } = {}) =>
       new GraphWidget({ title, left, width: options.width ?? 8, height: 6, ...(options.leftLabel ? { leftYAxis: { label: options.leftLabel, showUnits: false } } : {}) });
 

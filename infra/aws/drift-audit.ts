@@ -86,14 +86,16 @@ export class DriftAuditSchedule extends Construct {
     role.grantAs('ReadLedger', () => props.ledger.grant(role, ...DRIFT_LEDGER_ACTIONS));
     role.addToPrincipalPolicy(metricsAgentStatement(props.metricsLogGroup));
 
-    const taskDefinition = keepLogicalId(new FargateTaskDefinition(this, 'DriftAuditTaskDefinition', {
-      family: `${props.appName}-drift-audit`,
-      cpu: 512,
-      memoryLimitMiB: 1024,
-      runtimePlatform: { operatingSystemFamily: OperatingSystemFamily.LINUX, cpuArchitecture: CpuArchitecture.of(props.cpuArchitecture) },
-      executionRole: props.executionRole,
-      taskRole: role,
-    }));
+    const taskDefinition = keepLogicalId(
+      new FargateTaskDefinition(this, 'DriftAuditTaskDefinition', {
+        family: `${props.appName}-drift-audit`,
+        cpu: 512,
+        memoryLimitMiB: 1024,
+        runtimePlatform: { operatingSystemFamily: OperatingSystemFamily.LINUX, cpuArchitecture: CpuArchitecture.of(props.cpuArchitecture) },
+        executionRole: props.executionRole,
+        taskRole: role,
+      }),
+    );
     const audit = taskDefinition.addContainer(DRIFT_CONTAINER_NAME, {
       containerName: DRIFT_CONTAINER_NAME,
       image: ContainerImage.fromRegistry(props.imageUri),
@@ -135,27 +137,29 @@ export class DriftAuditSchedule extends Construct {
         conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
       }),
     );
-    this.rule = keepElementId(new CfnRule(this, 'DriftAuditRule', {
-      description: `${props.appName}: ips drift --json (audit only, never --repair)`,
-      scheduleExpression: props.schedule,
-      state: props.state,
-      targets: [
-        {
-          id: 'DriftAudit',
-          arn: props.cluster.clusterArn,
-          roleArn: eventsRole.roleArn,
-          ecsParameters: {
-            taskDefinitionArn: taskDefinition.taskDefinitionArn,
-            taskCount: 1,
-            launchType: 'FARGATE',
-            platformVersion: 'LATEST',
-            networkConfiguration: {
-              awsVpcConfiguration: { subnets: props.subnets, securityGroups: [props.securityGroup.securityGroupId], assignPublicIp: props.assignPublicIp },
+    this.rule = keepElementId(
+      new CfnRule(this, 'DriftAuditRule', {
+        description: `${props.appName}: ips drift --json (audit only, never --repair)`,
+        scheduleExpression: props.schedule,
+        state: props.state,
+        targets: [
+          {
+            id: 'DriftAudit',
+            arn: props.cluster.clusterArn,
+            roleArn: eventsRole.roleArn,
+            ecsParameters: {
+              taskDefinitionArn: taskDefinition.taskDefinitionArn,
+              taskCount: 1,
+              launchType: 'FARGATE',
+              platformVersion: 'LATEST',
+              networkConfiguration: {
+                awsVpcConfiguration: { subnets: props.subnets, securityGroups: [props.securityGroup.securityGroupId], assignPublicIp: props.assignPublicIp },
+              },
             },
           },
-        },
-      ],
-    }));
+        ],
+      }),
+    );
     this.taskDefinition = taskDefinition;
     this.role = role;
   }

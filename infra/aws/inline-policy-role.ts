@@ -65,11 +65,7 @@ export class InlinePolicyRole extends Role {
  * documents have no statement-level Fn::If; as a policy, cdk-nag and the
  * tests see them). Its logical ID is `id`.
  */
-export function conditionalPolicy(
-  scope: Construct,
-  id: string,
-  props: { policyName: string; role: IRole; condition: CfnCondition; statements: PolicyStatement[] },
-): Policy {
+export function conditionalPolicy(scope: Construct, id: string, props: { policyName: string; role: IRole; condition: CfnCondition; statements: PolicyStatement[] }): Policy {
   const policy = keepLogicalId(new Policy(scope, id, { policyName: props.policyName, roles: [props.role], statements: props.statements }));
   (policy.node.defaultChild as CfnPolicy).cfnOptions.condition = props.condition;
   return policy;

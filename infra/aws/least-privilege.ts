@@ -136,7 +136,10 @@ function conditionValues(condition: JsonObject | undefined, operator: string, ke
 
 /** IAM's wildcards in an ARN or action: `*` any run of characters, `?` one. */
 function globMatches(pattern: string, value: string, ignoreCase = false): boolean {
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${source}$`, ignoreCase ? 'i' : '').test(value);
 }
 
@@ -219,7 +222,10 @@ export function workerRoleUnderTest(
       metricsLogGroupArn: resolver.resolve({ 'Fn::GetAtt': ['MetricsLogGroup', 'Arn'] }) as string,
       targetRoles: {
         roleName: String(resolver.parameters.TargetRoleName),
-        accounts: ([] as (string | number)[]).concat(resolver.parameters.TargetAccounts ?? []).map(String).filter((account) => account !== ''),
+        accounts: ([] as (string | number)[])
+          .concat(resolver.parameters.TargetAccounts ?? [])
+          .map(String)
+          .filter((account) => account !== ''),
       },
     },
   };

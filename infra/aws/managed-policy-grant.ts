@@ -22,14 +22,7 @@ export const IAM_READ_ACTIONS = ['iam:GetPolicy', 'iam:GetPolicyVersion', 'iam:L
  * another path from its own policy that IAM does not show yet. Names only.
  */
 export const IAM_LIST_ACTIONS = ['iam:ListPolicies'];
-export const IAM_WRITE_ACTIONS = [
-  'iam:CreatePolicy',
-  'iam:CreatePolicyVersion',
-  'iam:DeletePolicyVersion',
-  'iam:DeletePolicy',
-  'iam:TagPolicy',
-  'iam:UntagPolicy',
-];
+export const IAM_WRITE_ACTIONS = ['iam:CreatePolicy', 'iam:CreatePolicyVersion', 'iam:DeletePolicyVersion', 'iam:DeletePolicy', 'iam:TagPolicy', 'iam:UntagPolicy'];
 
 export interface ManagedPolicyGrantProps {
   /** IPS_APP_NAME: the value of the owner tag every write needs. */

@@ -38,10 +38,7 @@ export const IAM_THROTTLING_OUTCOME = 'Throttling';
  * essential: an agent that dies costs metrics (the alarms on them see missing
  * data), not the worker's leases.
  */
-export function addCloudWatchAgent(
-  taskDefinition: TaskDefinition,
-  options: { image: string; logGroup: ILogGroup; dependent: ContainerDefinition },
-): ContainerDefinition {
+export function addCloudWatchAgent(taskDefinition: TaskDefinition, options: { image: string; logGroup: ILogGroup; dependent: ContainerDefinition }): ContainerDefinition {
   const agent = taskDefinition.addContainer(AGENT_CONTAINER_NAME, {
     containerName: AGENT_CONTAINER_NAME,
     image: ContainerImage.fromRegistry(options.image),
@@ -80,10 +77,7 @@ export function insightsQuery(options: {
   whereNot?: Record<string, string>;
   groupBy?: string[];
 }): string {
-  const where = [
-    ...Object.entries(options.where).map(([key, value]) => `${key} = '${value}'`),
-    ...Object.entries(options.whereNot ?? {}).map(([key, value]) => `${key} != '${value}'`),
-  ];
+  const where = [...Object.entries(options.where).map(([key, value]) => `${key} = '${value}'`), ...Object.entries(options.whereNot ?? {}).map(([key, value]) => `${key} != '${value}'`)];
   const groupBy = options.groupBy && options.groupBy.length > 0 ? ` GROUP BY ${options.groupBy.join(', ')}` : '';
   return `SELECT ${options.fn}(${options.metric}) FROM SCHEMA("${options.namespace}", ${options.dimensions.join(', ')})${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}${groupBy}`;
 }

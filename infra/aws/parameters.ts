@@ -125,11 +125,7 @@ export function declareTargetRoleParameters(stack: Stack): TargetRoleParameters 
   const roleName = (id: string, defaultValue: string, description: string) =>
     new CfnParameter(stack, id, { type: 'String', default: defaultValue, allowedPattern: '^[\\w+=,.@-]{1,64}$', description }).valueAsString;
   return {
-    roleName: roleName(
-      'TargetRoleName',
-      DEFAULT_TARGET_ROLE_NAME,
-      'Role the workers assume in each target account (IPS_TARGET_ROLE_NAME); the target-account stack creates it there.',
-    ),
+    roleName: roleName('TargetRoleName', DEFAULT_TARGET_ROLE_NAME, 'Role the workers assume in each target account (IPS_TARGET_ROLE_NAME); the target-account stack creates it there.'),
     auditRoleName: roleName(
       'TargetAuditRoleName',
       DEFAULT_TARGET_AUDIT_ROLE_NAME,
@@ -263,7 +259,7 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     default: DEFAULTS.metricsNamespace,
     // CloudWatch's namespace characters, without the quote the alarms' Metrics Insights queries put around it.
     allowedPattern: '^[A-Za-z0-9_./#:-]{1,255}$',
-    description: 'CloudWatch namespace of the workers\' own metrics (IPS_METRICS_NAMESPACE); the alarms and the dashboard read them there.',
+    description: "CloudWatch namespace of the workers' own metrics (IPS_METRICS_NAMESPACE); the alarms and the dashboard read them there.",
   });
   const agentImage = new CfnParameter(stack, 'CloudWatchAgentImage', {
     type: 'String',
@@ -283,8 +279,15 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     lagSeconds: number('LagAlarmSeconds', 300, 'Alarm when a record settles more than this many seconds after it reached the stream (record_age_ms Maximum), 3 minutes running.', { minValue: 1 }),
     stuckShardMinutes: number('StuckShardMinutes', 15, "Alarm when a shard's oldest unsettled record is older than this many minutes (oldest_unsettled_age_ms Maximum).", { minValue: 1 }),
     deadLetterThreshold: number('DeadLetterAlarmThreshold', 0, 'Alarm when more dead letters than this are written in 5 minutes (dead_letters_written Sum); 0: any.'),
-    iamThrottleCalls: number('IamThrottleAlarmCalls', 10, 'Alarm when more IAM calls than this end throttled (after the SDK\'s retries) in each of 3 consecutive 5-minute periods (aws_calls service=iam outcome=Throttling Sum).'),
-    breakerOpenMinutes: number('BreakerOpenMinutes', 5, 'Alarm when the IAM circuit breaker of some worker is open (iam_breaker_state Maximum >= 2) for this many consecutive minutes.', { minValue: 1, maxValue: 60 }),
+    iamThrottleCalls: number(
+      'IamThrottleAlarmCalls',
+      10,
+      "Alarm when more IAM calls than this end throttled (after the SDK's retries) in each of 3 consecutive 5-minute periods (aws_calls service=iam outcome=Throttling Sum).",
+    ),
+    breakerOpenMinutes: number('BreakerOpenMinutes', 5, 'Alarm when the IAM circuit breaker of some worker is open (iam_breaker_state Maximum >= 2) for this many consecutive minutes.', {
+      minValue: 1,
+      maxValue: 60,
+    }),
     driftThreshold: number('DriftAlarmThreshold', 0, 'Alarm when the scheduled drift audit finds more drifted policies than this (drift_found Maximum); 0: any.'),
     driftWindowHours: number(
       'DriftAuditWindowHours',
@@ -311,7 +314,8 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     default: '',
     // Each entry; empty: no target account, the workers write only in their own.
     allowedPattern: '^(\\d{12})?$',
-    description: 'AWS accounts (12 digits, comma-separated) the workers manage through the target role there (IPS_TARGET_ACCOUNTS); deploy the target-account stack in each first. Empty: only the workers\' own account.',
+    description:
+      "AWS accounts (12 digits, comma-separated) the workers manage through the target role there (IPS_TARGET_ACCOUNTS); deploy the target-account stack in each first. Empty: only the workers' own account.",
   });
   const targetRoles = declareTargetRoleParameters(stack);
 

@@ -78,9 +78,7 @@ export class IamPolicyStreamStack extends Stack {
 
     const parameters = declareParameters(this);
     const { appName: app, managedPathPrefix, metricsNamespace, workers, network, targets } = parameters;
-    const hasTargetAccounts = keepElementId(
-      new CfnCondition(this, 'HasTargetAccounts', { expression: Fn.conditionNot(Fn.conditionEquals(Fn.join('', targets.accounts), '')) }),
-    );
+    const hasTargetAccounts = keepElementId(new CfnCondition(this, 'HasTargetAccounts', { expression: Fn.conditionNot(Fn.conditionEquals(Fn.join('', targets.accounts), '')) }));
 
     const { stream } = new PolicyEventStream(this, 'Stream', parameters.stream);
     const { ledger, eventArchive, deadLetters, leases } = new LedgerTables(this, 'Tables', { appName: app });

@@ -136,8 +136,7 @@ export function assumeTargetRoles(scope: Construct, id: string, props: TargetAcc
   });
   const parameter = (Stack.of(scope).resolve(props.roleName) as { Ref?: string }).Ref ?? props.roleName;
   acknowledge(policy, {
-    [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/<${parameter}>]`]:
-      `The account of the ARN is a wildcard only because CloudFormation cannot build one ARN per entry of the TargetAccounts list; the aws:ResourceAccount condition limits the grant to those accounts, and the name is the one ${parameter} gives, so the role can assume exactly that role in each target account.`,
+    [`AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/<${parameter}>]`]: `The account of the ARN is a wildcard only because CloudFormation cannot build one ARN per entry of the TargetAccounts list; the aws:ResourceAccount condition limits the grant to those accounts, and the name is the one ${parameter} gives, so the role can assume exactly that role in each target account.`,
   });
   return policy;
 }

@@ -22,8 +22,7 @@ export class TargetAccountStack extends Stack {
   constructor(scope: Construct, id: string, props: StackProps = {}) {
     super(scope, id, {
       stackName: TARGET_STACK_NAME,
-      description:
-        'iam-policy-stream target account: the role the workers assume to manage the IAM policies under the managed path here, and the drift audit\'s read-only role.',
+      description: "iam-policy-stream target account: the role the workers assume to manage the IAM policies under the managed path here, and the drift audit's read-only role.",
       // Deployable as it is, with plain CloudFormation or as a StackSet: no CDK bootstrap stack in each account.
       synthesizer: new BootstraplessSynthesizer(),
       analyticsReporting: false,
@@ -35,12 +34,12 @@ export class TargetAccountStack extends Stack {
     const workerRoleArn = new CfnParameter(this, 'WorkerRoleArn', {
       type: 'String',
       allowedPattern: ROLE_ARN_PATTERN,
-      description: 'The workers\' task role, the only principal the target role trusts: the main stack\'s output TaskRoleArn.',
+      description: "The workers' task role, the only principal the target role trusts: the main stack's output TaskRoleArn.",
     });
     const driftAuditRoleArn = new CfnParameter(this, 'DriftAuditRoleArn', {
       type: 'String',
       allowedPattern: ROLE_ARN_PATTERN,
-      description: 'The drift audit\'s task role, the only principal the audit role trusts: the main stack\'s output DriftAuditRoleArn.',
+      description: "The drift audit's task role, the only principal the audit role trusts: the main stack's output DriftAuditRoleArn.",
     });
     this.roles = new TargetAccountRoles(this, 'Roles', {
       appName: appName.valueAsString,
@@ -50,8 +49,6 @@ export class TargetAccountStack extends Stack {
       driftAuditRoleArn: driftAuditRoleArn.valueAsString,
     });
     new CfnOutput(this, 'TargetRoleArnOutput', { description: 'The role the workers assume here.', value: this.roles.role.roleArn }).overrideLogicalId('TargetRoleArn');
-    new CfnOutput(this, 'TargetAuditRoleArnOutput', { description: 'The role the drift audit assumes here.', value: this.roles.auditRole.roleArn }).overrideLogicalId(
-      'TargetAuditRoleArn',
-    );
+    new CfnOutput(this, 'TargetAuditRoleArnOutput', { description: 'The role the drift audit assumes here.', value: this.roles.auditRole.roleArn }).overrideLogicalId('TargetAuditRoleArn');
   }
 }

@@ -161,9 +161,7 @@ export class TemplateResolver {
           return this.variable(args as string) as Json;
         case 'Fn::Sub': {
           const [text, vars] = Array.isArray(args) ? (args as [string, JsonObject]) : [args as string, {}];
-          return text.replace(/\$\{([^}!][^}]*)\}/g, (_whole, name: string) =>
-            name in vars ? String(this.walk(vars[name]!)) : this.variable(name),
-          );
+          return text.replace(/\$\{([^}!][^}]*)\}/g, (_whole, name: string) => (name in vars ? String(this.walk(vars[name]!)) : this.variable(name)));
         }
         case 'Fn::GetAtt': {
           const [id, attribute] = Array.isArray(args) ? (args as [string, string]) : (String(args).split('.') as [string, string]);

@@ -33,27 +33,14 @@ export const LEDGER_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dyn
 export const EVENT_ARCHIVE_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'];
 export const DEAD_LETTER_ACTIONS = ['dynamodb:PutItem'];
 /** The KCL's lease bookkeeping on a table that already exists (this stack creates it). */
-export const LEASE_ACTIONS_KCL2 = [
-  'dynamodb:DescribeTable',
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:Scan',
-];
+export const LEASE_ACTIONS_KCL2 = ['dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Scan'];
 /** KCL 3 adds an index to the lease table and queries it. */
 export const LEASE_ACTIONS_KCL3 = [...LEASE_ACTIONS_KCL2, 'dynamodb:UpdateTable', 'dynamodb:Query'];
 /** KCL 3 also creates its coordinator and worker-metrics tables itself. */
 export const KCL3_TABLE_ACTIONS = [...LEASE_ACTIONS_KCL3, 'dynamodb:CreateTable'];
 export const KCL3_TABLE_SUFFIXES = ['-CoordinatorState', '-WorkerMetricStats'];
 /** The daemon's reads (DescribeStream*, GetShardIterator, GetRecords) and the processor's ListShards (src/stream/shard-tree.ts). */
-export const STREAM_READ_ACTIONS = [
-  'kinesis:DescribeStream',
-  'kinesis:DescribeStreamSummary',
-  'kinesis:ListShards',
-  'kinesis:GetShardIterator',
-  'kinesis:GetRecords',
-];
+export const STREAM_READ_ACTIONS = ['kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:ListShards', 'kinesis:GetShardIterator', 'kinesis:GetRecords'];
 
 export interface WorkerRoleProps {
   /** IPS_APP_NAME: the owner tag's value, the KCL's metrics namespace and consumer name. */
@@ -80,9 +67,7 @@ export class WorkerRole extends Construct {
   constructor(scope: Construct, id: string, props: WorkerRoleProps) {
     super(scope, id);
     const useFanOut = keepElementId(new CfnCondition(this, 'UseFanOut', { expression: Fn.conditionEquals(props.retrievalMode, 'FANOUT') }));
-    const publishKclMetrics = keepElementId(
-      new CfnCondition(this, 'PublishKclMetrics', { expression: Fn.conditionNot(Fn.conditionEquals(props.kclMetricsLevel, 'NONE')) }),
-    );
+    const publishKclMetrics = keepElementId(new CfnCondition(this, 'PublishKclMetrics', { expression: Fn.conditionNot(Fn.conditionEquals(props.kclMetricsLevel, 'NONE')) }));
     const taskRole = keepLogicalId(
       new InlinePolicyRole(this, 'TaskRole', {
         description: 'iam-policy-stream worker: IAM policies under the managed path, its own tables and stream.',
@@ -98,8 +83,7 @@ export class WorkerRole extends Construct {
     // Created beside the role rather than in it, under the parameter's
     // condition: the KCL retries its fan-out registration and metrics until
     // they are attached.
-    const conditional = (id: string, policyName: string, condition: CfnCondition, statements: PolicyStatement[]) =>
-      conditionalPolicy(this, id, { policyName, role: taskRole, condition, statements });
+    const conditional = (id: string, policyName: string, condition: CfnCondition, statements: PolicyStatement[]) => conditionalPolicy(this, id, { policyName, role: taskRole, condition, statements });
     const fanOut = conditional('FanOutPolicy', 'fan-out', useFanOut, [
       new PolicyStatement({ sid: 'RegisterFanOutConsumer', actions: ['kinesis:RegisterStreamConsumer'], resources: [stream.streamArn] }),
       // The KCL names its consumer after the application.
@@ -139,9 +123,7 @@ export class WorkerRole extends Construct {
     role.grantAs('KclLeases', () => leases.grant(role, ...(kclMajor >= 3 ? LEASE_ACTIONS_KCL3 : LEASE_ACTIONS_KCL2)));
     if (kclMajor >= 3) {
       // KCL 3 creates these itself, named after the application like the lease table; the index grant is for their indexes.
-      const kclTables: ITable[] = KCL3_TABLE_SUFFIXES.map((suffix) =>
-        Table.fromTableAttributes(this, `Kcl${suffix.slice(1)}`, { tableName: `${app}${suffix}`, grantIndexPermissions: true }),
-      );
+      const kclTables: ITable[] = KCL3_TABLE_SUFFIXES.map((suffix) => Table.fromTableAttributes(this, `Kcl${suffix.slice(1)}`, { tableName: `${app}${suffix}`, grantIndexPermissions: true }));
       role.grantAs('KclCoordination', () => {
         for (const kclTable of kclTables) kclTable.grant(role, ...KCL3_TABLE_ACTIONS);
       });
@@ -151,7 +133,7 @@ export class WorkerRole extends Construct {
 
     if (kclMajor >= 3) {
       acknowledge(role, {
-        'AwsSolutions-IAM5[Resource::<LeaseTable.Arn>/index/*]': 'KCL 3 adds a lease-owner index to the lease table and queries it; index names are the KCL\'s.',
+        'AwsSolutions-IAM5[Resource::<LeaseTable.Arn>/index/*]': "KCL 3 adds a lease-owner index to the lease table and queries it; index names are the KCL's.",
         ...Object.fromEntries(
           KCL3_TABLE_SUFFIXES.map((suffix) => [
             `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/<ApplicationName>${suffix}/index/*]`,

@@ -118,40 +118,46 @@ export class WorkerService extends Construct {
     // The service is the L1 resource: its subnets are a parameter list whose
     // length is not known when the template is made, which the L2 service's
     // subnet selection needs.
-    this.service = keepElementId(new CfnService(this, 'Service', {
-      serviceName: app,
-      cluster: props.cluster.clusterName,
-      taskDefinition: taskDefinition.taskDefinitionArn,
-      launchType: 'FARGATE',
-      desiredCount: props.desiredWorkers,
-      // New workers take leases before old ones let go; the ledger's claims make the overlap safe.
-      deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200, deploymentCircuitBreaker: { enable: true, rollback: true } },
-      propagateTags: 'SERVICE',
-      enableEcsManagedTags: true,
-      networkConfiguration: {
-        awsvpcConfiguration: { subnets: props.network.subnetIds, securityGroups: [this.securityGroup.securityGroupId], assignPublicIp: props.network.assignPublicIp },
-      },
-    }));
+    this.service = keepElementId(
+      new CfnService(this, 'Service', {
+        serviceName: app,
+        cluster: props.cluster.clusterName,
+        taskDefinition: taskDefinition.taskDefinitionArn,
+        launchType: 'FARGATE',
+        desiredCount: props.desiredWorkers,
+        // New workers take leases before old ones let go; the ledger's claims make the overlap safe.
+        deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200, deploymentCircuitBreaker: { enable: true, rollback: true } },
+        propagateTags: 'SERVICE',
+        enableEcsManagedTags: true,
+        networkConfiguration: {
+          awsvpcConfiguration: { subnets: props.network.subnetIds, securityGroups: [this.securityGroup.securityGroupId], assignPublicIp: props.network.assignPublicIp },
+        },
+      }),
+    );
 
     // Application Auto Scaling's service-linked role does the scaling (no role of our own).
-    const scaling = keepElementId(new CfnScalableTarget(this, 'WorkerScaling', {
-      serviceNamespace: 'ecs',
-      scalableDimension: 'ecs:service:DesiredCount',
-      resourceId: `service/${props.cluster.clusterName}/${this.service.attrName}`,
-      minCapacity: props.minWorkers,
-      maxCapacity: props.maxWorkers,
-    }));
-    keepElementId(new CfnScalingPolicy(this, 'WorkerCpuTracking', {
-      policyName: `${app}-cpu`,
-      policyType: 'TargetTrackingScaling',
-      scalingTargetId: scaling.ref,
-      targetTrackingScalingPolicyConfiguration: {
-        targetValue: props.cpuTargetPercent,
-        predefinedMetricSpecification: { predefinedMetricType: 'ECSServiceAverageCPUUtilization' },
-        // Scaling in moves leases, which costs a failover period per moved shard: do it slowly.
-        scaleInCooldown: 600,
-        scaleOutCooldown: 120,
-      },
-    }));
+    const scaling = keepElementId(
+      new CfnScalableTarget(this, 'WorkerScaling', {
+        serviceNamespace: 'ecs',
+        scalableDimension: 'ecs:service:DesiredCount',
+        resourceId: `service/${props.cluster.clusterName}/${this.service.attrName}`,
+        minCapacity: props.minWorkers,
+        maxCapacity: props.maxWorkers,
+      }),
+    );
+    keepElementId(
+      new CfnScalingPolicy(this, 'WorkerCpuTracking', {
+        policyName: `${app}-cpu`,
+        policyType: 'TargetTrackingScaling',
+        scalingTargetId: scaling.ref,
+        targetTrackingScalingPolicyConfiguration: {
+          targetValue: props.cpuTargetPercent,
+          predefinedMetricSpecification: { predefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+          // Scaling in moves leases, which costs a failover period per moved shard: do it slowly.
+          scaleInCooldown: 600,
+          scaleOutCooldown: 120,
+        },
+      }),
+    );
   }
 }

@@ -24,22 +24,20 @@ interface MiddlewareClient {
 }
 
 export function observeCalls(client: MiddlewareClient, service: AwsService, observer: AwsCallObserver): void {
-  const middleware =
-    (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) =>
-    async (args: { input?: unknown }) => {
-      const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
-      const started = performance.now();
-      try {
-        await observer.before?.(service, operation, args.input);
-        const result = await next(args);
-        observer.after?.({ service, operation, outcome: 'ok', ms: performance.now() - started });
-        return result;
-      } catch (error) {
-        const name = error instanceof Error ? error.name : 'Error';
-        observer.after?.({ service, operation, outcome: name, ms: performance.now() - started });
-        throw error;
-      }
-    };
+  const middleware = (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: { input?: unknown }) => {
+    const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+    const started = performance.now();
+    try {
+      await observer.before?.(service, operation, args.input);
+      const result = await next(args);
+      observer.after?.({ service, operation, outcome: 'ok', ms: performance.now() - started });
+      return result;
+    } catch (error) {
+      const name = error instanceof Error ? error.name : 'Error';
+      observer.after?.({ service, operation, outcome: name, ms: performance.now() - started });
+      throw error;
+    }
+  };
   // 'initialize' runs once per command, outside the SDK's retry loop: one report per call.
   client.middlewareStack.add(middleware, { step: 'initialize', name: `observe-${service}-calls`, override: true });
 }

@@ -90,7 +90,9 @@ function retainLimiter(key: string, config: Config, listener: ((event: LimiterEv
   let entry = limiters.get(key);
   if (!entry) {
     const listeners = new Set<(event: LimiterEvent) => void>();
-    const limiter = new HostLimiter(key, undefined, { waitMs: config.iamLimiterWaitMs, onEvent: (event) => {
+    const limiter = new HostLimiter(key, undefined, {
+      waitMs: config.iamLimiterWaitMs,
+      onEvent: (event) => {
         for (const hear of listeners) hear(event);
       },
     });
@@ -122,12 +124,7 @@ function retainLimiter(key: string, config: Config, listener: ((event: LimiterEv
  * record processors, `shared` met fewer throttles and applied changes faster
  * (docs/performance.md).
  */
-function iamClient(
-  config: Config,
-  options: ClientOptions,
-  base: ReturnType<typeof common>,
-  account?: { id: string; credentials: AssumedCredentials },
-): { iam: IAMClient; release?: () => void } {
+function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>, account?: { id: string; credentials: AssumedCredentials }): { iam: IAMClient; release?: () => void } {
   const mode = config.iamRetryMode ?? 'standard';
   const iam = new IAMClient({
     ...base,
@@ -242,7 +239,8 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
   const roleArn = targetRoleArn(config, to.partition, to.account);
   const env = options.env;
   const endpoint = env ? (env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL) : undefined;
-  const master = env?.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } : undefined;
+  const master =
+    env?.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN } : undefined;
   const assume = fromTemporaryCredentials({
     params: {
       RoleArn: roleArn,

@@ -194,7 +194,7 @@ function targetAccounts(env: Env): string[] {
 /** IAM role names: 1 to 64 of letters, digits and +=,.@_- (a role path is not part of the name). */
 const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 /** STS ExternalId: 2 to 1,224 of letters, digits and +=,.@:/_- . */
-const EXTERNAL_ID = /^[\w+=,.@:\/-]{2,1224}$/;
+const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 
 function targetExternalId(env: Env): string | undefined {
   const value = env.IPS_TARGET_EXTERNAL_ID;
@@ -225,9 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
   const appName = resourceName(env, 'IPS_APP_NAME', 'iam-policy-stream', TABLE_NAME, 'KCL application and DynamoDB table name: 3 to 255 letters, digits, _ . -');
   const managedPathPrefix = text(env, 'IPS_MANAGED_PATH_PREFIX', '/stream-managed/');
   if (!MANAGED_PATH.test(managedPathPrefix) || managedPathPrefix === '/' || managedPathPrefix.length > 512) {
-    throw new ConfigError(
-      `IPS_MANAGED_PATH_PREFIX must look like /segment/.../ (not "/" alone, at most 512 chars), got ${JSON.stringify(managedPathPrefix)}`,
-    );
+    throw new ConfigError(`IPS_MANAGED_PATH_PREFIX must look like /segment/.../ (not "/" alone, at most 512 chars), got ${JSON.stringify(managedPathPrefix)}`);
   }
   const ledgerTable = resourceName(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
   const eventArchiveTable = resourceName(env, 'IPS_EVENT_ARCHIVE_TABLE', `${appName}-event-archive`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');

@@ -24,8 +24,7 @@ export interface DecodeOptions {
 
 export type Decoded =
   /** `unknownActions`: action patterns of the document that no AWS service publishes (applied, and reported). */
-  | { ok: true; event: PolicyEvent; unknownActions?: string[] }
-  | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string; account?: string };
+  { ok: true; event: PolicyEvent; unknownActions?: string[] } | { ok: false; reason: InputReason; detail: string; eventId?: string; policyName?: string; account?: string };
 
 const MAX_RECORD_BYTES = 1024 * 1024;
 const POLICY_NAME = /^[A-Za-z0-9+=,.@_-]{1,128}$/;

@@ -38,5 +38,3 @@ export interface PolicyDeleted extends EventBase {
 }
 
 export type PolicyEvent = PolicyUpserted | PolicyDeleted;
-
-

@@ -67,7 +67,13 @@ export function checkPolicyDocument(document: unknown, guard: DocumentGuard): Do
   for (const grant of grants) guard.checkStatement(grant);
   const unknownActions = [...new Set(grants.flatMap((grant) => guard.unknownIn(grant.actions)))];
   if (unknownActions.length > 0 && guard.unknownActions === 'reject') {
-    throw new InvalidEventError('unknown-action', `no AWS service publishes ${unknownActions.slice(0, 3).map((a) => JSON.stringify(a.slice(0, 80))).join(', ')}${unknownActions.length > 3 ? ` and ${unknownActions.length - 3} more` : ''}`);
+    throw new InvalidEventError(
+      'unknown-action',
+      `no AWS service publishes ${unknownActions
+        .slice(0, 3)
+        .map((a) => JSON.stringify(a.slice(0, 80)))
+        .join(', ')}${unknownActions.length > 3 ? ` and ${unknownActions.length - 3} more` : ''}`,
+    );
   }
   return { unknownActions };
 }

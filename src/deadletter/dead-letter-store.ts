@@ -100,9 +100,7 @@ export class DynamoDbDeadLetterStore implements DeadLetterSink {
   }
 
   async get(id: string): Promise<StoredDeadLetter | undefined> {
-    const result = await this.dynamodb.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { [DEAD_LETTER_KEY]: { S: id } }, ConsistentRead: true }),
-    );
+    const result = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [DEAD_LETTER_KEY]: { S: id } }, ConsistentRead: true }));
     return result.Item ? fromItem(result.Item) : undefined;
   }
 

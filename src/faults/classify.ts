@@ -103,7 +103,6 @@ export function isRetriable(error: unknown): boolean {
   );
 }
 
-
 /** Errors that come from the code itself, not from the world outside it: waiting will not help. */
 export function isProgrammingError(error: unknown): boolean {
   return error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError || error instanceof SyntaxError;

@@ -3,14 +3,7 @@
 // attachments, and DeletePolicy as the judge of whether it can go. Every call
 // goes through the step's guard (step-guard.ts). The reconciler's steps
 // (reconciler.ts, delete-step.ts) build on these.
-import {
-  DeletePolicyCommand,
-  DeletePolicyVersionCommand,
-  GetPolicyCommand,
-  GetPolicyVersionCommand,
-  ListPolicyVersionsCommand,
-  NoSuchEntityException,
-} from '@aws-sdk/client-iam';
+import { DeletePolicyCommand, DeletePolicyVersionCommand, GetPolicyCommand, GetPolicyVersionCommand, ListPolicyVersionsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { IAMClient, Policy, PolicyVersion } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { STSClient } from '@aws-sdk/client-sts';
@@ -101,7 +94,6 @@ export interface ReconcilerOptions {
   /** How the step waits between tries (default: a timer); a simulation passes its virtual clock's. */
   sleep?: (ms: number) => Promise<unknown>;
 }
-
 
 export class PolicyAccess {
   private account: Promise<{ partition: string; account: string }> | undefined;
@@ -215,21 +207,25 @@ export class PolicyAccess {
    */
   protected async deletePolicy(arn: string): Promise<IamOutcome> {
     const skip = new Set<string>();
-    const outcome = await retry(RETRY.iamLookAgain, async (): Promise<IamOutcome | typeof AGAIN> => {
-      for (const version of await this.versions(arn)) {
-        if (version.IsDefaultVersion || !version.VersionId || skip.has(version.VersionId)) continue;
-        if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
-      }
-      try {
-        await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
-        return 'deleted';
-      } catch (error) {
-        if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
-        if (!hasErrorCode(error, 'DeleteConflict')) throw error;
-        if (await this.attached(arn)) return 'retained-in-use';
-        return AGAIN; // Not attached: versions a stale list did not show. Look again.
-      }
-    }, { retriable: () => false });
+    const outcome = await retry(
+      RETRY.iamLookAgain,
+      async (): Promise<IamOutcome | typeof AGAIN> => {
+        for (const version of await this.versions(arn)) {
+          if (version.IsDefaultVersion || !version.VersionId || skip.has(version.VersionId)) continue;
+          if ((await this.deleteVersion(arn, version.VersionId)) !== 'deleted') skip.add(version.VersionId);
+        }
+        try {
+          await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
+          return 'deleted';
+        } catch (error) {
+          if (error instanceof NoSuchEntityException) return 'absent'; // deleted meanwhile: the effect holds
+          if (!hasErrorCode(error, 'DeleteConflict')) throw error;
+          if (await this.attached(arn)) return 'retained-in-use';
+          return AGAIN; // Not attached: versions a stale list did not show. Look again.
+        }
+      },
+      { retriable: () => false },
+    );
     if (outcome) return outcome;
     throw new TransientError('iam-delete-conflict', `${arn}: DeletePolicy refused, yet IAM shows neither an attachment nor a version left to delete`);
   }

@@ -42,7 +42,7 @@
 //     answer was lost: if the default is the wanted document, it is updated;
 //     otherwise prune (even if the list showed fewer than 5) and create again.
 import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyVersionCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
-import type { Policy, PolicyVersion, Tag } from '@aws-sdk/client-iam';
+import type { Tag } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome } from '../contract/outcome.js';
 import { METRIC } from '../metrics/metrics.js';
@@ -103,7 +103,6 @@ export class IamReconciler extends DeleteStep {
   private guarded(hint: StepHint, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
     return hint.guard ? withinGuard(hint.guard, run) : run();
   }
-
 
   /** Runs one state-aware step with retries; counts its outcome. */
   private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
@@ -275,32 +274,36 @@ export class IamReconciler extends DeleteStep {
   private async newDefaultVersion(arn: string, document: unknown, hint: StepHint = {}): Promise<IamOutcome> {
     const skip = new Set<string>(); // versions gone, or the default now
     let atLimit = false;
-    const outcome = await retry(RETRY.iamLookAgain, async ({ index: round }): Promise<IamOutcome | typeof AGAIN> => {
-      let versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
-      if (atLimit || versions.length >= MAX_VERSIONS) {
-        const oldest = oldestNonDefault(versions);
-        if (oldest && (await this.deleteVersion(arn, oldest)) !== 'deleted') {
-          skip.add(oldest);
-          return AGAIN; // the list was stale: look again
+    const outcome = await retry(
+      RETRY.iamLookAgain,
+      async ({ index: round }): Promise<IamOutcome | typeof AGAIN> => {
+        let versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
+        if (atLimit || versions.length >= MAX_VERSIONS) {
+          const oldest = oldestNonDefault(versions);
+          if (oldest && (await this.deleteVersion(arn, oldest)) !== 'deleted') {
+            skip.add(oldest);
+            return AGAIN; // the list was stale: look again
+          }
+          versions = versions.filter((version) => version.VersionId !== oldest);
         }
-        versions = versions.filter((version) => version.VersionId !== oldest);
-      }
-      try {
-        const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
-        // The list read may lag: it is trusted only if the new version follows its newest one.
-        hint.onVersions?.(round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined);
-        return 'updated';
-      } catch (error) {
-        // Only the 5-version limit is made room for: a size or quota refusal is the event's for good, and must cost no version.
-        if (iamLimitOf(error) !== 'versions') throw error;
-        if (await this.defaultIs(arn, document)) {
-          hint.onVersions?.(undefined);
+        try {
+          const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
+          // The list read may lag: it is trusted only if the new version follows its newest one.
+          hint.onVersions?.(round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined);
           return 'updated';
+        } catch (error) {
+          // Only the 5-version limit is made room for: a size or quota refusal is the event's for good, and must cost no version.
+          if (iamLimitOf(error) !== 'versions') throw error;
+          if (await this.defaultIs(arn, document)) {
+            hint.onVersions?.(undefined);
+            return 'updated';
+          }
+          atLimit = true;
+          return AGAIN;
         }
-        atLimit = true;
-        return AGAIN;
-      }
-    }, { retriable: () => false });
+      },
+      { retriable: () => false },
+    );
     if (outcome) return outcome;
     throw new TransientError('iam-versions-conflict', `${arn}: no room for a new version after ${RETRY.iamLookAgain.attempts} tries`);
   }

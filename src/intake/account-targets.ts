@@ -13,7 +13,8 @@ import type { ClientOptions, TargetAccountClients } from '../aws/clients.js';
 import type { Config } from '../config/config.js';
 import type { AccountGate } from '../contract/account-gate.js';
 import type { PolicyEvent } from '../contract/event.js';
-import { AssumeRoleError, RejectedEventError, TransientError } from '../faults/errors.js';
+import type { AssumeRoleError } from '../faults/errors.js';
+import { RejectedEventError, TransientError } from '../faults/errors.js';
 import { IamReconciler } from '../iam/reconciler.js';
 import { partitionOf } from '../iam/policies.js';
 import type { Logger } from '../log/logger.js';
@@ -97,11 +98,7 @@ export class AccountTargets {
     let target = this.targets.get(account);
     if (!target) {
       const { config, logger, metrics } = this.options;
-      const clients = createTargetAccountClients(
-        config,
-        { account, partition, sessionName, onAssumeRoleFailure: (failure) => this.assumeRoleFailed(failure) },
-        this.options.clientOptions,
-      );
+      const clients = createTargetAccountClients(config, { account, partition, sessionName, onAssumeRoleFailure: (failure) => this.assumeRoleFailed(failure) }, this.options.clientOptions);
       const visibility = this.options.visibilityWindowMs !== undefined ? { visibilityWindowMs: this.options.visibilityWindowMs } : {};
       const reconciler = new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger: logger.child({ account }), account, ...visibility });
       target = { clients, applier: reconcilerApplier(reconciler) };

@@ -145,20 +145,24 @@ export async function readProgress(dynamodb: DynamoDBClient, tableName: string, 
   const found = new Map<string, ProgressItem>();
   for (let i = 0; i < shardIds.length; i += 100) {
     let keys: Record<string, AttributeValue>[] | undefined = shardIds.slice(i, i + 100).map((shardId) => ({ [LEDGER_KEY]: { S: progressKey(shardId) } }));
-    await retry(RETRY.progressUnprocessed, async () => {
-      if (!keys || keys.length === 0) return keys;
-      const result: BatchGetItemCommandOutput = await dynamodb.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } } }));
-      for (const item of result.Responses?.[tableName] ?? []) {
-        try {
-          const progress = JSON.parse(item.progress?.S ?? '') as ProgressItem;
-          found.set(progress.shardId, progress);
-        } catch {
-          /* an item this version cannot read: as if absent */
+    await retry(
+      RETRY.progressUnprocessed,
+      async () => {
+        if (!keys || keys.length === 0) return keys;
+        const result: BatchGetItemCommandOutput = await dynamodb.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } } }));
+        for (const item of result.Responses?.[tableName] ?? []) {
+          try {
+            const progress = JSON.parse(item.progress?.S ?? '') as ProgressItem;
+            found.set(progress.shardId, progress);
+          } catch {
+            /* an item this version cannot read: as if absent */
+          }
         }
-      }
-      keys = result.UnprocessedKeys?.[tableName]?.Keys;
-      return keys && keys.length > 0 ? AGAIN : keys;
-    }, { retriable: () => false });
+        keys = result.UnprocessedKeys?.[tableName]?.Keys;
+        return keys && keys.length > 0 ? AGAIN : keys;
+      },
+      { retriable: () => false },
+    );
   }
   return found;
 }

@@ -41,12 +41,7 @@ export function claimOwner(shardId: string): string {
  * show yet is waited for: without its range no record could be told to be
  * its own.
  */
-export async function startShardPipeline(
-  parts: ProcessParts,
-  shardId: string,
-  onSettled: (settlement: Settlement) => void,
-  signal: AbortSignal,
-): Promise<ShardPipeline> {
+export async function startShardPipeline(parts: ProcessParts, shardId: string, onSettled: (settlement: Settlement) => void, signal: AbortSignal): Promise<ShardPipeline> {
   const { config, logger, metrics } = parts;
   const log = logger.child({ shard: shardId });
   const retry = { ...settle(config), logger: log, metrics, signal };
@@ -57,7 +52,13 @@ export async function startShardPipeline(
   const accounts = parts.accounts;
   const own = accounts ? await retryUntilSettled(() => accounts.ownIdentity(), { ...retry, what: { step: 'read-own-account' } }) : undefined;
   log.info(
-    { epoch, owner, lineage, hashKeyRange: { starting: String(hashKeyRange.startingHashKey), ending: String(hashKeyRange.endingHashKey) }, ...(own ? { account: own.account, targetAccounts: parts.config.targetAccounts } : {}) },
+    {
+      epoch,
+      owner,
+      lineage,
+      hashKeyRange: { starting: String(hashKeyRange.startingHashKey), ending: String(hashKeyRange.endingHashKey) },
+      ...(own ? { account: own.account, targetAccounts: parts.config.targetAccounts } : {}),
+    },
     'shard pipeline ready',
   );
   const shardParts = accounts ? { ...parts, applier: accounts.applierFor(shardId) } : parts;

@@ -84,7 +84,7 @@ export class ClockSkewGuard {
     if (!this.within()) await this.measureAgain();
     const offset = this.offsetMs;
     if (this.within()) {
-      if (this.skewed) this.watch.logger?.info({ clockOffsetMs: offset, boundMs: this.boundMs }, 'clock back within the bound of AWS\'s: claims resume');
+      if (this.skewed) this.watch.logger?.info({ clockOffsetMs: offset, boundMs: this.boundMs }, "clock back within the bound of AWS's: claims resume");
       this.skewed = false;
       return;
     }
@@ -92,11 +92,14 @@ export class ClockSkewGuard {
     if (!this.skewed) {
       this.watch.logger?.error(
         { clockOffsetMs: offset, boundMs: this.boundMs },
-        'this host\'s clock is too far from AWS\'s to claim safely: no claim is made until it is back within the bound (fix the host\'s time sync); records wait unsettled',
+        "this host's clock is too far from AWS's to claim safely: no claim is made until it is back within the bound (fix the host's time sync); records wait unsettled",
       );
     }
     this.skewed = true;
-    throw new TransientError('clock-skew', `${what} of ${policy} refused: this host's clock is ${Math.abs(offset)} ms ${offset > 0 ? 'behind' : 'ahead of'} AWS's, more than the ${this.boundMs} ms a claim tolerates`);
+    throw new TransientError(
+      'clock-skew',
+      `${what} of ${policy} refused: this host's clock is ${Math.abs(offset)} ms ${offset > 0 ? 'behind' : 'ahead of'} AWS's, more than the ${this.boundMs} ms a claim tolerates`,
+    );
   }
 
   private within(): boolean {

@@ -24,8 +24,7 @@ export async function adoptEntry(store: LedgerStore, request: AdoptionRequest): 
         TableName: store.tableName,
         Key: { [LEDGER_KEY]: { S: request.policy } },
         UpdateExpression:
-          'SET epoch = if_not_exists(epoch, :epoch), policyState = :present, docHash = :hash, desired = :desired, adoptedAt = :at, adoptedBy = :by, updatedAt = :at' +
-          ' REMOVE revision, iamVersions',
+          'SET epoch = if_not_exists(epoch, :epoch), policyState = :present, docHash = :hash, desired = :desired, adoptedAt = :at, adoptedBy = :by, updatedAt = :at' + ' REMOVE revision, iamVersions',
         ConditionExpression: condition,
         ExpressionAttributeNames: { '#key': LEDGER_KEY },
         ExpressionAttributeValues: {

@@ -51,7 +51,14 @@ export function ledgerFromConfig(
   // A refused claim measures the offset again with a read of the epoch: its answer carries AWS's Date.
   const guard = new ClockSkewGuard(dynamodb, config.maxClockOffsetMs ?? clockOffsetBoundMs(config.claimTtlMs), watch, () => ledger.currentEpoch());
   const beforeClaim = (what: string, policy: string) => guard.check(what, policy);
-  const ledger: DynamoDbLedger = new DynamoDbLedger(dynamodb, config.ledgerTable, { claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs, eventIdTtlDays: config.eventIdTtlDays, archiveTable: config.eventArchiveTable, ...clock, beforeClaim });
+  const ledger: DynamoDbLedger = new DynamoDbLedger(dynamodb, config.ledgerTable, {
+    claimTtlMs: config.claimTtlMs,
+    lateWriteMs: config.lateWriteMs,
+    eventIdTtlDays: config.eventIdTtlDays,
+    archiveTable: config.eventArchiveTable,
+    ...clock,
+    beforeClaim,
+  });
   return ledger;
 }
 
@@ -124,10 +131,7 @@ export class DynamoDbLedger implements Ledger {
     // after it by (sequence, subsequence); on any other shard, unless that
     // shard is one of the position's ancestors. An entry without hwmSub was
     // written before subsequences were kept: its mark covers the whole record.
-    const pastPosition =
-      '(attribute_not_exists(hwm)' +
-      ' OR (hwmShard <> :shard AND NOT contains(hwmLineage, :shard))' +
-      ' OR (hwmShard = :shard AND (hwm < :seq OR (hwm = :seq AND hwmSub < :sub))))';
+    const pastPosition = '(attribute_not_exists(hwm)' + ' OR (hwmShard <> :shard AND NOT contains(hwmLineage, :shard))' + ' OR (hwmShard = :shard AND (hwm < :seq OR (hwm = :seq AND hwmSub < :sub))))';
     const sameEpochChecks = [pastPosition, 'NOT contains(eventIds, :eid)'];
     if (request.revision !== undefined) {
       values[':rev'] = { N: String(request.revision) };
@@ -234,19 +238,21 @@ export class DynamoDbLedger implements Ledger {
     // A counter, not a flag: a mark added while another step runs outlives that step's completion.
     // verifyAfter only moves forward: an earlier loss's late writes may land until the later bound.
     const later = notBefore !== undefined;
-    await this.dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: { [LEDGER_KEY]: { S: policy } },
-        UpdateExpression: later ? 'ADD verifyRequested :one SET verifyAfter = :after' : 'ADD verifyRequested :one',
-        ExpressionAttributeValues: { ':one': { N: '1' }, ...(later ? { ':after': { N: String(notBefore) } } : {}) },
-        ...(later ? { ConditionExpression: 'attribute_not_exists(verifyAfter) OR verifyAfter < :after' } : {}),
-      }),
-    ).catch(async (error: unknown) => {
-      // A later bound is already set: the mark alone.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      await this.requestVerification(policy);
-    });
+    await this.dynamodb
+      .send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { [LEDGER_KEY]: { S: policy } },
+          UpdateExpression: later ? 'ADD verifyRequested :one SET verifyAfter = :after' : 'ADD verifyRequested :one',
+          ExpressionAttributeValues: { ':one': { N: '1' }, ...(later ? { ':after': { N: String(notBefore) } } : {}) },
+          ...(later ? { ConditionExpression: 'attribute_not_exists(verifyAfter) OR verifyAfter < :after' } : {}),
+        }),
+      )
+      .catch(async (error: unknown) => {
+        // A later bound is already set: the mark alone.
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        await this.requestVerification(policy);
+      });
   }
 
   async claimVerification(policy: string, owner: string): Promise<ClaimResult> {
@@ -379,9 +385,7 @@ export class DynamoDbLedger implements Ledger {
   }
 
   async get(policy: string): Promise<LedgerEntry | undefined> {
-    const result = await this.dynamodb.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: policy } }, ConsistentRead: true }),
-    );
+    const result = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: policy } }, ConsistentRead: true }));
     return result.Item ? toEntry(result.Item) : undefined;
   }
 }

@@ -128,7 +128,12 @@ export class DynamoDbEventArchive {
       if (Number(item.epoch?.N ?? 0) < epoch || Number(item[EVENT_ARCHIVE_TTL_ATTRIBUTE]?.N ?? 0) < now) return;
       const settledBy =
         item.settledShard?.S && item.settledSeq?.S
-          ? { shardId: item.settledShard.S, sequenceNumber: fromLedgerSequence(item.settledSeq.S), subSequenceNumber: Number(item.settledSub?.N ?? 0), lineage: (item.settledLineage?.L ?? []).map((value) => value.S ?? '') }
+          ? {
+              shardId: item.settledShard.S,
+              sequenceNumber: fromLedgerSequence(item.settledSeq.S),
+              subSequenceNumber: Number(item.settledSub?.N ?? 0),
+              lineage: (item.settledLineage?.L ?? []).map((value) => value.S ?? ''),
+            }
           : undefined;
       if (!archiveHolds(position, settledBy)) return; // archived by a step whose completion never landed
       if (!found.has(eventId)) found.set(eventId, { eventId, ...(item.payloadHash?.S ? { payloadHash: item.payloadHash.S } : {}) });

@@ -103,8 +103,7 @@ export type ClaimResult =
    * re-verification mark is in the ledger, written by the same update that
    * ended that claim; `previous` counts it).
    */
-  | { won: true; token: string; expiresAt: number; previous: LedgerEntry | undefined; takenOver: boolean }
-  | { won: false; because: ClaimRefusal; entry: LedgerEntry };
+  { won: true; token: string; expiresAt: number; previous: LedgerEntry | undefined; takenOver: boolean } | { won: false; because: ClaimRefusal; entry: LedgerEntry };
 
 export interface CompletionRequest {
   policy: string;
@@ -148,13 +147,11 @@ export type AdoptionRefusal = 'claim-in-flight' | 'state-applied';
 
 export type AdoptionResult =
   /** `previous`: the entry before, if any (one with `adopted`: an adoption run again). */
-  | { recorded: true; previous: LedgerEntry | undefined }
-  | { recorded: false; because: AdoptionRefusal; entry: LedgerEntry };
+  { recorded: true; previous: LedgerEntry | undefined } | { recorded: false; because: AdoptionRefusal; entry: LedgerEntry };
 
 export type ReleaseResult =
   /** `previous`: the entry before, undefined when there was none (nothing to forget). */
-  | { forgotten: true; previous: LedgerEntry | undefined }
-  | { forgotten: false; because: 'claim-in-flight'; entry: LedgerEntry };
+  { forgotten: true; previous: LedgerEntry | undefined } | { forgotten: false; because: 'claim-in-flight'; entry: LedgerEntry };
 
 /** Policy states an adoption may replace: nothing the processor applied is there. */
 export const ADOPTABLE_STATES: readonly (PolicyState | undefined)[] = [undefined, 'unknown', 'deleted'];
@@ -267,7 +264,6 @@ export function needsVerification(entry: LedgerEntry | undefined): boolean {
 export function answersMarks(entry: LedgerEntry | undefined, claimedAt: number): boolean {
   return (entry?.verifyAfter ?? 0) <= claimedAt;
 }
-
 
 /**
  * Until when the writes of an expired claim may still land in IAM: its expiry

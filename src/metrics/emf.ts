@@ -203,7 +203,10 @@ function dimensionValue(value: string): string {
 }
 
 function dimensionName(name: string): string {
-  const ascii = name.replace(/[^\x20-\x7e]/g, '_').replace(/^:/, '_').slice(0, 250);
+  const ascii = name
+    .replace(/[^\x20-\x7e]/g, '_')
+    .replace(/^:/, '_')
+    .slice(0, 250);
   return ascii.trim() === '' ? 'label' : ascii;
 }
 

@@ -261,17 +261,14 @@ export class Metrics {
   /** Counters, gauges and distributions as one object, for the `metrics` log line. */
   summary(): { counters: Record<string, number>; gauges: Record<string, number>; distributions: Record<string, DistributionSummary> } {
     const gauges = Object.fromEntries(this.readGauges().map((g) => [metricKey(g.name, g.labels), g.value]));
-    const distributions = Object.fromEntries(
-      [...this.distributions].filter(([, d]) => d.total.count > 0).map(([key, d]) => [key, { ...d.total }]),
-    );
+    const distributions = Object.fromEntries([...this.distributions].filter(([, d]) => d.total.count > 0).map(([key, d]) => [key, { ...d.total }]));
     return { counters: this.snapshot(), gauges, distributions };
   }
 
   /** An AWS call observer that counts calls by service, operation and outcome. */
   awsCallCounter(): AwsCallObserver {
     return {
-      after: (call: AwsCall) =>
-        this.increment(METRIC.awsCalls, { service: call.service, operation: call.operation, outcome: call.outcome }),
+      after: (call: AwsCall) => this.increment(METRIC.awsCalls, { service: call.service, operation: call.operation, outcome: call.outcome }),
     };
   }
 }

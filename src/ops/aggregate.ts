@@ -182,9 +182,7 @@ export function planAggregates(records: UserRecord[], shards: ShardRange[], maxR
     const shardId = shardFor(hashKeyOf(record.partitionKey), shards).shardId;
     let current = open.get(shardId);
     // The aggregate is routed by its first record's partition key, which counts towards the record limit.
-    const fits = (o: Open) =>
-      o.members.length < maxRecords &&
-      o.size.bytes + o.size.cost(record) <= capacityFor(o.members.length > 0 ? records[o.members[0]!]!.partitionKey : record.partitionKey);
+    const fits = (o: Open) => o.members.length < maxRecords && o.size.bytes + o.size.cost(record) <= capacityFor(o.members.length > 0 ? records[o.members[0]!]!.partitionKey : record.partitionKey);
     if (current && !fits(current)) {
       close(current);
       current = undefined;
@@ -228,45 +226,44 @@ export interface AggregatedPut {
  * its records (the KCL would drop it whole), those records are planned again
  * on a fresh shard map and put again.
  */
-export async function putAggregated(
-  kinesis: KinesisClient,
-  streamName: string,
-  records: UserRecord[],
-  options: { maxRecords?: number; shards?: ShardRange[] } = {},
-): Promise<AggregatedPut> {
+export async function putAggregated(kinesis: KinesisClient, streamName: string, records: UserRecord[], options: { maxRecords?: number; shards?: ShardRange[] } = {}): Promise<AggregatedPut> {
   const results: AggregatedPutResult[] = new Array(records.length);
   let shards = options.shards ?? (await listShardRanges(kinesis, streamName));
   let pending = records.map((_, index) => index);
   let kinesisRecords = 0;
-  await retry(RETRY.aggregateReshard, async () => {
-    if (pending.length === 0) return pending;
-    const subset = pending.map((index) => records[index]!);
-    const planned = planAggregates(subset, shards, options.maxRecords ?? Number.MAX_SAFE_INTEGER);
-    const puts = await putRecords(kinesis, streamName, planned);
-    kinesisRecords += planned.length;
-    const strays: number[] = [];
-    let known = shards;
-    for (const [i, aggregate] of planned.entries()) {
-      const put = puts[i]!;
-      const members = aggregate.members.map((m) => pending[m]!);
-      if (put.shardId !== aggregate.shardId) {
-        // Resharded since the map was read: does the shard it landed on hold every record?
-        if (!known.some((s) => s.shardId === put.shardId)) known = await listShardRanges(kinesis, streamName);
-        const landed = known.find((s) => s.shardId === put.shardId);
-        if (!landed || !members.every((m) => inRange(hashKeyOf(records[m]!.partitionKey), landed))) {
-          strays.push(...members);
-          continue;
+  await retry(
+    RETRY.aggregateReshard,
+    async () => {
+      if (pending.length === 0) return pending;
+      const subset = pending.map((index) => records[index]!);
+      const planned = planAggregates(subset, shards, options.maxRecords ?? Number.MAX_SAFE_INTEGER);
+      const puts = await putRecords(kinesis, streamName, planned);
+      kinesisRecords += planned.length;
+      const strays: number[] = [];
+      let known = shards;
+      for (const [i, aggregate] of planned.entries()) {
+        const put = puts[i]!;
+        const members = aggregate.members.map((m) => pending[m]!);
+        if (put.shardId !== aggregate.shardId) {
+          // Resharded since the map was read: does the shard it landed on hold every record?
+          if (!known.some((s) => s.shardId === put.shardId)) known = await listShardRanges(kinesis, streamName);
+          const landed = known.find((s) => s.shardId === put.shardId);
+          if (!landed || !members.every((m) => inRange(hashKeyOf(records[m]!.partitionKey), landed))) {
+            strays.push(...members);
+            continue;
+          }
         }
+        members.forEach((m, sub) => {
+          results[m] = { partitionKey: records[m]!.partitionKey, shardId: put.shardId, sequenceNumber: put.sequenceNumber, subSequenceNumber: sub };
+        });
       }
-      members.forEach((m, sub) => {
-        results[m] = { partitionKey: records[m]!.partitionKey, shardId: put.shardId, sequenceNumber: put.sequenceNumber, subSequenceNumber: sub };
-      });
-    }
-    if (strays.length > 0) known = await listShardRanges(kinesis, streamName);
-    shards = known;
-    pending = strays.sort((a, b) => a - b);
-    return pending.length > 0 ? AGAIN : pending;
-  }, { retriable: () => false });
+      if (strays.length > 0) known = await listShardRanges(kinesis, streamName);
+      shards = known;
+      pending = strays.sort((a, b) => a - b);
+      return pending.length > 0 ? AGAIN : pending;
+    },
+    { retriable: () => false },
+  );
   if (pending.length > 0) throw new Error(`${pending.length} user records still landed outside their shard after ${RETRY.aggregateReshard.attempts} tries: is the stream being resharded?`);
   return { results, kinesisRecords, shards };
 }

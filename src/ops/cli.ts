@@ -49,7 +49,10 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    const guess = closest(name, COMMANDS.map((c) => c.name));
+    const guess = closest(
+      name,
+      COMMANDS.map((c) => c.name),
+    );
     process.stderr.write(`ips: unknown command ${terminalText(JSON.stringify(name))}${guess ? `; did you mean ${guess}?` : ''}\n\n${OVERVIEW}\n`);
     return 2;
   }
@@ -61,7 +64,9 @@ export async function runCli(argv: string[], env?: Record<string, string | undef
       throw new UsageError(`npm took ${swallowed.join(' ')} for itself (it passes only what follows -- to the script): write npm run ops -- ${name} ${swallowed.join(' ')} ...`);
     }
     if (npmMayHaveTakenLocal(args, env ?? process.env)) {
-      process.stderr.write(`ips: note: not --local, so this runs against the AWS account of your credentials. If you meant the local stack, npm may have taken --local for itself: write npm run ops -- ${name} --local\n`);
+      process.stderr.write(
+        `ips: note: not --local, so this runs against the AWS account of your credentials. If you meant the local stack, npm may have taken --local for itself: write npm run ops -- ${name} --local\n`,
+      );
     }
     const { values, positionals } = parseCommandArgs(command, args);
     if (values.help === true) {
@@ -124,7 +129,7 @@ async function hintFor(error: Error, ctx: OpsContext | undefined): Promise<strin
     if (missing.length > 0) return `${missing.join('; ')}. Check the variable, or create the resources (npm run stack:up locally; infra/ on AWS)`;
   }
   if (error.name === 'CredentialsProviderError') {
-    return 'no AWS credentials found: use the processor\'s credentials (AWS_PROFILE, AWS_* variables, a role), or --local for the local stack';
+    return "no AWS credentials found: use the processor's credentials (AWS_PROFILE, AWS_* variables, a role), or --local for the local stack";
   }
   if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
     return 'nothing answers at the endpoint: is the stack up (npm run stack:up) or the AWS_ENDPOINT_URL_* variable right?';

@@ -159,7 +159,11 @@ function listedPolicy(detail: ManagedPolicyDetail, managedPathPrefix: string): L
     path,
     ...(detail.DefaultVersionId ? { defaultVersionId: detail.DefaultVersionId } : {}),
     versions: managed
-      ? (detail.PolicyVersionList ?? []).map((version) => ({ versionId: version.VersionId ?? '', ...(version.Document !== undefined ? { document: version.Document } : {}), isDefault: version.IsDefaultVersion === true }))
+      ? (detail.PolicyVersionList ?? []).map((version) => ({
+          versionId: version.VersionId ?? '',
+          ...(version.Document !== undefined ? { document: version.Document } : {}),
+          isDefault: version.IsDefaultVersion === true,
+        }))
       : [],
   };
 }
@@ -314,7 +318,8 @@ export class DriftAudit {
     const notJudged = (why: NotJudged['why'], detail: string): Verdict => ({ kind: 'not-judged', notJudged: { policy, why, detail } });
     if (entry.claim && entry.claim.expiresAt >= this.now()) return notJudged('in-flight', `claimed by ${entry.claim.owner}`);
     const desired = entry.desired;
-    if (!desired || !entry.state || entry.state === 'unknown') return notJudged('unchecked', entry.state === 'unknown' ? 'no event for it was ever applied' : 'the ledger holds no desired state for it (written by an older version)');
+    if (!desired || !entry.state || entry.state === 'unknown')
+      return notJudged('unchecked', entry.state === 'unknown' ? 'no event for it was ever applied' : 'the ledger holds no desired state for it (written by an older version)');
     const updatedAt = entry.updatedAt ? Date.parse(entry.updatedAt) : 0;
     if (startedAt - updatedAt < config.iamVisibilityWindowMs) return notJudged('settling', `changed ${Math.max(0, Math.round((startedAt - updatedAt) / 1000))} s ago: IAM may not show it yet`);
 
@@ -347,7 +352,8 @@ export class DriftAudit {
       });
     }
     // Where the managed path prefix was changed since: the audit's role may not read there.
-    if (!listed.path.startsWith(config.managedPathPrefix)) return notJudged('unchecked', `it lives under ${listed.path}, outside the managed path ${config.managedPathPrefix}: the audit does not read there`);
+    if (!listed.path.startsWith(config.managedPathPrefix))
+      return notJudged('unchecked', `it lives under ${listed.path}, outside the managed path ${config.managedPathPrefix}: the audit does not read there`);
 
     let documentDrift: string | undefined;
     if (desired.document !== undefined) {

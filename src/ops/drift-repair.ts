@@ -15,10 +15,7 @@ import { convergeClaimed } from '../pipeline/converge.js';
 import type { Applier } from '../pipeline/types.js';
 import type { Drift } from './drift-audit.js';
 
-export type RepairResult =
-  | { policy: string; result: 'repaired'; outcome: string }
-  | { policy: string; result: 'skipped'; why: string }
-  | { policy: string; result: 'failed'; why: string };
+export type RepairResult = { policy: string; result: 'repaired'; outcome: string } | { policy: string; result: 'skipped'; why: string } | { policy: string; result: 'failed'; why: string };
 
 export interface RepairOptions {
   /** The ledger (DynamoDbLedger): a repair that cannot finish gives its claim up. */
@@ -42,8 +39,10 @@ export async function repairPolicy(drift: Drift, owner: string, options: RepairO
   await ledger.requestVerification(policy);
   const claim = await ledger.claimVerification(policy, owner);
   if (!claim.won) {
-    if (claim.because === 'claimed-elsewhere') return { policy, result: 'skipped', why: `claimed by ${claim.entry.claim?.owner ?? 'a worker'}: its step re-reads IAM (the policy is marked for re-verification)` };
-    if (claim.because === 'verification-waits') return { policy, result: 'skipped', why: `a lost claim's write may land in IAM until ${new Date(claim.entry.verifyAfter ?? 0).toISOString()}: a worker re-verifies it then` };
+    if (claim.because === 'claimed-elsewhere')
+      return { policy, result: 'skipped', why: `claimed by ${claim.entry.claim?.owner ?? 'a worker'}: its step re-reads IAM (the policy is marked for re-verification)` };
+    if (claim.because === 'verification-waits')
+      return { policy, result: 'skipped', why: `a lost claim's write may land in IAM until ${new Date(claim.entry.verifyAfter ?? 0).toISOString()}: a worker re-verifies it then` };
     return { policy, result: 'skipped', why: 'verified by a worker meanwhile' };
   }
   const parts = { ledger, applier, claimTtlMs: config.claimTtlMs, lateWriteMs: config.lateWriteMs };

@@ -139,7 +139,7 @@ async function planAll(sources: PlanSources, records: RecordToPlan[]): Promise<P
 function decodeFor(sources: PlanSources, gate: AccountGate, item: RecordToPlan): Decoded | { ok: false; reason: 'account-not-allowed'; detail: string; eventId: string; policyName: string } {
   const result = decodeRecord(item.data, item.partitionKey, { managedPathPrefix: sources.managedPathPrefix, guard: sources.guard, hashKeyRange: item.hashKeyRange });
   if (!result.ok || allowsAccount(gate, result.event.account)) return result;
-  const { account, eventId, policyName } = result.event;
+  const { account, eventId } = result.event;
   const detail = `account ${account} is not one the workers may write to (${[gate.own, ...gate.targets].join(', ')}; IPS_TARGET_ACCOUNTS)`;
   return { ok: false, reason: 'account-not-allowed', detail, eventId, policyName: policyKey(result.event) };
 }
@@ -157,7 +157,16 @@ export function countActions(planned: PlannedRecord[]): Partial<Record<PlanActio
 
 /** A record's step as --json shows it. */
 export function planJson({ where, line, record, policy, eventId, type, unknownActions, step }: PlannedRecord): Record<string, unknown> {
-  return { where, ...(line !== undefined ? { line } : {}), ...(record ? { ...record, recordId: recordId(record) } : {}), policy, eventId, type, ...step, ...(unknownActions ? { unknownActions } : {}) };
+  return {
+    where,
+    ...(line !== undefined ? { line } : {}),
+    ...(record ? { ...record, recordId: recordId(record) } : {}),
+    policy,
+    eventId,
+    type,
+    ...step,
+    ...(unknownActions ? { unknownActions } : {}),
+  };
 }
 
 /** One JSON object per record (a line each). */
@@ -180,7 +189,9 @@ export function planText(planned: PlannedRecord[], { writesOnly = false } = {}):
     detail: unknownActions ? `${step.detail}; unknown actions: ${unknownActions.join(', ')}` : step.detail,
   }));
   const blocks = shown.filter(({ step }) => step.action === 'create' || step.action === 'update').map(changeText);
-  const counts = Object.entries(countActions(planned)).map(([action, count]) => `${action}=${count}`).join(' ');
+  const counts = Object.entries(countActions(planned))
+    .map(([action, count]) => `${action}=${count}`)
+    .join(' ');
   const writes = planned.filter(({ step }) => writesIam(step.action)).length;
   const summary = `${planned.length} record(s): ${counts || 'none'}. ${writes > 0 ? `IAM would change: ${writes} write step(s).` : 'IAM would not change.'}`;
   return [table(rows, ['where', 'policy', 'event', 'action', 'detail']), ...blocks, '', summary].join('\n');

@@ -49,27 +49,31 @@ export async function putRecords(kinesis: KinesisClient, streamName: string, rec
   for (const [start, end] of batches(records)) {
     let pending = records.slice(start, end).map((record, offset) => ({ record, index: start + offset }));
     // Entries Kinesis refused (throttling) are sent again until all are in (RETRY.producerPut); a failed call goes up.
-    await retry(RETRY.producerPut, async () => {
-      if (pending.length === 0) return pending;
-      const response = await kinesis.send(
-        new PutRecordsCommand({
-          StreamName: streamName,
-          Records: pending.map(({ record }) => ({
-            PartitionKey: record.partitionKey,
-            Data: record.data,
-            ...(record.explicitHashKey !== undefined ? { ExplicitHashKey: record.explicitHashKey } : {}),
-          })),
-        }),
-      );
-      const refused: typeof pending = [];
-      (response.Records ?? []).forEach((entry, i) => {
-        const item = pending[i]!;
-        if (entry.ErrorCode || !entry.SequenceNumber || !entry.ShardId) refused.push(item);
-        else results[item.index] = { partitionKey: item.record.partitionKey, shardId: entry.ShardId, sequenceNumber: entry.SequenceNumber };
-      });
-      pending = refused;
-      return pending.length > 0 ? AGAIN : pending;
-    }, { retriable: () => false });
+    await retry(
+      RETRY.producerPut,
+      async () => {
+        if (pending.length === 0) return pending;
+        const response = await kinesis.send(
+          new PutRecordsCommand({
+            StreamName: streamName,
+            Records: pending.map(({ record }) => ({
+              PartitionKey: record.partitionKey,
+              Data: record.data,
+              ...(record.explicitHashKey !== undefined ? { ExplicitHashKey: record.explicitHashKey } : {}),
+            })),
+          }),
+        );
+        const refused: typeof pending = [];
+        (response.Records ?? []).forEach((entry, i) => {
+          const item = pending[i]!;
+          if (entry.ErrorCode || !entry.SequenceNumber || !entry.ShardId) refused.push(item);
+          else results[item.index] = { partitionKey: item.record.partitionKey, shardId: entry.ShardId, sequenceNumber: entry.SequenceNumber };
+        });
+        pending = refused;
+        return pending.length > 0 ? AGAIN : pending;
+      },
+      { retriable: () => false },
+    );
   }
   return results;
 }

@@ -35,7 +35,16 @@ export function readSendLog(file: string): LoggedRecord[] {
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => {
-      const entry = JSON.parse(line) as { kind: LoadRecord['kind']; policy: string; eventId?: string; revision?: number; partitionKey: string; shardId: string; sequenceNumber: string; dataBase64: string };
+      const entry = JSON.parse(line) as {
+        kind: LoadRecord['kind'];
+        policy: string;
+        eventId?: string;
+        revision?: number;
+        partitionKey: string;
+        shardId: string;
+        sequenceNumber: string;
+        dataBase64: string;
+      };
       const record: LoadRecord = {
         kind: entry.kind,
         policy: entry.policy,

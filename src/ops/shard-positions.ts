@@ -10,13 +10,7 @@ import type { ResetPosition } from './lease-table.js';
 export type IteratorStart = Pick<GetShardIteratorCommandInput, 'ShardIteratorType' | 'StartingSequenceNumber' | 'Timestamp'>;
 
 /** Reads a shard from `start` page by page until `visit` says stop or the tip is reached. */
-export async function readShard(
-  kinesis: KinesisClient,
-  streamName: string,
-  shardId: string,
-  start: IteratorStart,
-  visit: (records: _Record[]) => boolean,
-): Promise<{ millisBehindLatest?: number }> {
+export async function readShard(kinesis: KinesisClient, streamName: string, shardId: string, start: IteratorStart, visit: (records: _Record[]) => boolean): Promise<{ millisBehindLatest?: number }> {
   const first = await kinesis.send(new GetShardIteratorCommand({ StreamName: streamName, ShardId: shardId, ...start }));
   let iterator = first.ShardIterator;
   let millisBehindLatest: number | undefined;
@@ -39,12 +33,7 @@ export function startAfter(checkpoint: string | undefined): IteratorStart | unde
 }
 
 /** How far behind the tip a checkpoint is, in ms, and whether records are waiting behind it. */
-export async function lagBehind(
-  kinesis: KinesisClient,
-  streamName: string,
-  shardId: string,
-  checkpoint: string | undefined,
-): Promise<{ millisBehind: number; pending: boolean } | undefined> {
+export async function lagBehind(kinesis: KinesisClient, streamName: string, shardId: string, checkpoint: string | undefined): Promise<{ millisBehind: number; pending: boolean } | undefined> {
   const start = startAfter(checkpoint);
   if (!start) return { millisBehind: 0, pending: false };
   let pending = false;

@@ -35,13 +35,7 @@ export interface ShardRead {
  * The user records of `shardId` from `start`, up to and including the record
  * `last` when given (else to the tip).
  */
-export async function readShardRecords(
-  kinesis: KinesisClient,
-  streamName: string,
-  shard: { shardId: string } & HashKeyRange,
-  start: IteratorStart,
-  last?: string,
-): Promise<ShardRead> {
+export async function readShardRecords(kinesis: KinesisClient, streamName: string, shard: { shardId: string } & HashKeyRange, start: IteratorStart, last?: string): Promise<ShardRead> {
   const read: ShardRead = { records: [], droppedAggregates: 0 };
   await readShard(kinesis, streamName, shard.shardId, start, (records) => {
     for (const record of records) {

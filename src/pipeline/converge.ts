@@ -111,7 +111,10 @@ export async function verifyPolicy(ctx: PolicyBatchContext, policy: string): Pro
   if (!result.won) {
     if (result.because === 'claimed-elsewhere') throw new TransientError('claimed-elsewhere', `policy ${policy} is claimed by ${result.entry.claim?.owner ?? 'another owner'} (re-verification waits)`);
     if (result.because === 'verification-waits') {
-      throw new TransientError('verification-waits', `policy ${policy}: a lost claim's write may still land in IAM until ${new Date(result.entry.verifyAfter ?? 0).toISOString()} (re-verification waits)`);
+      throw new TransientError(
+        'verification-waits',
+        `policy ${policy}: a lost claim's write may still land in IAM until ${new Date(result.entry.verifyAfter ?? 0).toISOString()} (re-verification waits)`,
+      );
     }
     return; // answered meanwhile
   }

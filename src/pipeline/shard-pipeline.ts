@@ -71,12 +71,22 @@ export class ShardPipeline {
       map((record) => this.decode(record)),
       // By the policy's key: the same name in two accounts is two policies.
       groupBy((item) => (item.valid ? policyKey(item.valid.event) : INVALID)),
-      mergeMap((group) => group.pipe(toArray(), map((items) => ({ policy: group.key, items })))),
+      mergeMap((group) =>
+        group.pipe(
+          toArray(),
+          map((items) => ({ policy: group.key, items })),
+        ),
+      ),
       mergeMap(
         ({ policy, items }) =>
           policy === INVALID
             ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)), maxConcurrentPolicies))
-            : defer(() => this.settlePolicy(policy, items.map((item) => item.valid!))).pipe(mergeMap((list) => from(list))),
+            : defer(() =>
+                this.settlePolicy(
+                  policy,
+                  items.map((item) => item.valid!),
+                ),
+              ).pipe(mergeMap((list) => from(list))),
         maxConcurrentPolicies,
       ),
       tap((settlement) => this.report(settlement)),
@@ -92,7 +102,14 @@ export class ShardPipeline {
     if (decoded.ok && accounts && !allowsAccount(accounts, decoded.event.account)) {
       const { account, eventId, policyName } = decoded.event;
       const allowed = [accounts.own, ...accounts.targets].join(', ');
-      return { record, reason: 'account-not-allowed', detail: `account ${account} is not one the workers may write to (${allowed}; IPS_TARGET_ACCOUNTS)`, eventId, policyName, ...(account !== undefined ? { account } : {}) };
+      return {
+        record,
+        reason: 'account-not-allowed',
+        detail: `account ${account} is not one the workers may write to (${allowed}; IPS_TARGET_ACCOUNTS)`,
+        eventId,
+        policyName,
+        ...(account !== undefined ? { account } : {}),
+      };
     }
     if (decoded.ok) {
       if (decoded.unknownActions) {

@@ -12,10 +12,7 @@ import type { ValidRecord } from './types.js';
 export async function archiveForgotten(ledger: Ledger, policy: string, forgotten: RememberedEvent[], ours: Set<string>, settledBy: LedgerPosition, epoch: number): Promise<void> {
   const earlier = forgotten.filter((event) => !ours.has(event.eventId));
   const own = forgotten.filter((event) => ours.has(event.eventId));
-  await Promise.all([
-    earlier.length > 0 ? ledger.archiveEvents(policy, epoch, earlier) : undefined,
-    own.length > 0 ? ledger.archiveEvents(policy, epoch, own, settledBy) : undefined,
-  ]);
+  await Promise.all([earlier.length > 0 ? ledger.archiveEvents(policy, epoch, earlier) : undefined, own.length > 0 ? ledger.archiveEvents(policy, epoch, own, settledBy) : undefined]);
 }
 
 /** The archived events among the records' eventIds, when the entry's window is full (else none were archived). */
@@ -24,5 +21,10 @@ export async function archivedAmong(ledger: Ledger, policy: string, records: Val
   const unknown = records.filter((item) => !covers(previous.position, item.record) && !previous.events.some((event) => event.eventId === item.event.eventId));
   if (unknown.length === 0) return [];
   // Of the entry's epoch: what an older epoch archived was forgotten with it (a re-apply replay).
-  return ledger.archivedEvents(policy, previous.epoch, unknown.map((item) => item.event.eventId), previous.position);
+  return ledger.archivedEvents(
+    policy,
+    previous.epoch,
+    unknown.map((item) => item.event.eventId),
+    previous.position,
+  );
 }

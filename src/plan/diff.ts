@@ -82,9 +82,7 @@ export function diffDocuments(before: unknown, after: unknown): DocumentDiff {
     added.splice(added.indexOf(counterpart), 1);
   }
   const keys = [...new Set([...Object.keys(was.top), ...Object.keys(will.top)])].sort();
-  const top = keys
-    .filter((key) => JSON.stringify(was.top[key]) !== JSON.stringify(will.top[key]))
-    .map((key) => ({ key, before: was.top[key], after: will.top[key] }));
+  const top = keys.filter((key) => JSON.stringify(was.top[key]) !== JSON.stringify(will.top[key])).map((key) => ({ key, before: was.top[key], after: will.top[key] }));
   return { added: added.map((s) => JSON.parse(s) as unknown), removed: removed.map((s) => JSON.parse(s) as unknown), changed, top };
 }
 

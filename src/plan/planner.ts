@@ -178,7 +178,13 @@ function refused(reason: RejectReason, detail: string): PlanStep {
 type Planned = { step: PlanStep; after: Partial<Known> };
 
 function owned(policy: IamPolicy, settings: PlanSettings): boolean {
-  return policy.path.startsWith(settings.managedPathPrefix) && ownedBy(Object.entries(policy.tags).map(([Key, Value]) => ({ Key, Value })), settings.appName);
+  return (
+    policy.path.startsWith(settings.managedPathPrefix) &&
+    ownedBy(
+      Object.entries(policy.tags).map(([Key, Value]) => ({ Key, Value })),
+      settings.appName,
+    )
+  );
 }
 
 function notOwned(name: string, policy: IamPolicy, settings: PlanSettings): PlanStep {
@@ -227,9 +233,7 @@ function planUpsert(event: PolicyUpserted, known: Known, settings: PlanSettings)
     return { step: { action: 'update', outcome: 'unchanged', detail: 'tags only: the document is equivalent', path: at, tags }, after };
   }
   const document = diffDocuments(iam.document, event.document);
-  const detail = sameDocument
-    ? 'IAM shows an equivalent document, but the ledger last applied another one: a new default version is written anyway'
-    : 'CreatePolicyVersion as the new default';
+  const detail = sameDocument ? 'IAM shows an equivalent document, but the ledger last applied another one: a new default version is written anyway' : 'CreatePolicyVersion as the new default';
   return { step: { action: 'update', outcome: 'updated', detail, path: at, document, tags }, after };
 }
 
@@ -248,9 +252,15 @@ function planDelete(event: PolicyEvent, known: Known, settings: PlanSettings): P
   }
   if (!owned(found, settings)) return { step: notOwned(name, found, settings), after: {} };
   if (found.attached) {
-    return { step: { action: 'retain', outcome: 'retained-in-use', detail: 'attached to a user, group or role: not deleted', path: found.path }, after: { state: 'retained-in-use', path: found.path } };
+    return {
+      step: { action: 'retain', outcome: 'retained-in-use', detail: 'attached to a user, group or role: not deleted', path: found.path },
+      after: { state: 'retained-in-use', path: found.path },
+    };
   }
-  return { step: { action: 'delete', outcome: 'deleted', detail: `DeletePolicy ${found.path}${name} (its non-default versions first)`, path: found.path }, after: { iam: undefined, state: 'deleted', path: found.path } };
+  return {
+    step: { action: 'delete', outcome: 'deleted', detail: `DeletePolicy ${found.path}${name} (its non-default versions first)`, path: found.path },
+    after: { iam: undefined, state: 'deleted', path: found.path },
+  };
 }
 
 /** A record as the plan reads it: decoded to an event, or refused by the decoder with its reason. */
@@ -276,8 +286,14 @@ export function planRecords(records: PlanInput[], worldOf: (policy: string) => P
     byPolicy.set(policy, items);
   });
   for (const [policy, items] of byPolicy) {
-    const planned = planPolicy(items.map((item) => item.event), worldOf(policy), settings);
-    items.forEach((item, i) => (steps[item.index] = planned[i]!));
+    const planned = planPolicy(
+      items.map((item) => item.event),
+      worldOf(policy),
+      settings,
+    );
+    items.forEach((item, i) => {
+      steps[item.index] = planned[i]!;
+    });
   }
   return steps;
 }

@@ -11,7 +11,10 @@ function compile(pattern: string, ignoreCase: boolean): RegExp {
   const key = `${ignoreCase ? 'i' : 's'}${pattern}`;
   let regex = cache.get(key);
   if (!regex) {
-    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    const body = pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
     regex = new RegExp(`^${body}$`, ignoreCase ? 'si' : 's');
     if (cache.size >= MAX_CACHED) cache.delete(cache.keys().next().value!);
     cache.set(key, regex);

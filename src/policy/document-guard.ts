@@ -81,8 +81,7 @@ export class DocumentGuard {
     this.unknownActions = options.unknownActions ?? 'apply';
     this.catalogue = options.catalogue ?? actionCatalogue();
     const partition = options.partition ?? 'aws';
-    const targets = (pattern: string, why: string): Target[] =>
-      this.catalogue.expand(pattern).map((entry) => ({ action: entry.action, why, probes: probesOf(entry, partition) }));
+    const targets = (pattern: string, why: string): Target[] => this.catalogue.expand(pattern).map((entry) => ({ action: entry.action, why, probes: probesOf(entry, partition) }));
     this.escalation = this.mode === 'admin-equivalent' ? ESCALATION_ACTIONS.filter((e) => e.action !== '*').flatMap((e) => targets(e.action, e.why)) : [];
     this.denied = (options.deniedActions ?? []).flatMap((pattern) => {
       const expanded = targets(pattern, 'denied by IPS_DENIED_ACTIONS');

@@ -49,7 +49,7 @@ export const ESCALATION_ACTIONS: readonly EscalationEntry[] = [
   { action: 'iam:PassRole', why: 'hands any role, an administrator role included, to a service that then acts as it (EC2, Lambda, Glue, CloudFormation, ...)' },
   { action: 'iam:AddRoleToInstanceProfile', why: 'puts any role in an instance profile that instances run as' },
   // Credentials: signing in as another principal.
-  { action: 'iam:CreateAccessKey', why: "creates access keys for another user, administrators included" },
+  { action: 'iam:CreateAccessKey', why: 'creates access keys for another user, administrators included' },
   { action: 'iam:UpdateAccessKey', why: "reactivates another user's disabled access key" },
   { action: 'iam:CreateLoginProfile', why: 'sets a console password for a user that had none' },
   { action: 'iam:UpdateLoginProfile', why: "changes another user's console password" },

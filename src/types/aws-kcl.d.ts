@@ -12,9 +12,19 @@ declare module 'aws-kcl' {
     checkpoint(sequenceNumber: string | null, callback: (err: string | null | undefined, sequenceNumber?: string) => void): void;
     checkpoint(callback: (err: string | null | undefined, sequenceNumber?: string) => void): void;
   }
-  export interface InitializeInput { shardId: string; sequenceNumber?: string; subSequenceNumber?: number }
-  export interface ProcessRecordsInput { records: KclRecord[]; checkpointer: Checkpointer; millisBehindLatest?: number }
-  export interface CheckpointingInput { checkpointer: Checkpointer }
+  export interface InitializeInput {
+    shardId: string;
+    sequenceNumber?: string;
+    subSequenceNumber?: number;
+  }
+  export interface ProcessRecordsInput {
+    records: KclRecord[];
+    checkpointer: Checkpointer;
+    millisBehindLatest?: number;
+  }
+  export interface CheckpointingInput {
+    checkpointer: Checkpointer;
+  }
   export interface RecordProcessor {
     initialize(input: InitializeInput, done: () => void): void;
     processRecords(input: ProcessRecordsInput, done: () => void): void;

@@ -78,7 +78,15 @@ async function won(ledger: Ledger, request: ClaimRequest) {
 /** Claims and completes one event: the entry then remembers it. */
 async function settle(ledger: Ledger, request: ClaimRequest, fields: Partial<CompletionRequest> = {}, lineage: string[] = []) {
   const { token } = await won(ledger, request);
-  await ledger.complete(completion(request.policy, token, request.record, { epoch: request.epoch, position: position(request.record, lineage), events: [{ eventId: request.eventId, payloadHash: request.payloadHash }], ...(request.revision !== undefined ? { revision: request.revision } : {}), ...fields }));
+  await ledger.complete(
+    completion(request.policy, token, request.record, {
+      epoch: request.epoch,
+      position: position(request.record, lineage),
+      events: [{ eventId: request.eventId, payloadHash: request.payloadHash }],
+      ...(request.revision !== undefined ? { revision: request.revision } : {}),
+      ...fields,
+    }),
+  );
 }
 
 async function refusal(ledger: Ledger, request: ClaimRequest): Promise<string> {
@@ -101,7 +109,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(entry?.claim?.owner, 'owner-a');
     t.is(entry?.claim?.token, result.token);
     t.is(entry?.claim?.expiresAt, c.now() + TTL);
-    t.is(BigInt(entry?.claim?.sequence ?? '-1'), 1000n, 'the claimed record\'s sequence number');
+    t.is(BigInt(entry?.claim?.sequence ?? '-1'), 1000n, "the claimed record's sequence number");
     t.is(entry?.epoch, 0, 'a claim alone moves no epoch');
     t.deepEqual(entry?.events, []);
     t.is(entry?.position, undefined);
@@ -126,7 +134,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     // The takeover ends the expired claim and marks the policy in one write, then claims: the entry before the claim holds the mark, not the claim.
     t.is(taken.previous?.claim, undefined);
     t.is(taken.previous?.verifyRequested, 1, 'the takeover marked the policy for re-verification');
-    t.is(taken.previous?.verifyAfter, first.expiresAt + LATE_WRITE_MS, 'once the expired claim\'s late writes can no longer land');
+    t.is(taken.previous?.verifyAfter, first.expiresAt + LATE_WRITE_MS, "once the expired claim's late writes can no longer land");
     t.not(taken.token, first.token);
     t.is((await c.ledger.get(p))?.claim?.owner, 'owner-b');
   });
@@ -153,7 +161,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     await t.throwsAsync(c.ledger.renew(p, old.token), { instanceOf: ClaimLostError });
     const held = await c.ledger.get(p);
     t.is(held?.claim?.token, current.token, 'the new owner still holds it');
-    t.is(held?.position, undefined, 'nothing of the old owner\'s completion was written');
+    t.is(held?.position, undefined, "nothing of the old owner's completion was written");
     await c.ledger.complete(completion(p, current.token, at('s-0', '1')));
     t.is((await c.ledger.get(p))?.claim, undefined);
   });
@@ -190,7 +198,10 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
       epoch: 0,
       position: position(at('s-1', '1000', 3), ['s-0']),
       revision: 7,
-      events: [{ eventId: 'e-1', payloadHash: 'h-1' }, { eventId: 'e-2', payloadHash: 'h-2' }],
+      events: [
+        { eventId: 'e-1', payloadHash: 'h-1' },
+        { eventId: 'e-2', payloadHash: 'h-2' },
+      ],
       docHash: 'doc-7',
       state: 'present',
       desired: { path: '/managed/', document: { Version: '2012-10-17', Statement: [] }, tags: { team: 'red' } },
@@ -204,7 +215,10 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
       epoch: 0,
       position: { shardId: 's-1', sequenceNumber: '1000', subSequenceNumber: 3, lineage: ['s-0'] },
       revision: 7,
-      events: [{ eventId: 'e-1', payloadHash: 'h-1' }, { eventId: 'e-2', payloadHash: 'h-2' }],
+      events: [
+        { eventId: 'e-1', payloadHash: 'h-1' },
+        { eventId: 'e-2', payloadHash: 'h-2' },
+      ],
       docHash: 'doc-7',
       state: 'present',
       desired: { path: '/managed/', document: { Version: '2012-10-17', Statement: [] }, tags: { team: 'red' } },
@@ -225,10 +239,14 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.deepEqual(entry?.desired, { path: '/managed/' });
     t.is(entry?.iamVersions, undefined);
     t.is(entry?.state, 'retained-in-use');
-    t.deepEqual(entry?.events.map((e) => e.eventId), [claimRequest(p, at('s-0', '2')).eventId], 'the events are the completion\'s list, as given');
+    t.deepEqual(
+      entry?.events.map((e) => e.eventId),
+      [claimRequest(p, at('s-0', '2')).eventId],
+      "the events are the completion's list, as given",
+    );
   });
 
-  test(named('on the position\'s shard, records at or before it are duplicates, by sequence number as a number, then subsequence'), async (t) => {
+  test(named("on the position's shard, records at or before it are duplicates, by sequence number as a number, then subsequence"), async (t) => {
     const c = setUp(make);
     const p = c.policy('position');
     await settle(c.ledger, claimRequest(p, at('s-0', '999', 2)));
@@ -249,7 +267,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(await refusal(c3.ledger, claimRequest(r, at('s-0', `${long.slice(0, -1)}0`), { eventId: 'z2' })), 'duplicate-sequence');
   });
 
-  test(named('across shards the lineage orders: an ancestor\'s record is a duplicate, a descendant\'s or an unrelated shard\'s is new'), async (t) => {
+  test(named("across shards the lineage orders: an ancestor's record is a duplicate, a descendant's or an unrelated shard's is new"), async (t) => {
     const c = setUp(make);
     const p = c.policy('lineage');
     await settle(c.ledger, claimRequest(p, at('s-child', '100')), {}, ['s-parent', 's-grandparent']);
@@ -454,7 +472,11 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     await c.ledger.archiveEvents(p, 3, [{ eventId: 'a-3', payloadHash: 'h-3' }]);
     await c.ledger.archiveEvents(q, 3, [{ eventId: 'a-9', payloadHash: 'h-9' }]);
     const sorted = (events: { eventId: string }[]) => [...events].sort((a, b) => (a.eventId < b.eventId ? -1 : 1));
-    t.deepEqual(sorted(await c.ledger.archivedEvents(p, 1, ['a-1', 'a-2', 'a-3', 'a-9', 'unknown'], undefined)), [{ eventId: 'a-1', payloadHash: 'h-1' }, { eventId: 'a-2' }, { eventId: 'a-3', payloadHash: 'h-3' }]);
+    t.deepEqual(sorted(await c.ledger.archivedEvents(p, 1, ['a-1', 'a-2', 'a-3', 'a-9', 'unknown'], undefined)), [
+      { eventId: 'a-1', payloadHash: 'h-1' },
+      { eventId: 'a-2' },
+      { eventId: 'a-3', payloadHash: 'h-3' },
+    ]);
     t.deepEqual(await c.ledger.archivedEvents(p, 2, ['a-1', 'a-3'], undefined), [{ eventId: 'a-3', payloadHash: 'h-3' }], 'a re-apply replay forgets older epochs');
     t.deepEqual(await c.ledger.archivedEvents(p, 1, ['a-1', 'a-1', 'a-1'], undefined), [{ eventId: 'a-1', payloadHash: 'h-1' }], 'an eventId asked twice is found once');
     t.deepEqual(await c.ledger.archivedEvents(p, 0, [], undefined), []);
@@ -503,7 +525,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(first.previous?.state, 'present', 'the claim hands the adopted state to the step');
     t.is(first.previous?.docHash, 'hash-of-{"v":1}');
     await c.ledger.complete(completion(p, first.token, at('s-0', '10'), { events: [{ eventId: 'ad-1', payloadHash: 'hash' }], revision: 0, outcome: 'updated' }));
-    t.is((await c.ledger.get(p))?.adopted, undefined, 'an event took effect: the state is the processor\'s now');
+    t.is((await c.ledger.get(p))?.adopted, undefined, "an event took effect: the state is the processor's now");
     t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '11'), { eventId: 'ad-2', revision: 0 })), 'stale-revision');
     t.is(await refusal(c.ledger, claimRequest(p, at('s-0', '12'), { eventId: 'ad-3', revision: 1 })), 'won');
   });
@@ -559,7 +581,7 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     const { token } = await won(c.ledger, claimRequest(rerun, at('s-0', '1')));
     await c.ledger.complete(completion(rerun, token, at('s-0', '1'), { outcome: 'updated', docHash: 'applied' }));
     const afterEvent = await c.ledger.adopt(adoption(rerun, { v: 3 }));
-    t.is(afterEvent.recorded ? undefined : afterEvent.because, 'state-applied', 'once an event took effect, the state is the processor\'s');
+    t.is(afterEvent.recorded ? undefined : afterEvent.because, 'state-applied', "once an event took effect, the state is the processor's");
 
     const gone = c.policy('adopt-deleted');
     await settle(c.ledger, claimRequest(gone, at('s-0', '1'), { revision: 4 }), { state: 'deleted', outcome: 'deleted', desired: { path: '/stream-managed/' } });
@@ -579,7 +601,10 @@ export function ledgerContract(test: TestFn, implementation: string, make: MakeL
     t.is(entry?.state, 'unknown');
     for (const field of ['desired', 'docHash', 'iamVersions', 'revision', 'adopted'] as const) t.is(entry?.[field], undefined, field);
     t.is(entry?.position?.sequenceNumber, '20');
-    t.deepEqual(entry?.events.map((event) => event.eventId), ['rel-1']);
+    t.deepEqual(
+      entry?.events.map((event) => event.eventId),
+      ['rel-1'],
+    );
     t.is(await refusal(c.ledger, request), 'duplicate-sequence', 'what was settled stays settled');
     t.is(await refusal(c.ledger, { ...request, record: at('s-0', '21') }), 'duplicate-event-id');
 

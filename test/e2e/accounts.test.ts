@@ -37,7 +37,7 @@ test.before(async () => {
   daemon = startTestDaemon(testStack);
 });
 test.after.always(async () => {
-  readers.forEach((reader) => reader.destroy());
+  for (const reader of readers) reader.destroy();
   await daemon?.stop();
   await testStack?.stack.stop();
 });
@@ -72,14 +72,22 @@ test.serial('the same policy name in three accounts ends with each account holdi
   const firstPuts = await putRecords(aws.kinesis, config.streamName, first);
   const firstOutcomes = await waitForOutcomes([daemon!.logFile], firstPuts);
   const firstOf = (i: number) => firstOutcomes.get(sentRecordId(firstPuts[i]!));
-  t.deepEqual(firstPuts.map((_, i) => firstOf(i)?.outcome), ['created', 'created', 'created', 'rejected', 'created'], 'each account\'s copy created; the account not allowed rejected');
+  t.deepEqual(
+    firstPuts.map((_, i) => firstOf(i)?.outcome),
+    ['created', 'created', 'created', 'rejected', 'created'],
+    "each account's copy created; the account not allowed rejected",
+  );
   t.is(firstOf(3)?.reason, 'account-not-allowed');
   t.is(firstOf(1)?.account, '111111111111', 'the outcome line names the account');
   t.is(firstOf(4)?.account, undefined, 'an event without an account names none');
 
   const secondPuts = await putRecords(aws.kinesis, config.streamName, wave(2).map(eventRecord));
   const secondOutcomes = await waitForOutcomes([daemon!.logFile], secondPuts);
-  t.deepEqual(secondPuts.map((put) => secondOutcomes.get(sentRecordId(put))?.outcome), ['updated', 'updated', 'updated'], 'each account\'s copy updated');
+  t.deepEqual(
+    secondPuts.map((put) => secondOutcomes.get(sentRecordId(put))?.outcome),
+    ['updated', 'updated', 'updated'],
+    "each account's copy updated",
+  );
 
   for (const account of accounts) {
     const held = await readManagedPolicy(iamOf(account), account, config.managedPathPrefix, name);
@@ -91,7 +99,11 @@ test.serial('the same policy name in three accounts ends with each account holdi
   t.true(unnamedHeld !== undefined && documentsEqual(unnamedHeld.document, policyDocument('own-unnamed', 1)), 'an event without an account acts in the own account');
   for (const account of TARGETS) {
     const listed = await iamOf(account).send(new ListPoliciesCommand({ Scope: 'Local' }));
-    t.deepEqual(listed.Policies?.map((p) => p.PolicyName), [name], `${account} holds only its own copy`);
+    t.deepEqual(
+      listed.Policies?.map((p) => p.PolicyName),
+      [name],
+      `${account} holds only its own copy`,
+    );
   }
 
   const letter = await new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable).get(sentRecordId(firstPuts[3]!));
@@ -131,7 +143,11 @@ test.serial('ips drift audits every target account through its role by default, 
 
   const all = await ipsDrift([]);
   t.is(all.code, 1);
-  t.deepEqual(all.report.drift.map((d) => [d.policy, d.kinds]), [[`111111111111/${name}`, ['document']]], 'only that account\'s copy drifted, named by its key');
+  t.deepEqual(
+    all.report.drift.map((d) => [d.policy, d.kinds]),
+    [[`111111111111/${name}`, ['document']]],
+    "only that account's copy drifted, named by its key",
+  );
   t.deepEqual(all.report.failed, []);
   const other = await ipsDrift(['--account', '222222222222']);
   t.is(other.code, 0, 'the other account alone: no drift');
@@ -141,6 +157,6 @@ test.serial('ips drift audits every target account through its role by default, 
   const repaired = await ipsDrift(['--account', '111111111111', '--repair', '--yes']);
   t.is(repaired.code, 0, JSON.stringify(repaired.report));
   const held = await readManagedPolicy(iamOf('111111111111'), '111111111111', config.managedPathPrefix, name);
-  t.true(held !== undefined && documentsEqual(held.document, documentFor('111111111111', 2)), 'the repair wrote the ledger\'s document back through the role');
+  t.true(held !== undefined && documentsEqual(held.document, documentFor('111111111111', 2)), "the repair wrote the ledger's document back through the role");
   t.is((await ipsDrift([])).code, 0);
 });

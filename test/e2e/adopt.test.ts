@@ -54,9 +54,9 @@ function auditLines(stderr: string, msg: string): Record<string, unknown>[] {
 const doc = (action: string) => ({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: action, Resource: 'arn:aws:s3:::reports/*' }] });
 
 async function createOutOfBand(name: string, path: string, document: object, tags: Record<string, string> = {}): Promise<string> {
-  const created = await stackOf().clients().iam.send(
-    new CreatePolicyCommand({ PolicyName: name, Path: path, PolicyDocument: JSON.stringify(document), Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
-  );
+  const created = await stackOf()
+    .clients()
+    .iam.send(new CreatePolicyCommand({ PolicyName: name, Path: path, PolicyDocument: JSON.stringify(document), Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
   return created.Policy!.Arn!;
 }
 
@@ -93,7 +93,10 @@ test.serial('a policy made out of band under the managed path is not-owned befor
 
   const first = await ips('adopt', '--only', name, '--yes', '--json');
   t.is(first.code, 0, first.stderr);
-  t.deepEqual((JSON.parse(first.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [[name, 'adopted']]);
+  t.deepEqual(
+    (JSON.parse(first.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [[name, 'adopted']],
+  );
   const audit = auditLines(first.stderr, 'adopted');
   t.is(audit.length, 1, first.stderr);
   t.is(audit[0]!.policy, name);
@@ -102,11 +105,14 @@ test.serial('a policy made out of band under the managed path is not-owned befor
   // Run again: nothing left to do, and it says so.
   const again = await ips('adopt', '--only', name, '--yes', '--json');
   t.is(again.code, 0, again.stderr);
-  t.deepEqual((JSON.parse(again.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [[name, 'already-adopted']]);
+  t.deepEqual(
+    (JSON.parse(again.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [[name, 'already-adopted']],
+  );
 
   const adopted = await iamPolicy(arn);
   t.is(adopted.tags[OWNER_TAG], config.appName);
-  t.is(adopted.tags.team, 'reports', 'the policy\'s own tags stay');
+  t.is(adopted.tags.team, 'reports', "the policy's own tags stay");
   const entry = await ledgerFromConfig(stackOf().clients().dynamodb, config).get(name);
   t.is(entry?.state, 'present');
   t.is(entry?.docHash, documentHash(doc('s3:GetObject')), 'its current document is the last applied state');
@@ -115,8 +121,14 @@ test.serial('a policy made out of band under the managed path is not-owned befor
   // The drift audit agrees: what the ledger holds is what IAM holds (judged at once, not left as settling).
   const audit2 = await ips('drift', '--json');
   const report = JSON.parse(audit2.stdout) as { drift: { policy: string }[]; notJudged: { policy: string }[] };
-  t.false(report.drift.some((d) => d.policy === name), audit2.stdout);
-  t.false(report.notJudged.some((d) => d.policy === name), 'judged, not skipped');
+  t.false(
+    report.drift.some((d) => d.policy === name),
+    audit2.stdout,
+  );
+  t.false(
+    report.notJudged.some((d) => d.policy === name),
+    'judged, not skipped',
+  );
 
   // Any revision applies first: here one below the revision refused before adoption.
   const after = await outcomeOf({ eventId: 'legacy-2', name, revision: 3, document: doc('s3:ListBucket'), tags: { team: 'reports', tier: 'gold' } });
@@ -136,7 +148,10 @@ test.serial('ips adopt never adopts outside the managed path, and --all takes ev
 
   const named = await ips('adopt', '--only', 'outside-reports', '--yes', '--json');
   t.is(named.code, 1, 'a name not under the managed path is refused');
-  t.deepEqual((JSON.parse(named.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [['outside-reports', 'not-found']]);
+  t.deepEqual(
+    (JSON.parse(named.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [['outside-reports', 'not-found']],
+  );
 
   const unconfirmed = await ips('adopt', '--all');
   t.is(unconfirmed.code, 1, 'no terminal to confirm on: refused');
@@ -144,7 +159,10 @@ test.serial('ips adopt never adopts outside the managed path, and --all takes ev
 
   const all = await ips('adopt', '--all', '--yes', '--json');
   t.is(all.code, 0, all.stderr);
-  t.deepEqual((JSON.parse(all.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [['inside-reports', 'adopted']]);
+  t.deepEqual(
+    (JSON.parse(all.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [['inside-reports', 'adopted']],
+  );
   t.is((await iamPolicy(inside)).tags[OWNER_TAG], config.appName);
   t.is((await iamPolicy(outside)).tags[OWNER_TAG], undefined);
   t.is(await ledgerFromConfig(stackOf().clients().dynamodb, config).get('outside-reports'), undefined);
@@ -162,11 +180,17 @@ test.serial('ips release gives a policy back: untagged, forgotten by the ledger,
 
   const first = await ips('release', name, '--yes', '--json');
   t.is(first.code, 0, first.stderr);
-  t.deepEqual((JSON.parse(first.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [[name, 'released']]);
+  t.deepEqual(
+    (JSON.parse(first.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [[name, 'released']],
+  );
   t.is(auditLines(first.stderr, 'released').length, 1, first.stderr);
   const again = await ips('release', name, '--yes', '--json');
   t.is(again.code, 0, again.stderr);
-  t.deepEqual((JSON.parse(again.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]), [[name, 'already-released']]);
+  t.deepEqual(
+    (JSON.parse(again.stdout) as { policies: { policy: string; result: string }[] }).policies.map((p) => [p.policy, p.result]),
+    [[name, 'already-released']],
+  );
 
   const released = await iamPolicy(arn);
   t.deepEqual(released.tags, { team: 'reports' }, 'only the ownership tag is removed');

@@ -42,12 +42,22 @@ async function settle(records: UserRecord[]) {
   return { puts, outcomes: puts.map((put) => outcomes.get(sentRecordId(put))!) };
 }
 
-test.serial('one policy\'s successive revisions in one aggregate: the last is applied, the others superseded', async (t) => {
+test.serial("one policy's successive revisions in one aggregate: the last is applied, the others superseded", async (t) => {
   const { puts, outcomes } = await settle([upsert('agg-rev', 'agg-rev-1', 1, 1), upsert('agg-rev', 'agg-rev-2', 2, 2), upsert('agg-rev', 'agg-rev-3', 3, 3)]);
   t.is(new Set(puts.map((put) => put.sequenceNumber)).size, 1, 'one Kinesis record');
-  t.deepEqual(puts.map((put) => put.subSequenceNumber), [0, 1, 2]);
-  t.deepEqual(outcomes.map((line) => line.outcome), ['superseded', 'superseded', 'created']);
-  t.deepEqual(outcomes.map((line) => line.subSequenceNumber), [0, 1, 2], 'each outcome line names its user record');
+  t.deepEqual(
+    puts.map((put) => put.subSequenceNumber),
+    [0, 1, 2],
+  );
+  t.deepEqual(
+    outcomes.map((line) => line.outcome),
+    ['superseded', 'superseded', 'created'],
+  );
+  t.deepEqual(
+    outcomes.map((line) => line.subSequenceNumber),
+    [0, 1, 2],
+    'each outcome line names its user record',
+  );
   const policy = await readManagedPolicy(stackOf().clients().iam, LOCAL_ACCOUNT_ID, stackOf().config.managedPathPrefix, 'agg-rev');
   t.true(policy !== undefined && documentsEqual(policy.document, policyDocument('agg-rev', 3)));
 });
@@ -55,7 +65,10 @@ test.serial('one policy\'s successive revisions in one aggregate: the last is ap
 test.serial('many policies in one aggregate: each is applied', async (t) => {
   const records = Array.from({ length: 12 }, (_, i) => upsert(`agg-many-${i}`, `agg-many-e${i}`, i));
   const { outcomes } = await settle(records);
-  t.deepEqual(outcomes.map((line) => line.outcome), records.map(() => 'created'));
+  t.deepEqual(
+    outcomes.map((line) => line.outcome),
+    records.map(() => 'created'),
+  );
 });
 
 test.serial('bad and good user records in one aggregate: each bad one is its own dead letter, the good ones are applied', async (t) => {
@@ -63,7 +76,15 @@ test.serial('bad and good user records in one aggregate: each bad one is its own
   const bad1: UserRecord = { partitionKey: 'agg-bad', data: Buffer.from('{"specVersion":"1", not json') };
   const bad2: UserRecord = { partitionKey: 'agg-bad', data: Buffer.from('[1,2,3]') };
   const { puts, outcomes } = await settle([upsert('agg-good-1', 'agg-good-e1', 1), bad1, upsert('agg-good-2', 'agg-good-e2', 2), bad2]);
-  t.deepEqual(outcomes.map((line) => [line.outcome, line.reason]), [['created', undefined], ['rejected', 'invalid-json'], ['created', undefined], ['rejected', 'not-an-object']]);
+  t.deepEqual(
+    outcomes.map((line) => [line.outcome, line.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'invalid-json'],
+      ['created', undefined],
+      ['rejected', 'not-an-object'],
+    ],
+  );
   const letters = await new DynamoDbDeadLetterStore(clients().dynamodb, config.deadLetterTable).list();
   const fromThisAggregate = letters.filter((letter) => letter.sequenceNumber === puts[0]!.sequenceNumber);
   t.deepEqual(fromThisAggregate.map((letter) => letter.id).sort(), [sentRecordId(puts[1]!), sentRecordId(puts[3]!)].sort(), 'two letters, one per bad user record');
@@ -75,11 +96,17 @@ test.serial('the same aggregate put twice: the second one is all duplicates, not
   const { config, clients } = stackOf();
   const records = [upsert('agg-twice-1', 'agg-twice-e1', 1), upsert('agg-twice-2', 'agg-twice-e2', 1), upsert('agg-twice-1', 'agg-twice-e3', 2)];
   const first = await settle(records);
-  t.deepEqual(first.outcomes.map((line) => line.outcome), ['superseded', 'created', 'created']);
+  t.deepEqual(
+    first.outcomes.map((line) => line.outcome),
+    ['superseded', 'created', 'created'],
+  );
   const [again] = await putRecords(clients().kinesis, config.streamName, [aggregateRecord(records)]);
   const secondPuts = records.map((record, sub) => ({ ...again!, partitionKey: record.partitionKey, subSequenceNumber: sub }));
   const second = await waitForOutcomes([daemon!.logFile], secondPuts);
-  t.deepEqual(secondPuts.map((put) => second.get(sentRecordId(put))?.outcome), ['duplicate', 'duplicate', 'duplicate']);
+  t.deepEqual(
+    secondPuts.map((put) => second.get(sentRecordId(put))?.outcome),
+    ['duplicate', 'duplicate', 'duplicate'],
+  );
   const effects = outcomesIn([daemon!.logFile]).filter((line) => line.partitionKey.startsWith('agg-twice') && ['created', 'updated'].includes(line.outcome));
   t.is(effects.length, 2, 'one effect per policy in all');
 });

@@ -43,7 +43,11 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       settle: async (records) => {
         const puts = await putRecords(aws.kinesis, config.streamName, records);
         for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
-        await waitForOutcomes(workers.map((w) => w.logFile), puts, 240_000);
+        await waitForOutcomes(
+          workers.map((w) => w.logFile),
+          puts,
+          240_000,
+        );
       },
     });
 
@@ -83,8 +87,15 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
         workers.splice(workers.indexOf(victim), 1, startTestDaemon(testStack, `worker-${kills + 2}`));
       }
     }
-    const logs = () => readdirSync(`${testStack.stack.dir}/logs`).filter((f) => f.startsWith('worker-')).map((f) => `${testStack.stack.dir}/logs/${f}`);
-    await waitForOutcomes(logs(), sent.map((s) => s.put), 600_000);
+    const logs = () =>
+      readdirSync(`${testStack.stack.dir}/logs`)
+        .filter((f) => f.startsWith('worker-'))
+        .map((f) => `${testStack.stack.dir}/logs/${f}`);
+    await waitForOutcomes(
+      logs(),
+      sent.map((s) => s.put),
+      600_000,
+    );
 
     const report = await checkInvariants({
       shards: await listShards(aws.kinesis, config.streamName),

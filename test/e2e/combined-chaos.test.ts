@@ -104,7 +104,12 @@ async function startWorker(testStack: TestStack, name: string, seed: number): Pr
       for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
-    const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'combined', settle: async (records) => void (await waitForOutcomes(allLogs(), await put(records), 240_000)) });
+    const fixtures = await ownershipFixtures({
+      iam: aws.iam,
+      managedPathPrefix: config.managedPathPrefix,
+      prefix: 'combined',
+      settle: async (records) => void (await waitForOutcomes(allLogs(), await put(records), 240_000)),
+    });
 
     /** Both live workers hold leases, so that a pause moves leases to a live worker. */
     const balanced = async () => {
@@ -186,7 +191,9 @@ async function startWorker(testStack: TestStack, name: string, seed: number): Pr
       const over = takeover.takeoverMs === undefined || takeover.takeoverMs > bound.boundMs;
       t.log(
         `pause ${pauses}: ${victim.name} frozen (${victimShards.size} leases, ${inFlight} IAM calls in flight, ${held.length} claims held), then killed; ` +
-          (takeover.tookOver ? `${other.name} took over in ${(takeover.takeoverMs! / 1000).toFixed(1)} s (bound ${(bound.boundMs / 1000).toFixed(1)} s${over ? ', LONGER' : ''})` : `NO takeover within ${GIVING_UP_BOUNDS} bounds`),
+          (takeover.tookOver
+            ? `${other.name} took over in ${(takeover.takeoverMs! / 1000).toFixed(1)} s (bound ${(bound.boundMs / 1000).toFixed(1)} s${over ? ', LONGER' : ''})`
+            : `NO takeover within ${GIVING_UP_BOUNDS} bounds`),
       );
       t.log(`pause ${pauses}, where the time went${over ? ' (longer than the bound)' : ''}: ${await whereTheTimeWent({ takeover, otherLog: other.daemon.logFile, frozenAt, held, ledger })}`);
 
@@ -198,7 +205,11 @@ async function startWorker(testStack: TestStack, name: string, seed: number): Pr
       await sleep(1_000 + random() * 2_000);
     }
 
-    await waitForOutcomes(allLogs(), sent.map((s) => s.put), 600_000);
+    await waitForOutcomes(
+      allLogs(),
+      sent.map((s) => s.put),
+      600_000,
+    );
     const report = await checkInvariants({
       shards: await listShards(aws.kinesis, config.streamName),
       sent,
@@ -231,7 +242,10 @@ async function startWorker(testStack: TestStack, name: string, seed: number): Pr
     t.is(pauses, PAUSES);
     t.is(takeovers, PAUSES, 'the other worker took over during every pause');
     t.true(caughtMidStep > 0, 'a pause caught a worker with IAM calls in flight');
-    t.true(every.some((w) => w.dynamodb.injected['reset-after'] > 0), 'DynamoDB answers were lost');
+    t.true(
+      every.some((w) => w.dynamodb.injected['reset-after'] > 0),
+      'DynamoDB answers were lost',
+    );
     t.deepEqual(report.violations, []);
     t.is(report.outcomes['retained-in-use'] ?? 0, 1, 'the attached policy was retained');
   } finally {

@@ -54,7 +54,12 @@ function documentedCommands(markdown: string): string[] {
 /** What a documented `--file` holds: an update of a policy the daemon applied, a new one, a delete. */
 const EVENTS_FILE = [
   upsertedEvent({ eventId: 'doc-file-1', name: 'doc-policy-1', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:PutObject', Resource: '*' }] } }),
-  upsertedEvent({ eventId: 'doc-file-2', name: 'doc-file-policy', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] }, tags: { team: 'docs' } }),
+  upsertedEvent({
+    eventId: 'doc-file-2',
+    name: 'doc-file-policy',
+    document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] },
+    tags: { team: 'docs' },
+  }),
   deletedEvent({ eventId: 'doc-file-3', name: 'doc-policy-2' }),
 ];
 
@@ -72,7 +77,9 @@ test.before(async () => {
   const puts = await putRecords(
     aws.kinesis,
     config.streamName,
-    [1, 2, 3].map((i) => eventRecord(upsertedEvent({ eventId: `doc-${i}`, name: `doc-policy-${i}`, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] } }))),
+    [1, 2, 3].map((i) =>
+      eventRecord(upsertedEvent({ eventId: `doc-${i}`, name: `doc-policy-${i}`, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] } })),
+    ),
   );
   await waitForOutcomes([daemon.logFile], puts);
   const store = new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable);
@@ -80,7 +87,13 @@ test.before(async () => {
     const id = /dead-letters show .*'([^']+#\d+#\d+)'/.exec(command)?.[1];
     if (!id) continue;
     const [shardId, sequenceNumber, sub] = id.split('#');
-    await store.store({ record: { shardId: shardId!, sequenceNumber: sequenceNumber!, subSequenceNumber: Number(sub) }, partitionKey: 'not json', reason: 'invalid-json', detail: 'Unexpected token', data: Buffer.from('not json') });
+    await store.store({
+      record: { shardId: shardId!, sequenceNumber: sequenceNumber!, subSequenceNumber: Number(sub) },
+      partitionKey: 'not json',
+      reason: 'invalid-json',
+      detail: 'Unexpected token',
+      data: Buffer.from('not json'),
+    });
   }
 });
 

@@ -76,14 +76,27 @@ test('throttling, 5xx, resets and slow answers on DynamoDB and IAM: the invarian
 
     t.true(dynamodbProxy.injected.throttle + dynamodbProxy.injected['reset-after'] > 0 && iamProxy.injected.throttle + iamProxy.injected['reset-after'] > 0, 'faults reached both services');
     t.deepEqual(report.violations, []);
-    t.deepEqual(lines.filter((line) => line.outcome === 'rejected').map((line) => line.reason), ['document-too-large'], 'no transient fault became a rejection');
+    t.deepEqual(
+      lines.filter((line) => line.outcome === 'rejected').map((line) => line.reason),
+      ['document-too-large'],
+      'no transient fault became a rejection',
+    );
     const letters = await aws.dynamodb.send(new ScanCommand({ TableName: testStack.config.deadLetterTable }));
-    t.deepEqual(letters.Items?.map((item) => item.eventId?.S), ['fault-huge'], 'only the bad record was dead-lettered');
+    t.deepEqual(
+      letters.Items?.map((item) => item.eventId?.S),
+      ['fault-huge'],
+      'only the bad record was dead-lettered',
+    );
 
     const log = readFileSync(daemon.logFile, 'utf8');
     for (const secret of [SECRET_KEY, SESSION_TOKEN]) t.false(log.includes(secret), 'no credential in any log line');
     t.true(log.includes('"level":50') || log.includes('"level":40'), 'errors and warnings were logged, so the check above means something');
-    const longest = Math.max(...log.split('\n').filter((line) => line.startsWith('{')).map((line) => line.length));
+    const longest = Math.max(
+      ...log
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => line.length),
+    );
     t.true(longest < 16_384, `every processor log line is bounded (longest ${longest} chars)`);
   } finally {
     await daemon?.stop();

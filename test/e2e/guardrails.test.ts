@@ -62,11 +62,7 @@ test.serial('the four admin-equivalent shapes are refused with reason and detail
   const results = await send([...refused, ...created], 'gr');
   t.deepEqual(
     results.map((r) => [r.line.partitionKey, r.line.outcome, r.line.reason]),
-    [
-      ...refused.slice(0, 4).map((e) => [e.name, 'rejected', 'admin-grant-refused']),
-      ['gr-nbsp', 'rejected', 'document-too-large'],
-      ...created.map((e) => [e.name, 'created', undefined]),
-    ],
+    [...refused.slice(0, 4).map((e) => [e.name, 'rejected', 'admin-grant-refused']), ['gr-nbsp', 'rejected', 'document-too-large'], ...created.map((e) => [e.name, 'created', undefined])],
   );
   const { config, clients } = stackOf();
   const letters = await new DynamoDbDeadLetterStore(clients().dynamodb, config.deadLetterTable).list();
@@ -83,7 +79,10 @@ test.serial('the four admin-equivalent shapes are refused with reason and detail
 
 test.serial('every AWS managed policy that fits is created as sent or refused by the guardrail, as the unit check judges it', async (t) => {
   const expected = judge(fittingManagedPolicies(), new DocumentGuard());
-  const results = await send(expected.map((v) => ({ name: `aws-${v.policy.name}`, document: v.policy.document })), 'mp');
+  const results = await send(
+    expected.map((v) => ({ name: `aws-${v.policy.name}`, document: v.policy.document })),
+    'mp',
+  );
   const wrong: string[] = [];
   const emulatorRefused: string[] = [];
   let created = 0;

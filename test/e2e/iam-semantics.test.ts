@@ -71,7 +71,12 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
       for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
-    const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'sem', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });
+    const fixtures = await ownershipFixtures({
+      iam: aws.iam,
+      managedPathPrefix: config.managedPathPrefix,
+      prefix: 'sem',
+      settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)),
+    });
 
     const load: OutgoingRecord[] = [
       ...generateLoad({
@@ -98,7 +103,11 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
       await sleep(1_500);
     }
 
-    await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
+    await waitForOutcomes(
+      logs,
+      sent.map((s) => s.put),
+      600_000,
+    );
     const lines = outcomesIn(logs);
     const report = await checkInvariants({
       shards: await listShards(aws.kinesis, config.streamName),
@@ -134,9 +143,16 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
     const wrongly = lines.filter(
       (l) => l.outcome === 'rejected' && ((l.reason ?? '').startsWith('iam:') || l.reason === 'event-id-conflict' || (l.reason === 'not-owned' && l.partitionKey !== 'sem-foreign')),
     );
-    t.deepEqual(wrongly.map((l) => `${l.partitionKey} ${l.eventId ?? ''} ${l.reason ?? ''}`), [], 'no transient fault or IAM lag became a rejection');
+    t.deepEqual(
+      wrongly.map((l) => `${l.partitionKey} ${l.eventId ?? ''} ${l.reason ?? ''}`),
+      [],
+      'no transient fault or IAM lag became a rejection',
+    );
     const letters = await aws.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable }));
-    t.true((letters.Items ?? []).every((item) => item.reason?.S !== undefined && !item.reason.S.startsWith('iam:')), 'no IAM error was dead-lettered');
+    t.true(
+      (letters.Items ?? []).every((item) => item.reason?.S !== undefined && !item.reason.S.startsWith('iam:')),
+      'no IAM error was dead-lettered',
+    );
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await proxy?.close();

@@ -52,7 +52,14 @@ async function ips(...args: string[]): Promise<string> {
   return stdout;
 }
 
-const upsert = (name: string, eventId: string) => eventRecord({ specVersion: '1', eventId, type: 'policy.upserted', policy: { name }, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${name}/*` }] } });
+const upsert = (name: string, eventId: string) =>
+  eventRecord({
+    specVersion: '1',
+    eventId,
+    type: 'policy.upserted',
+    policy: { name },
+    document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${name}/*` }] },
+  });
 
 test.before(async () => {
   testStack = await startTestStack({ shards: 1 });
@@ -70,7 +77,13 @@ test.serial('a shard held by one policy: status names the policy and the age of 
   await aws.dynamodb.send(
     new PutItemCommand({
       TableName: config.ledgerTable,
-      Item: { [LEDGER_KEY]: { S: 'held' }, claimOwner: { S: 'elsewhere/1/shardId-000000000000/x' }, claimToken: { S: 'token' }, claimExpires: { N: String(Date.now() + 120_000) }, claimSeq: { S: 'verification' } },
+      Item: {
+        [LEDGER_KEY]: { S: 'held' },
+        claimOwner: { S: 'elsewhere/1/shardId-000000000000/x' },
+        claimToken: { S: 'token' },
+        claimExpires: { N: String(Date.now() + 120_000) },
+        claimSeq: { S: 'verification' },
+      },
     }),
   );
   const puts = await putRecords(aws.kinesis, config.streamName, [upsert('free-1', 'f1'), upsert('held', 'h1'), upsert('free-2', 'f2'), { partitionKey: 'junk', data: Buffer.from('not json') }]);
@@ -103,7 +116,10 @@ test.serial('a shard held by one policy: status names the policy and the age of 
   // The gauge, published each second while it waits.
   await sleep(2_500);
   const ages = valuesOf(METRIC.oldestUnsettledAgeMs, { ShardId: shard.shard });
-  t.true(ages.some((age) => age > 1_000), `the oldest unsettled record ages: ${ages.join(',')}`);
+  t.true(
+    ages.some((age) => age > 1_000),
+    `the oldest unsettled record ages: ${ages.join(',')}`,
+  );
   t.true(valuesOf(METRIC.transientRetries, { reason: 'claimed-elsewhere' }).reduce((a, b) => a + b, 0) > 0);
 
   // The claim goes: the batch settles, the gauge drops to 0.
@@ -120,17 +136,26 @@ test.serial('a shard held by one policy: status names the policy and the age of 
   t.is(sum(valuesOf(METRIC.rejections, { reason: 'invalid-json' })), 1);
   t.is(sum(valuesOf(METRIC.deadLettersWritten, { reason: 'invalid-json' })), 1);
   t.true(valuesOf(METRIC.recordAgeMs).length >= 4);
-  t.true(valuesOf(METRIC.batchDurationMs).some((ms) => ms >= 1_000), 'the held batch took its time');
+  t.true(
+    valuesOf(METRIC.batchDurationMs).some((ms) => ms >= 1_000),
+    'the held batch took its time',
+  );
   t.true(valuesOf(METRIC.iamBreakerState).every((state) => state === 0));
   t.true(sum(valuesOf(METRIC.awsCalls, { service: 'iam', operation: 'CreatePolicy', outcome: 'ok' })) >= 3);
 
   const [outcomes] = emfDocuments().filter((d) => d._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === METRIC.outcomes));
   t.is(outcomes!._aws.CloudWatchMetrics[0]!.Namespace, 'IamPolicyStream');
-  t.deepEqual(outcomes!._aws.CloudWatchMetrics[0]!.Dimensions, [['App', 'outcome'], ['App', 'ShardId', 'outcome']]);
+  t.deepEqual(outcomes!._aws.CloudWatchMetrics[0]!.Dimensions, [
+    ['App', 'outcome'],
+    ['App', 'ShardId', 'outcome'],
+  ]);
   t.is(outcomes!.App, config.appName);
   t.is(outcomes!.Worker, 'worker-under-test');
   const [calls] = emfDocuments().filter((d) => d._aws.CloudWatchMetrics[0]!.Metrics.some((m) => m.Name === METRIC.awsCalls));
-  t.deepEqual(calls!._aws.CloudWatchMetrics[0]!.Dimensions, [['App', 'operation', 'outcome', 'service'], ['App', 'Worker', 'operation', 'outcome', 'service']]);
+  t.deepEqual(calls!._aws.CloudWatchMetrics[0]!.Dimensions, [
+    ['App', 'operation', 'outcome', 'service'],
+    ['App', 'Worker', 'operation', 'outcome', 'service'],
+  ]);
 });
 
 test.serial('status --watch refreshes until told to stop', async (t) => {

@@ -97,7 +97,10 @@ test.serial('produce puts the events it logs; the processor applies them', async
   sent = readSendLog(out);
   t.is(report.records, 240);
   t.is(sent.length, 240);
-  await waitForOutcomes(daemons.map((d) => d.logFile), sent.map((s) => s.put));
+  await waitForOutcomes(
+    daemons.map((d) => d.logFile),
+    sent.map((s) => s.put),
+  );
   const status = JSON.parse((await ips('status', '--json')).stdout) as { managedPolicies: number; ledgerEntries: number; shards: { owner: string }[] };
   t.is(status.managedPolicies, new Set(sent.map((s) => s.record.policy)).size);
   t.is(status.ledgerEntries, status.managedPolicies);
@@ -113,21 +116,35 @@ test.serial('replay from TRIM_HORIZON with the workers stopped: every record is 
 
   // Per shard: to replay record S itself, the checkpoint becomes the record before S.
   const shardId = sent[0]!.put.shardId;
-  const inShard = sent.map((s) => s.put).filter((p) => p.shardId === shardId).sort((a, b) => compareSequence(a.sequenceNumber, b.sequenceNumber));
-  const perShard = JSON.parse((await ips('replay', '--shard', `${shardId}=${inShard[5]!.sequenceNumber}`, '--yes', '--liveness-ms', '1500', '--json')).stdout) as { resets: { shard: string; to: string }[] };
-  t.deepEqual(perShard.resets.map((r) => [r.shard, r.to]), [[shardId, inShard[4]!.sequenceNumber]]);
+  const inShard = sent
+    .map((s) => s.put)
+    .filter((p) => p.shardId === shardId)
+    .sort((a, b) => compareSequence(a.sequenceNumber, b.sequenceNumber));
+  const perShard = JSON.parse((await ips('replay', '--shard', `${shardId}=${inShard[5]!.sequenceNumber}`, '--yes', '--liveness-ms', '1500', '--json')).stdout) as {
+    resets: { shard: string; to: string }[];
+  };
+  t.deepEqual(
+    perShard.resets.map((r) => [r.shard, r.to]),
+    [[shardId, inShard[4]!.sequenceNumber]],
+  );
   t.is((await checkpoints(stackOf().clients().dynamodb, stackOf().config.leaseTable)).get(shardId), inShard[4]!.sequenceNumber);
   // By time: a time after the last record replays nothing; one before the first replays each shard from its start.
   const later = JSON.parse((await ips('replay', '--at', new Date().toISOString(), '--yes', '--liveness-ms', '0', '--json')).stdout) as { resets: unknown[] };
   t.deepEqual(later.resets, []);
   const past = JSON.parse((await ips('replay', '--at', new Date(Date.now() - 3_600_000).toISOString(), '--yes', '--liveness-ms', '0', '--json')).stdout) as { resets: { to: string }[] };
-  t.deepEqual(past.resets.map((r) => r.to), ['TRIM_HORIZON', 'TRIM_HORIZON']);
+  t.deepEqual(
+    past.resets.map((r) => r.to),
+    ['TRIM_HORIZON', 'TRIM_HORIZON'],
+  );
 
   const since = Date.now();
   const { stdout } = await ips('replay', '--trim-horizon', '--yes', '--liveness-ms', '1500', '--json');
   t.is((JSON.parse(stdout) as { resets: unknown[] }).resets.length, 2);
   daemons.push(startTestDaemon(stackOf(), 'ops-worker-2'));
-  const replayed = await outcomesSince(since, sent.map((s) => s.put));
+  const replayed = await outcomesSince(
+    since,
+    sent.map((s) => s.put),
+  );
   const kinds = new Set([...replayed.values()].map((line) => line.outcome));
   t.deepEqual([...kinds], ['duplicate']);
   t.deepEqual(await snapshot(names), before);
@@ -150,7 +167,10 @@ test.serial('replay --reapply while a worker runs (--force): a policy deleted ou
 
   const since = Date.now();
   await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
-  await outcomesSince(since, sent.map((s) => s.put));
+  await outcomesSince(
+    since,
+    sent.map((s) => s.put),
+  );
   const report = await checkInvariants({
     shards: await listShards(stackOf().clients().kinesis, stackOf().config.streamName),
     sent,
@@ -173,17 +193,30 @@ test.serial('a dead letter redriven after its cause is fixed is applied', async 
   await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'ops-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(policyDocument('theirs', 1)) }));
   const event = upsertedEvent({ eventId: 'ops-foreign-1', name: 'ops-foreign', document: policyDocument('ours', 1) });
   const [put] = await putRecords(aws.kinesis, config.streamName, [eventRecord(event)]);
-  const outcome = (await waitForOutcomes(daemons.map((d) => d.logFile), [put!])).get(sentRecordId(put!));
+  const outcome = (
+    await waitForOutcomes(
+      daemons.map((d) => d.logFile),
+      [put!],
+    )
+  ).get(sentRecordId(put!));
   t.is(outcome?.outcome, 'rejected');
   t.is(outcome?.reason, 'not-owned');
 
   const letters = JSON.parse((await ips('dead-letters', 'list', '--reason', 'not-owned', '--json')).stdout) as { id: string }[];
-  t.deepEqual(letters.map((l) => l.id), [sentRecordId(put!)]);
+  t.deepEqual(
+    letters.map((l) => l.id),
+    [sentRecordId(put!)],
+  );
 
   // The owner of the foreign policy retires it; the operator redrives the letter.
   await aws.iam.send(new DeletePolicyCommand({ PolicyArn: arnOf('ops-foreign') }));
   const [redriven] = JSON.parse((await ips('dead-letters', 'redrive', letters[0]!.id, '--yes', '--json')).stdout) as PutResult[];
-  const after = (await waitForOutcomes(daemons.map((d) => d.logFile), [redriven!])).get(sentRecordId(redriven!));
+  const after = (
+    await waitForOutcomes(
+      daemons.map((d) => d.logFile),
+      [redriven!],
+    )
+  ).get(sentRecordId(redriven!));
   t.is(after?.outcome, 'created');
   const policy = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'ops-foreign');
   t.deepEqual(policy?.document, policyDocument('ours', 1));
@@ -200,26 +233,41 @@ test.serial('replay --reapply does not hide ownership drift: a policy whose mana
   const now = { IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
   const before = await drift(now);
   t.is(before.code, 1);
-  t.deepEqual(before.report.drift.map((d) => [d.policy, d.kinds]), [[untagged, ['ownership-tag']]]);
+  t.deepEqual(
+    before.report.drift.map((d) => [d.policy, d.kinds]),
+    [[untagged, ['ownership-tag']]],
+  );
 
   const since = Date.now();
   await ips('replay', '--trim-horizon', '--reapply', '--force', '--yes', '--liveness-ms', '2500');
-  const replayed = await outcomesSince(since, sent.map((s) => s.put));
+  const replayed = await outcomesSince(
+    since,
+    sent.map((s) => s.put),
+  );
   const ofUntagged = sent.filter((s) => s.record.policy === untagged).map((s) => replayed.get(sentRecordId(s.put))!);
   const rejected = ofUntagged.filter((line) => line.outcome === 'rejected');
   t.true(rejected.length > 0);
   t.true(rejected.every((line) => line.reason === 'not-owned'));
-  t.true(ofUntagged.every((line) => ['rejected', 'duplicate', 'stale', 'superseded'].includes(line.outcome)), 'the processor leaves a policy without its tag alone');
+  t.true(
+    ofUntagged.every((line) => ['rejected', 'duplicate', 'stale', 'superseded'].includes(line.outcome)),
+    'the processor leaves a policy without its tag alone',
+  );
 
   // One dead letter per rejected record, none more.
   const letters = JSON.parse((await ips('dead-letters', 'list', '--reason', 'not-owned', '--json')).stdout) as { id: string; policy: string }[];
-  const ids = letters.filter((letter) => letter.policy === untagged).map((letter) => letter.id).sort();
+  const ids = letters
+    .filter((letter) => letter.policy === untagged)
+    .map((letter) => letter.id)
+    .sort();
   t.deepEqual(ids, rejected.map(outcomeRecordId).sort());
   t.log(`${untagged}: ${ofUntagged.length} records replayed, ${rejected.length} rejected not-owned, ${ids.length} dead letters`);
 
   // Still reported: the DriftFound alarm does not clear.
   const after = await drift(now);
   t.is(after.code, 1, JSON.stringify(after.report.notJudged));
-  t.deepEqual(after.report.drift.map((d) => [d.policy, d.kinds]), [[untagged, ['ownership-tag']]]);
+  t.deepEqual(
+    after.report.drift.map((d) => [d.policy, d.kinds]),
+    [[untagged, ['ownership-tag']]],
+  );
   t.false(after.report.notJudged.some((n) => n.policy === untagged));
 });

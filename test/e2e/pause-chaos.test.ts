@@ -106,7 +106,12 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       for (const [i, record] of records.entries()) sent.push({ record, put: puts[i]! });
       return puts;
     };
-    const fixtures = await ownershipFixtures({ iam: aws.iam, managedPathPrefix: config.managedPathPrefix, prefix: 'pause', settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)) });
+    const fixtures = await ownershipFixtures({
+      iam: aws.iam,
+      managedPathPrefix: config.managedPathPrefix,
+      prefix: 'pause',
+      settle: async (records) => void (await waitForOutcomes(logs, await put(records), 240_000)),
+    });
 
     // Both workers hold leases before the first pause, so a pause moves leases to a live worker.
     const balanceDeadline = Date.now() + 60_000;
@@ -196,14 +201,20 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       const over = takeover.takeoverMs === undefined || takeover.takeoverMs > bound.boundMs;
       t.log(
         `pause ${pauses}: ${victim.name} frozen ${(frozenFor / 1000).toFixed(1)} s (${victimShards.size} leases, ${inFlight} IAM calls in flight, ${held.length} claims held: ${held.map((c) => c.policy).join(' ')}); ` +
-          (tookOver ? `${other.name} took over in ${(takeover.takeoverMs! / 1000).toFixed(1)} s (bound ${(bound.boundMs / 1000).toFixed(1)} s${over ? ', LONGER' : ''})` : `NO takeover within ${GIVING_UP_BOUNDS} bounds`),
+          (tookOver
+            ? `${other.name} took over in ${(takeover.takeoverMs! / 1000).toFixed(1)} s (bound ${(bound.boundMs / 1000).toFixed(1)} s${over ? ', LONGER' : ''})`
+            : `NO takeover within ${GIVING_UP_BOUNDS} bounds`),
       );
       t.log(`pause ${pauses}, where the time went${over ? ' (longer than the bound)' : ''}: ${await whereTheTimeWent({ takeover, otherLog: other.daemon.logFile, frozenAt, held, ledger })}`);
       t.true(frozenFor > CLAIM_TTL_MS && frozenFor > bound.failoverMs, 'frozen longer than the claim TTL and the failover time');
       await sleep(1_000 + random() * 2_000);
     }
 
-    await waitForOutcomes(logs, sent.map((s) => s.put), 600_000);
+    await waitForOutcomes(
+      logs,
+      sent.map((s) => s.put),
+      600_000,
+    );
     const report = await checkInvariants({
       shards: await listShards(aws.kinesis, config.streamName),
       sent,

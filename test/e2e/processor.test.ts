@@ -78,15 +78,17 @@ test.serial('2,000 events over 100 policies end in the state their fold predicts
   t.is(outcomes.size, load.length, 'every record has an outcome');
   const counts: Record<string, number> = {};
   for (const line of outcomes.values()) counts[line.outcome] = (counts[line.outcome] ?? 0) + 1;
-  t.is(Object.values(counts).reduce((a, b) => a + b, 0), load.length, 'the outcomes add up to the records delivered');
+  t.is(
+    Object.values(counts).reduce((a, b) => a + b, 0),
+    load.length,
+    'the outcomes add up to the records delivered',
+  );
   t.log('outcomes', counts);
   t.is(counts.rejected ?? 0, 0);
   t.true((counts.duplicate ?? 0) >= load.filter((r) => r.kind === 'duplicate').length, 'producer retries are duplicates');
 
   // Stream order per policy is sequence-number order within its shard.
-  const ordered = load
-    .map((record, i) => ({ record, put: puts[i]! }))
-    .sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
+  const ordered = load.map((record, i) => ({ record, put: puts[i]! })).sort((a, b) => compareSequence(a.put.sequenceNumber, b.put.sequenceNumber));
   const events: PolicyEvent[] = [];
   const shards = await listShards(aws.kinesis, config.streamName);
   for (const { record, put } of ordered) {
@@ -129,7 +131,10 @@ test.serial('100 garbage records are dead-lettered with reasons, the checkpoint 
   });
   const letters = await aws.dynamodb.send(new ScanCommand({ TableName: config.deadLetterTable }));
   const stored = new Set((letters.Items ?? []).map((item) => item.id?.S));
-  t.true(garbagePuts.every((put) => stored.has(sentRecordId(put))), 'each garbage record is in the dead-letter table');
+  t.true(
+    garbagePuts.every((put) => stored.has(sentRecordId(put))),
+    'each garbage record is in the dead-letter table',
+  );
   t.is(outcomes.get(sentRecordId(puts.at(-1)!))?.outcome, 'created', 'the good event after the garbage is applied');
   const reached = await waitForCheckpoints(lastPerShard(puts));
   for (const [shard, sequence] of lastPerShard(puts)) t.true(compareSequence(reached.get(shard) ?? '0', sequence) >= 0, `${shard} checkpoint moved past the garbage`);
@@ -144,7 +149,7 @@ async function shardsFor(policy: string) {
   return { own, other };
 }
 
-test.serial('a record put under its policy name with an ExplicitHashKey in another shard\'s range is rejected as hash-key-mismatch, dead-lettered, and applied once redriven', async (t) => {
+test.serial("a record put under its policy name with an ExplicitHashKey in another shard's range is rejected as hash-key-mismatch, dead-lettered, and applied once redriven", async (t) => {
   const { config, clients } = stackOf();
   const aws = clients();
   const policy = 'wrong-shard-plain';
@@ -157,9 +162,7 @@ test.serial('a record put under its policy name with an ExplicitHashKey in anoth
 
   // Revision 2 routed by an explicit hash key into the other shard: no order with revision 1's shard.
   const stray = upsert(2);
-  const put = await aws.kinesis.send(
-    new PutRecordCommand({ StreamName: config.streamName, PartitionKey: policy, ExplicitHashKey: other.startingHashKey.toString(), Data: stray.data }),
-  );
+  const put = await aws.kinesis.send(new PutRecordCommand({ StreamName: config.streamName, PartitionKey: policy, ExplicitHashKey: other.startingHashKey.toString(), Data: stray.data }));
   const strayPut = { partitionKey: policy, shardId: put.ShardId!, sequenceNumber: put.SequenceNumber! };
   t.is(strayPut.shardId, other.shardId, 'Kinesis routed it by its explicit hash key');
   const line = (await waitForOutcomes([daemon!.logFile], [strayPut])).get(sentRecordId(strayPut));
@@ -181,7 +184,7 @@ test.serial('a record put under its policy name with an ExplicitHashKey in anoth
   const redriven = await store.get(letter!.id);
   t.is(redriven?.status, 'redriven');
   const [redrivenShard, redrivenSequence] = (redriven?.redrivenTo ?? '').split('#');
-  t.is(redrivenShard, own.shardId, 'the redrive lands on the policy\'s own shard');
+  t.is(redrivenShard, own.shardId, "the redrive lands on the policy's own shard");
   const again = { partitionKey: policy, shardId: redrivenShard!, sequenceNumber: redrivenSequence! };
   t.is((await waitForOutcomes([daemon!.logFile], [again])).get(sentRecordId(again))?.outcome, 'updated');
   const now = await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy);
@@ -207,7 +210,13 @@ test.serial('a KPL user record whose explicit hash key lies in the shard range b
   t.is(put.ShardId, other.shardId);
   const puts = users.map((user, sub) => ({ partitionKey: user.partitionKey, shardId: put.ShardId!, sequenceNumber: put.SequenceNumber!, subSequenceNumber: sub }));
   const outcomes = await waitForOutcomes([daemon!.logFile], puts);
-  t.deepEqual(puts.map((p) => [outcomes.get(sentRecordId(p))?.outcome, outcomes.get(sentRecordId(p))?.reason]), [['created', undefined], ['rejected', 'hash-key-mismatch']]);
+  t.deepEqual(
+    puts.map((p) => [outcomes.get(sentRecordId(p))?.outcome, outcomes.get(sentRecordId(p))?.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'hash-key-mismatch'],
+    ],
+  );
   const letter = await new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable).get(sentRecordId(puts[1]!));
   t.is(letter?.reason, 'hash-key-mismatch');
   t.is(letter?.subSequenceNumber, 1);

@@ -38,11 +38,19 @@ test.serial('two workers share the shards; killing one moves its leases with no 
     // Upserts only: every policy must be created exactly once in all.
     const load = generateLoad({ policies: 80, events: 800, seed: 21, prefix: 'scale', duplicateRatio: 0.05 });
     const firstHalf = await putRecords(aws.kinesis, testStack.config.streamName, load.slice(0, 400));
-    await waitForOutcomes(daemons.map((d) => d.logFile), firstHalf.slice(0, 50), 240_000);
+    await waitForOutcomes(
+      daemons.map((d) => d.logFile),
+      firstHalf.slice(0, 50),
+      240_000,
+    );
     await daemons[0]!.crash(); // kill -9 the whole first worker, children included
     const secondHalf = await putRecords(aws.kinesis, testStack.config.streamName, load.slice(400));
     const puts = [...firstHalf, ...secondHalf];
-    const outcomes = await waitForOutcomes(daemons.map((d) => d.logFile), puts, 300_000);
+    const outcomes = await waitForOutcomes(
+      daemons.map((d) => d.logFile),
+      puts,
+      300_000,
+    );
     t.is(outcomes.size, load.length, 'every record has an outcome');
 
     const lines = outcomesIn(daemons.map((d) => d.logFile));
@@ -61,7 +69,13 @@ test.serial('two workers share the shards; killing one moves its leases with no 
     t.is(lines.filter((l) => l.outcome === 'rejected').length, 0);
     const worker2Shards = new Set(outcomesIn([daemons[1]!.logFile]).map((l) => l.shard));
     t.log(`worker-2 processed shards: ${[...worker2Shards].sort().join(', ')}`);
-    await assertInvariants(t, testStack, load, puts, daemons.map((d) => d.logFile));
+    await assertInvariants(
+      t,
+      testStack,
+      load,
+      puts,
+      daemons.map((d) => d.logFile),
+    );
   } finally {
     await Promise.all(daemons.map((d) => d.stop()));
     await testStack.stack.stop();

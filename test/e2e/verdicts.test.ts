@@ -31,7 +31,11 @@ async function ips(...args: string[]): Promise<string> {
 }
 
 async function put(...events: Parameters<typeof upsertedEvent>[0][]): Promise<PutResult[]> {
-  return putRecords(stackOf().clients().kinesis, stackOf().config.streamName, events.map((event) => eventRecord(upsertedEvent(event))));
+  return putRecords(
+    stackOf().clients().kinesis,
+    stackOf().config.streamName,
+    events.map((event) => eventRecord(upsertedEvent(event))),
+  );
 }
 
 async function settled(puts: PutResult[]): Promise<OutcomeLine[]> {
@@ -95,7 +99,11 @@ test.serial('an eventId re-sent with another payload is event-id-conflict live a
   for (let waited = 0; replayed.length < wanted.size; waited += 500) {
     if (waited > 180_000) throw new Error(`only ${replayed.length} of ${wanted.size} records were replayed`);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const latest = new Map(outcomesIn([daemon!.logFile]).filter((line) => line.time >= since && wanted.has(outcomeRecordId(line))).map((line) => [outcomeRecordId(line), line]));
+    const latest = new Map(
+      outcomesIn([daemon!.logFile])
+        .filter((line) => line.time >= since && wanted.has(outcomeRecordId(line)))
+        .map((line) => [outcomeRecordId(line), line]),
+    );
     replayed = [...latest.values()];
   }
   for (const line of replayed) {

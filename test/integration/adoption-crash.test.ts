@@ -49,12 +49,21 @@ function world() {
   const ledger = ledgerFromConfig(aws.dynamodb, config);
   const metrics = new Metrics();
   const pipeline = createShardPipeline(
-    { config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 }, logger: silentLogger, metrics, ledger, cache: new DedupCache(1_000), applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })), deadLetters: new MemoryDeadLetters() },
+    {
+      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
+      logger: silentLogger,
+      metrics,
+      ledger,
+      cache: new DedupCache(1_000),
+      applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
+      deadLetters: new MemoryDeadLetters(),
+    },
     { shardId: 'shardId-000000000000', lineage: [], epoch: 0, owner: 'adoption-crash', hashKeyRange: ALL_HASH_KEYS },
   );
   const deps = (iam: Pick<IAMClient, 'send'>): HandOverDeps => ({ iam, ledger, config, operator: { arn: 'arn:aws:iam::123456789012:user/operator', user: 'operator@test' }, logger: silentLogger });
   const apply = async (policy: string, eventId: string, document: object) => (await pipeline.processBatch([{ ...streamRecords([upsertRecord(policy, eventId, document)])[0]!, index: 0 }]))[0]!;
-  const tagOf = async (policy: string) => (await aws.iam.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}${policy}` }))).Policy?.Tags?.find((tag) => tag.Key === OWNER_TAG)?.Value;
+  const tagOf = async (policy: string) =>
+    (await aws.iam.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}${policy}` }))).Policy?.Tags?.find((tag) => tag.Key === OWNER_TAG)?.Value;
   const documentOf = async (policy: string) => (await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, policy))?.document;
   const adopt = async (policy: string, iam: Pick<IAMClient, 'send'> = aws.iam) => {
     const [plan] = await planAdoption(aws.iam, ledger, config, [policy]);
@@ -113,7 +122,7 @@ test.serial('release killed between its forget and its untag: the policy is stil
   t.deepEqual(await w.documentOf(name), doc('two'), 'a released policy is never written');
 });
 
-test.serial('an event applied between release\'s forget and its untag (the tag still there) is forgotten again before release ends', async (t) => {
+test.serial("an event applied between release's forget and its untag (the tag still there) is forgotten again before release ends", async (t) => {
   const w = world();
   const name = 'race-release';
   t.is((await w.apply(name, 'race-release-1', doc('one'))).outcome, 'created');

@@ -78,6 +78,8 @@ test.serial('a drift audit reads no more from DynamoDB with 100 archived eventId
   t.is(after.ledgerEntries, POLICIES);
   t.deepEqual(after.drift, []);
   const ratio = unitsWith / unitsWithout;
-  t.log(`audit read units: ${unitsWithout} with no archived eventIds, ${unitsWith} with ${POLICIES * ARCHIVED_PER_POLICY} (x${ratio.toFixed(2)}); per table: ${JSON.stringify(Object.fromEntries(meter.readUnits))}`);
+  t.log(
+    `audit read units: ${unitsWithout} with no archived eventIds, ${unitsWith} with ${POLICIES * ARCHIVED_PER_POLICY} (x${ratio.toFixed(2)}); per table: ${JSON.stringify(Object.fromEntries(meter.readUnits))}`,
+  );
   t.true(ratio <= 1.2, `read units x${ratio.toFixed(2)}`);
 });

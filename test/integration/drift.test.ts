@@ -6,14 +6,7 @@
 // the rest is fixed by hand the audit finds nothing (exit 0).
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import {
-  CreatePolicyCommand,
-  CreatePolicyVersionCommand,
-  DeletePolicyCommand,
-  GetPolicyCommand,
-  TagPolicyCommand,
-  UntagPolicyCommand,
-} from '@aws-sdk/client-iam';
+import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyCommand, GetPolicyCommand, TagPolicyCommand, UntagPolicyCommand } from '@aws-sdk/client-iam';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -122,7 +115,10 @@ test.serial('drift: each kind reported with exit 1; --repair converges what it m
       event('policy.upserted', 'drift-ok', 'e6', { tags: { team: 'b' } }),
     ]),
   );
-  t.deepEqual(settled.map((s) => s.outcome), ['created', 'created', 'created', 'created', 'created', 'created']);
+  t.deepEqual(
+    settled.map((s) => s.outcome),
+    ['created', 'created', 'created', 'created', 'created', 'created'],
+  );
   const [deleted] = await pipeline.processBatch(streamRecords([event('policy.deleted', 'drift-back', 'e7')]));
   t.is(deleted?.outcome, 'deleted');
 
@@ -210,7 +206,10 @@ test.serial('a policy a worker holds is not judged by the audit and skipped by a
 
   const audit = await ips(['drift', '--json'], NOW);
   t.is(audit.code, 0);
-  t.deepEqual(audit.report.notJudged.map((n) => [n.policy, n.why]), [['drift-ok', 'in-flight']]);
+  t.deepEqual(
+    audit.report.notJudged.map((n) => [n.policy, n.why]),
+    [['drift-ok', 'in-flight']],
+  );
 
   const metrics = new Metrics();
   const applier = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger, visibilityWindowMs: 0 }));
@@ -228,7 +227,7 @@ test.serial('a policy a worker holds is not judged by the audit and skipped by a
   t.deepEqual((await readManagedPolicy(aws.iam, LOCAL_ACCOUNT_ID, config.managedPathPrefix, 'drift-ok'))?.document, doc('drift-ok'));
 });
 
-test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s word: drift still reports the ownership tag, one dead letter per replayed record', async (t) => {
+test.serial("a re-apply replay that IAM refuses as not ours keeps the ledger's word: drift still reports the ownership tag, one dead letter per replayed record", async (t) => {
   const { config, clients } = stackOf();
   const aws = clients();
   const metrics = new Metrics();
@@ -252,8 +251,14 @@ test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s 
   const second = streamRecords([event('policy.upserted', 'reapply-owner', 'r3', { revision: 3, document: doc('r3'), tags: { team: 'a' } })]);
   const epoch = await ledger.currentEpoch();
   const live = createShardPipeline(parts(), { ...shard, epoch });
-  t.deepEqual((await live.processBatch(first)).map((s) => s.outcome), ['superseded', 'created']);
-  t.deepEqual((await live.processBatch(second)).map((s) => s.outcome), ['updated']);
+  t.deepEqual(
+    (await live.processBatch(first)).map((s) => s.outcome),
+    ['superseded', 'created'],
+  );
+  t.deepEqual(
+    (await live.processBatch(second)).map((s) => s.outcome),
+    ['updated'],
+  );
 
   // Out of band, someone removes the ownership tag.
   await aws.iam.send(new UntagPolicyCommand({ PolicyArn: arn('reapply-owner'), TagKeys: [OWNER_TAG] }));
@@ -265,13 +270,22 @@ test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s 
   const next = await ledger.advanceEpoch();
   const replay = createShardPipeline(parts(), { ...shard, epoch: next });
   const replayed = [...(await replay.processBatch(first)), ...(await replay.processBatch(second))];
-  t.deepEqual(replayed.map((s) => [s.outcome, s.reason]), [
-    ['rejected', 'not-owned'],
-    ['rejected', 'not-owned'],
-    ['rejected', 'not-owned'],
-  ]);
+  t.deepEqual(
+    replayed.map((s) => [s.outcome, s.reason]),
+    [
+      ['rejected', 'not-owned'],
+      ['rejected', 'not-owned'],
+      ['rejected', 'not-owned'],
+    ],
+  );
   // One dead letter per replayed record, written once each.
-  t.deepEqual(deadLetters.stored.filter((letter) => letter.policyName === 'reapply-owner').map((letter) => letter.eventId).sort(), ['r1', 'r2', 'r3']);
+  t.deepEqual(
+    deadLetters.stored
+      .filter((letter) => letter.policyName === 'reapply-owner')
+      .map((letter) => letter.eventId)
+      .sort(),
+    ['r1', 'r2', 'r3'],
+  );
 
   // The refused replay applied nothing: the ledger still says what the stream made.
   const entry = await ledger.get('reapply-owner');
@@ -280,7 +294,10 @@ test.serial('a re-apply replay that IAM refuses as not ours keeps the ledger\'s 
   const after = await ips(['drift', '--json'], NOW);
   t.is(after.code, 1, 'the drift alarm does not clear');
   t.deepEqual(kindsOf(after.report)['reapply-owner'], ['ownership-tag']);
-  t.false(after.report.notJudged.some((n) => n.policy === 'reapply-owner'), JSON.stringify(after.report.notJudged));
+  t.false(
+    after.report.notJudged.some((n) => n.policy === 'reapply-owner'),
+    JSON.stringify(after.report.notJudged),
+  );
 
   // Fixed by hand: the audit finds nothing left for it.
   await aws.iam.send(new TagPolicyCommand({ PolicyArn: arn('reapply-owner'), Tags: [{ Key: OWNER_TAG, Value: config.appName }] }));
@@ -316,7 +333,7 @@ test.serial('the audit never reads a policy outside the managed path: a deleted 
   t.is(audit.code, 1, audit.stderr);
   t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] });
   t.deepEqual(audit.report.failed, []);
-  t.is(layer.stats.accessDenied, 0, 'no read outside the role\'s path');
+  t.is(layer.stats.accessDenied, 0, "no read outside the role's path");
   const [published] = metricsIn(audit.stderr);
   t.like(published, { drift_found: 1, drift_audit_failed: 0 });
 });
@@ -345,15 +362,18 @@ test.serial('a policy the audit may not read is reported on its own as access-de
   const audit = await ips(['drift', '--json'], { ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint, IPS_METRICS_SINK: 'stderr' });
   t.is(audit.code, 1, audit.stderr);
   t.deepEqual(kindsOf(audit.report), { 'drift-doc': ['document'] }, 'the others are judged');
-  t.deepEqual(audit.report.failed?.map((f) => [f.policy, f.reason]), [['drift-locked', 'access-denied']]);
+  t.deepEqual(
+    audit.report.failed?.map((f) => [f.policy, f.reason]),
+    [['drift-locked', 'access-denied']],
+  );
   t.is(layer.stats.accessDenied, 1, 'AccessDenied is not retried');
   const [published] = metricsIn(audit.stderr);
   t.like(published, { drift_found: 1, drift_audit_failed: 1 });
 
   // The table says it too.
-  const text = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift'], { env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint } }).catch(
-    (error: { code: number; stdout: string }) => error,
-  );
+  const text = await run(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'drift'], {
+    env: { ...process.env, ...stackOf().stack.env, ...NOW, AWS_ENDPOINT_URL_IAM: layer.endpoint },
+  }).catch((error: { code: number; stdout: string }) => error);
   t.is((text as { code?: number }).code, 1);
   t.regex(text.stdout, /Not audited \(1\):[\s\S]*drift-locked\s+access-denied/);
 });

@@ -60,10 +60,19 @@ test('1,000 events delivered, redelivered, replayed and re-put by the producer: 
   const reput = await inBatches(freshChild('child-4'), streamRecords(load));
 
   t.is(first.length, 1_000);
-  t.true(redelivered.every((s) => s.outcome === 'duplicate'), 'redelivery: all duplicates');
-  t.true(replayed.every((s) => s.outcome === 'duplicate'), 'replay: all duplicates');
+  t.true(
+    redelivered.every((s) => s.outcome === 'duplicate'),
+    'redelivery: all duplicates',
+  );
+  t.true(
+    replayed.every((s) => s.outcome === 'duplicate'),
+    'replay: all duplicates',
+  );
   const reputOutcomes = new Set(reput.map((s) => s.outcome));
-  t.true([...reputOutcomes].every((o) => o === 'duplicate' || o === 'stale'), `producer re-put: only duplicates or stale, got ${[...reputOutcomes]}`);
+  t.true(
+    [...reputOutcomes].every((o) => o === 'duplicate' || o === 'stale'),
+    `producer re-put: only duplicates or stale, got ${[...reputOutcomes]}`,
+  );
 
   const created = first.filter((s) => s.outcome === 'created').length;
   t.is(created, new Set(load.map((r) => r.policy)).size, 'each policy created once');
@@ -82,9 +91,7 @@ test('1,000 events delivered, redelivered, replayed and re-put by the producer: 
     appliedByPolicy.set(load[i]!.policy, list);
   });
   for (const [policy, documents] of appliedByPolicy) {
-    const versions = await iam.send(
-      new ListPolicyVersionsCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}${policy}` }),
-    );
+    const versions = await iam.send(new ListPolicyVersionsCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy${config.managedPathPrefix}${policy}` }));
     t.is(versions.Versions?.length, Math.min(5, documents.length), `${policy}: one version per document change (at most 5 kept)`);
   }
 });

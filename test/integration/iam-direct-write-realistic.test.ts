@@ -64,7 +64,7 @@ async function child(t: { teardown(fn: () => Promise<void> | void): void }) {
   return { pipeline, ledger, truth: truth.iam, iamCalls, metrics, lateWriter };
 }
 
-test.serial('after the create, each update is one write (two at 5 versions) and the ledger counts IAM\'s versions', async (t) => {
+test.serial("after the create, each update is one write (two at 5 versions) and the ledger counts IAM's versions", async (t) => {
   const { pipeline, ledger, truth, iamCalls } = await child(t);
   const records = streamRecords(Array.from({ length: 9 }, (_, i) => upsertRecord('direct-seq', `ds-${i}`, doc(i))));
   const [created] = await pipeline.processBatch([{ ...records[0]!, index: 0 }]);
@@ -105,7 +105,7 @@ test.serial('a version made out of band: the next update still lands, then the l
   t.deepEqual(actual?.document, doc(3));
 });
 
-test.serial('a verification forgets the ledger\'s versions', async (t) => {
+test.serial("a verification forgets the ledger's versions", async (t) => {
   const { pipeline, ledger } = await child(t);
   const records = streamRecords([upsertRecord('direct-verify', 'dv-0', doc(0))]);
   await pipeline.processBatch(records);
@@ -125,7 +125,16 @@ test.serial('a verification of a deleted policy finds a late create at another p
   const [create, remove] = streamRecords([eventRecord(upsertedEvent({ eventId: 'mv-0', name: 'direct-moved', path: `${PREFIX}team-x/`, document: doc(0) })), deleteRecord('direct-moved', 'mv-1')]);
   t.is((await pipeline.processBatch([{ ...create!, index: 0 }]))[0]!.outcome, 'created');
   t.is((await pipeline.processBatch([{ ...remove!, index: 0 }]))[0]!.outcome, 'deleted');
-  const late: PolicyUpserted = { specVersion: '1', eventId: 'mv-late', type: 'policy.upserted', policyName: 'direct-moved', policyPath: `${PREFIX}team-y/`, pathGiven: true, document: doc('late'), tags: {} };
+  const late: PolicyUpserted = {
+    specVersion: '1',
+    eventId: 'mv-late',
+    type: 'policy.upserted',
+    policyName: 'direct-moved',
+    policyPath: `${PREFIX}team-y/`,
+    pathGiven: true,
+    document: doc('late'),
+    tags: {},
+  };
   t.is(await lateWriter.upsert(late), 'created');
   await ledger.requestVerification('direct-moved');
   // The delete delivered again to a worker with a cold cache (the ledger

@@ -29,7 +29,7 @@ test.serial('an oversized update at 5 versions is rejected document-too-large an
   t.deepEqual(after, before);
 });
 
-test.serial('the realistic layer refuses a document over 6,144 characters with IAM\'s code and message, and the processor reads it as the size, not the versions', async (t) => {
+test.serial("the realistic layer refuses a document over 6,144 characters with IAM's code and message, and the processor reads it as the size, not the versions", async (t) => {
   const x = await rig(t);
   t.is(await x.r.upsert(upsert('lim-size-iam', doc('1'))), 'created');
   const error = await t.throwsAsync(x.iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn('lim-size-iam'), PolicyDocument: JSON.stringify(oversized()), SetAsDefault: true })));
@@ -41,7 +41,7 @@ test.serial('the realistic layer refuses a document over 6,144 characters with I
   t.is((error as { $metadata?: { attempts?: number } }).$metadata?.attempts, 1);
 });
 
-test.serial('a create past the account\'s policy quota is rejected account-quota-exceeded, not retried', async (t) => {
+test.serial("a create past the account's policy quota is rejected account-quota-exceeded, not retried", async (t) => {
   const x0 = await rig(t);
   const existing = (await x0.truth.send(new ListPoliciesCommand({ Scope: 'Local', MaxItems: 1000 }))).Policies?.length ?? 0;
   const x = await rig(t, { maxPoliciesPerAccount: existing + 1 });

@@ -1,14 +1,7 @@
 // The IAM step against the IAM emulator (moto): state-aware create, update,
 // delete, guardrails, and transient faults injected into 30% of calls.
 import test from 'ava';
-import {
-  AttachRolePolicyCommand,
-  CreatePolicyCommand,
-  CreateRoleCommand,
-  GetPolicyCommand,
-  ListAttachedRolePoliciesCommand,
-  ListPolicyVersionsCommand,
-} from '@aws-sdk/client-iam';
+import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetPolicyCommand, ListAttachedRolePoliciesCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../../src/contract/event.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
@@ -86,7 +79,12 @@ test('7 successive different updates keep 5 versions, the newest default', async
 test('a delete of an attached policy retains it and the role keeps it; an unattached one with versions is deleted', async (t) => {
   const { r, iam } = reconciler();
   await r.upsert(upsert('iam-attached', doc('att')));
-  await iam.send(new CreateRoleCommand({ RoleName: 'app-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: 'app-role',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+    }),
+  );
   await iam.send(new AttachRolePolicyCommand({ RoleName: 'app-role', PolicyArn: arn('iam-attached') }));
   t.is(await r.delete(remove('iam-attached')), 'retained-in-use');
   t.truthy(await readManagedPolicy(iam, LOCAL_ACCOUNT_ID, PREFIX, 'iam-attached'));

@@ -28,7 +28,10 @@ test.serial('a re-verification that finds a late create of ours under another ma
   await harness({ ledger, applier, owner: 'worker' }).pipeline.processBatch(records);
   // A lost claim's writes land late, out of order: its delete, then its create of an older event naming another path.
   t.is(await x.settle.delete({ specVersion: '1', eventId: 'mv-0', type: 'policy.deleted', policyName: 'verify-moved', policyPath: wanted, pathGiven: true }), 'deleted');
-  t.is(await x.settle.upsert({ specVersion: '1', eventId: 'mv-1', type: 'policy.upserted', policyName: 'verify-moved', policyPath: late, pathGiven: true, document: doc('late'), tags: {} }), 'created');
+  t.is(
+    await x.settle.upsert({ specVersion: '1', eventId: 'mv-1', type: 'policy.upserted', policyName: 'verify-moved', policyPath: late, pathGiven: true, document: doc('late'), tags: {} }),
+    'created',
+  );
   await ledger.requestVerification('verify-moved');
   // A redelivery to a fresh child: a duplicate, and the verification it owes.
   const h = harness({ ledger, applier, owner: 'worker-2' });
@@ -71,7 +74,7 @@ test.serial('ips drift --repair converges as a worker re-verifies: a read that l
   const config = { ...loadConfig({}), lateWriteMs: 0 };
   const result = await repairPolicy({ policy: 'repair-lagged', kinds: ['document'], details: [] }, 'operator/1/ips-drift/x', { ledger, applier, config });
   t.is(result.result, 'repaired', JSON.stringify(result));
-  t.deepEqual((await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, '/stream-managed/', 'repair-lagged'))?.document, doc('wanted'), 'the ledger\'s document is the default again');
+  t.deepEqual((await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, '/stream-managed/', 'repair-lagged'))?.document, doc('wanted'), "the ledger's document is the default again");
   const entry = ledger.entries.get('repair-lagged')!;
   t.is(entry.verifiedUpTo, entry.verifyRequested);
 });

@@ -85,7 +85,7 @@ for (const lost of [0, 1, 2]) {
   });
 }
 
-test.serial('a takeover whose calls are throttled past the SDK\'s attempts never goes on without its mark', async (t) => {
+test.serial("a takeover whose calls are throttled past the SDK's attempts never goes on without its mark", async (t) => {
   const iam = new FakeIam();
   const records = streamRecords([upsertRecord('throttled-takeover-1', 'tt-1', doc(1))]);
   const zombie = ledgerAt();
@@ -103,7 +103,7 @@ test.serial('a takeover whose calls are throttled past the SDK\'s attempts never
   t.is(entry?.verifiedUpTo, entry?.verifyRequested, 'answered once the late writes could no longer land');
 });
 
-test.serial('a verification claim over another owner\'s expired claim waits until that claim\'s writes can no longer land', async (t) => {
+test.serial("a verification claim over another owner's expired claim waits until that claim's writes can no longer land", async (t) => {
   let clock = Date.now();
   const ledger = ledgerAt(() => clock);
   const policy = 'verify-over-expired-1';
@@ -114,7 +114,7 @@ test.serial('a verification claim over another owner\'s expired claim waits unti
   const zombie = won(await ledger.claim({ policy, record: later, eventId: 'v2', payloadHash: 'h2', owner: 'zombie', epoch: 0 }));
   clock = zombie.expiresAt + 1; // expired, but its writes may land for LATE_WRITE_MS more
   const early = await ledger.claimVerification(policy, 'verifier');
-  t.false(early.won, 'no verification while the expired claim\'s writes may still land');
+  t.false(early.won, "no verification while the expired claim's writes may still land");
   t.is(early.won ? '' : early.because, 'verification-waits');
   const entry = await ledger.get(policy);
   t.is(entry?.verifyAfter, zombie.expiresAt + LATE_WRITE_MS);
@@ -138,7 +138,7 @@ test.serial('a completion whose answer is lost is recognised as ours: no ClaimLo
   t.deepEqual(entry?.position, { ...record, lineage: [] });
 });
 
-test.serial('a completion of someone else\'s claim still fails as a lost claim', async (t) => {
+test.serial("a completion of someone else's claim still fails as a lost claim", async (t) => {
   let clock = Date.now();
   const ledger = ledgerAt(() => clock);
   const policy = 'lost-completion-2';
@@ -150,7 +150,7 @@ test.serial('a completion of someone else\'s claim still fails as a lost claim',
   await t.throwsAsync(ledger.complete({ ...completion, token: old.token }), { name: 'ClaimLostError' });
 });
 
-test.serial('a verification\'s completion whose answer is lost is recognised as ours', async (t) => {
+test.serial("a verification's completion whose answer is lost is recognised as ours", async (t) => {
   const ledger = ledgerAt(Date.now, 60_000);
   const policy = 'lost-verification-1';
   const first = won(await ledger.claim({ policy, record, eventId: 'c1', payloadHash: 'h1', owner: 'w', epoch: 0 }));

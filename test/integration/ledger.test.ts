@@ -102,7 +102,15 @@ test.serial('a verification mark with late writes pending: no verification claim
   const record = { shardId: 's', sequenceNumber: '100', subSequenceNumber: 0 };
   const first = await ledger.claim({ policy: 'late-mark-1', record, eventId: 'lm-1', payloadHash: 'h1', owner: 'w', epoch: 0 });
   t.true(first.won);
-  await ledger.complete({ policy: 'late-mark-1', token: first.won ? first.token : '', epoch: 0, position: { ...record, lineage: [] }, events: [{ eventId: 'lm-1', payloadHash: 'h1' }], state: 'present', outcome: 'created' });
+  await ledger.complete({
+    policy: 'late-mark-1',
+    token: first.won ? first.token : '',
+    epoch: 0,
+    position: { ...record, lineage: [] },
+    events: [{ eventId: 'lm-1', payloadHash: 'h1' }],
+    state: 'present',
+    outcome: 'created',
+  });
   await ledger.requestVerification('late-mark-1', { ms: 5_000 });
   const mark = clock + 5_000;
   // An earlier bound never moves verifyAfter back.
@@ -126,14 +134,20 @@ test.serial('archived eventIds: batches of any size written and read back, of th
   await ledger.archiveEvents('arch-1', 2, events);
   await ledger.archiveEvents('arch-1', 1, [{ eventId: 'arch-old', payloadHash: 'h' }]);
   const found = await ledger.archivedEvents('arch-1', 2, ['arch-0', 'arch-29', 'arch-missing', 'arch-old', 'arch-0'], undefined);
-  t.deepEqual(found.sort((a, b) => a.eventId.localeCompare(b.eventId)), [{ eventId: 'arch-0', payloadHash: 'h0' }, { eventId: 'arch-29', payloadHash: 'h29' }]);
+  t.deepEqual(
+    found.sort((a, b) => a.eventId.localeCompare(b.eventId)),
+    [
+      { eventId: 'arch-0', payloadHash: 'h0' },
+      { eventId: 'arch-29', payloadHash: 'h29' },
+    ],
+  );
   t.deepEqual(await ledger.archivedEvents('arch-2', 0, ['arch-0'], undefined), [], 'per policy');
   for await (const entry of ledger.entries()) t.false(entry.policy.startsWith('#'), entry.policy);
   clock += 86_400_000 + 1_000;
   t.deepEqual(await ledger.archivedEvents('arch-1', 0, ['arch-0'], undefined), [], 'expired: as good as removed, whenever DynamoDB removes it');
 });
 
-test.serial('archived eventIds live in the archive table, not the ledger\'s; one a version before it archived in the ledger table still makes a producer retry a duplicate', async (t) => {
+test.serial("archived eventIds live in the archive table, not the ledger's; one a version before it archived in the ledger table still makes a producer retry a duplicate", async (t) => {
   const { config, clients } = stackOf();
   const dynamodb = clients().dynamodb;
   const iam = new FakeIam();
@@ -141,7 +155,9 @@ test.serial('archived eventIds live in the archive table, not the ledger\'s; one
   // 33 events of one policy: the first leaves the window of 32 and is archived.
   const events = Array.from({ length: 33 }, (_, i) => upsertRecord('legacy-archive-1', `la-${i}`, doc(i)));
   await first.pipeline.processBatch(streamRecords(events));
-  const archived = await dynamodb.send(new GetItemCommand({ TableName: config.eventArchiveTable, Key: { [EVENT_ARCHIVE_KEY]: { S: eventArchiveKey('legacy-archive-1', 'la-0') } }, ConsistentRead: true }));
+  const archived = await dynamodb.send(
+    new GetItemCommand({ TableName: config.eventArchiveTable, Key: { [EVENT_ARCHIVE_KEY]: { S: eventArchiveKey('legacy-archive-1', 'la-0') } }, ConsistentRead: true }),
+  );
   t.truthy(archived.Item, 'archived in the archive table');
   const inLedger = await dynamodb.send(new GetItemCommand({ TableName: config.ledgerTable, Key: { [LEDGER_KEY]: { S: legacyArchivedEventKey('legacy-archive-1', 'la-0') } }, ConsistentRead: true }));
   t.is(inLedger.Item, undefined, 'nothing archived in the ledger table');
@@ -178,7 +194,15 @@ test.serial('56-digit sequence numbers (beyond 2^128 and DynamoDB numbers) compa
   const at = (sequenceNumber: string) => ({ shardId: 's', sequenceNumber, subSequenceNumber: 0 });
   const first = await ledger.claim({ ...base, record: at(bigger) });
   t.true(first.won);
-  await ledger.complete({ policy: 'bigseq-1', token: first.won ? first.token : '', epoch: 0, position: { ...at(bigger), lineage: [] }, events: [{ eventId: 'bigseq-a', payloadHash: 'h' }], state: 'present', outcome: 'created' });
+  await ledger.complete({
+    policy: 'bigseq-1',
+    token: first.won ? first.token : '',
+    epoch: 0,
+    position: { ...at(bigger), lineage: [] },
+    events: [{ eventId: 'bigseq-a', payloadHash: 'h' }],
+    state: 'present',
+    outcome: 'created',
+  });
   const lower = await ledger.claim({ ...base, eventId: 'bigseq-b', record: at(big) });
   t.false(lower.won);
   t.is(lower.won ? '' : lower.because, 'duplicate-sequence');
@@ -232,7 +256,7 @@ test.serial('a re-apply scoped to one shard keeps the history of the others: a l
 
   const epoch = await ledger.advanceEpoch(['shard-x']); // ips replay --shard shard-x=... --reapply
   t.is(await ledger.currentEpoch(['shard-x']), epoch);
-  t.is(await ledger.currentEpoch(['shard-x-child', 'shard-x']), epoch, 'a descendant inherits its ancestor\'s epoch');
+  t.is(await ledger.currentEpoch(['shard-x-child', 'shard-x']), epoch, "a descendant inherits its ancestor's epoch");
   const onYAfter = processor({ owner: 'worker-y2', applier: iam, epoch: await ledger.currentEpoch(['shard-y']) });
   const [late] = await onYAfter.pipeline.processBatch(streamRecords([upsertRecord('scoped-1', 'scoped-e1', doc(1))], 'shard-y'));
   t.is(late!.outcome, 'duplicate', 'the producer retry of the first event is not applied again');
@@ -243,7 +267,7 @@ test.serial('a re-apply scoped to one shard keeps the history of the others: a l
   t.is(await ledger.currentEpoch(['shard-y']), global);
 });
 
-test.serial('a worker still on an older epoch cannot move an entry\'s epoch back down', async (t) => {
+test.serial("a worker still on an older epoch cannot move an entry's epoch back down", async (t) => {
   const { config, clients } = stackOf();
   const ledger = ledgerFromConfig(clients().dynamodb, { ...config, claimTtlMs: 60_000 });
   const iam = new FakeIam();

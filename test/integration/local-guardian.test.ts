@@ -21,10 +21,17 @@ test('a killed npm start leaves no daemon or emulator behind', async (t) => {
   const ended = new Promise((resolve) => guardian.once('exit', resolve));
   try {
     await sleep(3_000);
-    t.true(groups.every((pid) => isAlive(pid)), 'nothing is stopped while npm start lives');
+    t.true(
+      groups.every((pid) => isAlive(pid)),
+      'nothing is stopped while npm start lives',
+    );
     process.kill(owner, 'SIGKILL');
     await Promise.race([ended, sleep(30_000)]);
-    t.deepEqual(groups.filter((pid) => isAlive(pid)), [], 'every group was stopped');
+    t.deepEqual(
+      groups.filter((pid) => isAlive(pid)),
+      [],
+      'every group was stopped',
+    );
     t.not(guardian.exitCode, null, 'the guardian ended');
   } finally {
     await Promise.all([owner, ...groups].map((pid) => killGroup(pid, 100)));

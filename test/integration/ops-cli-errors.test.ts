@@ -52,7 +52,15 @@ test.serial('dead letters: the short id is answered with the full one; an unknow
   const { config, clients } = stackOf();
   const store = new DynamoDbDeadLetterStore(clients().dynamodb, config.deadLetterTable);
   const admin = eventRecord(upsertedEvent({ eventId: 'admin-1', name: 'too-broad', document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }));
-  await store.store({ record: { shardId: SHARD, sequenceNumber: '4242', subSequenceNumber: 0 }, partitionKey: 'too-broad', reason: 'admin-grant-refused', detail: 'grants *', data: admin.data, eventId: 'admin-1', policyName: 'too-broad' });
+  await store.store({
+    record: { shardId: SHARD, sequenceNumber: '4242', subSequenceNumber: 0 },
+    partitionKey: 'too-broad',
+    reason: 'admin-grant-refused',
+    detail: 'grants *',
+    data: admin.data,
+    eventId: 'admin-1',
+    policyName: 'too-broad',
+  });
 
   const short = ips(['dead-letters', 'show', `${SHARD}#4242`]);
   t.is(short.code, 2);
@@ -71,7 +79,15 @@ test.serial('dead letters: the short id is answered with the full one; an unknow
   const same = ips(['dead-letters', 'redrive', `${SHARD}#4242#0`, '--yes']);
   t.regex(same.stderr, /warning: shardId-000000000000#4242#0 would be refused again \(admin-grant-refused: /);
   // Under a configuration that allows it, no warning.
-  await store.store({ record: { shardId: SHARD, sequenceNumber: '4243', subSequenceNumber: 0 }, partitionKey: 'too-broad', reason: 'admin-grant-refused', detail: 'grants *', data: admin.data, eventId: 'admin-1', policyName: 'too-broad' });
+  await store.store({
+    record: { shardId: SHARD, sequenceNumber: '4243', subSequenceNumber: 0 },
+    partitionKey: 'too-broad',
+    reason: 'admin-grant-refused',
+    detail: 'grants *',
+    data: admin.data,
+    eventId: 'admin-1',
+    policyName: 'too-broad',
+  });
   const changed = ips(['dead-letters', 'redrive', `${SHARD}#4243#0`, '--yes'], { IPS_GUARDRAIL: 'off' });
   t.is(changed.code, 0);
   t.notRegex(changed.stderr, /would be refused again/);

@@ -67,7 +67,8 @@ async function snapshot(iam: IAMClient, dynamodb: DynamoDBClient): Promise<strin
     const { Policy: policy } = await iam.send(new GetPolicyCommand({ PolicyArn: arn }));
     const versions = (await iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))).Versions ?? [];
     const documents = [];
-    for (const version of versions) documents.push([version.VersionId, version.IsDefaultVersion, (await iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: version.VersionId }))).PolicyVersion?.Document]);
+    for (const version of versions)
+      documents.push([version.VersionId, version.IsDefaultVersion, (await iam.send(new GetPolicyVersionCommand({ PolicyArn: arn, VersionId: version.VersionId }))).PolicyVersion?.Document]);
     policies.push({ arn, path: policy?.Path, tags: policy?.Tags, attachments: policy?.AttachmentCount, defaultVersion: policy?.DefaultVersionId, documents });
   }
   const table = async (name: string) => ((await dynamodb.send(new ScanCommand({ TableName: name, ConsistentRead: true }))).Items ?? []).map((item) => JSON.stringify(item)).sort();
@@ -101,7 +102,12 @@ interface PlannedLine {
   tags?: { added: Record<string, string>; removed: Record<string, string>; changed: Record<string, { before: string; after: string }> };
 }
 
-const parseLines = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as PlannedLine);
+const parseLines = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as PlannedLine);
 
 // The events the plan is asked about, after the set-up below.
 const PLANNED = [
@@ -131,8 +137,16 @@ test.serial('ips plan --file: each event gets what the processor would do, exit 
       ].map(record),
     ),
   );
-  t.deepEqual(setUp.map((s) => s.outcome), ['created', 'created', 'created', 'created']);
-  await aws.iam.send(new CreateRoleCommand({ RoleName: 'plan-role', AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }) }));
+  t.deepEqual(
+    setUp.map((s) => s.outcome),
+    ['created', 'created', 'created', 'created'],
+  );
+  await aws.iam.send(
+    new CreateRoleCommand({
+      RoleName: 'plan-role',
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+    }),
+  );
   await aws.iam.send(new AttachRolePolicyCommand({ RoleName: 'plan-role', PolicyArn: policyArn({ account: LOCAL_ACCOUNT_ID }, config.managedPathPrefix, 'plan-attached') }));
   // Made by hand under the managed path, without the managed-by tag.
   await aws.iam.send(new CreatePolicyCommand({ PolicyName: 'plan-foreign', Path: config.managedPathPrefix, PolicyDocument: JSON.stringify(doc(statement('theirs'))) }));
@@ -162,7 +176,10 @@ test.serial('ips plan --file: each event gets what the processor would do, exit 
   const update = planned[1]!;
   t.deepEqual(update.document!.added, [{ Action: ['s3:GetObject'], Effect: 'Allow', Resource: ['arn:aws:s3:::added/*'] }]);
   t.deepEqual(update.document!.removed, [{ Action: ['s3:GetObject'], Effect: 'Allow', Resource: ['arn:aws:s3:::removed/*'] }]);
-  t.deepEqual(update.document!.changed.map((change) => change.sid), ['Moved']);
+  t.deepEqual(
+    update.document!.changed.map((change) => change.sid),
+    ['Moved'],
+  );
   t.deepEqual(update.tags, { added: { env: 'prod' }, removed: { owner: 'x' }, changed: { team: { before: 'a', after: 'b' } } });
   t.is(await snapshot(aws.iam, aws.dynamodb), before, 'IAM, the ledger and the dead letters are as they were');
 
@@ -182,7 +199,10 @@ test.serial('ips plan --file: each event gets what the processor would do, exit 
     const [settled] = await pipeline.processBatch([{ ...item, index: 0 }]);
     outcomes.push(settled!.outcome === 'rejected' ? settled!.reason : settled!.outcome);
   }
-  t.deepEqual(outcomes, planned.slice(0, PLANNED.length).map((line) => line.reason ?? line.outcome));
+  t.deepEqual(
+    outcomes,
+    planned.slice(0, PLANNED.length).map((line) => line.reason ?? line.outcome),
+  );
 
   // Now applied: the same file plans no change (the records are known), exit 0.
   const again = ips(['plan', '--file', file, '--json']);
@@ -197,7 +217,11 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   const { config, clients } = stackOf();
   const aws = clients();
   const events = [upsert('stream-new', 'sn1', doc(statement('s'))), upsert('stream-new', 'sn2', doc(statement('t'))), remove('stream-gone', 'sg1')];
-  const puts = await putRecords(aws.kinesis, config.streamName, events.map((event) => ({ partitionKey: event.policy.name, data: Buffer.from(JSON.stringify(event)) })));
+  const puts = await putRecords(
+    aws.kinesis,
+    config.streamName,
+    events.map((event) => ({ partitionKey: event.policy.name, data: Buffer.from(JSON.stringify(event)) })),
+  );
   // Two events in one KPL aggregate: the plan reads them as the KCL hands them over, one user record each.
   const aggregated = [upsert('stream-agg', 'sa1', doc(statement('x'))), remove('stream-agg', 'sa2')];
   const [first] = await putAggregate(aws.kinesis, config.streamName, aggregated.map(record));
@@ -208,10 +232,19 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   const planned = parseLines(fromStream.stdout).filter((line) => line.policy?.startsWith('stream-'));
   t.deepEqual(
     planned.map((line) => [line.policy, line.action]),
-    [['stream-new', 'create'], ['stream-new', 'update'], ['stream-gone', 'none'], ['stream-agg', 'create'], ['stream-agg', 'delete']],
+    [
+      ['stream-new', 'create'],
+      ['stream-new', 'update'],
+      ['stream-gone', 'none'],
+      ['stream-agg', 'create'],
+      ['stream-agg', 'delete'],
+    ],
   );
   t.is(planned[0]!.where, `${SHARD}#${puts[0]!.sequenceNumber}#0`);
-  t.deepEqual(planned.slice(3).map((line) => line.where), [`${SHARD}#${first!.sequenceNumber}#0`, `${SHARD}#${first!.sequenceNumber}#1`]);
+  t.deepEqual(
+    planned.slice(3).map((line) => line.where),
+    [`${SHARD}#${first!.sequenceNumber}#0`, `${SHARD}#${first!.sequenceNumber}#1`],
+  );
 
   // A shard the stream does not have: a usage error that names the one meant.
   const typo = ips(['plan', '--from-stream', '--trim-horizon', '--shard', 'shardId-00000000000']);
@@ -221,7 +254,14 @@ test.serial('ips plan --from-stream plans the records as the workers would be ha
   t.is(ips(['plan']).code, 2);
 
   // The workers' lease, as the KCL leaves it after reading the whole shard (no daemon here).
-  await aws.dynamodb.send(new CreateTableCommand({ TableName: config.leaseTable, KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: 'leaseKey', AttributeType: 'S' }], BillingMode: 'PAY_PER_REQUEST' }));
+  await aws.dynamodb.send(
+    new CreateTableCommand({
+      TableName: config.leaseTable,
+      KeySchema: [{ AttributeName: 'leaseKey', KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: 'leaseKey', AttributeType: 'S' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
   const lease = { leaseKey: { S: SHARD }, leaseOwner: { S: 'worker-1' }, leaseCounter: { N: '7' }, checkpoint: { S: first!.sequenceNumber }, checkpointSubSequenceNumber: { N: '1' } };
   await aws.dynamodb.send(new PutItemCommand({ TableName: config.leaseTable, Item: lease }));
   const leases = async () => JSON.stringify((await aws.dynamodb.send(new ScanCommand({ TableName: config.leaseTable, ConsistentRead: true }))).Items);
@@ -259,7 +299,10 @@ test.serial('ips plan reads a target account in that account: its own IAM throug
   // The same name in the workers' own account and in the target account, each with its own document.
   const pipeline = pipelineOf();
   const own = await pipeline.processBatch(streamRecords([record(upsert('plan-twin', 'w1', doc(statement('own'))))]));
-  t.deepEqual(own.map((s) => s.outcome), ['created']);
+  t.deepEqual(
+    own.map((s) => s.outcome),
+    ['created'],
+  );
   const inTarget = assumedIam(stack.env, target);
   await inTarget.send(
     new CreatePolicyCommand({

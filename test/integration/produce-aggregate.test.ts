@@ -78,7 +78,11 @@ test('produce --aggregate writes KPL aggregates of at most n events, each holdin
     for (const user of users) t.true(inRange(hashKeyOf(user.partitionKey), shard), `${user.partitionKey} hashes into ${shard.shardId}`);
     delivered.set(`${record.shardId}#${record.sequenceNumber}`, users);
   }
-  t.is([...delivered.values()].reduce((n, users) => n + users.length, 0), events, 'every event is in exactly one aggregate');
+  t.is(
+    [...delivered.values()].reduce((n, users) => n + users.length, 0),
+    events,
+    'every event is in exactly one aggregate',
+  );
 
   // The send log names, for each event, the aggregate that carries it.
   const sent = readSendLog(log);

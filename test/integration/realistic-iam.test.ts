@@ -4,7 +4,18 @@
 // attached or keeps non-default versions; documents come URL-encoded; a role
 // scoped by policy path is refused, with AccessDenied, what lies outside it.
 import test from 'ava';
-import { AttachRolePolicyCommand, CreatePolicyCommand, ListPoliciesCommand, CreatePolicyVersionCommand, CreateRoleCommand, DeletePolicyCommand, GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPolicyVersionsCommand } from '@aws-sdk/client-iam';
+import {
+  AttachRolePolicyCommand,
+  CreatePolicyCommand,
+  ListPoliciesCommand,
+  CreatePolicyVersionCommand,
+  CreateRoleCommand,
+  DeletePolicyCommand,
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
+  ListEntitiesForPolicyCommand,
+  ListPolicyVersionsCommand,
+} from '@aws-sdk/client-iam';
 import { arn, doc, PREFIX, rig, trust, useMoto } from '../support/iam-rig.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 
@@ -55,7 +66,7 @@ test.serial('CreatePolicy is refused with EntityAlreadyExists when the name is t
   await iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) }));
   await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: PREFIX, PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
   await t.throwsAsync(iam.send(new CreatePolicyCommand({ PolicyName: 'ri-name', Path: '/elsewhere/', PolicyDocument: JSON.stringify(doc('a')) })), { name: 'EntityAlreadyExistsException' });
-  t.is(layer.stats.nameConflicts, 1, 'the same path is moto\'s own refusal');
+  t.is(layer.stats.nameConflicts, 1, "the same path is moto's own refusal");
 });
 
 test.serial('a role scoped to a policy path gets AccessDenied (403) for a policy outside it, as from IAM, and reads and writes inside it', async (t) => {

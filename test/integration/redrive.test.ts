@@ -23,12 +23,35 @@ test.serial('a letter whose policy changed since it was stored is held back; --f
   const store = new DynamoDbDeadLetterStore(aws.dynamodb, config.deadLetterTable);
   const ledger = ledgerFromConfig(aws.dynamodb, { ...config, claimTtlMs: 60_000 });
   const old = eventRecord(upsertedEvent({ eventId: 'redrive-old', name: 'redrive-1', document: { Version: '2012-10-17', Statement: [] } }));
-  await store.store({ record: { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 0 }, partitionKey: 'redrive-1', reason: 'not-owned', detail: 'x', data: old.data, eventId: 'redrive-old', policyName: 'redrive-1' });
+  await store.store({
+    record: { shardId: 'shardId-000000000000', sequenceNumber: '100', subSequenceNumber: 0 },
+    partitionKey: 'redrive-1',
+    reason: 'not-owned',
+    detail: 'x',
+    data: old.data,
+    eventId: 'redrive-old',
+    policyName: 'redrive-1',
+  });
   await new Promise((resolve) => setTimeout(resolve, 20));
   // A later event for the policy is applied after the letter was stored.
-  const claim = await ledger.claim({ policy: 'redrive-1', record: { shardId: 'shardId-000000000000', sequenceNumber: '200', subSequenceNumber: 0 }, eventId: 'redrive-new', payloadHash: 'h', owner: 'w', epoch: 0 });
+  const claim = await ledger.claim({
+    policy: 'redrive-1',
+    record: { shardId: 'shardId-000000000000', sequenceNumber: '200', subSequenceNumber: 0 },
+    eventId: 'redrive-new',
+    payloadHash: 'h',
+    owner: 'w',
+    epoch: 0,
+  });
   if (!claim.won) throw new Error('claim refused');
-  await ledger.complete({ policy: 'redrive-1', token: claim.token, epoch: 0, position: { shardId: 'shardId-000000000000', sequenceNumber: '200', subSequenceNumber: 0, lineage: [] }, events: [], state: 'present', outcome: 'updated' });
+  await ledger.complete({
+    policy: 'redrive-1',
+    token: claim.token,
+    epoch: 0,
+    position: { shardId: 'shardId-000000000000', sequenceNumber: '200', subSequenceNumber: 0, lineage: [] },
+    events: [],
+    state: 'present',
+    outcome: 'updated',
+  });
 
   const id = 'shardId-000000000000#100#0';
   t.is(await deadLettersCommand.run(opsContext(), { yes: true }, ['redrive', id]), 1, 'nothing redriven');

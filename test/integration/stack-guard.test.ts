@@ -44,7 +44,10 @@ test('--force stops the owning npm start first, then what is left of its stack',
   try {
     const dir = stackDir(owner, emulator);
     const stopped = await stopStackIn(dir, { force: true });
-    t.deepEqual(stopped.map((e) => e.pid), [emulator]);
+    t.deepEqual(
+      stopped.map((e) => e.pid),
+      [emulator],
+    );
     t.false(isAlive(owner), 'the owner was asked to stop (SIGTERM)');
     t.false(isAlive(emulator));
     t.false(existsSync(join(dir, 'stack.env')));
@@ -57,7 +60,10 @@ test('a stack nobody keeps (stack:up, or an npm start that was killed) is stoppe
   const emulator = sleeper();
   try {
     const stopped = await stopStackIn(stackDir(undefined, emulator));
-    t.deepEqual(stopped.map((e) => e.pid), [emulator]);
+    t.deepEqual(
+      stopped.map((e) => e.pid),
+      [emulator],
+    );
     t.false(isAlive(emulator));
   } finally {
     await killGroup(emulator, 100);

@@ -71,14 +71,21 @@ test.serial('a trusted account is written through its role; an untrusted one fai
     await t.throwsAsync(applier.apply(event(UNTRUSTED, 'p')), { instanceOf: AssumeRoleError });
     t.is(await applier.apply(event(TRUSTED, 'q')), 'created');
     const inTrusted = new IAMClient({ region: moto!.env.AWS_REGION, endpoint: moto!.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-    inTrusted.middlewareStack.add((next) => async (args) => {
-      (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = TRUSTED;
-      return next(args);
-    }, { step: 'build' });
+    inTrusted.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = TRUSTED;
+        return next(args);
+      },
+      { step: 'build' },
+    );
     const held = await inTrusted.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${TRUSTED}:policy/stream-managed/p` }));
     t.is(held.Policy?.PolicyName, 'p', 'the policy lives in the target account');
     inTrusted.destroy();
-    await t.throwsAsync(clients.iam.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy/stream-managed/p` })), { name: 'NoSuchEntityException' }, 'not in the worker\'s own account');
+    await t.throwsAsync(
+      clients.iam.send(new GetPolicyCommand({ PolicyArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:policy/stream-managed/p` })),
+      { name: 'NoSuchEntityException' },
+      "not in the worker's own account",
+    );
     t.true((metrics.summary().counters[metricKey(METRIC.iamOutcomes, { outcome: 'created', account: TRUSTED })] ?? 0) >= 2, 'IAM outcomes carry the account');
     // One breaker per account: each target's state is its own series beside the own account's.
     const gauges = metrics.summary().gauges;
@@ -104,7 +111,7 @@ test.serial('the wrong ExternalId is refused as STS refuses it', async (t) => {
   }
 });
 
-test('the session name names the worker and the shard, within STS\'s 64 characters of [\\w+=,.@-]', (t) => {
+test("the session name names the worker and the shard, within STS's 64 characters of [\\w+=,.@-]", (t) => {
   t.is(roleSessionName('ip-10-0-1-7.ec2.internal', 'shardId-000000000003'), 'ip-10-0-1-7.ec2.internal@shardId-000000000003');
   const long = roleSessionName(`task/${'a'.repeat(100)}:x`, 'shardId-000000000003');
   t.true(long.length <= 64);

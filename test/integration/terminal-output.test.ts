@@ -63,10 +63,18 @@ function assertClean(t: ExecutionContext, what: string, output: { stdout: string
   t.false(output.bytes.includes(0x1b), `${what}: no ESC byte at all`);
 }
 
-test.serial('dead-letters list and show print a letter\'s eventId, partition key, policy, detail and bytes escaped; --json gives them back exactly', async (t) => {
+test.serial("dead-letters list and show print a letter's eventId, partition key, policy, detail and bytes escaped; --json gives them back exactly", async (t) => {
   const { config, clients } = stackOf();
   const store = new DynamoDbDeadLetterStore(clients().dynamodb, config.deadLetterTable);
-  await store.store({ record: { shardId: SHARD, sequenceNumber: '100', subSequenceNumber: 0 }, partitionKey: PARTITION_KEY, reason: 'invalid-json', detail: DETAIL, data: DATA, eventId: EVENT_ID, policyName: POLICY_NAME });
+  await store.store({
+    record: { shardId: SHARD, sequenceNumber: '100', subSequenceNumber: 0 },
+    partitionKey: PARTITION_KEY,
+    reason: 'invalid-json',
+    detail: DETAIL,
+    data: DATA,
+    eventId: EVENT_ID,
+    policyName: POLICY_NAME,
+  });
   const id = `${SHARD}#100#0`;
 
   const list = await ips(['dead-letters', 'list']);
@@ -83,7 +91,10 @@ test.serial('dead-letters list and show print a letter\'s eventId, partition key
   t.true(show.stdout.includes('detail \\x9b2J\\r\\n\\tfake line'), 'the detail is shown, escaped, on its own line');
   t.regex(show.stdout, /^text +\{"eventId":"\\x1b\[2J\\x1b\[31m", \\x9b1m bytes \\u\{202e\}\}$/m, 'the stored bytes are shown, escaped');
 
-  for (const args of [['dead-letters', 'list', '--json'], ['dead-letters', 'show', id, '--json']]) {
+  for (const args of [
+    ['dead-letters', 'list', '--json'],
+    ['dead-letters', 'show', id, '--json'],
+  ]) {
     const json = await ips(args);
     t.is(json.code, 0, json.stderr);
     assertClean(t, args.join(' '), json);
@@ -99,7 +110,7 @@ test.serial('dead-letters list and show print a letter\'s eventId, partition key
   }
 });
 
-test.serial('status prints the policy of a shard\'s oldest unsettled record escaped', async (t) => {
+test.serial("status prints the policy of a shard's oldest unsettled record escaped", async (t) => {
   const { config, clients } = stackOf();
   const now = Date.now();
   const reporter = new ProgressReporter({
@@ -162,5 +173,8 @@ test.serial('drift prints a desired tag value from an event escaped', async (t) 
   const json = await ips(['drift', '--json'], { IPS_IAM_VISIBILITY_WINDOW_MS: '0' });
   t.is(json.code, 1, json.stderr);
   assertClean(t, 'drift --json', json);
-  t.true((JSON.parse(json.stdout) as { drift: { details: string[] }[] }).drift.some((d) => d.details.some((line) => line.includes(tagValue))), 'JSON gives the exact value back');
+  t.true(
+    (JSON.parse(json.stdout) as { drift: { details: string[] }[] }).drift.some((d) => d.details.some((line) => line.includes(tagValue))),
+    'JSON gives the exact value back',
+  );
 });

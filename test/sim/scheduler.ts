@@ -45,7 +45,10 @@ export class Scheduler {
   private timers: Timer[] = [];
   private nextTimer = 1;
 
-  constructor(readonly seed: number, private readonly keepTrace = false) {
+  constructor(
+    readonly seed: number,
+    private readonly keepTrace = false,
+  ) {
     this.random = seededRandom(seed);
   }
 
@@ -133,7 +136,14 @@ export class Scheduler {
  * and restores them after.
  */
 export async function withVirtualTime<T>(scheduler: Scheduler, run: () => Promise<T>): Promise<T> {
-  const saved = { now: Date.now, random: Math.random, setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval, clearTimeout: globalThis.clearTimeout, clearInterval: globalThis.clearInterval };
+  const saved = {
+    now: Date.now,
+    random: Math.random,
+    setTimeout: globalThis.setTimeout,
+    setInterval: globalThis.setInterval,
+    clearTimeout: globalThis.clearTimeout,
+    clearInterval: globalThis.clearInterval,
+  };
   const handle = (id: number) => ({ id, unref: () => handle(id), ref: () => handle(id), hasRef: () => false, refresh: () => handle(id), [Symbol.toPrimitive]: () => id });
   const idOf = (timer: unknown) => (typeof timer === 'object' && timer !== null ? (timer as { id: number }).id : Number(timer));
   Date.now = () => scheduler.now;

@@ -42,7 +42,10 @@ export class SimIam {
   /** Every IAM effect, in order (for the trace). */
   writes = 0;
 
-  constructor(private readonly scheduler: Scheduler, public faults: IamFaults) {}
+  constructor(
+    private readonly scheduler: Scheduler,
+    public faults: IamFaults,
+  ) {}
 
   /** A client for one process: each call is sent, lands and is answered at points the scheduler picks. */
   client(proc: Proc | undefined): { send: (command: SimCommand) => Promise<unknown> } {
@@ -114,7 +117,8 @@ export class SimIam {
       case 'CreatePolicyVersion': {
         const state = this.mutable(input.PolicyArn);
         this.checkSize(input.PolicyDocument);
-        if (state.versions.length >= 5) throw new LimitExceededException({ message: 'A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version.', ...meta });
+        if (state.versions.length >= 5)
+          throw new LimitExceededException({ message: 'A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version.', ...meta });
         const id = `v${state.nextVersion++}`;
         if (input.SetAsDefault) for (const version of state.versions) version.isDefault = false;
         state.versions.push({ id, document: input.PolicyDocument, isDefault: input.SetAsDefault === true });
@@ -132,7 +136,8 @@ export class SimIam {
       }
       case 'DeletePolicy': {
         const state = this.mutable(input.PolicyArn);
-        if (state.versions.length > 1) throw new DeleteConflictException({ message: 'This policy has more than one version. Before you delete a policy, you must delete the policy\'s versions.', ...meta });
+        if (state.versions.length > 1)
+          throw new DeleteConflictException({ message: "This policy has more than one version. Before you delete a policy, you must delete the policy's versions.", ...meta });
         this.write(state.name, undefined);
         return {};
       }

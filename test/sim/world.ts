@@ -104,7 +104,10 @@ class World {
   private ledgerLostAnswer: number;
   private done = false;
 
-  constructor(private readonly scheduler: Scheduler, private readonly workerCount: number) {
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly workerCount: number,
+  ) {
     this.memory = new MemoryLedger(CLAIM_TTL_MS, () => scheduler.now, LATE_WRITE_MS);
     const calm = scheduler.chance(0.15);
     this.iam = new SimIam(scheduler, { throttle: calm ? 0 : 0.05, lostAnswer: calm ? 0 : 0.05, lagMs: scheduler.chance(0.2) ? 0 : 2_000 });
@@ -136,7 +139,9 @@ class World {
   }
 
   private finished(): boolean {
-    return SHARDS.every((shard) => this.leases.get(shard.shardId)!.checkpoint >= this.records.get(shard.shardId)!.length) && this.workers.every((worker) => worker.proc.killed || !this.busy.has(worker));
+    return (
+      SHARDS.every((shard) => this.leases.get(shard.shardId)!.checkpoint >= this.records.get(shard.shardId)!.length) && this.workers.every((worker) => worker.proc.killed || !this.busy.has(worker))
+    );
   }
 
   private readonly busy = new Set<Worker>();
@@ -171,12 +176,16 @@ class World {
       scheduler.log(`${worker.proc.id} killed`);
       const index = this.workers.indexOf(worker);
       const restartIn = 500 + scheduler.int(5_000);
-      scheduler.setTimer(() => {
-        if (this.done) return;
-        const next = this.start(index, worker.generation + 1);
-        this.workers[index] = next;
-        void this.workerLoop(next);
-      }, restartIn, undefined);
+      scheduler.setTimer(
+        () => {
+          if (this.done) return;
+          const next = this.start(index, worker.generation + 1);
+          this.workers[index] = next;
+          void this.workerLoop(next);
+        },
+        restartIn,
+        undefined,
+      );
     } else if (scheduler.chance(0.004) && worker.proc.pausedUntil <= scheduler.now) {
       // Frozen (GC, SIGSTOP), often past the claim's and the lease's time to live.
       const ms = 1_000 + scheduler.int(3 * CLAIM_TTL_MS);
@@ -306,7 +315,16 @@ class World {
     for (const settlement of settlements) {
       const { record } = settlement;
       scheduler.log(`${worker.proc.id} outcome ${record.shardId.slice(-1)}#${record.sequenceNumber} ${settlement.outcome}${settlement.reason ? ` (${settlement.reason})` : ''}`);
-      this.outcomes.push({ shard: record.shardId, sequenceNumber: record.sequenceNumber, subSequenceNumber: 0, partitionKey: record.partitionKey, outcome: settlement.outcome, time: scheduler.now, ...(settlement.eventId ? { eventId: settlement.eventId } : {}), ...(settlement.reason ? { reason: settlement.reason } : {}) });
+      this.outcomes.push({
+        shard: record.shardId,
+        sequenceNumber: record.sequenceNumber,
+        subSequenceNumber: 0,
+        partitionKey: record.partitionKey,
+        outcome: settlement.outcome,
+        time: scheduler.now,
+        ...(settlement.eventId ? { eventId: settlement.eventId } : {}),
+        ...(settlement.reason ? { reason: settlement.reason } : {}),
+      });
     }
     // The checkpoint holds only while the lease does (the KCL refuses a checkpoint on a lost lease).
     await scheduler.point(worker.proc, 'checkpoint');
@@ -366,10 +384,16 @@ class World {
     const previous: { partitionKey: string; data: Buffer }[] = [];
     for (let i = 0; i < count; i++) {
       let wire: { partitionKey: string; data: Buffer };
-      if (previous.length > 0 && scheduler.chance(0.1)) wire = previous[scheduler.int(previous.length)]!; // a producer retry
+      if (previous.length > 0 && scheduler.chance(0.1))
+        wire = previous[scheduler.int(previous.length)]!; // a producer retry
       else {
         const name = POLICIES[scheduler.int(POLICIES.length)]!;
-        const event: Record<string, unknown> = { specVersion: '1', eventId: `e${i}`, type: scheduler.chance(0.25) ? 'policy.deleted' : 'policy.upserted', policy: { name, ...(scheduler.chance(0.1) ? { path: `${PREFIX}other/` } : {}) } };
+        const event: Record<string, unknown> = {
+          specVersion: '1',
+          eventId: `e${i}`,
+          type: scheduler.chance(0.25) ? 'policy.deleted' : 'policy.upserted',
+          policy: { name, ...(scheduler.chance(0.1) ? { path: `${PREFIX}other/` } : {}) },
+        };
         if (scheduler.chance(0.4)) {
           const revision = (revisions.get(name) ?? 0) + (scheduler.chance(0.2) ? -1 : 1);
           revisions.set(name, Math.max(revisions.get(name) ?? 0, revision));

@@ -129,7 +129,9 @@ export class MemoryLedger implements Ledger {
     const now = Math.floor(this.now() / 1000);
     return [...new Set(eventIds)].flatMap((eventId) => {
       const event = archived?.get(eventId);
-      return event && event.epoch >= epoch && event.expiresAt >= now && archiveHolds(position, event.settledBy) ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }] : [];
+      return event && event.epoch >= epoch && event.expiresAt >= now && archiveHolds(position, event.settledBy)
+        ? [{ eventId: event.eventId, ...(event.payloadHash !== undefined ? { payloadHash: event.payloadHash } : {}) }]
+        : [];
     });
   }
 

@@ -11,8 +11,7 @@ export interface HostileRecord {
 }
 
 const ok = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/*' }] };
-const event = (overrides: Record<string, unknown>) =>
-  JSON.stringify({ specVersion: '1', eventId: 'h-1', type: 'policy.upserted', policy: { name: 'hostile' }, document: ok, ...overrides });
+const event = (overrides: Record<string, unknown>) => JSON.stringify({ specVersion: '1', eventId: 'h-1', type: 'policy.upserted', policy: { name: 'hostile' }, document: ok, ...overrides });
 const withDocument = (document: unknown) => event({ document });
 const withStatement = (statement: Record<string, unknown>) => withDocument({ Version: '2012-10-17', Statement: [statement] });
 const allow = { Effect: 'Allow', Action: 's3:GetObject', Resource: '*' };
@@ -110,8 +109,16 @@ const cases: [string, string | Buffer, InputReason][] = [
   ['admin-equivalent: iam:* on "*"', withStatement({ Effect: 'Allow', Action: 'iam:*', Resource: '*' }), 'admin-grant-refused'],
   ['admin-equivalent: "*" on a NotResource', withStatement({ Effect: 'Allow', Action: '*', NotResource: 'arn:aws:s3:::nothing' }), 'admin-grant-refused'],
   ['admin-equivalent: "*" on a pattern of every ARN', withStatement({ Effect: 'Allow', Action: ['*'], Resource: ['arn:*:*:*:*:*'] }), 'admin-grant-refused'],
-  ['admin-equivalent: iam:PassRole on "*" under a condition', withStatement({ Effect: 'Allow', Action: 'iam:PassRole', Resource: '*', Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } } }), 'admin-grant-refused'],
-  ['7,000 no-break spaces in a Condition value (part of the value, counted)', withStatement({ ...allow, Condition: { StringEquals: { 'aws:PrincipalTag/team': '\u00a0'.repeat(7_000) } } }), 'document-too-large'],
+  [
+    'admin-equivalent: iam:PassRole on "*" under a condition',
+    withStatement({ Effect: 'Allow', Action: 'iam:PassRole', Resource: '*', Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } } }),
+    'admin-grant-refused',
+  ],
+  [
+    '7,000 no-break spaces in a Condition value (part of the value, counted)',
+    withStatement({ ...allow, Condition: { StringEquals: { 'aws:PrincipalTag/team': '\u00a0'.repeat(7_000) } } }),
+    'document-too-large',
+  ],
   ['reserved managed-by tag in another case', event({ tags: { 'Managed-By': 'someone-else' } }), 'invalid-tags'],
   ['tag keys that differ only in case', event({ tags: { Team: 'a', team: 'b' } }), 'invalid-tags'],
   ['description too long', event({ description: 'd'.repeat(1001) }), 'invalid-description'],

@@ -71,7 +71,12 @@ export interface Rig {
 export async function rig(t: ExecutionContext, options: { lagMs?: [number, number]; sdkAttempts?: number; seed?: number; maxPoliciesPerAccount?: number } = {}): Promise<Rig> {
   if (!moto) throw new Error('moto is not started: call useMoto(test) in the test file');
   const env = moto.env;
-  const proxy = await startFaultProxy({ target: env.AWS_ENDPOINT_URL_IAM!, protocol: 'iam', rate: 0, realisticIam: { lagMs: options.lagMs ?? [0, 0], seed: options.seed ?? 7, ...(options.maxPoliciesPerAccount !== undefined ? { maxPoliciesPerAccount: options.maxPoliciesPerAccount } : {}) } });
+  const proxy = await startFaultProxy({
+    target: env.AWS_ENDPOINT_URL_IAM!,
+    protocol: 'iam',
+    rate: 0,
+    realisticIam: { lagMs: options.lagMs ?? [0, 0], seed: options.seed ?? 7, ...(options.maxPoliciesPerAccount !== undefined ? { maxPoliciesPerAccount: options.maxPoliciesPerAccount } : {}) },
+  });
   const layer = proxy.realisticIam!;
   const config = { ...loadConfig(env), breakerCooldownMs: 20 };
   const metrics = new Metrics();

@@ -36,7 +36,25 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ IPS_RETRY_BASE_MS: '1', IPS_RETRY_BACKOFF_CAP_MS: '10', IPS_MAX_CONCURRENT_POLICIES: '8', ...env });
 }
 
-export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: MemoryLedger; maxConcurrentPolicies?: number; cacheSize?: number; lineage?: string[]; owner?: string; claimTtlMs?: number; ledgerView?: (ledger: MemoryLedger) => Ledger; signal?: AbortSignal; env?: Record<string, string>; epoch?: number; hashKeyRange?: HashKeyRange; deadLetters?: MemoryDeadLetters; accounts?: AccountGate } = {}): Harness {
+export function harness(
+  options: {
+    iam?: FakeIam;
+    applier?: Applier;
+    ledger?: MemoryLedger;
+    maxConcurrentPolicies?: number;
+    cacheSize?: number;
+    lineage?: string[];
+    owner?: string;
+    claimTtlMs?: number;
+    ledgerView?: (ledger: MemoryLedger) => Ledger;
+    signal?: AbortSignal;
+    env?: Record<string, string>;
+    epoch?: number;
+    hashKeyRange?: HashKeyRange;
+    deadLetters?: MemoryDeadLetters;
+    accounts?: AccountGate;
+  } = {},
+): Harness {
   const ledger = options.ledger ?? new MemoryLedger();
   const iam = options.iam ?? new FakeIam();
   const applier = options.applier ?? iam;
@@ -52,7 +70,14 @@ export function harness(options: { iam?: FakeIam; applier?: Applier; ledger?: Me
   const parts = { config, logger: silentLogger, metrics, ledger: options.ledgerView ? options.ledgerView(ledger) : ledger, cache, applier, deadLetters };
   const pipeline = createShardPipeline(
     parts,
-    { shardId: 'shardId-000000000000', lineage: options.lineage ?? [], epoch: options.epoch ?? 0, owner: options.owner ?? 'test-owner', hashKeyRange: options.hashKeyRange ?? ALL_HASH_KEYS, ...(options.accounts ? { accounts: options.accounts } : {}) },
+    {
+      shardId: 'shardId-000000000000',
+      lineage: options.lineage ?? [],
+      epoch: options.epoch ?? 0,
+      owner: options.owner ?? 'test-owner',
+      hashKeyRange: options.hashKeyRange ?? ALL_HASH_KEYS,
+      ...(options.accounts ? { accounts: options.accounts } : {}),
+    },
     { ...(options.signal ? { signal: options.signal } : {}), onSettled: (settlement) => settledOrder.push(settlement) },
   );
   return { pipeline, ledger, iam, applier, deadLetters, metrics, cache, settledOrder };

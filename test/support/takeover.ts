@@ -174,7 +174,9 @@ export async function whereTheTimeWent(options: { takeover: Takeover; otherLog: 
     const entry = await options.ledger.get(claim.policy);
     if (entry?.verifyAfter !== undefined) verifyAfter.push(entry.verifyAfter - frozenAt);
   }
-  const shards = [...takeover.shards].map(([shard, seen]) => `${shard.replace('shardId-', '')}: handed to a new processor ${s(seen.handedMs)}, processor started ${s(seen.initializedMs)}, first outcome ${s(seen.firstOutcomeMs)}`);
+  const shards = [...takeover.shards].map(
+    ([shard, seen]) => `${shard.replace('shardId-', '')}: handed to a new processor ${s(seen.handedMs)}, processor started ${s(seen.initializedMs)}, first outcome ${s(seen.firstOutcomeMs)}`,
+  );
   const retried = [...waits].map(([reason, { count, lastMs }]) => `${reason} x${count} until ${s(lastMs)}`);
   return [
     `leases taken ${s(takeover.leasesTakenMs)}`,

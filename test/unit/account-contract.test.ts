@@ -28,7 +28,7 @@ test('an event that names an account decodes with it, under the partition key <a
   }
 });
 
-test('an event without an account keeps today\'s partition key, the policy name, and names no account', (t) => {
+test("an event without an account keeps today's partition key, the policy name, and names no account", (t) => {
   const decoded = decodeRecord(body({}), 'reports-read', options());
   t.true(decoded.ok);
   if (decoded.ok) {
@@ -37,7 +37,7 @@ test('an event without an account keeps today\'s partition key, the policy name,
   }
 });
 
-test('with an account, the bare name as partition key is a partition-key-mismatch, and so is another account\'s key', (t) => {
+test("with an account, the bare name as partition key is a partition-key-mismatch, and so is another account's key", (t) => {
   for (const key of ['reports-read', '222222222222/reports-read', '111111111111/other']) {
     const decoded = decodeRecord(body({ account: '111111111111' }), key, options());
     t.false(decoded.ok, key);
@@ -61,7 +61,7 @@ test('an account that is not a string of 12 ASCII digits is rejected as invalid-
   }
 });
 
-test('the hash-range check reads <account>/<name>: a shard owns the account\'s copy by the hash of that key, not of the name', (t) => {
+test("the hash-range check reads <account>/<name>: a shard owns the account's copy by the hash of that key, not of the name", (t) => {
   // Accounts whose key hashes into a range the bare name's hash lies outside of, and the other way round.
   const name = 'reports-read';
   const nameKey = hashKeyOf(name);
@@ -70,7 +70,7 @@ test('the hash-range check reads <account>/<name>: a shard owns the account\'s c
   const accountKey = hashKeyOf(`${account}/${name}`);
   t.not(accountKey, nameKey);
   const onNameShard = decodeRecord(body({ account }), `${account}/${name}`, options(narrow));
-  t.false(onNameShard.ok, 'the shard that owns the bare name does not own the account\'s copy');
+  t.false(onNameShard.ok, "the shard that owns the bare name does not own the account's copy");
   if (!onNameShard.ok) t.is(onNameShard.reason, 'hash-key-mismatch');
   t.true(decodeRecord(body({ account }), `${account}/${name}`, options({ startingHashKey: accountKey, endingHashKey: accountKey })).ok);
 });
@@ -98,5 +98,8 @@ test('the producers build the partition key from the account: eventRecord and th
   }
   t.deepEqual(new Set(load.map((r) => r.account)), new Set(['111111111111', '222222222222']));
   // Without accounts, the same seed gives the same records as before.
-  t.deepEqual(generateLoad({ policies: 4, events: 40, seed: 3 }).map((r) => r.partitionKey), load.map((r) => r.policy));
+  t.deepEqual(
+    generateLoad({ policies: 4, events: 40, seed: 3 }).map((r) => r.partitionKey),
+    load.map((r) => r.policy),
+  );
 });

@@ -30,17 +30,18 @@ const record = (eventId: string, account: string | undefined) => eventRecord(ups
 test('the same name in three accounts is three policies: three ledger entries, three IAM steps, none superseded; an account not allowed is dead-lettered before the ledger', async (t) => {
   const applier = recordingApplier();
   const h = harness({ applier, accounts: { own: OWN, targets: ['111111111111'] } });
-  const settlements = await h.pipeline.processBatch(
-    streamRecords([record('e-own', undefined), record('e-111', '111111111111'), record('e-own-named', OWN), record('e-333', '333333333333')]),
+  const settlements = await h.pipeline.processBatch(streamRecords([record('e-own', undefined), record('e-111', '111111111111'), record('e-own-named', OWN), record('e-333', '333333333333')]));
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason, s.account]),
+    [
+      ['created', undefined, undefined],
+      ['created', undefined, '111111111111'],
+      ['created', undefined, OWN],
+      ['rejected', 'account-not-allowed', '333333333333'],
+    ],
   );
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason, s.account]), [
-    ['created', undefined, undefined],
-    ['created', undefined, '111111111111'],
-    ['created', undefined, OWN],
-    ['rejected', 'account-not-allowed', '333333333333'],
-  ]);
   t.deepEqual(applier.steps.sort(), [`${OWN}:p:e-own-named`, '111111111111:p:e-111', 'own:p:e-own'].sort());
-  t.truthy(await h.ledger.get('p'), 'an event without an account keeps today\'s key: the name');
+  t.truthy(await h.ledger.get('p'), "an event without an account keeps today's key: the name");
   t.truthy(await h.ledger.get('111111111111/p'));
   t.truthy(await h.ledger.get(`${OWN}/p`));
   t.is(await h.ledger.get('333333333333/p'), undefined, 'the account not allowed left no ledger entry');
@@ -52,7 +53,7 @@ test('the same name in three accounts is three policies: three ledger entries, t
   t.regex(letters[0]!.detail, /333333333333/);
   const counters = h.metrics.summary().counters;
   t.is(counters[metricKey(METRIC.outcomes, { outcome: 'created', account: '111111111111' })], 1, 'outcomes carry the Account dimension');
-  t.is(counters[metricKey(METRIC.outcomes, { outcome: 'created' })], 1, 'the own account\'s unnamed events keep today\'s series');
+  t.is(counters[metricKey(METRIC.outcomes, { outcome: 'created' })], 1, "the own account's unnamed events keep today's series");
   t.is(counters[metricKey(METRIC.rejections, { reason: 'account-not-allowed', account: '333333333333' })], 1);
 });
 
@@ -60,5 +61,11 @@ test('without IPS_TARGET_ACCOUNTS only the own account is allowed', async (t) =>
   const applier = recordingApplier();
   const h = harness({ applier, accounts: { own: OWN, targets: [] } });
   const settlements = await h.pipeline.processBatch(streamRecords([record('a', OWN), record('b', '111111111111')]));
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason]), [['created', undefined], ['rejected', 'account-not-allowed']]);
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'account-not-allowed'],
+    ],
+  );
 });

@@ -11,17 +11,7 @@ import { ListShardsCommand, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import type { KinesisClient, PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import agg from 'aws-kinesis-agg';
 import type { DeaggregatedUserRecord } from 'aws-kinesis-agg';
-import {
-  MAX_RECORD_BYTES,
-  aggregateRecord,
-  aggregatedSize,
-  buildAggregate,
-  hashKeyOf,
-  inRange,
-  planAggregates,
-  putAggregate,
-  putAggregated,
-} from '../../src/ops/aggregate.js';
+import { MAX_RECORD_BYTES, aggregateRecord, aggregatedSize, buildAggregate, hashKeyOf, inRange, planAggregates, putAggregate, putAggregated } from '../../src/ops/aggregate.js';
 import type { ShardRange, UserRecord } from '../../src/ops/aggregate.js';
 import { putRecords } from '../../src/ops/producer.js';
 
@@ -58,7 +48,15 @@ const userRecord = fc.record({
 
 test('the hash key is the MD5 of the partition key as a 128-bit number', (t) => {
   t.is(hashKeyOf('a'), 0x0cc175b9c0f1b6a831c399e269772661n);
-  t.is(hashKeyOf('é'), BigInt(`0x${createHash('md5').update(Buffer.from([0xc3, 0xa9])).digest('hex')}`), 'of the UTF-8 bytes');
+  t.is(
+    hashKeyOf('é'),
+    BigInt(
+      `0x${createHash('md5')
+        .update(Buffer.from([0xc3, 0xa9]))
+        .digest('hex')}`,
+    ),
+    'of the UTF-8 bytes',
+  );
   t.true(hashKeyOf('\u{1F600}'.repeat(3)) < 2n ** 128n);
 });
 
@@ -70,7 +68,10 @@ test('an aggregate deaggregates to the same user records, in order, with subsequ
       t.is(data.length, aggregatedSize(records), 'the size is known before encoding');
       const users = deaggregate(data);
       t.deepEqual(plain(users), plain(records));
-      t.deepEqual(users.map((u) => u.subSequenceNumber), records.map((_, i) => i));
+      t.deepEqual(
+        users.map((u) => u.subSequenceNumber),
+        records.map((_, i) => i),
+      );
     }),
     { numRuns: 200 },
   );
@@ -108,12 +109,19 @@ test('records for different shards never share an aggregate; each shard keeps it
         t.true(inRange(BigInt(aggregate.explicitHashKey), shard), 'routed into its shard');
         for (const m of aggregate.members) t.true(inRange(hashKeyOf(records[m]!.partitionKey), shard), 'every member hashes into the shard');
         t.true(aggregate.members[0]! > (lastOfShard.get(shard.shardId) ?? -1), "a shard's records in input order");
-        t.deepEqual(aggregate.members, [...aggregate.members].sort((a, b) => a - b));
+        t.deepEqual(
+          aggregate.members,
+          [...aggregate.members].sort((a, b) => a - b),
+        );
         lastOfShard.set(shard.shardId, aggregate.members.at(-1)!);
         t.deepEqual(plain(deaggregate(aggregate.data)), plain(aggregate.members.map((m) => records[m]!)));
         seen.push(...aggregate.members);
       }
-      t.deepEqual(seen.sort((a, b) => a - b), records.map((_, i) => i), 'every record exactly once');
+      t.deepEqual(
+        seen.sort((a, b) => a - b),
+        records.map((_, i) => i),
+        'every record exactly once',
+      );
     }),
     { numRuns: 150 },
   );
@@ -130,7 +138,10 @@ test('aggregates stay within the 1 MiB Kinesis record limit, partition key count
   const partitionKey = 'k'.repeat(256);
   const records = Array.from({ length: 10 }, () => ({ partitionKey, data: Buffer.alloc(300_000, 7) }));
   const plan = planAggregates(records, evenShards(1), 1_000);
-  t.deepEqual(plan.map((a) => a.members.length), [3, 3, 3, 1]);
+  t.deepEqual(
+    plan.map((a) => a.members.length),
+    [3, 3, 3, 1],
+  );
   for (const aggregate of plan) t.true(aggregate.data.length + Buffer.byteLength(aggregate.partitionKey) <= MAX_RECORD_BYTES);
   // A record that fills a Kinesis record to the byte fits; one byte more does not.
   const single = (size: number) => [{ partitionKey: 'x', data: Buffer.alloc(size) }];
@@ -185,13 +196,22 @@ test('putRecords keeps each call within 500 records and 5 MiB, and passes explic
   const big = Array.from({ length: 12 }, (_, i) => ({ partitionKey: `p${i}`, data: Buffer.alloc(1_000_000), explicitHashKey: '5' }));
   const puts = await putRecords(kinesis, 'stream', big);
   t.is(puts.length, 12);
-  t.deepEqual(calls.map((c) => c.length), [5, 5, 2]);
+  t.deepEqual(
+    calls.map((c) => c.length),
+    [5, 5, 2],
+  );
   t.true(calls.every((c) => c.every((entry) => entry.ExplicitHashKey === '5')));
   const small = Array.from({ length: 1_200 }, (_, i) => ({ partitionKey: `p${i}`, data: Buffer.from('x') }));
   calls.length = 0;
   await putRecords(kinesis, 'stream', small);
-  t.deepEqual(calls.map((c) => c.length), [500, 500, 200]);
-  t.true(calls.every((c) => c.every((entry) => entry.ExplicitHashKey === undefined)), 'plain records are routed by their partition key');
+  t.deepEqual(
+    calls.map((c) => c.length),
+    [500, 500, 200],
+  );
+  t.true(
+    calls.every((c) => c.every((entry) => entry.ExplicitHashKey === undefined)),
+    'plain records are routed by their partition key',
+  );
 });
 
 test('putAggregated gives each user record its aggregate sequence number and its place as subsequence number', async (t) => {
@@ -211,7 +231,10 @@ test('putAggregated gives each user record its aggregate sequence number and its
   for (const [index, r] of put.results.entries()) bySequence.set(r.sequenceNumber, [...(bySequence.get(r.sequenceNumber) ?? []), { sub: r.subSequenceNumber, index }]);
   t.is(bySequence.size, entries.length);
   for (const members of bySequence.values()) {
-    t.deepEqual(members.map((m) => m.sub), members.map((_, i) => i));
+    t.deepEqual(
+      members.map((m) => m.sub),
+      members.map((_, i) => i),
+    );
   }
 });
 
@@ -248,8 +271,17 @@ test('putAggregate puts one aggregate of records for one shard and refuses recor
   ]);
   t.is(calls.length, 1);
   t.is(calls[0]!.length, 1);
-  t.deepEqual(results.map((r) => r.subSequenceNumber), [0, 1]);
+  t.deepEqual(
+    results.map((r) => r.subSequenceNumber),
+    [0, 1],
+  );
   t.is(results[0]!.sequenceNumber, results[1]!.sequenceNumber);
   const other = Array.from({ length: 50 }, (_, i) => `p-${i}`).find((pk) => !inRange(hashKeyOf(pk), shards.find((s) => inRange(hashKeyOf(key), s))!))!;
-  await t.throwsAsync(putAggregate(kinesis, 'stream', [{ partitionKey: key, data: Buffer.from('a') }, { partitionKey: other, data: Buffer.from('b') }]), { message: /belong to 2 shards/ });
+  await t.throwsAsync(
+    putAggregate(kinesis, 'stream', [
+      { partitionKey: key, data: Buffer.from('a') },
+      { partitionKey: other, data: Buffer.from('b') },
+    ]),
+    { message: /belong to 2 shards/ },
+  );
 });

@@ -19,16 +19,24 @@ const folders = ['src', 'tools', 'test', 'bench', 'infra'].filter((folder) => ex
 // Every folder compiled to JavaScript, paths kept (see .dependency-cruiser.cjs), then cruised.
 const compiled = mkdtempSync(join(tmpdir(), 'ips-boundaries-'));
 test.after.always(() => rmSync(compiled, { recursive: true, force: true }));
-execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.check.json'), '--noEmit', 'false', '--outDir', compiled, '--sourceMap', 'false', '--declaration', 'false'], {
-  cwd: root,
-  stdio: 'ignore',
-});
+execFileSync(
+  process.execPath,
+  [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.check.json'), '--noEmit', 'false', '--outDir', compiled, '--sourceMap', 'false', '--declaration', 'false'],
+  {
+    cwd: root,
+    stdio: 'ignore',
+  },
+);
 // It exits non-zero when a rule is broken; the JSON on stdout says which.
-const run = spawnSync(process.execPath, [join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs'), ...folders, '--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'json'], {
-  cwd: compiled,
-  encoding: 'utf8',
-  maxBuffer: 64 * 1024 * 1024,
-});
+const run = spawnSync(
+  process.execPath,
+  [join(root, 'node_modules', 'dependency-cruiser', 'bin', 'dependency-cruise.mjs'), ...folders, '--config', join(root, '.dependency-cruiser.cjs'), '--output-type', 'json'],
+  {
+    cwd: compiled,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  },
+);
 const cruise = JSON.parse(run.stdout) as Cruise;
 
 test('no dependency rule is broken', (t) => {
@@ -40,7 +48,7 @@ test('no dependency rule is broken', (t) => {
 });
 
 test('no cycle between the folders of src/', (t) => {
-  const folderOf = (path: string) => (/^src\/([^/]+)\//.exec(path)?.[1]);
+  const folderOf = (path: string) => /^src\/([^/]+)\//.exec(path)?.[1];
   const edges = new Map<string, Set<string>>();
   for (const module of cruise.modules) {
     const from = folderOf(module.source);

@@ -3,7 +3,7 @@
 // finally settle.
 import test from 'ava';
 import { CircuitBreaker } from '../../src/iam/circuit-breaker.js';
-import { TransientError } from '../../src/faults/errors.js';
+import type { TransientError } from '../../src/faults/errors.js';
 
 const fault = () => Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
 const isFault = (error: unknown) => (error as Error).name === 'Throttling';
@@ -27,7 +27,12 @@ function gate(running: { now: number; max: number }) {
 }
 
 function breakerAt(clock: { t: number }, states: string[] = []) {
-  return new CircuitBreaker(2, 1_000, () => clock.t, (state) => states.push(state));
+  return new CircuitBreaker(
+    2,
+    1_000,
+    () => clock.t,
+    (state) => states.push(state),
+  );
 }
 
 async function open(breaker: CircuitBreaker): Promise<void> {
@@ -42,16 +47,18 @@ test('many calls at the end of the cool-down: exactly one trial runs, the others
   clock.t = 1_000;
   const running = { now: 0, max: 0 };
   const gates = Array.from({ length: 8 }, () => gate(running));
-  const results = gates.map((g) => breaker.run(g.call, isFault).then(
-    (value) => ({ ok: value }),
-    (error: unknown) => ({ error }),
-  ));
+  const results = gates.map((g) =>
+    breaker.run(g.call, isFault).then(
+      (value) => ({ ok: value }),
+      (error: unknown) => ({ error }),
+    ),
+  );
   await Promise.resolve();
   t.is(gates.filter((g) => g.started()).length, 1, 'one trial');
   gates[0]!.settle.resolve('fine');
   const settled = await Promise.all(results);
   t.deepEqual(settled[0], { ok: 'fine' });
-  for (const result of settled.slice(1)) t.is(((result as { error: TransientError }).error).reason, 'circuit-open');
+  for (const result of settled.slice(1)) t.is((result as { error: TransientError }).error.reason, 'circuit-open');
   t.is(running.max, 1);
   t.is(breaker.state, 'closed');
 });

@@ -92,7 +92,7 @@ test('a host behind AWS past the bound is refused on one fresh sample: no delay 
   t.is(metrics.get(METRIC.claimsRefused, { because: 'clock-skew' }), 1);
 });
 
-test('the bound follows the claim time to live: half the claim deadline\'s margin, less the Date header\'s second; never below 2 s', (t) => {
+test("the bound follows the claim time to live: half the claim deadline's margin, less the Date header's second; never below 2 s", (t) => {
   t.is(claimMarginMs(60_000), 6_000);
   t.is(clockOffsetBoundMs(60_000), 2_000);
   t.is(clockOffsetBoundMs(100_000), 4_000);

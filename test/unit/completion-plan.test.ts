@@ -33,15 +33,37 @@ const NO_STEP: StepSummary = { applied: undefined, finalOutcome: undefined, path
 
 function input(overrides: Partial<CompletionInput>): CompletionInput {
   const previous = entry();
-  return { policy: 'p', token: 't', epoch: 1, recentEventIds: 3, lineage: [], claimTtlMs: 10_000, claim: { previous, expiresAt: 20_000 }, previous, scope: [], effective: [], step: NO_STEP, ...overrides };
+  return {
+    policy: 'p',
+    token: 't',
+    epoch: 1,
+    recentEventIds: 3,
+    lineage: [],
+    claimTtlMs: 10_000,
+    claim: { previous, expiresAt: 20_000 },
+    previous,
+    scope: [],
+    effective: [],
+    step: NO_STEP,
+    ...overrides,
+  };
 }
 
 test('a refused event leaves neither its eventId nor its revision in the ledger, and the position still moves past it', (t) => {
   const applied = item(2, 'e2', 4);
   const refused = item(3, 'e3', 9);
-  const plan = planCompletion(input({ scope: [applied, refused], effective: [applied], step: { ...NO_STEP, applied: applied.event as never, finalOutcome: 'updated', path: '/stream-managed/', steps: 2, versions: ['v1', 'v2'], converged: true } }));
+  const plan = planCompletion(
+    input({
+      scope: [applied, refused],
+      effective: [applied],
+      step: { ...NO_STEP, applied: applied.event as never, finalOutcome: 'updated', path: '/stream-managed/', steps: 2, versions: ['v1', 'v2'], converged: true },
+    }),
+  );
   t.is(plan.request.revision, 4);
-  t.deepEqual(plan.request.events.map((event) => event.eventId), ['old1', 'e2']);
+  t.deepEqual(
+    plan.request.events.map((event) => event.eventId),
+    ['old1', 'e2'],
+  );
   t.is(plan.request.position.sequenceNumber, '3');
   t.is(plan.request.state, 'present');
   t.deepEqual(plan.request.iamVersions, ['v1', 'v2']);
@@ -49,10 +71,20 @@ test('a refused event leaves neither its eventId nor its revision in the ledger,
 
 test("events that leave the window are archived, this step's own ones told apart", (t) => {
   const events = [item(2, 'e2'), item(3, 'e3'), item(4, 'e4')];
-  const plan = planCompletion(input({ recentEventIds: 2, scope: events, effective: events, step: { ...NO_STEP, applied: events[2]!.event as never, finalOutcome: 'updated', path: '/stream-managed/', steps: 1, converged: true } }));
+  const plan = planCompletion(
+    input({
+      recentEventIds: 2,
+      scope: events,
+      effective: events,
+      step: { ...NO_STEP, applied: events[2]!.event as never, finalOutcome: 'updated', path: '/stream-managed/', steps: 1, converged: true },
+    }),
+  );
   t.deepEqual(plan.forgotten.map((event) => event.eventId).sort(), ['e2', 'old1']);
   t.deepEqual([...plan.ownEventIds].sort(), ['e2', 'e3', 'e4']);
-  t.deepEqual(plan.request.events.map((event) => event.eventId), ['e3', 'e4']);
+  t.deepEqual(
+    plan.request.events.map((event) => event.eventId),
+    ['e3', 'e4'],
+  );
 });
 
 test("when no event took effect, the state, desired state and hash stay the entry's, even of an older epoch, and the epoch never goes down", (t) => {

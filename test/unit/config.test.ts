@@ -33,7 +33,10 @@ test('stream and table names are checked at start-up, naming the variable (and t
   t.throws(() => loadConfig({ IPS_DEAD_LETTER_TABLE: 'a/b' }), { instanceOf: ConfigError, message: /^IPS_DEAD_LETTER_TABLE/ });
   t.throws(() => loadConfig({ IPS_EVENT_ARCHIVE_TABLE: 'a b' }), { instanceOf: ConfigError, message: /^IPS_EVENT_ARCHIVE_TABLE must be a DynamoDB table name/ });
   // The archive has a key schema of its own, and apart it stays out of the ledger's scans.
-  t.throws(() => loadConfig({ IPS_LEDGER_TABLE: 'shared', IPS_EVENT_ARCHIVE_TABLE: 'shared' }), { instanceOf: ConfigError, message: /^IPS_EVENT_ARCHIVE_TABLE must name another table than IPS_LEDGER_TABLE/ });
+  t.throws(() => loadConfig({ IPS_LEDGER_TABLE: 'shared', IPS_EVENT_ARCHIVE_TABLE: 'shared' }), {
+    instanceOf: ConfigError,
+    message: /^IPS_EVENT_ARCHIVE_TABLE must name another table than IPS_LEDGER_TABLE/,
+  });
   t.is(loadConfig({ IPS_APP_NAME: 'ips-prod' }).eventArchiveTable, 'ips-prod-event-archive');
   t.throws(() => loadConfig({ IPS_APP_NAME: 'my app' }), { instanceOf: ConfigError, message: /^IPS_APP_NAME must be/ });
   t.throws(() => loadConfig({ IPS_LOG_LEVEL: 'loud' }), { instanceOf: ConfigError, message: /^IPS_LOG_LEVEL must be one of/ });
@@ -49,7 +52,7 @@ test('an IPS_ variable no part of the product reads is warned about, with the na
   t.is(rest.length, 0);
   t.regex(warning!, /^IPS_STREM_NAME is not a setting .* did you mean IPS_STREAM_NAME\?$/);
   t.regex(configWarnings({ IPS_FROBNICATE: '1' })[0]!, /^IPS_FROBNICATE is not a setting[^?]*$/, 'no guess when nothing is near');
-  t.true(knownSettings().includes('IPS_PROGRESS_REPORT_MS'), 'the loader\'s own names are known');
+  t.true(knownSettings().includes('IPS_PROGRESS_REPORT_MS'), "the loader's own names are known");
 });
 
 test('every IPS_ setting the product reads is in docs/configuration.md, and every one documented is read', async (t) => {
@@ -58,20 +61,33 @@ test('every IPS_ setting the product reads is in docs/configuration.md, and ever
   const doc = readFileSync('docs/configuration.md', 'utf8');
   const rows = [...doc.matchAll(/^\| `(IPS_[A-Z0-9_]+)`/gm)].map((m) => m[1]!);
   const mentioned = new Set([...doc.matchAll(/`(IPS_[A-Z0-9_]+)[`=]/g)].map((m) => m[1]!));
-  t.deepEqual(rows.filter((name) => !knownSettings().includes(name)), [], 'a documented setting nothing reads');
-  t.deepEqual(knownSettings().filter((name) => !mentioned.has(name)), [], 'a setting the docs do not name');
+  t.deepEqual(
+    rows.filter((name) => !knownSettings().includes(name)),
+    [],
+    'a documented setting nothing reads',
+  );
+  t.deepEqual(
+    knownSettings().filter((name) => !mentioned.has(name)),
+    [],
+    'a setting the docs do not name',
+  );
 });
 
 test('every IPS_ variable the daemon properties and the local stack read is a known setting (no warning for them)', async (t) => {
   const { readFileSync, readdirSync } = await import('node:fs');
   const { knownSettings } = await import('../../src/config/config.js');
-  const files = [...readdirSync('properties').map((name) => `properties/${name}`), ...readdirSync('tools/local').filter((name) => name.endsWith('.ts')).map((name) => `tools/local/${name}`)];
+  const files = [
+    ...readdirSync('properties').map((name) => `properties/${name}`),
+    ...readdirSync('tools/local')
+      .filter((name) => name.endsWith('.ts'))
+      .map((name) => `tools/local/${name}`),
+  ];
   const read = new Set(files.flatMap((file) => [...readFileSync(file, 'utf8').matchAll(/\b(IPS_[A-Z0-9_]+)\b/g)].map((m) => m[1]!)));
   t.true(read.has('IPS_KCL_SHUTDOWN_GRACE_MILLIS'), 'the scan sees the properties files');
   t.deepEqual([...read].filter((name) => !knownSettings().includes(name)).sort(), []);
 });
 
-test('target accounts: an allow-list of 12-digit ids (none: only the worker\'s own), a role name with its default, an optional ExternalId', (t) => {
+test("target accounts: an allow-list of 12-digit ids (none: only the worker's own), a role name with its default, an optional ExternalId", (t) => {
   const defaults = loadConfig({});
   t.deepEqual(defaults.targetAccounts, []);
   t.is(defaults.targetRoleName, 'iam-policy-stream-target');

@@ -30,13 +30,13 @@ const check = (app: App) => new AwsSolutionsChecks(undefined, { verbose: true })
 
 /** The acknowledgments recorded on the app's constructs: where, which rule, why. */
 function acknowledgments(app: App): { path: string; id: string; reason: string }[] {
-  return app.node.findAll().flatMap((construct) =>
-    construct.node.metadata
-      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-      .flatMap((entry) =>
-        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason })),
-      ),
-  );
+  return app.node
+    .findAll()
+    .flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) => Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({ path: construct.node.path, id: id.replace(/^annotation::/i, ''), reason }))),
+    );
 }
 
 for (const kclVersion of KCL_VERSIONS) {
@@ -55,7 +55,10 @@ for (const kclVersion of KCL_VERSIONS) {
   test(`every acknowledgment says why, and answers a finding the stack has (${label})`, (t) => {
     const { app, stack, targetStack } = buildApp({ outdir: nextOutdir(), nag: false, ...(kclVersion ? { kclVersion } : {}) });
     const acknowledged = acknowledgments(app);
-    t.true(acknowledged.some(({ path }) => path.startsWith(`${targetStack.node.path}/`)), 'the target-account stack is checked too');
+    t.true(
+      acknowledged.some(({ path }) => path.startsWith(`${targetStack.node.path}/`)),
+      'the target-account stack is checked too',
+    );
     t.true(acknowledged.length > 0);
     for (const { id, reason, path } of acknowledged) {
       // A reason is a sentence about this resource, not a placeholder.
@@ -86,7 +89,10 @@ for (const kclVersion of KCL_VERSIONS) {
     );
     t.true(found.length > 0, 'the acknowledgments are what keeps the stack clean');
     for (const finding of found) {
-      t.true(nag.some(({ id, path }) => id === finding.rule && within(finding.path, path)), `${finding.rule} at ${finding.path} is acknowledged`);
+      t.true(
+        nag.some(({ id, path }) => id === finding.rule && within(finding.path, path)),
+        `${finding.rule} at ${finding.path} is acknowledged`,
+      );
     }
     for (const { id, path } of nag) {
       t.true(
@@ -116,4 +122,3 @@ test('the checks do fail: an unencrypted, unrecoverable table and an iam:* grant
   const error = t.throws(() => app.synth());
   for (const rule of ['AwsSolutions-DDB3', 'AwsSolutions-IAM5[Action::iam:*]']) t.true(error?.message.includes(rule), rule);
 });
-

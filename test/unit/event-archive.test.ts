@@ -31,7 +31,7 @@ function killedAfter(when: 'complete', done: { at?: number }) {
     });
 }
 
-test('a kill -9 right after a completion forgets none of the batch\'s own events that left the window: a producer retry without revision is a duplicate', async (t) => {
+test("a kill -9 right after a completion forgets none of the batch's own events that left the window: a producer retry without revision is a duplicate", async (t) => {
   const ledger = new MemoryLedger();
   const iam = new FakeIam();
   const killed: { at?: number } = {};

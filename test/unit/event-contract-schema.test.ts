@@ -120,7 +120,8 @@ function judge(into: Tally, name: string, data: Buffer, partitionKey: string): {
   const excludedBy = decoderOnly(data, decoded);
   for (const t of [into, totals]) {
     if (excludedBy !== undefined) t.excluded[excludedBy] = (t.excluded[excludedBy] ?? 0) + 1;
-    else if (schema !== decoded.ok) t.disagreed.push(`${name}: schema ${schema ? 'accepts' : `refuses (${ajvErrors()})`}, decoder ${decoded.ok ? 'accepts' : `rejects ${decoded.reason}: ${decoded.detail}`}`);
+    else if (schema !== decoded.ok)
+      t.disagreed.push(`${name}: schema ${schema ? 'accepts' : `refuses (${ajvErrors()})`}, decoder ${decoded.ok ? 'accepts' : `rejects ${decoded.reason}: ${decoded.detail}`}`);
     else if (schema) t.validAgreed++;
     else t.invalidAgreed++;
   }
@@ -128,11 +129,17 @@ function judge(into: Tally, name: string, data: Buffer, partitionKey: string): {
 }
 
 function ajvErrors(): string {
-  return (validate.errors ?? []).slice(0, 3).map((error) => `${error.instancePath || '/'} ${error.message}`).join('; ');
+  return (validate.errors ?? [])
+    .slice(0, 3)
+    .map((error) => `${error.instancePath || '/'} ${error.message}`)
+    .join('; ');
 }
 
 function report(t: ExecutionContext, what: string, counts: Tally): void {
-  const excluded = Object.entries(counts.excluded).map(([name, n]) => `${name} ${n}`).join(', ') || 'none';
+  const excluded =
+    Object.entries(counts.excluded)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ') || 'none';
   t.log(`${what}: valid agreed ${counts.validAgreed}, invalid agreed ${counts.invalidAgreed}, decoder-only (excluded) ${excluded}, disagreed ${counts.disagreed.length}`);
   t.deepEqual(counts.disagreed, [], `${what}: the schema and the decoder disagree`);
 }
@@ -161,13 +168,22 @@ test.serial('hostile corpus: the schema refuses what the decoder rejects, but fo
 });
 
 test.serial('each decoder-only check has a record the schema accepts and the decoder rejects for that reason alone', (t) => {
-  const base = { specVersion: '1', eventId: 'only-1', type: 'policy.upserted', policy: { name: 'only' }, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/*' }] } };
+  const base = {
+    specVersion: '1',
+    eventId: 'only-1',
+    type: 'policy.upserted',
+    policy: { name: 'only' },
+    document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/*' }] },
+  };
   const witnesses: [string, { data: Buffer; partitionKey: string }][] = [
     ['record-too-large', record({ ...base, padding: 'x'.repeat(1024 * 1024) })],
     ['partition-key-mismatch', record(base, 'another-key')],
     ['partition-key-mismatch', record({ ...base, account: '111111111111' }, 'only')],
     ['admin-grant-refused', record({ ...base, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } })],
-    ['document-too-large', record({ ...base, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: Array.from({ length: 300 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) }] } })],
+    [
+      'document-too-large',
+      record({ ...base, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: Array.from({ length: 300 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) }] } }),
+    ],
     ['invalid-event-id (length in UTF-16 code units)', record({ ...base, eventId: '\u{1F600}'.repeat(100) })],
     ['invalid-description (length in UTF-16 code units)', record({ ...base, description: '\u{1F600}'.repeat(600) })],
     ['invalid-tags (length in UTF-16 code units)', record({ ...base, tags: { team: '\u{1F600}'.repeat(200) } })],
@@ -195,7 +211,7 @@ function docsExamples(): unknown[] {
   return [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((match) => JSON.parse(match[1]!) as unknown);
 }
 
-test.serial('valid examples: the docs\' examples, the demo\'s events and the load generator\'s are valid to both; their malformed records invalid to both', (t) => {
+test.serial("valid examples: the docs' examples, the demo's events and the load generator's are valid to both; their malformed records invalid to both", (t) => {
   const examples = docsExamples();
   t.true(examples.length >= 2, 'the docs show examples');
   const docs = tally();
@@ -212,7 +228,17 @@ test.serial('valid examples: the docs\' examples, the demo\'s events and the loa
   report(t, `demo events (${demoRecords.length})`, demo);
 
   const load = tally();
-  const generated = generateLoad({ policies: 40, events: 2_000, seed: 22, deleteRatio: 0.2, duplicateRatio: 0.05, staleRatio: 0.05, malformedRatio: 0.1, paths: [undefined, '/stream-managed/team-a/', '/stream-managed/'], pathOmitRatio: 0.3 });
+  const generated = generateLoad({
+    policies: 40,
+    events: 2_000,
+    seed: 22,
+    deleteRatio: 0.2,
+    duplicateRatio: 0.05,
+    staleRatio: 0.05,
+    malformedRatio: 0.1,
+    paths: [undefined, '/stream-managed/team-a/', '/stream-managed/'],
+    pathOmitRatio: 0.3,
+  });
   for (const [i, r] of generated.entries()) {
     const { schema: accepted } = judge(load, `load ${i} (${r.kind})`, r.data, r.partitionKey);
     if (r.kind !== 'malformed') t.true(accepted, `load ${i} (${r.kind}) is valid to the schema (${ajvErrors()})`);
@@ -223,22 +249,37 @@ test.serial('valid examples: the docs\' examples, the demo\'s events and the loa
 // ---- generated events ----
 
 const valid = {
-  eventId: fc.oneof(fc.stringMatching(/^[A-Za-z0-9._:#-]{1,128}$/), fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((s) => s.length <= 128 && !/[\u0000-\u001f\u007f]/.test(s))),
+  eventId: fc.oneof(
+    fc.stringMatching(/^[A-Za-z0-9._:#-]{1,128}$/),
+    fc.string({ minLength: 1, maxLength: 40, unit: 'grapheme' }).filter((s) => s.length <= 128 && !/[\u0000-\u001f\u007f]/.test(s)),
+  ),
   name: fc.stringMatching(/^[A-Za-z0-9+=,.@_-]{1,128}$/),
   account: fc.stringMatching(/^[0-9]{12}$/),
-  path: fc.array(fc.stringMatching(/^[!-.0-~]{1,12}$/).filter((s) => s !== '.' && s !== '..'), { maxLength: 3 }).map((segments) => `/stream-managed/${segments.map((s) => `${s}/`).join('')}`),
+  path: fc
+    .array(
+      fc.stringMatching(/^[!-.0-~]{1,12}$/).filter((s) => s !== '.' && s !== '..'),
+      { maxLength: 3 },
+    )
+    .map((segments) => `/stream-managed/${segments.map((s) => `${s}/`).join('')}`),
   revision: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER)),
   occurredAt: fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
   action: fc.constantFrom('s3:GetObject', 's3:List*', 'ec2:Describe*', 'logs:?etLogEvents', 'dynamodb:GetItem', 'sqs:ReceiveMessage', 'cloudwatch:GetMetricData'),
   resource: fc.constantFrom('*', 'arn:aws:s3:::reports/*', 'arn:aws:s3:::reports', 'arn:aws:logs:us-east-1:123456789012:log-group:app:*', 'arn:aws:dynamodb:*:*:table/orders'),
-  condition: fc.constantFrom({}, { StringEquals: { 'aws:RequestedRegion': 'eu-west-1' } }, { Bool: { 'aws:SecureTransport': true } }, { NumericLessThan: { 's3:max-keys': [10, 20] } }, { StringLike: { 's3:prefix': ['home/', 'shared/*'] } }),
+  condition: fc.constantFrom(
+    {},
+    { StringEquals: { 'aws:RequestedRegion': 'eu-west-1' } },
+    { Bool: { 'aws:SecureTransport': true } },
+    { NumericLessThan: { 's3:max-keys': [10, 20] } },
+    { StringLike: { 's3:prefix': ['home/', 'shared/*'] } },
+  ),
   tagKey: fc.stringMatching(/^[A-Za-z0-9 _.:/=+@-]{1,128}$/).filter((k) => k.toLowerCase() !== 'managed-by'),
   tagValue: fc.stringMatching(/^[A-Za-z0-9 _.:/=+@-]{0,256}$/),
 };
 
 const oneOrList = <T>(arb: fc.Arbitrary<T>) => fc.oneof(arb, fc.array(arb, { minLength: 1, maxLength: 4 }));
 /** Mostly the right kind of value, now and then one near the edge or past it. */
-const mostly = <T, U>(right: fc.Arbitrary<T>, edge: fc.Arbitrary<U>, weight = 8) => fc.oneof({ weight, arbitrary: right as fc.Arbitrary<T | U> }, { weight: 1, arbitrary: edge as fc.Arbitrary<T | U> });
+const mostly = <T, U>(right: fc.Arbitrary<T>, edge: fc.Arbitrary<U>, weight = 8) =>
+  fc.oneof({ weight, arbitrary: right as fc.Arbitrary<T | U> }, { weight: 1, arbitrary: edge as fc.Arbitrary<T | U> });
 
 const validStatement = fc.record(
   {
@@ -306,24 +347,79 @@ const edgy = {
   specVersion: fc.constantFrom('1', '2', 1, null, '01'),
   eventId: fc.oneof(valid.eventId, fc.constantFrom('', 'e'.repeat(128), 'e'.repeat(129), 'a\u001bb', 'a\u007fb', 'a\u009bb', 'a\u202eb', 'a\nb', emoji(64), emoji(65), 7, null, ['x'])),
   type: fc.constantFrom('policy.upserted', 'policy.deleted', 'Policy.Upserted', 'policy.renamed', null, ['policy.deleted']),
-  account: fc.constantFrom('', '12345678901', '1234567890123', '12345678901a', ' 123456789012', '123456789012\n', '\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662', 123456789012, null, ['123456789012']),
+  account: fc.constantFrom(
+    '',
+    '12345678901',
+    '1234567890123',
+    '12345678901a',
+    ' 123456789012',
+    '123456789012\n',
+    '\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662',
+    123456789012,
+    null,
+    ['123456789012'],
+  ),
   name: fc.oneof(valid.name, fc.constantFrom('', 'p'.repeat(128), 'p'.repeat(129), 'a b', 'a/b', 'pölicy', '#epoch', 'a\n', '\ud800', 12, null)),
   path: fc.oneof(
     valid.path,
-    fc.constantFrom('/', '/stream-managed', 'stream-managed/', '/stream-managed//', '/stream-managed/./', '/stream-managed/../admin/', '/stream-managed/.../', '/stream-managed/a./', '/stream-managed/ /', '/stream-managed/é/', '/stream-managed/a\n/', '/stream-managed-evil/', '/admin/', `/stream-managed/${'a'.repeat(495)}/`, `/stream-managed/${'a'.repeat(496)}/`, 5, null),
+    fc.constantFrom(
+      '/',
+      '/stream-managed',
+      'stream-managed/',
+      '/stream-managed//',
+      '/stream-managed/./',
+      '/stream-managed/../admin/',
+      '/stream-managed/.../',
+      '/stream-managed/a./',
+      '/stream-managed/ /',
+      '/stream-managed/é/',
+      '/stream-managed/a\n/',
+      '/stream-managed-evil/',
+      '/admin/',
+      `/stream-managed/${'a'.repeat(495)}/`,
+      `/stream-managed/${'a'.repeat(496)}/`,
+      5,
+      null,
+    ),
   ),
   revision: fc.oneof(valid.revision, fc.constantFrom(-1, 1.5, Number.MAX_SAFE_INTEGER + 1, 1e300, '3', null, true)),
   occurredAt: fc.oneof(
     valid.occurredAt,
-    fc.tuple(fc.stringMatching(/^[0-9]{4}$/), fc.constantFrom('00', '01', '02', '12', '13'), fc.constantFrom('00', '01', '29', '30', '31', '32'), fc.constantFrom('T', 't', ' '), fc.constantFrom('00', '23', '24', '25'), fc.constantFrom('00', '59', '60'), fc.constantFrom('00', '59', '60'), fc.constantFrom('', '.0', '.000', '.5', '.123456789'), fc.constantFrom('Z', 'z', '+00:00', '-23:59', '+24:00', '+05:60', '', '+0530'))
+    fc
+      .tuple(
+        fc.stringMatching(/^[0-9]{4}$/),
+        fc.constantFrom('00', '01', '02', '12', '13'),
+        fc.constantFrom('00', '01', '29', '30', '31', '32'),
+        fc.constantFrom('T', 't', ' '),
+        fc.constantFrom('00', '23', '24', '25'),
+        fc.constantFrom('00', '59', '60'),
+        fc.constantFrom('00', '59', '60'),
+        fc.constantFrom('', '.0', '.000', '.5', '.123456789'),
+        fc.constantFrom('Z', 'z', '+00:00', '-23:59', '+24:00', '+05:60', '', '+0530'),
+      )
       .map(([y, mo, d, sep, h, mi, s, frac, zone]) => `${y}-${mo}-${d}${sep}${h}:${mi}:${s}${frac}${zone}`),
     fc.constantFrom('yesterday', '2024-01-01', 1_700_000_000, null, '2024-01-01T00:00:00Z\n'),
   ),
   effect: fc.constantFrom('Allow', 'Deny', 'allow', null),
-  action: fc.oneof(valid.action, fc.constantFrom('*', '*:*', 'iam:*', 'iam:PassRole', 'S3:GetObject', 'SNS:Publish', 's3:get*', 's3:Get Object', 's3:Get-Object', 'GetObject', 's3:', ':GetObject', '', 's3:GetObject\n', 5, null)),
+  action: fc.oneof(
+    valid.action,
+    fc.constantFrom('*', '*:*', 'iam:*', 'iam:PassRole', 'S3:GetObject', 'SNS:Publish', 's3:get*', 's3:Get Object', 's3:Get-Object', 'GetObject', 's3:', ':GetObject', '', 's3:GetObject\n', 5, null),
+  ),
   resource: fc.oneof(valid.resource, fc.constantFrom('*', '', 'arn:*:*:*:*:*', 5, null)),
   sid: fc.constantFrom('', 'Read1', 'a-b', 'a b', 5),
-  condition: fc.oneof(valid.condition, fc.constantFrom('true', [], { StringEquals: 'x' }, { StringEquals: { k: [] } }, { StringEquals: { k: null } }, { StringEquals: { k: { nested: 1 } } }, { StringEquals: { k: [1, 'a', true] } }, { StringEquals: { k: [[1]] } })),
+  condition: fc.oneof(
+    valid.condition,
+    fc.constantFrom(
+      'true',
+      [],
+      { StringEquals: 'x' },
+      { StringEquals: { k: [] } },
+      { StringEquals: { k: null } },
+      { StringEquals: { k: { nested: 1 } } },
+      { StringEquals: { k: [1, 'a', true] } },
+      { StringEquals: { k: [[1]] } },
+    ),
+  ),
   description: fc.constantFrom('', 'd'.repeat(1000), 'd'.repeat(1001), emoji(500), emoji(501), 1, null),
   tagKey: fc.oneof(valid.tagKey, fc.constantFrom('', 'k'.repeat(128), 'k'.repeat(129), 'managed-by', 'Managed-By', 'MANAGED-BY', 'team', 'Team', '__proto__', emoji(64), emoji(65), 'a\u001bb')),
   tagValue: fc.oneof(valid.tagValue, fc.constantFrom('', 'v'.repeat(256), 'v'.repeat(257), emoji(128), emoji(129), 1, null, 'a\u001bb')),
@@ -360,15 +456,39 @@ const edgyDocument = fc.oneof(
   {
     weight: 12,
     arbitrary: fc
-      .record({ Version: mostly(fc.constantFrom('2012-10-17', '2008-10-17'), fc.constantFrom('2020-01-01', null)), Id: mostly(fc.constant('doc'), fc.constant(5)), Statement: mostly(fc.oneof(edgyStatement, fc.array(edgyStatement, { minLength: 1, maxLength: 3 })), fc.constantFrom(null, 'allow all', [], [[]]), 12), Extra: fc.constant(1) }, { requiredKeys: [] })
-      .chain((document) => fc.nat(9).map((roll) => (roll === 0 ? document : (({ Extra: _extra, ...rest }) => ({ Statement: document.Statement ?? [{ Effect: 'Deny', Action: '*', Resource: '*' }], ...rest }))(document)))),
+      .record(
+        {
+          Version: mostly(fc.constantFrom('2012-10-17', '2008-10-17'), fc.constantFrom('2020-01-01', null)),
+          Id: mostly(fc.constant('doc'), fc.constant(5)),
+          Statement: mostly(fc.oneof(edgyStatement, fc.array(edgyStatement, { minLength: 1, maxLength: 3 })), fc.constantFrom(null, 'allow all', [], [[]]), 12),
+          Extra: fc.constant(1),
+        },
+        { requiredKeys: [] },
+      )
+      .chain((document) =>
+        fc.nat(9).map((roll) => (roll === 0 ? document : (({ Extra: _extra, ...rest }) => ({ Statement: document.Statement ?? [{ Effect: 'Deny', Action: '*', Resource: '*' }], ...rest }))(document))),
+      ),
   },
   { weight: 1, arbitrary: fc.constantFrom('{"Version":"2012-10-17"}', [], null, 5) },
 );
 
 const edgyTags = fc.oneof(
-  { weight: 8, arbitrary: fc.array(fc.tuple(mostly(valid.tagKey, edgy.tagKey, 4), mostly(valid.tagValue, edgy.tagValue, 4)), { maxLength: 4 }).map((entries) => JSON.parse(`{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`) as unknown) },
-  { weight: 1, arbitrary: fc.constantFrom(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v'])), Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v'])), ['a'], null, 'team=a') },
+  {
+    weight: 8,
+    arbitrary: fc
+      .array(fc.tuple(mostly(valid.tagKey, edgy.tagKey, 4), mostly(valid.tagValue, edgy.tagValue, 4)), { maxLength: 4 })
+      .map((entries) => JSON.parse(`{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`) as unknown),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v'])),
+      Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v'])),
+      ['a'],
+      null,
+      'team=a',
+    ),
+  },
 );
 
 /** Mostly right, each slot now and then wrong or absent: events the two must judge alike. */
@@ -379,7 +499,11 @@ const edgyEvent = fc
       eventId: mostly(valid.eventId, edgy.eventId, 3),
       type: mostly(fc.constantFrom('policy.upserted', 'policy.deleted'), edgy.type, 20),
       account: mostly(valid.account, edgy.account, 4),
-      policy: mostly(fc.record({ name: mostly(valid.name, edgy.name), path: mostly(valid.path, edgy.path, 4) }, { requiredKeys: ['name'] }), fc.oneof(fc.record({ name: edgy.name, path: edgy.path }, { requiredKeys: [] }), fc.constantFrom('hostile', ['hostile'], null)), 20),
+      policy: mostly(
+        fc.record({ name: mostly(valid.name, edgy.name), path: mostly(valid.path, edgy.path, 4) }, { requiredKeys: ['name'] }),
+        fc.oneof(fc.record({ name: edgy.name, path: edgy.path }, { requiredKeys: [] }), fc.constantFrom('hostile', ['hostile'], null)),
+        20,
+      ),
       revision: mostly(valid.revision, edgy.revision, 4),
       occurredAt: mostly(valid.occurredAt, edgy.occurredAt, 2),
       document: mostly(validDocument, edgyDocument, 1),

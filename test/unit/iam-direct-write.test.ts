@@ -4,12 +4,7 @@
 // the pipeline's part: the hint it gives, and the versions the ledger keeps.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DeleteConflictException,
-  LimitExceededException,
-  MalformedPolicyDocumentException,
-  NoSuchEntityException,
-} from '@aws-sdk/client-iam';
+import { DeleteConflictException, LimitExceededException, MalformedPolicyDocumentException, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { PolicyEvent, PolicyUpserted } from '../../src/contract/event.js';
@@ -173,7 +168,7 @@ test('at 5 versions the ledger knows of, the oldest goes first: two calls, no re
   t.deepEqual(hint.reported, [['v2', 'v3', 'v4', 'v5', 'v6']]);
 });
 
-test('tags are written only when they differ from the ledger\'s, without reading them', async (t) => {
+test("tags are written only when they differ from the ledger's, without reading them", async (t) => {
   const iam = new FakeIamClient();
   const policy = iam.seed('direct-tags', [doc(1)], { team: 'a', old: 'x' });
   const same = vouched(policy, doc(1), { team: 'a', old: 'x' });
@@ -186,16 +181,16 @@ test('tags are written only when they differ from the ledger\'s, without reading
   t.deepEqual(Object.fromEntries(policy.tags), { team: 'b', 'managed-by': APP }, 'the ownership tag stays');
 });
 
-test('the wanted document is the ledger\'s last applied one: IAM\'s default is read before `unchanged`', async (t) => {
+test("the wanted document is the ledger's last applied one: IAM's default is read before `unchanged`", async (t) => {
   const iam = new FakeIamClient();
   const policy = iam.seed('direct-same', [doc(1), doc(2)]);
   const hint = vouched(policy, doc(2));
   t.is(await reconcilerOn(iam).upsert(upsert('direct-same', doc(2)), hint), 'unchanged');
   t.deepEqual(iam.calls, ['GetPolicy', 'GetPolicyVersion']);
-  t.deepEqual(hint.reported, [['v1', 'v2']], 'IAM\'s default is the ledger\'s: its versions still hold');
+  t.deepEqual(hint.reported, [['v1', 'v2']], "IAM's default is the ledger's: its versions still hold");
 });
 
-test('the ledger\'s last document, but IAM holds another (changed out of band): read, then written', async (t) => {
+test("the ledger's last document, but IAM holds another (changed out of band): read, then written", async (t) => {
   const iam = new FakeIamClient();
   const policy = iam.seed('direct-drift', [doc(1), doc(2)]);
   const hint = vouched(policy, doc(2));
@@ -205,7 +200,7 @@ test('the ledger\'s last document, but IAM holds another (changed out of band): 
   t.deepEqual(hint.reported, [['v1', 'v2', 'v3', 'v4']], 'learned from the list read');
 });
 
-test('without the ledger\'s word the step reads IAM first, as before', async (t) => {
+test("without the ledger's word the step reads IAM first, as before", async (t) => {
   const cases: [string, (policy: FakePolicy) => StepHint][] = [
     ['no versions known (an entry written before they were kept)', () => ({ ledgerSaysPresent: true, ledgerDocHash: documentHash(doc(1)) })],
     ['re-verification (forceWrite)', (policy) => ({ ...vouched(policy, doc(1)), forceWrite: true })],
@@ -292,7 +287,10 @@ test('a new policy reports its first version; a delete reports none left', async
   t.is(await r.upsert(upsert('direct-new', doc(1)), { likelyAbsent: true, onVersions: (v) => reported.push(v) }), 'created');
   t.deepEqual(iam.calls, ['CreatePolicy']);
   t.is(
-    await r.delete({ specVersion: '1', eventId: 'd1', type: 'policy.deleted', policyName: 'direct-new', policyPath: PREFIX, pathGiven: false } as PolicyEvent as never, { ledgerSaysPresent: true, onVersions: (v) => reported.push(v) }),
+    await r.delete({ specVersion: '1', eventId: 'd1', type: 'policy.deleted', policyName: 'direct-new', policyPath: PREFIX, pathGiven: false } as PolicyEvent as never, {
+      ledgerSaysPresent: true,
+      onVersions: (v) => reported.push(v),
+    }),
     'deleted',
   );
   t.deepEqual(reported, [['v1'], []]);
@@ -360,7 +358,7 @@ function recordingApplier() {
   };
 }
 
-test('the pipeline hands the ledger\'s versions and tags to the next update, and the ledger keeps what the step reported', async (t) => {
+test("the pipeline hands the ledger's versions and tags to the next update, and the ledger keeps what the step reported", async (t) => {
   const ledger = new MemoryLedger();
   const applier = recordingApplier();
   const h = harness({ ledger, applier });

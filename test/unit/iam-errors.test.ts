@@ -46,7 +46,7 @@ for (const [name, status, message] of CREDENTIAL_FAILURES) {
   });
 }
 
-test('a credentials provider error of another shape (no status, the SDK\'s own class name) is transient too', (t) => {
+test("a credentials provider error of another shape (no status, the SDK's own class name) is transient too", (t) => {
   const error = Object.assign(new Error('Token is expired. To refresh this SSO session run aws sso login'), { name: 'TokenProviderError', tryNextLink: false });
   t.true(classifyIamError(error, 'delete') instanceof TransientError);
 });
@@ -74,7 +74,16 @@ test('the IAM step with expired credentials: a transient fault (the shard waits)
   const iam = { send: expired } as unknown as IAMClient;
   const sts = { send: async () => ({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/worker/task' }) } as unknown as STSClient;
   const r = new IamReconciler({ iam, sts, config: loadConfig({}), metrics: new Metrics(), logger: silentLogger, attempts: 2, baseDelayMs: 1, maxDelayMs: 2 });
-  const event = { specVersion: '1', eventId: 'cred-1', type: 'policy.upserted', policyName: 'cred', policyPath: '/stream-managed/', pathGiven: true, document: { Version: '2012-10-17', Statement: [] }, tags: {} } as unknown as PolicyUpserted;
+  const event = {
+    specVersion: '1',
+    eventId: 'cred-1',
+    type: 'policy.upserted',
+    policyName: 'cred',
+    policyPath: '/stream-managed/',
+    pathGiven: true,
+    document: { Version: '2012-10-17', Statement: [] },
+    tags: {},
+  } as unknown as PolicyUpserted;
   const error = await t.throwsAsync(r.upsert(event));
   t.true(error instanceof TransientError, error?.name);
   t.is(calls, 2, 'retried within the step first');

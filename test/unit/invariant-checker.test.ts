@@ -44,7 +44,8 @@ function heldIam(policies: HeldPolicy[]): IAMClient {
   const send = async (command: unknown) => {
     if (command instanceof ListPoliciesCommand) return { Policies: policies.filter((p) => p.path.startsWith(command.input.PathPrefix ?? '/')).map(view), IsTruncated: false };
     if (command instanceof GetPolicyCommand) return { Policy: view(byArn(command.input.PolicyArn)) };
-    if (command instanceof GetPolicyVersionCommand) return { PolicyVersion: { VersionId: 'v1', IsDefaultVersion: true, Document: encodeURIComponent(JSON.stringify(byArn(command.input.PolicyArn).document)) } };
+    if (command instanceof GetPolicyVersionCommand)
+      return { PolicyVersion: { VersionId: 'v1', IsDefaultVersion: true, Document: encodeURIComponent(JSON.stringify(byArn(command.input.PolicyArn).document)) } };
     if (command instanceof ListPolicyVersionsCommand) return { Versions: [{ VersionId: 'v1', IsDefaultVersion: true }] };
     if (command instanceof ListEntitiesForPolicyCommand) return { PolicyRoles: [], PolicyUsers: [], PolicyGroups: [], IsTruncated: false };
     throw new Error(`the checker is not expected to send ${(command as object).constructor.name}`);
@@ -78,18 +79,18 @@ const childFor = (name: string) => (hashKeyOf(name) <= MID ? ['shardId-000000000
 const check = (sent: SentRecord[], outcomes: OutcomeLine[], iam: IAMClient, shards: ShardInfo[] = SPLIT) =>
   checkInvariants({ sent, outcomes, iam, accountId: ACCOUNT, managedPathPrefix: PREFIX, appName: APP, shards });
 
-test('a child shard\'s record follows its parent\'s even when its sequence number is lower', async (t) => {
+test("a child shard's record follows its parent's even when its sequence number is lower", async (t) => {
   const [child] = childFor('p-order');
   // Sent before the split, on the parent, with a high sequence number; then after it, on the child, with a lower one.
   const first = record('shardId-000000000000', '49000000000000000000000000000000000000000000000000009000', upsertedEvent({ eventId: 'e1', name: 'p-order', document: doc('first') }));
   const second = record(child, '49000000000000000000000000000000000000000000000000001000', upsertedEvent({ eventId: 'e2', name: 'p-order', document: doc('second') }));
   const iam = heldIam([{ name: 'p-order', path: PREFIX, document: doc('second'), tags: { 'managed-by': APP } }]);
   const report = await check([first, second], [outcome(first, 'created'), outcome(second, 'updated')], iam);
-  t.deepEqual(report.violations, [], 'IAM holds the child\'s document, which the stream gave last');
+  t.deepEqual(report.violations, [], "IAM holds the child's document, which the stream gave last");
 
   const wrong = heldIam([{ name: 'p-order', path: PREFIX, document: doc('first'), tags: { 'managed-by': APP } }]);
   const judged = await check([first, second], [outcome(first, 'created'), outcome(second, 'updated')], wrong);
-  t.deepEqual(judged.violations, ['p-order has a different default document'], 'the parent\'s document left in IAM is a violation');
+  t.deepEqual(judged.violations, ['p-order has a different default document'], "the parent's document left in IAM is a violation");
 });
 
 test('within one shard, records are folded by sequence number, however they were listed', async (t) => {
@@ -112,7 +113,10 @@ test('a record on a shard whose hash key range does not hold its partition key i
 
   const appliedAnyway = heldIam([{ name: 'p-range', path: PREFIX, document: doc('misrouted'), tags: { 'managed-by': APP } }]);
   const judged = await check([applied, misrouted], [outcome(applied, 'created'), outcome(misrouted, 'updated')], appliedAnyway);
-  t.true(judged.violations.some((v) => v.includes('hash key') && v.includes('took effect')), judged.violations.join('; '));
+  t.true(
+    judged.violations.some((v) => v.includes('hash key') && v.includes('took effect')),
+    judged.violations.join('; '),
+  );
   t.true(judged.violations.includes('p-range has a different default document'));
 });
 

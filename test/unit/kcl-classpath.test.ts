@@ -27,7 +27,10 @@ test('the daemon classpath deaggregates a KPL aggregate into its user records, i
     users.map((user) => ({ partitionKey: user.partitionKey, data: user.data.toString('base64') })),
     records.map((record) => ({ partitionKey: record.partitionKey, data: record.data.toString('base64') })),
   );
-  t.deepEqual(users.map((user) => user.subSequenceNumber), [0, 1, 2, 3, 4, 5]);
+  t.deepEqual(
+    users.map((user) => user.subSequenceNumber),
+    [0, 1, 2, 3, 4, 5],
+  );
 });
 
 // The KCL checks each user record's hash key (the MD5 of its partition key)

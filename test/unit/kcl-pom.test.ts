@@ -61,7 +61,10 @@ test('kcl/pom.xml lists the dependencies and versions of the aws-kcl package pom
   const found = differences(mine, theirs);
   for (const [artifact, [mineVersion, theirVersion]] of found) {
     const deviation = documented.get(artifact);
-    t.truthy(deviation, `${artifact}: kcl/pom.xml has ${mineVersion ?? '(absent)'}, aws-kcl has ${theirVersion ?? '(absent)'}; make them equal or write the deviation and its reason down in kcl/deviations.json`);
+    t.truthy(
+      deviation,
+      `${artifact}: kcl/pom.xml has ${mineVersion ?? '(absent)'}, aws-kcl has ${theirVersion ?? '(absent)'}; make them equal or write the deviation and its reason down in kcl/deviations.json`,
+    );
     if (deviation) t.deepEqual([deviation.ours, deviation.theirs], [mineVersion, theirVersion], `${artifact}: kcl/deviations.json says ours ${deviation.ours}, theirs ${deviation.theirs}`);
   }
   for (const artifact of documented.keys()) {

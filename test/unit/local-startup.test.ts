@@ -8,7 +8,12 @@ import { renderPropertiesFile } from '../../src/daemon/properties.js';
 import { startupEstimate, startupSteps } from '../../tools/local/startup.js';
 
 const local = (env: Record<string, string> = {}) =>
-  renderPropertiesFile(join(projectRoot(), 'properties', 'local.properties'), { AWS_ENDPOINT_URL_KINESIS: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:2', APP_ROOT: '/app', ...env });
+  renderPropertiesFile(join(projectRoot(), 'properties', 'local.properties'), {
+    AWS_ENDPOINT_URL_KINESIS: 'http://127.0.0.1:1',
+    AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:2',
+    APP_ROOT: '/app',
+    ...env,
+  });
 
 test('the lease taker interval and the wait follow failoverTimeMillis and idleTimeBetweenReadsInMillis', (t) => {
   const estimate = startupEstimate(local());
@@ -18,10 +23,13 @@ test('the lease taker interval and the wait follow failoverTimeMillis and idleTi
   const slower = startupEstimate(local({ IPS_KCL_FAILOVER_MILLIS: '10000', IPS_KCL_IDLE_MILLIS: '1000' }));
   t.is(slower.takerIntervalMs, 20_050);
   t.is(slower.afterTableMs.max, 34_000);
-  t.true(slower.lines.some((line) => line.includes('latency')), 'says why the first latencies are long');
+  t.true(
+    slower.lines.some((line) => line.includes('latency')),
+    'says why the first latencies are long',
+  );
 });
 
-test('the daemon\'s start-up steps are read from its log once each', (t) => {
+test("the daemon's start-up steps are read from its log once each", (t) => {
   const log = [
     '2026-12-02 20:32:41,494 [multi-lang-daemon-0000] INFO  s.a.k.l.d.DynamoDBLeaseCoordinator - Created new lease table for coordinator with pay per request billing mode.',
     '2026-12-02 20:33:04,588 [multi-lang-daemon-0000] INFO  s.a.k.leases.HierarchicalShardSyncer - iam-policy-events - Newly created leases 2: [Lease(leaseKey=shardId-000000000001, ...)]',

@@ -18,12 +18,16 @@ test('every AWS managed policy that fits is accepted or refused by the guardrail
   for (const v of verdicts) counts.set(v.verdict, (counts.get(v.verdict) ?? 0) + 1);
   t.log(`${awsManagedPolicies().length} AWS managed policies, ${fitting.length} fit: ${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   t.true(fitting.length > 1_000);
-  t.deepEqual(verdicts.filter((v) => v.verdict !== 'accepted' && v.verdict !== 'admin-grant-refused').map((v) => `${v.policy.name}: ${v.verdict} ${v.detail}`), []);
+  t.deepEqual(
+    verdicts.filter((v) => v.verdict !== 'accepted' && v.verdict !== 'admin-grant-refused').map((v) => `${v.policy.name}: ${v.verdict} ${v.detail}`),
+    [],
+  );
 });
 
 test('the broad but safe ones pass; the administrator ones do not', (t) => {
   const verdictOf = (name: string) => verdicts.find((v) => v.policy.name === name)?.verdict;
-  for (const name of ['PowerUserAccess', 'AmazonS3FullAccess', 'IAMReadOnlyAccess', 'AWSAgentlessDiscoveryService', 'AWSConnector', 'AmazonDetectiveFullAccess']) t.is(verdictOf(name), 'accepted', name);
+  for (const name of ['PowerUserAccess', 'AmazonS3FullAccess', 'IAMReadOnlyAccess', 'AWSAgentlessDiscoveryService', 'AWSConnector', 'AmazonDetectiveFullAccess'])
+    t.is(verdictOf(name), 'accepted', name);
   for (const name of ['AdministratorAccess', 'IAMFullAccess']) t.is(verdictOf(name), 'admin-grant-refused', name);
   // ReadOnlyAccess and SecurityAudit are larger than a customer-managed policy may be: what they grant passes, statement by statement.
   const guard = new DocumentGuard();
@@ -47,7 +51,14 @@ test('the broad but safe ones pass; the administrator ones do not', (t) => {
 
 test('the guardrail refuses a managed policy exactly when one of its Allow statements grants an escalation action on "*" or on any NotResource', (t) => {
   // An independent, plainer reading of the same rule, for the common shapes: lower-cased globs, Resource "*" only.
-  const glob = (pattern: string) => new RegExp(`^${pattern.toLowerCase().replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const glob = (pattern: string) =>
+    new RegExp(
+      `^${pattern
+        .toLowerCase()
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
   const escalation = ESCALATION_ACTIONS.map((e) => e.action.toLowerCase()).filter((a) => a !== '*');
   const list = (value: unknown) => (Array.isArray(value) ? value : [value]) as string[];
   const plainlyRefused = (document: Record<string, unknown>) =>

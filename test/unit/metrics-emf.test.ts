@@ -91,18 +91,27 @@ test('EMF: one document per label set, under the namespace, with App, ShardId an
   await publisher.publish();
 
   const first = documents();
-  t.true(lines.every((line) => line.endsWith('\n') && !line.slice(0, -1).includes('\n')), 'one JSON line per document');
+  t.true(
+    lines.every((line) => line.endsWith('\n') && !line.slice(0, -1).includes('\n')),
+    'one JSON line per document',
+  );
   t.true(first.every((d) => d._aws.CloudWatchMetrics[0]!.Namespace === 'IamPolicyStream'));
   t.true(first.every((d) => d.App === 'iam-policy-stream' && d.Worker === 'task-1' && d.pid === 4242));
 
   const [outcomes] = find(first, METRIC.outcomes, { outcome: 'created' });
-  t.deepEqual(outcomes!._aws.CloudWatchMetrics[0]!.Dimensions, [['App', 'outcome'], ['App', 'ShardId', 'outcome']]);
+  t.deepEqual(outcomes!._aws.CloudWatchMetrics[0]!.Dimensions, [
+    ['App', 'outcome'],
+    ['App', 'ShardId', 'outcome'],
+  ]);
   t.is(outcomes!.ShardId, 'shardId-000000000007');
   t.is(outcomes!.outcomes, 3);
   t.deepEqual(outcomes!._aws.CloudWatchMetrics[0]!.Metrics, [{ Name: 'outcomes', Unit: 'Count' }]);
 
   const [calls] = find(first, METRIC.awsCalls);
-  t.deepEqual(calls!._aws.CloudWatchMetrics[0]!.Dimensions, [['App', 'operation', 'outcome', 'service'], ['App', 'Worker', 'operation', 'outcome', 'service']]);
+  t.deepEqual(calls!._aws.CloudWatchMetrics[0]!.Dimensions, [
+    ['App', 'operation', 'outcome', 'service'],
+    ['App', 'Worker', 'operation', 'outcome', 'service'],
+  ]);
   t.is(calls!.aws_calls, 3);
 
   // Metrics without labels share one document per scope combination.
@@ -154,13 +163,24 @@ test('the agent sink sends the documents over TCP to the CloudWatch agent, with 
   await publisher.publish();
   for (let i = 0; i < 50 && !received.join('').includes('\n'); i++) await sleep(20);
   server.close();
-  const [document] = received.join('').trim().split('\n').map((line) => JSON.parse(line) as EmfDocument);
+  const [document] = received
+    .join('')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as EmfDocument);
   t.is(document!.outcomes, 4);
   t.is((document!._aws as unknown as { LogGroupName: string }).LogGroupName, 'iam-policy-stream-metrics');
 
   // Nothing listens on this loopback port.
   const errors: unknown[] = [];
-  const down = new EmfPublisher({ metrics, sink: sinkFor({ appName: 'a', metricsSink: 'agent', emfAgentEndpoint: 'tcp://127.0.0.1:9' }, undefined, {})!, namespace: 'X', app: 'a', worker: 'w', onError: (error) => errors.push(error) });
+  const down = new EmfPublisher({
+    metrics,
+    sink: sinkFor({ appName: 'a', metricsSink: 'agent', emfAgentEndpoint: 'tcp://127.0.0.1:9' }, undefined, {})!,
+    namespace: 'X',
+    app: 'a',
+    worker: 'w',
+    onError: (error) => errors.push(error),
+  });
   await down.publish();
   t.is(errors.length, 1);
 });

@@ -34,7 +34,15 @@ function upsert(eventId: string, document: object, extra: { revision?: number; t
 }
 
 function remove(eventId: string, extra: { revision?: number; path?: string } = {}): PolicyEvent {
-  return { specVersion: '1', type: 'policy.deleted', eventId, policyName: 'p', policyPath: extra.path ?? PREFIX, pathGiven: extra.path !== undefined, ...(extra.revision !== undefined ? { revision: extra.revision } : {}) };
+  return {
+    specVersion: '1',
+    type: 'policy.deleted',
+    eventId,
+    policyName: 'p',
+    policyPath: extra.path ?? PREFIX,
+    pathGiven: extra.path !== undefined,
+    ...(extra.revision !== undefined ? { revision: extra.revision } : {}),
+  };
 }
 
 let sequence = 100;
@@ -50,7 +58,12 @@ function ledger(overrides: Partial<LedgerEntry> = {}): LedgerEntry {
   return { policy: 'p', epoch: 0, events: [], state: 'present', desired: { path: PREFIX }, ...overrides };
 }
 
-const actions = (events: PolicyEvent[], world: PolicyWorld) => planPolicy(events.map((event) => planned(event)), world, SETTINGS).map((step) => step.reason ?? step.action);
+const actions = (events: PolicyEvent[], world: PolicyWorld) =>
+  planPolicy(
+    events.map((event) => planned(event)),
+    world,
+    SETTINGS,
+  ).map((step) => step.reason ?? step.action);
 
 test('a policy IAM does not have is created, with its tags', (t) => {
   const [step] = planPolicy([planned(upsert('e1', doc(statement('a')), { tags: { team: 'x' } }))], {}, SETTINGS);
@@ -83,7 +96,11 @@ test('another document is an update with the statements added, removed and chang
 });
 
 test('the same document with other tags is an update of the tags only (the processor logs unchanged); managed-by is never in the diff', (t) => {
-  const [step] = planPolicy([planned(upsert('e1', doc(statement('a')), { tags: { team: 'y', env: 'prod' } }))], { iam: iam(doc(statement('a')), { tags: { ...OURS, team: 'x', owner: 'z' } }) }, SETTINGS);
+  const [step] = planPolicy(
+    [planned(upsert('e1', doc(statement('a')), { tags: { team: 'y', env: 'prod' } }))],
+    { iam: iam(doc(statement('a')), { tags: { ...OURS, team: 'x', owner: 'z' } }) },
+    SETTINGS,
+  );
   t.is(step!.action, 'update');
   t.is(step!.outcome, 'unchanged');
   t.is(step!.document, undefined);
@@ -131,16 +148,29 @@ test('the ledger decides first, in its one order: a settled record, a known even
   const conflict = planPolicy([planned(event)], { ...world, ledger: ledger({ events: [{ eventId: 'e1', payloadHash: 'another' }] }) }, SETTINGS)[0]!;
   t.is(conflict.action, 'refuse');
   t.is(conflict.reason, 'event-id-conflict');
-  t.is(planPolicy([planned(event)], { ...world, archived: [{ eventId: 'e1', payloadHash: payloadHash(event) }], ledger: ledger({ revision: 9 }) }, SETTINGS)[0]!.action, 'duplicate', 'an archived eventId comes before the revision');
+  t.is(
+    planPolicy([planned(event)], { ...world, archived: [{ eventId: 'e1', payloadHash: payloadHash(event) }], ledger: ledger({ revision: 9 }) }, SETTINGS)[0]!.action,
+    'duplicate',
+    'an archived eventId comes before the revision',
+  );
   t.is(planPolicy([planned(event)], { ...world, ledger: ledger({ revision: 2 }) }, SETTINGS)[0]!.action, 'stale');
   t.is(planPolicy([planned(event)], { ...world, ledger: ledger({ revision: 1 }) }, SETTINGS)[0]!.action, 'update');
 });
 
-test("events of a policy fold in order: each meets what the ones before it leave", (t) => {
+test('events of a policy fold in order: each meets what the ones before it leave', (t) => {
   const a = doc(statement('a'));
   const b = doc(statement('b'));
   const steps = planPolicy(
-    [upsert('e1', a, { revision: 1 }), upsert('e2', a, { revision: 2 }), upsert('e1', a, { revision: 1 }), upsert('e3', b, { revision: 1 }), upsert('e4', b, { revision: 3 }), remove('e5', { revision: 4 }), remove('e6'), upsert('e7', a)].map((event) => planned(event)),
+    [
+      upsert('e1', a, { revision: 1 }),
+      upsert('e2', a, { revision: 2 }),
+      upsert('e1', a, { revision: 1 }),
+      upsert('e3', b, { revision: 1 }),
+      upsert('e4', b, { revision: 3 }),
+      remove('e5', { revision: 4 }),
+      remove('e6'),
+      upsert('e7', a),
+    ].map((event) => planned(event)),
     {},
     SETTINGS,
   );
@@ -155,7 +185,10 @@ test('a refused event changes nothing: its eventId and revision are not remember
   const foreign = iam(doc(statement('x')), { tags: {} });
   const event = upsert('e1', doc(statement('a')), { revision: 5 });
   const steps = planPolicy([planned(event), planned(event), planned(upsert('e2', doc(statement('a')), { revision: 4 }))], { iam: foreign }, SETTINGS);
-  t.deepEqual(steps.map((step) => step.reason ?? step.action), ['not-owned', 'not-owned', 'not-owned']);
+  t.deepEqual(
+    steps.map((step) => step.reason ?? step.action),
+    ['not-owned', 'not-owned', 'not-owned'],
+  );
 });
 
 test('a delete kept because attached leaves the policy: the next upsert updates it, the next delete keeps it again', (t) => {
@@ -179,12 +212,18 @@ test('records of several policies and refused input: one step each, in order', (
     (policy) => (policy === 'b' ? { iam: iam(doc(statement('b'))) } : {}),
     SETTINGS,
   );
-  t.deepEqual(steps.map((step) => step.reason ?? step.action), ['create', 'admin-grant-refused', 'none', 'update']);
+  t.deepEqual(
+    steps.map((step) => step.reason ?? step.action),
+    ['create', 'admin-grant-refused', 'none', 'update'],
+  );
 });
 
 test('diffs: Version and Id are top-level changes; tag keys such as __proto__ stay plain keys', (t) => {
   const diff = diffDocuments({ Version: '2008-10-17', Statement: [] }, { Version: '2012-10-17', Id: 'x', Statement: [] });
-  t.deepEqual(diff.top.map((change) => change.key), ['Id', 'Version']);
+  t.deepEqual(
+    diff.top.map((change) => change.key),
+    ['Id', 'Version'],
+  );
   const wanted = JSON.parse('{"__proto__":"v"}') as Record<string, string>;
   const tags = diffTags({}, wanted);
   t.deepEqual(Object.keys(tags.added), ['__proto__']);
@@ -198,5 +237,8 @@ test('shards read parents first keep each policy in stream order, however ListSh
   const before = (a: string, b: string) => order.indexOf(a) < order.indexOf(b);
   t.is(order.length, 5);
   t.true(before('root', 'left') && before('root', 'right') && before('left', 'merged') && before('right', 'merged'), order.join(' '));
-  t.deepEqual(parentsFirst([shard('child', ['gone-past-retention'])]).map((s) => s.shardId), ['child']);
+  t.deepEqual(
+    parentsFirst([shard('child', ['gone-past-retention'])]).map((s) => s.shardId),
+    ['child'],
+  );
 });

@@ -32,7 +32,7 @@ test('an upsert that names no path updates the policy where it lives', async (t)
   t.deepEqual(h.iam.policies.get('team-policy-2')?.document, doc(2));
 });
 
-test('an upsert that names another path than the existing policy\'s is rejected as path-conflict', async (t) => {
+test("an upsert that names another path than the existing policy's is rejected as path-conflict", async (t) => {
   const h = harness();
   await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'team-policy-3', 'tr-1', { path: '/stream-managed/team-x/' })]));
   const [moved] = await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'team-policy-3', 'tr-2', { path: '/stream-managed/team-y/', variant: 2 })]));
@@ -52,16 +52,29 @@ test('the ledger keeps the desired state it last applied: path, document, tags',
 
 test('a new policy: an upsert with no path then one naming a deeper path in one batch acts as in order (created at the prefix, then path-conflict)', async (t) => {
   const h = harness();
-  const settlements = await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'order-1', 'o1-1'), event('policy.upserted', 'order-1', 'o1-2', { path: '/stream-managed/team-a/', variant: 2 })]));
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason]), [['created', undefined], ['rejected', 'path-conflict']]);
+  const settlements = await h.pipeline.processBatch(
+    streamRecords([event('policy.upserted', 'order-1', 'o1-1'), event('policy.upserted', 'order-1', 'o1-2', { path: '/stream-managed/team-a/', variant: 2 })]),
+  );
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'path-conflict'],
+    ],
+  );
   t.is(h.iam.policies.get('order-1')?.path, '/stream-managed/');
 });
 
 test('a delete then an upsert naming another path in one batch: deleted, then created under the new path', async (t) => {
   const h = harness();
   await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'order-2', 'o2-1', { path: '/stream-managed/team-a/' })]));
-  const settlements = await h.pipeline.processBatch(streamRecords([event('policy.deleted', 'order-2', 'o2-2'), event('policy.upserted', 'order-2', 'o2-3', { path: '/stream-managed/team-b/', variant: 3 })]));
-  t.deepEqual(settlements.map((s) => s.outcome), ['deleted', 'created']);
+  const settlements = await h.pipeline.processBatch(
+    streamRecords([event('policy.deleted', 'order-2', 'o2-2'), event('policy.upserted', 'order-2', 'o2-3', { path: '/stream-managed/team-b/', variant: 3 })]),
+  );
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['deleted', 'created'],
+  );
   t.is(h.iam.policies.get('order-2')?.path, '/stream-managed/team-b/');
   t.deepEqual(h.ledger.entries.get('order-2')?.desired?.path, '/stream-managed/team-b/');
 });
@@ -70,7 +83,10 @@ test('a delete then an upsert with no path in one batch: the policy comes back a
   const h = harness();
   await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'order-3', 'o3-1', { path: '/stream-managed/team-a/' })]));
   const settlements = await h.pipeline.processBatch(streamRecords([event('policy.deleted', 'order-3', 'o3-2'), event('policy.upserted', 'order-3', 'o3-3', { variant: 3 })]));
-  t.deepEqual(settlements.map((s) => s.outcome), ['deleted', 'created']);
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['deleted', 'created'],
+  );
   t.is(h.iam.policies.get('order-3')?.path, '/stream-managed/');
 });
 
@@ -78,8 +94,15 @@ test('events that all act at one path still coalesce: one IAM step for the batch
   const h = harness();
   await h.pipeline.processBatch(streamRecords([event('policy.upserted', 'order-4', 'o4-1', { path: '/stream-managed/team-a/' })]));
   const settlements = await h.pipeline.processBatch(
-    streamRecords([event('policy.upserted', 'order-4', 'o4-2', { variant: 2 }), event('policy.upserted', 'order-4', 'o4-3', { path: '/stream-managed/team-a/', variant: 3 }), event('policy.upserted', 'order-4', 'o4-4', { variant: 4 })]),
+    streamRecords([
+      event('policy.upserted', 'order-4', 'o4-2', { variant: 2 }),
+      event('policy.upserted', 'order-4', 'o4-3', { path: '/stream-managed/team-a/', variant: 3 }),
+      event('policy.upserted', 'order-4', 'o4-4', { variant: 4 }),
+    ]),
   );
-  t.deepEqual(settlements.map((s) => s.outcome), ['superseded', 'superseded', 'updated']);
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['superseded', 'superseded', 'updated'],
+  );
   t.is(h.iam.calls.length, 2, 'one IAM step per batch');
 });

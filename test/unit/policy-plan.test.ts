@@ -14,7 +14,11 @@ function item(seq: number, eventId: string, options: { revision?: number; type?:
   const { revision, type = 'policy.upserted', path } = options;
   const base = { specVersion: '1' as const, eventId, policyName: 'p', policyPath: path ?? PREFIX, pathGiven: path !== undefined, ...(revision !== undefined ? { revision } : {}) };
   const event: PolicyEvent = type === 'policy.upserted' ? { ...base, type, document: DOC, tags: {} } : { ...base, type };
-  return { record: { shardId: SHARD, sequenceNumber: String(seq), subSequenceNumber: 0, partitionKey: 'p', data: Buffer.from(''), index: seq, receivedAt: 0 }, event, payloadHash: options.hash ?? `h-${eventId}` };
+  return {
+    record: { shardId: SHARD, sequenceNumber: String(seq), subSequenceNumber: 0, partitionKey: 'p', data: Buffer.from(''), index: seq, receivedAt: 0 },
+    event,
+    payloadHash: options.hash ?? `h-${eventId}`,
+  };
 }
 
 const present = (revision: number): LedgerEntry => ({
@@ -36,13 +40,16 @@ test('the cache answers what it knows; an event whose eventId an earlier candida
   t.deepEqual(candidates, [records[1]]);
 });
 
-test('the ledger settles what it knows, the rest is applied from the last back, and the step starts from the ledger\'s word', (t) => {
+test("the ledger settles what it knows, the rest is applied from the last back, and the step starts from the ledger's word", (t) => {
   const records = [item(2, 'old', { hash: 'h-old' }), item(3, 'low', { revision: 2 }), item(4, 'c', { revision: 6 }), item(5, 'd', { revision: 7 })];
   const plan = planPolicyBatch({ records, open: records, entry: present(5), archived: [], takenOver: false });
-  t.deepEqual(plan.known.map(({ item: known, verdict }) => [known.event.eventId, verdict]), [
-    ['old', 'duplicate-event-id'],
-    ['low', 'stale-revision'],
-  ]);
+  t.deepEqual(
+    plan.known.map(({ item: known, verdict }) => [known.event.eventId, verdict]),
+    [
+      ['old', 'duplicate-event-id'],
+      ['low', 'stale-revision'],
+    ],
+  );
   t.deepEqual(plan.live, [records[2], records[3]]);
   t.deepEqual(plan.scope, records);
   t.deepEqual(plan.rest, []);
@@ -67,7 +74,10 @@ test('a verdict that rests on an event IAM refused does not hold: the batch is c
   t.deepEqual(plan.live, [records[0]]);
   t.is(plan.waiting.length, 1);
   const applied = settleWaiting(plan, records, new Set(), () => false);
-  t.deepEqual(applied.holds.map(({ verdict, source }) => [verdict, source]), [['event-id-conflict', 'batch']]);
+  t.deepEqual(
+    applied.holds.map(({ verdict, source }) => [verdict, source]),
+    [['event-id-conflict', 'batch']],
+  );
   t.deepEqual(applied.rest, []);
   const refused = settleWaiting(plan, records, new Set([records[0]!]), (candidate) => candidate === records[0]);
   t.deepEqual(refused.holds, []);

@@ -37,7 +37,13 @@ test('a reused eventId with another payload is a conflict for the ledger too (co
 test('a reused eventId with another payload in the same batch is a conflict; the first is applied', async (t) => {
   const h = harness();
   const settlements = await h.pipeline.processBatch(streamRecords([upsertRecord('reuse-3', 'id-3', doc(1)), upsertRecord('reuse-3', 'id-3', doc(2))]));
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason]), [['created', undefined], ['rejected', 'event-id-conflict']]);
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'event-id-conflict'],
+    ],
+  );
   t.deepEqual(h.iam.policies.get('reuse-3')?.document, doc(1));
 });
 
@@ -62,7 +68,7 @@ test('a partition key other than the policy name is rejected as partition-key-mi
   t.false(h.iam.policies.has('pk-1'));
 });
 
-test('after a reshard, a child record whose sequence number is lower than the parent\'s last one is applied, not dropped', async (t) => {
+test("after a reshard, a child record whose sequence number is lower than the parent's last one is applied, not dropped", async (t) => {
   const parent = 'shardId-000000000000';
   const child = 'shardId-000000000002';
   const onParent = harness();
@@ -79,32 +85,36 @@ test('after a reshard, a child record whose sequence number is lower than the pa
   t.deepEqual(onParent.iam.policies.get('moved-1')?.document, doc(2), 'no roll-back');
 });
 
-test('one aggregate: a policy\'s successive revisions apply the last, and a redelivery of the aggregate is all duplicates', async (t) => {
+test("one aggregate: a policy's successive revisions apply the last, and a redelivery of the aggregate is all duplicates", async (t) => {
   const h = harness();
   const records = aggregate([upsertRecord('agg-1', 'a-1', doc(1), 1), upsertRecord('agg-1', 'a-2', doc(2), 2), upsertRecord('agg-1', 'a-3', doc(3), 3)], '5000');
   const first = await h.pipeline.processBatch(records);
-  t.deepEqual(first.map((s) => s.outcome), ['superseded', 'superseded', 'created']);
+  t.deepEqual(
+    first.map((s) => s.outcome),
+    ['superseded', 'superseded', 'created'],
+  );
   t.deepEqual(h.iam.policies.get('agg-1')?.document, doc(3));
   // A restart after a checkpoint at sequence 5000 (subsequence 0) delivers subsequences 1..2 again.
   const cold = harness({ ledger: h.ledger, iam: h.iam });
   const again = await cold.pipeline.processBatch(records.slice(1).map((record, index) => ({ ...record, index })));
-  t.deepEqual(again.map((s) => s.outcome), ['duplicate', 'duplicate']);
+  t.deepEqual(
+    again.map((s) => s.outcome),
+    ['duplicate', 'duplicate'],
+  );
   t.is(h.iam.writes.length, 1);
 });
 
 test('one aggregate with many policies, bad and good user records: each bad one is its own dead letter', async (t) => {
   const h = harness();
   const records = aggregate(
-    [
-      upsertRecord('mix-1', 'x-1', doc(1)),
-      { partitionKey: 'mix-bad', data: Buffer.from('{not json') },
-      upsertRecord('mix-2', 'x-2', doc(2)),
-      { partitionKey: 'mix-bad', data: Buffer.from('[]') },
-    ],
+    [upsertRecord('mix-1', 'x-1', doc(1)), { partitionKey: 'mix-bad', data: Buffer.from('{not json') }, upsertRecord('mix-2', 'x-2', doc(2)), { partitionKey: 'mix-bad', data: Buffer.from('[]') }],
     '7000',
   );
   const settlements = await h.pipeline.processBatch(records);
-  t.deepEqual(settlements.map((s) => s.outcome), ['created', 'rejected', 'created', 'rejected']);
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['created', 'rejected', 'created', 'rejected'],
+  );
   t.deepEqual([...h.deadLetters.letters.keys()].sort(), [recordId(records[1]!), recordId(records[3]!)].sort());
   t.deepEqual([...h.deadLetters.letters.keys()].sort(), ['shardId-000000000000#7000#1', 'shardId-000000000000#7000#3']);
 });
@@ -115,7 +125,10 @@ test('an upsert followed by a delete of an attached policy in one batch: the ups
   await h.pipeline.processBatch(streamRecords([upsertRecord('kept-1', 'k-1', doc(1))]));
   iam.attached.add('kept-1');
   const settlements = await h.pipeline.processBatch(streamRecords([upsertRecord('kept-1', 'k-2', doc(2)), deleteRecord('kept-1', 'k-3')]));
-  t.deepEqual(settlements.map((s) => s.outcome), ['updated', 'retained-in-use']);
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['updated', 'retained-in-use'],
+  );
   t.deepEqual(iam.policies.get('kept-1')?.document, doc(2), 'the fold: B applied, then the delete kept the policy');
 });
 
@@ -138,7 +151,7 @@ test('a producer retry that comes after more events than the ledger item remembe
   t.deepEqual(h.iam.policies.get('window-1')?.document, doc(39), 'nothing rolled back');
 });
 
-test('eventIds archived by a worker still on an older epoch are kept under the entry\'s epoch: a retry read in that epoch is still a duplicate', async (t) => {
+test("eventIds archived by a worker still on an older epoch are kept under the entry's epoch: a retry read in that epoch is still a duplicate", async (t) => {
   // A re-apply replay of another shard moved the policy's entry to epoch 1; a
   // worker on this shard still works in epoch 0 and pushes events out of the window.
   const h = harness({ epoch: 1 });
@@ -157,7 +170,7 @@ test('eventIds archived by a worker still on an older epoch are kept under the e
 // a hash that changed its value would turn every producer retry across an
 // upgrade into an event-id-conflict. The value below is what ledgers
 // already hold for this event.
-test('an event\'s payload hash keeps the value the ledger already holds', (t) => {
+test("an event's payload hash keeps the value the ledger already holds", (t) => {
   const event: PolicyEvent = {
     specVersion: '1',
     eventId: 'evt-1',

@@ -91,14 +91,21 @@ test('a stopped processor ends the retrying with StoppedError, before a try and 
   const stopped = new AbortController();
   stopped.abort();
   let tries = 0;
-  await t.throwsAsync(retry(RETRY.shardStart, async () => ++tries, { signal: stopped.signal }), { instanceOf: StoppedError });
+  await t.throwsAsync(
+    retry(RETRY.shardStart, async () => ++tries, { signal: stopped.signal }),
+    { instanceOf: StoppedError },
+  );
   t.is(tries, 0);
 
   const stopping = new AbortController();
-  const run = retry({ attempts: Infinity, baseMs: 60_000, capMs: 60_000 }, async () => {
-    tries++;
-    throw new TransientError('circuit-open', 'failing');
-  }, { signal: stopping.signal, random: () => 1 });
+  const run = retry(
+    { attempts: Infinity, baseMs: 60_000, capMs: 60_000 },
+    async () => {
+      tries++;
+      throw new TransientError('circuit-open', 'failing');
+    },
+    { signal: stopping.signal, random: () => 1 },
+  );
   setImmediate(() => stopping.abort());
   await t.throwsAsync(run, { instanceOf: StoppedError });
   t.is(tries, 1);
@@ -107,10 +114,14 @@ test('a stopped processor ends the retrying with StoppedError, before a try and 
 test('a StoppedError from the attempt is never retried', async (t) => {
   let tries = 0;
   await t.throwsAsync(
-    retry(noWait, async () => {
-      tries++;
-      throw new StoppedError();
-    }, { retriable: () => true }),
+    retry(
+      noWait,
+      async () => {
+        tries++;
+        throw new StoppedError();
+      },
+      { retriable: () => true },
+    ),
     { instanceOf: StoppedError },
   );
   t.is(tries, 1);

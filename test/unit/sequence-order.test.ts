@@ -87,7 +87,7 @@ test('the cache keeps the highest mark it has learned', (t) => {
 // duplicate whatever the rest holds (ledger/verdict.ts). A late revision may
 // be an archived eventId's retry; a reused eventId may lie behind the
 // ledger's position: the ledger judges both.
-test('the cache answers duplicates only: stale and event-id-conflict are the ledger\'s', (t) => {
+test("the cache answers duplicates only: stale and event-id-conflict are the ledger's", (t) => {
   const cache = new DedupCache(10);
   cache.learn(0, 'p', at('1000'), [applied('e1')]);
   t.is(cache.verdict(0, 'p', at('1001'), 'e1', 'another-payload'), undefined);

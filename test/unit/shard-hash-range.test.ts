@@ -75,14 +75,23 @@ test('a partition key other than the policy name stays partition-key-mismatch, w
   if (!decoded.ok) t.is(decoded.reason, 'partition-key-mismatch');
 });
 
-test('on the wrong shard: rejected as hash-key-mismatch, dead-lettered, IAM and the ledger untouched; the shard\'s own policies are applied', async (t) => {
+test("on the wrong shard: rejected as hash-key-mismatch, dead-lettered, IAM and the ledger untouched; the shard's own policies are applied", async (t) => {
   const h = harness({ hashKeyRange: LOWER });
   t.true(lowerNames.length > 1 && upperNames.length > 1, 'the sample spans both halves');
   const [own, stray] = [lowerNames[0]!, upperNames[0]!];
   const settlements = await h.pipeline.processBatch(streamRecords([upsertRecord(own, 'own-1', doc(1)), upsertRecord(stray, 'stray-1', doc(2))]));
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason]), [['created', undefined], ['rejected', 'hash-key-mismatch']]);
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'hash-key-mismatch'],
+    ],
+  );
   const letters = [...h.deadLetters.letters.values()];
-  t.deepEqual(letters.map((letter) => [letter.reason, letter.policyName, letter.eventId, letter.partitionKey]), [['hash-key-mismatch', stray, 'stray-1', stray]]);
+  t.deepEqual(
+    letters.map((letter) => [letter.reason, letter.policyName, letter.eventId, letter.partitionKey]),
+    [['hash-key-mismatch', stray, 'stray-1', stray]],
+  );
   t.false(h.iam.policies.has(stray), 'not applied');
   t.false(h.ledger.entries.has(stray), 'no ledger entry: its own shard orders it');
   t.is(h.metrics.snapshot()[metricKey(METRIC.rejections, { reason: 'hash-key-mismatch' })], 1, 'counted by reason');
@@ -93,9 +102,24 @@ test('KPL user records of one aggregate are checked one by one: the stray is rej
   // One Kinesis record: the same sequence number, a subsequence number each. The KCL hands on a
   // user record whose explicit hash key lies in the shard's range, whatever its partition key.
   const users = [upsertRecord(upperNames[0]!, 'u-0', doc(1)), upsertRecord(lowerNames[0]!, 'u-1', doc(1)), upsertRecord(upperNames[1]!, 'u-2', doc(1))];
-  const records: StreamRecord[] = users.map((user, index) => ({ shardId: 'shardId-000000000000', sequenceNumber: '4000', subSequenceNumber: index, partitionKey: user.partitionKey, data: user.data, index, receivedAt: Date.now() }));
+  const records: StreamRecord[] = users.map((user, index) => ({
+    shardId: 'shardId-000000000000',
+    sequenceNumber: '4000',
+    subSequenceNumber: index,
+    partitionKey: user.partitionKey,
+    data: user.data,
+    index,
+    receivedAt: Date.now(),
+  }));
   const settlements = await h.pipeline.processBatch(records);
-  t.deepEqual(settlements.map((s) => [s.outcome, s.reason]), [['created', undefined], ['rejected', 'hash-key-mismatch'], ['created', undefined]]);
+  t.deepEqual(
+    settlements.map((s) => [s.outcome, s.reason]),
+    [
+      ['created', undefined],
+      ['rejected', 'hash-key-mismatch'],
+      ['created', undefined],
+    ],
+  );
   t.false(h.iam.policies.has(lowerNames[0]!));
 });
 
@@ -137,7 +161,10 @@ for (const [shardId, range] of [
     const records = streamRecords([upsertRecord(lowerNames[0]!, 'l-1', doc(1)), upsertRecord(upperNames[0]!, 'u-1', doc(1))], shardId);
     const settlements = await pipeline.processBatch(records);
     const expected = [lowerNames[0]!, upperNames[0]!].map((name) => (hashKeyOf(name) >= range.startingHashKey && hashKeyOf(name) <= range.endingHashKey ? 'created' : 'rejected'));
-    t.deepEqual(settlements.map((s) => s.outcome), expected);
+    t.deepEqual(
+      settlements.map((s) => s.outcome),
+      expected,
+    );
     t.deepEqual([...iam.policies.keys()].sort(), [lowerNames[0]!, upperNames[0]!].filter((_, i) => expected[i] === 'created').sort());
   });
 }

@@ -58,7 +58,11 @@ test('IAM writes for one policy happen in stream order across batches', async (t
   }
   for (let p = 0; p < 3; p++) {
     const order = iam.writes.filter((w) => w.policy === `p${p}`).map((w) => Number(w.eventId.split('-')[0]!.slice(1)));
-    t.deepEqual(order, [...order].sort((a, b) => a - b), `p${p} in order`);
+    t.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      `p${p} in order`,
+    );
     t.is(order.length, 10);
   }
 });
@@ -120,12 +124,14 @@ test('a producer retry in a later batch is a duplicate; a late revision is stale
 test('a permanent IAM refusal of the last event falls back to the one before it', async (t) => {
   const iam = new FakeIam();
   const applier = {
-    apply: (event: PolicyEvent): Promise<IamOutcome> =>
-      event.eventId === 'bad' ? Promise.reject(new RejectedEventError('iam:MalformedPolicyDocument', 'no')) : iam.apply(event),
+    apply: (event: PolicyEvent): Promise<IamOutcome> => (event.eventId === 'bad' ? Promise.reject(new RejectedEventError('iam:MalformedPolicyDocument', 'no')) : iam.apply(event)),
   };
   const h = harness({ iam, applier });
   const settlements = await h.pipeline.processBatch(streamRecords([upsertRecord('a', 'good', doc(1)), upsertRecord('a', 'bad', doc(2))]));
-  t.deepEqual(settlements.map((s) => s.outcome), ['created', 'rejected']);
+  t.deepEqual(
+    settlements.map((s) => s.outcome),
+    ['created', 'rejected'],
+  );
   t.is(settlements[1]!.reason, 'iam:MalformedPolicyDocument');
   t.deepEqual(iam.policies.get('a')?.document, doc(1));
   t.is(h.deadLetters.letters.size, 1);
@@ -148,8 +154,7 @@ test('the checkpoint never passes a record that has no outcome yet', async (t) =
   const iam = new FakeIam();
   let failures = 8;
   const applier = {
-    apply: (event: PolicyEvent) =>
-      event.policyName === 'slow' && failures-- > 0 ? Promise.reject(new TransientError('Throttling', 'slow')) : iam.apply(event),
+    apply: (event: PolicyEvent) => (event.policyName === 'slow' && failures-- > 0 ? Promise.reject(new TransientError('Throttling', 'slow')) : iam.apply(event)),
   };
   const h = harness({ iam, applier });
   const records = streamRecords([upsertRecord('fast1', 'a', doc(1)), upsertRecord('slow', 'b', doc(2)), upsertRecord('fast2', 'c', doc(3)), upsertRecord('fast3', 'd', doc(4))]);
@@ -170,19 +175,22 @@ test('the checkpoint never passes a record that has no outcome yet', async (t) =
 
 test('checkpoint tracker: the safe point is the end of the settled prefix (property)', (t) => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 50 }).chain((n) => fc.tuple(fc.constant(n), fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }))), ([n, order]) => {
-      const sequences = Array.from({ length: n }, (_, i) => ({ shardId: 's', sequenceNumber: String(1000 + Math.floor(i / 3)), subSequenceNumber: i % 3 }));
-      const tracker = new CheckpointTracker(sequences);
-      const settled = new Set<number>();
-      for (const index of order) {
-        tracker.markSettled(index);
-        settled.add(index);
-        let prefix = 0;
-        while (settled.has(prefix)) prefix++;
-        if (tracker.safePosition() !== (prefix === 0 ? undefined : sequences[prefix - 1])) return false;
-      }
-      return tracker.complete;
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 50 }).chain((n) => fc.tuple(fc.constant(n), fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }))),
+      ([n, order]) => {
+        const sequences = Array.from({ length: n }, (_, i) => ({ shardId: 's', sequenceNumber: String(1000 + Math.floor(i / 3)), subSequenceNumber: i % 3 }));
+        const tracker = new CheckpointTracker(sequences);
+        const settled = new Set<number>();
+        for (const index of order) {
+          tracker.markSettled(index);
+          settled.add(index);
+          let prefix = 0;
+          while (settled.has(prefix)) prefix++;
+          if (tracker.safePosition() !== (prefix === 0 ? undefined : sequences[prefix - 1])) return false;
+        }
+        return tracker.complete;
+      },
+    ),
   );
   t.pass();
 });
@@ -197,7 +205,10 @@ test('oversized, malformed and admin-granting documents are rejected before any 
       upsertRecord('admin', 'e3', { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
     ]),
   );
-  t.deepEqual(settlements.map((s) => s.reason), ['document-too-large', 'malformed-document', 'admin-grant-refused']);
+  t.deepEqual(
+    settlements.map((s) => s.reason),
+    ['document-too-large', 'malformed-document', 'admin-grant-refused'],
+  );
   t.is(h.iam.calls.length, 0);
   t.is(h.ledger.calls, 0);
   t.is(h.deadLetters.letters.size, 3);

@@ -120,7 +120,7 @@ test('processes of a host share one gate: the first holds the socket, the others
   second.report(true);
   // The report travels over the socket to the holder's gate.
   for (let i = 0; i < 50 && first.allowedRate === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  t.not(first.allowedRate, undefined, 'the holder learned of the follower\'s throttle');
+  t.not(first.allowedRate, undefined, "the holder learned of the follower's throttle");
   const other = new HostLimiter('another-app|us-east-1|http://iam', dir);
   t.teardown(() => other.close());
   await other.acquire();
@@ -146,11 +146,15 @@ test('an attempt waits for a token and reports whether IAM throttled it, retries
   const upstream = createServer((_req, res) => {
     if (calls++ === 0) {
       res.writeHead(400, { 'content-type': 'text/xml' });
-      res.end('<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>');
+      res.end(
+        '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>',
+      );
       return;
     }
     res.writeHead(200, { 'content-type': 'text/xml' });
-    res.end('<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>');
+    res.end(
+      '<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>',
+    );
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const events: string[] = [];
@@ -174,7 +178,7 @@ test('an attempt waits for a token and reports whether IAM throttled it, retries
   t.deepEqual(events, ['acquire', 'throttled', 'acquire', 'ok']);
 });
 
-test('throttling is told apart from IAM\'s version limit', (t) => {
+test("throttling is told apart from IAM's version limit", (t) => {
   t.true(isThrottle({ name: 'Throttling' }));
   t.true(isThrottle({ name: 'x', $metadata: { httpStatusCode: 429 } }));
   t.false(isThrottle({ name: 'LimitExceededException' }));
@@ -223,13 +227,18 @@ test('a process that holds the gate exits when its own work is done, whatever ot
   const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
   const holder = spawn(
     process.execPath,
-    ['--import=tsx', '--input-type=module', '-e', `
+    [
+      '--import=tsx',
+      '--input-type=module',
+      '-e',
+      `
       const { HostLimiter } = await import(${module});
       const limiter = new HostLimiter('linger', ${JSON.stringify(dir)});
       await limiter.acquire();
       for (let i = 0; i < 60; i++) limiter.report(true); // half a call a second from now on
       console.log(limiter.holding ? 'holding' : 'not holding');
-      await new Promise((resolve) => setTimeout(resolve, 1_000));`],
+      await new Promise((resolve) => setTimeout(resolve, 1_000));`,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const exited = new Promise<number | null>((resolve) => holder.on('exit', resolve));
@@ -272,12 +281,17 @@ test('a follower whose holder stopped running (SIGSTOP) gets its token from its 
   const module = JSON.stringify(new URL('../../src/aws/iam-rate/host-limiter.ts', import.meta.url).href);
   const holder = spawn(
     process.execPath,
-    ['--import=tsx', '--input-type=module', '-e', `
+    [
+      '--import=tsx',
+      '--input-type=module',
+      '-e',
+      `
       const { HostLimiter } = await import(${module});
       const limiter = new HostLimiter('stopped', ${JSON.stringify(parent)}, { waitMs: 500 });
       await limiter.acquire();
       console.log(limiter.holding ? 'holding' : 'not holding');
-      setInterval(() => undefined, 1_000);`],
+      setInterval(() => undefined, 1_000);`,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => {
@@ -293,10 +307,24 @@ test('a follower whose holder stopped running (SIGSTOP) gets its token from its 
   t.true(follower.following, 'follows the holder while it runs');
 
   holder.kill('SIGSTOP');
-  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token 20 s after the holder stopped'), 'token');
+  t.is(
+    await within(
+      follower.acquire().then(() => 'token'),
+      20_000,
+      'no token 20 s after the holder stopped',
+    ),
+    'token',
+  );
   t.deepEqual(events, [{ kind: 'fallback', reason: 'holder-silent' }]);
   t.false(follower.following, 'gates its own calls meanwhile');
-  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token from its own limiter'), 'token');
+  t.is(
+    await within(
+      follower.acquire().then(() => 'token'),
+      20_000,
+      'no token from its own limiter',
+    ),
+    'token',
+  );
 
   holder.kill('SIGCONT');
   // Re-joins on a call after the re-join interval, once the holder answers again.
@@ -318,7 +346,14 @@ test('a socket whose holder accepts connections but never answers does not hold 
   const silent = createNetServer(() => undefined);
   await new Promise<void>((resolve) => silent.listen(follower.path, resolve));
   t.teardown(() => silent.close());
-  t.is(await within(follower.acquire().then(() => 'token'), 20_000, 'no token 20 s after asking a silent holder'), 'token');
+  t.is(
+    await within(
+      follower.acquire().then(() => 'token'),
+      20_000,
+      'no token 20 s after asking a silent holder',
+    ),
+    'token',
+  );
   t.false(follower.following);
   t.deepEqual(events, [{ kind: 'fallback', reason: 'holder-silent' }]);
 });
@@ -345,7 +380,15 @@ test('a local process without the secret gets nothing from the holder and does n
   await new Promise<void>((resolve) => stranger.once('connect', () => resolve()));
   stranger.write(`${'0'.repeat(64)}\n`);
   stranger.write('a'.repeat(50) + 't'.repeat(50));
-  t.is(await within(closed.then(() => 'closed'), 20_000, 'still connected after 20 s'), 'closed', 'the holder hangs up on it');
+  t.is(
+    await within(
+      closed.then(() => 'closed'),
+      20_000,
+      'still connected after 20 s',
+    ),
+    'closed',
+    'the holder hangs up on it',
+  );
   t.is(answered, 0, 'not one byte answered: no token, no handshake');
   t.is(holder.allowedRate, undefined, 'its throttle reports were not heard');
   t.is(refused.length, 1);
@@ -390,7 +433,11 @@ test('a directory at the private path that is not ours and private (open to othe
     t.false(limiter.holding, plant);
     t.false(limiter.following, plant);
     t.false(existsSync(limiter.path), `${plant}: no socket made there`);
-    t.deepEqual(events.map(({ kind, reason }) => ({ kind, reason })), [{ kind: 'fallback', reason: 'private-dir-refused' }], plant);
+    t.deepEqual(
+      events.map(({ kind, reason }) => ({ kind, reason })),
+      [{ kind: 'fallback', reason: 'private-dir-refused' }],
+      plant,
+    );
   }
 });
 
@@ -435,7 +482,7 @@ test('a follower frozen with its holder (a whole worker paused, then thawed) doe
   t.deepEqual(JSON.parse(await said), { events: [], following: true });
 });
 
-test('a record processor tells of the limiter\'s fallbacks and refused peers in a log line and a metric each', async (t) => {
+test("a record processor tells of the limiter's fallbacks and refused peers in a log line and a metric each", async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
   const metrics = new Metrics();
   const lines: { msg: string; reason?: string }[] = [];

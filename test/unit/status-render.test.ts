@@ -34,7 +34,10 @@ test('the shard table stays within 120 columns with 56-digit checkpoints', (t) =
   const checkpoints = [seq('123456789012345678901234'), seq('123456789012345678909876'), 'TRIM_HORIZON', 'SHARD_END'];
   t.is(checkpoints[0]!.length, 56);
   const text = renderStatus(report(checkpoints), { deadLetterTable: 'iam-policy-stream-dead-letters' });
-  const shardTable = text.split('\n').filter((line) => line.startsWith('SHARD ') || line.startsWith('shardId-')).slice(0, 5);
+  const shardTable = text
+    .split('\n')
+    .filter((line) => line.startsWith('SHARD ') || line.startsWith('shardId-'))
+    .slice(0, 5);
   for (const line of shardTable) t.true(line.length <= 120, `${line.length} columns: ${line}`);
   t.true(text.includes(shortSequence(checkpoints[0]!)));
   t.not(shortSequence(checkpoints[0]!), shortSequence(checkpoints[1]!), 'two checkpoints of one shard epoch stay apart');

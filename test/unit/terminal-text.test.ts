@@ -6,7 +6,22 @@ import fc from 'fast-check';
 import { jsonText, table, terminalLines, terminalText } from '../../src/ops/cli/render.js';
 
 const RAW = /[\p{Cc}\p{Bidi_Control}]/u;
-const everyControl = [...Array.from({ length: 0x20 }, (_, i) => i), ...Array.from({ length: 0x21 }, (_, i) => 0x7f + i), 0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069].map((code) => String.fromCodePoint(code));
+const everyControl = [
+  ...Array.from({ length: 0x20 }, (_, i) => i),
+  ...Array.from({ length: 0x21 }, (_, i) => 0x7f + i),
+  0x061c,
+  0x200e,
+  0x200f,
+  0x202a,
+  0x202b,
+  0x202c,
+  0x202d,
+  0x202e,
+  0x2066,
+  0x2067,
+  0x2068,
+  0x2069,
+].map((code) => String.fromCodePoint(code));
 
 test('every C0, DEL, C1 and bidi control is written out, and nothing else is touched', (t) => {
   for (const c of everyControl) t.false(RAW.test(terminalText(`a${c}b`)), `U+${c.codePointAt(0)!.toString(16)}`);

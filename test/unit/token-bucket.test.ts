@@ -75,7 +75,9 @@ test('the proxy refuses past the limit as IAM does: 400 Throttling, which the SD
   // Stands in for IAM: any call gets an empty ListPolicies answer.
   const upstream = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/xml' });
-    res.end('<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>');
+    res.end(
+      '<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>',
+    );
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;

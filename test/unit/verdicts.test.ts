@@ -23,8 +23,7 @@ function refusingIam(iam = new FakeIam()) {
   return {
     iam,
     applier: {
-      apply: (event: PolicyEvent): Promise<IamOutcome> =>
-        event.eventId.startsWith('bad') ? Promise.reject(new RejectedEventError('iam:MalformedPolicyDocument', 'refused')) : iam.apply(event),
+      apply: (event: PolicyEvent): Promise<IamOutcome> => (event.eventId.startsWith('bad') ? Promise.reject(new RejectedEventError('iam:MalformedPolicyDocument', 'refused')) : iam.apply(event)),
     },
   };
 }
@@ -64,7 +63,12 @@ test('after a refused revision, a later one is applied before a delete the attac
   await h.pipeline.processBatch(streamRecords([upsert('hw-5', 'r0', 0, { revision: 0 })]));
   iam.attached.add('hw-5');
   const settlements = await h.pipeline.processBatch(
-    streamRecords([upsert('hw-5', 'r1', 1, { revision: 1 }), upsert('hw-5', 'bad-r5', 5, { revision: 5 }), upsert('hw-5', 'r4', 4, { revision: 4 }), eventRecord(deletedEvent({ eventId: 'd6', name: 'hw-5', revision: 6 }))]),
+    streamRecords([
+      upsert('hw-5', 'r1', 1, { revision: 1 }),
+      upsert('hw-5', 'bad-r5', 5, { revision: 5 }),
+      upsert('hw-5', 'r4', 4, { revision: 4 }),
+      eventRecord(deletedEvent({ eventId: 'd6', name: 'hw-5', revision: 6 })),
+    ]),
   );
   t.deepEqual(verdicts(settlements), ['updated', 'rejected:iam:MalformedPolicyDocument', 'updated', 'retained-in-use']);
   t.deepEqual(iam.policies.get('hw-5')?.document, doc(4));
@@ -92,7 +96,7 @@ test('an eventId re-sent with another payload and the same revision is event-id-
   const reused = streamRecords([upsert('layer-1', 'same-id', 2, { revision: 3 })]);
   await live.pipeline.processBatch(applied);
   const [liveVerdict] = await live.pipeline.processBatch(reused);
-  t.is(liveVerdict!.outcome, 'rejected', 'the warm cache gives the ledger\'s verdict');
+  t.is(liveVerdict!.outcome, 'rejected', "the warm cache gives the ledger's verdict");
   t.is(liveVerdict!.reason, 'event-id-conflict');
   const letters = [...deadLetters.letters.keys()];
 
@@ -104,14 +108,17 @@ test('an eventId re-sent with another payload and the same revision is event-id-
   t.deepEqual(live.iam.policies.get('layer-1')?.document, doc(1));
 });
 
-test('a retry of an event that left the ledger\'s window is a duplicate, not stale, warm or cold', async (t) => {
+test("a retry of an event that left the ledger's window is a duplicate, not stale, warm or cold", async (t) => {
   const env = { IPS_RECENT_EVENT_IDS: '2' };
   const warm = harness({ env });
   const first = upsertRecord('layer-2', 'w-1', doc(1), 1);
   await warm.pipeline.processBatch(streamRecords([first]));
   await warm.pipeline.processBatch(streamRecords([upsertRecord('layer-2', 'w-2', doc(2), 2)]));
   await warm.pipeline.processBatch(streamRecords([upsertRecord('layer-2', 'w-3', doc(3), 3)]));
-  t.false(warm.ledger.entries.get('layer-2')!.events.some((event) => event.eventId === 'w-1'), 'w-1 is in the archive');
+  t.false(
+    warm.ledger.entries.get('layer-2')!.events.some((event) => event.eventId === 'w-1'),
+    'w-1 is in the archive',
+  );
   const [warmVerdict] = await warm.pipeline.processBatch(streamRecords([first]));
   const cold = harness({ env, ledger: warm.ledger, iam: warm.iam });
   const [coldVerdict] = await cold.pipeline.processBatch(streamRecords([first]));
@@ -162,7 +169,10 @@ test('an eventId reused after a refused revision is event-id-conflict in the bat
   const letters = [...deadLetters.letters.keys()].sort();
   const replay = harness({ iam, applier, ledger: h.ledger, deadLetters });
   const replayed = await replay.pipeline.processBatch(records);
-  t.true(verdicts(replayed).every((verdict, i) => verdict === 'duplicate' || verdict === expected[i]), 'a replay gives each record duplicate or its live verdict');
+  t.true(
+    verdicts(replayed).every((verdict, i) => verdict === 'duplicate' || verdict === expected[i]),
+    'a replay gives each record duplicate or its live verdict',
+  );
   t.deepEqual([...deadLetters.letters.keys()].sort(), letters, 'no new dead letter on replay');
 });
 
@@ -184,7 +194,11 @@ test('an event that a waiting event could make stale is tried after the IAM step
 
   const h = harness();
   const batched = await h.pipeline.processBatch(streamRecords(items));
-  t.deepEqual(verdicts(batched).map((v) => (v === 'superseded' ? 'created' : v)), expected, 'one batch (e-1 may be superseded by the delete)');
+  t.deepEqual(
+    verdicts(batched).map((v) => (v === 'superseded' ? 'created' : v)),
+    expected,
+    'one batch (e-1 may be superseded by the delete)',
+  );
   t.false(h.iam.policies.has('hw-7'), 'the delete took effect');
 });
 
@@ -268,40 +282,54 @@ test('outcomes do not depend on batch boundaries, on a warm or cold cache, or on
     of: fc.nat(),
   });
   await fc.assert(
-    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 14 }), fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }), fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }), async (ops, cuts, replayCuts) => {
-      const items = itemsOf(ops);
-      const records = streamRecords(items);
+    fc.asyncProperty(
+      fc.array(op, { minLength: 1, maxLength: 14 }),
+      fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }),
+      async (ops, cuts, replayCuts) => {
+        const items = itemsOf(ops);
+        const records = streamRecords(items);
 
-      const reference = new FakeIam();
-      const fold = await settleInBatches(harness({ iam: reference }), records, [1]);
-      const accepting = new FakeIam();
-      const coalesced = await settleInBatches(harness({ iam: accepting }), records, cuts);
+        const reference = new FakeIam();
+        const fold = await settleInBatches(harness({ iam: reference }), records, [1]);
+        const accepting = new FakeIam();
+        const coalesced = await settleInBatches(harness({ iam: accepting }), records, cuts);
 
-      const warmIam = refusingIam();
-      const warm = harness({ ...warmIam, deadLetters: new MemoryDeadLetters() });
-      const batched = await settleInBatches(warm, records, cuts);
+        const warmIam = refusingIam();
+        const warm = harness({ ...warmIam, deadLetters: new MemoryDeadLetters() });
+        const batched = await settleInBatches(warm, records, cuts);
 
-      const coldIam = refusingIam();
-      const coldLedger = new MemoryLedger();
-      const cold = await settleInBatches(warm, records, cuts, () => harness({ ...coldIam, ledger: coldLedger }));
+        const coldIam = refusingIam();
+        const coldLedger = new MemoryLedger();
+        const cold = await settleInBatches(warm, records, cuts, () => harness({ ...coldIam, ledger: coldLedger }));
 
-      const letters = [...warm.deadLetters.letters.keys()].sort();
-      const replayed = await settleInBatches(warm, records, replayCuts, () => harness({ ...warmIam, ledger: warm.ledger, deadLetters: warm.deadLetters }));
+        const letters = [...warm.deadLetters.letters.keys()].sort();
+        const replayed = await settleInBatches(warm, records, replayCuts, () => harness({ ...warmIam, ledger: warm.ledger, deadLetters: warm.deadLetters }));
 
-      const checks = {
-        foldKept: JSON.stringify(coalesced.map(classOf)) === JSON.stringify(fold.map(classOf)),
-        foldIam: iamState(accepting) === iamState(reference),
-        coldSame: JSON.stringify(verdicts(cold)) === JSON.stringify(verdicts(batched)),
-        replaySame: verdicts(replayed).every((verdict, i) => verdict === 'duplicate' || verdict === verdicts(batched)[i]),
-        noNewLetter: JSON.stringify([...warm.deadLetters.letters.keys()].sort()) === JSON.stringify(letters),
-        coldIam: iamState(coldIam.iam) === iamState(warmIam.iam),
-      };
-      const ok = Object.values(checks).every(Boolean);
-      if (!ok) {
-        t.log({ checks, ops: items.map((item) => item.data.toString()), cuts, fold: fold.map(classOf), coalesced: coalesced.map(classOf), batched: batched.map(classOf), cold: cold.map(classOf), replayed: replayed.map(classOf) });
-      }
-      return ok;
-    }),
+        const checks = {
+          foldKept: JSON.stringify(coalesced.map(classOf)) === JSON.stringify(fold.map(classOf)),
+          foldIam: iamState(accepting) === iamState(reference),
+          coldSame: JSON.stringify(verdicts(cold)) === JSON.stringify(verdicts(batched)),
+          replaySame: verdicts(replayed).every((verdict, i) => verdict === 'duplicate' || verdict === verdicts(batched)[i]),
+          noNewLetter: JSON.stringify([...warm.deadLetters.letters.keys()].sort()) === JSON.stringify(letters),
+          coldIam: iamState(coldIam.iam) === iamState(warmIam.iam),
+        };
+        const ok = Object.values(checks).every(Boolean);
+        if (!ok) {
+          t.log({
+            checks,
+            ops: items.map((item) => item.data.toString()),
+            cuts,
+            fold: fold.map(classOf),
+            coalesced: coalesced.map(classOf),
+            batched: batched.map(classOf),
+            cold: cold.map(classOf),
+            replayed: replayed.map(classOf),
+          });
+        }
+        return ok;
+      },
+    ),
     { numRuns: 200 },
   );
   t.pass();

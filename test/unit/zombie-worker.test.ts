@@ -17,10 +17,9 @@ import { eventRecord } from '../../src/ops/producer.js';
 const eventAt = (policy: string, eventId: string, path: string, document: object) => eventRecord(upsertedEvent({ eventId, name: policy, path, document }));
 
 /** The ledger as a paused worker sees it: its renewals never get through. */
-const paused = (ledger: MemoryLedger): Ledger =>
-  Object.assign(Object.create(ledger) as MemoryLedger, { renew: () => Promise.reject(new Error('paused: no renewal went out')) });
+const paused = (ledger: MemoryLedger): Ledger => Object.assign(Object.create(ledger) as MemoryLedger, { renew: () => Promise.reject(new Error('paused: no renewal went out')) });
 
-test('a zombie write that lands after the new owner completed is converged back to the ledger\'s state', async (t) => {
+test("a zombie write that lands after the new owner completed is converged back to the ledger's state", async (t) => {
   const ledger = new MemoryLedger(1_000, Date.now, 1_000);
   const iam = new FakeIam();
   let release!: () => void;
@@ -45,7 +44,7 @@ test('a zombie write that lands after the new owner completed is converged back 
   release(); // the zombie's write lands now, after the successor's
   const [zombieOutcome] = await zombieRun;
   t.is(zombieOutcome!.outcome, 'duplicate', 'the zombie learns the successor moved past its record');
-  t.deepEqual(iam.policies.get('zombie-1')?.document, doc(2), 'IAM holds the later event\'s document');
+  t.deepEqual(iam.policies.get('zombie-1')?.document, doc(2), "IAM holds the later event's document");
   t.is(zombie.metrics.get('verifications_requested', { why: 'lost during the IAM step' }), 1);
   t.is(zombie.metrics.get('verifications', { converged: 'yes' }), 1);
   t.false(ledger.entries.get('zombie-1')!.verifyRequested! > (ledger.entries.get('zombie-1')!.verifiedUpTo ?? 0), 'the mark is answered');
@@ -77,7 +76,7 @@ test('a step that cannot renew its claim starts no IAM call after its deadline',
   await t.throwsAsync(run, { name: 'StoppedError' });
 });
 
-test('a cancelled write that still lands after the successor\'s step and after the zombie\'s own re-run is converged back once it can no longer land', async (t) => {
+test("a cancelled write that still lands after the successor's step and after the zombie's own re-run is converged back once it can no longer land", async (t) => {
   // The zombie's keeper cancels its call at the deadline, but the request was
   // already on the wire: IAM applies it 2.5 s after it was sent, later than
   // the zombie's re-run and the successor's step. Until then a verification
@@ -107,12 +106,12 @@ test('a cancelled write that still lands after the successor\'s step and after t
   await landed;
   t.is(zombieOutcome!.outcome, 'created');
   t.is(applied!.outcome, 'updated');
-  t.deepEqual(iam.policies.get('late-1')?.document, doc(2), 'IAM holds the later event\'s document, not the late write\'s');
+  t.deepEqual(iam.policies.get('late-1')?.document, doc(2), "IAM holds the later event's document, not the late write's");
   const entry = ledger.entries.get('late-1')!;
   t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0), 'the mark is answered');
 });
 
-test('a taken-over claim\'s late write is converged even when its zombie can never mark the policy', async (t) => {
+test("a taken-over claim's late write is converged even when its zombie can never mark the policy", async (t) => {
   // The zombie reaches neither DynamoDB nor its processor's end: no renewal, no
   // mark. The successor that takes its claim over knows a write of the zombie
   // may land until the claim's expiry and a call's lifetime after.
@@ -145,7 +144,7 @@ test('a taken-over claim\'s late write is converged even when its zombie can nev
   const [applied] = await successor.pipeline.processBatch([{ ...newer!, index: 0 }]);
   await landed;
   t.is(applied!.outcome, 'created');
-  t.deepEqual(iam.policies.get('late-2')?.document, doc(2), 'IAM holds the successor\'s document, not the late write\'s');
+  t.deepEqual(iam.policies.get('late-2')?.document, doc(2), "IAM holds the successor's document, not the late write's");
   t.is(successor.metrics.get('verifications_requested', { why: 'claim taken over' }), 1);
   t.is(successor.metrics.get('verifications', { converged: 'yes' }), 1);
 });
@@ -161,7 +160,7 @@ test('a step that touches no IAM (its only event refused) does not answer a mark
   const [refused] = await h.pipeline.processBatch(streamRecords([eventAt('marked-1', 'mk-2', '/stream-managed/team-y/', doc(2))]));
   t.is(refused!.outcome, 'rejected');
   t.is(refused!.reason, 'path-conflict');
-  t.deepEqual(iam.policies.get('marked-1')?.document, doc(1), 'converged back to the ledger\'s state');
+  t.deepEqual(iam.policies.get('marked-1')?.document, doc(1), "converged back to the ledger's state");
   const entry = ledger.entries.get('marked-1')!;
   t.false((entry.verifyRequested ?? 0) > (entry.verifiedUpTo ?? 0), 'the mark is answered by the verification');
 });
@@ -197,7 +196,7 @@ test('a delete that keeps an attached policy does not answer the marks: it never
   t.is(h.metrics.get('verifications', { converged: 'yes' }), 1);
 });
 
-test('an unchanged upsert read under IAM\'s read lag does not answer the marks: the document is written by the verification', async (t) => {
+test("an unchanged upsert read under IAM's read lag does not answer the marks: the document is written by the verification", async (t) => {
   const ledger = new MemoryLedger();
   const iam = new FakeIam();
   // IAM's reads lag the late write: a read shows the document applied before it.

@@ -34,8 +34,8 @@ export function meterCapacity(client: DynamoDBClient): CapacityMeter {
   const add = (into: Map<string, number>, table: string, units: number | undefined) => {
     if (units) into.set(table, (into.get(table) ?? 0) + units);
   };
-  const middleware = (next: (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>, context: { commandName?: string }) =>
-    async (args: { input: Record<string, unknown> }) => {
+  const middleware =
+    (next: (args: { input: Record<string, unknown> }) => Promise<{ output: Record<string, unknown> }>, context: { commandName?: string }) => async (args: { input: Record<string, unknown> }) => {
       const isRead = METERED.get(context.commandName ?? '');
       const metered = isRead !== undefined;
       if (metered) args.input.ReturnConsumedCapacity = 'TOTAL';

@@ -70,7 +70,11 @@ const KINDS: FaultKind[] = ['throttle', 'server-error', 'reset-before', 'reset-a
 function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error', message = 'injected'): { status: number; type: string; body: string } {
   if (protocol === 'dynamodb') {
     return kind === 'throttle'
-      ? { status: 400, type: 'application/x-amz-json-1.0', body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }) }
+      ? {
+          status: 400,
+          type: 'application/x-amz-json-1.0',
+          body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }),
+        }
       : { status: 500, type: 'application/x-amz-json-1.0', body: JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error' }) };
   }
   const [status, type, code] = kind === 'throttle' ? [400, 'Sender', 'Throttling'] : [503, 'Receiver', 'ServiceUnavailable'];
@@ -83,7 +87,12 @@ function errorBody(protocol: Protocol, kind: 'throttle' | 'server-error', messag
 
 /** The operation a call names: `Action=` of an IAM form body, or the DynamoDB target header. */
 function operationOf(protocol: Protocol, req: IncomingMessage, body: Buffer): string {
-  if (protocol === 'dynamodb') return String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
+  if (protocol === 'dynamodb')
+    return (
+      String(req.headers['x-amz-target'] ?? '')
+        .split('.')
+        .pop() ?? ''
+    );
   return new URLSearchParams(body.toString('utf8')).get('Action') ?? '';
 }
 
@@ -126,18 +135,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   }
 
   function forward(req: IncomingMessage, body: Buffer, res: ServerResponse, afterwards?: () => void): void {
-    const upstream = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        if (afterwards) {
-          answer.resume();
-          answer.on('end', afterwards);
-          return;
-        }
-        res.writeHead(answer.statusCode ?? 502, answerHeaders(req, answer.headers));
-        answer.pipe(res);
-      },
-    );
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (afterwards) {
+        answer.resume();
+        answer.on('end', afterwards);
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, answerHeaders(req, answer.headers));
+      answer.pipe(res);
+    });
     upstream.on('error', () => res.destroy());
     upstream.end(body);
   }

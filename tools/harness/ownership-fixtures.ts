@@ -24,12 +24,7 @@ export interface OwnershipFixtures {
  * `settle` puts records and waits for their outcomes: the attached policy is
  * created through the stream (so it is owned), then attached to a role.
  */
-export async function ownershipFixtures(options: {
-  iam: IAMClient;
-  managedPathPrefix: string;
-  prefix: string;
-  settle: (records: OutgoingRecord[]) => Promise<void>;
-}): Promise<OwnershipFixtures> {
+export async function ownershipFixtures(options: { iam: IAMClient; managedPathPrefix: string; prefix: string; settle: (records: OutgoingRecord[]) => Promise<void> }): Promise<OwnershipFixtures> {
   const { iam, managedPathPrefix, prefix } = options;
   const foreignName = `${prefix}-foreign`;
   const attachedName = `${prefix}-attached`;

@@ -197,7 +197,13 @@ function pageOfDetails(body: string, params: URLSearchParams): string {
   if (!policies) return body;
   const size = Math.min(DETAILS_PAGE.max, Math.max(1, Number(params.get('MaxItems') ?? DETAILS_PAGE.default) || DETAILS_PAGE.default));
   const marker = params.get('Marker');
-  const from = marker ? Number(Buffer.from(marker, 'base64url').toString('utf8').replace(/^page:/, '')) || 0 : 0;
+  const from = marker
+    ? Number(
+        Buffer.from(marker, 'base64url')
+          .toString('utf8')
+          .replace(/^page:/, ''),
+      ) || 0
+    : 0;
   const all = topLevelMembers(policies[1]!);
   const page = all.slice(from, from + size).map((member) => {
     if (member.includes('<PolicyName>')) return member;
@@ -206,9 +212,7 @@ function pageOfDetails(body: string, params: URLSearchParams): string {
   });
   const more = from + size < all.length;
   const next = more ? `<IsTruncated>true</IsTruncated><Marker>${Buffer.from(`page:${from + size}`).toString('base64url')}</Marker>` : '<IsTruncated>false</IsTruncated>';
-  return body
-    .replace(/<Policies>[\s\S]*<\/Policies>/, `<Policies>${page.join('')}</Policies>`)
-    .replace(/<IsTruncated>[^<]*<\/IsTruncated>(<Marker>[^<]*<\/Marker>)?/, next);
+  return body.replace(/<Policies>[\s\S]*<\/Policies>/, `<Policies>${page.join('')}</Policies>`).replace(/<IsTruncated>[^<]*<\/IsTruncated>(<Marker>[^<]*<\/Marker>)?/, next);
 }
 
 export async function startRealisticIam(options: RealisticIamOptions): Promise<RealisticIam> {
@@ -236,7 +240,10 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     return {
       status: 403,
       headers: { 'content-type': 'text/xml' },
-      body: iamErrorBody('AccessDenied', `User: arn:aws:sts::${account}:assumed-role/scoped/session is not authorized to perform: iam:${action} on resource: ${resource} because no identity-based policy allows the iam:${action} action`),
+      body: iamErrorBody(
+        'AccessDenied',
+        `User: arn:aws:sts::${account}:assumed-role/scoped/session is not authorized to perform: iam:${action} on resource: ${resource} because no identity-based policy allows the iam:${action} action`,
+      ),
     };
   }
 
@@ -349,7 +356,11 @@ export async function startRealisticIam(options: RealisticIamOptions): Promise<R
     const absent = policy !== undefined && policy.status !== 200;
     if (absent) return policy;
     if (params.get('Action') === 'GetPolicyVersion') {
-      return { status: 404, headers: { 'content-type': 'text/xml' }, body: iamErrorBody('NoSuchEntity', `Policy ${params.get('PolicyArn')} version ${params.get('VersionId')} does not exist or is not attachable.`) };
+      return {
+        status: 404,
+        headers: { 'content-type': 'text/xml' },
+        body: iamErrorBody('NoSuchEntity', `Policy ${params.get('PolicyArn')} version ${params.get('VersionId')} does not exist or is not attachable.`),
+      };
     }
     return undefined;
   }

@@ -85,7 +85,12 @@ export async function startStack(options: StackOptions): Promise<LocalStack> {
     } finally {
       destroyAwsClients(clients);
     }
-    writeFileSync(join(options.dir, 'stack.env'), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''));
+    writeFileSync(
+      join(options.dir, 'stack.env'),
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
+    );
     writeRecord(options.dir, { emulators, env, ...(options.owner ? { owner: options.owner } : {}) });
     return { dir: options.dir, env, emulators, stop };
   } catch (error) {
@@ -114,9 +119,7 @@ export async function stopStackIn(dir: string, options: { force?: boolean } = {}
   const owner = record.owner !== undefined && record.owner !== process.pid && isAlive(record.owner) ? record.owner : undefined;
   if (owner !== undefined && running.length > 0) {
     if (!options.force) {
-      throw new StackInUseError(
-        `the local stack in ${dir} belongs to a running npm start (pid ${owner}); stop it with Ctrl-C in its terminal, or pass --force to stop it from here`,
-      );
+      throw new StackInUseError(`the local stack in ${dir} belongs to a running npm start (pid ${owner}); stop it with Ctrl-C in its terminal, or pass --force to stop it from here`);
     }
     try {
       process.kill(owner, 'SIGTERM');

@@ -161,7 +161,11 @@ async function runDemo(clients: AwsClients, config: Config, daemon: RunningDaemo
   let logRead = logStart;
   let firstOutcomeAt: number | undefined;
   for (const [n, wave] of demoWaves().entries()) {
-    const sent = await putRecords(clients.kinesis, config.streamName, wave.map((item) => item.record));
+    const sent = await putRecords(
+      clients.kinesis,
+      config.streamName,
+      wave.map((item) => item.record),
+    );
     total += sent.length;
     if (n === 0) {
       say(`Sent ${sent.length} demo events (${since(startedAt)} after the start). Waiting for the processor.`);
@@ -223,7 +227,9 @@ function printHints(config: Config): void {
   say('\nThe processor keeps running. Try it from another shell:');
   say(`  set -a; . ${join(dir, 'stack.env')}; set +a`);
   say(`  aws kinesis put-record --stream-name ${config.streamName} --partition-key my-policy --cli-binary-format raw-in-base64-out \\`);
-  say(`    --data '{"specVersion":"1","eventId":"e-1","type":"policy.upserted","policy":{"name":"my-policy"},"document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}}'`);
+  say(
+    `    --data '{"specVersion":"1","eventId":"e-1","type":"policy.upserted","policy":{"name":"my-policy"},"document":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}}'`,
+  );
   say(`  (in another account: "account":"111111111111" in the event, partition key 111111111111/my-policy; allowed: ${config.targetAccounts.join(', ') || 'none'})`);
   say('Or look at it with the operator tool:  npm run ops -- status --local   (and: dead-letters list, replay, produce)');
   say('Press Ctrl-C to stop everything.');

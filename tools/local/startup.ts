@@ -53,7 +53,7 @@ export function startupEstimate(properties: string): StartupEstimate {
       `  - run its lease taker, at once and then every 2 x (failoverTimeMillis ${failoverMs} + ${LEASE_EPSILON_MS}) ms = ${s(takerIntervalMs)}; new leases have no owner, so its first run takes them all;`,
       `  - started a record processor per lease, which reads every ${s(idleMs)} (idleTimeBetweenReadsInMillis).`,
       `So the first outcomes come ${s(afterTableMs.min)} to ${s(afterTableMs.max)} after the lease table exists.`,
-      'An outcome\'s latency counts from when its event reached the stream: the first ones include this start-up.',
+      "An outcome's latency counts from when its event reached the stream: the first ones include this start-up.",
     ],
   };
 }

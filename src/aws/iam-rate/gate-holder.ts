@@ -31,9 +31,12 @@ export class GateHolder {
     private readonly options: GateHolderOptions,
   ) {
     server.on('connection', (peer: Socket) => this.admit(peer));
-    this.beat = setInterval(() => {
-      for (const [peer, owed] of this.owed) if (owed > 0 && peer.writable) peer.write('k');
-    }, Math.max(10, Math.floor(options.waitMs / 4)));
+    this.beat = setInterval(
+      () => {
+        for (const [peer, owed] of this.owed) if (owed > 0 && peer.writable) peer.write('k');
+      },
+      Math.max(10, Math.floor(options.waitMs / 4)),
+    );
     this.beat.unref();
   }
 

@@ -39,10 +39,7 @@ import { BYTE } from './wire.js';
 export const DEFAULT_HOLDER_WAIT_MS = Math.round((2.5 * 1000) / MIN_RATE);
 
 /** What the limiter tells its owner (a log line and a metric each). */
-export type LimiterEvent =
-  | { kind: 'fallback'; reason: 'holder-silent' | 'private-dir-refused'; detail?: string }
-  | { kind: 'rejoined' }
-  | { kind: 'peer-refused' };
+export type LimiterEvent = { kind: 'fallback'; reason: 'holder-silent' | 'private-dir-refused'; detail?: string } | { kind: 'rejoined' } | { kind: 'peer-refused' };
 
 export interface HostLimiterOptions {
   /** How long a follower waits without a word from the holder before it gates its calls itself. */

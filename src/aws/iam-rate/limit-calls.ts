@@ -19,19 +19,17 @@ interface MiddlewareClient {
  * tells the limiter whether IAM throttled.
  */
 export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name: string): void {
-  const middleware =
-    (next: (args: unknown) => Promise<unknown>, context: Record<string, unknown>) =>
-    async (args: unknown) => {
-      const signal = (context.__smithy_context as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
-      await limiter.acquire(signal);
-      try {
-        const result = await next(args);
-        limiter.report(false);
-        return result;
-      } catch (error) {
-        limiter.report(isThrottle(error));
-        throw error;
-      }
-    };
+  const middleware = (next: (args: unknown) => Promise<unknown>, context: Record<string, unknown>) => async (args: unknown) => {
+    const signal = (context.__smithy_context as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
+    await limiter.acquire(signal);
+    try {
+      const result = await next(args);
+      limiter.report(false);
+      return result;
+    } catch (error) {
+      limiter.report(isThrottle(error));
+      throw error;
+    }
+  };
   client.middlewareStack.addRelativeTo(middleware as never, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name, override: true });
 }

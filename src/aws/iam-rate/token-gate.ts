@@ -57,10 +57,13 @@ export class TokenGate {
       this.grant(this.waiting.shift()!);
     }
     if (this.waiting.length > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.drain();
-      }, Math.max(1, ((1 - this.tokens) / rate) * 1000));
+      this.timer = setTimeout(
+        () => {
+          this.timer = undefined;
+          this.drain();
+        },
+        Math.max(1, ((1 - this.tokens) / rate) * 1000),
+      );
     }
     // Referenced while a caller of this process waits: a process whose only work is that
     // caller (a CLI run) must not exit before it is served; tokens owed to others do not hold it.

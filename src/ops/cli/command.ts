@@ -23,7 +23,6 @@ export interface Command {
   run(ctx: OpsContext, values: Values, positionals: string[]): Promise<number>;
 }
 
-
 /** Options every subcommand takes. */
 export const COMMON_OPTIONS: Options = {
   help: { type: 'boolean', short: 'h' },

@@ -26,10 +26,7 @@ export function startProgress(total: number, options: ProgressOptions): Progress
   const startedAt = Date.now();
   const rate = (value: number) => (value / Math.max((Date.now() - startedAt) / 1000, 0.001)).toFixed(0);
   if (stream.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      { format: options.format, stream, barsize: 30, hideCursor: true, clearOnComplete: false, etaBuffer: 50 },
-      cliProgress.Presets.shades_classic,
-    );
+    const bar = new cliProgress.SingleBar({ format: options.format, stream, barsize: 30, hideCursor: true, clearOnComplete: false, etaBuffer: 50 }, cliProgress.Presets.shades_classic);
     let value = 0;
     bar.start(total, 0, { rate: '0' });
     return {

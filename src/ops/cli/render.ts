@@ -45,7 +45,11 @@ export function table(rows: Row[], columns: string[]): string {
   if (rows.length === 0) return '(none)';
   const cell = (row: Row, column: string) => terminalText(row[column] ?? '-');
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row, column).length)));
-  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((value, i) => value.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...rows.map((row) => line(columns.map((c) => cell(row, c))))].join('\n');
 }
 

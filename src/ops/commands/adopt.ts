@@ -27,7 +27,12 @@ const DONE = new Set(['adopted', 'already-adopted', 'released', 'already-release
 
 /** The plan as a table (for people) before asking. */
 export function showPlan<Kind extends string>(plans: Planned<Kind>[], say: Record<string, string>): void {
-  print(table(plans.map((plan) => ({ policy: plan.policy, path: plan.path ?? '-', action: plan.owner ? `${say[plan.kind]} (${plan.owner})` : say[plan.kind] })), ['policy', 'path', 'action']));
+  print(
+    table(
+      plans.map((plan) => ({ policy: plan.policy, path: plan.path ?? '-', action: plan.owner ? `${say[plan.kind]} (${plan.owner})` : say[plan.kind] })),
+      ['policy', 'path', 'action'],
+    ),
+  );
 }
 
 /** The summary line and the result per policy; the exit code. */
@@ -37,7 +42,13 @@ export function finish(ctx: OpsContext, settled: Settled[], verb: string): numbe
   const summary = Object.fromEntries([...counts].sort());
   if (ctx.json) printJson({ policies: settled, summary });
   else {
-    if (settled.length > 0) print(table(settled.map((s) => ({ policy: s.policy, result: s.result, reason: s.reason })), ['policy', 'result', 'reason']));
+    if (settled.length > 0)
+      print(
+        table(
+          settled.map((s) => ({ policy: s.policy, result: s.result, reason: s.reason })),
+          ['policy', 'result', 'reason'],
+        ),
+      );
     print(`${verb}: ${settled.length === 0 ? 'nothing to do' : [...counts].map(([result, n]) => `${n} ${result}`).join(', ')}.`);
   }
   return settled.every((s) => DONE.has(s.result)) ? 0 : 1;

@@ -14,7 +14,8 @@ import { closest } from '../../config/closest-name.js';
 import { decodeRecord } from '../../contract/decode.js';
 import { ALL_HASH_KEYS } from '../../contract/hash-key.js';
 import { APPLY_REASONS, INPUT_REASONS, isRejectReason } from '../../faults/errors.js';
-import { DynamoDbLedger, ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
+import type { DynamoDbLedger } from '../../ledger/dynamodb-ledger.js';
+import { ledgerFromConfig } from '../../ledger/dynamodb-ledger.js';
 import { documentGuardFromConfig } from '../../policy/document-guard.js';
 import type { LedgerEntry } from '../../ledger/ledger.js';
 import { DynamoDbDeadLetterStore } from '../../deadletter/dead-letter-store.js';
@@ -81,7 +82,16 @@ async function confirmed(ctx: OpsContext, values: Values, question: string): Pro
 }
 
 function summaryRow(letter: StoredDeadLetter) {
-  return { id: letter.id, reason: letter.reason, ...(letter.account !== undefined ? { account: letter.account } : {}), policy: letter.policyName ?? letter.partitionKey, eventId: letter.eventId, status: letter.status, storedAt: letter.storedAt, size: letter.size };
+  return {
+    id: letter.id,
+    reason: letter.reason,
+    ...(letter.account !== undefined ? { account: letter.account } : {}),
+    policy: letter.policyName ?? letter.partitionKey,
+    eventId: letter.eventId,
+    status: letter.status,
+    storedAt: letter.storedAt,
+    size: letter.size,
+  };
 }
 
 function printable(letter: StoredDeadLetter) {
@@ -138,12 +148,16 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   const whole = letters.filter((letter) => !letter.truncated);
   const held = values.force === true ? [] : await overtaken(ledger, whole);
   for (const { letter, entry } of held) {
-    note(`held back ${letter.id}: ${terminalText(letter.policyName)} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`);
+    note(
+      `held back ${letter.id}: ${terminalText(letter.policyName)} had an event applied since (${entry.lastOutcome} at ${entry.updatedAt}); redriving it would roll the policy back. --force redrives it anyway`,
+    );
   }
   const heldIds = new Set(held.map(({ letter }) => letter.id));
   const going = whole.filter((letter) => !heldIds.has(letter.id));
   for (const { letter, reason, detail } of refusedAgain(ctx, going)) {
-    note(`warning: ${letter.id} would be refused again (${reason}: ${detail}): the cause it was stored for is unchanged under this configuration. Redriving it makes a new letter; fix the cause first`);
+    note(
+      `warning: ${letter.id} would be refused again (${reason}: ${detail}): the cause it was stored for is unchanged under this configuration. Redriving it makes a new letter; fix the cause first`,
+    );
   }
   if (going.length === 0) {
     note('Nothing to redrive.');
@@ -151,7 +165,11 @@ async function redrive({ ctx, values, ids, store }: ActionInput): Promise<number
   }
   if (!ctx.json) print(table(going.map(summaryRow), ['id', 'reason', 'policy', 'eventId', 'status']));
   if (!(await confirmed(ctx, values, `Put ${going.length} record(s) back into ${ctx.config.streamName}?`))) return 1;
-  const puts = await putRecords(ctx.aws.kinesis, ctx.config.streamName, going.map((letter) => ({ partitionKey: redriveKey(letter), data: letter.data })));
+  const puts = await putRecords(
+    ctx.aws.kinesis,
+    ctx.config.streamName,
+    going.map((letter) => ({ partitionKey: redriveKey(letter), data: letter.data })),
+  );
   const results = await Promise.all(
     going.map(async (letter, i) => {
       // A redriven record is a plain (not aggregated) record: subsequence 0.

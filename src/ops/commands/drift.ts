@@ -198,7 +198,12 @@ ${COMMON_HELP}`,
     if (ctx.json) printJson({ ...summary, repairs, left });
     else if (repairs.length > 0) {
       print('');
-      print(table(repairs.map((r) => ({ policy: r.policy, repair: r.result === 'repaired' ? `repaired (${r.outcome})` : r.result, why: r.result === 'repaired' ? '' : r.why })), ['policy', 'repair', 'why']));
+      print(
+        table(
+          repairs.map((r) => ({ policy: r.policy, repair: r.result === 'repaired' ? `repaired (${r.outcome})` : r.result, why: r.result === 'repaired' ? '' : r.why })),
+          ['policy', 'repair', 'why'],
+        ),
+      );
       print(`${repairs.length - left} repaired, ${left} left.`);
     }
     return left > 0 || result.failed.length > 0 ? 1 : 0;
@@ -219,12 +224,7 @@ export interface AuditMetrics {
  * publication is noted on stderr and changes neither the report nor the exit
  * code (the alarms count the missing document as a failed audit).
  */
-export async function publishAuditMetrics(
-  config: Config,
-  audit: AuditMetrics,
-  env: Record<string, string | undefined> = process.env,
-  stream: LineWriter = process.stderr,
-): Promise<void> {
+export async function publishAuditMetrics(config: Config, audit: AuditMetrics, env: Record<string, string | undefined> = process.env, stream: LineWriter = process.stderr): Promise<void> {
   if (config.metricsSink === 'off' || (config.metricsSink === 'stderr' && !env.IPS_METRICS_SINK)) return;
   const sink = sinkFor(config, stream, env);
   if (!sink) return;
@@ -246,10 +246,20 @@ function printFooter(result: AuditResult): void {
   print(`Checked ${result.ledgerEntries} ledger entries and ${result.managedPolicies} policies under the managed path: ${result.drift.length} drifted.`);
   if (result.notJudged.length > 0) {
     print(`Not judged (${result.notJudged.length}):`);
-    print(table(result.notJudged.map((n) => ({ policy: n.policy, why: n.why, detail: n.detail })), ['policy', 'why', 'detail']));
+    print(
+      table(
+        result.notJudged.map((n) => ({ policy: n.policy, why: n.why, detail: n.detail })),
+        ['policy', 'why', 'detail'],
+      ),
+    );
   }
   if (result.failed.length > 0) {
     print(`Not audited (${result.failed.length}):`);
-    print(table(result.failed.map((f) => ({ policy: f.policy, reason: f.reason, detail: f.detail })), ['policy', 'reason', 'detail']));
+    print(
+      table(
+        result.failed.map((f) => ({ policy: f.policy, reason: f.reason, detail: f.detail })),
+        ['policy', 'reason', 'detail'],
+      ),
+    );
   }
 }

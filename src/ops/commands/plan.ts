@@ -88,7 +88,10 @@ function partitionKeyOf(data: Buffer): string {
 export function chosenShards(ctx: OpsContext, shards: ShardInfo[], named: string[]): ShardInfo[] {
   for (const shardId of named) {
     if (shards.some((shard) => shard.shardId === shardId)) continue;
-    const guess = closest(shardId, shards.map((shard) => shard.shardId));
+    const guess = closest(
+      shardId,
+      shards.map((shard) => shard.shardId),
+    );
     throw new UsageError(`--shard: ${ctx.config.streamName} has no shard ${shardId}${guess ? `; did you mean ${guess}?` : ` (it has ${shards.map((shard) => shard.shardId).join(', ') || 'none'})`}`);
   }
   return parentsFirst(named.length > 0 ? shards.filter((shard) => named.includes(shard.shardId)) : shards);
@@ -111,7 +114,14 @@ async function recordsOf(ctx: OpsContext, source: Source, ledger: ReturnType<typ
     dropped += read.droppedAggregates;
     for (const record of read.records) {
       const position = { shardId: record.shardId, sequenceNumber: record.sequenceNumber, subSequenceNumber: record.subSequenceNumber };
-      records.push({ where: `${record.shardId}#${record.sequenceNumber}#${record.subSequenceNumber}`, data: record.data, partitionKey: record.partitionKey, record: { ...position, lineage }, hashKeyRange, epoch });
+      records.push({
+        where: `${record.shardId}#${record.sequenceNumber}#${record.subSequenceNumber}`,
+        data: record.data,
+        partitionKey: record.partitionKey,
+        record: { ...position, lineage },
+        hashKeyRange,
+        epoch,
+      });
     }
   }
   if (dropped > 0) note(`note: ${dropped} KPL aggregate(s) hold a record hashed outside their shard: the KCL drops such an aggregate whole, so they are not planned`);

@@ -57,7 +57,10 @@ ${COMMON_HELP}`,
   async run(ctx, values) {
     const prefix = stringOption(values, 'prefix') ?? 'load';
     if (!/^[\w+=,.@-]{1,100}$/.test(prefix)) throw new UsageError(`--prefix must be letters, digits and +=,.@_- (at most 100), got ${JSON.stringify(prefix)}`);
-    const accounts = (stringOption(values, 'accounts') ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const accounts = (stringOption(values, 'accounts') ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== '');
     const badAccount = accounts.find((a) => !ACCOUNT_ID.test(a));
     if (badAccount !== undefined) throw new UsageError(`--accounts must be 12-digit account ids, comma-separated, got ${JSON.stringify(badAccount)}`);
     const spec = {
@@ -84,14 +87,7 @@ ${COMMON_HELP}`,
     let logged = 0;
     // Chunks of a tenth of a second's worth keep the rate smooth; PutRecords takes 500 at most.
     // Aggregated, a chunk is user records: enough to fill up to 500 aggregates a call.
-    const chunk =
-      aggregate > 0
-        ? rate > 0
-          ? Math.max(1, Math.ceil(rate / 10))
-          : Math.min(100_000, 500 * aggregate)
-        : rate > 0
-          ? Math.max(1, Math.min(500, Math.ceil(rate / 10)))
-          : 500;
+    const chunk = aggregate > 0 ? (rate > 0 ? Math.max(1, Math.ceil(rate / 10)) : Math.min(100_000, 500 * aggregate)) : rate > 0 ? Math.max(1, Math.min(500, Math.ceil(rate / 10))) : 500;
     let shards: ShardRange[] = aggregate > 0 ? await listShardRanges(ctx.aws.kinesis, ctx.config.streamName) : [];
     let kinesisRecords = 0;
     const put = async (slice: LoadRecord[]): Promise<PutResult[]> => {
@@ -116,7 +112,10 @@ ${COMMON_HELP}`,
         throw error;
       }
       if (logged === 0) startSendLog(out);
-      appendSendLog(out, slice.map((record, i) => ({ record, put: puts[i]! })));
+      appendSendLog(
+        out,
+        slice.map((record, i) => ({ record, put: puts[i]! })),
+      );
       logged += slice.length;
       for (const record of slice) kinds[record.kind] = (kinds[record.kind] ?? 0) + 1;
       sent += slice.length;
@@ -139,7 +138,12 @@ ${COMMON_HELP}`,
     };
     const packed = aggregate > 0 ? ` as ${kinesisRecords} KPL aggregate(s) of at most ${aggregate}` : '';
     if (ctx.json) printJson(result);
-    else print(`Put ${load.length} records (${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')})${packed} into ${ctx.config.streamName} in ${result.seconds} s (${result.recordsPerSecond}/s). Log: ${out}`);
+    else
+      print(
+        `Put ${load.length} records (${Object.entries(kinds)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')})${packed} into ${ctx.config.streamName} in ${result.seconds} s (${result.recordsPerSecond}/s). Log: ${out}`,
+      );
     return 0;
   },
 };

@@ -72,7 +72,8 @@ async function shardStartPositions(ctx: OpsContext, starts: Map<string, string>,
     try {
       positions.set(shardId, await positionBefore(ctx.aws.kinesis, ctx.config.streamName, shardId, sequenceNumber));
     } catch (error) {
-      if (error instanceof NoSuchRecordError) throw new UsageError(`--shard: ${error.message}. Give a record's own sequence number (dead-letters show, the producer's log or the processor's outcome lines name them)`);
+      if (error instanceof NoSuchRecordError)
+        throw new UsageError(`--shard: ${error.message}. Give a record's own sequence number (dead-letters show, the producer's log or the processor's outcome lines name them)`);
       throw error;
     }
   }
@@ -204,10 +205,14 @@ ${COMMON_HELP}`,
     for (const reset of resets) {
       let lease = reset.lease;
       // A live worker renewed between our read and our write: with --force, read again and retry (RETRY.leaseReset).
-      await retry(RETRY.leaseReset, async ({ index }) => {
-        if (index > 0) lease = (await readLeases(aws.dynamodb, config.leaseTable)).find((l) => l.shardId === lease.shardId) ?? lease;
-        await resetLease(aws.dynamodb, config.leaseTable, lease, reset.to);
-      }, { retriable: (error) => error instanceof LeaseChangedError && values.force === true });
+      await retry(
+        RETRY.leaseReset,
+        async ({ index }) => {
+          if (index > 0) lease = (await readLeases(aws.dynamodb, config.leaseTable)).find((l) => l.shardId === lease.shardId) ?? lease;
+          await resetLease(aws.dynamodb, config.leaseTable, lease, reset.to);
+        },
+        { retriable: (error) => error instanceof LeaseChangedError && values.force === true },
+      );
     }
     if (ctx.json) printJson({ resets: rows, epoch: newEpoch });
     else print(`Reset ${resets.length} checkpoint(s).${newEpoch !== epoch ? ` Ledger epoch is now ${newEpoch}.` : ''} Workers pick the leases up from there.`);
@@ -243,7 +248,15 @@ async function dryRun(ctx: OpsContext, values: Values, target: Target, leases: L
   }
   const rows = resets.map(({ lease, to, why }) => {
     const records = reread.get(lease.shardId) ?? [];
-    return { shard: lease.shardId, owner: lease.owner ?? '-', from: show(lease.checkpoint), to: show(to), records: records.length, policies: new Set(records.map((record) => record.partitionKey)).size, why };
+    return {
+      shard: lease.shardId,
+      owner: lease.owner ?? '-',
+      from: show(lease.checkpoint),
+      to: show(to),
+      records: records.length,
+      policies: new Set(records.map((record) => record.partitionKey)).size,
+      why,
+    };
   });
   const ledger = ledgerFromConfig(aws.dynamodb, config);
   const scope = target.kind === 'records' ? resets.map((reset) => reset.lease.shardId) : undefined;
@@ -256,7 +269,14 @@ async function dryRun(ctx: OpsContext, values: Values, target: Target, leases: L
       for (const record of reread.get(shard.shardId)!) {
         const position = { shardId: record.shardId, sequenceNumber: record.sequenceNumber, subSequenceNumber: record.subSequenceNumber };
         // A new epoch lies above every entry's: each entry counts as none, as for the workers after the reset.
-        toPlan.push({ where: `${record.shardId}#${record.sequenceNumber}#${record.subSequenceNumber}`, data: record.data, partitionKey: record.partitionKey, record: { ...position, lineage }, hashKeyRange, epoch: Number.MAX_SAFE_INTEGER });
+        toPlan.push({
+          where: `${record.shardId}#${record.sequenceNumber}#${record.subSequenceNumber}`,
+          data: record.data,
+          partitionKey: record.partitionKey,
+          record: { ...position, lineage },
+          hashKeyRange,
+          epoch: Number.MAX_SAFE_INTEGER,
+        });
       }
     }
     planned = await planRecordsToApply(planSources(config, aws, ledger, documentGuardFromConfig(config), ctx.env ? { env: ctx.env } : {}), toPlan);

@@ -108,13 +108,20 @@ async function gather(ctx: OpsContext, counts: Counts | undefined): Promise<{ re
   const [shards, leases] = await Promise.all([listShards(aws.kinesis, config.streamName), readLeases(aws.dynamodb, config.leaseTable)]);
   const leaseOf = new Map(leases.map((lease) => [lease.shardId, lease]));
   const [progress, deadLetters, fresh] = await Promise.all([
-    readProgress(aws.dynamodb, config.ledgerTable, shards.map((shard) => shard.shardId)),
+    readProgress(
+      aws.dynamodb,
+      config.ledgerTable,
+      shards.map((shard) => shard.shardId),
+    ),
     deadLetterCounts(aws.dynamodb, config.deadLetterTable),
     counts && Date.now() - counts.at < COUNTS_EVERY_MS
       ? Promise.resolve(counts)
-      : Promise.all([ledgerCounts(aws.dynamodb, config.ledgerTable), listPolicies(aws.iam, config.managedPathPrefix)]).then(
-          ([ledger, policies]) => ({ ledgerEntries: ledger.total, ledgerByAccount: ledger.byAccount, managedPolicies: policies.length, at: Date.now() }),
-        ),
+      : Promise.all([ledgerCounts(aws.dynamodb, config.ledgerTable), listPolicies(aws.iam, config.managedPathPrefix)]).then(([ledger, policies]) => ({
+          ledgerEntries: ledger.total,
+          ledgerByAccount: ledger.byAccount,
+          managedPolicies: policies.length,
+          at: Date.now(),
+        })),
   ]);
   const now = Date.now();
   const shardRows = await Promise.all(
@@ -192,11 +199,16 @@ export function renderStatus(report: StatusReport, config: { deadLetterTable: st
   lines.push(`Stream ${report.stream}, lease table ${report.leaseTable}  (${report.at})`, '');
   lines.push(
     table(
-      report.shards.map(({ progress: _progress, ...row }) => ({ ...row, checkpoint: shortSequence(row.checkpoint), lagMs: row.lagMs ?? '?', pending: row.pending === undefined ? '?' : row.pending ? 'yes' : 'no' })),
+      report.shards.map(({ progress: _progress, ...row }) => ({
+        ...row,
+        checkpoint: shortSequence(row.checkpoint),
+        lagMs: row.lagMs ?? '?',
+        pending: row.pending === undefined ? '?' : row.pending ? 'yes' : 'no',
+      })),
       ['shard', 'state', 'owner', 'checkpoint', 'parents', 'children', 'lagMs', 'pending'],
     ),
   );
-  lines.push('', 'Record processors (progress reported by each shard\'s child):');
+  lines.push('', "Record processors (progress reported by each shard's child):");
   lines.push(
     table(
       report.shards.map((row) => {
@@ -221,8 +233,13 @@ export function renderStatus(report: StatusReport, config: { deadLetterTable: st
   lines.push(`Dead letters: ${report.deadLetters.open} open${reasons}, ${report.deadLetters.redriven} redriven (${config.deadLetterTable})`);
   lines.push(`Managed policies in IAM under ${report.managedPathPrefix} (own account): ${report.managedPolicies}`);
   if (report.accounts.length > 1) {
-    lines.push('', 'Accounts (own: the workers\' own; the others IPS_TARGET_ACCOUNTS):');
-    lines.push(table(report.accounts.map((a) => ({ account: a.account, allowed: a.allowed ? 'yes' : 'no', policies: a.ledgerEntries, openDeadLetters: a.openDeadLetters })), ['account', 'allowed', 'policies', 'openDeadLetters']));
+    lines.push('', "Accounts (own: the workers' own; the others IPS_TARGET_ACCOUNTS):");
+    lines.push(
+      table(
+        report.accounts.map((a) => ({ account: a.account, allowed: a.allowed ? 'yes' : 'no', policies: a.ledgerEntries, openDeadLetters: a.openDeadLetters })),
+        ['account', 'allowed', 'policies', 'openDeadLetters'],
+      ),
+    );
   }
   return lines.join('\n');
 }
