@@ -6,6 +6,7 @@
 // accounts of TargetAccounts, and tells them the accounts, the role names and
 // the ExternalId. Read from the synthesized templates, resolved as
 // CloudFormation would with the parameters each test sets.
+import { IAM_STEP_FILES } from '../support/iam-step-files.js';
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -132,7 +133,7 @@ for (const variant of [{}, { ApplicationName: 'ips-prod', ManagedPathPrefix: '/p
     t.deepEqual(inTargetRole, inWorker);
     t.deepEqual([...new Set(inTargetRole.flatMap(actionsOf))].sort(), [...IAM_READ_ACTIONS, ...IAM_LIST_ACTIONS, ...IAM_WRITE_ACTIONS].sort());
     // The reconciler's calls, as for the worker (test/unit/deploy.test.ts).
-    const imported = ['src/iam/reconciler.ts', 'src/iam/policies.ts'].map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
+    const imported = IAM_STEP_FILES.map((file) => /import\s*\{([^}]*)\}\s*from\s*'@aws-sdk\/client-iam'/.exec(read(file))?.[1] ?? '').join(',');
     t.deepEqual([...new Set(inTargetRole.flatMap(actionsOf))].sort(), [...new Set([...imported.matchAll(/\b(\w+)Command\b/g)].map((match) => `iam:${match[1]}`))].sort());
     // In its own account it reaches the managed path there, and nothing else.
     const prefix = variant.ManagedPathPrefix ?? String(targetParameters.ManagedPathPrefix!.Default);
