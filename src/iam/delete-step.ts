@@ -4,7 +4,7 @@
 // check is never skipped), else from IAM's reads.
 import { DeletePolicyCommand, DeletePolicyVersionCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { PolicyDeleted } from '../contract/event.js';
-import type { IamOutcome } from '../contract/outcome.js';
+import type { IamStep } from '../contract/outcome.js';
 import { PolicyAccess } from './policy-access.js';
 import type { StepHint } from './policy-access.js';
 import { MAX_VERSIONS } from './versions.js';
@@ -16,14 +16,11 @@ export class DeleteStep extends PolicyAccess {
    * its non-default versions and the policy, without reading the policy and
    * its version list first. Undefined on a surprise: the caller reads IAM.
    */
-  protected async deleteDirectly(arn: string, hint: StepHint): Promise<IamOutcome | undefined> {
+  protected async deleteDirectly(arn: string, hint: StepHint): Promise<IamStep | undefined> {
     const known = hint.ledgerVersions;
     if (!hint.ledgerSaysPresent || hint.pathUnknown || hint.forceWrite || !known || known.length === 0 || known.length > MAX_VERSIONS) return undefined;
     try {
-      if (await this.attached(arn)) {
-        hint.onVersions?.(known);
-        return 'retained-in-use';
-      }
+      if (await this.attached(arn)) return { outcome: 'retained-in-use', versions: known };
       for (const id of known.slice(0, -1)) await this.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: id }));
     } catch (error) {
       return this.readInstead(arn, error);
@@ -31,18 +28,14 @@ export class DeleteStep extends PolicyAccess {
     // From here on as the read path's last step: DeletePolicy is the judge (deletePolicy()).
     try {
       await this.send(new DeletePolicyCommand({ PolicyArn: arn }));
-      hint.onVersions?.([]);
-      return 'deleted';
+      return { outcome: 'deleted', versions: [] };
     } catch (error) {
-      if (error instanceof NoSuchEntityException) {
-        hint.onVersions?.([]);
-        return 'absent'; // deleted meanwhile: the effect holds
-      }
+      if (error instanceof NoSuchEntityException) return { outcome: 'absent', versions: [] }; // deleted meanwhile: the effect holds
       return this.readInstead(arn, error);
     }
   }
 
-  protected async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamOutcome> {
+  protected async deleteOnce(event: PolicyDeleted, hint: StepHint): Promise<IamStep> {
     let arn = await this.arn(event);
     const direct = await this.deleteDirectly(arn, hint);
     if (direct) return direct;
@@ -55,10 +48,7 @@ export class DeleteStep extends PolicyAccess {
       // unique in the account), so look for it under the managed prefix.
       const listed = hint.pathUnknown ? await this.namedElsewhere(event.policyName, arn, this.options.config.managedPathPrefix) : undefined;
       policy = listed?.Arn ? await this.find(listed.Arn) : undefined; // the list shows no tags: read the policy
-      if (!policy?.Arn) {
-        hint.onVersions?.([]);
-        return 'absent';
-      }
+      if (!policy?.Arn) return { outcome: 'absent', versions: [] };
       arn = policy.Arn;
     }
     if (!this.owned(policy)) this.notOwned(policy);
@@ -66,12 +56,10 @@ export class DeleteStep extends PolicyAccess {
     if (await this.attached(arn)) {
       // Nothing deleted: the ledger's versions still hold if IAM's default is the ledger's.
       const known = hint.ledgerVersions;
-      hint.onVersions?.(known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined);
-      return 'retained-in-use';
+      return { outcome: 'retained-in-use', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined };
     }
     const outcome = await this.deletePolicy(arn);
     // A policy kept after all (attached meanwhile) may have lost versions on the way.
-    hint.onVersions?.(outcome === 'retained-in-use' ? undefined : []);
-    return outcome;
+    return { outcome, versions: outcome === 'retained-in-use' ? undefined : [] };
   }
 }

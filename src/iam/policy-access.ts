@@ -58,12 +58,6 @@ export interface StepHint {
   ledgerVersions?: string[];
   /** The tags the ledger last applied (`managed-by` aside): a direct update writes tags only when the wanted ones differ. */
   ledgerTags?: Record<string, string>;
-  /**
-   * Told what the step leaves in IAM, as far as it knows: the version ids,
-   * oldest first, the last the default (empty once deleted); undefined when it
-   * cannot tell. The ledger's completion records it for the next step.
-   */
-  onVersions?: (versions: string[] | undefined) => void;
 }
 
 /** IAM answers to a direct write that say the ledger's picture is out of date: the full read path decides instead. */

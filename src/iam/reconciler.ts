@@ -44,7 +44,7 @@
 import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyVersionCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { Tag } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
-import type { IamOutcome } from '../contract/outcome.js';
+import type { IamOutcome, IamStep } from '../contract/outcome.js';
 import { METRIC } from '../metrics/metrics.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
@@ -92,21 +92,31 @@ export class IamReconciler extends DeleteStep {
     });
   }
 
-  upsert(event: PolicyUpserted, hint: StepHint = {}): Promise<IamOutcome> {
+  /** The upsert's outcome (upsertStep: and the versions it left). */
+  async upsert(event: PolicyUpserted, hint: StepHint = {}): Promise<IamOutcome> {
+    return (await this.upsertStep(event, hint)).outcome;
+  }
+
+  /** The delete's outcome (deleteStep: and the versions it left). */
+  async delete(event: PolicyDeleted, hint: StepHint = {}): Promise<IamOutcome> {
+    return (await this.deleteStep(event, hint)).outcome;
+  }
+
+  upsertStep(event: PolicyUpserted, hint: StepHint = {}): Promise<IamStep> {
     return this.guarded(hint, () => this.step('upsert', () => this.upsertOnce(event, hint)));
   }
 
-  delete(event: PolicyDeleted, hint: StepHint = {}): Promise<IamOutcome> {
+  deleteStep(event: PolicyDeleted, hint: StepHint = {}): Promise<IamStep> {
     return this.guarded(hint, () => this.step('delete', () => this.deleteOnce(event, hint)));
   }
 
-  private guarded(hint: StepHint, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
+  private guarded(hint: StepHint, run: () => Promise<IamStep>): Promise<IamStep> {
     return hint.guard ? withinGuard(hint.guard, run) : run();
   }
 
   /** Runs one state-aware step with retries; counts its outcome. */
-  private async step(kind: string, run: () => Promise<IamOutcome>): Promise<IamOutcome> {
-    const outcome = await retry(
+  private async step(kind: string, run: () => Promise<IamStep>): Promise<IamStep> {
+    const done = await retry(
       this.stepRetry,
       async () => {
         try {
@@ -122,8 +132,8 @@ export class IamReconciler extends DeleteStep {
       },
       { retriable: (error) => error instanceof TransientError && !currentGuard()?.signal.aborted, sleep: this.sleep },
     );
-    this.options.metrics.increment(METRIC.iamOutcomes, { outcome: outcome!, ...this.accountLabel });
-    return outcome!;
+    this.options.metrics.increment(METRIC.iamOutcomes, { outcome: done!.outcome, ...this.accountLabel });
+    return done!;
   }
 
   /**
@@ -153,7 +163,7 @@ export class IamReconciler extends DeleteStep {
    * decides from what it shows. What was written before the surprise is
    * harmless there: the full path converges from whatever IAM holds.
    */
-  private async writeDirectly(arn: string, event: PolicyUpserted, hint: StepHint & { ledgerVersions: string[] }): Promise<IamOutcome | undefined> {
+  private async writeDirectly(arn: string, event: PolicyUpserted, hint: StepHint & { ledgerVersions: string[] }): Promise<IamStep | undefined> {
     const known = hint.ledgerVersions;
     try {
       await writeTagChanges(this.send, arn, hint.ledgerTags ?? {}, event.tags);
@@ -166,21 +176,20 @@ export class IamReconciler extends DeleteStep {
       const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(event.document), SetAsDefault: true }));
       // IAM numbers versions one up from the last it made: another number means
       // versions were made that the ledger does not know of, so it cannot count them.
-      hint.onVersions?.(followedBy(kept, created.PolicyVersion?.VersionId));
-      return 'updated';
+      return { outcome: 'updated', versions: followedBy(kept, created.PolicyVersion?.VersionId) };
     } catch (error) {
       return this.readInstead(arn, error);
     }
   }
 
-  private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamOutcome> {
+  private async upsertOnce(event: PolicyUpserted, hint: StepHint): Promise<IamStep> {
     // Before any write: at IAM's 5 versions an update deletes one first, and a document IAM then refuses for its size would cost it.
     const size = documentSize(event.document);
     if (size > MAX_DOCUMENT_CHARS) throw new RejectedEventError('document-too-large', `document has ${size} characters without white space; IAM allows ${MAX_DOCUMENT_CHARS}`);
     let arn = await this.arn(event);
     if (this.writesDirectly(event, hint)) {
-      const outcome = await this.writeDirectly(arn, event, hint);
-      if (outcome) return outcome;
+      const written = await this.writeDirectly(arn, event, hint);
+      if (written) return written;
     }
     // When the ledger says the policy is not there, create straight away: an
     // existing policy (created out of band, or by a lost-response retry) makes
@@ -203,8 +212,7 @@ export class IamReconciler extends DeleteStep {
           }),
         );
         const first = created.Policy?.DefaultVersionId;
-        hint.onVersions?.(first ? [first] : undefined);
-        return 'created';
+        return { outcome: 'created', versions: first ? [first] : undefined };
       } catch (error) {
         if (!hasErrorCode(error, 'EntityAlreadyExists')) throw error;
         // Our own earlier create (a retry after a lost answer) that IAM does
@@ -233,10 +241,9 @@ export class IamReconciler extends DeleteStep {
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
         const known = hint.ledgerVersions;
-        hint.onVersions?.(known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined);
-        return 'unchanged';
+        return { outcome: 'unchanged', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined };
       }
-      return await this.newDefaultVersion(arn, event.document, hint);
+      return await this.newDefaultVersion(arn, event.document);
     } catch (error) {
       // A write says the policy we just read is gone (deleted out of band
       // meanwhile): the step is run again and finds it absent.
@@ -271,12 +278,12 @@ export class IamReconciler extends DeleteStep {
    * the oldest version goes, whatever the list showed, and the create is
    * tried again.
    */
-  private async newDefaultVersion(arn: string, document: unknown, hint: StepHint = {}): Promise<IamOutcome> {
+  private async newDefaultVersion(arn: string, document: unknown): Promise<IamStep> {
     const skip = new Set<string>(); // versions gone, or the default now
     let atLimit = false;
     const outcome = await retry(
       RETRY.iamLookAgain,
-      async ({ index: round }): Promise<IamOutcome | typeof AGAIN> => {
+      async ({ index: round }): Promise<IamStep | typeof AGAIN> => {
         let versions = (await this.versions(arn)).filter((version) => version.VersionId && !skip.has(version.VersionId));
         if (atLimit || versions.length >= MAX_VERSIONS) {
           const oldest = oldestNonDefault(versions);
@@ -289,15 +296,11 @@ export class IamReconciler extends DeleteStep {
         try {
           const created = await this.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: JSON.stringify(document), SetAsDefault: true }));
           // The list read may lag: it is trusted only if the new version follows its newest one.
-          hint.onVersions?.(round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined);
-          return 'updated';
+          return { outcome: 'updated', versions: round === 0 ? followedBy(byAge(versions), created.PolicyVersion?.VersionId) : undefined };
         } catch (error) {
           // Only the 5-version limit is made room for: a size or quota refusal is the event's for good, and must cost no version.
           if (iamLimitOf(error) !== 'versions') throw error;
-          if (await this.defaultIs(arn, document)) {
-            hint.onVersions?.(undefined);
-            return 'updated';
-          }
+          if (await this.defaultIs(arn, document)) return { outcome: 'updated', versions: undefined };
           atLimit = true;
           return AGAIN;
         }

@@ -4,8 +4,8 @@ import type { PolicyEvent } from '../contract/event.js';
 import type { IamReconciler } from '../iam/reconciler.js';
 import type { Applier, ApplyHint } from '../pipeline/types.js';
 
-export function reconcilerApplier(reconciler: Pick<IamReconciler, 'upsert' | 'delete'>): Applier {
+export function reconcilerApplier(reconciler: Pick<IamReconciler, 'upsertStep' | 'deleteStep'>): Applier {
   return {
-    apply: (event: PolicyEvent, hint?: ApplyHint) => (event.type === 'policy.upserted' ? reconciler.upsert(event, hint) : reconciler.delete(event, hint)),
+    apply: (event: PolicyEvent, hint?: ApplyHint) => (event.type === 'policy.upserted' ? reconciler.upsertStep(event, hint) : reconciler.deleteStep(event, hint)),
   };
 }

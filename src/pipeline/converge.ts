@@ -16,6 +16,7 @@
 import type { PolicyEvent } from '../contract/event.js';
 import { splitPolicyKey } from '../contract/policy-key.js';
 import type { IamOutcome } from '../contract/outcome.js';
+import { stepOf } from '../contract/outcome.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import { isRetriable } from '../faults/classify.js';
 import { retry } from '../faults/retry.js';
@@ -77,9 +78,9 @@ export async function convergeClaimed(parts: ConvergeParts, policy: string, clai
           // A read may predate the write being undone: the document is written whatever IAM shows. A
           // late write may have put the policy at another path: it is looked for by name, and one of
           // ours elsewhere is moved where the ledger says.
-          const done = await applier.apply(desired, { ledgerSaysPresent: desired.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard: keeper });
+          const done = stepOf(await applier.apply(desired, { ledgerSaysPresent: desired.type === 'policy.upserted', forceWrite: true, pathUnknown: true, relocate: true, guard: keeper }));
           keeper.check();
-          return done;
+          return done.outcome;
         },
         { retriable: (error) => !keeper.lost && !(error instanceof RejectedEventError) && isRetriable(error) },
       ))!;

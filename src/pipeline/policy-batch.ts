@@ -24,6 +24,7 @@
 import type { PolicyEvent } from '../contract/event.js';
 import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
+import { stepOf } from '../contract/outcome.js';
 import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
 import type { DedupCache } from '../ledger/dedup-cache.js';
 import type { LateWrites, Ledger, LedgerEntry } from '../ledger/ledger.js';
@@ -62,11 +63,7 @@ export interface PolicyBatchContext {
 
 export interface PolicyBatchResult {
   settlements: Settlement[];
-  /**
-   * IAM must still be re-verified once a lost claim's late writes can no
-   * longer land (after a takeover, or marks this step was too early to
-   * answer): run verifyPolicy, retried, before the batch is done.
-   */
+  /** IAM must be re-verified once a lost claim's late writes can no longer land (takeover, or marks this step was too early to answer): run verifyPolicy, retried, before the batch is done. */
   verificationOwed: boolean;
 }
 
@@ -363,19 +360,20 @@ class PolicyBatch {
     }
     try {
       guard.check();
-      // What the step reports of IAM's versions; a step that says nothing leaves them unknown.
       result.steps++;
       result.versions = undefined;
-      const outcome = await this.ctx.applier.apply(event, {
+      const hint = {
         likelyAbsent: knowledge.likelyAbsent && !knowledge.present,
         ledgerSaysPresent: knowledge.present,
         pathUnknown: knowledge.pathUnknown,
         ...(knowledge.docHash !== undefined ? { ledgerDocHash: knowledge.docHash } : {}),
         ...(knowledge.versions !== undefined ? { ledgerVersions: knowledge.versions } : {}),
         ...(knowledge.tags !== undefined ? { ledgerTags: knowledge.tags } : {}),
-        onVersions: (versions) => (result.versions = versions),
         guard,
-      });
+      };
+      // The versions the step says it left in IAM; a step that says nothing leaves them unknown.
+      const { outcome, versions } = stepOf(await this.ctx.applier.apply(event, hint));
+      result.versions = versions;
       this.give(item, outcome);
       result.converged ||= CONVERGES[outcome];
       return { event, outcome };

@@ -1,5 +1,5 @@
 import type { PolicyEvent } from '../contract/event.js';
-import type { IamOutcome, Outcome } from '../contract/outcome.js';
+import type { AppliedStep, Outcome } from '../contract/outcome.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import type { StepHint } from '../iam/reconciler.js';
 
@@ -40,6 +40,11 @@ export interface Settlement {
 /** What the ledger knew before this step, and what bounds it (iam/reconciler.ts, StepHint). */
 export type ApplyHint = StepHint;
 
+/**
+ * The IAM step of an event. Its answer is the step (outcome and the versions it
+ * left), or the outcome alone from an applier that knows nothing of versions
+ * (then the ledger holds none for the next step).
+ */
 export interface Applier {
-  apply(event: PolicyEvent, hint?: ApplyHint): Promise<IamOutcome>;
+  apply(event: PolicyEvent, hint?: ApplyHint): Promise<AppliedStep>;
 }

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteConflictException, LimitExceededException, MalformedPolicyDocumentException, NoSuchEntityException } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { STSClient } from '@aws-sdk/client-sts';
-import type { PolicyEvent, PolicyUpserted } from '../../src/contract/event.js';
+import type { PolicyDeleted, PolicyEvent, PolicyUpserted } from '../../src/contract/event.js';
 import { documentHash } from '../../src/iam/document.js';
 import { followedBy, IamReconciler } from '../../src/iam/reconciler.js';
 import type { StepHint } from '../../src/iam/reconciler.js';
@@ -126,9 +126,25 @@ class FakeIamClient {
   };
 }
 
+/** Reported versions: what each step said it left in IAM, in order. */
+type Reporting = { reported?: (string[] | undefined)[] };
+
+/** The reconciler's steps, each answering its outcome and adding the versions it left to the hint's `reported`, when the hint keeps one. */
 function reconcilerOn(iam: FakeIamClient) {
   const sts = { send: async () => ({ Account: ACCOUNT, Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/worker/task` }) } as unknown as STSClient;
-  return new IamReconciler({ iam: iam as unknown as IAMClient, sts, config: testConfig(), metrics: new Metrics(), logger: silentLogger, visibilityWindowMs: 30_000 });
+  const reconciler = new IamReconciler({ iam: iam as unknown as IAMClient, sts, config: testConfig(), metrics: new Metrics(), logger: silentLogger, visibilityWindowMs: 30_000 });
+  return {
+    async upsert(event: PolicyUpserted, hint: StepHint & Reporting = {}) {
+      const step = await reconciler.upsertStep(event, hint);
+      hint.reported?.push(step.versions);
+      return step.outcome;
+    },
+    async delete(event: PolicyDeleted, hint: StepHint & Reporting = {}) {
+      const step = await reconciler.deleteStep(event, hint);
+      hint.reported?.push(step.versions);
+      return step.outcome;
+    },
+  };
 }
 
 let counter = 0;
@@ -144,7 +160,6 @@ function vouched(policy: FakePolicy, lastApplied: unknown, tags: Record<string, 
     ledgerDocHash: documentHash(lastApplied),
     ledgerVersions: policy.versions.map((v) => v.id),
     ledgerTags: tags,
-    onVersions: (versions) => reported.push(versions),
     reported,
   };
 }
@@ -284,12 +299,12 @@ test('a new policy reports its first version; a delete reports none left', async
   const iam = new FakeIamClient();
   const reported: (string[] | undefined)[] = [];
   const r = reconcilerOn(iam);
-  t.is(await r.upsert(upsert('direct-new', doc(1)), { likelyAbsent: true, onVersions: (v) => reported.push(v) }), 'created');
+  t.is(await r.upsert(upsert('direct-new', doc(1)), { likelyAbsent: true, reported }), 'created');
   t.deepEqual(iam.calls, ['CreatePolicy']);
   t.is(
     await r.delete({ specVersion: '1', eventId: 'd1', type: 'policy.deleted', policyName: 'direct-new', policyPath: PREFIX, pathGiven: false } as PolicyEvent as never, {
       ledgerSaysPresent: true,
-      onVersions: (v) => reported.push(v),
+      reported,
     }),
     'deleted',
   );
@@ -347,13 +362,9 @@ function recordingApplier() {
     hints,
     async apply(event: PolicyEvent, hint: ApplyHint = {}) {
       hints.push({ ...hint });
-      if (event.type === 'policy.deleted') {
-        hint.onVersions?.([]);
-        return 'deleted' as const;
-      }
+      if (event.type === 'policy.deleted') return { outcome: 'deleted' as const, versions: [] };
       const id = `v${next++}`;
-      hint.onVersions?.(hint.ledgerVersions ? [...hint.ledgerVersions, id] : [id]);
-      return id === 'v1' ? ('created' as const) : ('updated' as const);
+      return { outcome: id === 'v1' ? ('created' as const) : ('updated' as const), versions: hint.ledgerVersions ? [...hint.ledgerVersions, id] : [id] };
     },
   };
 }
@@ -415,11 +426,8 @@ test('a step the applier refuses leaves the versions unknown', async (t) => {
   const ledger = new MemoryLedger();
   let calls = 0;
   const applier = {
-    async apply(_event: PolicyEvent, hint: ApplyHint = {}) {
-      if (calls++ === 0) {
-        hint.onVersions?.(['v1']);
-        return 'created' as const;
-      }
+    async apply(_event: PolicyEvent, _hint: ApplyHint = {}) {
+      if (calls++ === 0) return { outcome: 'created' as const, versions: ['v1'] };
       throw new RejectedEventError('iam:MalformedPolicyDocument', 'refused');
     },
   };
