@@ -135,7 +135,8 @@ function outcomeCounts(metrics: Metrics): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const [key, value] of Object.entries(metrics.snapshot())) {
     const { name, labels } = parseKey(key);
-    if (name === METRIC.outcomes && labels.outcome) counts[labels.outcome] = value;
+    // One series per outcome and account (and reason): an outcome's count is their sum.
+    if (name === METRIC.outcomes && labels.outcome) counts[labels.outcome] = (counts[labels.outcome] ?? 0) + value;
   }
   return counts;
 }

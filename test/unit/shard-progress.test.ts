@@ -51,3 +51,16 @@ test('outcomes settled while the shard was still initializing are counted at the
   await reporter.tick();
   t.deepEqual(items()[0]?.outcomes, { deleted: 1 });
 });
+
+test('outcomes of every account are counted: series that differ by account add up', async (t) => {
+  const { reporter, metrics, clock, items, ready } = rig();
+  ready();
+  metrics.increment(METRIC.outcomes, { outcome: 'created', shard: 'shardId-000000000000' });
+  metrics.increment(METRIC.outcomes, { outcome: 'created', shard: 'shardId-000000000000', account: '111111111111' });
+  metrics.increment(METRIC.outcomes, { outcome: 'created', shard: 'shardId-000000000000', account: '222222222222' });
+  metrics.increment(METRIC.outcomes, { outcome: 'rejected', reason: 'invalid-json', shard: 'shardId-000000000000' });
+  metrics.increment(METRIC.outcomes, { outcome: 'rejected', reason: 'account-not-allowed', shard: 'shardId-000000000000', account: '333333333333' });
+  clock.now += 10_000;
+  await reporter.tick();
+  t.deepEqual(items()[0]?.outcomes, { created: 3, rejected: 2 });
+});
