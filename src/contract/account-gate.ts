@@ -13,3 +13,8 @@ export interface AccountGate {
 export function allowsAccount(gate: AccountGate, account: string | undefined): boolean {
   return account === undefined || account === gate.own || gate.targets.includes(account);
 }
+
+/** Why an event naming an account outside the gate is refused (the `account-not-allowed` detail). */
+export function accountRefusal(gate: AccountGate, account: string | undefined): string {
+  return `account ${account} is not one the workers may write to (${[gate.own, ...gate.targets].join(', ')}; IPS_TARGET_ACCOUNTS)`;
+}

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { HashKeyRange } from '../contract/hash-key.js';
 import { decodeRecord } from '../contract/decode.js';
 import type { Decoded } from '../contract/decode.js';
-import { allowsAccount } from '../contract/account-gate.js';
+import { accountRefusal, allowsAccount } from '../contract/account-gate.js';
 import type { AccountGate } from '../contract/account-gate.js';
 import { policyKey } from '../contract/policy-key.js';
 import { createTargetAccountClients, destroyTargetAccountClients } from '../aws/clients.js';
@@ -67,21 +67,25 @@ export interface PlanSources extends WorldSources {
  */
 export function planSources(
   config: Config,
-  aws: { iam: WorldSources['iam']; sts: WorldSources['sts'] },
+  aws: { iam: WorldSources['iam']; sts: Parameters<typeof callerOf>[0] },
   ledger: WorldSources['ledger'],
   guard: DocumentGuard,
   clientOptions: ClientOptions = {},
 ): PlanSources {
   const targets = new Map<string, TargetAccountClients>();
+  let caller: ReturnType<typeof callerOf> | undefined;
   return {
     iam: aws.iam,
-    sts: aws.sts,
     ledger,
     guard,
     appName: config.appName,
     managedPathPrefix: config.managedPathPrefix,
     recentEventIds: config.recentEventIds,
     targetAccounts: config.targetAccounts,
+    caller() {
+      caller ??= callerOf(aws.sts);
+      return caller;
+    },
     iamOf(account, partition) {
       let clients = targets.get(account);
       if (!clients) targets.set(account, (clients = createTargetAccountClients(config, { account, partition, sessionName: 'ips-plan' }, clientOptions)));
@@ -104,7 +108,7 @@ export async function planRecordsToApply(sources: PlanSources, records: RecordTo
 }
 
 async function planAll(sources: PlanSources, records: RecordToPlan[]): Promise<PlannedRecord[]> {
-  const gate: AccountGate = { own: records.length > 0 ? (await callerOf(sources.sts)).account : '', targets: sources.targetAccounts };
+  const gate: AccountGate = { own: records.length > 0 ? (await sources.caller()).account : '', targets: sources.targetAccounts };
   const decoded = records.map((item) => ({ item, decoded: decodeFor(sources, gate, item) }));
   const inputs: PlanInput[] = decoded.map(({ item, decoded: result }) =>
     result.ok
@@ -139,9 +143,7 @@ async function planAll(sources: PlanSources, records: RecordToPlan[]): Promise<P
 function decodeFor(sources: PlanSources, gate: AccountGate, item: RecordToPlan): Decoded | { ok: false; reason: 'account-not-allowed'; detail: string; eventId: string; policyName: string } {
   const result = decodeRecord(item.data, item.partitionKey, { managedPathPrefix: sources.managedPathPrefix, guard: sources.guard, hashKeyRange: item.hashKeyRange });
   if (!result.ok || allowsAccount(gate, result.event.account)) return result;
-  const { account, eventId } = result.event;
-  const detail = `account ${account} is not one the workers may write to (${[gate.own, ...gate.targets].join(', ')}; IPS_TARGET_ACCOUNTS)`;
-  return { ok: false, reason: 'account-not-allowed', detail, eventId, policyName: policyKey(result.event) };
+  return { ok: false, reason: 'account-not-allowed', detail: accountRefusal(gate, result.event.account), eventId: result.event.eventId, policyName: policyKey(result.event) };
 }
 
 export function changesIam(planned: PlannedRecord[]): boolean {

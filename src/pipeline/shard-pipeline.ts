@@ -12,7 +12,7 @@
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
 import { policyKey } from '../contract/policy-key.js';
-import { allowsAccount } from '../contract/account-gate.js';
+import { accountRefusal, allowsAccount } from '../contract/account-gate.js';
 import type { AccountGate } from '../contract/account-gate.js';
 import type { Backoff } from '../faults/backoff.js';
 import { payloadHash } from '../contract/payload-hash.js';
@@ -101,11 +101,10 @@ export class ShardPipeline {
     const { accounts } = this.options;
     if (decoded.ok && accounts && !allowsAccount(accounts, decoded.event.account)) {
       const { account, eventId, policyName } = decoded.event;
-      const allowed = [accounts.own, ...accounts.targets].join(', ');
       return {
         record,
         reason: 'account-not-allowed',
-        detail: `account ${account} is not one the workers may write to (${allowed}; IPS_TARGET_ACCOUNTS)`,
+        detail: accountRefusal(accounts, account),
         eventId,
         policyName,
         ...(account !== undefined ? { account } : {}),

@@ -23,11 +23,12 @@ const POLICIES_IN_FLIGHT = 4;
 
 export interface WorldSources {
   iam: Pick<IAMClient, 'send'>;
-  sts: Pick<STSClient, 'send'>;
   ledger: Pick<Ledger, 'archivedEvents'> & { get(policy: string): Promise<LedgerEntry | undefined> };
   managedPathPrefix: string;
   /** Config.recentEventIds: past it, the entry's window may have sent eventIds to the archive. */
   recentEventIds: number;
+  /** The workers' own account and partition (callerOf, asked once per plan). */
+  caller(): Promise<{ partition: string; account: string }>;
   /** IAM of a target account, through the role the workers assume there. */
   iamOf(account: string, partition: string): Pick<IAMClient, 'send'>;
 }
@@ -64,7 +65,6 @@ export async function readWorlds(sources: WorldSources, questions: PolicyQuestio
 }
 
 class WorldReader {
-  private account: Promise<{ partition: string; account: string }> | undefined;
   /** Per account, its customer-managed policies (read once, when needed). */
   private readonly listings = new Map<string, Promise<Policy[]>>();
 
@@ -82,14 +82,9 @@ class WorldReader {
     return { ledger: entry, archived, iam };
   }
 
-  private caller(): Promise<{ partition: string; account: string }> {
-    this.account ??= callerOf(this.sources.sts);
-    return this.account;
-  }
-
   /** The policy under that key, wherever it lives in its account: first where the events and the ledger say, then by the account's listing. */
   private async iamPolicy(key: string, paths: string[]): Promise<IamPolicy | undefined> {
-    const own = await this.caller();
+    const own = await this.sources.caller();
     const { account = own.account, policyName: name } = splitPolicyKey(key);
     const iam = account === own.account ? this.sources.iam : this.sources.iamOf(account, own.partition);
     for (const path of paths) {
