@@ -3,18 +3,12 @@
 // Archived eventIds (one item per applied event that left its policy's
 // window, kept for days) must not be read by the audit's scan of the ledger.
 import test from 'ava';
-import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
-import { reconcilerApplier } from '../../src/intake/applier.js';
-import { IamReconciler } from '../../src/iam/reconciler.js';
-import { DedupCache } from '../../src/ledger/dedup-cache.js';
 import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
-import { Metrics } from '../../src/metrics/metrics.js';
 import { DriftAudit } from '../../src/ops/drift-audit.js';
-import { createShardPipeline } from '../../src/pipeline/create.js';
 import { meterCapacity } from '../../tools/harness/consumed-capacity.js';
 import { useTestStack } from '../../tools/harness/stack.js';
-import { MemoryDeadLetters } from '../support/fakes.js';
-import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
+import { stackPipeline } from '../support/stack-pipeline.js';
+import { doc, streamRecords } from '../support/pipeline.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 
@@ -31,19 +25,7 @@ function upsert(name: string) {
 test.serial.before(async () => {
   const { config, clients } = stackOf();
   const aws = clients();
-  const metrics = new Metrics();
-  const pipeline = createShardPipeline(
-    {
-      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
-      logger: silentLogger,
-      metrics,
-      ledger: ledgerFromConfig(aws.dynamodb, config),
-      cache: new DedupCache(1_000),
-      applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
-      deadLetters: new MemoryDeadLetters(),
-    },
-    { shardId: 'shardId-000000000000', lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'archive-reads-worker' },
-  );
+  const pipeline = stackPipeline(config, aws, 'archive-reads-worker');
   const settled = await pipeline.processBatch(streamRecords(names.map(upsert)));
   if (!settled.every((s) => s.outcome === 'created')) throw new Error(`not all created: ${JSON.stringify(settled.map((s) => s.outcome))}`);
 });

@@ -29,6 +29,7 @@ import { useTestStack } from '../../tools/harness/stack.js';
 import { startRealisticIam } from '../../tools/harness/realistic-iam.js';
 import type { PolicyAccess, RealisticIam } from '../../tools/harness/realistic-iam.js';
 import { MemoryDeadLetters } from '../support/fakes.js';
+import { stackPipeline } from '../support/stack-pipeline.js';
 import { readManagedPolicy } from '../support/iam-state.js';
 import { doc, silentLogger, streamRecords } from '../support/pipeline.js';
 import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
@@ -341,19 +342,7 @@ test.serial('the audit never reads a policy outside the managed path: a deleted 
 test.serial('a policy the audit may not read is reported on its own as access-denied, the others are judged, and drift_audit_failed is published', async (t) => {
   const { config, clients } = stackOf();
   const aws = clients();
-  const metrics = new Metrics();
-  const pipeline = createShardPipeline(
-    {
-      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
-      logger: silentLogger,
-      metrics,
-      ledger: ledgerFromConfig(aws.dynamodb, config),
-      cache: new DedupCache(1_000),
-      applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
-      deadLetters: new MemoryDeadLetters(),
-    },
-    { shardId: 'shardId-000000000000', lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: await ledgerFromConfig(aws.dynamodb, config).currentEpoch(), owner: 'drift-test-worker' },
-  );
+  const pipeline = stackPipeline(config, aws, 'drift-test-worker', await ledgerFromConfig(aws.dynamodb, config).currentEpoch());
   const [made] = await pipeline.processBatch(streamRecords([event('policy.upserted', 'drift-locked', 'l1', { policy: { name: 'drift-locked', path: `${config.managedPathPrefix}locked/` } })]));
   t.is(made?.outcome, 'created');
   // A Deny on a narrower path (a permissions boundary, say): IAM answers AccessDenied, which waiting does not change.

@@ -19,23 +19,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/config/paths.js';
-import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
-import { reconcilerApplier } from '../../src/intake/applier.js';
-import { IamReconciler } from '../../src/iam/reconciler.js';
 import { listPolicies, policyArn } from '../../src/iam/policies.js';
-import { DedupCache } from '../../src/ledger/dedup-cache.js';
-import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
-import { Metrics } from '../../src/metrics/metrics.js';
 import { putRecords } from '../../src/ops/producer.js';
 import { putAggregate } from '../../src/ops/aggregate.js';
-import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { ShardPipeline } from '../../src/pipeline/shard-pipeline.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { useTestStack } from '../../tools/harness/stack.js';
-import { MemoryDeadLetters } from '../support/fakes.js';
+import { stackPipeline } from '../support/stack-pipeline.js';
 import { assumedIam } from '../support/assumed-iam.js';
 import { OWNER_TAG } from '../../src/contract/ownership.js';
-import { silentLogger, streamRecords } from '../support/pipeline.js';
+import { streamRecords } from '../support/pipeline.js';
 
 const stackOf = useTestStack(test, { shards: 1 });
 const SHARD = 'shardId-000000000000';
@@ -77,18 +70,7 @@ async function snapshot(iam: IAMClient, dynamodb: DynamoDBClient): Promise<strin
 
 function pipelineOf(): ShardPipeline {
   const { config, clients } = stackOf();
-  const aws = clients();
-  const metrics = new Metrics();
-  const parts = {
-    config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 200 },
-    logger: silentLogger,
-    metrics,
-    ledger: ledgerFromConfig(aws.dynamodb, config),
-    cache: new DedupCache(1_000),
-    applier: reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })),
-    deadLetters: new MemoryDeadLetters(),
-  };
-  return createShardPipeline(parts, { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'plan-test-worker' });
+  return stackPipeline(config, clients(), 'plan-test-worker');
 }
 
 interface PlannedLine {
