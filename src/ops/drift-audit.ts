@@ -232,8 +232,16 @@ export class DriftAudit {
     const listed = (await patiently(() => listPolicyDetails(iam))).map((detail) => listedPolicy(detail, config.managedPathPrefix));
     const byName = new Map(listed.map((policy) => [policy.name, policy]));
     const managed = listed.filter((policy) => policy.path.startsWith(config.managedPathPrefix));
-    // The share of owner-tag-only policies whose tags are read this run (tagReadBudget).
-    const tagSample = Math.min(1, tagReadBudget(managed.length) / Math.max(1, managed.length));
+    // The share of owner-tag-only policies whose tags are read this run, and never more than the budget:
+    // each draw is random, so without the cap a run could read more than tagReadBudget promises.
+    const budget = tagReadBudget(managed.length);
+    const tagSample = Math.min(1, budget / Math.max(1, managed.length));
+    let sampled = 0;
+    const sample = (): boolean => {
+      if (sampled >= budget || Math.random() >= tagSample) return false;
+      sampled++;
+      return true;
+    };
     const drift: Drift[] = [];
     const notJudged: NotJudged[] = [];
     const failed: AuditFailure[] = [];
@@ -261,7 +269,7 @@ export class DriftAudit {
       known.add(name);
       let verdict: Verdict;
       try {
-        verdict = await this.judge(entry, byName.get(name), startedAt, Math.random() < tagSample);
+        verdict = await this.judge(entry, byName.get(name), startedAt, sample());
         if (verdict.kind === 'drift') {
           // The ledger may have moved while IAM was read (a worker completed an event): then this is no verdict.
           const fresh = await patiently(() => ledger.get(entry.policy));
