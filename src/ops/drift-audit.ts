@@ -232,16 +232,11 @@ export class DriftAudit {
     const listed = (await patiently(() => listPolicyDetails(iam))).map((detail) => listedPolicy(detail, config.managedPathPrefix));
     const byName = new Map(listed.map((policy) => [policy.name, policy]));
     const managed = listed.filter((policy) => policy.path.startsWith(config.managedPathPrefix));
-    // The share of owner-tag-only policies whose tags are read this run, and never more than the budget:
-    // each draw is random, so without the cap a run could read more than tagReadBudget promises.
+    // Owner-tag-only policies whose tags are read this run: random draws, capped so that they never add up past the budget.
     const budget = tagReadBudget(managed.length);
     const tagSample = Math.min(1, budget / Math.max(1, managed.length));
     let sampled = 0;
-    const sample = (): boolean => {
-      if (sampled >= budget || Math.random() >= tagSample) return false;
-      sampled++;
-      return true;
-    };
+    const sample = () => sampled < budget && Math.random() < tagSample && ++sampled <= budget;
     const drift: Drift[] = [];
     const notJudged: NotJudged[] = [];
     const failed: AuditFailure[] = [];
