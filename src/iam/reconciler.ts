@@ -42,7 +42,7 @@
 //     answer was lost: if the default is the wanted document, it is updated;
 //     otherwise prune (even if the list showed fewer than 5) and create again.
 import { CreatePolicyCommand, CreatePolicyVersionCommand, DeletePolicyVersionCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
-import type { Tag } from '@aws-sdk/client-iam';
+import type { Policy, Tag } from '@aws-sdk/client-iam';
 import type { PolicyDeleted, PolicyUpserted } from '../contract/event.js';
 import type { IamOutcome, IamStep } from '../contract/outcome.js';
 import { METRIC } from '../metrics/metrics.js';
@@ -60,6 +60,7 @@ import { MAX_VERSIONS, byAge, followedBy, oldestNonDefault } from './versions.js
 import { syncTags, writeTagChanges } from './tags.js';
 import { currentGuard, withinGuard } from './step-guard.js';
 import { DeleteStep } from './delete-step.js';
+import { Visibility } from './visibility.js';
 import type { ReconcilerOptions, StepHint } from './policy-access.js';
 
 export type { StepGuard } from './step-guard.js';
@@ -76,6 +77,8 @@ export class IamReconciler extends DeleteStep {
   private readonly breaker: CircuitBreaker;
   private readonly accountLabel: Record<string, string>;
   private readonly stepRetry: RetryPolicy;
+  /** Our policy holding the name under another path than the event's, by the event's ARN: read lag of our own delete, for a window. */
+  private readonly heldElsewhere: Visibility;
 
   constructor(options: ReconcilerOptions) {
     super(options);
@@ -84,6 +87,7 @@ export class IamReconciler extends DeleteStep {
     // One breaker per reconciler, and one reconciler per account: one account's failing IAM never holds another's calls.
     const account: Record<string, string> = options.account !== undefined ? { account: options.account } : {};
     this.accountLabel = account;
+    this.heldElsewhere = new Visibility(options.visibilityWindowMs ?? options.config.iamVisibilityWindowMs, this.now);
     options.metrics.gauge(METRIC.iamBreakerState, BREAKER_LEVEL.closed, account);
     this.breaker = new CircuitBreaker(options.config.breakerThreshold, options.config.breakerCooldownMs, options.now, (state) => {
       options.metrics.increment(METRIC.iamBreaker, { state, ...account });
@@ -220,17 +224,9 @@ export class IamReconciler extends DeleteStep {
         // unique per account whatever the path): look again, for a while.
         policy = await this.findSoon(arn);
         if (!policy) {
-          const elsewhere = await this.namedElsewhere(event.policyName, arn);
-          // An event that names no path means the policy wherever it lives: ours under another managed path is updated there.
-          const ours = !event.pathGiven && elsewhere?.Arn && elsewhere.Path?.startsWith(this.options.config.managedPathPrefix) ? await this.find(elsewhere.Arn) : undefined;
-          if (ours?.Arn && this.owned(ours)) {
-            policy = ours;
-            arn = ours.Arn;
-          } else {
-            if (elsewhere) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists at ${elsewhere.Arn}, not at ${arn}`);
-            // Never not-owned for a policy we cannot see: it may well be ours.
-            throw new TransientError('iam-not-yet-visible', `${arn}: IAM says the name exists but shows no such policy yet`);
-          }
+          const found = await this.holderElsewhere(event, arn);
+          policy = found;
+          arn = found.Arn!;
         }
       }
     }
@@ -250,6 +246,29 @@ export class IamReconciler extends DeleteStep {
       if (error instanceof NoSuchEntityException) throw new TransientError('iam-changed-meanwhile', `${arn}: the policy went away during the update`, { cause: error });
       throw error;
     }
+  }
+
+  /**
+   * CreatePolicy said the name is taken and IAM shows nothing at `arn`. The
+   * listing lags like every read (a policy we deleted moments ago may still
+   * be listed; our own create whose answer was lost may not be yet), so what
+   * it names is read back before it is judged:
+   *   - another's policy: not-owned;
+   *   - ours, and the event names no path: the policy wherever it lives, updated there;
+   *   - ours where the event does not want it: a lagging view of our own
+   *     delete for the visibility window, then path-conflict (IAM cannot move it);
+   *   - nothing listed, or gone when read: our own create not shown yet (transient).
+   */
+  private async holderElsewhere(event: PolicyUpserted, arn: string): Promise<Policy> {
+    const listed = await this.namedElsewhere(event.policyName, arn);
+    const found = listed?.Arn ? await this.find(listed.Arn) : undefined;
+    if (!found?.Arn || !this.owned(found)) this.heldElsewhere.seen(arn);
+    // Never not-owned for a policy we cannot see: it may well be ours.
+    if (!found?.Arn) throw new TransientError('iam-not-yet-visible', `${arn}: IAM says the name exists but shows no such policy yet`);
+    if (!this.owned(found)) throw new RejectedEventError('not-owned', `a policy named ${event.policyName} already exists at ${found.Arn}, not at ${arn}`);
+    if (!event.pathGiven) return found;
+    if (this.heldElsewhere.within(arn)) throw new TransientError('iam-not-yet-visible', `${arn}: our policy of that name is shown at ${found.Arn}: our own delete not shown yet, or it lives there`);
+    throw new RejectedEventError('path-conflict', `${event.policyName} is managed at ${found.Arn}; IAM cannot move it to ${arn}`);
   }
 
   /**

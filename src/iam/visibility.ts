@@ -39,4 +39,18 @@ export class Visibility {
     }
     throw new TransientError('iam-not-yet-visible', `${arn}: IAM does not show the policy yet, the ledger says it is present`);
   }
+
+  /**
+   * Whether `key` is still inside its window, the first call opening it.
+   * Unlike await(), a window that has passed stays passed until seen(key):
+   * every later step gets the verdict at once, not a new window each.
+   */
+  within(key: string): boolean {
+    const now = this.now();
+    const since = this.unseenSince.get(key);
+    if (since !== undefined) return now - since < this.windowMs;
+    if (this.unseenSince.size >= MAX_UNSEEN) this.unseenSince.delete(this.unseenSince.keys().next().value!);
+    this.unseenSince.set(key, now);
+    return true;
+  }
 }

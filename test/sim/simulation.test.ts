@@ -16,3 +16,15 @@ test(`${SEEDS} seeds of workers, kills, pauses past the claim's time to live, lo
   t.deepEqual(failures, []);
   t.true(result.seeds >= SEEDS);
 });
+
+/** Seeds beyond the budget that once broke the protocol, each kept as a check of its fix (docs/design.md, "The simulation"). */
+const FOUND_BEYOND_BUDGET = [9862, 15151];
+
+test(`the seeds found beyond the budget stay green: ${FOUND_BEYOND_BUDGET.join(', ')}`, async (t) => {
+  const failures: string[] = [];
+  for (const seed of FOUND_BEYOND_BUDGET) {
+    const result = await runBudget({ seeds: 1, first: seed });
+    failures.push(...result.failed.map(({ violations }) => `seed ${seed}: ${violations.slice(0, 3).join('; ')}`));
+  }
+  t.deepEqual(failures, []);
+});
