@@ -87,6 +87,8 @@ export class OperationalAlarms extends Construct {
       fiveMinutes,
     );
 
+    const parkedRecords = insightsMetric(insightsQuery({ fn: 'MAX', namespace, metric: METRIC.parkedRecords, dimensions: ['App', 'account'], where: { App: app } }), 'records parked', fiveMinutes);
+
     // --- the alarms -----------------------------------------------------------
     const alarm = (
       alarmId: string,
@@ -134,6 +136,15 @@ export class OperationalAlarms extends Construct {
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING,
       description: 'Dead letters were written (dead_letters_written Sum over every reason). `ips dead-letters list` shows them; redrive after fixing the cause.',
+    });
+    alarm('ParkedRecordsAlarm', {
+      metric: parkedRecords,
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+      description:
+        'Records are parked (parked_records Maximum over the accounts): an account\'s IAM has been unavailable for IPS_PARK_AFTER_MS (breaker open, or its role refused by STS). The other accounts flow on; `ips parked list` shows the parks, the workers apply them once the account is back (docs/operations.md, "Parked records").',
     });
     alarm('IamThrottlingAlarm', {
       metric: iamThrottled,

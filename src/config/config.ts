@@ -95,6 +95,15 @@ export interface Config {
   breakerThreshold: number;
   /** How long the breaker stays open before a trial call. */
   breakerCooldownMs: number;
+  /**
+   * How long a policy's records may wait on its account's IAM being
+   * unavailable (breaker open, AssumeRole refused) before they are parked in
+   * the ledger table and stop holding the shard's checkpoint (docs/design.md,
+   * "Parking"); 0: never park.
+   */
+  parkAfterMs: number;
+  /** How often a record processor tries to apply the parked records of its shard again. */
+  redriveEveryMs: number;
   logLevel: string;
   /** CloudWatch namespace of the Embedded Metric Format documents (metrics/emf.ts). */
   metricsNamespace: string;
@@ -263,6 +272,8 @@ export function loadConfig(env: Env = process.env): Config {
     iamVisibilityWindowMs: integer(env, 'IPS_IAM_VISIBILITY_WINDOW_MS', 30_000, 0),
     breakerThreshold: integer(env, 'IPS_BREAKER_THRESHOLD', 5, 1),
     breakerCooldownMs: integer(env, 'IPS_BREAKER_COOLDOWN_MS', 5_000, 10),
+    parkAfterMs: integer(env, 'IPS_PARK_AFTER_MS', 300_000, 0),
+    redriveEveryMs: integer(env, 'IPS_REDRIVE_EVERY_MS', 30_000, 100),
     logLevel: oneOf(env, 'IPS_LOG_LEVEL', LOG_LEVELS, 'info'),
     metricsNamespace: text(env, 'IPS_METRICS_NAMESPACE', 'IamPolicyStream'),
     metricsSink: metricsSink(env),

@@ -40,7 +40,7 @@ export type InputReason = (typeof INPUT_REASONS)[number];
  * not write to (the configuration's allow-list, IPS_TARGET_ACCOUNTS), or a
  * permanent IAM error code.
  */
-export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded', 'account-not-allowed'] as const;
+export const APPLY_REASONS = ['not-owned', 'event-id-conflict', 'path-conflict', 'document-too-large', 'account-quota-exceeded', 'account-not-allowed', 'parked-dropped'] as const;
 export type ApplyReason = (typeof APPLY_REASONS)[number] | `iam:${string}`;
 
 /** Whether `reason` is a code this model speaks (an `iam:<Code>` reason carries IAM's own error code). */

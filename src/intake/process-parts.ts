@@ -11,6 +11,7 @@ import { ledgerFromConfig } from '../ledger/dynamodb-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { listShards } from '../stream/shard-tree.js';
+import { DynamoDbParkStore } from '../park/park-store.js';
 import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
 import { AccountTargets } from './account-targets.js';
@@ -30,6 +31,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     applier,
     accounts: new AccountTargets({ config, logger, metrics, sts: clients.sts, own: applier, clientOptions }),
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
+    parks: new DynamoDbParkStore(clients.dynamodb, config.ledgerTable),
     listShards: () => listShards(clients.kinesis, config.streamName),
   };
 }

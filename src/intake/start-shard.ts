@@ -16,6 +16,7 @@ import { TransientError } from '../faults/errors.js';
 import { placeOf } from '../stream/shard-tree.js';
 import type { ShardInfo, ShardPlace } from '../stream/shard-tree.js';
 import type { AccountTargets } from './account-targets.js';
+import { Redriver } from '../park/redriver.js';
 
 export interface ProcessParts extends PipelineParts {
   /**
@@ -62,7 +63,20 @@ export async function startShardPipeline(parts: ProcessParts, shardId: string, o
     'shard pipeline ready',
   );
   const shardParts = accounts ? { ...parts, applier: accounts.applierFor(shardId) } : parts;
-  return createShardPipeline(shardParts, { shardId, lineage, hashKeyRange, epoch, owner, ...(accounts && own ? { accounts: accounts.gate(own.account) } : {}) }, { signal, onSettled });
+  const pipeline = createShardPipeline(shardParts, { shardId, lineage, hashKeyRange, epoch, owner, ...(accounts && own ? { accounts: accounts.gate(own.account) } : {}) }, { signal, onSettled });
+  // The parks of this shard's policies (and of its closed ancestors') are tried again while the shard is this process's.
+  if (parts.parks && config.parkAfterMs > 0) {
+    const redriver = new Redriver({
+      store: parts.parks,
+      redrive: (policy, records) => pipeline.redrive(policy, records),
+      shards: [shardId, ...lineage],
+      everyMs: config.redriveEveryMs,
+      metrics,
+      logger: log,
+    });
+    void redriver.run(signal);
+  }
+  return pipeline;
 }
 
 async function readPlace(parts: ProcessParts, shardId: string): Promise<ShardPlace> {

@@ -37,6 +37,8 @@ export const METRIC = {
   assumeRoleFailures: 'assume_role_failures',
   /** IAM circuit breaker changes, by the `state` entered. */
   iamBreaker: 'iam_breaker',
+  /** Gauge: records parked (docs/design.md, "Parking") in the parks a shard redrives, by `account` (`own`: the worker's own). */
+  parkedRecords: 'parked_records',
   /** Gauge: the IAM circuit breaker's state, 0 closed, 1 half-open, 2 open. */
   iamBreakerState: 'iam_breaker_state',
   /** Re-verifications run, by `converged` (yes, nothing-to-converge). */
@@ -105,6 +107,7 @@ export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   iam_breaker: counter('worker'),
   assume_role_failures: counter('worker'),
   iam_breaker_state: { kind: 'gauge', unit: 'None', scopes: ['fleet', 'worker'] },
+  parked_records: { kind: 'gauge', unit: 'Count', scopes: ['fleet', 'shard'] },
   verifications: counter(),
   verifications_requested: counter(),
   verification_requests_failed: counter(),

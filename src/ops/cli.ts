@@ -20,10 +20,11 @@ import { driftCommand } from './commands/drift.js';
 import { planCommand } from './commands/plan.js';
 import { produceCommand } from './commands/produce.js';
 import { releaseCommand } from './commands/release.js';
+import { parkedCommand } from './commands/parked.js';
 import { replayCommand } from './commands/replay.js';
 import { statusCommand } from './commands/status.js';
 
-const COMMANDS: Command[] = [statusCommand, planCommand, driftCommand, replayCommand, deadLettersCommand, produceCommand, adoptCommand, releaseCommand];
+const COMMANDS: Command[] = [statusCommand, planCommand, driftCommand, replayCommand, deadLettersCommand, parkedCommand, produceCommand, adoptCommand, releaseCommand];
 
 const OVERVIEW = `Usage: ips <command> [options]
 

@@ -16,6 +16,7 @@ import { ShardPipeline } from './shard-pipeline.js';
 import type { ShardPipelineOptions } from './shard-pipeline.js';
 import type { Applier } from './types.js';
 import { settle } from '../faults/retry-policies.js';
+import type { ParkStore } from '../park/park-store.js';
 
 /** What a process builds once and shares across the shards it is given. */
 export interface PipelineParts {
@@ -26,6 +27,8 @@ export interface PipelineParts {
   cache: DedupCache;
   applier: Applier;
   deadLetters: DeadLetterSink;
+  /** Where records are parked (IPS_PARK_AFTER_MS > 0); absent: none is. */
+  parks?: ParkStore;
 }
 
 /** Who a shard's pipeline is: its shard, its lineage, its hash key range, its ledger epoch and its claim owner. */
@@ -63,6 +66,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     maxConcurrentPolicies: config.maxConcurrentPolicies,
     retry: settle(config),
     logger: parts.logger.child({ shard: shard.shardId }),
+    ...(parts.parks && config.parkAfterMs > 0 ? { parking: { store: parts.parks, afterMs: config.parkAfterMs } } : {}),
     ...overrides,
   });
 }

@@ -6,7 +6,10 @@
 //
 // Bad input is dead-lettered with its reason and settles as `rejected`; the
 // batch moves on. A policy whose step meets a transient fault is retried
-// until it settles, while the other policies of the batch keep flowing.
+// until it settles, while the other policies of the batch keep flowing;
+// with parking on, a policy whose account's IAM stays unavailable for
+// IPS_PARK_AFTER_MS is parked instead, and so is every later record of a
+// parked policy (park/, docs/design.md "Parking").
 // Memory stays bounded by the batch: the daemon sends the next batch only
 // after this one is answered.
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
@@ -26,6 +29,9 @@ import { settlePolicyBatch } from './policy-batch.js';
 import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
+import { BEHIND_PARKED, UnavailableFor } from '../park/parking.js';
+import type { ParkingOptions } from '../park/parking.js';
+import type { ParkedRecord } from '../park/park-store.js';
 
 export interface ShardPipelineOptions {
   context: PolicyBatchContext;
@@ -43,7 +49,12 @@ export interface ShardPipelineOptions {
   signal?: AbortSignal;
   /** Called as each record settles (the checkpoint tracker listens). */
   onSettled?: (settlement: Settlement) => void;
+  /** Parking (IPS_PARK_AFTER_MS > 0); absent: a policy waits for its account however long. */
+  parking?: ParkingOptions;
 }
+
+/** A policy's records wait no more: parked, with why. */
+const PARKED = Symbol('parked');
 
 /** Group key of records that failed validation ('' is never a policy key). */
 const INVALID = '';
@@ -65,8 +76,10 @@ export class ShardPipeline {
   constructor(private readonly options: ShardPipelineOptions) {}
 
   /** Settles every record of the batch; the result is in record order. */
-  processBatch(records: StreamRecord[]): Promise<Settlement[]> {
-    const { maxConcurrentPolicies } = this.options;
+  async processBatch(records: StreamRecord[]): Promise<Settlement[]> {
+    const { maxConcurrentPolicies, parking } = this.options;
+    // Read once per batch: only this shard's pipeline parks its policies, and a park drained meanwhile is joined and drained again.
+    const parked = parking ? await retryUntilSettled(() => parking.store.parkedPolicies(), this.retryOptions({ step: 'read-parks' })) : new Set<string>();
     const settlements$ = from(records).pipe(
       map((record) => this.decode(record)),
       // By the policy's key: the same name in two accounts is two policies.
@@ -85,6 +98,7 @@ export class ShardPipeline {
                 this.settlePolicy(
                   policy,
                   items.map((item) => item.valid!),
+                  parked.has(policy),
                 ),
               ).pipe(mergeMap((list) => from(list))),
         maxConcurrentPolicies,
@@ -128,10 +142,55 @@ export class ShardPipeline {
     };
   }
 
-  private async settlePolicy(policy: string, items: ValidRecord[]): Promise<Settlement[]> {
-    const { settlements, verificationOwed } = await retryUntilSettled(() => settlePolicyBatch(this.options.context, items), this.retryOptions({ policy }));
+  private async settlePolicy(policy: string, items: ValidRecord[], parked: boolean): Promise<Settlement[]> {
+    if (parked) return this.park(policy, items, { reason: BEHIND_PARKED, detail: 'earlier records of the policy are parked' });
+    const unavailable = this.options.parking ? new UnavailableFor(this.options.parking) : undefined;
+    let why: { reason: string; detail: string } | undefined;
+    const settled = await retryUntilSettled(async () => {
+      try {
+        return await settlePolicyBatch(this.options.context, items);
+      } catch (error) {
+        if (!unavailable?.parks(error)) throw error;
+        why = { reason: (error as { reason: string }).reason, detail: (error as Error).message };
+        return PARKED;
+      }
+    }, this.retryOptions({ policy }));
+    if (settled === PARKED) return this.park(policy, items, why!);
+    const { settlements, verificationOwed } = settled;
     // Settled and completed; IAM is re-verified before the batch is done (a lost claim's late write may still land).
     if (verificationOwed) await retryUntilSettled(() => verifyPolicy(this.options.context, policy), this.retryOptions({ policy, verification: true }));
+    return settlements;
+  }
+
+  /**
+   * Parks the policy's records (in order, behind any parked before) and
+   * settles them `parked`: they no longer hold the checkpoint, and they are
+   * not applied. The redriver applies them once the account is back.
+   */
+  private async park(policy: string, items: ValidRecord[], why: { reason: string; detail: string }): Promise<Settlement[]> {
+    await retryUntilSettled(() => this.options.parking!.store.park(policy, items, why), this.retryOptions({ policy, step: 'park' }));
+    this.options.logger.warn({ policy, records: items.length, reason: why.reason, detail: why.detail }, 'records parked: their account cannot be written now');
+    return items.map(({ record, event }) => ({
+      record,
+      outcome: 'parked',
+      reason: why.reason,
+      eventId: event.eventId,
+      policyName: event.policyName,
+      ...(event.account !== undefined ? { account: event.account } : {}),
+    }));
+  }
+
+  /**
+   * Settles a policy's parked records, in order, as the pipeline settles a
+   * batch (claims, ledger, IAM): one attempt; a transient fault goes to the
+   * caller (the redriver), which tries again later. Their outcomes are
+   * reported, marked `redriven`; the checkpoint never waited for them.
+   */
+  async redrive(policy: string, parked: ParkedRecord[]): Promise<Settlement[]> {
+    const items = parked.map(({ record, event, payloadHash }, index) => ({ record: { ...record, index }, event, payloadHash }));
+    const { settlements, verificationOwed } = await settlePolicyBatch(this.options.context, items);
+    if (verificationOwed) await retryUntilSettled(() => verifyPolicy(this.options.context, policy), this.retryOptions({ policy, verification: true }));
+    for (const settlement of settlements.sort((a, b) => a.record.index - b.record.index)) this.report(settlement, true);
     return settlements;
   }
 
@@ -168,8 +227,8 @@ export class ShardPipeline {
     return { ...retry, logger, metrics: context.metrics, what, ...(signal ? { signal } : {}) };
   }
 
-  /** Every outcome is logged once and counted. */
-  private report(settlement: Settlement): void {
+  /** Every outcome is logged once and counted; a parked record's again when it is redriven (not checkpointed: it was settled as parked). */
+  private report(settlement: Settlement, redriven = false): void {
     const { record } = settlement;
     const now = Date.now();
     const detail = this.details.get(record);
@@ -192,9 +251,10 @@ export class ShardPipeline {
         detail,
         latencyMs: record.arrivedAt !== undefined ? now - record.arrivedAt : undefined,
         processingMs: now - record.receivedAt,
+        ...(redriven ? { redriven: true } : {}),
       },
       'outcome',
     );
-    this.options.onSettled?.(settlement);
+    if (!redriven) this.options.onSettled?.(settlement);
   }
 }

@@ -60,7 +60,7 @@ const LABELS: Map<MetricName, Set<string>> = (() => {
   const byKey = new Map(Object.entries(METRIC) as [string, MetricName][]);
   const labels = new Map<MetricName, Set<string>>();
   for (const file of sources()) {
-    for (const match of readFileSync(file, 'utf8').matchAll(/METRIC\.(\w+)\s*,\s*(\{[^}]*\})?/g)) {
+    for (const match of readFileSync(file, 'utf8').matchAll(/METRIC\.(\w+)\s*,\s*(?:[\w.]+\s*,\s*)?(\{[^}]*\})?/g)) {
       const name = byKey.get(match[1]!);
       if (!name) continue;
       const keys = [...(match[2] ?? '').matchAll(/(\w+)\s*:/g)].map((key) => key[1]!).sort();
@@ -157,8 +157,18 @@ const alarmIds = Object.keys(resources)
   .filter((id) => resources[id]!.Type === 'AWS::CloudWatch::Alarm')
   .sort();
 
-test('the stack ships eight alarms, one per thing that needs a person', (t) => {
-  t.deepEqual(alarmIds, ['DeadLettersAlarm', 'DriftAuditFailedAlarm', 'DriftFoundAlarm', 'IamBreakerOpenAlarm', 'IamThrottlingAlarm', 'LagAlarm', 'StuckShardAlarm', 'WorkersBelowMinimumAlarm']);
+test('the stack ships nine alarms, one per thing that needs a person', (t) => {
+  t.deepEqual(alarmIds, [
+    'DeadLettersAlarm',
+    'DriftAuditFailedAlarm',
+    'DriftFoundAlarm',
+    'IamBreakerOpenAlarm',
+    'IamThrottlingAlarm',
+    'LagAlarm',
+    'ParkedRecordsAlarm',
+    'StuckShardAlarm',
+    'WorkersBelowMinimumAlarm',
+  ]);
   for (const id of alarmIds) {
     const properties = propsOf(id);
     t.is(properties.AlarmName, `${APP}-${id.replace(/Alarm$/, '')}`);

@@ -85,6 +85,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
     StuckShardAlarm: 'AWS::CloudWatch::Alarm',
     DeadLettersAlarm: 'AWS::CloudWatch::Alarm',
     IamThrottlingAlarm: 'AWS::CloudWatch::Alarm',
+    ParkedRecordsAlarm: 'AWS::CloudWatch::Alarm',
     IamBreakerOpenAlarm: 'AWS::CloudWatch::Alarm',
     WorkersBelowMinimumAlarm: 'AWS::CloudWatch::Alarm',
     DriftFoundAlarm: 'AWS::CloudWatch::Alarm',
@@ -378,6 +379,7 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/ledger/event-archive.ts': "the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table's old archive location: BatchGetItem (LEDGER_ACTIONS)",
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
+  'src/park/park-store.ts': 'the ledger table: GetItem, BatchGetItem and UpdateItem (LEDGER_ACTIONS), alone or in TransactWriteItems, whose items IAM authorizes as the UpdateItem each is',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
   'src/intake/account-targets.ts':
     "STS GetCallerIdentity (no grant needed); a target account's IAM goes through the target role there (the target-account stack holds the worker's IAM grant), whose sts:AssumeRole the SDK's temporary-credentials provider sends: TargetAccountsPolicy",
@@ -411,6 +413,14 @@ test('DynamoDB: the processor may read and update its ledger and put dead letter
   t.deepEqual(on(ledger), [...new Set([...commandsIn(LEDGER_FILES.map(read).join('\n'), 'dynamodb'), 'dynamodb:BatchGetItem'])].sort());
   t.deepEqual(on(ledger), [...LEDGER_ACTIONS].sort());
   t.false(on(ledger).includes('dynamodb:BatchWriteItem'), 'nothing writes the ledger in batches: a batch puts whole items');
+  // The park store (src/park/park-store.ts) shares the ledger's grant: its transactions hold UpdateItems only.
+  const parkCalls = commandsIn(read('src/park/park-store.ts'), 'dynamodb');
+  t.true(parkCalls.includes('dynamodb:TransactWriteItems'));
+  t.deepEqual(
+    parkCalls.filter((action) => action !== 'dynamodb:TransactWriteItems' && !on(ledger).includes(action)),
+    [],
+  );
+  t.notRegex(read('src/park/park-store.ts'), /\b(Put|Delete|ConditionCheck):/, 'a transaction item other than Update would need its own grant');
   // Exactly the commands the event archive sends.
   t.deepEqual(on(eventArchive), archiveCalls);
   t.deepEqual(on(eventArchive), [...EVENT_ARCHIVE_ACTIONS].sort());

@@ -15,7 +15,8 @@ function report(checkpoints: string[]): StatusReport {
     managedPolicies: 7,
     managedPathPrefix: '/stream-managed/',
     deadLetters: { open: 0, redriven: 0, openByReason: {}, openByAccount: {} },
-    accounts: [{ account: 'own', allowed: true, ledgerEntries: 7, openDeadLetters: 0 }],
+    parked: { records: 0, policies: 0, byAccount: {} },
+    accounts: [{ account: 'own', allowed: true, ledgerEntries: 7, openDeadLetters: 0, parkedRecords: 0 }],
     lastMinute: {},
     shards: checkpoints.map((checkpoint, i) => ({
       shard: `shardId-00000000000${i}`,
@@ -50,20 +51,22 @@ test('an abbreviated checkpoint keeps its head and tail', (t) => {
   t.is(shortSequence('12345'), '12345');
 });
 
-test('with target accounts, status shows each account: allowed or not, the policies the ledger has seen, its open dead letters', (t) => {
+test('with target accounts, status shows each account: allowed or not, the policies the ledger has seen, its open dead letters, its parked records', (t) => {
   const text = renderStatus(
     {
       ...report(['TRIM_HORIZON']),
+      parked: { records: 3, policies: 1, byAccount: { '111111111111': 3 } },
       accounts: [
-        { account: 'own', allowed: true, ledgerEntries: 5, openDeadLetters: 0 },
-        { account: '111111111111', allowed: true, ledgerEntries: 2, openDeadLetters: 0 },
-        { account: '333333333333', allowed: false, ledgerEntries: 0, openDeadLetters: 1 },
+        { account: 'own', allowed: true, ledgerEntries: 5, openDeadLetters: 0, parkedRecords: 0 },
+        { account: '111111111111', allowed: true, ledgerEntries: 2, openDeadLetters: 0, parkedRecords: 3 },
+        { account: '333333333333', allowed: false, ledgerEntries: 0, openDeadLetters: 1, parkedRecords: 0 },
       ],
     },
     { deadLetterTable: 'iam-policy-stream-dead-letters' },
   );
   const rows = text.split('\n').filter((line) => /^(own|111111111111|333333333333)\s/.test(line));
   t.is(rows.length, 3, text);
-  t.regex(rows[1]!, /^111111111111\s+yes\s+2\s+0$/);
-  t.regex(rows[2]!, /^333333333333\s+no\s+0\s+1$/);
+  t.regex(rows[1]!, /^111111111111\s+yes\s+2\s+0\s+3$/);
+  t.regex(rows[2]!, /^333333333333\s+no\s+0\s+1\s+0$/);
+  t.regex(text, /Parked records: 3 in 1 policy, waiting for their account/);
 });

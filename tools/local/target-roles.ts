@@ -27,7 +27,7 @@ export function targetTrustPolicy(workerAccount: string, externalId: string | un
 }
 
 /** An IAM client whose calls moto serves in `account` (its x-moto-account-id header). */
-function iamIn(env: Record<string, string>, account: string): IAMClient {
+export function iamIn(env: Record<string, string>, account: string): IAMClient {
   const iam = new IAMClient({
     region: env.AWS_REGION,
     endpoint: env.AWS_ENDPOINT_URL_IAM,

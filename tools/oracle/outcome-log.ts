@@ -16,6 +16,8 @@ export interface OutcomeLine {
   eventId?: string;
   outcome: string;
   reason?: string;
+  /** The outcome of a parked record, applied later by the redriver (its first outcome was `parked`). */
+  redriven?: boolean;
   latencyMs?: number;
   processingMs?: number;
   time: number;

@@ -17,6 +17,7 @@ import { jsonText, print, printJson, table, terminalLines } from '../cli/render.
 import { readLeases } from '../lease-table.js';
 import { childrenOf, listShards } from '../../stream/shard-tree.js';
 import { lagBehind } from '../shard-positions.js';
+import { DynamoDbParkStore } from '../../park/park-store.js';
 
 /** A progress item older than this says nothing about the last minute (its child is gone or idle since). */
 const PROGRESS_FRESH_MS = 3 * 60_000;
@@ -59,6 +60,20 @@ async function ledgerCounts(dynamodb: DynamoDBClient, tableName: string): Promis
   return counts;
 }
 
+/** Parked records (docs/design.md, "Parking"): in all, policies, by account. */
+async function parkedCounts(store: DynamoDbParkStore): Promise<StatusReport['parked']> {
+  const counts = { records: 0, policies: 0, byAccount: {} as Record<string, number> };
+  for (const policy of await store.parkedPolicies()) {
+    const park = await store.summary(policy);
+    if (!park) continue;
+    const account = park.account ?? OWN_ACCOUNT;
+    counts.policies++;
+    counts.records += park.records;
+    counts.byAccount[account] = (counts.byAccount[account] ?? 0) + park.records;
+  }
+  return counts;
+}
+
 export interface ShardStatus {
   shard: string;
   state: 'open' | 'closed';
@@ -92,12 +107,14 @@ export interface StatusReport {
   managedPolicies: number;
   managedPathPrefix: string;
   deadLetters: { open: number; redriven: number; openByReason: Record<string, number>; openByAccount: Record<string, number> };
+  /** Records parked while their account was unavailable, waiting for the redriver (`ips parked list`). */
+  parked: { records: number; policies: number; byAccount: Record<string, number> };
   /**
    * Per account the workers write to (`own`, and each of IPS_TARGET_ACCOUNTS)
    * and any other a ledger entry or open dead letter names: policies the
    * ledger has seen, open dead letters, and whether it is allowed.
    */
-  accounts: { account: string; allowed: boolean; ledgerEntries: number; openDeadLetters: number }[];
+  accounts: { account: string; allowed: boolean; ledgerEntries: number; openDeadLetters: number; parkedRecords: number }[];
   /** Outcomes of the last minute over every shard whose processor reported lately. */
   lastMinute: Record<string, number>;
   shards: ShardStatus[];
@@ -107,13 +124,14 @@ async function gather(ctx: OpsContext, counts: Counts | undefined): Promise<{ re
   const { config, aws } = ctx;
   const [shards, leases] = await Promise.all([listShards(aws.kinesis, config.streamName), readLeases(aws.dynamodb, config.leaseTable)]);
   const leaseOf = new Map(leases.map((lease) => [lease.shardId, lease]));
-  const [progress, deadLetters, fresh] = await Promise.all([
+  const [progress, deadLetters, parked, fresh] = await Promise.all([
     readProgress(
       aws.dynamodb,
       config.ledgerTable,
       shards.map((shard) => shard.shardId),
     ),
     deadLetterCounts(aws.dynamodb, config.deadLetterTable),
+    parkedCounts(new DynamoDbParkStore(aws.dynamodb, config.ledgerTable)),
     counts && Date.now() - counts.at < COUNTS_EVERY_MS
       ? Promise.resolve(counts)
       : Promise.all([ledgerCounts(aws.dynamodb, config.ledgerTable), listPolicies(aws.iam, config.managedPathPrefix)]).then(([ledger, policies]) => ({
@@ -164,12 +182,16 @@ async function gather(ctx: OpsContext, counts: Counts | undefined): Promise<{ re
     managedPolicies: fresh.managedPolicies,
     managedPathPrefix: config.managedPathPrefix,
     deadLetters,
-    accounts: [...new Set([OWN_ACCOUNT, ...config.targetAccounts, ...Object.keys(fresh.ledgerByAccount), ...Object.keys(deadLetters.openByAccount)])].map((account) => ({
-      account,
-      allowed: account === OWN_ACCOUNT || config.targetAccounts.includes(account),
-      ledgerEntries: fresh.ledgerByAccount[account] ?? 0,
-      openDeadLetters: deadLetters.openByAccount[account] ?? 0,
-    })),
+    parked,
+    accounts: [...new Set([OWN_ACCOUNT, ...config.targetAccounts, ...Object.keys(fresh.ledgerByAccount), ...Object.keys(deadLetters.openByAccount), ...Object.keys(parked.byAccount)])].map(
+      (account) => ({
+        account,
+        allowed: account === OWN_ACCOUNT || config.targetAccounts.includes(account),
+        ledgerEntries: fresh.ledgerByAccount[account] ?? 0,
+        openDeadLetters: deadLetters.openByAccount[account] ?? 0,
+        parkedRecords: parked.byAccount[account] ?? 0,
+      }),
+    ),
     lastMinute,
     shards: shardRows,
   };
@@ -231,13 +253,16 @@ export function renderStatus(report: StatusReport, config: { deadLetterTable: st
   lines.push(`Ledger entries (policies seen): ${report.ledgerEntries}`);
   const reasons = Object.keys(report.deadLetters.openByReason).length > 0 ? ` (${outcomeList(report.deadLetters.openByReason)})` : '';
   lines.push(`Dead letters: ${report.deadLetters.open} open${reasons}, ${report.deadLetters.redriven} redriven (${config.deadLetterTable})`);
+  lines.push(
+    `Parked records: ${report.parked.records}${report.parked.records > 0 ? ` in ${report.parked.policies} polic${report.parked.policies === 1 ? 'y' : 'ies'}, waiting for their account (ips parked list)` : ''}`,
+  );
   lines.push(`Managed policies in IAM under ${report.managedPathPrefix} (own account): ${report.managedPolicies}`);
   if (report.accounts.length > 1) {
     lines.push('', "Accounts (own: the workers' own; the others IPS_TARGET_ACCOUNTS):");
     lines.push(
       table(
-        report.accounts.map((a) => ({ account: a.account, allowed: a.allowed ? 'yes' : 'no', policies: a.ledgerEntries, openDeadLetters: a.openDeadLetters })),
-        ['account', 'allowed', 'policies', 'openDeadLetters'],
+        report.accounts.map((a) => ({ account: a.account, allowed: a.allowed ? 'yes' : 'no', policies: a.ledgerEntries, openDeadLetters: a.openDeadLetters, parked: a.parkedRecords })),
+        ['account', 'allowed', 'policies', 'openDeadLetters', 'parked'],
       ),
     );
   }

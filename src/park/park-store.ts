@@ -1,0 +1,292 @@
+// Parked records, kept durably in the ledger table beside the policies'
+// items (docs/design.md, "Parking"). Three kinds of item, each under a key no
+// policy can have (IAM names hold no `#`; ledger scans skip such keys):
+//
+//   #parks                    the registry: `keys`, the set of parked policy keys
+//   #park/<policy key>        a policy's park: `ids` (record ids), `shards`,
+//                             `next` (ordinal counter), `since`, `reason`, `account`
+//   #parked/<key>/<record id> one parked record: its event, its ordinal (its
+//                             place in the policy's order), its position and data
+//
+// Order: a record's ordinal is drawn from the park's counter when it is
+// parked, and a policy's records are parked in stream order (one pipeline per
+// shard settles a policy's records in order; a child shard only after its
+// parents), so ordinals are the policy's order across shards too. A record
+// parked again (redelivered, replayed) keeps its first ordinal.
+//
+// The registry and a park change together (TransactWriteItems): a park that
+// gains records is listed, and a park is unlisted only while it holds none.
+// So a park is never left out of the registry, whichever of the pipeline
+// (joining) and the redriver (draining) writes last.
+//
+// Every write is an UpdateItem, alone or in a transaction, so the worker
+// needs no grant on the ledger table beyond the ledger's own (GetItem,
+// UpdateItem, BatchGetItem): a settled record's item is not deleted but
+// given the table's TTL attribute, and DynamoDB removes it; an emptied park
+// keeps its ordinal counter.
+
+/** How long a settled record's item stays before DynamoDB's TTL removes it. */
+const SETTLED_TTL_SECONDS = 24 * 3600;
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { BatchGetItemCommand, ConditionalCheckFailedException, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { PolicyEvent } from '../contract/event.js';
+import { recordId } from '../contract/record-id.js';
+import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from '../ledger/table.js';
+import type { StreamRecord, ValidRecord } from '../pipeline/types.js';
+
+const REGISTRY_KEY = '#parks';
+const parkKey = (policy: string) => `#park/${policy}`;
+const recordKey = (policy: string, id: string) => `#parked/${policy}/${id}`;
+
+/** A DynamoDB item holds 400 KB: a record whose gzipped data is larger keeps its event, not its data (`dataDropped`). */
+const MAX_STORED_DATA = 256 * 1024;
+
+/** What an operator sees of a park. */
+export interface ParkSummary {
+  policy: string;
+  account?: string;
+  records: number;
+  /** The shards its records came from. */
+  shards: string[];
+  /** When the policy was first parked, epoch ms. */
+  since: number;
+  /** Why its records could not be applied (the transient reason at parking time). */
+  reason: string;
+  detail: string;
+}
+
+/** A parked record, as the redriver and `ips parked drop` get it back, in the policy's order. */
+export interface ParkedRecord extends ValidRecord {
+  id: string;
+  ordinal: number;
+}
+
+export interface ParkStore {
+  /** The policy keys with a park: every record of theirs joins it. */
+  parkedPolicies(): Promise<Set<string>>;
+  /** Parks `records` (one policy's, in stream order) behind whatever that policy has parked already. */
+  park(policy: string, records: ValidRecord[], why: { reason: string; detail: string }): Promise<void>;
+  summary(policy: string): Promise<ParkSummary | undefined>;
+  /** A policy's parked records, in order. */
+  records(policy: string): Promise<ParkedRecord[]>;
+  /** Forgets settled records (their items expire by TTL); unlists the park once it holds none. */
+  release(policy: string, ids: string[]): Promise<void>;
+}
+
+type Item = Record<string, AttributeValue>;
+
+export class DynamoDbParkStore implements ParkStore {
+  constructor(
+    private readonly dynamodb: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async parkedPolicies(): Promise<Set<string>> {
+    const item = await this.get(REGISTRY_KEY);
+    return new Set(item?.keys?.SS ?? []);
+  }
+
+  async park(policy: string, records: ValidRecord[], why: { reason: string; detail: string }): Promise<void> {
+    if (records.length === 0) return;
+    const { account } = records[0]!.event;
+    // 1. Ordinals for the records, from the park's counter (a retry after a lost answer only leaves a gap).
+    const counted = await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+        UpdateExpression: 'ADD #next :n SET #since = if_not_exists(#since, :now), #reason = if_not_exists(#reason, :reason), #detail = if_not_exists(#detail, :detail)',
+        ExpressionAttributeNames: { '#next': 'next', '#since': 'since', '#reason': 'reason', '#detail': 'detail' },
+        ExpressionAttributeValues: { ':n': { N: String(records.length) }, ':now': { N: String(this.now()) }, ':reason': { S: why.reason }, ':detail': { S: why.detail.slice(0, 1_000) } },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const last = Number(counted.Attributes?.next?.N ?? records.length);
+    // 2. The records, each under its own key; one parked before keeps its ordinal.
+    const ids: string[] = [];
+    for (const [index, valid] of records.entries()) {
+      const id = recordId(valid.record);
+      ids.push(id);
+      await this.putOnce(policy, id, last - records.length + 1 + index, valid);
+    }
+    // 3. The park lists them and the registry lists the park, together.
+    await this.dynamodb.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+              UpdateExpression: `ADD #ids :ids, #shards :shards${account !== undefined ? ' SET #account = :account' : ''}`,
+              ExpressionAttributeNames: { '#ids': 'ids', '#shards': 'shards', ...(account !== undefined ? { '#account': 'account' } : {}) },
+              ExpressionAttributeValues: {
+                ':ids': { SS: ids },
+                ':shards': { SS: [...new Set(records.map((valid) => valid.record.shardId))] },
+                ...(account !== undefined ? { ':account': { S: account } } : {}),
+              },
+            },
+          },
+          this.registry('ADD', policy),
+        ],
+      }),
+    );
+  }
+
+  async summary(policy: string): Promise<ParkSummary | undefined> {
+    const item = await this.get(parkKey(policy));
+    if (!item?.ids?.SS?.length) return undefined; // drained (the item keeps its ordinal counter)
+    return {
+      policy,
+      ...(item.account?.S !== undefined ? { account: item.account.S } : {}),
+      records: item.ids?.SS?.length ?? 0,
+      shards: item.shards?.SS ?? [],
+      since: Number(item.since?.N ?? 0),
+      reason: item.reason?.S ?? '',
+      detail: item.detail?.S ?? '',
+    };
+  }
+
+  async records(policy: string): Promise<ParkedRecord[]> {
+    const ids = (await this.get(parkKey(policy)))?.ids?.SS ?? [];
+    const found: ParkedRecord[] = [];
+    const missing = new Set(ids);
+    for (let at = 0; at < ids.length; at += 100) {
+      let keys: Item[] | undefined = ids.slice(at, at + 100).map((id) => ({ [LEDGER_KEY]: { S: recordKey(policy, id) } }));
+      while (keys && keys.length > 0) {
+        const answer: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }));
+        for (const item of answer.Responses?.[this.tableName] ?? []) {
+          if (item[LEDGER_TTL_ATTRIBUTE]) continue; // settled, waiting for the TTL
+          const parked = fromItem(item);
+          found.push(parked);
+          missing.delete(parked.id);
+        }
+        keys = answer.UnprocessedKeys?.[this.tableName]?.Keys;
+      }
+    }
+    // Listed but gone or expiring: settled by a redrive whose clean-up was cut short; forgetting them is what that clean-up would have done.
+    if (missing.size > 0) await this.release(policy, [...missing]);
+    return found.sort((a, b) => a.ordinal - b.ordinal);
+  }
+
+  async release(policy: string, ids: string[]): Promise<void> {
+    const expiresAt = String(Math.floor(this.now() / 1000) + SETTLED_TTL_SECONDS);
+    for (const id of ids) {
+      await this.dynamodb
+        .send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: { [LEDGER_KEY]: { S: recordKey(policy, id) } },
+            UpdateExpression: 'SET #ttl = :ttl',
+            ConditionExpression: 'attribute_exists(#key)',
+            ExpressionAttributeNames: { '#ttl': LEDGER_TTL_ATTRIBUTE, '#key': LEDGER_KEY },
+            ExpressionAttributeValues: { ':ttl': { N: expiresAt } },
+          }),
+        )
+        .catch(ignore(ConditionalCheckFailedException));
+    }
+    if (ids.length > 0) {
+      await this.dynamodb
+        .send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+            UpdateExpression: 'DELETE #ids :ids',
+            ConditionExpression: 'attribute_exists(#key)',
+            ExpressionAttributeNames: { '#ids': 'ids', '#key': LEDGER_KEY },
+            ExpressionAttributeValues: { ':ids': { SS: ids } },
+          }),
+        )
+        .catch(ignore(ConditionalCheckFailedException));
+    }
+    // Empty (DynamoDB drops an emptied set): the park leaves the registry, as long as it stays empty; a record that joined meanwhile keeps it listed.
+    try {
+      await this.dynamodb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+                UpdateExpression: 'REMOVE #shards, #since, #reason, #detail, #account',
+                ConditionExpression: 'attribute_not_exists(#ids)',
+                ExpressionAttributeNames: { '#ids': 'ids', '#shards': 'shards', '#since': 'since', '#reason': 'reason', '#detail': 'detail', '#account': 'account' },
+              },
+            },
+            this.registry('DELETE', policy),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+    }
+  }
+
+  /** The registry's update that lists (ADD) or unlists (DELETE) a park, as one item of a transaction. */
+  private registry(action: 'ADD' | 'DELETE', policy: string) {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: { [LEDGER_KEY]: { S: REGISTRY_KEY } },
+        UpdateExpression: `${action} #keys :key`,
+        ExpressionAttributeNames: { '#keys': 'keys' },
+        ExpressionAttributeValues: { ':key': { SS: [policy] } },
+      },
+    };
+  }
+
+  private async get(key: string): Promise<Item | undefined> {
+    return (await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }))).Item;
+  }
+
+  private async putOnce(policy: string, id: string, ordinal: number, valid: ValidRecord): Promise<void> {
+    const { record } = valid;
+    const data = gzipSync(record.data);
+    const fields: Item = {
+      event: { S: JSON.stringify(valid.event) },
+      payloadHash: { S: valid.payloadHash },
+      shardId: { S: record.shardId },
+      sequenceNumber: { S: record.sequenceNumber },
+      subSequenceNumber: { N: String(record.subSequenceNumber) },
+      partitionKey: { S: record.partitionKey },
+      parkedAt: { N: String(this.now()) },
+      ...(data.length <= MAX_STORED_DATA ? { data: { B: data } } : { dataDropped: { BOOL: true } }),
+      ...(record.arrivedAt !== undefined ? { arrivedAt: { N: String(record.arrivedAt) } } : {}),
+    };
+    const names = Object.keys(fields);
+    // A record parked before keeps its ordinal; one settled before (its item waiting for the TTL) is parked again, and kept.
+    await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { [LEDGER_KEY]: { S: recordKey(policy, id) } },
+        UpdateExpression: `SET #ordinal = if_not_exists(#ordinal, :ordinal), ${names.map((_, i) => `#f${i} = :f${i}`).join(', ')} REMOVE #ttl`,
+        ExpressionAttributeNames: { '#ordinal': 'ordinal', '#ttl': LEDGER_TTL_ATTRIBUTE, ...Object.fromEntries(names.map((name, i) => [`#f${i}`, name])) },
+        ExpressionAttributeValues: { ':ordinal': { N: String(ordinal) }, ...Object.fromEntries(names.map((name, i) => [`:f${i}`, fields[name]!])) },
+      }),
+    );
+  }
+}
+
+function ignore(type: new (...args: never[]) => Error) {
+  return (error: unknown) => {
+    if (!(error instanceof type)) throw error;
+  };
+}
+
+function fromItem(item: Item): ParkedRecord {
+  const key = item[LEDGER_KEY]!.S!;
+  const parsed = JSON.parse(item.event!.S!) as PolicyEvent;
+  // Tags are a null-prototype object in a decoded event (a tag named `__proto__` is a tag): kept so.
+  const event = parsed.type === 'policy.upserted' ? { ...parsed, tags: Object.assign(Object.create(null) as Record<string, string>, parsed.tags) } : parsed;
+  const record: StreamRecord = {
+    shardId: item.shardId!.S!,
+    sequenceNumber: item.sequenceNumber!.S!,
+    subSequenceNumber: Number(item.subSequenceNumber!.N),
+    partitionKey: item.partitionKey!.S!,
+    data: item.data?.B ? gunzipSync(item.data.B) : Buffer.from(item.event!.S!),
+    index: 0,
+    receivedAt: Number(item.parkedAt!.N),
+    ...(item.arrivedAt?.N !== undefined ? { arrivedAt: Number(item.arrivedAt.N) } : {}),
+  };
+  return { id: key.slice(key.lastIndexOf('/') + 1), ordinal: Number(item.ordinal!.N), record, event, payloadHash: item.payloadHash!.S! };
+}
