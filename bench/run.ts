@@ -36,6 +36,13 @@
 //   --drift-archived N       archived eventIds for --drift-policies (default 100000)
 //   --drift-before           with --drift-policies: also the per-policy reads the audit made before
 //                            (about 3 IAM calls per policy; slow on moto at thousands of policies)
+//   --accounts N             instead of the above: one stream serving N target accounts on one
+//                            worker, IAM limited to --iam-rate calls/s per account (default 10):
+//                            aggregate changes/s against N x rate, then one account failing
+//                            outright and throttled to 1 call/s, the others' changes/s against
+//                            the rate and the impaired account's records parked or lost
+//                            (bench/accounts.ts); --events is per account (default 300),
+//                            --shards defaults to 4, IPS_PARK_AFTER_MS to 5000
 //
 // Method and limits: docs/performance.md.
 import { execFileSync, spawn } from 'node:child_process';
@@ -57,6 +64,7 @@ import { startFaultProxy } from '../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../tools/harness/fault-proxy.js';
 import type { InProcessResult } from './in-process.js';
 import { driftReport, runDriftBench } from './drift-audit.js';
+import { accountsReport, benchAccounts, runAccountsBench } from './accounts.js';
 
 const root = projectRoot();
 const { values: args } = parseArgs({
@@ -77,6 +85,8 @@ const { values: args } = parseArgs({
     'drift-policies': { type: 'string' },
     'drift-archived': { type: 'string', default: '100000' },
     'drift-before': { type: 'boolean', default: false },
+    accounts: { type: 'string' },
+    'park-after-ms': { type: 'string', default: '5000' },
   },
 });
 
@@ -225,6 +235,46 @@ async function driftMain(policies: number, archived: number): Promise<void> {
   mkdirSync(join(outFile, '..'), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
   const report = driftReport(results);
+  process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n\n${report.lines.join('\n')}\n`);
+}
+
+/** --accounts: many accounts from one stream under a per-account IAM rate limit, on its own local stack. */
+async function accountsMain(accounts: number): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'ips-bench-'));
+  say(`work folder ${workDir}; results to ${relative(root, outFile)}`);
+  const rate = iamRate ?? 10;
+  const runShards = args.shards === '1' ? 4 : shards;
+  const perAccount = Number(args.events ?? 300);
+  const stack = await startStack({ dir: workDir, shards: runShards, settings: { IPS_TARGET_ACCOUNTS: benchAccounts(accounts).join(',') } });
+  let runs: Awaited<ReturnType<typeof runAccountsBench>>;
+  try {
+    runs = await runAccountsBench({
+      stack,
+      accounts,
+      rate,
+      eventsPerAccount: perAccount,
+      shards: runShards,
+      parkAfterMs: positive('--park-after-ms', args['park-after-ms']!),
+      workDir,
+      runTag: stamp.slice(11, 19).replace(/-/g, ''),
+      say,
+    });
+  } finally {
+    await stack.stop();
+  }
+  const result = {
+    startedAt: started.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    reproduce,
+    options: { accounts, iamRate: rate, eventsPerAccount: perAccount, shards: runShards, parkAfterMs: args['park-after-ms'] },
+    environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtEnd: loadavg(), commit: git('rev-parse', 'HEAD') },
+    accounts: runs,
+    workDir,
+  };
+  mkdirSync(join(outFile, '..'), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+  const report = accountsReport(runs, { accounts, rate });
   process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n\n${report.lines.join('\n')}\n`);
 }
 
@@ -572,5 +622,6 @@ function buildReport(runs: DaemonRunResult[], inProcess: InProcessResult | undef
   return { text: lines.join('\n'), targets, iamLimitedLines };
 }
 
-if (args['drift-policies'] !== undefined) await driftMain(positive('--drift-policies', args['drift-policies']), positive('--drift-archived', args['drift-archived']!));
+if (args.accounts !== undefined) await accountsMain(positive('--accounts', args.accounts));
+else if (args['drift-policies'] !== undefined) await driftMain(positive('--drift-policies', args['drift-policies']), positive('--drift-archived', args['drift-archived']!));
 else await main();

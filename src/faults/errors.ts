@@ -140,6 +140,16 @@ export class TransientError extends ProcessorError {
 }
 
 /**
+ * A fault of IAM itself that an IAM step met (throttling, 5xx, the network,
+ * the caller's credentials), under the SDK's own code as its reason: the
+ * account's IAM cannot be used now. Parking counts it with the open breaker
+ * (park/parking.ts): the breaker's trial calls fail with it.
+ */
+export class IamFaultError extends TransientError {
+  override name = 'IamFaultError';
+}
+
+/**
  * STS AssumeRole of a target account's role failed: the account's IAM cannot
  * be reached. Names the account and the role ARN, and STS's error code
  * (AccessDenied: the role's trust policy does not name the worker, or wants

@@ -2,7 +2,7 @@
 // becomes a TransientError and never turns into `rejected`; any other rejects
 // the event with the IAM error code as its reason (`iam:<code>`).
 import { errorCode, isRetriable } from '../faults/classify.js';
-import { ProcessorError, RejectedEventError, TransientError } from '../faults/errors.js';
+import { IamFaultError, ProcessorError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { AwsFaultCode } from '../faults/errors.js';
 
 /** IAM's error code, however the SDK spells it (`DeleteConflict` or `DeleteConflictException`). */
@@ -41,7 +41,7 @@ export function classifyIamError(error: unknown, operation: string): Error {
   if (error instanceof ProcessorError) return error;
   const code = errorCode(error);
   const message = `${operation}: ${(error as { message?: string })?.message ?? String(error)}`.slice(0, 500);
-  if (isRetriable(error)) return new TransientError(code as AwsFaultCode, message, { cause: error }); // the SDK's own code
+  if (isRetriable(error)) return new IamFaultError(code as AwsFaultCode, message, { cause: error }); // the SDK's own code
   const limit = iamLimitOf(error);
   if (limit === 'size') return new RejectedEventError('document-too-large', message);
   if (limit === 'quota') return new RejectedEventError('account-quota-exceeded', message);

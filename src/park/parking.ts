@@ -1,17 +1,18 @@
 // When a policy's records are parked instead of holding the shard's
 // checkpoint (docs/design.md, "Parking"): their account's IAM has been
-// unavailable (the account's circuit breaker open, its role refused by STS)
-// for IPS_PARK_AFTER_MS without a break. Any other fault (the ledger, read
+// unavailable (the account's circuit breaker open, the faults of IAM itself
+// its trial calls meet, its role refused by STS) for IPS_PARK_AFTER_MS
+// without a break. Any other fault (the ledger, read
 // lag, a claim held elsewhere) is the stream's own business and keeps the
 // records waiting as before: parking them would only move the wait.
-import { TransientError } from '../faults/errors.js';
+import { IamFaultError, TransientError } from '../faults/errors.js';
 import type { ParkStore } from './park-store.js';
 
 /** Transient reasons that say the account's IAM cannot be used now (the breaker opens on IAM's persistent 5xx and throttling). */
 const ACCOUNT_UNAVAILABLE = new Set<string>(['circuit-open', 'assume-role-failed']);
 
 export function accountUnavailable(error: unknown): error is TransientError {
-  return error instanceof TransientError && ACCOUNT_UNAVAILABLE.has(error.reason);
+  return error instanceof IamFaultError || (error instanceof TransientError && ACCOUNT_UNAVAILABLE.has(error.reason));
 }
 
 /** Why a record joined a park it did not start: its policy already had records parked, and order holds. */

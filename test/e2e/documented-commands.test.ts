@@ -104,7 +104,7 @@ test.after.always(async () => {
 
 test('the docs show a command of every kind', (t) => {
   const shown = new Set(commands.map(({ command }) => command.replace(PREFIX, '').split(' ')[0]));
-  for (const name of ['status', 'plan', 'drift', 'replay', 'dead-letters', 'produce', 'adopt', 'release']) t.true(shown.has(name), `${name} is shown`);
+  for (const name of ['status', 'plan', 'drift', 'replay', 'dead-letters', 'parked', 'produce', 'adopt', 'release']) t.true(shown.has(name), `${name} is shown`);
 });
 
 for (const [i, { file, command }] of commands.entries()) {

@@ -58,6 +58,10 @@ export interface FaultProxy {
   inject(kind: FaultKind, operation: string, times?: number, skip?: number): void;
   /** Drops the scripted faults not used yet. */
   clearInjected(): void;
+  /** From now on every call made as `account` fails (503 ServiceUnavailable) while `failing`. */
+  failAccount(account: string, failing: boolean): void;
+  /** Calls let through and refused by the rate limit, per account (`rateLimit`). */
+  accountCounts(): Map<string, { allowed: number; refused: number }>;
   /** From now on, the answers to the processor say the time is `ms` from this host's (positive: the service's clock is ahead). */
   skewClock(ms: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
@@ -108,8 +112,8 @@ export interface FaultProxyOptions {
   kinds?: FaultKind[];
   /** IAM only: put a realistic-IAM layer between the proxy and the emulator. */
   realisticIam?: Omit<RealisticIamOptions, 'target'>;
-  /** A rate limit per account (token bucket): calls past it are refused as throttled. Default burst: one second's worth. */
-  rateLimit?: { ratePerSecond: number; burst?: number };
+  /** A rate limit per account (token bucket): calls past it are refused as throttled. Default burst: one second's worth. `perAccount`: other rates for some accounts. */
+  rateLimit?: { ratePerSecond: number; burst?: number; perAccount?: Record<string, number> };
   /** The Date header of every answer to the processor, this far from this host's clock (ms). Default 0: untouched. */
   clockSkewMs?: number;
 }
@@ -121,7 +125,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
   const state = { calls: 0, inFlight: 0, rateLimited: 0, clockSkewMs: options.clockSkewMs ?? 0 };
-  const buckets = options.rateLimit ? new AccountBuckets(options.rateLimit) : undefined;
+  const buckets = options.rateLimit ? new AccountBuckets(options.rateLimit, options.rateLimit.perAccount) : undefined;
+  /** Access key id -> the account of the role STS issued it for. */
+  const keyAccounts = new Map<string, string>();
+  const failing = new Set<string>();
+  const callerAccount = (req: IncomingMessage) => {
+    const key = accountOf(req.headers.authorization);
+    return keyAccounts.get(key) ?? key;
+  };
   const kinds = options.kinds?.length ? options.kinds : KINDS;
   const slowDelay = (): number => {
     const slow = options.slowMs ?? 1_500;
@@ -183,8 +194,32 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return entry.kind;
   }
 
+  /** Forwards an AssumeRole and learns whose account the key in its answer acts in. */
+  function learnAssumedKey(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    const roleAccount = /^arn:[\w-]+:iam::(\d{12}):/.exec(new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '')?.[1];
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      const chunks: Buffer[] = [];
+      answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+      answer.on('end', () => {
+        const text = Buffer.concat(chunks);
+        const key = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(text.toString('utf8'))?.[1];
+        if (key && roleAccount) keyAccounts.set(key, roleAccount);
+        res.writeHead(answer.statusCode ?? 502, answerHeaders(req, answer.headers));
+        res.end(text);
+      });
+    });
+    upstream.on('error', () => res.destroy());
+    upstream.end(body);
+  }
+
   function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
-    if (buckets && !buckets.tryTake(accountOf(req.headers.authorization))) {
+    if (failing.has(callerAccount(req))) {
+      const { status, type, body: errorText } = errorBody(options.protocol, 'server-error', 'injected outage');
+      res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
+      res.end(errorText);
+      return;
+    }
+    if (buckets && !buckets.tryTake(callerAccount(req))) {
       state.rateLimited++;
       const { status, type, body: errorText } = errorBody(options.protocol, 'throttle', 'Rate exceeded');
       res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
@@ -193,7 +228,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     const planned = scriptedFor(req, body);
     if (!planned && random() >= options.rate) {
-      forward(req, body, res);
+      if (options.protocol === 'iam' && operationOf('iam', req, body) === 'AssumeRole') learnAssumedKey(req, body, res);
+      else forward(req, body, res);
       return;
     }
     const kind = planned ?? kinds[Math.floor(random() * kinds.length)]!;
@@ -242,6 +278,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     clearInjected() {
       scripted.splice(0);
     },
+    failAccount(account, on) {
+      if (on) failing.add(account);
+      else failing.delete(account);
+    },
+    accountCounts: () => new Map(buckets?.counts ?? []),
     ...(realisticIam ? { realisticIam } : {}),
     close: async () => {
       await new Promise<void>((resolve) => {

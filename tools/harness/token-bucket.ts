@@ -56,11 +56,16 @@ export class AccountBuckets {
   /** Calls let through and refused, per account. */
   readonly counts = new Map<string, { allowed: number; refused: number }>();
 
-  constructor(private readonly options: TokenBucketOptions) {}
+  constructor(
+    private readonly options: TokenBucketOptions,
+    /** Accounts with a rate of their own (calls/s); the burst is then one second's worth of it. */
+    private readonly perAccount: Record<string, number> = {},
+  ) {}
 
   tryTake(account: string): boolean {
     let bucket = this.buckets.get(account);
-    if (!bucket) this.buckets.set(account, (bucket = new TokenBucket(this.options)));
+    const own = this.perAccount[account];
+    if (!bucket) this.buckets.set(account, (bucket = new TokenBucket(own !== undefined ? { ...this.options, ratePerSecond: own, burst: own } : this.options)));
     const ok = bucket.tryTake();
     const count = this.counts.get(account) ?? { allowed: 0, refused: 0 };
     if (ok) count.allowed++;
