@@ -9,6 +9,14 @@ import { closest } from './closest-name.js';
 export interface Config {
   /** Names the application: the KCL application, the `managed-by` tag value, table prefixes. */
   appName: string;
+  /**
+   * `live` applies the stream to IAM; `shadow` plans each record and writes
+   * nothing to IAM (docs/operations.md, "Shadow mode"), under a namespace of
+   * its own (`namespace`), judging ownership by the live application's tag.
+   */
+  mode: 'live' | 'shadow';
+  /** The KCL application name and the prefix of the tables: appName, or `<appName>-shadow` in shadow mode. */
+  namespace: string;
   region: string;
   streamName: string;
   ledgerTable: string;
@@ -236,18 +244,23 @@ export function loadConfig(env: Env = process.env): Config {
   if (!MANAGED_PATH.test(managedPathPrefix) || managedPathPrefix === '/' || managedPathPrefix.length > 512) {
     throw new ConfigError(`IPS_MANAGED_PATH_PREFIX must look like /segment/.../ (not "/" alone, at most 512 chars), got ${JSON.stringify(managedPathPrefix)}`);
   }
-  const ledgerTable = resourceName(env, 'IPS_LEDGER_TABLE', `${appName}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
-  const eventArchiveTable = resourceName(env, 'IPS_EVENT_ARCHIVE_TABLE', `${appName}-event-archive`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
+  const mode = oneOf(env, 'IPS_MODE', ['live', 'shadow'] as const, 'live');
+  // A shadow worker reads the same stream under its own KCL application and tables, so it never touches the live ones.
+  const namespace = mode === 'shadow' ? `${appName}-shadow` : appName;
+  const ledgerTable = resourceName(env, 'IPS_LEDGER_TABLE', `${namespace}-ledger`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
+  const eventArchiveTable = resourceName(env, 'IPS_EVENT_ARCHIVE_TABLE', `${namespace}-event-archive`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME');
   // The archive has its own key schema, and kept apart it stays out of the ledger's scans.
   if (eventArchiveTable === ledgerTable) throw new ConfigError(`IPS_EVENT_ARCHIVE_TABLE must name another table than IPS_LEDGER_TABLE, got ${JSON.stringify(eventArchiveTable)} for both`);
   return {
     appName,
+    mode,
+    namespace,
     region: text(env, 'AWS_REGION', text(env, 'AWS_DEFAULT_REGION', 'us-east-1')),
     streamName: resourceName(env, 'IPS_STREAM_NAME', 'iam-policy-events', STREAM_NAME, 'Kinesis stream name: 1 to 128 letters, digits, _ . -'),
     ledgerTable,
     eventArchiveTable,
-    deadLetterTable: resourceName(env, 'IPS_DEAD_LETTER_TABLE', `${appName}-dead-letters`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
-    leaseTable: resourceName(env, 'IPS_LEASE_TABLE', appName, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
+    deadLetterTable: resourceName(env, 'IPS_DEAD_LETTER_TABLE', `${namespace}-dead-letters`, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
+    leaseTable: resourceName(env, 'IPS_LEASE_TABLE', namespace, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     managedPathPrefix,
     targetAccounts: targetAccounts(env),
     targetRoleName: resourceName(env, 'IPS_TARGET_ROLE_NAME', 'iam-policy-stream-target', ROLE_NAME, 'role name (IAM): 1 to 64 letters, digits, +=,.@_-'),

@@ -1,5 +1,5 @@
 // The outcome every record ends with (README: "Outcome of every record").
-export const OUTCOMES = ['created', 'updated', 'unchanged', 'deleted', 'retained-in-use', 'absent', 'duplicate', 'stale', 'superseded', 'rejected', 'parked'] as const;
+export const OUTCOMES = ['created', 'updated', 'unchanged', 'deleted', 'retained-in-use', 'absent', 'duplicate', 'stale', 'superseded', 'rejected', 'parked', 'planned'] as const;
 
 export type Outcome = (typeof OUTCOMES)[number];
 

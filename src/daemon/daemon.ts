@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, killGroup } from './processes.js';
 import { projectRoot } from '../config/paths.js';
+import { loadConfig } from '../config/config.js';
 import { renderPropertiesFile } from './properties.js';
 
 export interface DaemonOptions {
@@ -54,7 +55,8 @@ export function daemonCommand(propertiesPath: string): { command: string; args: 
 
 export function startDaemon(options: DaemonOptions): RunningDaemon {
   const root = projectRoot();
-  const env = { ...options.env, APP_ROOT: options.env.APP_ROOT ?? root };
+  // The KCL application (and so the lease table) of this worker's namespace: the application's, or its shadow's (IPS_MODE).
+  const env = { ...options.env, APP_ROOT: options.env.APP_ROOT ?? root, KCL_APPLICATION_NAME: loadConfig(options.env).leaseTable };
   mkdirSync(options.workDir, { recursive: true });
   const propertiesPath = join(options.workDir, `daemon-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.properties`);
   writeFileSync(propertiesPath, renderPropertiesFile(options.propertiesFile, env));

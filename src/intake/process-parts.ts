@@ -12,6 +12,8 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { listShards } from '../stream/shard-tree.js';
 import { DynamoDbParkStore } from '../park/park-store.js';
+import { planningApplier } from '../shadow/planning-applier.js';
+import { roleSessionName } from '../aws/clients.js';
 import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
 import { AccountTargets } from './account-targets.js';
@@ -21,7 +23,21 @@ import type { ProcessParts } from './start-shard.js';
 export function buildProcessParts(config: Config, clients: AwsClients, logger: Logger, metrics: Metrics, clientOptions: ClientOptions = {}): ProcessParts {
   // Built now so that an IPS_DENIED_ACTIONS pattern naming no action stops the process at start, not at its first shard.
   documentGuardFromConfig(config);
-  const applier = reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger }));
+  const live = config.mode === 'live';
+  // A shadow's step plans against IAM (reads only), in every account, through the same roles.
+  let targets: AccountTargets | undefined;
+  const applier = live
+    ? reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger }))
+    : planningApplier(
+        {
+          iam: clients.iam,
+          managedPathPrefix: config.managedPathPrefix,
+          caller: () => targets!.ownIdentity(),
+          iamOf: (account, partition) => targets!.clientsOf(account, partition, roleSessionName(config.workerId, 'shadow')).iam,
+        },
+        { managedPathPrefix: config.managedPathPrefix, appName: config.appName },
+      );
+  targets = new AccountTargets({ config, logger, metrics, sts: clients.sts, own: applier, clientOptions });
   return {
     config,
     logger,
@@ -29,7 +45,8 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     ledger: ledgerFromConfig(clients.dynamodb, config, {}, { metrics, logger }),
     cache: new DedupCache(config.dedupCacheSize),
     applier,
-    accounts: new AccountTargets({ config, logger, metrics, sts: clients.sts, own: applier, clientOptions }),
+    accounts: targets,
+    routesByAccount: live,
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     parks: new DynamoDbParkStore(clients.dynamodb, config.ledgerTable),
     listShards: () => listShards(clients.kinesis, config.streamName),

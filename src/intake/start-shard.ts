@@ -30,6 +30,8 @@ export interface ProcessParts extends PipelineParts {
    * Absent: every event acts through `applier`, and none is refused for its account.
    */
   accounts?: AccountTargets;
+  /** Whether each event's IAM step goes through its account's reconciler (accounts.applierFor); false: `applier` serves every account (a shadow's planning step). Default true. */
+  routesByAccount?: boolean;
 }
 
 export function claimOwner(shardId: string): string {
@@ -62,10 +64,10 @@ export async function startShardPipeline(parts: ProcessParts, shardId: string, o
     },
     'shard pipeline ready',
   );
-  const shardParts = accounts ? { ...parts, applier: accounts.applierFor(shardId) } : parts;
+  const shardParts = accounts && parts.routesByAccount !== false ? { ...parts, applier: accounts.applierFor(shardId) } : parts;
   const pipeline = createShardPipeline(shardParts, { shardId, lineage, hashKeyRange, epoch, owner, ...(accounts && own ? { accounts: accounts.gate(own.account) } : {}) }, { signal, onSettled });
   // The parks of this shard's policies (and of its closed ancestors') are tried again while the shard is this process's.
-  if (parts.parks && config.parkAfterMs > 0) {
+  if (parts.parks && config.parkAfterMs > 0 && config.mode === 'live') {
     const redriver = new Redriver({
       store: parts.parks,
       redrive: (policy, records) => pipeline.redrive(policy, records),

@@ -11,6 +11,8 @@ import type { AwsCall, AwsCallObserver } from '../aws/call-observer.js';
 export const METRIC = {
   /** Records settled, by `outcome` (README, "Outcome of every record"). */
   outcomes: 'outcomes',
+  /** Records a shadow worker planned (IPS_MODE=shadow), by the `action` the live processor would take. */
+  planned: 'planned',
   /** Rejected records, by `reason` code. */
   rejections: 'rejections',
   /** Dead letters written to the table, by `reason` (a redelivered letter already there is not counted again). */
@@ -94,6 +96,7 @@ const counter = (...scopes: MetricScope[]): MetricSpec => ({ kind: 'counter', un
 export const METRIC_SPECS: Record<MetricName, MetricSpec> = {
   outcomes: counter('shard'),
   rejections: counter('shard'),
+  planned: counter('shard'),
   dead_letters_written: counter('shard'),
   aws_calls: counter('worker'),
   dedup_hits: counter(),

@@ -66,7 +66,9 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     maxConcurrentPolicies: config.maxConcurrentPolicies,
     retry: settle(config),
     logger: parts.logger.child({ shard: shard.shardId }),
-    ...(parts.parks && config.parkAfterMs > 0 ? { parking: { store: parts.parks, afterMs: config.parkAfterMs } } : {}),
+    // A shadow writes nothing to IAM, so nothing of it waits on an account: no parking.
+    ...(parts.parks && config.parkAfterMs > 0 && config.mode === 'live' ? { parking: { store: parts.parks, afterMs: config.parkAfterMs } } : {}),
+    ...(config.mode === 'shadow' ? { shadow: true } : {}),
     ...overrides,
   });
 }

@@ -14,7 +14,7 @@
 // after this one is answered.
 import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
-import { policyKey } from '../contract/policy-key.js';
+import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import { accountRefusal, allowsAccount } from '../contract/account-gate.js';
 import type { AccountGate } from '../contract/account-gate.js';
 import type { Backoff } from '../faults/backoff.js';
@@ -32,6 +32,7 @@ import { retryUntilSettled } from '../faults/retry.js';
 import { BEHIND_PARKED, UnavailableFor } from '../park/parking.js';
 import type { ParkingOptions } from '../park/parking.js';
 import type { ParkedRecord } from '../park/park-store.js';
+import { PLANNED_ACTION } from '../shadow/planning-applier.js';
 
 export interface ShardPipelineOptions {
   context: PolicyBatchContext;
@@ -51,6 +52,8 @@ export interface ShardPipelineOptions {
   onSettled?: (settlement: Settlement) => void;
   /** Parking (IPS_PARK_AFTER_MS > 0); absent: a policy waits for its account however long. */
   parking?: ParkingOptions;
+  /** A shadow worker (IPS_MODE=shadow): each record ends `planned`, with the action the live processor would take. */
+  shadow?: boolean;
 }
 
 /** A policy's records wait no more: parked, with why. */
@@ -90,18 +93,25 @@ export class ShardPipeline {
           map((items) => ({ policy: group.key, items })),
         ),
       ),
-      mergeMap(
-        ({ policy, items }) =>
-          policy === INVALID
-            ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)), maxConcurrentPolicies))
-            : defer(() =>
-                this.settlePolicy(
-                  policy,
-                  items.map((item) => item.valid!),
-                  parked.has(policy),
-                ),
-              ).pipe(mergeMap((list) => from(list))),
-        maxConcurrentPolicies,
+      // Each account gets its own maxConcurrentPolicies: a slow or failing account's policies never
+      // take the places of another account's, which would then wait behind them.
+      groupBy(({ policy }) => (policy === INVALID ? INVALID : (splitPolicyKey(policy).account ?? ''))),
+      mergeMap((account) =>
+        account.pipe(
+          mergeMap(
+            ({ policy, items }) =>
+              policy === INVALID
+                ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)), maxConcurrentPolicies))
+                : defer(() =>
+                    this.settlePolicy(
+                      policy,
+                      items.map((item) => item.valid!),
+                      parked.has(policy),
+                    ),
+                  ).pipe(mergeMap((list) => from(list))),
+            maxConcurrentPolicies,
+          ),
+        ),
       ),
       tap((settlement) => this.report(settlement)),
       toArray(),
@@ -228,7 +238,10 @@ export class ShardPipeline {
   }
 
   /** Every outcome is logged once and counted; a parked record's again when it is redriven (not checkpointed: it was settled as parked). */
-  private report(settlement: Settlement, redriven = false): void {
+  private report(settled: Settlement, redriven = false): void {
+    // A shadow's record is planned: its outcome says what the live processor would do (the action), nothing was written.
+    const action = this.options.shadow ? PLANNED_ACTION[settled.outcome] : undefined;
+    const settlement: Settlement = action ? { ...settled, outcome: 'planned' } : settled;
     const { record } = settlement;
     const now = Date.now();
     const detail = this.details.get(record);
@@ -237,6 +250,7 @@ export class ShardPipeline {
     const account: Record<string, string> = settlement.account !== undefined ? { account: settlement.account } : {};
     this.options.context.metrics.increment(METRIC.outcomes, { outcome: settlement.outcome, ...account });
     if (settlement.outcome === 'rejected') this.options.context.metrics.increment(METRIC.rejections, { reason: settlement.reason ?? 'unknown', ...account });
+    if (action) this.options.context.metrics.increment(METRIC.planned, { action, ...account });
     if (record.arrivedAt !== undefined) this.options.context.metrics.observe(METRIC.recordAgeMs, Math.max(0, now - record.arrivedAt));
     this.options.logger.info(
       {
@@ -247,6 +261,7 @@ export class ShardPipeline {
         account: settlement.account,
         eventId: settlement.eventId !== undefined ? clip(settlement.eventId, 128) : undefined,
         outcome: settlement.outcome,
+        action,
         reason: settlement.reason,
         detail,
         latencyMs: record.arrivedAt !== undefined ? now - record.arrivedAt : undefined,

@@ -69,3 +69,29 @@ test('without IPS_TARGET_ACCOUNTS only the own account is allowed', async (t) =>
     ],
   );
 });
+
+test("a slow account's policies never take another account's places: each account gets its own IPS_MAX_CONCURRENT_POLICIES", async (t) => {
+  const SLOW = '222222222222';
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const fastDone: string[] = [];
+  const applier: Applier = {
+    apply: async (event: PolicyEvent) => {
+      if (event.account === SLOW) await held;
+      else fastDone.push(event.eventId);
+      return 'created';
+    },
+  };
+  const h = harness({ applier, maxConcurrentPolicies: 2, accounts: { own: OWN, targets: ['111111111111', SLOW] } });
+  const named = (eventId: string, account: string, name: string) => eventRecord(upsertedEvent({ eventId, account, name, document: doc(eventId) }));
+  // The slow account's three policies come first in the batch, more than the two places a batch has.
+  const batch = h.pipeline.processBatch(streamRecords([named('s1', SLOW, 'a'), named('s2', SLOW, 'b'), named('s3', SLOW, 'c'), named('f1', '111111111111', 'a')]));
+  const deadline = Date.now() + 2_000;
+  while (fastDone.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.deepEqual(fastDone, ['f1'], 'the other account was applied while the slow one held both of its places');
+  release();
+  t.deepEqual(
+    (await batch).map((s) => s.outcome),
+    ['created', 'created', 'created', 'created'],
+  );
+});

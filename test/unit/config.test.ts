@@ -104,3 +104,17 @@ test("target accounts: an allow-list of 12-digit ids (none: only the worker's ow
   t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'x' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
   t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'has space' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
 });
+
+test('shadow mode: its own KCL application and tables beside the live ones, the live application name for ownership', (t) => {
+  const live = loadConfig({ IPS_APP_NAME: 'ips-prod' });
+  const shadow = loadConfig({ IPS_APP_NAME: 'ips-prod', IPS_MODE: 'shadow' });
+  t.is(live.mode, 'live');
+  t.is(shadow.mode, 'shadow');
+  t.is(shadow.appName, 'ips-prod', 'the managed-by tag value it judges ownership by');
+  t.deepEqual(
+    [shadow.leaseTable, shadow.ledgerTable, shadow.eventArchiveTable, shadow.deadLetterTable],
+    ['ips-prod-shadow', 'ips-prod-shadow-ledger', 'ips-prod-shadow-event-archive', 'ips-prod-shadow-dead-letters'],
+  );
+  t.deepEqual([live.leaseTable, live.ledgerTable], ['ips-prod', 'ips-prod-ledger']);
+  t.throws(() => loadConfig({ IPS_MODE: 'dry-run' }), { message: /IPS_MODE/ });
+});

@@ -379,6 +379,8 @@ const PROCESSOR_CALLERS: Record<string, string> = {
   'src/ledger/event-archive.ts': "the event archive table: EVENT_ARCHIVE_ACTIONS; the ledger table's old archive location: BatchGetItem (LEDGER_ACTIONS)",
   'src/deadletter/dead-letter-store.ts': 'the dead-letter table: DEAD_LETTER_ACTIONS (the processor calls `store` only)',
   'src/stream/shard-tree.ts': 'the stream: STREAM_READ_ACTIONS',
+  'src/plan/world.ts':
+    'IAM reads of a shadow worker (IPS_MODE=shadow) planning a step: GetPolicy, GetPolicyVersion, ListPolicies (policies.ts), ListEntitiesForPolicy (policies.ts), all within the reads the live grant has',
   'src/park/park-store.ts': 'the ledger table: GetItem, BatchGetItem and UpdateItem (LEDGER_ACTIONS), alone or in TransactWriteItems, whose items IAM authorizes as the UpdateItem each is',
   'src/intake/progress.ts': "the ledger table: the shard's progress item, with UpdateItem (LEDGER_ACTIONS); readProgress's BatchGetItem is `ips status`'s, not the processor's",
   'src/intake/account-targets.ts':

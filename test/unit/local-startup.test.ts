@@ -12,6 +12,7 @@ const local = (env: Record<string, string> = {}) =>
     AWS_ENDPOINT_URL_KINESIS: 'http://127.0.0.1:1',
     AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:2',
     APP_ROOT: '/app',
+    KCL_APPLICATION_NAME: 'iam-policy-stream',
     ...env,
   });
 
