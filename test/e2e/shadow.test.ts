@@ -5,6 +5,11 @@
 // applies what the shadow planned; the shadow keeps planning, and never
 // makes an IAM write.
 import test from 'ava';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectRoot } from '../../src/config/paths.js';
+import type { ShadowReport } from '../../src/ops/shadow-report.js';
 import { CreatePolicyCommand, ListPoliciesCommand } from '@aws-sdk/client-iam';
 import { loadConfig } from '../../src/config/config.js';
 import { upsertedEvent, deletedEvent } from '../../src/contract/wire-event.js';
@@ -31,6 +36,19 @@ test.after.always(async () => {
   await layer?.close();
   await testStack?.stack.stop();
 });
+
+/** `ips plan --shadow-report --json` as an operator runs it (judging every entry now: no visibility window). */
+async function shadowReport(): Promise<{ code: number; report: ShadowReport }> {
+  const env = { ...process.env, ...testStack!.stack.env, IPS_IAM_VISIBILITY_WINDOW_MS: '0' };
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(projectRoot(), 'dist', 'ops', 'cli.js'), 'plan', '--shadow-report', '--json'], { env });
+    return { code: 0, report: JSON.parse(stdout) };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string };
+    if (typeof failed.code !== 'number' || !failed.stdout) throw error;
+    return { code: failed.code, report: JSON.parse(failed.stdout) };
+  }
+}
 
 /** IAM writes: every action that is not a read. */
 const writesIn = (calls: Record<string, number>) => Object.entries(calls).filter(([action]) => !/^(Get|List)/.test(action));
@@ -74,6 +92,12 @@ test('a shadow worker plans every record and writes nothing to IAM, alone and be
   t.deepEqual((await aws.iam.send(new ListPoliciesCommand({ Scope: 'Local' }))).Policies?.map((p) => p.Arn).sort(), before, 'IAM unchanged');
   t.deepEqual(writesIn(layer.stats.calls), [], `the shadow made IAM reads only: ${JSON.stringify(layer.stats.calls)}`);
 
+  // The shadow report: what was planned, and that IAM does not hold it yet.
+  const early = await shadowReport();
+  t.is(early.code, 1, 'IAM disagrees with what the shadow planned');
+  const earlyNew = early.report.policies.find((p) => p.policy === 'shadow-new');
+  t.like(earlyNew, { planned: 'create', state: 'present', agrees: false });
+
   // The live worker beside it applies what the shadow planned.
   const live = startTestDaemon(testStack!, 'live');
   daemons.push(live);
@@ -95,5 +119,16 @@ test('a shadow worker plans every record and writes nothing to IAM, alone and be
   t.false(
     readOutcomes(shadow.logFile).some((l) => l.outcome !== 'planned'),
     'every shadow outcome is planned',
+  );
+  // Once the live worker applied the same stream, IAM holds what the shadow's fold ends at.
+  const late = await shadowReport();
+  t.like(
+    late.report.policies.find((p) => p.policy === 'shadow-new'),
+    { state: 'present', agrees: true },
+    JSON.stringify(late.report),
+  );
+  t.like(
+    late.report.policies.find((p) => p.policy === 'shadow-never'),
+    { planned: 'none', agrees: true },
   );
 });

@@ -14,7 +14,9 @@ import type { ShardInfo } from '../../stream/shard-tree.js';
 import type { Command, Values } from '../cli/command.js';
 import { COMMON_HELP, UsageError, stringOption } from '../cli/command.js';
 import type { OpsContext } from '../cli/context.js';
-import { note, print } from '../cli/render.js';
+import { note, print, printJson, table } from '../cli/render.js';
+import { shadowReport } from '../shadow-report.js';
+import type { ShadowReport } from '../shadow-report.js';
 import { changesIam, planJsonLines, planRecordsToApply, planSources, planText } from '../plan-records.js';
 import type { RecordToPlan } from '../plan-records.js';
 import type { IteratorStart } from '../shard-positions.js';
@@ -128,10 +130,34 @@ async function recordsOf(ctx: OpsContext, source: Source, ledger: ReturnType<typ
   return records;
 }
 
+function printShadowReport(ctx: OpsContext, report: ShadowReport): number {
+  const disagree = report.policies.filter((policy) => !policy.agrees);
+  if (report.noShadowRun) {
+    if (ctx.json) printJson(report);
+    note(`No shadow run to report: its ledger table ${report.ledgerTable} does not exist (run a worker with IPS_MODE=shadow first).`);
+    return 1;
+  }
+  if (ctx.json) printJson(report);
+  else {
+    note(`Shadow ledger ${report.ledgerTable}: ${report.policies.length} policies planned, ${disagree.length} where IAM now disagrees.`);
+    if (report.policies.length > 0)
+      print(
+        table(
+          report.policies.map((p) => ({ policy: p.policy, planned: p.planned, state: p.state, iam: p.agrees ? 'agrees' : p.differs.join('; ') })),
+          ['policy', 'planned', 'state', 'iam'],
+        ),
+      );
+    for (const skipped of report.notJudged) note(`not judged now: ${skipped.policy} (${skipped.why})`);
+    for (const failure of report.failed) note(`could not read ${failure.policy}: ${failure.reason}`);
+  }
+  return disagree.length > 0 || report.failed.length > 0 ? 1 : 0;
+}
+
 export const planCommand: Command = {
   name: 'plan',
   summary: 'what the processor would do with events (a file, or the stream), touching nothing',
   help: `Usage: ips plan (--file <events.jsonl> | --from-stream [--shard <shardId>...] (--trim-horizon | --at <time>)) [options]
+       ips plan --shadow-report [--json]
 
 Says, for each event, what the processor would do now given the ledger and
 IAM, and does none of it: it only reads (IAM, the ledger, the stream).
@@ -148,6 +174,11 @@ or a delete of a policy that is not there); stale; duplicate; refuse (with the r
 code the record would be dead-lettered with). A policy's events are folded in order:
 each sees what the ones before it would leave.
 
+--shadow-report: what a shadow run (IPS_MODE=shadow, under <IPS_APP_NAME>-shadow) planned,
+policy by policy (the last action and the state it leaves), and where IAM in the workers'
+own account now disagrees with that state (the drift audit's judgement). Exit code 0 when
+every policy agrees, 1 otherwise.
+
 Exit code: 0 IAM would not change, 1 it would (or the plan could not be made), 2 bad arguments.
 
 ${COMMON_HELP}
@@ -158,9 +189,14 @@ ${COMMON_HELP}
     shard: { type: 'string', multiple: true },
     'trim-horizon': { type: 'boolean' },
     at: { type: 'string' },
+    'shadow-report': { type: 'boolean' },
   },
   async run(ctx, values) {
     const { aws, config } = ctx;
+    if (values['shadow-report'] === true) {
+      if (values.file !== undefined || values['from-stream'] === true) throw new UsageError('--shadow-report reads the shadow run, not events: leave out --file and --from-stream');
+      return printShadowReport(ctx, await shadowReport(ctx.env ?? process.env, aws));
+    }
     const source = sourceOf(values);
     const ledger = ledgerFromConfig(aws.dynamodb, config);
     const records = await recordsOf(ctx, source, ledger);
