@@ -42,7 +42,8 @@
 //                            outright and throttled to 1 call/s, the others' changes/s against
 //                            the rate and the impaired account's records parked or lost
 //                            (bench/accounts.ts); --events is per account (default 300),
-//                            --shards defaults to 4, IPS_PARK_AFTER_MS to 5000
+//                            --shards defaults to 4
+//   --park-after-ms N        with --accounts: the workers' IPS_PARK_AFTER_MS (default 5000)
 //
 // Method and limits: docs/performance.md.
 import { execFileSync, spawn } from 'node:child_process';
@@ -214,12 +215,17 @@ async function driftMain(policies: number, archived: number): Promise<void> {
   } finally {
     await stack.stop();
   }
+  finishStandalone({ driftPolicies: policies, driftArchived: archived, driftBefore: args['drift-before'] }, { drift: results }, workDir, driftReport(results));
+}
+
+/** A run of its own (--drift-policies, --accounts): its JSON to outFile, its report and the lines that sum it up to stdout. */
+function finishStandalone(options: Record<string, unknown>, results: Record<string, unknown>, workDir: string, report: { text: string; lines: string[] }): void {
   const result = {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
     reproduce,
-    options: { driftPolicies: policies, driftArchived: archived, driftBefore: args['drift-before'] },
+    options,
     environment: {
       node: process.version,
       cpus: cpus().length,
@@ -229,12 +235,11 @@ async function driftMain(policies: number, archived: number): Promise<void> {
       commit: git('rev-parse', 'HEAD'),
       dirty: git('status', '--porcelain', '--', 'src', 'bench') !== '',
     },
-    drift: results,
+    ...results,
     workDir,
   };
   mkdirSync(join(outFile, '..'), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
-  const report = driftReport(results);
   process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n\n${report.lines.join('\n')}\n`);
 }
 
@@ -262,20 +267,12 @@ async function accountsMain(accounts: number): Promise<void> {
   } finally {
     await stack.stop();
   }
-  const result = {
-    startedAt: started.toISOString(),
-    finishedAt: new Date().toISOString(),
-    durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
-    reproduce,
-    options: { accounts, iamRate: rate, eventsPerAccount: perAccount, shards: runShards, parkAfterMs: args['park-after-ms'] },
-    environment: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtEnd: loadavg(), commit: git('rev-parse', 'HEAD') },
-    accounts: runs,
+  finishStandalone(
+    { accounts, iamRate: rate, eventsPerAccount: perAccount, shards: runShards, parkAfterMs: args['park-after-ms'] },
+    { accounts: runs },
     workDir,
-  };
-  mkdirSync(join(outFile, '..'), { recursive: true });
-  writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
-  const report = accountsReport(runs, { accounts, rate });
-  process.stdout.write(`${report.text}\n\nResults: ${relative(root, outFile)}\nReproduce: ${reproduce}\n\n${report.lines.join('\n')}\n`);
+    accountsReport(runs, { accounts, rate }),
+  );
 }
 
 async function main(): Promise<void> {
