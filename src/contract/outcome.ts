@@ -15,6 +15,12 @@ export type IamOutcome = Extract<Outcome, 'created' | 'updated' | 'unchanged' | 
 export interface IamStep {
   outcome: IamOutcome;
   versions: string[] | undefined;
+  /**
+   * Where the policy lives after the step, when that is not the event's path:
+   * an event that names no path found it under another one. The ledger
+   * records this path, so that the policy's next events are placed there.
+   */
+  path?: string;
 }
 
 /** An IAM step's answer: the step, or its outcome alone when it knows nothing of the versions. */

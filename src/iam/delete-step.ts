@@ -56,10 +56,13 @@ export class DeleteStep extends PolicyAccess {
     if (await this.attached(arn)) {
       // Nothing deleted: the ledger's versions still hold if IAM's default is the ledger's.
       const known = hint.ledgerVersions;
-      return { outcome: 'retained-in-use', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined };
+      // Kept where it lives: the ledger learns the path if the delete found it under another one.
+      const livesAt = policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
+      return { outcome: 'retained-in-use', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined, ...livesAt };
     }
     const outcome = await this.deletePolicy(arn);
     // A policy kept after all (attached meanwhile) may have lost versions on the way.
-    return { outcome, versions: outcome === 'retained-in-use' ? undefined : [] };
+    const keptAt = outcome === 'retained-in-use' && policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
+    return { outcome, versions: outcome === 'retained-in-use' ? undefined : [], ...keptAt };
   }
 }

@@ -231,15 +231,17 @@ export class IamReconciler extends DeleteStep {
       }
     }
     if (!this.owned(policy)) this.notOwned(policy);
+    // Found under another path (the event names none): the step says where, for the ledger.
+    const livesAt = policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
     try {
       await syncTags(this.send, arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);
       if (documentsEqual(document, event.document) && !hint.forceWrite && (hint.ledgerDocHash === undefined || hint.ledgerDocHash === documentHash(event.document))) {
         // Nothing written: the ledger's versions still hold if IAM's default is the ledger's.
         const known = hint.ledgerVersions;
-        return { outcome: 'unchanged', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined };
+        return { outcome: 'unchanged', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined, ...livesAt };
       }
-      return await this.newDefaultVersion(arn, event.document);
+      return { ...(await this.newDefaultVersion(arn, event.document)), ...livesAt };
     } catch (error) {
       // A write says the policy we just read is gone (deleted out of band
       // meanwhile): the step is run again and finds it absent.

@@ -372,11 +372,12 @@ class PolicyBatch {
         guard,
       };
       // The versions the step says it left in IAM; a step that says nothing leaves them unknown.
-      const { outcome, versions } = stepOf(await this.ctx.applier.apply(event, hint));
+      const { outcome, versions, path } = stepOf(await this.ctx.applier.apply(event, hint));
       result.versions = versions;
       this.give(item, outcome);
       result.converged ||= CONVERGES[outcome];
-      return { event, outcome };
+      // An event that names no path acts where IAM showed the policy: the completion records that path.
+      return { event: path !== undefined ? { ...event, policyPath: path } : event, outcome };
     } catch (error) {
       // A refused step may still have changed versions on its way (an oldest one deleted): unknown.
       result.versions = undefined;

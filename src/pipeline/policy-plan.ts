@@ -152,14 +152,15 @@ export function planPolicyBatch(input: PlanInput): PolicyPlan {
   // applied and completed alone, and the records after it run as a part of their own. Each
   // completion saves the progress, so a fault later does not redo (and, under IAM's read lag,
   // never stop redoing) what was applied.
-  if (live.length > 1 && !samePlace(live, knownPathOf(entry))) {
+  const start = startingKnowledge(entry, input.takenOver);
+  if (live.length > 1 && !samePlace(live, knownPathOf(entry), start.pathUnknown)) {
     const cut = records.indexOf(live[0]!) + 1;
     rest = records.slice(cut);
     scope = records.slice(0, cut);
     live.splice(1);
   }
   const inScope = new Set(scope);
-  return { known: known.filter(({ item }) => inScope.has(item)), live, waiting, batch, scope, rest, start: startingKnowledge(entry, input.takenOver) };
+  return { known: known.filter(({ item }) => inScope.has(item)), live, waiting, batch, scope, rest, start };
 }
 
 /**
@@ -226,9 +227,15 @@ function knownPathOf(previous: LedgerEntry | undefined): string | undefined {
  * working back from the last one (coalescing) gives what the fold gives: no
  * upsert names a path other than that one, and no upsert that names no path
  * could land at the prefix while the policy lives elsewhere (a new policy, or
- * an upsert after a delete).
+ * an upsert after a delete). When the ledger cannot say where the policy
+ * lives (`pathUnknown`: never seen, a new epoch, a write without its
+ * completion), an upsert that names a path is a `path-conflict` or not by
+ * what IAM holds: coalesced, a later delete would make it `superseded`
+ * instead, and a producer retry of it would then be a duplicate where in
+ * order it takes effect.
  */
-function samePlace(live: ValidRecord[], knownPath: string | undefined): boolean {
+function samePlace(live: ValidRecord[], knownPath: string | undefined, pathUnknown: boolean): boolean {
+  if (pathUnknown && live.some(({ event }) => event.type === 'policy.upserted' && event.pathGiven)) return false;
   const places = new Set<string>(knownPath !== undefined ? [knownPath] : []);
   let deleted = false;
   for (const { event } of live) {

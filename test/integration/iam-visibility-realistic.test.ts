@@ -8,6 +8,8 @@ import { readManagedPolicy } from '../support/iam-state.js';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
 import { documentHash } from '../../src/iam/document.js';
 import { RejectedEventError } from '../../src/faults/errors.js';
+import { OWNER_TAG } from '../../src/contract/ownership.js';
+import { loadConfig } from '../../src/config/config.js';
 
 useMoto(test);
 
@@ -95,4 +97,20 @@ test.serial('a delete that names another path, for a policy whose path the ledge
   const elsewhere = { ...remove('vis-moved'), policyPath: `${PREFIX}team-a/` };
   t.is(await x.r.delete(elsewhere, { pathUnknown: true }), 'deleted');
   t.is(await readManagedPolicy(x.truth, LOCAL_ACCOUNT_ID, PREFIX, 'vis-moved'), undefined);
+});
+
+test.serial('an upsert naming no path finds our policy under another path, updates it there and says where it lives', async (t) => {
+  // The ledger cannot say where the policy lives (a new epoch after `replay --reapply`): the event goes
+  // to the prefix, IAM answers EntityAlreadyExists, and the name is ours under a deeper path. The step
+  // says that path: the ledger records it, and the policy's next event naming that path is placed there
+  // (recorded at the prefix, it was a path-conflict: simulation seed 25840).
+  const x = await rig(t);
+  const deeper = `${PREFIX}team-x/`;
+  await x.iam.send(new CreatePolicyCommand({ PolicyName: 'vis-deeper', Path: deeper, PolicyDocument: JSON.stringify(doc('1')), Tags: [{ Key: OWNER_TAG, Value: loadConfig({}).appName }] }));
+  const step = await x.r.upsertStep({ ...upsert('vis-deeper', doc('2')), pathGiven: false }, { pathUnknown: true });
+  t.deepEqual({ outcome: step.outcome, path: step.path }, { outcome: 'updated', path: deeper });
+  const same = await x.r.upsertStep({ ...upsert('vis-deeper', doc('2')), pathGiven: false }, { pathUnknown: true });
+  t.deepEqual({ outcome: same.outcome, path: same.path }, { outcome: 'unchanged', path: deeper });
+  const atPrefix = await x.r.upsertStep(upsert('vis-deeper-2', doc('1')), { likelyAbsent: true });
+  t.is(atPrefix.path, undefined, 'a policy where the event wants it: nothing to say');
 });

@@ -12,7 +12,7 @@ import test from 'ava';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { GetPolicyCommand, GetPolicyVersionCommand, ListEntitiesForPolicyCommand, ListPoliciesCommand, ListPolicyVersionsCommand, NoSuchEntityException } from '@aws-sdk/client-iam';
 import { hashKeyOf } from '../../src/ops/aggregate.js';
-import { upsertedEvent } from '../../src/contract/wire-event.js';
+import { deletedEvent, upsertedEvent } from '../../src/contract/wire-event.js';
 import type { ShardInfo } from '../../src/stream/shard-tree.js';
 import { checkInvariants } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
@@ -136,4 +136,31 @@ test('every tag of a policy is compared with the fold, not only the owner tag', 
 
   const unowned = heldIam([{ name: 'p-tags', path: PREFIX, document: doc('one'), tags: { team: 'blue' } }]);
   t.deepEqual((await check([v1, v2], outcomes, unowned)).violations, ['p-tags lacks its ownership tag']);
+});
+
+test('after replay --reapply, the replayed events are folded over what the first pass left in IAM, with eventIds and revisions forgotten', async (t) => {
+  // Simulation seed 21109's stream for one policy: an upsert naming another path, a delete, the
+  // producer's retry of that upsert, an upsert naming no path.
+  const [child] = childFor('p-moved');
+  const other = `${PREFIX}other/`;
+  const elsewhere = record(child, '1000', upsertedEvent({ eventId: 'e1', name: 'p-moved', path: other, document: doc('one') }));
+  const removed = record(child, '2000', deletedEvent({ eventId: 'e2', name: 'p-moved' }));
+  const retried = record(child, '3000', upsertedEvent({ eventId: 'e1', name: 'p-moved', path: other, document: doc('one') }));
+  const last = record(child, '4000', upsertedEvent({ eventId: 'e4', name: 'p-moved', document: doc('one'), tags: { team: 'a' } }));
+  const sent = [elsewhere, removed, retried, last];
+  const atPrefix = heldIam([{ name: 'p-moved', path: PREFIX, document: doc('one'), tags: { 'managed-by': APP, team: 'a' } }]);
+  const first = await check(sent, [outcome(elsewhere, 'created'), outcome(removed, 'deleted'), outcome(retried, 'duplicate'), outcome(last, 'created')], atPrefix);
+  t.deepEqual(first.violations, [], 'first pass: the retry is a duplicate, the last upsert creates the policy at the prefix');
+
+  // Re-applied over the policy at the prefix: the first upsert is a path-conflict (nothing
+  // remembered), the delete removes it, the retry is new and creates it under other/, and the
+  // upsert naming no path updates it there.
+  const reapplied = [outcome(elsewhere, 'rejected'), outcome(removed, 'deleted'), outcome(retried, 'created'), outcome(last, 'unchanged')];
+  const atOther = heldIam([{ name: 'p-moved', path: other, document: doc('one'), tags: { 'managed-by': APP, team: 'a' } }]);
+  const judged = await checkInvariants({ sent, outcomes: reapplied, iam: atOther, accountId: ACCOUNT, managedPathPrefix: PREFIX, appName: APP, shards: SPLIT, reappliedOver: first.expected });
+  t.deepEqual(judged.violations, []);
+  const asIfEmpty = await check(sent, reapplied, atOther);
+  t.deepEqual(asIfEmpty.violations, [`p-moved is under ${other}, expected ${PREFIX}`], 'folded from an empty account, the re-applied state would be a violation');
+  const notMoved = await checkInvariants({ sent, outcomes: reapplied, iam: atPrefix, accountId: ACCOUNT, managedPathPrefix: PREFIX, appName: APP, shards: SPLIT, reappliedOver: first.expected });
+  t.deepEqual(notMoved.violations, [`p-moved is under ${PREFIX}, expected ${other}`]);
 });

@@ -67,6 +67,25 @@ test('events that name different paths are not folded: the first is completed al
   t.like(plan.start, { likelyAbsent: true, pathUnknown: true });
 });
 
+test('where the ledger cannot say where the policy lives, an upsert naming a path is tried alone: IAM decides whether it conflicts', (t) => {
+  // Simulation seed 32830, re-applied under a new epoch while the policy lived at the prefix: coalesced,
+  // the delete made the upsert `superseded`, and its producer retry a duplicate; in order, the upsert is a
+  // path-conflict and the retry, after the delete, creates the policy under its path.
+  const records = [item(2, 'named', { path: `${PREFIX}other/` }), item(3, 'gone', { type: 'policy.deleted' })];
+  for (const entry of [undefined, { ...present(1), epoch: 0, state: 'unknown' as const }]) {
+    const plan = planPolicyBatch({ records, open: records, entry, archived: [], takenOver: false });
+    t.true(plan.start.pathUnknown);
+    t.deepEqual(plan.live, [records[0]]);
+    t.deepEqual(plan.rest, records.slice(1));
+  }
+  // Where the ledger knows the policy is gone, the named path is where the first upsert creates it: folded.
+  const deleted: LedgerEntry = { ...present(1), state: 'deleted', desired: { path: PREFIX } };
+  const twice = [item(2, 'named', { path: `${PREFIX}other/` }), item(3, 'again', { path: `${PREFIX}other/` })];
+  const folded = planPolicyBatch({ records: twice, open: twice, entry: deleted, archived: [], takenOver: false });
+  t.false(folded.start.pathUnknown);
+  t.deepEqual(folded.live, twice);
+});
+
 test('a verdict that rests on an event IAM refused does not hold: the batch is cut before it', (t) => {
   // b reuses a's eventId with another payload: an event-id-conflict only if a takes effect.
   const records = [item(2, 'a'), item(3, 'a', { hash: 'other' })];

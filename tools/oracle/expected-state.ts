@@ -29,10 +29,21 @@ export interface ExpectedPolicy {
 export interface FoldOptions {
   /** Policies attached to a user, group or role: a delete retains them. */
   attached?: Set<string>;
+  /**
+   * What IAM held when the events were read again under a new ledger epoch
+   * (`ips replay --reapply`): the replayed events meet that state, not an empty
+   * account, with no eventId or revision remembered. An upsert naming another
+   * path than where the policy now lives is a `path-conflict` there even if it
+   * was not the first time, so the re-applied fold may differ from the first.
+   */
+  initial?: Map<string, ExpectedPolicy>;
 }
 
 export function foldEvents(events: PolicyEvent[], options: FoldOptions = {}): Map<string, ExpectedPolicy> {
   const state = new Map<string, ExpectedPolicy & { revision?: number; eventIds: Set<string>; docKey?: string }>();
+  for (const [name, policy] of options.initial ?? []) {
+    state.set(name, { ...policy, eventIds: new Set<string>(), ...(policy.document !== undefined ? { docKey: JSON.stringify(policy.document) } : {}) });
+  }
   for (const event of events) {
     const current = state.get(event.policyName) ?? { name: event.policyName, document: undefined, path: undefined, appliedDocuments: 0, tags: undefined, eventIds: new Set<string>() };
     state.set(event.policyName, current);

@@ -22,6 +22,7 @@ import { OWNER_TAG } from '../../src/contract/ownership.js';
 import { ancestorsOf } from '../../src/stream/shard-tree.js';
 import type { ShardInfo } from '../../src/stream/shard-tree.js';
 import { foldEvents } from './expected-state.js';
+import type { ExpectedPolicy } from './expected-state.js';
 import type { OutcomeLine } from './outcome-log.js';
 import { outcomeRecordId, sentRecordId } from './outcome-log.js';
 import type { SentPosition } from './outcome-log.js';
@@ -46,12 +47,16 @@ export interface InvariantInput {
   attached?: Set<string>;
   /** Policies created out of band (not owned), with their original default version id. */
   foreign?: Map<string, { arn: string; defaultVersionId: string }>;
+  /** For a check after `replay --reapply`: the state the first pass left (its report's `expected`), which the replayed events meet. */
+  reappliedOver?: Map<string, ExpectedPolicy>;
 }
 
 export interface InvariantReport {
   events: number;
   outcomes: Record<string, number>;
   violations: string[];
+  /** The state IAM must hold: the fold of the stream. */
+  expected: Map<string, ExpectedPolicy>;
 }
 
 const EFFECTS = new Set(['created', 'updated', 'deleted']);
@@ -102,7 +107,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   for (const [name, records] of perPolicy) {
     events.push(...inStreamOrder(name, records, lineage, violations).map((item) => item.event));
   }
-  const expected = foldEvents(events, input.attached ? { attached: input.attached } : {});
+  const expected = foldEvents(events, { ...(input.attached ? { attached: input.attached } : {}), ...(input.reappliedOver ? { initial: input.reappliedOver } : {}) });
   const managed = await listManaged(input.iam, input.managedPathPrefix, violations);
   for (const policy of expected.values()) {
     const actual = managed.get(policy.name);
@@ -147,7 +152,7 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     }
   }
 
-  return { events: input.sent.length, outcomes, violations };
+  return { events: input.sent.length, outcomes, violations, expected };
 }
 
 /**
