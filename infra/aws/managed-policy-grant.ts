@@ -35,16 +35,28 @@ export function managedPoliciesArn(managedPathPrefix: string): string {
   return `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:policy${managedPathPrefix}*`;
 }
 
+/**
+ * The reconciler's reads alone: what a shadow worker (IPS_MODE=shadow) needs
+ * to plan each record against IAM, and no write.
+ */
+function grantManagedPolicyReads(role: InlinePolicyRole, managedPathPrefix: string): void {
+  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadManagedPolicies', actions: IAM_READ_ACTIONS, resources: [managedPoliciesArn(managedPathPrefix)] }));
+  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListPolicyNames', actions: IAM_LIST_ACTIONS, resources: ['*'] }));
+}
+
 /** Grants the reconciler's IAM calls on the managed path, every write fenced by the owner tag, and acknowledges what cdk-nag finds in them. */
-export function grantManagedPolicies(role: InlinePolicyRole, props: ManagedPolicyGrantProps): void {
+export function grantManagedPolicies(role: InlinePolicyRole, props: ManagedPolicyGrantProps, options: { readOnly?: boolean } = {}): void {
   const app = props.appName;
   const managedPolicies = managedPoliciesArn(props.managedPathPrefix);
   const ownerIs = (key: 'aws:RequestTag' | 'aws:ResourceTag') => ({ [`${key}/${OWNER_TAG}`]: app });
   const iamStatement = (sid: string, actions: string[], conditions?: Record<string, Record<string, unknown>>) =>
     role.addToPrincipalPolicy(new PolicyStatement({ sid, actions, resources: [managedPolicies], ...(conditions ? { conditions } : {}) }));
 
-  iamStatement('ReadManagedPolicies', IAM_READ_ACTIONS);
-  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListPolicyNames', actions: IAM_LIST_ACTIONS, resources: ['*'] }));
+  grantManagedPolicyReads(role, props.managedPathPrefix);
+  if (options.readOnly === true) {
+    acknowledgeManagedPolicyGrant(role);
+    return;
+  }
   // The reconciler always creates with its owner tag; a policy without it would be one it refuses to manage later.
   iamStatement('CreateOwnedPolicies', ['iam:CreatePolicy'], { StringEquals: ownerIs('aws:RequestTag') });
   // Tags of a policy it owns (it syncs them), never handing the policy to another owner.
@@ -66,6 +78,10 @@ export function grantManagedPolicies(role: InlinePolicyRole, props: ManagedPolic
     'ForAllValues:StringNotEquals': { 'aws:TagKeys': [OWNER_TAG] },
   });
 
+  acknowledgeManagedPolicyGrant(role);
+}
+
+function acknowledgeManagedPolicyGrant(role: InlinePolicyRole): void {
   acknowledge(role, {
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy<ManagedPathPrefix>*]':
       'The worker manages every policy under its managed path, whose names come from the event stream: the wildcard is the path, a prefix ending in "/" that the ManagedPathPrefix parameter cannot set to "/". Every write on it also needs the managed-by tag of this application.',

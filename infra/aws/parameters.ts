@@ -94,6 +94,8 @@ export interface DeploymentParameters {
   readonly alarms: AlarmParameters;
   readonly driftAudit: DriftScheduleParameters;
   readonly targets: TargetAccountParameters;
+  /** Tasks of the shadow service (IPS_MODE=shadow, shadow.ts); 0: no shadow. */
+  readonly shadowWorkers: number;
 }
 
 /** ApplicationName: declared alike in both stacks, since the target role's grant needs the owner tag's value. */
@@ -318,6 +320,13 @@ export function declareParameters(stack: Stack): DeploymentParameters {
       "AWS accounts (12 digits, comma-separated) the workers manage through the target role there (IPS_TARGET_ACCOUNTS); deploy the target-account stack in each first. Empty: only the workers' own account.",
   });
   const targetRoles = declareTargetRoleParameters(stack);
+  const shadowWorkers = new CfnParameter(stack, 'ShadowWorkers', {
+    type: 'Number',
+    default: 0,
+    minValue: 0,
+    description:
+      'Tasks of a shadow service (IPS_MODE=shadow): it reads the stream under its own KCL application and tables, plans every record and writes nothing to IAM (read-only role). 0: no shadow. docs/operations.md, "Onboarding".',
+  });
 
   return {
     appName: appName.valueAsString,
@@ -349,5 +358,6 @@ export function declareParameters(stack: Stack): DeploymentParameters {
     alarms,
     driftAudit: { schedule: schedule.valueAsString, state: state.valueAsString },
     targets: { accounts: targetAccounts.valueAsList, ...targetRoles },
+    shadowWorkers: shadowWorkers.valueAsNumber,
   };
 }

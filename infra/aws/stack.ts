@@ -8,6 +8,8 @@
 //   OperationalAlarms   the alarms and their SNS topic (alarms.ts)
 //   OperationsDashboard the CloudWatch dashboard (dashboard.ts)
 //   DriftAuditSchedule  the scheduled drift audit (drift-audit.ts)
+//   ShadowService       with ShadowWorkers > 0: IPS_MODE=shadow workers, their own
+//                       tables and a role that reads IAM only (shadow.ts)
 //   TargetAccountsPolicy, DriftAuditTargetAccountsPolicy
 //                       the worker and the audit may assume their role in each
 //                       of TargetAccounts (target-account.ts; the roles come
@@ -34,6 +36,7 @@ import { metricsEnvironment } from './operations.js';
 import { declareParameters } from './parameters.js';
 import { WorkerPlatform } from './platform.js';
 import { PolicyEventStream } from './stream.js';
+import { ShadowService } from './shadow.js';
 import { LedgerTables } from './tables.js';
 import { assumeTargetRoles, targetAccountEnvironment } from './target-account.js';
 import { WorkerRole } from './worker-role.js';
@@ -87,7 +90,7 @@ export class IamPolicyStreamStack extends Stack {
     // The managed policy already lets it pull and write the log streams: no extra policy resource.
     const executionRole = platform.executionRole.withoutPolicyUpdates();
 
-    const { role: taskRole } = new WorkerRole(this, 'WorkerRole', {
+    const { role: taskRole, conditions: roleConditions } = new WorkerRole(this, 'WorkerRole', {
       appName: app,
       managedPathPrefix,
       ledger,
@@ -127,6 +130,24 @@ export class IamPolicyStreamStack extends Stack {
       logGroup,
       metricsLogGroup,
       targetAccountEnvironment: targetAccountEnvironment({ accounts: targets.accounts, roleName: targets.roleName, externalId: targets.externalId }),
+    });
+
+    // ShadowWorkers > 0: a shadow service beside the workers, with its own tables and a read-only IAM grant.
+    new ShadowService(this, 'Shadow', {
+      appName: app,
+      managedPathPrefix,
+      metricsNamespace,
+      shadowWorkers: parameters.shadowWorkers,
+      workers,
+      network,
+      stream,
+      cluster,
+      securityGroup,
+      executionRole,
+      logGroup,
+      metricsLogGroup,
+      kclMajor,
+      roleConditions,
     });
 
     const { topic, alarms } = new OperationalAlarms(this, 'Alarms', {

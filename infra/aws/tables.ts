@@ -50,8 +50,16 @@ function keysOf(definition: CreateTableCommandInput): { partitionKey: Attribute;
 }
 
 export interface LedgerTablesProps {
-  /** IPS_APP_NAME: every table is named after it. */
+  /** IPS_APP_NAME: every table is named after it (a shadow's: `<app>-shadow`, its namespace). */
   readonly appName: string;
+  /** Put before each table's logical ID: a second set of tables in the stack (the shadow's) keeps IDs of its own. */
+  readonly idPrefix?: string;
+  /**
+   * A shadow's tables hold nothing the live processor needs: they go with the
+   * stack (or with the shadow), so a shadow deployed again later finds no
+   * table of its name in the way.
+   */
+  readonly disposable?: boolean;
 }
 
 export class LedgerTables extends Construct {
@@ -63,6 +71,7 @@ export class LedgerTables extends Construct {
   constructor(scope: Construct, id: string, props: LedgerTablesProps) {
     super(scope, id);
     const app = props.appName;
+    const kept = props.disposable !== true;
     const table = (tableId: string, tableName: string, keys: ReturnType<typeof keysOf> & { timeToLiveAttribute?: string }) =>
       keepLogicalId(
         new Table(this, tableId, {
@@ -71,9 +80,10 @@ export class LedgerTables extends Construct {
           billingMode: BillingMode.PAY_PER_REQUEST,
           pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
           encryption: TableEncryption.AWS_MANAGED,
-          deletionProtection: true,
-          removalPolicy: RemovalPolicy.RETAIN,
+          deletionProtection: kept,
+          removalPolicy: kept ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
         }),
+        `${props.idPrefix ?? ''}${tableId}`,
       );
     // Versions before the archive table archived eventIds in the ledger; those items still expire after `expiresAt`.
     this.ledger = table('LedgerTable', `${app}${tableSuffix((config) => config.ledgerTable)}`, {

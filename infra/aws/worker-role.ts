@@ -2,14 +2,15 @@
 // test/unit/deploy.test.ts checks the grants against the calls the record
 // processor's files make, and that they stay within the managed path, the
 // stack's own tables and stream, and the metrics log group.
-import { CfnCondition, Fn } from 'aws-cdk-lib';
+import { CfnCondition, Fn, Stack } from 'aws-cdk-lib';
 import { Table } from 'aws-cdk-lib/aws-dynamodb';
+import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
 import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { acknowledge, keepElementId, keepLogicalId } from './cfn.js';
+import { acknowledge, findingName, keepElementId, keepLogicalId } from './cfn.js';
 import { conditionalPolicy, InlinePolicyRole } from './inline-policy-role.js';
 import { grantManagedPolicies } from './managed-policy-grant.js';
 import { metricsAgentStatement } from './operations.js';
@@ -59,21 +60,42 @@ export interface WorkerRoleProps {
   readonly kclMetricsLevel: string;
   /** FANOUT adds the enhanced fan-out grants. */
   readonly retrievalMode: string;
+  /**
+   * A shadow worker's role (shadow.ts): IAM reads only, and its elements'
+   * logical IDs start with this prefix. `appName` is then the shadow's KCL
+   * application (its namespace), which names its KCL tables, fan-out consumer
+   * and KCL metrics.
+   */
+  readonly shadow?: { idPrefix: string; conditions: WorkerRoleConditions };
+}
+
+/** The role's conditions on the parameters: the fan-out grant, the KCL metrics grant. */
+export interface WorkerRoleConditions {
+  readonly useFanOut: CfnCondition;
+  readonly publishKclMetrics: CfnCondition;
 }
 
 export class WorkerRole extends Construct {
   readonly role: InlinePolicyRole;
+  readonly conditions: WorkerRoleConditions;
 
   constructor(scope: Construct, id: string, props: WorkerRoleProps) {
     super(scope, id);
-    const useFanOut = keepElementId(new CfnCondition(this, 'UseFanOut', { expression: Fn.conditionEquals(props.retrievalMode, 'FANOUT') }));
-    const publishKclMetrics = keepElementId(new CfnCondition(this, 'PublishKclMetrics', { expression: Fn.conditionNot(Fn.conditionEquals(props.kclMetricsLevel, 'NONE')) }));
+    const prefix = props.shadow?.idPrefix ?? '';
+    // A shadow's grants follow the same parameters: the live role's conditions (CloudFormation warns of equal ones).
+    const useFanOut = props.shadow?.conditions.useFanOut ?? keepElementId(new CfnCondition(this, 'UseFanOut', { expression: Fn.conditionEquals(props.retrievalMode, 'FANOUT') }));
+    const publishKclMetrics =
+      props.shadow?.conditions.publishKclMetrics ?? keepElementId(new CfnCondition(this, 'PublishKclMetrics', { expression: Fn.conditionNot(Fn.conditionEquals(props.kclMetricsLevel, 'NONE')) }));
+    this.conditions = { useFanOut, publishKclMetrics };
     const taskRole = keepLogicalId(
       new InlinePolicyRole(this, 'TaskRole', {
-        description: 'iam-policy-stream worker: IAM policies under the managed path, its own tables and stream.',
+        description: props.shadow
+          ? 'iam-policy-stream shadow worker: reads the IAM policies under the managed path (no IAM write), its own tables and the stream.'
+          : 'iam-policy-stream worker: IAM policies under the managed path, its own tables and stream.',
         assumedBy: ecsTasksPrincipal(),
-        policyName: 'worker',
+        policyName: props.shadow ? 'shadow-worker' : 'worker',
       }),
+      `${prefix}TaskRole`,
     );
     this.role = taskRole;
     this.grantCalls(taskRole, props);
@@ -83,7 +105,8 @@ export class WorkerRole extends Construct {
     // Created beside the role rather than in it, under the parameter's
     // condition: the KCL retries its fan-out registration and metrics until
     // they are attached.
-    const conditional = (id: string, policyName: string, condition: CfnCondition, statements: PolicyStatement[]) => conditionalPolicy(this, id, { policyName, role: taskRole, condition, statements });
+    const conditional = (id: string, policyName: string, condition: CfnCondition, statements: PolicyStatement[]) =>
+      conditionalPolicy(this, `${prefix}${id}`, { policyName, role: taskRole, condition, statements });
     const fanOut = conditional('FanOutPolicy', 'fan-out', useFanOut, [
       new PolicyStatement({ sid: 'RegisterFanOutConsumer', actions: ['kinesis:RegisterStreamConsumer'], resources: [stream.streamArn] }),
       // The KCL names its consumer after the application.
@@ -94,7 +117,7 @@ export class WorkerRole extends Construct {
       }),
     ]);
     acknowledge(fanOut, {
-      'AwsSolutions-IAM5[Resource::<Stream.Arn>/consumer/<ApplicationName>:*]':
+      [`AwsSolutions-IAM5[Resource::<Stream.Arn>/consumer/${findingName(this, props.appName)}:*]`]:
         "A consumer's ARN ends in its creation timestamp, which exists only once the KCL has registered it; the wildcard covers that timestamp alone, under this stream and the consumer named after the application.",
     });
     const metrics = conditional('KclMetricsPolicy', 'kcl-metrics', publishKclMetrics, [
@@ -115,7 +138,7 @@ export class WorkerRole extends Construct {
   /** The record processor's calls: IAM under the managed path, its tables, its stream. */
   private grantCalls(role: InlinePolicyRole, props: WorkerRoleProps): void {
     const { appName: app, ledger, eventArchive, deadLetters, leases, stream, kclMajor } = props;
-    grantManagedPolicies(role, { appName: app, managedPathPrefix: props.managedPathPrefix });
+    grantManagedPolicies(role, { appName: app, managedPathPrefix: props.managedPathPrefix }, { readOnly: props.shadow !== undefined });
 
     role.grantAs('Ledger', () => ledger.grant(role, ...LEDGER_ACTIONS));
     role.grantAs('EventArchive', () => eventArchive.grant(role, ...EVENT_ARCHIVE_ACTIONS));
@@ -133,10 +156,11 @@ export class WorkerRole extends Construct {
 
     if (kclMajor >= 3) {
       acknowledge(role, {
-        'AwsSolutions-IAM5[Resource::<LeaseTable.Arn>/index/*]': "KCL 3 adds a lease-owner index to the lease table and queries it; index names are the KCL's.",
+        [`AwsSolutions-IAM5[Resource::<${Stack.of(this).resolve((leases.node.defaultChild as CfnTable).logicalId) as string}.Arn>/index/*]`]:
+          "KCL 3 adds a lease-owner index to the lease table and queries it; index names are the KCL's.",
         ...Object.fromEntries(
           KCL3_TABLE_SUFFIXES.map((suffix) => [
-            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/<ApplicationName>${suffix}/index/*]`,
+            `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/${findingName(this, app)}${suffix}/index/*]`,
             `KCL 3 creates and indexes the ${suffix.slice(1)} table itself; index names are the KCL's.`,
           ]),
         ),

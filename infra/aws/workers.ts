@@ -2,25 +2,20 @@
 // the CloudWatch agent beside it), their security group, the service that
 // keeps them running, and CPU target tracking that moves their number between
 // MinWorkers and MaxWorkers.
-import { Aws, Duration, Token } from 'aws-cdk-lib';
 import { CfnScalableTarget, CfnScalingPolicy } from 'aws-cdk-lib/aws-applicationautoscaling';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Peer, Port, SecurityGroup } from 'aws-cdk-lib/aws-ec2';
 import type { IVpc } from 'aws-cdk-lib/aws-ec2';
-import { CfnService, ContainerImage, CpuArchitecture, FargateTaskDefinition, LinuxParameters, LogDriver, OperatingSystemFamily } from 'aws-cdk-lib/aws-ecs';
-import type { CfnTaskDefinition, ICluster } from 'aws-cdk-lib/aws-ecs';
+import type { CfnService, FargateTaskDefinition, ICluster } from 'aws-cdk-lib/aws-ecs';
 import type { IRole } from 'aws-cdk-lib/aws-iam';
 import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { acknowledge, keepElementId, keepLogicalId } from './cfn.js';
-import { addCloudWatchAgent, metricsEnvironment } from './operations.js';
+import { keepElementId, keepLogicalId } from './cfn.js';
 import type { NetworkParameters, WorkerParameters } from './parameters.js';
+import { workerEnvironment, workerFargateService, workerTaskDefinition } from './worker-task.js';
 
-/** The container's name in the task definition. */
-export const CONTAINER_NAME = 'worker';
-/** Numeric, so the platform can tell it is not root without reading /etc/passwd (the Dockerfile's USER). */
-export const CONTAINER_USER = '10001:10001';
+export { CONTAINER_NAME, CONTAINER_USER } from './worker-task.js';
 
 export interface WorkerServiceProps extends WorkerParameters {
   readonly appName: string;
@@ -52,59 +47,20 @@ export class WorkerService extends Construct {
   constructor(scope: Construct, id: string, props: WorkerServiceProps) {
     super(scope, id);
     const app = props.appName;
+    const environment = workerEnvironment({
+      appName: app,
+      managedPathPrefix: props.managedPathPrefix,
+      metricsNamespace: props.metricsNamespace,
+      metricsLogGroup: props.metricsLogGroup,
+      streamName: props.stream.streamName,
+      tables: { ledger: props.ledger.tableName, eventArchive: props.eventArchive.tableName, deadLetters: props.deadLetters.tableName, leases: props.leases.tableName },
+      workers: props,
+      targetAccountEnvironment: props.targetAccountEnvironment,
+    });
     const taskDefinition = keepLogicalId(
-      new FargateTaskDefinition(this, 'TaskDefinition', {
-        family: app,
-        cpu: Token.asNumber(props.taskCpu),
-        memoryLimitMiB: Token.asNumber(props.taskMemory),
-        runtimePlatform: { operatingSystemFamily: OperatingSystemFamily.LINUX, cpuArchitecture: CpuArchitecture.of(props.cpuArchitecture) },
-        executionRole: props.executionRole,
-        taskRole: props.taskRole,
-        // The launcher writes the rendered daemon properties and the JVM its
-        // perf data there; the rest of the file system stays read-only.
-        volumes: [{ name: 'tmp' }],
-      }),
+      workerTaskDefinition(this, 'TaskDefinition', { family: app, workers: props, executionRole: props.executionRole, taskRole: props.taskRole, logGroup: props.logGroup, environment }),
     );
     this.taskDefinition = taskDefinition;
-    const environment: Record<string, string> = {
-      AWS_REGION: Aws.REGION,
-      IPS_APP_NAME: app,
-      IPS_STREAM_NAME: props.stream.streamName,
-      IPS_LEDGER_TABLE: props.ledger.tableName,
-      IPS_EVENT_ARCHIVE_TABLE: props.eventArchive.tableName,
-      IPS_DEAD_LETTER_TABLE: props.deadLetters.tableName,
-      IPS_LEASE_TABLE: props.leases.tableName,
-      IPS_MANAGED_PATH_PREFIX: props.managedPathPrefix,
-      IPS_LOG_LEVEL: props.logLevel,
-      IPS_KCL_METRICS_LEVEL: props.kclMetricsLevel,
-      IPS_KCL_RETRIEVAL_MODE: props.retrievalMode,
-      IPS_KCL_INITIAL_POSITION: props.initialPosition,
-      // The record processors' metrics go to the agent sidecar (docs/operations.md, "Metrics").
-      ...metricsEnvironment({ namespace: props.metricsNamespace, metricsLogGroup: props.metricsLogGroup }),
-      ...props.targetAccountEnvironment,
-    };
-    const container = taskDefinition.addContainer(CONTAINER_NAME, {
-      containerName: CONTAINER_NAME,
-      image: ContainerImage.fromRegistry(props.imageUri),
-      essential: true,
-      user: CONTAINER_USER,
-      readonlyRootFilesystem: true,
-      // The launcher is PID 1 and does not reap orphans of the daemon's record processors.
-      linuxParameters: new LinuxParameters(this, 'LinuxParameters', { initProcessEnabled: true }),
-      // Room for the daemon's graceful shutdown: children checkpoint what is settled.
-      stopTimeout: Duration.seconds(60),
-      environment,
-      logging: LogDriver.awsLogs({ logGroup: props.logGroup, streamPrefix: CONTAINER_NAME }),
-    });
-    container.addMountPoints({ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false });
-    addCloudWatchAgent(taskDefinition, { image: props.agentImage, logGroup: props.logGroup, dependent: container });
-    // LinuxParameters renders an empty Capabilities object; without it the container definition is the one
-    // stacks from the earlier template run, and their update starts no new task definition revision.
-    (taskDefinition.node.defaultChild as CfnTaskDefinition).addPropertyDeletionOverride('ContainerDefinitions.0.LinuxParameters.Capabilities');
-    acknowledge(taskDefinition, {
-      'AwsSolutions-ECS2':
-        "The environment holds names (stream, tables, application, managed path, metrics namespace and log group, target accounts and role name), log, KCL and metrics settings, the agent's endpoint and its EMF-only configuration, all of them in the stack already, and the target roles' ExternalId, which AWS treats as an identifier against the confused deputy rather than a secret; no secret is passed, and the worker and the agent get their credentials from the task role.",
-    });
 
     this.securityGroup = keepLogicalId(
       new SecurityGroup(this, 'WorkerSecurityGroup', {
@@ -115,23 +71,14 @@ export class WorkerService extends Construct {
     );
     this.securityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(443), 'AWS service endpoints');
 
-    // The service is the L1 resource: its subnets are a parameter list whose
-    // length is not known when the template is made, which the L2 service's
-    // subnet selection needs.
     this.service = keepElementId(
-      new CfnService(this, 'Service', {
+      workerFargateService(this, 'Service', {
         serviceName: app,
-        cluster: props.cluster.clusterName,
-        taskDefinition: taskDefinition.taskDefinitionArn,
-        launchType: 'FARGATE',
+        cluster: props.cluster,
+        taskDefinition,
         desiredCount: props.desiredWorkers,
-        // New workers take leases before old ones let go; the ledger's claims make the overlap safe.
-        deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200, deploymentCircuitBreaker: { enable: true, rollback: true } },
-        propagateTags: 'SERVICE',
-        enableEcsManagedTags: true,
-        networkConfiguration: {
-          awsvpcConfiguration: { subnets: props.network.subnetIds, securityGroups: [this.securityGroup.securityGroupId], assignPublicIp: props.network.assignPublicIp },
-        },
+        network: props.network,
+        securityGroup: this.securityGroup,
       }),
     );
 

@@ -98,6 +98,16 @@ test('the resources, parameters and outputs of the hand-written template, under 
     // Target accounts (infra/aws/target-account.ts): AssumeRole of their roles, only when TargetAccounts names one.
     TargetAccountsPolicy: 'AWS::IAM::Policy',
     DriftAuditTargetAccountsPolicy: 'AWS::IAM::Policy',
+    // The shadow service (infra/aws/shadow.ts; test/unit/deploy-shadow.test.ts): only when ShadowWorkers > 0.
+    ShadowLedgerTable: 'AWS::DynamoDB::Table',
+    ShadowEventArchiveTable: 'AWS::DynamoDB::Table',
+    ShadowDeadLetterTable: 'AWS::DynamoDB::Table',
+    ShadowLeaseTable: 'AWS::DynamoDB::Table',
+    ShadowTaskRole: 'AWS::IAM::Role',
+    ShadowFanOutPolicy: 'AWS::IAM::Policy',
+    ShadowKclMetricsPolicy: 'AWS::IAM::Policy',
+    ShadowTaskDefinition: 'AWS::ECS::TaskDefinition',
+    ShadowService: 'AWS::ECS::Service',
   });
   t.like(resources.FanOutPolicy, { Condition: 'UseFanOut', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
   t.like(resources.KclMetricsPolicy, { Condition: 'PublishKclMetrics', Properties: { Roles: [{ Ref: 'TaskRole' }] } });
@@ -130,6 +140,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
     'MinWorkers',
     'RetentionHours',
     'RetrievalMode',
+    'ShadowWorkers',
     'ShardCount',
     'StreamMode',
     'StreamName',
@@ -144,8 +155,17 @@ test('the resources, parameters and outputs of the hand-written template, under 
     'VpcId',
   ]);
   // The parameters stacks deployed before the target accounts have keep their places; the new ones come last.
-  t.deepEqual(Object.keys(parameters).slice(-4), ['TargetAccounts', 'TargetRoleName', 'TargetAuditRoleName', 'TargetExternalId']);
-  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), ['HasAlertEmail', 'HasTargetAccounts', 'IsProvisioned', 'PublishKclMetrics', 'UseFanOut']);
+  t.deepEqual(Object.keys(parameters).slice(-5), ['TargetAccounts', 'TargetRoleName', 'TargetAuditRoleName', 'TargetExternalId', 'ShadowWorkers']);
+  t.deepEqual(Object.keys(template.Conditions as JsonObject).sort(), [
+    'HasAlertEmail',
+    'HasTargetAccounts',
+    'IsProvisioned',
+    'PublishKclMetrics',
+    'RunShadow',
+    'RunShadowAndPublishKclMetrics',
+    'RunShadowAndUseFanOut',
+    'UseFanOut',
+  ]);
   t.deepEqual(Object.keys(template.Outputs as JsonObject).sort(), [
     'AlarmTopicArn',
     'ClusterName',
@@ -179,20 +199,15 @@ test('the template deploys with plain CloudFormation: no CDK bootstrap, metadata
 
 // --- tables ---------------------------------------------------------------
 
-test('every table is on-demand, encrypted, recoverable to a point in time and kept on stack deletion', (t) => {
-  t.deepEqual(Object.keys(assertions.findResources('AWS::DynamoDB::Table')).sort(), ['DeadLetterTable', 'EventArchiveTable', 'LeaseTable', 'LedgerTable']);
-  t.notThrows(() =>
-    assertions.allResources('AWS::DynamoDB::Table', {
-      DeletionPolicy: 'Retain',
-      UpdateReplacePolicy: 'Retain',
-      Properties: Match.objectLike({
-        BillingMode: 'PAY_PER_REQUEST',
-        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-        SSESpecification: { SSEEnabled: true },
-        DeletionProtectionEnabled: true,
-      }),
-    }),
-  );
+test("every table is on-demand, encrypted and recoverable to a point in time; the live ones are kept on stack deletion, the shadow's go", (t) => {
+  const live = ['DeadLetterTable', 'EventArchiveTable', 'LeaseTable', 'LedgerTable'];
+  t.deepEqual(Object.keys(assertions.findResources('AWS::DynamoDB::Table')).sort(), [...live, ...live.map((id) => `Shadow${id}`)].sort());
+  const common = { BillingMode: 'PAY_PER_REQUEST', PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, SSESpecification: { SSEEnabled: true } };
+  for (const id of live) {
+    t.like(resources[id], { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain', Properties: { ...common, DeletionProtectionEnabled: true } }, id);
+    // A shadow deployed again later must find no table of its name in the way.
+    t.like(resources[`Shadow${id}`], { DeletionPolicy: 'Delete', UpdateReplacePolicy: 'Delete', Condition: 'RunShadow', Properties: { ...common, DeletionProtectionEnabled: false } }, `Shadow${id}`);
+  }
 });
 
 test('table keys are the ones the code reads and writes', (t) => {
