@@ -204,9 +204,10 @@ function startingKnowledge(previous: LedgerEntry | undefined, takenOver: boolean
     // Where the policy lives, as far as the ledger knows: IAM names are
     // unique per account whatever the path, so the name finds it there.
     path: knownPathOf(previous),
-    // The ledger may not know where a policy lives: never seen, or a previous
-    // owner's write may have landed without its completion.
-    pathUnknown: !knownPresent && (previous === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
+    // The ledger may not know where a policy lives: never seen, never completed
+    // (an entry a claim made, whose step may have written without completing),
+    // or a previous owner's write may have landed without its completion.
+    pathUnknown: !knownPresent && (previous?.state === undefined || previous.state === 'unknown' || takenOver || needsVerification(previous)),
     ...(knownPresent && previous?.docHash !== undefined ? { docHash: previous.docHash } : {}),
     // IAM's versions and tags as the ledger's last step left them: with them an
     // update is written without reading IAM first. Only while the ledger
@@ -232,18 +233,26 @@ function knownPathOf(previous: LedgerEntry | undefined): string | undefined {
  * completion), an upsert that names a path is a `path-conflict` or not by
  * what IAM holds: coalesced, a later delete would make it `superseded`
  * instead, and a producer retry of it would then be a duplicate where in
- * order it takes effect.
+ * order it takes effect. Nor is a delete followed by an upsert that names no
+ * path: in order the upsert creates the policy at the prefix, coalesced it
+ * would update the policy wherever IAM has it.
  */
 function samePlace(live: ValidRecord[], knownPath: string | undefined, pathUnknown: boolean): boolean {
   if (pathUnknown && live.some(({ event }) => event.type === 'policy.upserted' && event.pathGiven)) return false;
-  const places = new Set<string>(knownPath !== undefined ? [knownPath] : []);
+  // Where the policy is when the batch starts: where the ledger says, or, when it cannot say, wherever
+  // IAM has it (an upsert naming no path goes there; after a delete, to the prefix: two places).
+  const start = knownPath ?? (pathUnknown ? WHERE_IAM_HAS_IT : undefined);
+  const places = new Set<string>(start !== undefined ? [start] : []);
   let deleted = false;
   for (const { event } of live) {
     if (event.type === 'policy.deleted') deleted = true;
-    else if (event.pathGiven || knownPath === undefined || deleted) places.add(event.policyPath);
+    else if (event.pathGiven || start === undefined || deleted) places.add(event.policyPath);
   }
   return places.size <= 1;
 }
+
+/** No path: the place of a policy the ledger cannot locate (samePlace). */
+const WHERE_IAM_HAS_IT = '';
 
 /**
  * The event as it must be applied: an event that names no path goes where the

@@ -72,7 +72,10 @@ test('where the ledger cannot say where the policy lives, an upsert naming a pat
   // the delete made the upsert `superseded`, and its producer retry a duplicate; in order, the upsert is a
   // path-conflict and the retry, after the delete, creates the policy under its path.
   const records = [item(2, 'named', { path: `${PREFIX}other/` }), item(3, 'gone', { type: 'policy.deleted' })];
-  for (const entry of [undefined, { ...present(1), epoch: 0, state: 'unknown' as const }]) {
+  // No entry; an entry whose state a failed step left unknown; an entry only a claim made (seed 20293: a
+  // create whose answer was lost, under the named path, then the part tried again with its delete).
+  const claimOnly: LedgerEntry = { policy: 'p', epoch: 0, events: [], position: present(1).position };
+  for (const entry of [undefined, { ...present(1), state: 'unknown' as const }, claimOnly]) {
     const plan = planPolicyBatch({ records, open: records, entry, archived: [], takenOver: false });
     t.true(plan.start.pathUnknown);
     t.deepEqual(plan.live, [records[0]]);
@@ -84,6 +87,19 @@ test('where the ledger cannot say where the policy lives, an upsert naming a pat
   const folded = planPolicyBatch({ records: twice, open: twice, entry: deleted, archived: [], takenOver: false });
   t.false(folded.start.pathUnknown);
   t.deepEqual(folded.live, twice);
+});
+
+test('where the ledger cannot say where the policy lives, a delete then an upsert naming no path are not folded: in order the upsert creates at the prefix', (t) => {
+  // Simulation seed 15649, re-applied under a new epoch while the policy lived under a deeper path:
+  // coalesced, the upsert alone updated it there; in order, the delete removes it and the upsert
+  // creates it at the prefix.
+  const records = [item(2, 'gone', { type: 'policy.deleted' }), item(3, 'back')];
+  const plan = planPolicyBatch({ records, open: records, entry: undefined, archived: [], takenOver: false });
+  t.deepEqual(plan.live, [records[0]]);
+  t.deepEqual(plan.rest, [records[1]]);
+  // Upserts naming no path, the delete last: wherever IAM has it, the end is the same. Folded.
+  const kept = [item(2, 'one'), item(3, 'two'), item(4, 'gone', { type: 'policy.deleted' })];
+  t.deepEqual(planPolicyBatch({ records: kept, open: kept, entry: undefined, archived: [], takenOver: false }).live, kept);
 });
 
 test('a verdict that rests on an event IAM refused does not hold: the batch is cut before it', (t) => {
