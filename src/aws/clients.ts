@@ -16,7 +16,7 @@ import type { AwsCallObserver } from './call-observer.js';
 import { observeCalls } from './call-observer.js';
 import { HostLimiter } from './iam-rate/host-limiter.js';
 import type { LimiterEvent } from './iam-rate/host-limiter.js';
-import { limitCalls } from './iam-rate/limit-calls.js';
+import { limitCalls, watchThrottles } from './iam-rate/limit-calls.js';
 
 export interface AwsClients {
   kinesis: KinesisClient;
@@ -205,6 +205,8 @@ export interface TargetAccountClients {
   roleArn: string;
   iam: IAMClient;
   sts: STSClient;
+  /** When the account's IAM last throttled an attempt of a call (each SDK attempt counts), epoch ms. */
+  lastThrottledAt(): number | undefined;
 }
 
 /** The ARN of the role the workers assume in a target account (Config.targetRoleName). */
@@ -266,7 +268,9 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
     observeCalls(iam, 'iam', observer);
     observeCalls(sts, 'sts', observer);
   }
-  return { account: to.account, roleArn, iam, sts };
+  let throttledAt: number | undefined;
+  watchThrottles(iam, () => (throttledAt = Date.now()));
+  return { account: to.account, roleArn, iam, sts, lastThrottledAt: () => throttledAt };
 }
 
 const targetReleases = new WeakMap<IAMClient, () => void>();

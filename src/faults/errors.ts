@@ -72,6 +72,7 @@ export const TRANSIENT_REASONS = [
   'iam-versions-conflict', // no room for a new version after RETRY.iamLookAgain rounds
   'iam-delete-conflict', // DeletePolicy refused, yet nothing left to delete and no attachment shown
   'circuit-open', // the breaker holds calls while IAM is failing
+  'account-slow', // a target account's IAM throttled the policy's step past IPS_PARK_AFTER_MS: it is parked (park/parking.ts)
   // the stream
   'shard-not-listed', // ListShards does not show the shard yet
 ] as const;

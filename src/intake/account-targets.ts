@@ -23,6 +23,9 @@ import { METRIC } from '../metrics/metrics.js';
 import type { Applier, ApplyHint } from '../pipeline/types.js';
 import { reconcilerApplier } from './applier.js';
 
+/** How recent a throttle of a target account's IAM must be for its records to count as slow for want of rate. */
+const THROTTLED_LATELY_MS = 60_000;
+
 export interface AccountTargetsOptions {
   config: Config;
   logger: Logger;
@@ -86,6 +89,16 @@ export class AccountTargets {
         return this.target(event.account, me.partition, roleSessionName(this.options.config.workerId, shardId)).applier.apply(event, hint);
       },
     };
+  }
+
+  /**
+   * Whether the account's IAM throttled a call of this process within the
+   * last minute: its records are then slow for want of rate, not for a fault
+   * (park/parking.ts, SlowAccount).
+   */
+  throttledLately(account: string, now = Date.now()): boolean {
+    const at = this.targets.get(account)?.clients.lastThrottledAt();
+    return at !== undefined && now - at < THROTTLED_LATELY_MS;
   }
 
   /** Destroys the target accounts' clients (and leaves their rate limiters). */

@@ -49,6 +49,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     routesByAccount: live,
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     parks: new DynamoDbParkStore(clients.dynamodb, config.ledgerTable),
+    throttledLately: (account) => targets.throttledLately(account),
     listShards: () => listShards(clients.kinesis, config.streamName),
   };
 }

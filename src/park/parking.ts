@@ -8,8 +8,12 @@
 import { IamFaultError, TransientError } from '../faults/errors.js';
 import type { ParkStore } from './park-store.js';
 
-/** Transient reasons that say the account's IAM cannot be used now (the breaker opens on IAM's persistent 5xx and throttling). */
-const ACCOUNT_UNAVAILABLE = new Set<string>(['circuit-open', 'assume-role-failed']);
+/**
+ * Transient reasons that say the account's IAM cannot be used now (the breaker
+ * opens on IAM's persistent 5xx and throttling), or (`account-slow`) that it
+ * throttled the policy's step for IPS_PARK_AFTER_MS (SlowAccount).
+ */
+const ACCOUNT_UNAVAILABLE = new Set<string>(['circuit-open', 'assume-role-failed', 'account-slow']);
 
 export function accountUnavailable(error: unknown): error is TransientError {
   return error instanceof IamFaultError || (error instanceof TransientError && ACCOUNT_UNAVAILABLE.has(error.reason));
@@ -23,6 +27,12 @@ export interface ParkingOptions {
   /** IPS_PARK_AFTER_MS (> 0). */
   afterMs: number;
   now?: () => number;
+  /**
+   * Whether a target account's IAM has throttled a call lately: a policy of it
+   * whose records have waited IPS_PARK_AFTER_MS is then given up and parked
+   * (SlowAccount). Absent: only an unavailable account parks.
+   */
+  throttledLately?: (account: string) => boolean;
 }
 
 /** Measures how long a policy's account has been unavailable without a break; says when its records are to be parked. */
@@ -33,6 +43,8 @@ export class UnavailableFor {
 
   /** Whether this failure, with the ones before it, is reason to park. */
   parks(error: unknown): boolean {
+    // Given up by SlowAccount: it has waited IPS_PARK_AFTER_MS already.
+    if (error instanceof TransientError && error.reason === 'account-slow') return true;
     if (!accountUnavailable(error)) {
       this.since = undefined;
       return false;
@@ -40,5 +52,58 @@ export class UnavailableFor {
     const now = (this.options.now ?? Date.now)();
     this.since ??= now;
     return now - this.since >= this.options.afterMs;
+  }
+}
+
+/** How often a policy's wait is looked at against IPS_PARK_AFTER_MS and its account's throttling. */
+const SLOW_CHECK_MS = 1_000;
+
+/**
+ * A target account whose IAM is slow rather than down: its calls succeed, at
+ * the rate its throttling lets through, so no fault ever says "unavailable",
+ * and a batch with many of its policies would hold the shard's checkpoint,
+ * and every other account's records behind it, for as long as they take.
+ * Once a policy's records have waited IPS_PARK_AFTER_MS while its account
+ * throttled lately, `signal` aborts with `account-slow`: the step stops as if
+ * its claim were lost (a call in flight may still land: the policy is marked
+ * for re-verification) and the records are parked, to be applied at the
+ * account's own pace by the redriver. The worker's own account is never
+ * given up: all of its records would only move from the shard to the park.
+ */
+export class SlowAccount {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+
+  /** `since`: when the records arrived in this process (the batch's arrival: a policy that waited for its turn waited too). */
+  constructor(
+    private readonly account: string,
+    private readonly since: number,
+    private readonly options: ParkingOptions & { throttledLately: (account: string) => boolean },
+  ) {
+    this.timer = setInterval(() => this.check(), Math.min(SLOW_CHECK_MS, options.afterMs));
+    this.timer.unref();
+    this.check();
+  }
+
+  /** Aborts with `account-slow` once the records have waited long enough and the account throttles. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private check(): void {
+    if (this.controller.signal.aborted) return;
+    const waited = (this.options.now ?? Date.now)() - this.since;
+    if (waited < this.options.afterMs || !this.options.throttledLately(this.account)) return;
+    this.stop();
+    this.controller.abort(
+      new TransientError(
+        'account-slow',
+        `account ${this.account}'s IAM throttled while this policy's records waited ${waited} ms (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
+      ),
+    );
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }

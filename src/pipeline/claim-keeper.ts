@@ -50,6 +50,17 @@ export class ClaimKeeper {
     return this.controller.signal.aborted;
   }
 
+  /**
+   * The step is given up (its records are parked): it stops as if the claim
+   * were lost, a call in flight is cancelled (it may still land), and no
+   * other starts. The caller marks the policy for re-verification.
+   */
+  giveUp(error: TransientError): void {
+    if (this.controller.signal.aborted) return;
+    this.stop();
+    this.controller.abort(error);
+  }
+
   stop(): void {
     clearInterval(this.renewal);
     if (this.expiry.timer) clearTimeout(this.expiry.timer);

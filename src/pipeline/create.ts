@@ -29,6 +29,8 @@ export interface PipelineParts {
   deadLetters: DeadLetterSink;
   /** Where records are parked (IPS_PARK_AFTER_MS > 0); absent: none is. */
   parks?: ParkStore;
+  /** Whether a target account's IAM throttled lately (ParkingOptions.throttledLately); absent: a slow account is waited for. */
+  throttledLately?: (account: string) => boolean;
 }
 
 /** Who a shard's pipeline is: its shard, its lineage, its hash key range, its ledger epoch and its claim owner. */
@@ -67,7 +69,9 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     retry: settle(config),
     logger: parts.logger.child({ shard: shard.shardId }),
     // A shadow writes nothing to IAM, so nothing of it waits on an account: no parking.
-    ...(parts.parks && config.parkAfterMs > 0 && config.mode === 'live' ? { parking: { store: parts.parks, afterMs: config.parkAfterMs } } : {}),
+    ...(parts.parks && config.parkAfterMs > 0 && config.mode === 'live'
+      ? { parking: { store: parts.parks, afterMs: config.parkAfterMs, ...(parts.throttledLately ? { throttledLately: parts.throttledLately } : {}) } }
+      : {}),
     ...(config.mode === 'shadow' ? { shadow: true } : {}),
     ...overrides,
   });

@@ -39,7 +39,7 @@ import { planCompletion } from './completion-plan.js';
 import { screened } from './batch-knowledge.js';
 import { CONVERGES, placed, planPolicyBatch, screenBatch, settleWaiting } from './policy-plan.js';
 import type { PolicyKnowledge, StepResult } from './policy-plan.js';
-import type { Applier, Settlement, ValidRecord } from './types.js';
+import type { Applier, PolicyBatchResult, Settlement, SettleOptions, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { ApplyReason } from '../faults/errors.js';
 
@@ -61,23 +61,19 @@ export interface PolicyBatchContext {
   lateWriteMs: number;
 }
 
-export interface PolicyBatchResult {
-  settlements: Settlement[];
-  /** IAM must be re-verified once a lost claim's late writes can no longer land (takeover, or marks this step was too early to answer): run verifyPolicy, retried, before the batch is done. */
-  verificationOwed: boolean;
-}
-
 /**
  * Settles a policy's records of a batch, part after part: a part is what one
  * claim and one completion settle; the records after a cut (policy-plan.ts)
  * are the next part, settled as if a batch boundary stood before them.
  */
-export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[]): Promise<PolicyBatchResult> {
+export async function settlePolicyBatch(ctx: PolicyBatchContext, records: ValidRecord[], options: SettleOptions = {}): Promise<PolicyBatchResult> {
   const settled = new Map<ValidRecord, Settlement>();
   let verificationOwed = false;
   let pending = records;
   while (pending.length > 0) {
-    const part = new PolicyBatch(ctx, pending);
+    // Given up (its records are to be parked): no further part starts.
+    options.giveUp?.throwIfAborted();
+    const part = new PolicyBatch(ctx, pending, options.giveUp);
     const rest = await part.settle();
     for (const [item, settlement] of part.settled) settled.set(item, settlement);
     verificationOwed ||= part.verificationOwed;
@@ -101,6 +97,7 @@ class PolicyBatch {
   constructor(
     private readonly ctx: PolicyBatchContext,
     private readonly records: ValidRecord[],
+    private readonly giveUp?: AbortSignal,
   ) {
     this.policy = policyKey(records[0]!.event);
     this.named = splitPolicyKey(this.policy);
@@ -293,14 +290,18 @@ class PolicyBatch {
    */
   private async withinClaim<T>(claim: WonClaim, step: (guard: ClaimKeeper) => Promise<T>): Promise<T> {
     const keeper = new ClaimKeeper(this.ctx.ledger, this.policy, claim.token, claim.expiresAt, this.ctx.claimTtlMs);
+    const giveUp = () => keeper.giveUp(this.giveUp!.reason as TransientError);
+    this.giveUp?.addEventListener('abort', giveUp, { once: true });
+    if (this.giveUp?.aborted) giveUp();
     try {
       const result = await step(keeper);
       keeper.check();
       return result;
     } catch (error) {
-      if (keeper.lost) await this.requestVerification('lost during the IAM step', { ms: this.ctx.lateWriteMs });
+      if (keeper.lost) await this.requestVerification(this.giveUp?.aborted ? 'given up during the IAM step' : 'lost during the IAM step', { ms: this.ctx.lateWriteMs });
       throw error;
     } finally {
+      this.giveUp?.removeEventListener('abort', giveUp);
       keeper.stop();
     }
   }

@@ -29,7 +29,7 @@ import { settlePolicyBatch } from './policy-batch.js';
 import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
-import { BEHIND_PARKED, UnavailableFor } from '../park/parking.js';
+import { BEHIND_PARKED, SlowAccount, UnavailableFor } from '../park/parking.js';
 import type { ParkingOptions } from '../park/parking.js';
 import type { ParkedRecord } from '../park/park-store.js';
 import { PLANNED_ACTION } from '../shadow/planning-applier.js';
@@ -154,17 +154,29 @@ export class ShardPipeline {
 
   private async settlePolicy(policy: string, items: ValidRecord[], parked: boolean): Promise<Settlement[]> {
     if (parked) return this.park(policy, items, { reason: BEHIND_PARKED, detail: 'earlier records of the policy are parked' });
-    const unavailable = this.options.parking ? new UnavailableFor(this.options.parking) : undefined;
+    const { parking } = this.options;
+    const unavailable = parking ? new UnavailableFor(parking) : undefined;
+    // A target account's policy (its key names the account) may be given up when the account is slow; the own account's never.
+    const account = splitPolicyKey(policy).account;
+    const throttledLately = parking?.throttledLately;
+    const since = Math.min(...items.map(({ record }) => record.receivedAt));
+    const slow = parking && throttledLately && account !== undefined ? new SlowAccount(account, since, { ...parking, throttledLately }) : undefined;
     let why: { reason: string; detail: string } | undefined;
+    const parks = (error: unknown) => {
+      if (!unavailable?.parks(error)) return false;
+      why = { reason: (error as { reason: string }).reason, detail: (error as Error).message };
+      return true;
+    };
     const settled = await retryUntilSettled(async () => {
+      if (slow?.signal.aborted && parks(slow.signal.reason)) return PARKED;
       try {
-        return await settlePolicyBatch(this.options.context, items);
+        return await settlePolicyBatch(this.options.context, items, slow ? { giveUp: slow.signal } : {});
       } catch (error) {
-        if (!unavailable?.parks(error)) throw error;
-        why = { reason: (error as { reason: string }).reason, detail: (error as Error).message };
+        if (slow?.signal.aborted && parks(slow.signal.reason)) return PARKED;
+        if (!parks(error)) throw error;
         return PARKED;
       }
-    }, this.retryOptions({ policy }));
+    }, this.retryOptions({ policy })).finally(() => slow?.stop());
     if (settled === PARKED) return this.park(policy, items, why!);
     const { settlements, verificationOwed } = settled;
     // Settled and completed; IAM is re-verified before the batch is done (a lost claim's late write may still land).

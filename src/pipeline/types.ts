@@ -48,3 +48,18 @@ export type ApplyHint = StepHint;
 export interface Applier {
   apply(event: PolicyEvent, hint?: ApplyHint): Promise<AppliedStep>;
 }
+
+export interface SettleOptions {
+  /**
+   * Aborts (with a TransientError) when the caller gives the policy up to
+   * park its records: the IAM step stops as if its claim were lost, and the
+   * policy is marked for re-verification (a cancelled call may still land).
+   */
+  giveUp?: AbortSignal;
+}
+
+export interface PolicyBatchResult {
+  settlements: Settlement[];
+  /** IAM must be re-verified once a lost claim's late writes can no longer land (takeover, or marks this step was too early to answer): run verifyPolicy, retried, before the batch is done. */
+  verificationOwed: boolean;
+}

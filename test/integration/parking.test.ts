@@ -76,7 +76,8 @@ async function defaultDocument(aws: ReturnType<typeof setUp>['aws'], name: strin
   return decodePolicyVersionDocument(version.PolicyVersion!.Document!);
 }
 
-test('an unavailable account is parked, not waited on; later records join behind; the redriver applies them in order once it is back; a replay takes no effect twice', async (t) => {
+// Serial: both read the registry of parks, which the ledger table holds for every policy.
+test.serial('an unavailable account is parked, not waited on; later records join behind; the redriver applies them in order once it is back; a replay takes no effect twice', async (t) => {
   const { aws, pipeline, redriver, parks, outage, metrics } = setUp('worker-1');
   const first = streamRecords([event('park-healthy', 'h1', 'h1'), event('park-down', 'd1', 'd1', DOWN), event('park-down', 'd2', 'd2', DOWN)], SHARD);
 
@@ -140,3 +141,92 @@ test('an unavailable account is parked, not waited on; later records join behind
   t.deepEqual(replay.outage.state.applied, [], 'no IAM step for a replayed record');
   t.deepEqual(appliedOnce.length, 1, `the park's records coalesce into one IAM step, applied once: ${appliedOnce}`);
 });
+
+const SLOW = '333333333333';
+
+/**
+ * The worker's IAM step with account SLOW's IAM slow rather than down: its
+ * calls succeed, but only after `slowMs` (the rate its throttling lets
+ * through), unless the step is given up first (its guard aborts the call).
+ * The own account's calls take `ownMs`. `times` may change as the test goes.
+ */
+function slowApplier(real: Applier, times: { slowMs: number; ownMs: number }) {
+  const state = { applied: [] as string[], givenUp: [] as string[] };
+  const wait = (ms: number, signal: AbortSignal | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, ms);
+      const giveUp = () => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', giveUp, { once: true });
+    });
+  const applier: Applier = {
+    apply: async (event: PolicyEvent, hint?: ApplyHint) => {
+      try {
+        await wait(event.account === SLOW ? times.slowMs : event.account === undefined ? times.ownMs : 0, hint?.guard?.signal);
+      } catch (error) {
+        state.givenUp.push(event.eventId);
+        throw error;
+      }
+      const step = await real.apply(event, hint);
+      state.applied.push(event.eventId);
+      return step;
+    },
+  };
+  return { applier, state };
+}
+
+test.serial(
+  "a slow account (its IAM throttling, its calls succeeding late) is given up after IPS_PARK_AFTER_MS and parked; the other accounts' records and the own account's settle; the redriver applies the park",
+  async (t) => {
+    const { config, clients } = stackOf();
+    const aws = clients();
+    const metrics = new Metrics();
+    const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400 };
+    const times = { slowMs: 30_000, ownMs: 1_000 };
+    const slow = slowApplier(reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })), times);
+    const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
+    const ledger = ledgerFromConfig(aws.dynamodb, config);
+    const pipeline = createShardPipeline(
+      // SLOW throttles lately; the own account's records are never given up, slow or not.
+      {
+        config: fast,
+        logger: silentLogger,
+        metrics,
+        ledger,
+        cache: new DedupCache(1_000),
+        applier: slow.applier,
+        deadLetters: new MemoryDeadLetters(),
+        parks,
+        throttledLately: (account) => account === SLOW,
+      },
+      { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-slow' },
+    );
+    const records = streamRecords([event('slow-healthy', 's-h1', 'h1', DOWN), event('slow-one', 's-1', 'one', SLOW), event('slow-two', 's-2', 'two', SLOW), event('slow-own', 's-o1', 'own')], SHARD);
+    const settled = await pipeline.processBatch(batch(records));
+    t.deepEqual(
+      settled.map((s) => [s.eventId, s.outcome, s.reason]),
+      [
+        ['s-h1', 'created', undefined],
+        ['s-1', 'parked', 'account-slow'],
+        ['s-2', 'parked', 'account-slow'],
+        ['s-o1', 'created', undefined],
+      ],
+      "the slow account's policies are parked instead of holding the batch; the own account's slow step is waited for",
+    );
+    t.deepEqual(slow.state.givenUp.sort(), ['s-1', 's-2'], 'the steps in flight were given up (their calls cancelled)');
+    // A given-up step's call may still land: the policy owes a re-verification before its next step is trusted.
+    const entry = await ledger.get(`${SLOW}/slow-one`);
+    t.true((entry?.verifyRequested ?? 0) > (entry?.verifiedUpTo ?? 0), JSON.stringify(entry));
+
+    // The account at its pace: the redriver applies the parks, in order, off the shard's checkpoint.
+    const redriver = new Redriver({ store: parks, redrive: (policy, parked) => pipeline.redrive(policy, parked), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
+    times.slowMs = 0;
+    const round = await redriver.round();
+    t.is(round.redriven, 2);
+    t.true(documentsEqual(await defaultDocument(aws, 'slow-one'), doc('one')));
+    t.true(documentsEqual(await defaultDocument(aws, 'slow-two'), doc('two')));
+    t.deepEqual([...(await parks.parkedPolicies())], []);
+  },
+);

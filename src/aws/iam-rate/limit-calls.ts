@@ -8,6 +8,22 @@ export function isThrottle(error: unknown): boolean {
   return ['Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'RequestThrottled'].includes(e?.name ?? '') || e?.$metadata?.httpStatusCode === 429;
 }
 
+/**
+ * Tells `onThrottle` of every attempt IAM throttled, in any retry mode: inside
+ * the SDK's retry loop, so the throttles its retries absorb count too.
+ */
+export function watchThrottles(client: MiddlewareClient, onThrottle: () => void): void {
+  const middleware = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+    try {
+      return await next(args);
+    } catch (error) {
+      if (isThrottle(error)) onThrottle();
+      throw error;
+    }
+  };
+  client.middlewareStack.addRelativeTo(middleware as never, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'iam-throttle-watch', override: true });
+}
+
 interface MiddlewareClient {
   middlewareStack: { addRelativeTo(middleware: never, options: { relation: 'before' | 'after'; toMiddleware: string; name?: string; override?: boolean }): void };
 }
