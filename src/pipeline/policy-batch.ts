@@ -25,13 +25,10 @@ import type { PolicyEvent } from '../contract/event.js';
 import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import type { IamOutcome, Outcome } from '../contract/outcome.js';
 import { stepOf } from '../contract/outcome.js';
-import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
-import type { DedupCache } from '../ledger/dedup-cache.js';
-import type { LateWrites, Ledger, LedgerEntry } from '../ledger/ledger.js';
+import type { LateWrites, LedgerEntry } from '../ledger/ledger.js';
 import { knowledgeOf, needsVerification, windowFull } from '../ledger/ledger.js';
 import { verdictOf } from '../ledger/verdict.js';
 import type { KnownVerdict } from '../ledger/verdict.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { METRIC } from '../metrics/metrics.js';
 import { ClaimKeeper } from './claim-keeper.js';
 import { archiveForgotten, archivedAmong } from './window-archive.js';
@@ -39,27 +36,11 @@ import { planCompletion } from './completion-plan.js';
 import { screened } from './batch-knowledge.js';
 import { CONVERGES, placed, planPolicyBatch, screenBatch, settleWaiting } from './policy-plan.js';
 import type { PolicyKnowledge, StepResult } from './policy-plan.js';
-import type { Applier, PolicyBatchResult, Settlement, SettleOptions, ValidRecord } from './types.js';
+import type { PolicyBatchContext, PolicyBatchResult, Settlement, SettleOptions, ValidRecord } from './types.js';
 import { ClaimLostError, RejectedEventError, TransientError } from '../faults/errors.js';
 import type { ApplyReason } from '../faults/errors.js';
 
-export interface PolicyBatchContext {
-  ledger: Ledger;
-  cache: DedupCache;
-  applier: Applier;
-  deadLetters: DeadLetterSink;
-  metrics: Metrics;
-  /** Claim owner: worker, shard and process. */
-  owner: string;
-  epoch: number;
-  recentEventIds: number;
-  /** Ancestor shard ids of the shard this pipeline reads (ledger/position.ts). */
-  lineage: string[];
-  /** How long a claim protects a step (IPS_CLAIM_TTL_MS): the claim keeper renews it at a third of that. */
-  claimTtlMs: number;
-  /** How long after it was sent an IAM call may still land (IPS_LATE_WRITE_MS): re-verification after a lost claim waits as long. */
-  lateWriteMs: number;
-}
+export type { PolicyBatchContext } from './types.js';
 
 /**
  * Settles a policy's records of a batch, part after part: a part is what one
@@ -187,7 +168,8 @@ class PolicyBatch {
       }
       const entry = result.entry;
       this.lastSeen = entry;
-      if (entry.epoch >= ctx.epoch) ctx.cache.learn(ctx.epoch, policy, entry.position, entry.events);
+      // Not from an entry claimed elsewhere: the retry must meet the entry, and any re-verification it owes.
+      if (entry.epoch >= ctx.epoch && result.because !== 'claimed-elsewhere') ctx.cache.learn(ctx.epoch, policy, entry.position, entry.events);
       switch (result.because) {
         case 'claimed-elsewhere':
           ctx.metrics.increment(METRIC.claimsRefused, { because: 'claimed-elsewhere' });
@@ -344,7 +326,7 @@ class PolicyBatch {
         break;
       }
       // Kept because attached: present where it was, its versions as the step found them.
-      const { versions: _previousVersions, ...rest } = knowledge;
+      const { versions: _previousVersions, deletedByLedger: _deleted, ...rest } = knowledge;
       knowledge = { ...rest, present: true, likelyAbsent: false, path: event.policyPath, ...(result.versions !== undefined ? { versions: result.versions } : {}) };
       onlyUpserts = true;
     }
@@ -370,6 +352,8 @@ class PolicyBatch {
         ...(knowledge.docHash !== undefined ? { ledgerDocHash: knowledge.docHash } : {}),
         ...(knowledge.versions !== undefined ? { ledgerVersions: knowledge.versions } : {}),
         ...(knowledge.tags !== undefined ? { ledgerTags: knowledge.tags } : {}),
+        // A read showing the policy our ledger deleted may be IAM's lag of that delete: write, never `unchanged`.
+        ...(knowledge.deletedByLedger === true && item.event.type === 'policy.upserted' ? { forceWrite: true } : {}),
         guard,
       };
       // The versions the step says it left in IAM; a step that says nothing leaves them unknown.

@@ -32,6 +32,12 @@ export interface PolicyKnowledge {
   versions?: string[];
   /** The tags last applied (StepHint.ledgerTags). */
   tags?: Record<string, string>;
+  /**
+   * The ledger's last step deleted the policy (or found it gone). An upsert
+   * that reads it present may be reading IAM's lag of that delete, so it
+   * writes its document rather than judge it `unchanged` (StepHint.forceWrite).
+   */
+  deletedByLedger?: boolean;
 }
 
 /** What the IAM steps of a batch did (completion-plan.ts reads it as StepSummary). */
@@ -215,6 +221,7 @@ function startingKnowledge(previous: LedgerEntry | undefined, takenOver: boolean
     // owner whose step may have written without completing.
     ...(knownPresent && previous?.iamVersions !== undefined && !needsVerification(previous) && !takenOver ? { versions: previous.iamVersions } : {}),
     ...(knownPresent && previous?.desired?.tags !== undefined ? { tags: previous.desired.tags } : {}),
+    ...(previous?.state === 'deleted' ? { deletedByLedger: true } : {}),
   };
 }
 

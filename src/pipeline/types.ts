@@ -1,6 +1,10 @@
 import type { PolicyEvent } from '../contract/event.js';
 import type { AppliedStep, Outcome } from '../contract/outcome.js';
 import type { RecordPosition } from '../contract/record-id.js';
+import type { DeadLetterSink } from '../deadletter/dead-letter-store.js';
+import type { DedupCache } from '../ledger/dedup-cache.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { StepHint } from '../iam/reconciler.js';
 
 /**
@@ -62,4 +66,23 @@ export interface PolicyBatchResult {
   settlements: Settlement[];
   /** IAM must be re-verified once a lost claim's late writes can no longer land (takeover, or marks this step was too early to answer): run verifyPolicy, retried, before the batch is done. */
   verificationOwed: boolean;
+}
+
+/** What every policy batch of a shard shares (policy-batch.ts). */
+export interface PolicyBatchContext {
+  ledger: Ledger;
+  cache: DedupCache;
+  applier: Applier;
+  deadLetters: DeadLetterSink;
+  metrics: Metrics;
+  /** Claim owner: worker, shard and process. */
+  owner: string;
+  epoch: number;
+  recentEventIds: number;
+  /** Ancestor shard ids of the shard this pipeline reads (ledger/position.ts). */
+  lineage: string[];
+  /** How long a claim protects a step (IPS_CLAIM_TTL_MS): the claim keeper renews it at a third of that. */
+  claimTtlMs: number;
+  /** How long after it was sent an IAM call may still land (IPS_LATE_WRITE_MS): re-verification after a lost claim waits as long. */
+  lateWriteMs: number;
 }
