@@ -63,8 +63,9 @@ const SLOW_CHECK_MS = 1_000;
  * the rate its throttling lets through, so no fault ever says "unavailable",
  * and a batch with many of its policies would hold the shard's checkpoint,
  * and every other account's records behind it, for as long as they take.
- * Once a policy's records have waited IPS_PARK_AFTER_MS while its account
- * throttled lately, `signal` aborts with `account-slow`: the step stops as if
+ * Once the account alone has held the batch (every other account's records
+ * settled: batch-hold.ts) for IPS_PARK_AFTER_MS while it throttled lately,
+ * `signal` aborts with `account-slow`: the step stops as if
  * its claim were lost (a call in flight may still land: the policy is marked
  * for re-verification) and the records are parked, to be applied at the
  * account's own pace by the redriver. The worker's own account is never
@@ -74,10 +75,10 @@ export class SlowAccount {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
-  /** `since`: when the records arrived in this process (the batch's arrival: a policy that waited for its turn waited too). */
+  /** `aloneSince`: since when the account alone holds the batch (BatchHold.aloneSince); undefined while others hold it too. */
   constructor(
     private readonly account: string,
-    private readonly since: number,
+    private readonly aloneSince: () => number | undefined,
     private readonly options: ParkingOptions & { throttledLately: (account: string) => boolean },
   ) {
     this.timer = setInterval(() => this.check(), Math.min(SLOW_CHECK_MS, options.afterMs));
@@ -92,13 +93,14 @@ export class SlowAccount {
 
   private check(): void {
     if (this.controller.signal.aborted) return;
-    const waited = (this.options.now ?? Date.now)() - this.since;
-    if (waited < this.options.afterMs || !this.options.throttledLately(this.account)) return;
+    const since = this.aloneSince();
+    const held = since === undefined ? 0 : (this.options.now ?? Date.now)() - since;
+    if (held < this.options.afterMs || !this.options.throttledLately(this.account)) return;
     this.stop();
     this.controller.abort(
       new TransientError(
         'account-slow',
-        `account ${this.account}'s IAM throttled while this policy's records waited ${waited} ms (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
+        `account ${this.account}'s IAM throttled while its records alone held the batch for ${held} ms (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
       ),
     );
   }

@@ -12,7 +12,7 @@
 // parked policy (park/, docs/design.md "Parking").
 // Memory stays bounded by the batch: the daemon sends the next batch only
 // after this one is answered.
-import { defer, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
+import { defer, finalize, from, groupBy, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import { decodeRecord } from '../contract/decode.js';
 import { policyKey, splitPolicyKey } from '../contract/policy-key.js';
 import { accountRefusal, allowsAccount } from '../contract/account-gate.js';
@@ -30,6 +30,7 @@ import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
 import { BEHIND_PARKED, SlowAccount, UnavailableFor } from '../park/parking.js';
+import { BatchHold } from '../park/batch-hold.js';
 import type { ParkingOptions } from '../park/parking.js';
 import type { ParkedRecord } from '../park/park-store.js';
 import { PLANNED_ACTION } from '../shadow/planning-applier.js';
@@ -83,8 +84,12 @@ export class ShardPipeline {
     const { maxConcurrentPolicies, parking } = this.options;
     // Read once per batch: only this shard's pipeline parks its policies, and a park drained meanwhile is joined and drained again.
     const parked = parking ? await retryUntilSettled(() => parking.store.parkedPolicies(), this.retryOptions({ step: 'read-parks' })) : new Set<string>();
-    const settlements$ = from(records).pipe(
-      map((record) => this.decode(record)),
+    const decoded = records.map((record) => this.decode(record));
+    // Which account holds the batch, for a slow account's parking: one entry per policy, and one per record that is not a policy's.
+    const accountOf = (policy: string) => (policy === INVALID ? INVALID : (splitPolicyKey(policy).account ?? ''));
+    const keys = [...new Set(decoded.filter((item) => item.valid).map((item) => policyKey(item.valid!.event)))];
+    const hold = new BatchHold([...keys.map(accountOf), ...decoded.filter((item) => !item.valid).map(() => INVALID)], Math.min(...records.map((record) => record.receivedAt)));
+    const settlements$ = from(decoded).pipe(
       // By the policy's key: the same name in two accounts is two policies.
       groupBy((item) => (item.valid ? policyKey(item.valid.event) : INVALID)),
       mergeMap((group) =>
@@ -95,20 +100,24 @@ export class ShardPipeline {
       ),
       // Each account gets its own maxConcurrentPolicies: a slow or failing account's policies never
       // take the places of another account's, which would then wait behind them.
-      groupBy(({ policy }) => (policy === INVALID ? INVALID : (splitPolicyKey(policy).account ?? ''))),
+      groupBy(({ policy }) => accountOf(policy)),
       mergeMap((account) =>
         account.pipe(
           mergeMap(
             ({ policy, items }) =>
               policy === INVALID
-                ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)), maxConcurrentPolicies))
+                ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)).pipe(finalize(() => hold.settled(INVALID))), maxConcurrentPolicies))
                 : defer(() =>
                     this.settlePolicy(
                       policy,
                       items.map((item) => item.valid!),
                       parked.has(policy),
+                      hold,
                     ),
-                  ).pipe(mergeMap((list) => from(list))),
+                  ).pipe(
+                    finalize(() => hold.settled(accountOf(policy))),
+                    mergeMap((list) => from(list)),
+                  ),
             maxConcurrentPolicies,
           ),
         ),
@@ -152,15 +161,14 @@ export class ShardPipeline {
     };
   }
 
-  private async settlePolicy(policy: string, items: ValidRecord[], parked: boolean): Promise<Settlement[]> {
+  private async settlePolicy(policy: string, items: ValidRecord[], parked: boolean, hold?: BatchHold): Promise<Settlement[]> {
     if (parked) return this.park(policy, items, { reason: BEHIND_PARKED, detail: 'earlier records of the policy are parked' });
     const { parking } = this.options;
     const unavailable = parking ? new UnavailableFor(parking) : undefined;
     // A target account's policy (its key names the account) may be given up when the account is slow; the own account's never.
     const account = splitPolicyKey(policy).account;
     const throttledLately = parking?.throttledLately;
-    const since = Math.min(...items.map(({ record }) => record.receivedAt));
-    const slow = parking && throttledLately && account !== undefined ? new SlowAccount(account, since, { ...parking, throttledLately }) : undefined;
+    const slow = parking && throttledLately && hold && account !== undefined ? new SlowAccount(account, () => hold.aloneSince(account), { ...parking, throttledLately }) : undefined;
     let why: { reason: string; detail: string } | undefined;
     const parks = (error: unknown) => {
       if (!unavailable?.parks(error)) return false;

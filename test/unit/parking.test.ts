@@ -7,6 +7,7 @@ import test from 'ava';
 import { AssumeRoleError, TransientError } from '../../src/faults/errors.js';
 import { classifyIamError } from '../../src/iam/classify-iam-error.js';
 import { UnavailableFor, accountUnavailable } from '../../src/park/parking.js';
+import { BatchHold } from '../../src/park/batch-hold.js';
 import type { ParkStore } from '../../src/park/park-store.js';
 
 const sdkFault = (name: string, status: number) => Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode: status }, $fault: 'server' });
@@ -47,4 +48,25 @@ test("a fault of the stream's own starts the wait over", (t) => {
   t.false(unavailable.parks(open()), 'the wait started again at 1,100');
   clock.now = 2_100;
   t.true(unavailable.parks(trial()));
+});
+
+test('a slow account is one that alone holds the batch: while another account has records unsettled, none is given up for being slow', (t) => {
+  const clock = { now: 100 };
+  // Two policies of 111111111111, one of 222222222222, one of the own account ('').
+  const hold = new BatchHold(['111111111111', '111111111111', '222222222222', ''], 100, () => clock.now);
+  t.is(hold.aloneSince('111111111111'), undefined);
+  clock.now = 300;
+  hold.settled('222222222222');
+  t.is(hold.aloneSince('111111111111'), undefined, 'the own account still holds it too');
+  clock.now = 700;
+  hold.settled('');
+  t.is(hold.aloneSince('111111111111'), 700, 'alone since the last other account settled');
+  t.is(hold.aloneSince('222222222222'), undefined, '111111111111 still holds it');
+  hold.settled('111111111111');
+  t.is(hold.aloneSince('222222222222'), undefined);
+  clock.now = 900;
+  hold.settled('111111111111');
+  t.is(hold.aloneSince('222222222222'), 900);
+  // A batch of one account only: it holds the batch from the start.
+  t.is(new BatchHold(['333333333333'], 50, () => clock.now).aloneSince('333333333333'), 50);
 });
