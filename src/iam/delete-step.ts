@@ -57,12 +57,10 @@ export class DeleteStep extends PolicyAccess {
       // Nothing deleted: the ledger's versions still hold if IAM's default is the ledger's.
       const known = hint.ledgerVersions;
       // Kept where it lives: the ledger learns the path if the delete found it under another one.
-      const livesAt = policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
-      return { outcome: 'retained-in-use', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined, ...livesAt };
+      return { outcome: 'retained-in-use', versions: known && known.length > 0 && known.at(-1) === policy.DefaultVersionId ? known : undefined, ...this.livesAt(policy, event.policyPath) };
     }
     const outcome = await this.deletePolicy(arn);
     // A policy kept after all (attached meanwhile) may have lost versions on the way.
-    const keptAt = outcome === 'retained-in-use' && policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
-    return { outcome, versions: outcome === 'retained-in-use' ? undefined : [], ...keptAt };
+    return outcome === 'retained-in-use' ? { outcome, versions: undefined, ...this.livesAt(policy, event.policyPath) } : { outcome, versions: [] };
   }
 }

@@ -135,6 +135,11 @@ export class PolicyAccess {
     return retry(RETRY.iamVisibility, async () => (await this.find(arn)) ?? AGAIN, { sleep: this.sleep });
   }
 
+  /** IamStep.path: where the step found the policy, when that is not where the event would put it. */
+  protected livesAt(policy: Policy, wanted: string): { path?: string } {
+    return policy.Path !== undefined && policy.Path !== wanted ? { path: policy.Path } : {};
+  }
+
   protected owned(policy: Policy): boolean {
     const underPrefix = (policy.Path ?? '/').startsWith(this.options.config.managedPathPrefix);
     const tagged = ownedBy(policy.Tags, this.options.config.appName);

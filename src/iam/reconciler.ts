@@ -232,7 +232,7 @@ export class IamReconciler extends DeleteStep {
     }
     if (!this.owned(policy)) this.notOwned(policy);
     // Found under another path (the event names none): the step says where, for the ledger.
-    const livesAt = policy.Path !== undefined && policy.Path !== event.policyPath ? { path: policy.Path } : {};
+    const livesAt = this.livesAt(policy, event.policyPath);
     try {
       await syncTags(this.send, arn, policy.Tags ?? [], wantedTags, hint.ledgerTags);
       const document = await this.defaultDocument(arn, policy);

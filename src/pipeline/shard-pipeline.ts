@@ -88,7 +88,7 @@ export class ShardPipeline {
     // Which account holds the batch, for a slow account's parking: one entry per policy, and one per record that is not a policy's.
     const accountOf = (policy: string) => (policy === INVALID ? INVALID : (splitPolicyKey(policy).account ?? ''));
     const keys = [...new Set(decoded.filter((item) => item.valid).map((item) => policyKey(item.valid!.event)))];
-    const hold = new BatchHold([...keys.map(accountOf), ...decoded.filter((item) => !item.valid).map(() => INVALID)], Math.min(...records.map((record) => record.receivedAt)));
+    const hold = new BatchHold([...keys.map(accountOf), ...decoded.filter((item) => !item.valid).map(() => INVALID)], records[0]?.receivedAt ?? Date.now());
     const settlements$ = from(decoded).pipe(
       // By the policy's key: the same name in two accounts is two policies.
       groupBy((item) => (item.valid ? policyKey(item.valid.event) : INVALID)),
