@@ -145,6 +145,10 @@ test.serial('an unavailable account is parked, not waited on; later records join
 const SLOW = '333333333333';
 
 /**
+ * (The same promise with IAM throttling for real, through the fault proxy and
+ * the child's own wiring, is slow-account.test.ts; here the slowness is
+ * scripted, so the test can say exactly which steps were given up.)
+ *
  * The worker's IAM step with account SLOW's IAM slow rather than down: its
  * calls succeed, but only after `slowMs` (the rate its throttling lets
  * through), unless the step is given up first (its guard aborts the call).
