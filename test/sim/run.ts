@@ -1,6 +1,7 @@
 // The simulation's command line: `npm run test:sim -- --seeds N --seed S`
 // runs N seeds from S; a failing seed is run again with its trace printed.
-// `--seed S --seeds 1 --trace` prints the trace of one seed whatever its result.
+// `--seed S --seeds 1 --trace` prints the trace of one seed whatever its result;
+// `--stop` ends the budget at its first failing seed.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runSeed } from './world.js';
@@ -8,6 +9,8 @@ import { runSeed } from './world.js';
 export interface Budget {
   seeds: number;
   first: number;
+  /** Ends the budget at its first failing seed. */
+  stopAtFirstFailure?: boolean;
 }
 
 export interface BudgetResult {
@@ -18,7 +21,7 @@ export interface BudgetResult {
   faults: Record<string, number>;
 }
 
-export async function runBudget({ seeds, first }: Budget, onFailure?: (seed: number, violations: string[]) => void): Promise<BudgetResult> {
+export async function runBudget({ seeds, first, stopAtFirstFailure = false }: Budget, onFailure?: (seed: number, violations: string[]) => void): Promise<BudgetResult> {
   const started = performance.now();
   const failed: BudgetResult['failed'] = [];
   const faults: Record<string, number> = {};
@@ -30,6 +33,7 @@ export async function runBudget({ seeds, first }: Budget, onFailure?: (seed: num
     if (result.violations.length > 0) {
       failed.push({ seed, violations: result.violations });
       onFailure?.(seed, result.violations);
+      if (stopAtFirstFailure) return { seeds: seed - first + 1, failed, ms: performance.now() - started, steps, faults };
     }
   }
   return { seeds, failed, ms: performance.now() - started, steps, faults };
@@ -49,7 +53,7 @@ async function main(): Promise<void> {
     const at = args.indexOf(name);
     return at >= 0 ? Number(args[at + 1]) : fallback;
   };
-  const budget = { seeds: value('--seeds', 2_000), first: value('--seed', 1) };
+  const budget = { seeds: value('--seeds', 2_000), first: value('--seed', 1), stopAtFirstFailure: args.includes('--stop') };
   if (args.includes('--trace')) {
     for (let seed = budget.first; seed < budget.first + budget.seeds; seed++) {
       const result = await runSeed({ seed, trace: true });

@@ -53,6 +53,8 @@ const SHARDS: ShardInfo[] = [
 ];
 /** Past this many steps a seed that has not finished is a violation (the stream stopped moving). */
 const MAX_STEPS = 60_000;
+/** Attempts of one ledger request, as the SDK's standard retry mode makes them. */
+const SDK_ATTEMPTS = 3;
 
 export interface SimOptions {
   seed: number;
@@ -130,15 +132,33 @@ class World {
       this.scheduler.log(`operator: replay${reapply ? ' --reapply' : ''}`);
       if (reapply) await this.memory.advanceEpoch();
       for (const lease of this.leases.values()) Object.assign(lease, { owner: undefined, expiresAt: 0, checkpoint: 0 });
+      const live = this.outcomes;
       this.outcomes = [];
       await this.until(() => this.finished(), false);
       this.iam.settle();
+      if (!reapply) this.checkReplayVerdicts(live);
       // Re-applied events meet what the first pass left in IAM (the replay's epoch forgets eventIds
       // and revisions); a plain replay's events are duplicates, so IAM keeps the first fold.
       await this.check('replay', reapply ? firstPass : undefined);
     }
     this.done = true;
     return { seed: this.scheduler.seed, violations: this.violations, trace: this.scheduler.trace, steps: this.scheduler.steps, events: this.sent.length, faults: this.faults };
+  }
+
+  /**
+   * A plain replay gives each record the verdict it had live, or `duplicate`
+   * (docs/operations.md, "replay"): whichever layer meets an event (cache,
+   * batch, ledger) judges it alike, so a replay opens no new dead letter.
+   */
+  private checkReplayVerdicts(live: OutcomeLine[]): void {
+    const verdict = (line: OutcomeLine) => `${line.outcome}${line.reason ? `:${line.reason}` : ''}`;
+    const key = (line: OutcomeLine) => `${line.shard}#${line.sequenceNumber}`;
+    const before = new Map<string, Set<string>>();
+    for (const line of live) before.set(key(line), (before.get(key(line)) ?? new Set()).add(verdict(line)));
+    for (const line of this.outcomes) {
+      const was = before.get(key(line));
+      if (line.outcome !== 'duplicate' && was !== undefined && !was.has(verdict(line))) this.violations.push(`replay: ${key(line)} was ${[...was].join(' or ')} live, ${verdict(line)} replayed`);
+    }
   }
 
   private finished(): boolean {
@@ -226,24 +246,29 @@ class World {
         const value = Reflect.get(target, key, target);
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
-          await scheduler.point(proc, `send ledger.${String(key)}`);
-          await scheduler.landing(`land ledger.${String(key)}`);
-          let result: unknown;
-          let failure: unknown;
-          try {
-            result = await value.apply(target, args);
-          } catch (error) {
-            failure = error;
+          // The SDK sends a request again when its answer is lost (a connection reset): the same
+          // request, so the ledger must recognise its own earlier effect (a claim's, a completion's).
+          for (let attempt = 1; ; attempt++) {
+            await scheduler.point(proc, `send ledger.${String(key)}`);
+            await scheduler.landing(`land ledger.${String(key)}`);
+            let result: unknown;
+            let failure: unknown;
+            try {
+              result = await value.apply(target, args);
+            } catch (error) {
+              failure = error;
+            }
+            const mutating = key !== 'get' && key !== 'archivedEvents' && key !== 'currentEpoch';
+            if (mutating && scheduler.chance(world.ledgerLostAnswer)) {
+              scheduler.log(`${proc.id} ledger answer lost: ${String(key)}`);
+              await scheduler.point(proc, `lost ledger.${String(key)}`);
+              if (attempt < SDK_ATTEMPTS && scheduler.chance(0.5)) continue;
+              throw new TransientError('ECONNRESET', `the connection dropped: the answer to ${String(key)} was lost`);
+            }
+            await scheduler.point(proc, `answer ledger.${String(key)}`);
+            if (failure) throw failure;
+            return result;
           }
-          const mutating = key !== 'get' && key !== 'archivedEvents' && key !== 'currentEpoch';
-          if (mutating && scheduler.chance(world.ledgerLostAnswer)) {
-            scheduler.log(`${proc.id} ledger answer lost: ${String(key)}`);
-            await scheduler.point(proc, `lost ledger.${String(key)}`);
-            throw new TransientError('ECONNRESET', `the connection dropped: the answer to ${String(key)} was lost`);
-          }
-          await scheduler.point(proc, `answer ledger.${String(key)}`);
-          if (failure) throw failure;
-          return result;
         };
       },
     }) as Ledger;
@@ -391,7 +416,14 @@ class World {
       let wire: { partitionKey: string; data: Buffer };
       if (previous.length > 0 && scheduler.chance(0.1))
         wire = previous[scheduler.int(previous.length)]!; // a producer retry
-      else {
+      else if (previous.length > 0 && scheduler.chance(0.03)) {
+        // A producer that reuses an eventId for another payload (event-id-conflict once the first is known).
+        const reused = previous[scheduler.int(previous.length)]!;
+        const event = JSON.parse(reused.data.toString()) as Record<string, unknown>;
+        event.type = 'policy.upserted';
+        event.document = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:PutObject', Resource: `arn:aws:s3:::reused-${i}/*` }] };
+        wire = { partitionKey: reused.partitionKey, data: Buffer.from(JSON.stringify(event)) };
+      } else {
         const name = POLICIES[scheduler.int(POLICIES.length)]!;
         const event: Record<string, unknown> = {
           specVersion: '1',
@@ -411,7 +443,9 @@ class World {
         wire = { partitionKey: name, data: Buffer.from(JSON.stringify(event)) };
         previous.push(wire);
       }
-      const shard = SHARDS.find((s) => s.startingHashKey <= hashKeyOf(wire.partitionKey) && hashKeyOf(wire.partitionKey) <= s.endingHashKey)!;
+      const home = SHARDS.find((s) => s.startingHashKey <= hashKeyOf(wire.partitionKey) && hashKeyOf(wire.partitionKey) <= s.endingHashKey)!;
+      // Now and then an explicit hash key routes a record onto a shard that does not own its partition key.
+      const shard = scheduler.chance(0.04) ? SHARDS.find((s) => s !== home)! : home;
       const list = this.records.get(shard.shardId)!;
       const sequenceNumber = String(49_000_000 + i);
       list.push({ shardId: shard.shardId, sequenceNumber, subSequenceNumber: 0, partitionKey: wire.partitionKey, data: wire.data, index: list.length, receivedAt: 0 });
