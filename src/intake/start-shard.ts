@@ -70,7 +70,7 @@ export async function startShardPipeline(parts: ProcessParts, shardId: string, o
   if (parts.parks && config.parkAfterMs > 0 && config.mode === 'live') {
     const redriver = new Redriver({
       store: parts.parks,
-      redrive: (policy, records) => pipeline.redrive(policy, records),
+      redrive: (policy, records, verify) => pipeline.redrive(policy, records, verify),
       shards: [shardId, ...lineage],
       everyMs: config.redriveEveryMs,
       metrics,

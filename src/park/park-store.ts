@@ -4,7 +4,8 @@
 //
 //   #parks                    the registry: `keys`, the set of parked policy keys
 //   #park/<policy key>        a policy's park: `ids` (record ids), `shards`,
-//                             `next` (ordinal counter), `since`, `reason`, `account`
+//                             `next` (ordinal counter), `since`, `reason`, `account`,
+//                             `verify` (IAM owes a re-verification, run first)
 //   #parked/<key>/<record id> one parked record: its event, its ordinal (its
 //                             place in the policy's order), its position and data
 //
@@ -14,8 +15,14 @@
 // parents), so ordinals are the policy's order across shards too. A record
 // parked again (redelivered, replayed) keeps its first ordinal.
 //
+// A park may hold no record but `verify`: a step completed, and the
+// re-verification it owes (a lost claim's late write may still land) met its
+// account unavailable. The redriver runs it once the account is back, before
+// any record that joined; until then the policy's later records join.
+//
 // The registry and a park change together (TransactWriteItems): a park that
-// gains records is listed, and a park is unlisted only while it holds none.
+// gains records (or `verify`) is listed, and a park is unlisted only while it
+// holds neither.
 // So a park is never left out of the registry, whichever of the pipeline
 // (joining) and the redriver (draining) writes last.
 //
@@ -54,6 +61,8 @@ export interface ParkSummary {
   /** Why its records could not be applied (the transient reason at parking time). */
   reason: string;
   detail: string;
+  /** IAM owes the policy a re-verification, run before its records. */
+  verify: boolean;
 }
 
 /** A parked record, as the redriver and `ips parked drop` get it back, in the policy's order. */
@@ -70,8 +79,13 @@ export interface ParkStore {
   summary(policy: string): Promise<ParkSummary | undefined>;
   /** A policy's parked records, in order. */
   records(policy: string): Promise<ParkedRecord[]>;
-  /** Forgets settled records (their items expire by TTL); unlists the park once it holds none. */
-  release(policy: string, ids: string[]): Promise<void>;
+  /** Parks a re-verification the policy owes (its records, if any, settled): run before whatever joins. */
+  parkVerification(policy: string, at: { shardId: string; account?: string | undefined }, why: { reason: string; detail: string }): Promise<void>;
+  /**
+   * Forgets settled records (their items expire by TTL) and, with `verification`, the
+   * re-verification `answered` or still `owed`; unlists the park once it holds neither.
+   */
+  release(policy: string, ids: string[], verification?: 'answered' | 'owed'): Promise<void>;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -133,9 +147,44 @@ export class DynamoDbParkStore implements ParkStore {
     );
   }
 
+  async parkVerification(policy: string, at: { shardId: string; account?: string | undefined }, why: { reason: string; detail: string }): Promise<void> {
+    const { account } = at;
+    await this.dynamodb.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+              UpdateExpression: `ADD #shards :shards SET #verify = :verify, #since = if_not_exists(#since, :now), #reason = if_not_exists(#reason, :reason), #detail = if_not_exists(#detail, :detail)${account !== undefined ? ', #account = :account' : ''}`,
+              ExpressionAttributeNames: {
+                '#shards': 'shards',
+                '#verify': 'verify',
+                '#since': 'since',
+                '#reason': 'reason',
+                '#detail': 'detail',
+                ...(account !== undefined ? { '#account': 'account' } : {}),
+              },
+              ExpressionAttributeValues: {
+                ':shards': { SS: [at.shardId] },
+                ':verify': { BOOL: true },
+                ':now': { N: String(this.now()) },
+                ':reason': { S: why.reason },
+                ':detail': { S: why.detail.slice(0, 1_000) },
+                ...(account !== undefined ? { ':account': { S: account } } : {}),
+              },
+            },
+          },
+          this.registry('ADD', policy),
+        ],
+      }),
+    );
+  }
+
   async summary(policy: string): Promise<ParkSummary | undefined> {
     const item = await this.get(parkKey(policy));
-    if (!item?.ids?.SS?.length) return undefined; // drained (the item keeps its ordinal counter)
+    const verify = item?.verify?.BOOL === true;
+    if (!item?.ids?.SS?.length && !verify) return undefined; // drained (the item keeps its ordinal counter)
     return {
       policy,
       ...(item.account?.S !== undefined ? { account: item.account.S } : {}),
@@ -144,6 +193,7 @@ export class DynamoDbParkStore implements ParkStore {
       since: Number(item.since?.N ?? 0),
       reason: item.reason?.S ?? '',
       detail: item.detail?.S ?? '',
+      verify,
     };
   }
 
@@ -169,7 +219,7 @@ export class DynamoDbParkStore implements ParkStore {
     return found.sort((a, b) => a.ordinal - b.ordinal);
   }
 
-  async release(policy: string, ids: string[]): Promise<void> {
+  async release(policy: string, ids: string[], verification?: 'answered' | 'owed'): Promise<void> {
     const expiresAt = String(Math.floor(this.now() / 1000) + SETTLED_TTL_SECONDS);
     for (const id of ids) {
       await this.dynamodb
@@ -185,16 +235,20 @@ export class DynamoDbParkStore implements ParkStore {
         )
         .catch(ignore(ConditionalCheckFailedException));
     }
-    if (ids.length > 0) {
+    if (ids.length > 0 || verification !== undefined) {
+      const deleteIds = ids.length > 0 ? 'DELETE #ids :ids' : '';
+      const verify = verification === 'answered' ? 'REMOVE #verify' : verification === 'owed' ? 'SET #verify = :verify' : '';
+      const values: Item = { ...(ids.length > 0 ? { ':ids': { SS: ids } } : {}), ...(verification === 'owed' ? { ':verify': { BOOL: true } } : {}) };
       await this.dynamodb
         .send(
           new UpdateItemCommand({
             TableName: this.tableName,
             Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-            UpdateExpression: 'DELETE #ids :ids',
+            UpdateExpression: [deleteIds, verify].filter(Boolean).join(' '),
             ConditionExpression: 'attribute_exists(#key)',
-            ExpressionAttributeNames: { '#ids': 'ids', '#key': LEDGER_KEY },
-            ExpressionAttributeValues: { ':ids': { SS: ids } },
+            ExpressionAttributeNames: { '#key': LEDGER_KEY, ...(ids.length > 0 ? { '#ids': 'ids' } : {}), ...(verification !== undefined ? { '#verify': 'verify' } : {}) },
+            // DynamoDB refuses an empty map of values (REMOVE alone needs none).
+            ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
           }),
         )
         .catch(ignore(ConditionalCheckFailedException));
@@ -209,8 +263,8 @@ export class DynamoDbParkStore implements ParkStore {
                 TableName: this.tableName,
                 Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
                 UpdateExpression: 'REMOVE #shards, #since, #reason, #detail, #account',
-                ConditionExpression: 'attribute_not_exists(#ids)',
-                ExpressionAttributeNames: { '#ids': 'ids', '#shards': 'shards', '#since': 'since', '#reason': 'reason', '#detail': 'detail', '#account': 'account' },
+                ConditionExpression: 'attribute_not_exists(#ids) AND attribute_not_exists(#verify)',
+                ExpressionAttributeNames: { '#ids': 'ids', '#verify': 'verify', '#shards': 'shards', '#since': 'since', '#reason': 'reason', '#detail': 'detail', '#account': 'account' },
               },
             },
             this.registry('DELETE', policy),

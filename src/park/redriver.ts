@@ -14,15 +14,15 @@ import type { Logger } from '../log/logger.js';
 import { METRIC } from '../metrics/metrics.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Settlement } from '../pipeline/types.js';
-import type { ParkStore, ParkedRecord } from './park-store.js';
+import type { ParkStore, ParkSummary, ParkedRecord } from './park-store.js';
 
 /** The `account` label of the worker's own account's parks (as `ips status` names it). */
 const OWN = 'own';
 
 export interface RedriverOptions {
   store: ParkStore;
-  /** Settles a policy's parked records (ShardPipeline.redrive). */
-  redrive(policy: string, records: ParkedRecord[]): Promise<Settlement[]>;
+  /** Settles a policy's parked records, its parked re-verification first (ShardPipeline.redrive); says whether one is still owed. */
+  redrive(policy: string, records: ParkedRecord[], verify: boolean): Promise<{ settlements: Settlement[]; verificationOwed: boolean }>;
   /** The shard and its ancestors: parks holding records of these are this redriver's. */
   shards: string[];
   everyMs: number;
@@ -35,6 +35,27 @@ export interface RedriveRound {
   redriven: number;
   /** Records still parked in this redriver's parks, by account (`own` for the worker's own). */
   parked: Map<string, number>;
+}
+
+/**
+ * Applies one park, its parked re-verification first and then its records
+ * (ShardPipeline.redrive), and releases what that settled; a re-verification
+ * the records' step still owes stays parked. A transient fault goes to the
+ * caller with the park as it was.
+ */
+export async function redrivePark(
+  store: ParkStore,
+  redrive: RedriverOptions['redrive'],
+  park: ParkSummary,
+): Promise<{ records: ParkedRecord[]; settlements: Settlement[]; verificationOwed: boolean }> {
+  const records = await store.records(park.policy);
+  const { settlements, verificationOwed } = records.length > 0 || park.verify ? await redrive(park.policy, records, park.verify) : { settlements: [], verificationOwed: false };
+  await store.release(
+    park.policy,
+    records.map((record) => record.id),
+    verificationOwed ? 'owed' : park.verify ? 'answered' : undefined,
+  );
+  return { records, settlements, verificationOwed };
 }
 
 export class Redriver {
@@ -72,21 +93,16 @@ export class Redriver {
         parked.set(account, (parked.get(account) ?? 0) + park.records);
         continue;
       }
-      const records = await store.records(policy);
       try {
-        if (records.length > 0) await this.options.redrive(policy, records);
-        await store.release(
-          policy,
-          records.map((record) => record.id),
-        );
+        const { records } = await redrivePark(store, this.options.redrive, park);
         redriven += records.length;
         if (records.length > 0) logger.info({ policy, account: park.account, records: records.length, parkedForMs: Date.now() - park.since }, 'parked records applied');
       } catch (error) {
         if (!isRetriable(error)) throw error;
         unavailable.add(account);
-        parked.set(account, (parked.get(account) ?? 0) + records.length);
+        parked.set(account, (parked.get(account) ?? 0) + park.records);
         logger.info(
-          { policy, account: park.account, records: records.length, reason: (error as { reason?: string }).reason, err: (error as Error).message },
+          { policy, account: park.account, records: park.records, verification: park.verify, reason: (error as { reason?: string }).reason, err: (error as Error).message },
           'parked records wait: the account is still unavailable',
         );
       }

@@ -29,7 +29,7 @@ import { settlePolicyBatch } from './policy-batch.js';
 import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
-import { BEHIND_PARKED, SlowAccount, UnavailableFor } from '../park/parking.js';
+import { BEHIND_PARKED, SlowAccount, UnavailableFor, accountUnavailable } from '../park/parking.js';
 import { BatchHold } from '../park/batch-hold.js';
 import type { ParkingOptions } from '../park/parking.js';
 import type { ParkedRecord } from '../park/park-store.js';
@@ -188,8 +188,37 @@ export class ShardPipeline {
     if (settled === PARKED) return this.park(policy, items, why!);
     const { settlements, verificationOwed } = settled;
     // Settled and completed; IAM is re-verified before the batch is done (a lost claim's late write may still land).
-    if (verificationOwed) await retryUntilSettled(() => verifyPolicy(this.options.context, policy), this.retryOptions({ policy, verification: true }));
+    if (verificationOwed) await this.verifyOrPark(policy, items[0]!);
     return settlements;
+  }
+
+  /**
+   * Runs the re-verification a completed step owes, retried; when its account
+   * stays unavailable for IPS_PARK_AFTER_MS, the re-verification is parked
+   * instead (the redriver runs it once the account is back, before the
+   * policy's later records, which join the park): the batch's records are
+   * settled already and must not hold the checkpoint for it.
+   */
+  private async verifyOrPark(policy: string, first: ValidRecord): Promise<void> {
+    const { parking, context } = this.options;
+    const unavailable = parking ? new UnavailableFor(parking) : undefined;
+    let why: { reason: string; detail: string } | undefined;
+    const verified = await retryUntilSettled(
+      async () => {
+        try {
+          await verifyPolicy(context, policy);
+          return true;
+        } catch (error) {
+          if (!unavailable?.parks(error)) throw error;
+          why = { reason: (error as { reason: string }).reason, detail: (error as Error).message };
+          return false;
+        }
+      },
+      this.retryOptions({ policy, verification: true }),
+    );
+    if (verified) return;
+    await retryUntilSettled(() => parking!.store.parkVerification(policy, { shardId: first.record.shardId, account: first.event.account }, why!), this.retryOptions({ policy, step: 'park' }));
+    this.options.logger.warn({ policy, reason: why!.reason, detail: why!.detail }, 're-verification parked: its account cannot be read now');
   }
 
   /**
@@ -216,12 +245,44 @@ export class ShardPipeline {
    * caller (the redriver), which tries again later. Their outcomes are
    * reported, marked `redriven`; the checkpoint never waited for them.
    */
-  async redrive(policy: string, parked: ParkedRecord[]): Promise<Settlement[]> {
+  async redrive(policy: string, parked: ParkedRecord[], verify = false): Promise<{ settlements: Settlement[]; verificationOwed: boolean }> {
+    const { context } = this.options;
+    // A parked re-verification first: IAM back to the ledger's state before later events meet it.
+    if (verify) await this.verifyThroughWaits(policy);
     const items = parked.map(({ record, event, payloadHash }, index) => ({ record: { ...record, index }, event, payloadHash }));
-    const { settlements, verificationOwed } = await settlePolicyBatch(this.options.context, items);
-    if (verificationOwed) await retryUntilSettled(() => verifyPolicy(this.options.context, policy), this.retryOptions({ policy, verification: true }));
+    const { settlements, verificationOwed } = items.length > 0 ? await settlePolicyBatch(context, items) : { settlements: [], verificationOwed: false };
     for (const settlement of settlements.sort((a, b) => a.record.index - b.record.index)) this.report(settlement, true);
-    return settlements;
+    // Owed by these records' step: while the account is unavailable again, it stays parked for the next round.
+    let owed = false;
+    if (verificationOwed) {
+      try {
+        await this.verifyThroughWaits(policy);
+      } catch (error) {
+        if (!accountUnavailable(error)) throw error;
+        owed = true;
+      }
+    }
+    return { settlements, verificationOwed: owed };
+  }
+
+  /**
+   * Re-verifies, retried through the waits that end (late writes, a claim held
+   * elsewhere); the account's unavailability goes to the caller at once.
+   */
+  private async verifyThroughWaits(policy: string): Promise<void> {
+    const unavailable = await retryUntilSettled(
+      async () => {
+        try {
+          await verifyPolicy(this.options.context, policy);
+          return undefined;
+        } catch (error) {
+          if (accountUnavailable(error)) return error;
+          throw error;
+        }
+      },
+      this.retryOptions({ policy, verification: true }),
+    );
+    if (unavailable) throw unavailable;
   }
 
   private async reject(item: Decoded): Promise<Settlement> {

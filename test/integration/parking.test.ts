@@ -5,6 +5,8 @@
 // the park in order once the account is back, and a replay afterwards is
 // answered `duplicate`: nothing is lost and nothing takes effect twice.
 import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../../src/config/config.js';
 import { GetPolicyCommand, GetPolicyVersionCommand } from '@aws-sdk/client-iam';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
@@ -38,21 +40,24 @@ const SHARD = 'shardId-000000000000';
  * differ per account here), which is all this test needs of IAM.
  */
 function outageApplier(real: Applier) {
-  const state = { down: true, applied: [] as string[], tried: [] as string[] };
+  const state = { down: true, applied: [] as string[], tried: [] as string[], downAfter: undefined as string | undefined };
   const applier: Applier = {
     apply: async (event: PolicyEvent, hint?: ApplyHint) => {
       state.tried.push(event.eventId);
       if (event.account === DOWN && state.down) throw new TransientError('circuit-open', `account ${DOWN}: IAM circuit breaker open`);
       const step = await real.apply(event, hint);
       state.applied.push(event.eventId);
+      // The account goes down right after this event's step (`downAfter`).
+      if (event.eventId === state.downAfter) state.down = true;
       return step;
     },
   };
   return { applier, state };
 }
 
-function setUp(owner: string) {
-  const { config, clients } = stackOf();
+function setUp(owner: string, claims: Partial<Pick<Config, 'claimTtlMs' | 'lateWriteMs'>> = {}) {
+  const { clients } = stackOf();
+  const config = { ...stackOf().config, ...claims };
   const aws = clients();
   const metrics = new Metrics();
   const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400 };
@@ -62,8 +67,8 @@ function setUp(owner: string) {
     { config: fast, logger: silentLogger, metrics, ledger: ledgerFromConfig(aws.dynamodb, config), cache: new DedupCache(1_000), applier: outage.applier, deadLetters: new MemoryDeadLetters(), parks },
     { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner },
   );
-  const redriver = new Redriver({ store: parks, redrive: (policy, records) => pipeline.redrive(policy, records), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
-  return { aws, pipeline, redriver, parks, outage, metrics };
+  const redriver = new Redriver({ store: parks, redrive: (policy, records, verify) => pipeline.redrive(policy, records, verify), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
+  return { aws, config, pipeline, redriver, parks, outage, metrics };
 }
 
 const event = (name: string, eventId: string, variant: string, account?: string) => eventRecord(upsertedEvent({ eventId, name, document: doc(variant), ...(account ? { account } : {}) }));
@@ -141,6 +146,54 @@ test.serial('an unavailable account is parked, not waited on; later records join
   t.deepEqual(replay.outage.state.applied, [], 'no IAM step for a replayed record');
   t.deepEqual(appliedOnce.length, 1, `the park's records coalesce into one IAM step, applied once: ${appliedOnce}`);
 });
+
+test.serial(
+  "a re-verification owed when the account goes down is parked, not waited on: the batch settles; the policy's later records join; the redriver re-verifies IAM once the account is back, before them",
+  async (t) => {
+    const { aws, config, pipeline, redriver, parks, outage } = setUp('worker-verify', { claimTtlMs: 300, lateWriteMs: 2_000 });
+    const key = `${DOWN}/park-verify`;
+    const ledger = ledgerFromConfig(aws.dynamodb, config);
+    const [first] = streamRecords([event('park-verify', 'v1', 'v1', DOWN)], SHARD);
+    // A zombie's claim on the policy, expired: the next claim takes it over, and IAM is owed a
+    // re-verification once the zombie's late writes can no longer land: 2 s after its expiry, later
+    // than the step, which so cannot answer the mark itself.
+    await ledger.claim({ policy: key, record: first!, eventId: 'zombie', payloadHash: 'zombie', owner: 'zombie', epoch: 0 });
+    await sleep(400);
+    outage.state.down = false;
+    outage.state.downAfter = 'v1';
+
+    const settled = await pipeline.processBatch(batch([first!]));
+    t.deepEqual(
+      settled.map((s) => [s.eventId, s.outcome]),
+      [['v1', 'created']],
+      'the record is settled though its re-verification cannot run',
+    );
+    const park = await parks.summary(key);
+    t.like(park, { records: 0, verify: true, reason: 'circuit-open' }, 'the re-verification is parked');
+    const marked = (await ledger.get(key))!;
+    t.true((marked.verifiedUpTo ?? 0) < (marked.verifyRequested ?? 0), 'the mark stays unanswered in the ledger');
+
+    const [second] = streamRecords([event('park-verify', 'v2', 'v2', DOWN)], SHARD);
+    const joined = await pipeline.processBatch(batch([second!]));
+    t.deepEqual(
+      joined.map((s) => [s.eventId, s.outcome, s.reason]),
+      [['v2', 'parked', 'behind-parked']],
+    );
+
+    t.is((await redriver.round()).redriven, 0, 'still down: nothing is redriven');
+    t.true((await parks.summary(key))?.verify);
+
+    outage.state.down = false;
+    const triedBefore = outage.state.tried.length;
+    t.is((await redriver.round()).redriven, 1);
+    t.deepEqual(outage.state.tried.slice(triedBefore), [`verify:${key}`, 'v2'], "IAM re-verified (to the ledger's v1) before the later record");
+    t.is(await parks.summary(key), undefined, 'the park is gone');
+    t.deepEqual([...(await parks.parkedPolicies())], []);
+    const entry = (await ledger.get(key))!;
+    t.true((entry.verifiedUpTo ?? 0) >= (entry.verifyRequested ?? 0), 'the mark is answered');
+    t.true(documentsEqual(await defaultDocument(aws, 'park-verify'), doc('v2')));
+  },
+);
 
 const SLOW = '333333333333';
 

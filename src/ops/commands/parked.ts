@@ -14,6 +14,7 @@ import { buildProcessParts } from '../../intake/process-parts.js';
 import { createLogger } from '../../log/logger.js';
 import { Metrics } from '../../metrics/metrics.js';
 import { DynamoDbParkStore } from '../../park/park-store.js';
+import { redrivePark } from '../../park/redriver.js';
 import type { ParkSummary } from '../../park/park-store.js';
 import { createShardPipeline } from '../../pipeline/create.js';
 import type { Command, Values } from '../cli/command.js';
@@ -40,7 +41,16 @@ async function selectedParks(store: DynamoDbParkStore, values: Values, policies:
 }
 
 function row(park: ParkSummary) {
-  return { policy: park.policy, account: park.account ?? '(own)', records: park.records, since: new Date(park.since).toISOString(), reason: park.reason, shards: park.shards.join(' ') };
+  return {
+    policy: park.policy,
+    account: park.account ?? '(own)',
+    records: park.records,
+    // A re-verification parked (its records settled): run before any record that joins.
+    verification: park.verify ? 'owed' : '',
+    since: new Date(park.since).toISOString(),
+    reason: park.reason,
+    shards: park.shards.join(' '),
+  };
 }
 
 async function redrive(ctx: OpsContext, store: DynamoDbParkStore, parks: ParkSummary[]): Promise<number> {
@@ -57,15 +67,11 @@ async function redrive(ctx: OpsContext, store: DynamoDbParkStore, parks: ParkSum
       { shardId: 'ips-parked', lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch, owner, accounts: parts.accounts!.gate(own.account) },
     );
     for (const park of parks) {
-      const records = await store.records(park.policy);
       try {
-        const settled = records.length > 0 ? await pipeline.redrive(park.policy, records) : [];
-        await store.release(
-          park.policy,
-          records.map((record) => record.id),
-        );
-        const outcomes = settled.map((s) => s.outcome).join(', ');
-        print(`${terminalText(park.policy)}: ${records.length} record(s) applied${outcomes ? ` (${outcomes})` : ''}`);
+        const { records, settlements, verificationOwed } = await redrivePark(store, (policy, parked, verify) => pipeline.redrive(policy, parked, verify), park);
+        const outcomes = settlements.map((s) => s.outcome).join(', ');
+        const verification = verificationOwed ? '; its re-verification still waits for the account' : park.verify ? '; IAM re-verified' : '';
+        print(`${terminalText(park.policy)}: ${records.length} record(s) applied${outcomes ? ` (${outcomes})` : ''}${verification}`);
       } catch (error) {
         if (!isRetriable(error)) throw error;
         failed++;
