@@ -28,10 +28,8 @@ import { grantManagedPolicies } from './managed-policy-grant.js';
 
 /** The target-account stack's name, and the id of its template in the cloud assembly. */
 export const TARGET_STACK_NAME = 'iam-policy-stream-target';
-/** The role the workers assume in each target account (IPS_TARGET_ROLE_NAME's default). */
-export const DEFAULT_TARGET_ROLE_NAME = 'iam-policy-stream-target';
-/** The read-only role the drift audit assumes in each target account. */
-export const DEFAULT_TARGET_AUDIT_ROLE_NAME = 'iam-policy-stream-target-audit';
+// The roles' default names are the ones the configuration falls back on (IPS_TARGET_ROLE_NAME: the write role, or a shadow's read-only one).
+export { DEFAULT_TARGET_AUDIT_ROLE_NAME, DEFAULT_TARGET_ROLE_NAME } from '../../src/config/config.js';
 
 export interface TargetAccountRolesProps {
   /** IPS_APP_NAME of the deployment that manages the account: the owner tag's value. */
