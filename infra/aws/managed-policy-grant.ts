@@ -12,6 +12,7 @@ import { Aws } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { OWNER_TAG } from '../../src/contract/ownership.js';
 import { acknowledge } from './cfn.js';
+import type { IConstruct } from 'constructs';
 import type { InlinePolicyRole } from './inline-policy-role.js';
 
 /** IAM calls of src/iam/reconciler.ts, split by whether they change anything. */
@@ -37,11 +38,25 @@ export function managedPoliciesArn(managedPathPrefix: string): string {
 
 /**
  * The reconciler's reads alone: what a shadow worker (IPS_MODE=shadow) needs
- * to plan each record against IAM, and no write.
+ * to plan each record against IAM, and no write. The shadow role holds them in
+ * its own account, the audit role of a target account that trusts a shadow
+ * (target-account.ts) there.
  */
-function grantManagedPolicyReads(role: InlinePolicyRole, managedPathPrefix: string): void {
-  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ReadManagedPolicies', actions: IAM_READ_ACTIONS, resources: [managedPoliciesArn(managedPathPrefix)] }));
-  role.addToPrincipalPolicy(new PolicyStatement({ sid: 'ListPolicyNames', actions: IAM_LIST_ACTIONS, resources: ['*'] }));
+export function managedPolicyReads(managedPathPrefix: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({ sid: 'ReadManagedPolicies', actions: IAM_READ_ACTIONS, resources: [managedPoliciesArn(managedPathPrefix)] }),
+    new PolicyStatement({ sid: 'ListPolicyNames', actions: IAM_LIST_ACTIONS, resources: ['*'] }),
+  ];
+}
+
+/** Why cdk-nag's findings in managedPolicyReads are what they must be. */
+export function acknowledgeManagedPolicyReads(scope: IConstruct): void {
+  acknowledge(scope, {
+    'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy<ManagedPathPrefix>*]':
+      'A shadow reads every policy under the managed path, whose names come from the event stream: the wildcard is the path, a prefix ending in "/" that the ManagedPathPrefix parameter cannot set to "/". Reads only.',
+    'AwsSolutions-IAM5[Resource::*]':
+      'iam:ListPolicies has no resource type (IAM grants it on "*" only). It returns names and metadata, never documents, and is called only to tell a name taken under another path from a policy under the managed path.',
+  });
 }
 
 /** Grants the reconciler's IAM calls on the managed path, every write fenced by the owner tag, and acknowledges what cdk-nag finds in them. */
@@ -52,9 +67,9 @@ export function grantManagedPolicies(role: InlinePolicyRole, props: ManagedPolic
   const iamStatement = (sid: string, actions: string[], conditions?: Record<string, Record<string, unknown>>) =>
     role.addToPrincipalPolicy(new PolicyStatement({ sid, actions, resources: [managedPolicies], ...(conditions ? { conditions } : {}) }));
 
-  grantManagedPolicyReads(role, props.managedPathPrefix);
+  for (const statement of managedPolicyReads(props.managedPathPrefix)) role.addToPrincipalPolicy(statement);
   if (options.readOnly === true) {
-    acknowledgeManagedPolicyGrant(role);
+    acknowledgeManagedPolicyReads(role);
     return;
   }
   // The reconciler always creates with its owner tag; a policy without it would be one it refuses to manage later.

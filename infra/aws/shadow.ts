@@ -6,6 +6,12 @@
 // no IAM write. Its metrics go to a namespace of their own, so the live alarms
 // never count a shadow's records. `ips plan --shadow-report` reads its ledger.
 //
+// In the accounts of TargetAccounts it reads through the drift audit's
+// read-only role there (TargetAuditRoleName), never the workers' write role:
+// its role may assume that role alone, and its tasks are told its name. The
+// target-account stack trusts the shadow role only when given its ARN
+// (ShadowRoleArn, this stack's output of that name).
+//
 // Every resource here exists only while ShadowWorkers is above 0, and the
 // shadow's tables go with it: they hold nothing the live processor needs.
 import { CfnCondition, CfnResource, Fn } from 'aws-cdk-lib';
@@ -18,8 +24,9 @@ import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { loadConfig } from '../../src/config/config.js';
 import { keepElementId, keepLogicalId } from './cfn.js';
-import type { NetworkParameters, WorkerParameters } from './parameters.js';
+import type { NetworkParameters, TargetAccountParameters, WorkerParameters } from './parameters.js';
 import { LedgerTables } from './tables.js';
+import { assumeTargetRoles, targetAccountEnvironment } from './target-account.js';
 import { WorkerRole } from './worker-role.js';
 import type { WorkerRoleConditions } from './worker-role.js';
 import { workerEnvironment, workerFargateService, workerTaskDefinition } from './worker-task.js';
@@ -54,6 +61,10 @@ export interface ShadowServiceProps {
   readonly kclMajor: number;
   /** The live worker role's conditions on the parameters (fan-out, KCL metrics): the shadow's grants follow them. */
   readonly roleConditions: WorkerRoleConditions;
+  /** TargetAccounts, the audit role's name and the ExternalId: the shadow reads those accounts through the audit role. */
+  readonly targets: TargetAccountParameters;
+  /** Holds when TargetAccounts names an account: the shadow's AssumeRole grant exists only then. */
+  readonly hasTargetAccounts: CfnCondition;
 }
 
 export class ShadowService extends Construct {
@@ -82,6 +93,14 @@ export class ShadowService extends Construct {
       shadow: { idPrefix: 'Shadow', conditions: props.roleConditions },
     });
     this.role = role;
+    // The read-only role the drift audit assumes in each target account, and no other: a shadow never holds the write role.
+    assumeTargetRoles(this, 'ShadowTargetAccountsPolicy', {
+      role,
+      policyName: 'target-accounts',
+      accounts: props.targets.accounts,
+      condition: props.hasTargetAccounts,
+      roleName: props.targets.auditRoleName,
+    });
 
     const environment = {
       ...workerEnvironment({
@@ -93,7 +112,8 @@ export class ShadowService extends Construct {
         streamName: props.stream.streamName,
         tables: { ledger: tables.ledger.tableName, eventArchive: tables.eventArchive.tableName, deadLetters: tables.deadLetters.tableName, leases: tables.leases.tableName },
         workers: props.workers,
-        targetAccountEnvironment: {},
+        // The audit role's name, which the configuration requires of a shadow (src/config/config.ts).
+        targetAccountEnvironment: targetAccountEnvironment({ accounts: props.targets.accounts, roleName: props.targets.auditRoleName, externalId: props.targets.externalId }),
       }),
       IPS_MODE: 'shadow',
     };

@@ -10,10 +10,11 @@
 //   DriftAuditSchedule  the scheduled drift audit (drift-audit.ts)
 //   ShadowService       with ShadowWorkers > 0: IPS_MODE=shadow workers, their own
 //                       tables and a role that reads IAM only (shadow.ts)
-//   TargetAccountsPolicy, DriftAuditTargetAccountsPolicy
-//                       the worker and the audit may assume their role in each
-//                       of TargetAccounts (target-account.ts; the roles come
-//                       from the target-account stack, target-stack.ts)
+//   TargetAccountsPolicy, DriftAuditTargetAccountsPolicy, ShadowTargetAccountsPolicy
+//                       the worker, the audit and the shadow may assume their
+//                       role in each of TargetAccounts, the shadow the audit's
+//                       (target-account.ts; the roles come from the
+//                       target-account stack, target-stack.ts)
 //
 // Everything a deployment varies is a CloudFormation parameter, declared in
 // parameters.ts and handed to the constructs as one typed object, so the
@@ -133,7 +134,7 @@ export class IamPolicyStreamStack extends Stack {
     });
 
     // ShadowWorkers > 0: a shadow service beside the workers, with its own tables and a read-only IAM grant.
-    new ShadowService(this, 'Shadow', {
+    const shadow = new ShadowService(this, 'Shadow', {
       appName: app,
       managedPathPrefix,
       metricsNamespace,
@@ -148,6 +149,8 @@ export class IamPolicyStreamStack extends Stack {
       metricsLogGroup,
       kclMajor,
       roleConditions,
+      targets,
+      hasTargetAccounts,
     });
 
     const { topic, alarms } = new OperationalAlarms(this, 'Alarms', {
@@ -208,6 +211,11 @@ export class IamPolicyStreamStack extends Stack {
     output('LeaseTableName', { value: leases.tableName });
     output('TaskRoleArn', { description: 'The worker role: WorkerRoleArn of the target-account stack.', value: taskRole.roleArn });
     output('DriftAuditRoleArn', { description: 'The drift audit role: DriftAuditRoleArn of the target-account stack.', value: drift.role.roleArn });
+    output('ShadowRoleArn', {
+      description: "The shadow's role, with ShadowWorkers above 0: ShadowRoleArn of the target-account stack.",
+      value: shadow.role.roleArn,
+      condition: shadow.condition,
+    });
     output('ClusterName', { value: cluster.clusterName });
     output('ServiceName', { value: service.attrName });
     output('LogGroupName', { value: logGroup.logGroupName });

@@ -7,7 +7,9 @@
 //                    trusted by the worker role alone, holding the worker's own
 //                    IAM grant on the managed path (managed-policy-grant.ts)
 //   TargetAuditRole  named TargetAuditRoleName, trusted by the drift audit's
-//                    role alone, holding the audit's IAM reads (drift-audit.ts)
+//                    role alone, holding the audit's IAM reads (drift-audit.ts);
+//                    with ShadowRoleArn set, trusted by the shadow's role too
+//                    and holding a shadow's IAM reads (TargetAuditShadowPolicy)
 // Both ask for the ExternalId when TargetExternalId is set.
 //
 // In the main stack (stack.ts): the worker role may assume TargetRole, and
@@ -24,14 +26,12 @@ import { Construct } from 'constructs';
 import { acknowledge, keepElementId, keepLogicalId } from './cfn.js';
 import { grantDriftReads } from './drift-audit.js';
 import { conditionalPolicy, InlinePolicyRole } from './inline-policy-role.js';
-import { grantManagedPolicies } from './managed-policy-grant.js';
+import { acknowledgeManagedPolicyReads, grantManagedPolicies, managedPolicyReads } from './managed-policy-grant.js';
 
 /** The target-account stack's name, and the id of its template in the cloud assembly. */
 export const TARGET_STACK_NAME = 'iam-policy-stream-target';
-/** The role the workers assume in each target account (IPS_TARGET_ROLE_NAME's default). */
-export const DEFAULT_TARGET_ROLE_NAME = 'iam-policy-stream-target';
-/** The read-only role the drift audit assumes in each target account. */
-export const DEFAULT_TARGET_AUDIT_ROLE_NAME = 'iam-policy-stream-target-audit';
+// The roles' default names are the ones the configuration falls back on (IPS_TARGET_ROLE_NAME: the write role, or a shadow's read-only one).
+export { DEFAULT_TARGET_AUDIT_ROLE_NAME, DEFAULT_TARGET_ROLE_NAME } from '../../src/config/config.js';
 
 export interface TargetAccountRolesProps {
   /** IPS_APP_NAME of the deployment that manages the account: the owner tag's value. */
@@ -43,18 +43,22 @@ export interface TargetAccountRolesProps {
   readonly workerRoleArn: string;
   /** The main stack's drift audit role (its output DriftAuditRoleArn). */
   readonly driftAuditRoleArn: string;
+  /** The main stack's shadow role (its output ShadowRoleArn); empty: the audit role trusts no shadow. */
+  readonly shadowRoleArn: string;
   /** Empty: no ExternalId asked for. */
   readonly externalId: string;
 }
 
-/** The two roles of a target account. */
+/** The two roles of a target account, and the shadow's reads of the audit role when a shadow is trusted. */
 export class TargetAccountRoles extends Construct {
   readonly role: InlinePolicyRole;
   readonly auditRole: InlinePolicyRole;
+  readonly shadowReads: Policy;
 
   constructor(scope: Construct, id: string, props: TargetAccountRolesProps) {
     super(scope, id);
     const hasExternalId = keepElementId(new CfnCondition(this, 'HasTargetExternalId', { expression: Fn.conditionNot(Fn.conditionEquals(props.externalId, '')) }));
+    const hasShadowRole = keepElementId(new CfnCondition(this, 'HasShadowRole', { expression: Fn.conditionNot(Fn.conditionEquals(props.shadowRoleArn, '')) }));
     /** A role that the one principal may assume, with the ExternalId when one is set. */
     const trustedRole = (roleId: string, options: { roleName: string; trusted: string; policyName: string; description: string }) => {
       const role = keepLogicalId(
@@ -85,9 +89,24 @@ export class TargetAccountRoles extends Construct {
       roleName: props.auditRoleName,
       trusted: props.driftAuditRoleArn,
       policyName: 'drift-audit',
-      description: 'iam-policy-stream drift audit in this account: reads the IAM policies under the managed path; no IAM write. Assumed by the drift audit role alone.',
+      description:
+        'iam-policy-stream drift audit in this account: reads the IAM policies under the managed path; no IAM write. Assumed by the drift audit role, and by a shadow role when ShadowRoleArn names one.',
     });
     grantDriftReads(this.auditRole, props.managedPathPrefix);
+
+    // A shadow plans in this account through the audit role, the read-only one, never the target role:
+    // trusted beside the drift audit, with the reads of its planning step, only once its role is named.
+    (this.auditRole.node.defaultChild as CfnRole).addPropertyOverride(
+      'AssumeRolePolicyDocument.Statement.0.Principal.AWS',
+      Fn.conditionIf(hasShadowRole.logicalId, [props.driftAuditRoleArn, props.shadowRoleArn], props.driftAuditRoleArn),
+    );
+    this.shadowReads = conditionalPolicy(this, 'TargetAuditShadowPolicy', {
+      policyName: 'shadow',
+      role: this.auditRole,
+      condition: hasShadowRole,
+      statements: managedPolicyReads(props.managedPathPrefix),
+    });
+    acknowledgeManagedPolicyReads(this.shadowReads);
   }
 }
 

@@ -1,5 +1,6 @@
 // The stack of a target account: the role the workers assume there and the
-// drift audit's read-only role (target-account.ts), nothing else.
+// drift audit's read-only role (target-account.ts), which a shadow may share
+// (ShadowRoleArn), nothing else.
 //
 // Deploy it in each account the workers manage, before the account goes into
 // the main stack's TargetAccounts: with `cdk deploy` or CloudFormation in that
@@ -41,14 +42,25 @@ export class TargetAccountStack extends Stack {
       allowedPattern: ROLE_ARN_PATTERN,
       description: "The drift audit's task role, the only principal the audit role trusts: the main stack's output DriftAuditRoleArn.",
     });
+    const shadowRoleArn = new CfnParameter(this, 'ShadowRoleArn', {
+      type: 'String',
+      default: '',
+      allowedPattern: `^$|${ROLE_ARN_PATTERN}`,
+      description:
+        "The shadow's task role (the main stack's output ShadowRoleArn, with ShadowWorkers above 0): the audit role trusts it too, and lets it read what a shadow plans with. Empty: no shadow reads this account.",
+    });
     this.roles = new TargetAccountRoles(this, 'Roles', {
       appName: appName.valueAsString,
       managedPathPrefix: managedPathPrefix.valueAsString,
       ...roles,
       workerRoleArn: workerRoleArn.valueAsString,
       driftAuditRoleArn: driftAuditRoleArn.valueAsString,
+      shadowRoleArn: shadowRoleArn.valueAsString,
     });
     new CfnOutput(this, 'TargetRoleArnOutput', { description: 'The role the workers assume here.', value: this.roles.role.roleArn }).overrideLogicalId('TargetRoleArn');
-    new CfnOutput(this, 'TargetAuditRoleArnOutput', { description: 'The role the drift audit assumes here.', value: this.roles.auditRole.roleArn }).overrideLogicalId('TargetAuditRoleArn');
+    new CfnOutput(this, 'TargetAuditRoleArnOutput', {
+      description: 'The role the drift audit (and a shadow, with ShadowRoleArn) assumes here.',
+      value: this.roles.auditRole.roleArn,
+    }).overrideLogicalId('TargetAuditRoleArn');
   }
 }

@@ -282,6 +282,28 @@ export function destroyTargetAccountClients(clients: TargetAccountClients): void
   targetReleases.delete(clients.iam);
 }
 
+/** Target accounts' IAM clients for an operator's command: each built on its first use, all destroyed by `close`. */
+export interface TargetAccountPool {
+  iamOf(account: string, partition: string): IAMClient;
+  close(): void;
+}
+
+/** A pool whose clients assume Config.targetRoleName in each account, under one session name (CloudTrail shows the command). */
+export function targetAccountPool(config: Config, sessionName: string, options: ClientOptions = {}): TargetAccountPool {
+  const targets = new Map<string, TargetAccountClients>();
+  return {
+    iamOf(account, partition) {
+      let clients = targets.get(account);
+      if (!clients) targets.set(account, (clients = createTargetAccountClients(config, { account, partition, sessionName }, options)));
+      return clients.iam;
+    },
+    close() {
+      for (const clients of targets.values()) destroyTargetAccountClients(clients);
+      targets.clear();
+    },
+  };
+}
+
 export function destroyAwsClients(clients: AwsClients): void {
   clients.kinesis.destroy();
   clients.dynamodb.destroy();

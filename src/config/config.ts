@@ -33,7 +33,10 @@ export interface Config {
    * any other is `rejected account-not-allowed`.
    */
   targetAccounts: string[];
-  /** The role assumed in each target account (IPS_TARGET_ROLE_NAME). */
+  /**
+   * The role assumed in each target account (IPS_TARGET_ROLE_NAME): the
+   * target role, or in shadow mode the read-only audit role (targetRoleName()).
+   */
   targetRoleName: string;
   /** The ExternalId the target roles' trust policies ask for (IPS_TARGET_EXTERNAL_ID); undefined: none sent. */
   targetExternalId: string | undefined;
@@ -210,6 +213,31 @@ function targetAccounts(env: Env): string[] {
 
 /** IAM role names: 1 to 64 of letters, digits and +=,.@_- (a role path is not part of the name). */
 const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+/** The role the workers assume in each target account (infra/aws/target-account.ts names it so). */
+export const DEFAULT_TARGET_ROLE_NAME = 'iam-policy-stream-target';
+/** The read-only role of each target account: the drift audit's, and a shadow's. */
+export const DEFAULT_TARGET_AUDIT_ROLE_NAME = 'iam-policy-stream-target-audit';
+
+/**
+ * IPS_TARGET_ROLE_NAME. A shadow writes nothing, so it reads each target
+ * account through the read-only role the drift audit assumes there, never
+ * through the workers' write role: the deployment names that role to both the
+ * same way (IPS_TARGET_ROLE_NAME), and a shadow without the variable gets its
+ * default name. A shadow given the write role's default name (the live
+ * workers' environment copied with IPS_MODE=shadow) is refused rather than
+ * handed credentials that could write IAM.
+ */
+function targetRoleName(env: Env, mode: Config['mode']): string {
+  const fallback = mode === 'shadow' ? DEFAULT_TARGET_AUDIT_ROLE_NAME : DEFAULT_TARGET_ROLE_NAME;
+  const name = resourceName(env, 'IPS_TARGET_ROLE_NAME', fallback, ROLE_NAME, 'role name (IAM): 1 to 64 letters, digits, +=,.@_-');
+  if (mode === 'shadow' && name === DEFAULT_TARGET_ROLE_NAME) {
+    throw new ConfigError(
+      `IPS_TARGET_ROLE_NAME must name the target accounts' read-only audit role in shadow mode (default ${DEFAULT_TARGET_AUDIT_ROLE_NAME}), not the workers' write role ${DEFAULT_TARGET_ROLE_NAME}`,
+    );
+  }
+  return name;
+}
+
 /** STS ExternalId: 2 to 1,224 of letters, digits and +=,.@:/_- . */
 const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
 
@@ -263,7 +291,7 @@ export function loadConfig(env: Env = process.env): Config {
     leaseTable: resourceName(env, 'IPS_LEASE_TABLE', namespace, TABLE_NAME, TABLE_WORDS, 'IPS_APP_NAME'),
     managedPathPrefix,
     targetAccounts: targetAccounts(env),
-    targetRoleName: resourceName(env, 'IPS_TARGET_ROLE_NAME', 'iam-policy-stream-target', ROLE_NAME, 'role name (IAM): 1 to 64 letters, digits, +=,.@_-'),
+    targetRoleName: targetRoleName(env, mode),
     targetExternalId: targetExternalId(env),
     maxConcurrentPolicies: integer(env, 'IPS_MAX_CONCURRENT_POLICIES', 16, 1),
     dedupCacheSize: integer(env, 'IPS_DEDUP_CACHE_SIZE', 100_000, 1),

@@ -10,8 +10,8 @@ import type { Decoded } from '../contract/decode.js';
 import { accountRefusal, allowsAccount } from '../contract/account-gate.js';
 import type { AccountGate } from '../contract/account-gate.js';
 import { policyKey } from '../contract/policy-key.js';
-import { createTargetAccountClients, destroyTargetAccountClients } from '../aws/clients.js';
-import type { ClientOptions, TargetAccountClients } from '../aws/clients.js';
+import { targetAccountPool } from '../aws/clients.js';
+import type { ClientOptions } from '../aws/clients.js';
 import { payloadHash } from '../contract/payload-hash.js';
 import type { RecordPosition } from '../contract/record-id.js';
 import { recordId } from '../contract/record-id.js';
@@ -72,7 +72,7 @@ export function planSources(
   guard: DocumentGuard,
   clientOptions: ClientOptions = {},
 ): PlanSources {
-  const targets = new Map<string, TargetAccountClients>();
+  const targets = targetAccountPool(config, 'ips-plan', clientOptions);
   let caller: ReturnType<typeof callerOf> | undefined;
   return {
     iam: aws.iam,
@@ -86,15 +86,8 @@ export function planSources(
       caller ??= callerOf(aws.sts);
       return caller;
     },
-    iamOf(account, partition) {
-      let clients = targets.get(account);
-      if (!clients) targets.set(account, (clients = createTargetAccountClients(config, { account, partition, sessionName: 'ips-plan' }, clientOptions)));
-      return clients.iam;
-    },
-    close() {
-      for (const clients of targets.values()) destroyTargetAccountClients(clients);
-      targets.clear();
-    },
+    iamOf: (account, partition) => targets.iamOf(account, partition),
+    close: () => targets.close(),
   };
 }
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { ConfigError, DEFAULT_TARGET_AUDIT_ROLE_NAME, DEFAULT_TARGET_ROLE_NAME, loadConfig } from '../../src/config/config.js';
 
 test('defaults are documented values', (t) => {
   const config = loadConfig({});
@@ -103,6 +103,23 @@ test("target accounts: an allow-list of 12-digit ids (none: only the worker's ow
   t.throws(() => loadConfig({ IPS_TARGET_ROLE_NAME: 'r'.repeat(65) }), { instanceOf: ConfigError, message: /^IPS_TARGET_ROLE_NAME/ });
   t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'x' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
   t.throws(() => loadConfig({ IPS_TARGET_EXTERNAL_ID: 'has space' }), { instanceOf: ConfigError, message: /^IPS_TARGET_EXTERNAL_ID/ });
+});
+
+test("shadow mode reads target accounts through their read-only audit role, never the workers' write role", (t) => {
+  // The audit role's name by default; the one the deployment names (as it does for the drift audit) otherwise.
+  t.is(loadConfig({ IPS_MODE: 'shadow' }).targetRoleName, DEFAULT_TARGET_AUDIT_ROLE_NAME);
+  t.is(loadConfig({ IPS_MODE: 'shadow', IPS_TARGET_ROLE_NAME: 'ops-reader' }).targetRoleName, 'ops-reader');
+  t.is(loadConfig({ IPS_MODE: 'shadow', IPS_TARGET_ROLE_NAME: '' }).targetRoleName, DEFAULT_TARGET_AUDIT_ROLE_NAME);
+  // The live workers' environment copied into a shadow names the write role: refused, with what to set instead.
+  const copied = { IPS_TARGET_ACCOUNTS: '111111111111', IPS_TARGET_ROLE_NAME: DEFAULT_TARGET_ROLE_NAME, IPS_MODE: 'shadow' };
+  t.throws(() => loadConfig(copied), {
+    instanceOf: ConfigError,
+    message: /^IPS_TARGET_ROLE_NAME must name the target accounts' read-only audit role in shadow mode \(default iam-policy-stream-target-audit\)/,
+  });
+  // A live worker keeps the write role's default.
+  t.is(loadConfig({ IPS_MODE: 'live' }).targetRoleName, DEFAULT_TARGET_ROLE_NAME);
+  t.is(DEFAULT_TARGET_ROLE_NAME, 'iam-policy-stream-target');
+  t.is(DEFAULT_TARGET_AUDIT_ROLE_NAME, 'iam-policy-stream-target-audit');
 });
 
 test('shadow mode: its own KCL application and tables beside the live ones, the live application name for ownership', (t) => {

@@ -1,18 +1,21 @@
 // The shadow service of the CDK stack (infra/aws/shadow.ts): with ShadowWorkers
 // above 0, workers of the same image with IPS_MODE=shadow, under their own KCL
 // application and tables, with a role that reads IAM and writes none of it;
-// with 0 (the default), nothing of it exists. The template is read as
-// CloudFormation will resolve it (parameters, conditions, joins).
+// with 0 (the default), nothing of it exists. In the target accounts it reads
+// through the drift audit's read-only role, never the workers' write role.
+// The template is read as CloudFormation will resolve it (parameters,
+// conditions, joins).
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../infra/aws/app.js';
-import { TemplateResolver } from '../../infra/aws/least-privilege.js';
+import { TemplateResolver, allowsAssumeRole } from '../../infra/aws/least-privilege.js';
 import type { JsonObject, Statement } from '../../infra/aws/least-privilege.js';
 import { SHADOW_METRICS_SUFFIX } from '../../infra/aws/shadow.js';
 import { IAM_LIST_ACTIONS, IAM_READ_ACTIONS, IAM_WRITE_ACTIONS } from '../../infra/aws/worker-role.js';
+import { DEFAULT_TARGET_AUDIT_ROLE_NAME, DEFAULT_TARGET_ROLE_NAME } from '../../infra/aws/target-account.js';
 import { loadConfig } from '../../src/config/config.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -102,4 +105,68 @@ test('the shadow role reads IAM under the managed path and writes none of it; it
       t.true(shadowArns.some((arn) => text.startsWith(arn.slice(0, -1))) || text.includes('-shadow'), `${statement.Sid}: ${text}`);
     }
   }
+});
+
+const TARGETS = ['111111111111', '222222222222'];
+const environmentOf = (resolver: TemplateResolver, id: string) =>
+  Object.fromEntries(
+    ((resolver.resolve(resources[id]!) as { Properties: { ContainerDefinitions: JsonObject[] } }).Properties.ContainerDefinitions[0]!.Environment as { Name: string; Value: string }[]).map(
+      ({ Name, Value }) => [Name, Value],
+    ),
+  );
+/** Every statement of the shadow role, inline and attached, that exists with these parameter values. */
+function shadowStatements(resolver: TemplateResolver): Statement[] {
+  const role = (resolver.resolve(resources.ShadowTaskRole!) as { Properties: { Policies: JsonObject[] } }).Properties;
+  const attached = resolver
+    .resourcesOfType('AWS::IAM::Policy')
+    .map((id) => (resolver.resolve(resources[id]!) as { Properties: JsonObject }).Properties)
+    .filter((policy) => JSON.stringify(policy.Roles).includes('ShadowTaskRole'));
+  return [...role.Policies, ...attached].flatMap(statementsOf);
+}
+
+test("the shadow is told the target accounts and the audit role's name, which its configuration takes; the ExternalId as the workers", (t) => {
+  const settings = { ...SETTINGS, ShadowWorkers: 1, TargetAccounts: TARGETS, TargetRoleName: 'ops-writer', TargetAuditRoleName: 'ops-reader', TargetExternalId: 'ips-ext-7f3a' };
+  const environment = environmentOf(new TemplateResolver(template, settings), 'ShadowTaskDefinition');
+  t.like(environment, { IPS_TARGET_ACCOUNTS: TARGETS.join(','), IPS_TARGET_ROLE_NAME: 'ops-reader', IPS_TARGET_EXTERNAL_ID: 'ips-ext-7f3a' });
+  const config = loadConfig(environment);
+  t.deepEqual(config.targetAccounts, TARGETS);
+  t.is(config.targetRoleName, 'ops-reader');
+  // With the defaults, the audit role's default name: one a shadow starts with (the write role's it refuses).
+  const defaults = environmentOf(new TemplateResolver(template, { ...SETTINGS, ShadowWorkers: 1 }), 'ShadowTaskDefinition');
+  t.like(defaults, { IPS_TARGET_ACCOUNTS: '', IPS_TARGET_ROLE_NAME: DEFAULT_TARGET_AUDIT_ROLE_NAME, IPS_TARGET_EXTERNAL_ID: '' });
+  t.is(loadConfig(defaults).targetRoleName, DEFAULT_TARGET_AUDIT_ROLE_NAME);
+});
+
+test('the shadow role may assume the audit role in each target account and no other role: none without target accounts or without a shadow', (t) => {
+  const roleArn = (account: string, name: string) => `arn:aws:iam::${account}:role/${name}`;
+  const on = new TemplateResolver(template, { ...SETTINGS, ShadowWorkers: 1, TargetAccounts: TARGETS });
+  t.true(on.exists('ShadowTargetAccountsPolicy'));
+  const statements = shadowStatements(on);
+  for (const account of TARGETS) t.true(allowsAssumeRole(statements, roleArn(account, DEFAULT_TARGET_AUDIT_ROLE_NAME)), account);
+  for (const other of [
+    roleArn(TARGETS[0]!, DEFAULT_TARGET_ROLE_NAME),
+    roleArn(TARGETS[1]!, DEFAULT_TARGET_ROLE_NAME),
+    roleArn('333333333333', DEFAULT_TARGET_AUDIT_ROLE_NAME),
+    roleArn(TARGETS[0]!, 'OrganizationAccountAccessRole'),
+  ]) {
+    t.false(allowsAssumeRole(statements, other), other);
+  }
+  t.deepEqual(
+    statements.flatMap(actionsOf).filter((action) => action.startsWith('sts:')),
+    ['sts:AssumeRole'],
+  );
+  // The role name follows TargetAuditRoleName, never TargetRoleName.
+  const renamed = shadowStatements(new TemplateResolver(template, { ...SETTINGS, ShadowWorkers: 1, TargetAccounts: TARGETS, TargetRoleName: 'ops-writer', TargetAuditRoleName: 'ops-reader' }));
+  t.true(allowsAssumeRole(renamed, roleArn(TARGETS[1]!, 'ops-reader')));
+  t.false(allowsAssumeRole(renamed, roleArn(TARGETS[1]!, 'ops-writer')));
+  // Without target accounts, or without a shadow, the policy is not created.
+  const noTargets = new TemplateResolver(template, { ...SETTINGS, ShadowWorkers: 1 });
+  t.false(noTargets.exists('ShadowTargetAccountsPolicy'));
+  t.deepEqual(
+    shadowStatements(noTargets)
+      .flatMap(actionsOf)
+      .filter((action) => action.startsWith('sts:')),
+    [],
+  );
+  t.false(new TemplateResolver(template, { ...SETTINGS, TargetAccounts: TARGETS }).exists('ShadowTargetAccountsPolicy'));
 });

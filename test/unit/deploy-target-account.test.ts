@@ -1,7 +1,8 @@
 // The target-account stack (infra/aws/target-stack.ts) and the main stack's
 // side of it: each target account holds a role the worker assumes, trusted by
 // the worker role alone (and the ExternalId when one is set), with the
-// worker's own IAM grant, and a read-only role for the drift audit; the main
+// worker's own IAM grant, and a read-only role for the drift audit, which a
+// shadow shares when the stack is given its role (ShadowRoleArn); the main
 // stack lets the worker and the audit assume exactly those roles in the
 // accounts of TargetAccounts, and tells them the accounts, the role names and
 // the ExternalId. Read from the synthesized templates, resolved as
@@ -38,6 +39,7 @@ const actionsOf = (statement: Statement) => list(statement.Action as Json);
 
 const WORKER_ROLE_ARN = 'arn:aws:iam::123456789012:role/iam-policy-stream-TaskRole-1A2B3C';
 const AUDIT_ROLE_ARN = 'arn:aws:iam::123456789012:role/iam-policy-stream-DriftAuditRole-4D5E6F';
+const SHADOW_ROLE_ARN = 'arn:aws:iam::123456789012:role/iam-policy-stream-ShadowTaskRole-7G8H9I';
 const TARGET_ACCOUNT = '111111111111';
 const TARGETS = ['111111111111', '222222222222'];
 const REQUIRED = { WorkerRoleArn: WORKER_ROLE_ARN, DriftAuditRoleArn: AUDIT_ROLE_ARN };
@@ -63,9 +65,28 @@ function mainRoleStatements(roleId: string, overrides: Record<string, string | s
 // --- the target-account stack -------------------------------------------------
 
 test('the target-account stack is two roles and nothing else, with no bootstrap, asset or lookup (a StackSet template as it is)', (t) => {
-  t.deepEqual(Object.fromEntries(Object.entries(targetResources).map(([id, resource]) => [id, resource.Type])), { TargetRole: 'AWS::IAM::Role', TargetAuditRole: 'AWS::IAM::Role' });
-  t.deepEqual(Object.keys(targetParameters).sort(), ['ApplicationName', 'DriftAuditRoleArn', 'ManagedPathPrefix', 'TargetAuditRoleName', 'TargetExternalId', 'TargetRoleName', 'WorkerRoleArn']);
-  t.deepEqual(Object.keys(target.Conditions as JsonObject), ['HasTargetExternalId']);
+  t.deepEqual(Object.fromEntries(Object.entries(targetResources).map(([id, resource]) => [id, resource.Type])), {
+    TargetRole: 'AWS::IAM::Role',
+    TargetAuditRole: 'AWS::IAM::Role',
+    TargetAuditShadowPolicy: 'AWS::IAM::Policy',
+  });
+  // The shadow's reads of the audit role exist only once a shadow role is named.
+  t.deepEqual(
+    Object.keys(targetResources).filter((id) => inTarget().exists(id)),
+    ['TargetRole', 'TargetAuditRole'],
+  );
+  t.true(inTarget({ ShadowRoleArn: SHADOW_ROLE_ARN }).exists('TargetAuditShadowPolicy'));
+  t.deepEqual(Object.keys(targetParameters).sort(), [
+    'ApplicationName',
+    'DriftAuditRoleArn',
+    'ManagedPathPrefix',
+    'ShadowRoleArn',
+    'TargetAuditRoleName',
+    'TargetExternalId',
+    'TargetRoleName',
+    'WorkerRoleArn',
+  ]);
+  t.deepEqual(Object.keys(target.Conditions as JsonObject).sort(), ['HasShadowRole', 'HasTargetExternalId']);
   t.deepEqual(Object.keys(target.Outputs as JsonObject).sort(), ['TargetAuditRoleArn', 'TargetRoleArn']);
   const assembly = built.app.synth();
   t.deepEqual(assembly.stacks.map((stack) => stack.stackName).sort(), [STACK_NAME, TARGET_STACK_NAME].sort(), 'the CDK app synthesizes both');
@@ -86,12 +107,14 @@ test('the shared parameters read the same in both stacks: names, defaults and al
   t.is(DEFAULT_TARGET_ROLE_NAME, 'iam-policy-stream-target');
   t.is(targetParameters.TargetAuditRoleName!.Default, DEFAULT_TARGET_AUDIT_ROLE_NAME);
   t.is(targetParameters.TargetExternalId!.Default, '');
-  for (const name of ['WorkerRoleArn', 'DriftAuditRoleArn']) {
-    t.is(targetParameters[name]!.Default, undefined, `${name} has no default: the trust names a role of the main stack`);
+  for (const name of ['WorkerRoleArn', 'DriftAuditRoleArn', 'ShadowRoleArn']) {
+    if (name === 'ShadowRoleArn') t.is(targetParameters[name]!.Default, '', 'no shadow unless one is named');
+    else t.is(targetParameters[name]!.Default, undefined, `${name} has no default: the trust names a role of the main stack`);
     const pattern = new RegExp(String(targetParameters[name]!.AllowedPattern));
     t.regex(WORKER_ROLE_ARN, pattern);
     t.regex('arn:aws-us-gov:iam::123456789012:role/x', pattern);
     for (const bad of ['*', 'arn:aws:iam::123456789012:root', '123456789012', 'arn:aws:iam::*:role/x', 'arn:aws:sts::123456789012:assumed-role/x/y']) t.notRegex(bad, pattern, bad);
+    t.is(pattern.test(''), name === 'ShadowRoleArn', `${name}: empty`);
   }
 });
 
@@ -124,6 +147,39 @@ for (const [id, trusted, parameter] of [
     t.deepEqual(withId, [{ Effect: 'Allow', Principal: { AWS: trusted }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'sts:ExternalId': 'ips-ext-7f3a' } } }]);
   });
 }
+
+test('with ShadowRoleArn, the audit role trusts the shadow role beside the drift audit (with the ExternalId when set); the target role never trusts it', (t) => {
+  const shadowSet = { ShadowRoleArn: SHADOW_ROLE_ARN };
+  t.deepEqual(trustOf(roleOf(inTarget(shadowSet), 'TargetAuditRole')), [{ Effect: 'Allow', Principal: { AWS: [AUDIT_ROLE_ARN, SHADOW_ROLE_ARN] }, Action: 'sts:AssumeRole' }]);
+  t.deepEqual(trustOf(roleOf(inTarget({ ...shadowSet, TargetExternalId: 'ips-ext-7f3a' }), 'TargetAuditRole')), [
+    { Effect: 'Allow', Principal: { AWS: [AUDIT_ROLE_ARN, SHADOW_ROLE_ARN] }, Action: 'sts:AssumeRole', Condition: { StringEquals: { 'sts:ExternalId': 'ips-ext-7f3a' } } },
+  ]);
+  t.deepEqual(trustOf(roleOf(inTarget(shadowSet), 'TargetRole')), [{ Effect: 'Allow', Principal: { AWS: WORKER_ROLE_ARN }, Action: 'sts:AssumeRole' }]);
+  // Without it, the trust is as it always was (the tests above): the drift audit alone.
+  t.deepEqual(trustOf(roleOf(inTarget({ ShadowRoleArn: '' }), 'TargetAuditRole')), [{ Effect: 'Allow', Principal: { AWS: AUDIT_ROLE_ARN }, Action: 'sts:AssumeRole' }]);
+});
+
+test("with ShadowRoleArn, the audit role also holds the shadow role's IAM reads, statement for statement, and still no write", (t) => {
+  const resolver = inTarget({ ShadowRoleArn: SHADOW_ROLE_ARN }, STAND_IN.accountId);
+  const policy = (resolver.resolve(resolver.resource('TargetAuditShadowPolicy')) as JsonObject).Properties as JsonObject;
+  t.deepEqual(policy.Roles, ['TargetAuditRole']);
+  const shadowReads = (policy.PolicyDocument as JsonObject).Statement as unknown as Statement[];
+  const inShadowRole = mainRoleStatements('ShadowTaskRole', { ShadowWorkers: '1' }).filter((statement) => actionsOf(statement).every((action) => action.startsWith('iam:')));
+  t.deepEqual(shadowReads, inShadowRole);
+  const actions = [...inlineStatements(roleOf(resolver, 'TargetAuditRole')), ...shadowReads].flatMap(actionsOf);
+  t.deepEqual([...new Set(actions)].sort(), [...new Set([...DRIFT_IAM_READ_ACTIONS, ...DRIFT_IAM_LIST_ACTIONS, ...IAM_READ_ACTIONS, ...IAM_LIST_ACTIONS])].sort());
+  t.false(actions.some((action) => IAM_WRITE_ACTIONS.includes(action)));
+  // In its own account it reaches the managed path there, and nothing else.
+  const scope = { managedPoliciesArnPrefix: `arn:aws:iam::${TARGET_ACCOUNT}:policy/stream-managed/`, tableArns: [], streamArn: '-', metricsLogGroupArn: '-' };
+  const inAccount = inTarget({ ShadowRoleArn: SHADOW_ROLE_ARN });
+  t.deepEqual(
+    checkLeastPrivilege(
+      (((inAccount.resolve(inAccount.resource('TargetAuditShadowPolicy')) as JsonObject).Properties as JsonObject).PolicyDocument as JsonObject).Statement as unknown as Statement[],
+      scope,
+    ),
+    [],
+  );
+});
 
 for (const variant of [{}, { ApplicationName: 'ips-prod', ManagedPathPrefix: '/platform/iam/' }] as Record<string, string>[]) {
   test(`the target role holds the worker's IAM grant, statement for statement (${JSON.stringify(variant)})`, (t) => {
@@ -279,8 +335,11 @@ test('the worker and the audit are told the target accounts, the name of their r
   t.like(environmentOf('TaskDefinition', CONTAINER_NAME, {}), { IPS_TARGET_ACCOUNTS: '', IPS_TARGET_ROLE_NAME: DEFAULT_TARGET_ROLE_NAME, IPS_TARGET_EXTERNAL_ID: '' });
 });
 
-test("the main stack names the two roles the target stack's trust needs", (t) => {
+test("the main stack names the roles the target stack's trust needs: the shadow's only while it runs", (t) => {
   const outputs = main.Outputs as Record<string, JsonObject>;
   t.deepEqual(outputs.TaskRoleArn!.Value, { 'Fn::GetAtt': ['TaskRole', 'Arn'] });
   t.deepEqual(outputs.DriftAuditRoleArn!.Value, { 'Fn::GetAtt': ['DriftAuditRole', 'Arn'] });
+  t.deepEqual(outputs.ShadowRoleArn!.Value, { 'Fn::GetAtt': ['ShadowTaskRole', 'Arn'] });
+  t.is(outputs.ShadowRoleArn!.Condition, 'RunShadow');
+  t.is(outputs.TaskRoleArn!.Condition, undefined);
 });

@@ -106,6 +106,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
     ShadowTaskRole: 'AWS::IAM::Role',
     ShadowFanOutPolicy: 'AWS::IAM::Policy',
     ShadowKclMetricsPolicy: 'AWS::IAM::Policy',
+    ShadowTargetAccountsPolicy: 'AWS::IAM::Policy',
     ShadowTaskDefinition: 'AWS::ECS::TaskDefinition',
     ShadowService: 'AWS::ECS::Service',
   });
@@ -162,6 +163,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
     'IsProvisioned',
     'PublishKclMetrics',
     'RunShadow',
+    'RunShadowAndHasTargetAccounts',
     'RunShadowAndPublishKclMetrics',
     'RunShadowAndUseFanOut',
     'UseFanOut',
@@ -179,6 +181,7 @@ test('the resources, parameters and outputs of the hand-written template, under 
     'LogGroupName',
     'MetricsLogGroupName',
     'ServiceName',
+    'ShadowRoleArn',
     'StreamArn',
     'StreamName',
     'TaskRoleArn',

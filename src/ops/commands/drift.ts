@@ -21,7 +21,7 @@ import type { Command } from '../cli/command.js';
 import { COMMON_HELP } from '../cli/command.js';
 import { note, print, printJson, table } from '../cli/render.js';
 import { startProgress } from '../cli/progress.js';
-import { DriftAudit } from '../drift-audit.js';
+import { auditAccounts } from '../audit-accounts.js';
 import type { AuditResult } from '../drift-audit.js';
 import { repairOwner, repairPolicy } from '../drift-repair.js';
 import type { RepairResult } from '../drift-repair.js';
@@ -87,7 +87,6 @@ ${COMMON_HELP}`,
       .then((table) => table.Table?.ItemCount ?? 0)
       .catch(() => 0);
     const progress = startProgress(Math.max(estimate, 1), { format: 'Auditing [{bar}] {value}/{total} policies' });
-    let done = 0;
     let shown = 0;
     const metrics = new Metrics();
     const logger = createLogger('error', { app: config.appName, component: 'ips-drift' });
@@ -108,38 +107,18 @@ ${COMMON_HELP}`,
       if (wanted !== undefined && wanted !== me.account && !config.targetAccounts.includes(wanted)) {
         throw new UsageError(`--account ${wanted} is neither the workers' own account (${me.account}) nor one of IPS_TARGET_ACCOUNTS (${config.targetAccounts.join(', ') || 'none'})`);
       }
-      const accounts = wanted !== undefined ? [wanted] : [me.account, ...config.targetAccounts];
-      const results: AuditResult[] = [];
-      for (const account of accounts) {
-        const isOwn = account === me.account;
-        const iam = isOwn ? aws.iam : targets.clientsOf(account, me.partition, 'ips-drift').iam;
-        const audit = new DriftAudit({
-          iam,
-          ledger,
-          config,
-          account: { id: account, own: isOwn },
-          onProgress: (count) => {
-            if (done + count > estimate) progress.setTotal(done + count);
-            progress.increment(done + count - shown);
-            shown = done + count;
-          },
-        });
-        try {
-          results.push(await audit.run());
-        } catch (error) {
-          // A target account whose IAM cannot be read (its role not assumable) is not audited; the others are.
-          if (isOwn || accounts.length === 1) throw error;
-          results.push({ ledgerEntries: 0, managedPolicies: 0, drift: [], notJudged: [], failed: [{ policy: `${account}/*`, reason: 'read-failed', detail: (error as Error).message.slice(0, 500) }] });
-        }
-        done = shown;
-      }
-      result = {
-        ledgerEntries: results.reduce((n, r) => n + r.ledgerEntries, 0),
-        managedPolicies: results.reduce((n, r) => n + r.managedPolicies, 0),
-        drift: results.flatMap((r) => r.drift),
-        notJudged: results.flatMap((r) => r.notJudged),
-        failed: results.flatMap((r) => r.failed),
-      };
+      result = await auditAccounts({
+        ledger,
+        config,
+        own: { account: me.account, iam: aws.iam },
+        accounts: wanted !== undefined ? [wanted] : [me.account, ...config.targetAccounts],
+        iamOf: (account) => targets.clientsOf(account, me.partition, 'ips-drift').iam,
+        onProgress: (done) => {
+          if (done > estimate) progress.setTotal(done);
+          progress.increment(done - shown);
+          shown = done;
+        },
+      });
     } catch (error) {
       // An audit that cannot run says so where the alarms look, then fails as any command does.
       await publishAuditMetrics(config, { failed: true });

@@ -175,9 +175,11 @@ code the record would be dead-lettered with). A policy's events are folded in or
 each sees what the ones before it would leave.
 
 --shadow-report: what a shadow run (IPS_MODE=shadow, under <IPS_APP_NAME>-shadow) planned,
-policy by policy (the last action and the state it leaves), and where IAM in the workers'
-own account now disagrees with that state (the drift audit's judgement). Exit code 0 when
-every policy agrees, 1 otherwise.
+policy by policy (the last action and the state it leaves), and where IAM of the policy's
+account now disagrees with that state (the drift audit's judgement, as ips drift makes it):
+the workers' own account, and each of IPS_TARGET_ACCOUNTS through its read-only audit role
+(IPS_TARGET_ROLE_NAME, by default iam-policy-stream-target-audit here). Exit code 0 when
+every policy agrees and every account could be read, 1 otherwise.
 
 Exit code: 0 IAM would not change, 1 it would (or the plan could not be made), 2 bad arguments.
 
@@ -195,7 +197,7 @@ ${COMMON_HELP}
     const { aws, config } = ctx;
     if (values['shadow-report'] === true) {
       if (values.file !== undefined || values['from-stream'] === true) throw new UsageError('--shadow-report reads the shadow run, not events: leave out --file and --from-stream');
-      return printShadowReport(ctx, await shadowReport(ctx.env ?? process.env, aws));
+      return printShadowReport(ctx, await shadowReport(ctx.env ?? process.env, aws, ctx.env ? { env: ctx.env } : {}));
     }
     const source = sourceOf(values);
     const ledger = ledgerFromConfig(aws.dynamodb, config);
