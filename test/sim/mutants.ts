@@ -45,6 +45,8 @@ export interface MutantPatch {
   seed?: number;
   /** The `Pinned-by:` line of a defect the simulation does not find: the test that does. */
   pinnedBy?: string;
+  /** The `Profile:` line: the world's fault rates the budget runs under (world.ts, SimProfile). */
+  profile?: string;
 }
 
 export function mutantPatch(name: string): MutantPatch {
@@ -52,13 +54,19 @@ export function mutantPatch(name: string): MutantPatch {
   const line = (field: string) => new RegExp(`^${field}: (.*)$`, 'm').exec(text)?.[1];
   const seed = line('Seed');
   const pinnedBy = line('Pinned-by');
-  return { defect: line('Defect') ?? '(no Defect: line)', ...(seed !== undefined ? { seed: Number(seed) } : {}), ...(pinnedBy !== undefined ? { pinnedBy } : {}) };
+  const profile = line('Profile');
+  return {
+    defect: line('Defect') ?? '(no Defect: line)',
+    ...(seed !== undefined ? { seed: Number(seed) } : {}),
+    ...(pinnedBy !== undefined ? { pinnedBy } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+  };
 }
 
 export function runMutant(name: string, seeds: number): MutantResult {
   const started = performance.now();
   const patchFile = join(MUTANTS, `${name}.patch`);
-  const { defect, seed: known } = mutantPatch(name);
+  const { defect, seed: known, profile } = mutantPatch(name);
   const dir = mkdtempSync(join(tmpdir(), `ips-mutant-${name}-`));
   const seconds = () => (performance.now() - started) / 1000;
   try {
@@ -69,7 +77,7 @@ export function runMutant(name: string, seeds: number): MutantResult {
     // The seed that found it last time first (a seed's draws follow the code's path, so it may
     // no longer lead there after a change), then the whole budget.
     for (const [first, count] of [...(known !== undefined ? [[known, 1]] : []), [1, seeds]] as [number, number][]) {
-      const run = spawnSync(process.execPath, ['--import=tsx', 'test/sim/run.ts', '--seeds', String(count), '--seed', String(first), '--stop'], {
+      const run = spawnSync(process.execPath, ['--import=tsx', 'test/sim/run.ts', '--seeds', String(count), '--seed', String(first), '--stop', '--profile', profile ?? 'default'], {
         cwd: dir,
         encoding: 'utf8',
         maxBuffer: 256 * 1024 * 1024,

@@ -48,6 +48,8 @@ export class Scheduler {
   constructor(
     readonly seed: number,
     private readonly keepTrace = false,
+    /** How often a request lands late (SLOW_LANDING_MS at most). */
+    private readonly lateLanding = 0.05,
   ) {
     this.random = seededRandom(seed);
   }
@@ -71,7 +73,7 @@ export class Scheduler {
 
   /** A request's landing: now or soon, and now and then late (a slow network), never past SLOW_LANDING_MS. */
   landing(label: string): Promise<void> {
-    const late = this.chance(0.05) ? this.int(SLOW_LANDING_MS) : 0;
+    const late = this.chance(this.lateLanding) ? this.int(SLOW_LANDING_MS) : 0;
     return new Promise((resolve) => this.points.push({ proc: undefined, label, since: this.now + late, resolve }));
   }
 

@@ -21,6 +21,17 @@ test.serial(
   },
 );
 
+/** A budget aimed at the takeover protocol: pauses past the claim's time to live, lost and re-sent answers, late landings (world.ts, SimProfile). */
+const ZOMBIE_SEEDS = Number(process.env.SIM_ZOMBIE_SEEDS ?? 500);
+
+test.serial(`${ZOMBIE_SEEDS} seeds with zombies common (five times the pauses, lost answers and late landings) keep the same promises`, async (t) => {
+  t.timeout(15 * 60_000);
+  const result = await runBudget({ seeds: ZOMBIE_SEEDS, first: 1, profile: 'zombies' });
+  console.log(summary(result).replace('[simulation]', '[simulation zombies]'));
+  const failures = result.failed.map(({ seed, violations }) => `seed ${seed} (npm run test:sim -- --seed ${seed} --seeds 1 --trace --profile zombies):\n  ${violations.slice(0, 5).join('\n  ')}`);
+  t.deepEqual(failures, []);
+});
+
 /**
  * Seeds beyond the budget that once failed, each kept as a check of its fix (docs/design.md, "The
  * simulation"): 9862 and 15151 broke the protocol; 21109, 22163 and 24977 the checker's model of a

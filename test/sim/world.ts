@@ -56,10 +56,24 @@ const MAX_STEPS = 60_000;
 /** Attempts of one ledger request, as the SDK's standard retry mode makes them. */
 const SDK_ATTEMPTS = 3;
 
+/**
+ * How often the world's faults strike. `zombies` makes the ingredients of a
+ * zombie's late write common (pauses past the claim's time to live, ledger
+ * answers lost and sent again, requests landing late, IAM answers lost), for
+ * budgets aimed at the takeover protocol; `default` is the budget of npm test.
+ */
+export type SimProfile = 'default' | 'zombies';
+
+const PROFILES: Record<SimProfile, { pause: number; ledgerLostAnswer: number; iamLostAnswer: number; lateLanding: number }> = {
+  default: { pause: 0.004, ledgerLostAnswer: 0.03, iamLostAnswer: 0.05, lateLanding: 0.05 },
+  zombies: { pause: 0.02, ledgerLostAnswer: 0.15, iamLostAnswer: 0.15, lateLanding: 0.3 },
+};
+
 export interface SimOptions {
   seed: number;
   workers?: number;
   trace?: boolean;
+  profile?: SimProfile;
 }
 
 export interface SimResult {
@@ -87,8 +101,9 @@ interface Worker {
 }
 
 export async function runSeed(options: SimOptions): Promise<SimResult> {
-  const scheduler = new Scheduler(options.seed, options.trace ?? false);
-  return withVirtualTime(scheduler, () => new World(scheduler, options.workers ?? 1 + scheduler.int(3)).run());
+  const profile = PROFILES[options.profile ?? 'default'];
+  const scheduler = new Scheduler(options.seed, options.trace ?? false, profile.lateLanding);
+  return withVirtualTime(scheduler, () => new World(scheduler, options.workers ?? 1 + scheduler.int(3), profile).run());
 }
 
 class World {
@@ -110,11 +125,12 @@ class World {
   constructor(
     private readonly scheduler: Scheduler,
     private readonly workerCount: number,
+    private readonly profile: (typeof PROFILES)[SimProfile],
   ) {
     this.memory = new MemoryLedger(CLAIM_TTL_MS, () => scheduler.now, LATE_WRITE_MS);
     const calm = scheduler.chance(0.15);
-    this.iam = new SimIam(scheduler, { throttle: calm ? 0 : 0.05, lostAnswer: calm ? 0 : 0.05, lagMs: scheduler.chance(0.2) ? 0 : 2_000 });
-    this.ledgerLostAnswer = calm ? 0 : 0.03;
+    this.iam = new SimIam(scheduler, { throttle: calm ? 0 : 0.05, lostAnswer: calm ? 0 : profile.iamLostAnswer, lagMs: scheduler.chance(0.2) ? 0 : 2_000 });
+    this.ledgerLostAnswer = calm ? 0 : profile.ledgerLostAnswer;
     this.produce();
   }
 
@@ -209,7 +225,7 @@ class World {
         restartIn,
         undefined,
       );
-    } else if (scheduler.chance(0.004) && worker.proc.pausedUntil <= scheduler.now) {
+    } else if (scheduler.chance(this.profile.pause) && worker.proc.pausedUntil <= scheduler.now) {
       // Frozen (GC, SIGSTOP), often past the claim's and the lease's time to live.
       const ms = 1_000 + scheduler.int(3 * CLAIM_TTL_MS);
       worker.proc.pausedUntil = scheduler.now + ms;
