@@ -2,15 +2,21 @@
 // record-processor child or a whole daemon at random moments (a replacement
 // worker is started each time), then check every invariant. Half of each wave
 // is put as KPL aggregates (aws-kinesis-agg), as real producers write it, the
-// other half as plain records. The short run is
+// other half as plain records. A third of the policies live in the workers'
+// own account, the others in the two target accounts of the local stack
+// (CHAOS_ACCOUNTS; each reached through its assumed role), and the
+// invariants hold account by account. The short run is
 // part of `npm test`; `npm run test:chaos` runs the long one
 // (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
 import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { LOCAL_TARGET_ACCOUNTS } from '../../tools/local/target-roles.js';
+import { checkInvariantsByAccount } from '../../tools/oracle/accounts.js';
+import { assumedIam } from '../support/assumed-iam.js';
 import { listShards } from '../../src/stream/shard-tree.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { summaryLine } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { putAggregated } from '../../src/ops/aggregate.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
@@ -25,6 +31,8 @@ import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 const EVENTS = Number(process.env.CHAOS_EVENTS ?? 600);
 const KILLS = Number(process.env.CHAOS_KILLS ?? 3);
 const SEED = Number(process.env.CHAOS_SEED ?? 5);
+/** The target accounts policies live in besides the own account (comma-separated; empty: the own account alone). */
+const ACCOUNTS = (process.env.CHAOS_ACCOUNTS ?? LOCAL_TARGET_ACCOUNTS.join(',')).split(',').filter(Boolean);
 
 test('crash chaos: kill -9 children and daemons while events flow; the invariants hold', async (t) => {
   const testStack = await startTestStack({ shards: 4, settings: { IPS_CLAIM_TTL_MS: '5000' } });
@@ -52,7 +60,17 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     });
 
     const load: OutgoingRecord[] = [
-      ...generateLoad({ policies: 60, events: EVENTS, seed: SEED, prefix: 'chaos', deleteRatio: 0.15, duplicateRatio: 0.05, staleRatio: 0.05, malformedRatio: 0.02 }),
+      ...generateLoad({
+        policies: 60,
+        events: EVENTS,
+        seed: SEED,
+        prefix: 'chaos',
+        deleteRatio: 0.15,
+        duplicateRatio: 0.05,
+        staleRatio: 0.05,
+        malformedRatio: 0.02,
+        ...(ACCOUNTS.length > 0 ? { accounts: [LOCAL_ACCOUNT_ID, ...ACCOUNTS] } : {}),
+      }),
       ...fixtures.closingEvents,
     ];
 
@@ -97,18 +115,18 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       600_000,
     );
 
-    const report = await checkInvariants({
+    const report = await checkInvariantsByAccount({
       shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: outcomesIn(logs()),
-      iam: aws.iam,
-      accountId: LOCAL_ACCOUNT_ID,
+      ownAccount: LOCAL_ACCOUNT_ID,
+      iamOf: (account) => (account === LOCAL_ACCOUNT_ID ? aws.iam : assumedIam(testStack.stack.env, account)),
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });
-    const line = summaryLine('crash-chaos', report, { kills, aggregates });
+    const line = summaryLine('crash-chaos', report, { kills, aggregates, accounts: report.byAccount.size });
     console.log(line);
     t.log(line);
     t.is(kills, KILLS);

@@ -52,7 +52,9 @@ test('realistic IAM (lagging reads, DeleteConflict, name conflicts) with throttl
       rate: FAULT_RATE,
       kinds: ['throttle', 'reset-after'],
       seed: SEED,
-      realisticIam: { seed: SEED + 1, lagMs: [0, 2_000] },
+      // Reads lag writes by 0.5-4 s: long enough that a policy coming back in a later batch meets
+      // the lag even when a loaded host slows the batches (0-2 s once left a run with no lagged read).
+      realisticIam: { seed: SEED + 1, lagMs: [500, 4_000] },
     });
     const settings = {
       AWS_ENDPOINT_URL_IAM: proxy.endpoint,
