@@ -9,7 +9,10 @@
 // worker reaches IAM through its own fault proxy, which holds a share of the
 // calls back (slow answers, 1-7 s), so that steps are long, pauses catch them,
 // and some of a frozen worker's writes reach IAM after its claim expired.
-// Then every invariant is checked against IAM itself (moto, no proxy).
+// Then every invariant is checked against IAM itself (moto, no proxy),
+// account by account: a third of the policies live in the workers' own
+// account, the others in the local stack's two target accounts
+// (CHAOS_ACCOUNTS), reached through their assumed roles.
 // PAUSE_EVENTS and PAUSES make it longer (npm run test:chaos: 2000 and 5).
 //
 // How long a takeover may take is derived from what the run configures (the
@@ -20,8 +23,11 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LOCAL_ACCOUNT_ID } from '../../tools/local/stack.js';
+import { LOCAL_TARGET_ACCOUNTS } from '../../tools/local/target-roles.js';
+import { checkInvariantsByAccount } from '../../tools/oracle/accounts.js';
+import { assumedIam } from '../support/assumed-iam.js';
 import { listShards } from '../../src/stream/shard-tree.js';
-import { checkInvariants, summaryLine } from '../../tools/oracle/invariants.js';
+import { summaryLine } from '../../tools/oracle/invariants.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
@@ -40,6 +46,8 @@ import { ownershipFixtures } from '../../tools/harness/ownership-fixtures.js';
 const EVENTS = Number(process.env.PAUSE_EVENTS ?? 400);
 const PAUSES = Number(process.env.PAUSES ?? 2);
 const SEED = Number(process.env.PAUSE_SEED ?? 23);
+/** The target accounts policies live in besides the own account (comma-separated; empty: the own account alone). */
+const ACCOUNTS = (process.env.CHAOS_ACCOUNTS ?? LOCAL_TARGET_ACCOUNTS.join(',')).split(',').filter(Boolean);
 /**
  * Share of a team policy's events that name no path (then: where the policy
  * is, or the prefix for a new one), which makes path conflicts. Default 0.1; 0 makes
@@ -135,6 +143,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
         // A third of the policies live under a team path, a third under another, the rest name none.
         paths: [`${config.managedPathPrefix}team-a/`, undefined, `${config.managedPathPrefix}team-b/`],
         pathOmitRatio: PATH_OMIT,
+        ...(ACCOUNTS.length > 0 ? { accounts: [LOCAL_ACCOUNT_ID, ...ACCOUNTS] } : {}),
       }),
       ...fixtures.closingEvents,
     ];
@@ -215,12 +224,13 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       sent.map((s) => s.put),
       600_000,
     );
-    const report = await checkInvariants({
+    const report = await checkInvariantsByAccount({
       shards: await listShards(aws.kinesis, config.streamName),
       sent,
       outcomes: outcomesIn(logs),
-      iam: aws.iam, // moto itself, not a proxy
-      accountId: LOCAL_ACCOUNT_ID,
+      ownAccount: LOCAL_ACCOUNT_ID,
+      // moto itself, not a proxy (a target account through its assumed role)
+      iamOf: (account) => (account === LOCAL_ACCOUNT_ID ? aws.iam : assumedIam(testStack.stack.env, account)),
       managedPathPrefix: config.managedPathPrefix,
       appName: config.appName,
       attached: fixtures.attached,
@@ -230,6 +240,7 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     const line = summaryLine('pause-chaos', report, {
       pauses,
       takeovers,
+      accounts: report.byAccount.size,
       'paused-mid-iam-step': caughtMidStep,
       'iam-calls-in-flight-at-pause': callsAtPause,
       'claims-held-at-pause': claimsAtPause,
