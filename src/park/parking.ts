@@ -24,6 +24,8 @@ export const BEHIND_PARKED = 'behind-parked';
 
 export interface ParkingOptions {
   store: ParkStore;
+  /** The accounts found unavailable lately: a new policy of theirs is parked at once (AccountOutages). */
+  outages?: AccountOutages;
   /** IPS_PARK_AFTER_MS (> 0). */
   afterMs: number;
   now?: () => number;
@@ -52,6 +54,48 @@ export class UnavailableFor {
     const now = (this.options.now ?? Date.now)();
     this.since ??= now;
     return now - this.since >= this.options.afterMs;
+  }
+}
+
+/** How long an account stays known as unavailable without a redrive of it succeeding: then a policy of it tries again. */
+export const OUTAGE_REMEMBERED_MS = 60_000;
+
+/**
+ * The accounts whose policies were parked lately because the account (not the
+ * policy) could not be used: its breaker open, its role refused, its IAM too
+ * slow. A policy of such an account met later, a new one included, is parked
+ * at once rather than after IPS_PARK_AFTER_MS of its own: each batch bringing
+ * new policies of a failing account would otherwise hold the shard, and every
+ * other account behind it, that long again. A redrive of the account that
+ * succeeds (the redriver is its probe) forgets the outage; so does time
+ * (OUTAGE_REMEMBERED_MS), after which a policy of it tries again. Keyed by
+ * account; the worker's own under `own`.
+ */
+export class AccountOutages {
+  private readonly outages = new Map<string, { reason: string; detail: string; at: number }>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** A policy of `account` was parked for the account's sake. */
+  down(account: string, why: { reason: string; detail: string }): void {
+    if (why.reason === BEHIND_PARKED) return; // the policy's own order, not the account's health
+    this.outages.set(account, { reason: why.reason, detail: why.detail, at: this.now() });
+  }
+
+  /** A redrive of `account` succeeded: its IAM works again. */
+  up(account: string): void {
+    this.outages.delete(account);
+  }
+
+  /** Why a policy of `account` is to be parked at once; undefined: try it. */
+  of(account: string): { reason: string; detail: string } | undefined {
+    const outage = this.outages.get(account);
+    if (!outage) return undefined;
+    if (this.now() - outage.at >= OUTAGE_REMEMBERED_MS) {
+      this.outages.delete(account);
+      return undefined;
+    }
+    return { reason: outage.reason, detail: `${outage.detail} (the account's IAM was found unavailable ${this.now() - outage.at} ms ago: parked at once)` };
   }
 }
 

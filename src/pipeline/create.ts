@@ -17,6 +17,7 @@ import type { ShardPipelineOptions } from './shard-pipeline.js';
 import type { Applier } from './types.js';
 import { settle } from '../faults/retry-policies.js';
 import type { ParkStore } from '../park/park-store.js';
+import { AccountOutages } from '../park/parking.js';
 
 /** What a process builds once and shares across the shards it is given. */
 export interface PipelineParts {
@@ -70,7 +71,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     logger: parts.logger.child({ shard: shard.shardId }),
     // A shadow writes nothing to IAM, so nothing of it waits on an account: no parking.
     ...(parts.parks && config.parkAfterMs > 0 && config.mode === 'live'
-      ? { parking: { store: parts.parks, afterMs: config.parkAfterMs, ...(parts.throttledLately ? { throttledLately: parts.throttledLately } : {}) } }
+      ? { parking: { store: parts.parks, afterMs: config.parkAfterMs, outages: new AccountOutages(), ...(parts.throttledLately ? { throttledLately: parts.throttledLately } : {}) } }
       : {}),
     ...(config.mode === 'shadow' ? { shadow: true } : {}),
     ...overrides,

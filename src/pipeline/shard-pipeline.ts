@@ -73,6 +73,11 @@ interface Decoded {
   account?: string;
 }
 
+/** The key of a policy's account in AccountOutages: the account its key names, or `own`. */
+function outageKey(policy: string): string {
+  return splitPolicyKey(policy).account ?? 'own';
+}
+
 export class ShardPipeline {
   /** What the outcome line says of a valid record beside its outcome (the actions of its document no AWS service publishes). */
   private readonly details = new Map<StreamRecord, string>();
@@ -164,6 +169,8 @@ export class ShardPipeline {
   private async settlePolicy(policy: string, items: ValidRecord[], parked: boolean, hold?: BatchHold): Promise<Settlement[]> {
     if (parked) return this.park(policy, items, { reason: BEHIND_PARKED, detail: 'earlier records of the policy are parked' });
     const { parking } = this.options;
+    const outage = parking?.outages?.of(outageKey(policy));
+    if (outage) return this.park(policy, items, outage);
     const unavailable = parking ? new UnavailableFor(parking) : undefined;
     // A target account's policy (its key names the account) may be given up when the account is slow; the own account's never.
     const account = splitPolicyKey(policy).account;
@@ -185,7 +192,10 @@ export class ShardPipeline {
         return PARKED;
       }
     }, this.retryOptions({ policy })).finally(() => slow?.stop());
-    if (settled === PARKED) return this.park(policy, items, why!);
+    if (settled === PARKED) {
+      parking?.outages?.down(outageKey(policy), why!);
+      return this.park(policy, items, why!);
+    }
     const { settlements, verificationOwed } = settled;
     // Settled and completed; IAM is re-verified before the batch is done (a lost claim's late write may still land).
     if (verificationOwed) await this.verifyOrPark(policy, items[0]!);
@@ -251,6 +261,8 @@ export class ShardPipeline {
     if (verify) await this.verifyThroughWaits(policy);
     const items = parked.map(({ record, event, payloadHash }, index) => ({ record: { ...record, index }, event, payloadHash }));
     const { settlements, verificationOwed } = items.length > 0 ? await settlePolicyBatch(context, items) : { settlements: [], verificationOwed: false };
+    // The account's probe succeeded: its new policies are tried again.
+    this.options.parking?.outages?.up(outageKey(policy));
     for (const settlement of settlements.sort((a, b) => a.record.index - b.record.index)) this.report(settlement, true);
     // Owed by these records' step: while the account is unavailable again, it stays parked for the next round.
     let owed = false;

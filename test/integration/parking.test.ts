@@ -115,11 +115,20 @@ test.serial('an unavailable account is parked, not waited on; later records join
     'parked in stream order',
   );
 
+  // A new policy of the account, met while it is known unavailable, is parked at once: no window of its own.
+  const third = streamRecords([event('park-down-new', 'n1', 'n1', DOWN)], SHARD);
+  const atOnce = await pipeline.processBatch(batch(third));
+  t.deepEqual(
+    atOnce.map((s) => [s.eventId, s.outcome, s.reason]),
+    [['n1', 'parked', 'circuit-open']],
+  );
+  t.false(outage.state.tried.includes('n1'), 'a policy of an account known unavailable is not tried first');
+
   // Still down: the redriver leaves them parked, and says how many.
   const waiting = await redriver.round();
   t.is(waiting.redriven, 0);
-  t.is(waiting.parked.get(DOWN), 3);
-  t.is(metrics.gaugeValue('parked_records', { account: DOWN }), 3);
+  t.is(waiting.parked.get(DOWN), 4);
+  t.is(metrics.gaugeValue('parked_records', { account: DOWN }), 4);
   t.false(
     outage.state.applied.some((id) => id.startsWith('d')),
     'parked records are not applied',
@@ -128,17 +137,24 @@ test.serial('an unavailable account is parked, not waited on; later records join
   // Back: applied in order (the fold: d3's document), the park gone.
   outage.state.down = false;
   const back = await redriver.round();
-  t.is(back.redriven, 3);
+  t.is(back.redriven, 4);
   t.true(documentsEqual(await defaultDocument(aws, 'park-down'), doc('d3')));
+  t.true(documentsEqual(await defaultDocument(aws, 'park-down-new'), doc('n1')));
   t.deepEqual([...(await parks.parkedPolicies())], []);
   t.is(await parks.summary(`${DOWN}/park-down`), undefined);
   t.is(metrics.gaugeValue('parked_records', { account: DOWN }), 0, 'the gauge goes back to 0 once drained');
   const appliedOnce = outage.state.applied.filter((id) => id.startsWith('d'));
+  // The redrive was the account's probe: a new policy of it is tried again.
+  const later = await pipeline.processBatch(batch(streamRecords([event('park-down-later', 'l1', 'l1', DOWN)], SHARD)));
+  t.deepEqual(
+    later.map((s) => [s.eventId, s.outcome]),
+    [['l1', 'created']],
+  );
 
   // A replay of everything (checkpoint reset): duplicates, nothing parked, no effect again.
   const replay = setUp('worker-2');
   replay.outage.state.down = false;
-  const replayed = await replay.pipeline.processBatch(batch([...first, ...second]));
+  const replayed = await replay.pipeline.processBatch(batch([...first, ...second, ...third]));
   t.true(
     replayed.every((s) => s.outcome === 'duplicate'),
     JSON.stringify(replayed.map((s) => s.outcome)),

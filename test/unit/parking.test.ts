@@ -6,7 +6,7 @@
 import test from 'ava';
 import { AssumeRoleError, TransientError } from '../../src/faults/errors.js';
 import { classifyIamError } from '../../src/iam/classify-iam-error.js';
-import { UnavailableFor, accountUnavailable } from '../../src/park/parking.js';
+import { AccountOutages, OUTAGE_REMEMBERED_MS, UnavailableFor, accountUnavailable } from '../../src/park/parking.js';
 import { BatchHold } from '../../src/park/batch-hold.js';
 import type { ParkStore } from '../../src/park/park-store.js';
 
@@ -69,4 +69,22 @@ test('a slow account is one that alone holds the batch: while another account ha
   t.is(hold.aloneSince('222222222222'), 900);
   // A batch of one account only: it holds the batch from the start.
   t.is(new BatchHold(['333333333333'], 50, () => clock.now).aloneSince('333333333333'), 50);
+});
+
+test("an account's outage is remembered until a redrive of it succeeds, or for a while: its new policies park at once meanwhile; a record behind a park is no outage", (t) => {
+  const clock = { now: 0 };
+  const outages = new AccountOutages(() => clock.now);
+  t.is(outages.of('111111111111'), undefined);
+  outages.down('111111111111', { reason: 'behind-parked', detail: 'earlier records of the policy are parked' });
+  t.is(outages.of('111111111111'), undefined, "a policy's own order says nothing of its account");
+  outages.down('111111111111', { reason: 'circuit-open', detail: 'IAM circuit breaker open' });
+  t.is(outages.of('111111111111')?.reason, 'circuit-open');
+  t.is(outages.of('222222222222'), undefined, 'another account is tried');
+  outages.up('111111111111');
+  t.is(outages.of('111111111111'), undefined, 'the probe succeeded');
+  outages.down('111111111111', { reason: 'assume-role-failed', detail: 'AccessDenied' });
+  clock.now = OUTAGE_REMEMBERED_MS - 1;
+  t.is(outages.of('111111111111')?.reason, 'assume-role-failed');
+  clock.now = OUTAGE_REMEMBERED_MS;
+  t.is(outages.of('111111111111'), undefined, 'forgotten in time: a policy of it tries again');
 });
