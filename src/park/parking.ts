@@ -82,8 +82,13 @@ export class AccountOutages {
     this.outages.set(account, { reason: why.reason, detail: why.detail, at: this.now() });
   }
 
-  /** A redrive of `account` succeeded: its IAM works again. */
-  up(account: string): void {
+  /**
+   * A redrive of `account` succeeded: its IAM works again. An account parked
+   * for being slow stays known as slow while it still throttles: its redrive
+   * succeeds at the account's pace, which says nothing of that pace.
+   */
+  up(account: string, throttlesStill = false): void {
+    if (throttlesStill && this.outages.get(account)?.reason === 'account-slow') return;
     this.outages.delete(account);
   }
 

@@ -261,8 +261,9 @@ export class ShardPipeline {
     if (verify) await this.verifyThroughWaits(policy);
     const items = parked.map(({ record, event, payloadHash }, index) => ({ record: { ...record, index }, event, payloadHash }));
     const { settlements, verificationOwed } = items.length > 0 ? await settlePolicyBatch(context, items) : { settlements: [], verificationOwed: false };
-    // The account's probe succeeded: its new policies are tried again.
-    this.options.parking?.outages?.up(outageKey(policy));
+    // The account's probe succeeded: its new policies are tried again (a slow one's once it no longer throttles).
+    const account = splitPolicyKey(policy).account;
+    this.options.parking?.outages?.up(outageKey(policy), account !== undefined && this.options.parking.throttledLately?.(account) === true);
     for (const settlement of settlements.sort((a, b) => a.record.index - b.record.index)) this.report(settlement, true);
     // Owed by these records' step: while the account is unavailable again, it stays parked for the next round.
     let owed = false;

@@ -87,4 +87,9 @@ test("an account's outage is remembered until a redrive of it succeeds, or for a
   t.is(outages.of('111111111111')?.reason, 'assume-role-failed');
   clock.now = OUTAGE_REMEMBERED_MS;
   t.is(outages.of('111111111111'), undefined, 'forgotten in time: a policy of it tries again');
+  outages.down('333333333333', { reason: 'account-slow', detail: 'throttled' });
+  outages.up('333333333333', true);
+  t.is(outages.of('333333333333')?.reason, 'account-slow', 'a slow account redriven at its pace while it throttles is still slow');
+  outages.up('333333333333', false);
+  t.is(outages.of('333333333333'), undefined, 'no longer throttling: tried again');
 });
