@@ -8,8 +8,10 @@
 //              them, against N x R (the target: at least 0.8)
 //   isolation  the same, with one account failing outright (every IAM call
 //              503) or throttled to 1 call/s: each other account's changes/s
-//              against R (the target: at least 0.9 for each), and what became
-//              of the failing account's records: parked, or lost (no outcome)
+//              against R (healthy-ratio) and against its own changes/s in the
+//              unimpaired run on the same host (vs-unimpaired; the target: at
+//              least 0.9 for each), and what became of the failing account's
+//              records: parked, or lost (no outcome)
 //
 // Every event creates a new policy (one IAM write each: an optimistic
 // CreatePolicy), so a change costs one call and R calls/s is R changes/s at
@@ -159,8 +161,13 @@ export function accountsReport(runs: AccountsRun[], options: { accounts: number;
     } else {
       const healthy = run.perAccount.filter((a) => a.account !== run.impaired!.account);
       const impaired = run.perAccount.find((a) => a.account === run.impaired!.account)!;
+      // Against the same account's rate in this bench's unimpaired run: what the impaired account cost it on this host.
+      const unimpaired = runs.find((other) => !other.impaired);
+      const against = unimpaired
+        ? ` vs-unimpaired=${Math.min(...healthy.map((a) => a.changesPerSecond / (unimpaired.perAccount.find((u) => u.account === a.account)?.changesPerSecond ?? Number.NaN))).toFixed(2)}`
+        : '';
       lines.push(
-        `accounts isolation: impaired=${run.impaired.how} healthy-ratio=${Math.min(...healthy.map((a) => a.ratio)).toFixed(2)} parked=${impaired.parked} lost=${run.perAccount.reduce((n, a) => n + a.lost, 0)}`,
+        `accounts isolation: impaired=${run.impaired.how} healthy-ratio=${Math.min(...healthy.map((a) => a.ratio)).toFixed(2)}${against} parked=${impaired.parked} lost=${run.perAccount.reduce((n, a) => n + a.lost, 0)}`,
       );
     }
   }

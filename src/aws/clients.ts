@@ -124,7 +124,12 @@ function retainLimiter(key: string, config: Config, listener: ((event: LimiterEv
  * record processors, `shared` met fewer throttles and applied changes faster
  * (docs/performance.md).
  */
-function iamClient(config: Config, options: ClientOptions, base: ReturnType<typeof common>, account?: { id: string; credentials: AssumedCredentials }): { iam: IAMClient; release?: () => void } {
+function iamClient(
+  config: Config,
+  options: ClientOptions,
+  base: ReturnType<typeof common>,
+  account?: { id: string; credentials: AssumedCredentials; onHeld?: () => void },
+): { iam: IAMClient; release?: () => void } {
   const mode = config.iamRetryMode ?? 'standard';
   const iam = new IAMClient({
     ...base,
@@ -140,7 +145,7 @@ function iamClient(config: Config, options: ClientOptions, base: ReturnType<type
   const endpoint = options.env?.AWS_ENDPOINT_URL_IAM ?? options.env?.AWS_ENDPOINT_URL ?? process.env.AWS_ENDPOINT_URL_IAM ?? process.env.AWS_ENDPOINT_URL ?? 'aws';
   const key = `${config.appName}|${base.region}|${endpoint}${account ? `|${account.id}` : ''}`;
   const { limiter, release } = retainLimiter(key, config, options.onIamLimiterEvent);
-  limitCalls(iam, limiter, 'iam-shared-rate-limit');
+  limitCalls(iam, limiter, 'iam-shared-rate-limit', account?.onHeld);
   return { iam, release };
 }
 
@@ -205,8 +210,13 @@ export interface TargetAccountClients {
   roleArn: string;
   iam: IAMClient;
   sts: STSClient;
-  /** When the account's IAM last throttled an attempt of a call (each SDK attempt counts), epoch ms. */
-  lastThrottledAt(): number | undefined;
+  /**
+   * When the account's IAM last throttled an attempt of a call (each SDK
+   * attempt counts), or the account's shared gate last held one for a token
+   * (the gate paces the account's calls only after IAM throttled a process of
+   * the host: this one may never meet a throttle itself), epoch ms.
+   */
+  lastRateBoundAt(): number | undefined;
 }
 
 /** The ARN of the role the workers assume in a target account (Config.targetRoleName). */
@@ -261,16 +271,19 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
       throw failure;
     }
   };
-  const { iam, release } = iamClient(config, options, base, { id: to.account, credentials });
+  let rateBoundAt: number | undefined;
+  const rateBound = () => {
+    rateBoundAt = Date.now();
+  };
+  const { iam, release } = iamClient(config, options, base, { id: to.account, credentials, onHeld: rateBound });
   const sts = new STSClient({ ...base, ...target('sts', options), credentials });
   if (release) targetReleases.set(iam, release);
   for (const observer of options.observers ?? []) {
     observeCalls(iam, 'iam', observer);
     observeCalls(sts, 'sts', observer);
   }
-  let throttledAt: number | undefined;
-  watchThrottles(iam, () => (throttledAt = Date.now()));
-  return { account: to.account, roleArn, iam, sts, lastThrottledAt: () => throttledAt };
+  watchThrottles(iam, rateBound);
+  return { account: to.account, roleArn, iam, sts, lastRateBoundAt: () => rateBoundAt };
 }
 
 const targetReleases = new WeakMap<IAMClient, () => void>();

@@ -23,8 +23,8 @@ import { METRIC } from '../metrics/metrics.js';
 import type { Applier, ApplyHint } from '../pipeline/types.js';
 import { reconcilerApplier } from './applier.js';
 
-/** How recent a throttle of a target account's IAM must be for its records to count as slow for want of rate. */
-const THROTTLED_LATELY_MS = 60_000;
+/** How recent a throttle of a target account's IAM (or a call its gate held) must be for its records to count as slow for want of rate. */
+const RATE_BOUND_LATELY_MS = 60_000;
 
 export interface AccountTargetsOptions {
   config: Config;
@@ -92,13 +92,14 @@ export class AccountTargets {
   }
 
   /**
-   * Whether the account's IAM throttled a call of this process within the
-   * last minute: its records are then slow for want of rate, not for a fault
-   * (park/parking.ts, SlowAccount).
+   * Whether the account was rate-bound for this process within the last
+   * minute (its IAM throttled a call, or the account's shared gate held one
+   * for a token: TargetAccountClients.lastRateBoundAt): its records are then
+   * slow for want of rate, not for a fault (park/parking.ts, SlowAccount).
    */
-  throttledLately(account: string, now = Date.now()): boolean {
-    const at = this.targets.get(account)?.clients.lastThrottledAt();
-    return at !== undefined && now - at < THROTTLED_LATELY_MS;
+  rateBoundLately(account: string, now = Date.now()): boolean {
+    const at = this.targets.get(account)?.clients.lastRateBoundAt();
+    return at !== undefined && now - at < RATE_BOUND_LATELY_MS;
   }
 
   /** Destroys the target accounts' clients (and leaves their rate limiters). */

@@ -17,6 +17,7 @@ import { roleSessionName } from '../aws/clients.js';
 import { documentGuardFromConfig } from '../policy/document-guard.js';
 import { reconcilerApplier } from './applier.js';
 import { AccountTargets } from './account-targets.js';
+import { AccountOutages, outagesRememberedMs } from '../park/parking.js';
 import type { ProcessParts } from './start-shard.js';
 
 /** `clientOptions`: what the target accounts' clients are built with, as the process's own were (observers, an explicit environment). */
@@ -49,7 +50,8 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     routesByAccount: live,
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     parks: new DynamoDbParkStore(clients.dynamodb, config.ledgerTable),
-    throttledLately: (account) => targets.throttledLately(account),
+    rateBoundLately: (account) => targets.rateBoundLately(account),
+    outages: new AccountOutages(Date.now, outagesRememberedMs(config.redriveEveryMs)),
     listShards: () => listShards(clients.kinesis, config.streamName),
   };
 }

@@ -11,6 +11,8 @@ export class BatchHold {
   private readonly pending = new Map<string, number>();
   /** When an account's last policy of the batch settled. */
   private readonly doneAt = new Map<string, number>();
+  /** Settled policies per account. */
+  private readonly done = new Map<string, number>();
 
   constructor(
     accounts: string[],
@@ -24,7 +26,18 @@ export class BatchHold {
   settled(account: string): void {
     const left = (this.pending.get(account) ?? 1) - 1;
     this.pending.set(account, left);
+    this.done.set(account, (this.done.get(account) ?? 0) + 1);
     if (left === 0) this.doneAt.set(account, this.now());
+  }
+
+  /**
+   * How much longer `account`'s unsettled policies would hold the batch at the
+   * pace it settled its others in it (ms). Before it settled one, as if one
+   * settled now: the most its pace can be.
+   */
+  projectedMs(account: string): number {
+    const done = Math.max(1, this.done.get(account) ?? 0);
+    return ((this.pending.get(account) ?? 0) * (this.now() - this.started)) / done;
   }
 
   /** Since when `account` alone holds the batch (every other account's policies settled); undefined while another's are unsettled. */

@@ -104,15 +104,14 @@ export class DynamoDbParkStore implements ParkStore {
 
   async park(policy: string, records: ValidRecord[], why: { reason: string; detail: string }): Promise<void> {
     if (records.length === 0) return;
-    const { account } = records[0]!.event;
     // 1. Ordinals for the records, from the park's counter (a retry after a lost answer only leaves a gap).
     const counted = await this.dynamodb.send(
       new UpdateItemCommand({
         TableName: this.tableName,
         Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-        UpdateExpression: 'ADD #next :n SET #since = if_not_exists(#since, :now), #reason = if_not_exists(#reason, :reason), #detail = if_not_exists(#detail, :detail)',
-        ExpressionAttributeNames: { '#next': 'next', '#since': 'since', '#reason': 'reason', '#detail': 'detail' },
-        ExpressionAttributeValues: { ':n': { N: String(records.length) }, ':now': { N: String(this.now()) }, ':reason': { S: why.reason }, ':detail': { S: why.detail.slice(0, 1_000) } },
+        UpdateExpression: 'ADD #next :n',
+        ExpressionAttributeNames: { '#next': 'next' },
+        ExpressionAttributeValues: { ':n': { N: String(records.length) } },
         ReturnValues: 'UPDATED_NEW',
       }),
     );
@@ -125,30 +124,24 @@ export class DynamoDbParkStore implements ParkStore {
       await this.putOnce(policy, id, last - records.length + 1 + index, valid);
     }
     // 3. The park lists them and the registry lists the park, together.
-    await this.dynamodb.send(
-      new TransactWriteItemsCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: this.tableName,
-              Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-              UpdateExpression: `ADD #ids :ids, #shards :shards${account !== undefined ? ' SET #account = :account' : ''}`,
-              ExpressionAttributeNames: { '#ids': 'ids', '#shards': 'shards', ...(account !== undefined ? { '#account': 'account' } : {}) },
-              ExpressionAttributeValues: {
-                ':ids': { SS: ids },
-                ':shards': { SS: [...new Set(records.map((valid) => valid.record.shardId))] },
-                ...(account !== undefined ? { ':account': { S: account } } : {}),
-              },
-            },
-          },
-          this.registry('ADD', policy),
-        ],
-      }),
-    );
+    const shards = [...new Set(records.map((valid) => valid.record.shardId))];
+    await this.list(policy, { ids, shards, account: records[0]!.event.account, why });
   }
 
   async parkVerification(policy: string, at: { shardId: string; account?: string | undefined }, why: { reason: string; detail: string }): Promise<void> {
-    const { account } = at;
+    await this.list(policy, { shards: [at.shardId], account: at.account, why, verify: true });
+  }
+
+  /**
+   * Lists what a park holds (record ids, a re-verification owed), the shards
+   * it came from, its account and, the first time only, why and since when;
+   * and lists the park in the registry, in the same transaction.
+   */
+  private async list(policy: string, what: { ids?: string[]; shards: string[]; account: string | undefined; why: { reason: string; detail: string }; verify?: boolean }): Promise<void> {
+    const add = ['#shards :shards', ...(what.ids ? ['#ids :ids'] : [])];
+    const set = ['#since = if_not_exists(#since, :now)', '#reason = if_not_exists(#reason, :reason)', '#detail = if_not_exists(#detail, :detail)'];
+    if (what.verify) set.push('#verify = :verify');
+    if (what.account !== undefined) set.push('#account = :account');
     await this.dynamodb.send(
       new TransactWriteItemsCommand({
         TransactItems: [
@@ -156,22 +149,24 @@ export class DynamoDbParkStore implements ParkStore {
             Update: {
               TableName: this.tableName,
               Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-              UpdateExpression: `ADD #shards :shards SET #verify = :verify, #since = if_not_exists(#since, :now), #reason = if_not_exists(#reason, :reason), #detail = if_not_exists(#detail, :detail)${account !== undefined ? ', #account = :account' : ''}`,
+              UpdateExpression: `ADD ${add.join(', ')} SET ${set.join(', ')}`,
               ExpressionAttributeNames: {
                 '#shards': 'shards',
-                '#verify': 'verify',
                 '#since': 'since',
                 '#reason': 'reason',
                 '#detail': 'detail',
-                ...(account !== undefined ? { '#account': 'account' } : {}),
+                ...(what.ids ? { '#ids': 'ids' } : {}),
+                ...(what.verify ? { '#verify': 'verify' } : {}),
+                ...(what.account !== undefined ? { '#account': 'account' } : {}),
               },
               ExpressionAttributeValues: {
-                ':shards': { SS: [at.shardId] },
-                ':verify': { BOOL: true },
+                ':shards': { SS: what.shards },
                 ':now': { N: String(this.now()) },
-                ':reason': { S: why.reason },
-                ':detail': { S: why.detail.slice(0, 1_000) },
-                ...(account !== undefined ? { ':account': { S: account } } : {}),
+                ':reason': { S: what.why.reason },
+                ':detail': { S: what.why.detail.slice(0, 1_000) },
+                ...(what.ids ? { ':ids': { SS: what.ids } } : {}),
+                ...(what.verify ? { ':verify': { BOOL: true } } : {}),
+                ...(what.account !== undefined ? { ':account': { S: what.account } } : {}),
               },
             },
           },

@@ -30,11 +30,12 @@ export interface ParkingOptions {
   afterMs: number;
   now?: () => number;
   /**
-   * Whether a target account's IAM has throttled a call lately: a policy of it
-   * whose records have waited IPS_PARK_AFTER_MS is then given up and parked
+   * Whether a target account is rate-bound lately (its IAM throttled a call,
+   * or the account's shared gate held one for a token): a policy of it whose
+   * records have waited IPS_PARK_AFTER_MS is then given up and parked
    * (SlowAccount). Absent: only an unavailable account parks.
    */
-  throttledLately?: (account: string) => boolean;
+  rateBoundLately?: (account: string) => boolean;
 }
 
 /** Measures how long a policy's account has been unavailable without a break; says when its records are to be parked. */
@@ -57,8 +58,17 @@ export class UnavailableFor {
   }
 }
 
-/** How long an account stays known as unavailable without a redrive of it succeeding: then a policy of it tries again. */
+/**
+ * How long an account stays known as unavailable without a redrive of it
+ * succeeding or failing: then a policy of it tries again. At least two of the
+ * redriver's rounds (outagesRememberedMs), so that its probes renew it.
+ */
 export const OUTAGE_REMEMBERED_MS = 60_000;
+
+/** How long a process remembers an outage: OUTAGE_REMEMBERED_MS, or two redriver rounds (IPS_REDRIVE_EVERY_MS) if longer. */
+export function outagesRememberedMs(redriveEveryMs: number): number {
+  return Math.max(OUTAGE_REMEMBERED_MS, 2 * redriveEveryMs);
+}
 
 /**
  * The accounts whose policies were parked lately because the account (not the
@@ -66,15 +76,19 @@ export const OUTAGE_REMEMBERED_MS = 60_000;
  * slow. A policy of such an account met later, a new one included, is parked
  * at once rather than after IPS_PARK_AFTER_MS of its own: each batch bringing
  * new policies of a failing account would otherwise hold the shard, and every
- * other account behind it, that long again. A redrive of the account that
- * succeeds (the redriver is its probe) forgets the outage; so does time
- * (OUTAGE_REMEMBERED_MS), after which a policy of it tries again. Keyed by
- * account; the worker's own under `own`.
+ * other account behind it, that long again. The redriver is the account's
+ * probe: a redrive of it that fails renews the outage, one that succeeds
+ * forgets it (unless the account is still rate-bound); time forgets it too
+ * (outagesRememberedMs: two of the redriver's rounds at least), after which a
+ * policy of it tries again. Keyed by account; the worker's own under `own`.
  */
 export class AccountOutages {
   private readonly outages = new Map<string, { reason: string; detail: string; at: number }>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly rememberMs = OUTAGE_REMEMBERED_MS,
+  ) {}
 
   /** A policy of `account` was parked for the account's sake. */
   down(account: string, why: { reason: string; detail: string }): void {
@@ -83,12 +97,13 @@ export class AccountOutages {
   }
 
   /**
-   * A redrive of `account` succeeded: its IAM works again. An account parked
-   * for being slow stays known as slow while it still throttles: its redrive
-   * succeeds at the account's pace, which says nothing of that pace.
+   * A redrive of `account` succeeded: its IAM works again. An account still
+   * rate-bound stays known as it was (slow, or its breaker opened by
+   * throttling): its redrive succeeds at the account's pace, which says
+   * nothing of that pace.
    */
-  up(account: string, throttlesStill = false): void {
-    if (throttlesStill && this.outages.get(account)?.reason === 'account-slow') return;
+  up(account: string, rateBoundStill = false): void {
+    if (rateBoundStill) return;
     this.outages.delete(account);
   }
 
@@ -96,7 +111,7 @@ export class AccountOutages {
   of(account: string): { reason: string; detail: string } | undefined {
     const outage = this.outages.get(account);
     if (!outage) return undefined;
-    if (this.now() - outage.at >= OUTAGE_REMEMBERED_MS) {
+    if (this.now() - outage.at >= this.rememberMs) {
       this.outages.delete(account);
       return undefined;
     }
@@ -113,8 +128,11 @@ const SLOW_CHECK_MS = 1_000;
  * and a batch with many of its policies would hold the shard's checkpoint,
  * and every other account's records behind it, for as long as they take.
  * Once the account alone has held the batch (every other account's records
- * settled: batch-hold.ts) for IPS_PARK_AFTER_MS while it throttled lately,
- * `signal` aborts with `account-slow`: the step stops as if
+ * settled: batch-hold.ts) for IPS_PARK_AFTER_MS while it was rate-bound
+ * lately (IAM throttled it, or the host's gate for it held a call), or
+ * sooner once the pace of its policies settled in the batch says that even
+ * at twice that pace they would hold it that long, `signal` aborts with
+ * `account-slow`: the step stops as if
  * its claim were lost (a call in flight may still land: the policy is marked
  * for re-verification) and the records are parked, to be applied at the
  * account's own pace by the redriver. The worker's own account is never
@@ -124,32 +142,45 @@ export class SlowAccount {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
-  /** `aloneSince`: since when the account alone holds the batch (BatchHold.aloneSince); undefined while others hold it too. */
+  /**
+   * `hold`: since when the account alone holds the batch (BatchHold.aloneSince;
+   * undefined while others hold it too), and how much longer its unsettled
+   * policies would hold it at their pace so far (BatchHold.projectedMs).
+   */
   constructor(
     private readonly account: string,
-    private readonly aloneSince: () => number | undefined,
-    private readonly options: ParkingOptions & { throttledLately: (account: string) => boolean },
+    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number },
+    private readonly options: ParkingOptions & { rateBoundLately: (account: string) => boolean },
   ) {
-    this.timer = setInterval(() => this.check(), Math.min(SLOW_CHECK_MS, options.afterMs));
+    this.timer = setInterval(() => this.look(), Math.min(SLOW_CHECK_MS, options.afterMs));
     this.timer.unref();
-    this.check();
+    this.look();
   }
 
-  /** Aborts with `account-slow` once the records have waited long enough and the account throttles. */
+  /** Aborts with `account-slow` once the records have waited long enough and the account is rate-bound. */
   get signal(): AbortSignal {
     return this.controller.signal;
   }
 
-  private check(): void {
+  /** Looks at the wait (on a timer, every second at most): aborts once the account is to be given up. */
+  look(): void {
     if (this.controller.signal.aborted) return;
-    const since = this.aloneSince();
-    const held = since === undefined ? 0 : (this.options.now ?? Date.now)() - since;
-    if (held < this.options.afterMs || !this.options.throttledLately(this.account)) return;
+    const since = this.hold.aloneSince();
+    if (since === undefined || !this.options.rateBoundLately(this.account)) return;
+    const held = (this.options.now ?? Date.now)() - since;
+    // Alone for a look at least, and even at twice its pace so far it would hold the batch past
+    // IPS_PARK_AFTER_MS: waiting that long first would only keep the other accounts' next records
+    // waiting for the same end. (At its pace alone, a busy account near the limit was given up in
+    // the benchmark: a pace is a guess, so only a clear case is judged before its time.)
+    const projected = this.hold.projectedMs();
+    const hopeless = held >= Math.min(SLOW_CHECK_MS, this.options.afterMs) && held + projected / 2 >= this.options.afterMs;
+    if (held < this.options.afterMs && !hopeless) return;
     this.stop();
+    const why = held < this.options.afterMs ? `would at its pace so far hold it ${Math.round(projected)} ms more` : `alone held it ${held} ms`;
     this.controller.abort(
       new TransientError(
         'account-slow',
-        `account ${this.account}'s IAM throttled while its records alone held the batch for ${held} ms (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
+        `account ${this.account}'s IAM is rate-bound (throttled, or its calls held by the host's gate for its rate) and its records ${why} (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
       ),
     );
   }

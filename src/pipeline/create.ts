@@ -17,7 +17,7 @@ import type { ShardPipelineOptions } from './shard-pipeline.js';
 import type { Applier } from './types.js';
 import { settle } from '../faults/retry-policies.js';
 import type { ParkStore } from '../park/park-store.js';
-import { AccountOutages } from '../park/parking.js';
+import { AccountOutages, outagesRememberedMs } from '../park/parking.js';
 
 /** What a process builds once and shares across the shards it is given. */
 export interface PipelineParts {
@@ -30,8 +30,10 @@ export interface PipelineParts {
   deadLetters: DeadLetterSink;
   /** Where records are parked (IPS_PARK_AFTER_MS > 0); absent: none is. */
   parks?: ParkStore;
-  /** Whether a target account's IAM throttled lately (ParkingOptions.throttledLately); absent: a slow account is waited for. */
-  throttledLately?: (account: string) => boolean;
+  /** Whether a target account is rate-bound lately (ParkingOptions.rateBoundLately); absent: a slow account is waited for. */
+  rateBoundLately?: (account: string) => boolean;
+  /** The accounts found unavailable lately, shared by the process's shards; absent: each pipeline keeps its own. */
+  outages?: AccountOutages;
 }
 
 /** Who a shard's pipeline is: its shard, its lineage, its hash key range, its ledger epoch and its claim owner. */
@@ -71,7 +73,14 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
     logger: parts.logger.child({ shard: shard.shardId }),
     // A shadow writes nothing to IAM, so nothing of it waits on an account: no parking.
     ...(parts.parks && config.parkAfterMs > 0 && config.mode === 'live'
-      ? { parking: { store: parts.parks, afterMs: config.parkAfterMs, outages: new AccountOutages(), ...(parts.throttledLately ? { throttledLately: parts.throttledLately } : {}) } }
+      ? {
+          parking: {
+            store: parts.parks,
+            afterMs: config.parkAfterMs,
+            outages: parts.outages ?? new AccountOutages(Date.now, outagesRememberedMs(config.redriveEveryMs)),
+            ...(parts.rateBoundLately ? { rateBoundLately: parts.rateBoundLately } : {}),
+          },
+        }
       : {}),
     ...(config.mode === 'shadow' ? { shadow: true } : {}),
     ...overrides,

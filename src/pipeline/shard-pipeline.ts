@@ -174,10 +174,19 @@ export class ShardPipeline {
     const unavailable = parking ? new UnavailableFor(parking) : undefined;
     // A target account's policy (its key names the account) may be given up when the account is slow; the own account's never.
     const account = splitPolicyKey(policy).account;
-    const throttledLately = parking?.throttledLately;
-    const slow = parking && throttledLately && hold && account !== undefined ? new SlowAccount(account, () => hold.aloneSince(account), { ...parking, throttledLately }) : undefined;
+    const rateBoundLately = parking?.rateBoundLately;
+    const slow =
+      parking && rateBoundLately && hold && account !== undefined
+        ? new SlowAccount(account, { aloneSince: () => hold.aloneSince(account), projectedMs: () => hold.projectedMs(account) }, { ...parking, rateBoundLately })
+        : undefined;
     let why: { reason: string; detail: string } | undefined;
     const parks = (error: unknown) => {
+      // Another policy of the account was parked for the account's sake meanwhile (any shard of the
+      // process): this one, failing for the account too, follows it now, not after a window of its own.
+      if (accountUnavailable(error) && parking?.outages?.of(outageKey(policy))) {
+        why = { reason: error.reason, detail: error.message };
+        return true;
+      }
       if (!unavailable?.parks(error)) return false;
       why = { reason: (error as { reason: string }).reason, detail: (error as Error).message };
       return true;
@@ -256,14 +265,25 @@ export class ShardPipeline {
    * reported, marked `redriven`; the checkpoint never waited for them.
    */
   async redrive(policy: string, parked: ParkedRecord[], verify = false): Promise<{ settlements: Settlement[]; verificationOwed: boolean }> {
+    try {
+      return await this.applyParked(policy, parked, verify);
+    } catch (error) {
+      // The account's probe failed: it stays known as unavailable (AccountOutages), so that a new policy
+      // of it is parked at once, not held IPS_PARK_AFTER_MS of its own each time the memory would lapse.
+      if (accountUnavailable(error)) this.options.parking?.outages?.down(outageKey(policy), { reason: error.reason, detail: error.message });
+      throw error;
+    }
+  }
+
+  private async applyParked(policy: string, parked: ParkedRecord[], verify: boolean): Promise<{ settlements: Settlement[]; verificationOwed: boolean }> {
     const { context } = this.options;
     // A parked re-verification first: IAM back to the ledger's state before later events meet it.
     if (verify) await this.verifyThroughWaits(policy);
     const items = parked.map(({ record, event, payloadHash }, index) => ({ record: { ...record, index }, event, payloadHash }));
     const { settlements, verificationOwed } = items.length > 0 ? await settlePolicyBatch(context, items) : { settlements: [], verificationOwed: false };
-    // The account's probe succeeded: its new policies are tried again (a slow one's once it no longer throttles).
+    // The account's probe succeeded: its new policies are tried again (a slow one's once it is no longer rate-bound).
     const account = splitPolicyKey(policy).account;
-    this.options.parking?.outages?.up(outageKey(policy), account !== undefined && this.options.parking.throttledLately?.(account) === true);
+    this.options.parking?.outages?.up(outageKey(policy), account !== undefined && this.options.parking.rateBoundLately?.(account) === true);
     for (const settlement of settlements.sort((a, b) => a.record.index - b.record.index)) this.report(settlement, true);
     // Owed by these records' step: while the account is unavailable again, it stays parked for the next round.
     let owed = false;
@@ -272,6 +292,7 @@ export class ShardPipeline {
         await this.verifyThroughWaits(policy);
       } catch (error) {
         if (!accountUnavailable(error)) throw error;
+        this.options.parking?.outages?.down(outageKey(policy), { reason: error.reason, detail: error.message });
         owed = true;
       }
     }

@@ -21,6 +21,7 @@ import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { eventRecord } from '../../src/ops/producer.js';
 import { DynamoDbParkStore } from '../../src/park/park-store.js';
+import { AccountOutages, OUTAGE_REMEMBERED_MS } from '../../src/park/parking.js';
 import { Redriver } from '../../src/park/redriver.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { Applier, ApplyHint, StreamRecord } from '../../src/pipeline/types.js';
@@ -55,7 +56,7 @@ function outageApplier(real: Applier) {
   return { applier, state };
 }
 
-function setUp(owner: string, claims: Partial<Pick<Config, 'claimTtlMs' | 'lateWriteMs'>> = {}) {
+function setUp(owner: string, claims: Partial<Pick<Config, 'claimTtlMs' | 'lateWriteMs'>> = {}, outages?: AccountOutages) {
   const { clients } = stackOf();
   const config = { ...stackOf().config, ...claims };
   const aws = clients();
@@ -64,7 +65,17 @@ function setUp(owner: string, claims: Partial<Pick<Config, 'claimTtlMs' | 'lateW
   const outage = outageApplier(reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })));
   const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
   const pipeline = createShardPipeline(
-    { config: fast, logger: silentLogger, metrics, ledger: ledgerFromConfig(aws.dynamodb, config), cache: new DedupCache(1_000), applier: outage.applier, deadLetters: new MemoryDeadLetters(), parks },
+    {
+      config: fast,
+      logger: silentLogger,
+      metrics,
+      ledger: ledgerFromConfig(aws.dynamodb, config),
+      cache: new DedupCache(1_000),
+      applier: outage.applier,
+      deadLetters: new MemoryDeadLetters(),
+      parks,
+      ...(outages ? { outages } : {}),
+    },
     { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner },
   );
   const redriver = new Redriver({ store: parks, redrive: (policy, records, verify) => pipeline.redrive(policy, records, verify), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
@@ -211,6 +222,81 @@ test.serial(
   },
 );
 
+test.serial(
+  'an account stays known unavailable while the redriver finds it still down: a new policy of it met after OUTAGE_REMEMBERED_MS is parked at once, not held IPS_PARK_AFTER_MS again',
+  async (t) => {
+    const clock = { now: Date.now() };
+    const { pipeline, redriver, outage } = setUp('worker-remembered', {}, new AccountOutages(() => clock.now));
+    const parkedFirst = await pipeline.processBatch(batch(streamRecords([event('park-remembered', 'r1', 'r1', DOWN)], SHARD)));
+    t.deepEqual(
+      parkedFirst.map((s) => [s.eventId, s.outcome, s.reason]),
+      [['r1', 'parked', 'circuit-open']],
+    );
+    // The redriver probes the account on its rounds (every IPS_REDRIVE_EVERY_MS, far shorter than the memory): still down.
+    for (let round = 1; round <= 3; round++) {
+      clock.now += OUTAGE_REMEMBERED_MS / 2;
+      t.is((await redriver.round()).redriven, 0, `round ${round}: still down`);
+    }
+    const [late] = streamRecords([event('park-remembered-new', 'r2', 'r2', DOWN)], SHARD);
+    const settled = await pipeline.processBatch(batch([late!]));
+    t.deepEqual(
+      settled.map((s) => [s.eventId, s.outcome, s.reason]),
+      [['r2', 'parked', 'circuit-open']],
+    );
+    t.false(outage.state.tried.includes('r2'), `the redriver's failed probes keep the outage known: a new policy is not tried (and held) first; tried ${outage.state.tried}`);
+    outage.state.down = false;
+    t.is((await redriver.round()).redriven, 2, 'back: both parks applied');
+  },
+);
+
+test.serial("a policy failing for its account follows another shard's policy parked for that account's sake: it is parked at its next failure, not after a window of its own", async (t) => {
+  const outages = new AccountOutages();
+  const first = setUp('worker-shared-outage', {}, outages);
+  // A second shard of the same process, sharing its memory of outages, whose window is far longer than the test.
+  const { aws, config } = first;
+  const otherShard = 'shardId-000000000001';
+  const other = createShardPipeline(
+    {
+      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 50 },
+      logger: silentLogger,
+      metrics: new Metrics(),
+      ledger: ledgerFromConfig(aws.dynamodb, config),
+      cache: new DedupCache(1_000),
+      applier: first.outage.applier,
+      deadLetters: new MemoryDeadLetters(),
+      parks: first.parks,
+    },
+    { shardId: otherShard, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-shared-outage-2' },
+    { parking: { store: first.parks, afterMs: 600_000, outages } },
+  );
+  // The other shard's policy starts failing first; then this shard's policy fails for IPS_PARK_AFTER_MS (400 ms) and is parked.
+  const waiting = other.processBatch(batch(streamRecords([event('park-shared-b', 'b1', 'b1', DOWN)], otherShard)));
+  await sleep(100);
+  const parkedHere = await first.pipeline.processBatch(batch(streamRecords([event('park-shared-a', 'a1', 'a1', DOWN)], SHARD)));
+  t.deepEqual(
+    parkedHere.map((s) => [s.eventId, s.outcome, s.reason]),
+    [['a1', 'parked', 'circuit-open']],
+  );
+  const settled = await Promise.race([waiting, sleep(10_000).then(() => 'still held' as const)]);
+  t.not(settled, 'still held', "the other shard's batch is not held for its own window");
+  if (settled !== 'still held')
+    t.deepEqual(
+      settled.map((s) => [s.eventId, s.outcome, s.reason]),
+      [['b1', 'parked', 'circuit-open']],
+    );
+  first.outage.state.down = false;
+  t.is((await first.redriver.round()).redriven, 1, "this shard's park applied");
+  const otherRedriver = new Redriver({
+    store: first.parks,
+    redrive: (policy, records, verify) => other.redrive(policy, records, verify),
+    shards: [otherShard],
+    everyMs: 60_000,
+    metrics: new Metrics(),
+    logger: silentLogger,
+  });
+  t.is((await otherRedriver.round()).redriven, 1, "the other shard's park applied");
+});
+
 const SLOW = '333333333333';
 
 /**
@@ -272,7 +358,7 @@ test.serial(
         applier: slow.applier,
         deadLetters: new MemoryDeadLetters(),
         parks,
-        throttledLately: (account) => account === SLOW,
+        rateBoundLately: (account) => account === SLOW,
       },
       { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-slow' },
     );

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { AssumeRoleError, TransientError } from '../../src/faults/errors.js';
 import { classifyIamError } from '../../src/iam/classify-iam-error.js';
-import { AccountOutages, OUTAGE_REMEMBERED_MS, UnavailableFor, accountUnavailable } from '../../src/park/parking.js';
+import { AccountOutages, OUTAGE_REMEMBERED_MS, SlowAccount, UnavailableFor, accountUnavailable, outagesRememberedMs } from '../../src/park/parking.js';
 import { BatchHold } from '../../src/park/batch-hold.js';
 import type { ParkStore } from '../../src/park/park-store.js';
 
@@ -92,4 +92,100 @@ test("an account's outage is remembered until a redrive of it succeeds, or for a
   t.is(outages.of('333333333333')?.reason, 'account-slow', 'a slow account redriven at its pace while it throttles is still slow');
   outages.up('333333333333', false);
   t.is(outages.of('333333333333'), undefined, 'no longer throttling: tried again');
+  // A breaker opened by throttling: the account is slow, whatever the reason its first park gave.
+  outages.down('333333333333', { reason: 'circuit-open', detail: 'IAM is failing (throttled)' });
+  outages.up('333333333333', true);
+  t.is(outages.of('333333333333')?.reason, 'circuit-open', 'a redrive at the pace of an account still rate-bound says nothing of that pace');
+  outages.up('333333333333', false);
+  t.is(outages.of('333333333333'), undefined);
+  // Long enough for the redriver's probes to renew it: two of its rounds at least.
+  t.is(outagesRememberedMs(30_000), OUTAGE_REMEMBERED_MS);
+  t.is(outagesRememberedMs(90_000), 180_000);
+  const slowRounds = new AccountOutages(() => clock.now, outagesRememberedMs(90_000));
+  slowRounds.down('111111111111', { reason: 'circuit-open', detail: 'IAM circuit breaker open' });
+  clock.now += 90_000;
+  t.is(slowRounds.of('111111111111')?.reason, 'circuit-open', 'remembered past one round of a slow redriver');
+});
+
+test('a rate-bound account alone holding the batch is given up as soon as its pace in the batch says that even at twice that pace it would hold it IPS_PARK_AFTER_MS; a busy one, or one near the limit, is waited for', (t) => {
+  const clock = { now: 0 };
+  const slowOne = (policies: string[], rateBound = true) => {
+    const hold = new BatchHold(policies, 0, () => clock.now);
+    const slow = new SlowAccount(
+      '333333333333',
+      { aloneSince: () => hold.aloneSince('333333333333'), projectedMs: () => hold.projectedMs('333333333333') },
+      {
+        store: undefined as never,
+        afterMs: 5_000,
+        now: () => clock.now,
+        rateBoundLately: () => rateBound,
+      },
+    );
+    t.teardown(() => slow.stop());
+    return { hold, slow };
+  };
+  const ten = Array.from({ length: 10 }, () => '333333333333');
+
+  // Slow: one of its ten policies settled in the batch's first second; alone since 0.5 s.
+  const { hold, slow } = slowOne([...ten, '111111111111']);
+  clock.now = 500;
+  hold.settled('111111111111');
+  clock.now = 1_000;
+  hold.settled('333333333333');
+  t.is(hold.projectedMs('333333333333'), 9_000, 'nine left at one a second');
+  slow.look();
+  t.false(slow.signal.aborted, 'alone for less than a look: not judged yet');
+  clock.now = 1_500;
+  slow.look();
+  t.true(slow.signal.aborted, 'given up 1 s after it alone held the batch, not after 5 s');
+  t.like(slow.signal.reason, { reason: 'account-slow' });
+  t.regex((slow.signal.reason as Error).message, /would at its pace so far hold it \d+ ms more/);
+
+  // Near the limit: two of ten settled in the first second; at that pace the eight left would hold the batch 6 s more
+  // (past IPS_PARK_AFTER_MS), at twice that pace 3 s (not past it): waited for.
+  clock.now = 0;
+  const near = slowOne([...ten, '111111111111']);
+  clock.now = 500;
+  near.hold.settled('111111111111');
+  clock.now = 1_000;
+  near.hold.settled('333333333333');
+  near.hold.settled('333333333333');
+  clock.now = 1_500;
+  t.is(near.hold.projectedMs('333333333333'), 6_000);
+  near.slow.look();
+  t.false(near.slow.signal.aborted, 'a pace is a guess: only a clear case is judged before IPS_PARK_AFTER_MS');
+
+  // Busy: eight of ten settled in the batch's first 0.8 s; the last two would take 0.4 s more: waited for.
+  clock.now = 0;
+  const busy = slowOne([...ten, '111111111111']);
+  clock.now = 500;
+  busy.hold.settled('111111111111');
+  clock.now = 800;
+  for (let i = 0; i < 8; i++) busy.hold.settled('333333333333');
+  clock.now = 1_500;
+  busy.slow.look();
+  t.false(busy.slow.signal.aborted, 'its pace says it finishes well within IPS_PARK_AFTER_MS');
+  clock.now = 5_500;
+  busy.slow.look();
+  t.true(busy.slow.signal.aborted, 'but not past it: alone 5 s and rate-bound');
+
+  // None of its policies settled yet: judged as if one settled now (the most its pace can be).
+  clock.now = 0;
+  const none = slowOne([...ten, '111111111111']);
+  clock.now = 2_000;
+  none.hold.settled('111111111111');
+  clock.now = 3_000;
+  t.is(none.hold.projectedMs('333333333333'), 30_000, 'ten left, none in 3 s: 30 s at best');
+  none.slow.look();
+  t.true(none.slow.signal.aborted);
+
+  // Not rate-bound: a slow pace is the account's own work, never given up for it.
+  clock.now = 0;
+  const unbound = slowOne([...ten, '111111111111'], false);
+  unbound.hold.settled('111111111111');
+  clock.now = 1_000;
+  unbound.hold.settled('333333333333');
+  clock.now = 60_000;
+  unbound.slow.look();
+  t.false(unbound.slow.signal.aborted);
 });

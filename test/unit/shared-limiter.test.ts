@@ -8,6 +8,8 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnection, createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,12 +17,30 @@ import { dirname, join } from 'node:path';
 import { IAMClient, ListPoliciesCommand } from '@aws-sdk/client-iam';
 import { CubicRate } from '../../src/aws/iam-rate/cubic-rate.js';
 import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
-import { isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
+import { HELD_FOR_RATE_MS, isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
 import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
 import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
 import { pino } from 'pino';
 import { limiterNews } from '../../src/intake/limiter-news.js';
+import { createTargetAccountClients, destroyTargetAccountClients } from '../../src/aws/clients.js';
+import { loadConfig } from '../../src/config/config.js';
 import { METRIC, Metrics } from '../../src/metrics/metrics.js';
+
+/** IAM's answer to a call past its rate. */
+function throttle(res: ServerResponse): void {
+  res.writeHead(400, { 'content-type': 'text/xml' });
+  res.end(
+    '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>',
+  );
+}
+
+/** IAM's answer to ListPolicies: no policy. */
+function listPolicies(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/xml' });
+  res.end(
+    '<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>',
+  );
+}
 
 /** Sends `perSecond` calls a second for `seconds` on the fake clock. */
 function send(rate: CubicRate, clock: { t: number }, perSecond: number, seconds: number): void {
@@ -145,16 +165,10 @@ test('an attempt waits for a token and reports whether IAM throttled it, retries
   let calls = 0;
   const upstream = createServer((_req, res) => {
     if (calls++ === 0) {
-      res.writeHead(400, { 'content-type': 'text/xml' });
-      res.end(
-        '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>',
-      );
+      throttle(res);
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/xml' });
-    res.end(
-      '<ListPoliciesResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ListPoliciesResult><IsTruncated>false</IsTruncated><Policies/></ListPoliciesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></ListPoliciesResponse>',
-    );
+    listPolicies(res);
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const events: string[] = [];
@@ -516,4 +530,56 @@ test("a record processor tells of the limiter's fallbacks and refused peers in a
       'shared IAM rate limit unavailable: this process gates its own IAM calls (adaptive, on its own throttling) and tries to re-join later',
     ],
   );
+});
+
+test("a target account's call the shared gate held for a token tells its client the account is rate-bound, though that client never met IAM's throttle itself", async (t) => {
+  // One fake endpoint for STS and IAM: AssumeRole hands each session a key of
+  // its own name; IAM throttles every call signed with the `trainer` session's
+  // key and answers every other. Both clients assume a role in one account, so
+  // they share the account's gate (as a host's processes do over its socket).
+  const throttled = 'trainer';
+  const upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const form = new URLSearchParams(body);
+      if (form.get('Action') === 'AssumeRole') {
+        const session = form.get('RoleSessionName') ?? 'x';
+        res.writeHead(200, { 'content-type': 'text/xml' });
+        res.end(
+          `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${session}</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>${new Date(Date.now() + 3_600_000).toISOString()}</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::444455556666:assumed-role/r/${session}</Arn><AssumedRoleId>AROA:${session}</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+        );
+        return;
+      }
+      if ((req.headers.authorization ?? '').includes(`Credential=${throttled}/`)) {
+        throttle(res);
+        return;
+      }
+      listPolicies(res);
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const env = { AWS_ENDPOINT_URL_IAM: endpoint, AWS_ENDPOINT_URL_STS: endpoint, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_REGION: 'us-east-1' };
+  const config = loadConfig({ ...env, IPS_APP_NAME: `gate-held-${process.pid}`, IPS_IAM_RETRY_MODE: 'shared', IPS_AWS_MAX_ATTEMPTS: '1' });
+  const account = '444455556666';
+  const trainer = createTargetAccountClients(config, { account, partition: 'aws', sessionName: throttled }, { env });
+  const held = createTargetAccountClients(config, { account, partition: 'aws', sessionName: 'held' }, { env });
+  t.teardown(async () => {
+    destroyTargetAccountClients(trainer);
+    destroyTargetAccountClients(held);
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  // The trainer's calls are throttled: the account's gate learns a rate (at most what was sent).
+  for (let i = 0; i < 3; i++) await t.throwsAsync(trainer.iam.send(new ListPoliciesCommand({})), { name: 'Throttling' });
+  t.not(trainer.lastRateBoundAt(), undefined, 'a client IAM throttled knows it');
+  // The other client's calls are answered, never throttled; a burst of them waits for the gate's tokens
+  // (at most a few per second now), and the client knows the account is rate-bound while one still waits.
+  let answered = 0;
+  const burst = Promise.all(Array.from({ length: 3 }, () => held.iam.send(new ListPoliciesCommand({})).then(() => answered++)));
+  await sleep(3 * HELD_FOR_RATE_MS);
+  t.true(answered < 3, 'a call of the burst still waits for its token');
+  t.not(held.lastRateBoundAt(), undefined, "a client whose call the account's gate holds knows the account is rate-bound while it waits");
+  await burst;
 });
