@@ -124,68 +124,65 @@ test('a rate-bound account alone holding the batch is given up as soon as its pa
     t.teardown(() => slow.stop());
     return { hold, slow };
   };
-  const ten = Array.from({ length: 10 }, () => '333333333333');
+  const S = '333333333333';
+  /** A batch of ten policies of S and one of another account, from time 0; `settled`: at what time how many of whose settled. */
+  const batchOf = (settled: [at: number, account: string, count: number][], rateBound = true) => {
+    clock.now = 0;
+    const one = slowOne([...Array.from({ length: 10 }, () => S), '111111111111'], rateBound);
+    for (const [at, account, count] of settled) {
+      clock.now = at;
+      for (let i = 0; i < count; i++) one.hold.settled(account);
+    }
+    return one;
+  };
+  const lookAt = (one: ReturnType<typeof slowOne>, at: number) => {
+    clock.now = at;
+    one.slow.look();
+    return one.slow.signal.aborted;
+  };
 
   // Slow: one of its ten policies settled in the batch's first second; alone since 0.5 s.
-  const { hold, slow } = slowOne([...ten, '111111111111']);
-  clock.now = 500;
-  hold.settled('111111111111');
-  clock.now = 1_000;
-  hold.settled('333333333333');
-  t.is(hold.projectedMs('333333333333'), 9_000, 'nine left at one a second');
-  slow.look();
-  t.false(slow.signal.aborted, 'alone for less than a look: not judged yet');
-  clock.now = 1_500;
-  slow.look();
-  t.true(slow.signal.aborted, 'given up 1 s after it alone held the batch, not after 5 s');
-  t.like(slow.signal.reason, { reason: 'account-slow' });
-  t.regex((slow.signal.reason as Error).message, /would at its pace so far hold it \d+ ms more/);
+  const slow = batchOf([
+    [500, '111111111111', 1],
+    [1_000, S, 1],
+  ]);
+  t.is(slow.hold.projectedMs(S), 9_000, 'nine left at one a second');
+  t.false(lookAt(slow, 1_000), 'alone for less than a look: not judged yet');
+  t.true(lookAt(slow, 1_500), 'given up 1 s after it alone held the batch, not after 5 s');
+  t.like(slow.slow.signal.reason, { reason: 'account-slow' });
+  t.regex((slow.slow.signal.reason as Error).message, /would at its pace so far hold it \d+ ms more/);
 
   // Near the limit: two of ten settled in the first second; at that pace the eight left would hold the batch 6 s more
   // (past IPS_PARK_AFTER_MS), at twice that pace 3 s (not past it): waited for.
-  clock.now = 0;
-  const near = slowOne([...ten, '111111111111']);
-  clock.now = 500;
-  near.hold.settled('111111111111');
-  clock.now = 1_000;
-  near.hold.settled('333333333333');
-  near.hold.settled('333333333333');
+  const near = batchOf([
+    [500, '111111111111', 1],
+    [1_000, S, 2],
+  ]);
   clock.now = 1_500;
-  t.is(near.hold.projectedMs('333333333333'), 6_000);
-  near.slow.look();
-  t.false(near.slow.signal.aborted, 'a pace is a guess: only a clear case is judged before IPS_PARK_AFTER_MS');
+  t.is(near.hold.projectedMs(S), 6_000);
+  t.false(lookAt(near, 1_500), 'a pace is a guess: only a clear case is judged before IPS_PARK_AFTER_MS');
 
   // Busy: eight of ten settled in the batch's first 0.8 s; the last two would take 0.4 s more: waited for.
-  clock.now = 0;
-  const busy = slowOne([...ten, '111111111111']);
-  clock.now = 500;
-  busy.hold.settled('111111111111');
-  clock.now = 800;
-  for (let i = 0; i < 8; i++) busy.hold.settled('333333333333');
-  clock.now = 1_500;
-  busy.slow.look();
-  t.false(busy.slow.signal.aborted, 'its pace says it finishes well within IPS_PARK_AFTER_MS');
-  clock.now = 5_500;
-  busy.slow.look();
-  t.true(busy.slow.signal.aborted, 'but not past it: alone 5 s and rate-bound');
+  const busy = batchOf([
+    [500, '111111111111', 1],
+    [800, S, 8],
+  ]);
+  t.false(lookAt(busy, 1_500), 'its pace says it finishes well within IPS_PARK_AFTER_MS');
+  t.true(lookAt(busy, 5_500), 'but not past it: alone 5 s and rate-bound');
 
   // None of its policies settled yet: judged as if one settled now (the most its pace can be).
-  clock.now = 0;
-  const none = slowOne([...ten, '111111111111']);
-  clock.now = 2_000;
-  none.hold.settled('111111111111');
+  const none = batchOf([[2_000, '111111111111', 1]]);
   clock.now = 3_000;
-  t.is(none.hold.projectedMs('333333333333'), 30_000, 'ten left, none in 3 s: 30 s at best');
-  none.slow.look();
-  t.true(none.slow.signal.aborted);
+  t.is(none.hold.projectedMs(S), 30_000, 'ten left, none in 3 s: 30 s at best');
+  t.true(lookAt(none, 3_000));
 
   // Not rate-bound: a slow pace is the account's own work, never given up for it.
-  clock.now = 0;
-  const unbound = slowOne([...ten, '111111111111'], false);
-  unbound.hold.settled('111111111111');
-  clock.now = 1_000;
-  unbound.hold.settled('333333333333');
-  clock.now = 60_000;
-  unbound.slow.look();
-  t.false(unbound.slow.signal.aborted);
+  const unbound = batchOf(
+    [
+      [0, '111111111111', 1],
+      [1_000, S, 1],
+    ],
+    false,
+  );
+  t.false(lookAt(unbound, 60_000));
 });
