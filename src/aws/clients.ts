@@ -212,7 +212,7 @@ export interface TargetAccountClients {
   sts: STSClient;
   /**
    * When the account's IAM last throttled an attempt of a call (each SDK
-   * attempt counts), or the account's shared gate last held one for a token
+   * attempt counts), or the account's shared gate last held one for its turn
    * (the gate paces the account's calls only after IAM throttled a process of
    * the host: this one may never meet a throttle itself), epoch ms.
    */

@@ -5,7 +5,10 @@
 // other half as plain records. A third of the policies live in the workers'
 // own account, the others in the two target accounts of the local stack
 // (CHAOS_ACCOUNTS; each reached through its assumed role), and the
-// invariants hold account by account. The short run is
+// invariants hold account by account. The workers reach IAM and STS through
+// the fault proxy, and the first target account fails outright (every IAM
+// call 503) for the middle third of the waves: its records are parked while
+// workers die around them, and redriven once it is back. The short run is
 // part of `npm test`; `npm run test:chaos` runs the long one
 // (CHAOS_EVENTS=5000 CHAOS_KILLS=10).
 import test from 'ava';
@@ -22,7 +25,9 @@ import { putAggregated } from '../../src/ops/aggregate.js';
 import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes, waitForUnparked } from '../../tools/harness/daemon.js';
+import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
+import { accountOutage, outageWaves } from '../../tools/harness/account-outage.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startTestStack } from '../../tools/harness/stack.js';
 import { recordProcessorsOf } from '../../tools/harness/processes.js';
@@ -33,6 +38,9 @@ const KILLS = Number(process.env.CHAOS_KILLS ?? 3);
 const SEED = Number(process.env.CHAOS_SEED ?? 5);
 /** The target accounts policies live in besides the own account (comma-separated; empty: the own account alone). */
 const ACCOUNTS = (process.env.CHAOS_ACCOUNTS ?? LOCAL_TARGET_ACCOUNTS.join(',')).split(',').filter(Boolean);
+/** The target account that fails for part of the run, and for how long at least. */
+const FAILING = ACCOUNTS[0];
+const OUTAGE_MIN_MS = 20_000;
 
 test('crash chaos: kill -9 children and daemons while events flow; the invariants hold', async (t) => {
   const testStack = await startTestStack({ shards: 4, settings: { IPS_CLAIM_TTL_MS: '5000' } });
@@ -41,7 +49,12 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
   try {
     const { config } = testStack;
     const aws = testStack.clients();
-    workers.push(startTestDaemon(testStack, 'worker-1'), startTestDaemon(testStack, 'worker-2'));
+    // IAM and STS through the proxy (an assumed key counts as its role's account), which fails FAILING's calls on demand.
+    const proxy = await startFaultProxy({ target: testStack.stack.env.AWS_ENDPOINT_URL_IAM!, protocol: 'iam', rate: 0 });
+    t.teardown(() => proxy.close());
+    const workerSettings = { AWS_ENDPOINT_URL_IAM: proxy.endpoint, AWS_ENDPOINT_URL_STS: proxy.endpoint, IPS_PARK_AFTER_MS: '3000', IPS_REDRIVE_EVERY_MS: '2000' };
+    const worker = (name: string) => startTestDaemon(testStack, name, workerSettings);
+    workers.push(worker('worker-1'), worker('worker-2'));
 
     const sent: SentRecord[] = [];
     const fixtures = await ownershipFixtures({
@@ -77,9 +90,16 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
     // Put the load in waves; between waves, kill something at random.
     const waves = Math.max(KILLS + 1, 4);
     const per = Math.ceil(load.length / waves);
+    const outage = FAILING ? accountOutage(() => [proxy], FAILING, OUTAGE_MIN_MS) : undefined;
+    const outageAt = outageWaves(waves);
     let kills = 0;
     let aggregates = 0;
     for (let wave = 0; wave < waves; wave++) {
+      if (outage && wave === outageAt.from) {
+        outage.begin();
+        t.log(`wave ${wave}: account ${outage.account} fails`);
+      }
+      if (outage && wave === outageAt.backAt) t.log(`wave ${wave}: account ${outage.account} is back after ${Math.round((await outage.end()) / 1000)} s`);
       const slice = load.slice(wave * per, (wave + 1) * per);
       const half = Math.floor(slice.length / 2);
       const [plain, aggregated] = [slice.slice(0, half), slice.slice(half)];
@@ -102,14 +122,21 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
         }
         await victim.stop(1_000); // whatever is left of it
         kills++;
-        workers.splice(workers.indexOf(victim), 1, startTestDaemon(testStack, `worker-${kills + 2}`));
+        workers.splice(workers.indexOf(victim), 1, worker(`worker-${kills + 2}`));
       }
     }
     const logs = () =>
       readdirSync(`${testStack.stack.dir}/logs`)
         .filter((f) => f.startsWith('worker-'))
         .map((f) => `${testStack.stack.dir}/logs/${f}`);
+    if (outage) await outage.end();
     await waitForOutcomes(
+      logs(),
+      sent.map((s) => s.put),
+      600_000,
+    );
+    // The failing account's parked records are applied by the redrivers once it is back.
+    const parked = await waitForUnparked(
       logs(),
       sent.map((s) => s.put),
       600_000,
@@ -126,10 +153,14 @@ test('crash chaos: kill -9 children and daemons while events flow; the invariant
       attached: fixtures.attached,
       foreign: fixtures.foreign,
     });
-    const line = summaryLine('crash-chaos', report, { kills, aggregates, accounts: report.byAccount.size });
+    const line = summaryLine('crash-chaos', report, { kills, aggregates, accounts: report.byAccount.size, parked, 'failing-account-calls-failed': outage?.failedCalls() ?? 0 });
     console.log(line);
     t.log(line);
     t.is(kills, KILLS);
+    if (outage) {
+      t.true(outage.failedCalls() > 0, `account ${outage.account}'s IAM failed for part of the run`);
+      t.true(parked > 0, 'its records were parked, then redriven');
+    }
     t.deepEqual(report.violations, []);
     t.is(report.outcomes['retained-in-use'] ?? 0, 1, 'the attached policy was retained');
   } finally {

@@ -12,7 +12,10 @@
 // Then every invariant is checked against IAM itself (moto, no proxy),
 // account by account: a third of the policies live in the workers' own
 // account, the others in the local stack's two target accounts
-// (CHAOS_ACCOUNTS), reached through their assumed roles.
+// (CHAOS_ACCOUNTS), reached through their assumed roles. The first target
+// account fails outright (every IAM call 503) for the middle third of the
+// waves, pauses included: its records are parked, by zombies too, and
+// redriven once it is back.
 // PAUSE_EVENTS and PAUSES make it longer (npm run test:chaos: 2000 and 5).
 //
 // How long a takeover may take is derived from what the run configures (the
@@ -32,7 +35,8 @@ import type { SentRecord } from '../../tools/oracle/invariants.js';
 import { generateLoad, seededRandom } from '../../src/ops/load.js';
 import { putRecords } from '../../src/ops/producer.js';
 import type { OutgoingRecord } from '../../src/ops/producer.js';
-import { outcomesIn, startTestDaemon, waitForOutcomes } from '../../tools/harness/daemon.js';
+import { accountOutage, outageWaves } from '../../tools/harness/account-outage.js';
+import { outcomesIn, startTestDaemon, waitForOutcomes, waitForUnparked } from '../../tools/harness/daemon.js';
 import type { TestDaemon } from '../../tools/harness/daemon.js';
 import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import type { FaultProxy } from '../../tools/harness/fault-proxy.js';
@@ -64,7 +68,13 @@ const WORKER_SETTINGS = {
   IPS_CLAIM_TTL_MS: String(CLAIM_TTL_MS),
   IPS_KCL_FAILOVER_MILLIS: String(FAILOVER_MS),
   IPS_RETRY_BACKOFF_CAP_MS: '2000',
+  // The failing account's records are parked soon, and redriven soon once it is back.
+  IPS_PARK_AFTER_MS: '3000',
+  IPS_REDRIVE_EVERY_MS: '2000',
 };
+/** The target account that fails for part of the run (none without target accounts), and for how long at least. */
+const FAILING = ACCOUNTS[0];
+const OUTAGE_MIN_MS = 20_000;
 
 interface Worker {
   name: string;
@@ -98,7 +108,8 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
         seed: SEED + i,
         realisticIam: { lagMs: [0, 0], seed: SEED + i },
       });
-      const daemon = startTestDaemon(testStack, name, { AWS_ENDPOINT_URL_IAM: proxy.endpoint, ...WORKER_SETTINGS });
+      // STS too: the proxy learns which account an assumed key acts in, to fail FAILING's calls.
+      const daemon = startTestDaemon(testStack, name, { AWS_ENDPOINT_URL_IAM: proxy.endpoint, AWS_ENDPOINT_URL_STS: proxy.endpoint, ...WORKER_SETTINGS });
       workers.push({ name, daemon, proxy, id: '' });
     }
     for (const worker of workers) worker.id = await workerIdOf(worker.daemon);
@@ -157,8 +168,15 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     let caughtMidStep = 0;
     let claimsAtPause = 0;
     let callsAtPause = 0;
+    const outage = FAILING ? accountOutage(() => workers.map((w) => w.proxy), FAILING, OUTAGE_MIN_MS) : undefined;
+    const outageAt = outageWaves(waves, 1);
     await put(load.slice(0, per));
     for (let wave = 1; wave < waves; wave++) {
+      if (outage && wave === outageAt.from) {
+        outage.begin();
+        t.log(`wave ${wave}: account ${outage.account} fails`);
+      }
+      if (outage && wave === outageAt.backAt) t.log(`wave ${wave}: account ${outage.account} is back after ${Math.round((await outage.end()) / 1000)} s`);
       // The victim: a worker that holds leases and whose children have IAM
       // calls in flight (so they hold claims mid-IAM-step).
       let victim: Worker | undefined;
@@ -219,7 +237,14 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       await sleep(1_000 + random() * 2_000);
     }
 
+    if (outage) await outage.end();
     await waitForOutcomes(
+      logs,
+      sent.map((s) => s.put),
+      600_000,
+    );
+    // The failing account's parked records are applied by the redrivers once it is back.
+    const parked = await waitForUnparked(
       logs,
       sent.map((s) => s.put),
       600_000,
@@ -247,6 +272,8 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
       'slow-iam-answers': slow,
       'takeover-max-ms': measured.length > 0 ? Math.max(...measured) : -1,
       'takeover-bound-ms': bound.boundMs,
+      parked,
+      'failing-account-calls-failed': outage?.failedCalls() ?? 0,
     });
     console.log(line);
     t.log(line);
@@ -255,6 +282,10 @@ test('pause chaos: a worker frozen mid-IAM-step past its claims and leases wakes
     t.is(pauses, PAUSES);
     t.is(takeovers, PAUSES, 'the other worker took the leases over during every pause (no pause went without one)');
     t.true(caughtMidStep > 0, 'a pause caught a worker with IAM calls in flight');
+    if (outage) {
+      t.true(outage.failedCalls() > 0, `account ${outage.account}'s IAM failed for part of the run`);
+      t.true(parked > 0, 'its records were parked, then redriven');
+    }
     t.deepEqual(report.violations, []);
     t.is(report.outcomes['retained-in-use'] ?? 0, 1, 'the attached policy was retained');
   } finally {

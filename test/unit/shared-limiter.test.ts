@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { IAMClient, ListPoliciesCommand } from '@aws-sdk/client-iam';
 import { CubicRate } from '../../src/aws/iam-rate/cubic-rate.js';
 import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
-import { HELD_FOR_RATE_MS, isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
+import { isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
 import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
 import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
 import { pino } from 'pino';
@@ -145,6 +145,30 @@ test('processes of a host share one gate: the first holds the socket, the others
   t.teardown(() => other.close());
   await other.acquire();
   t.true(other.holding, 'another key, another gate');
+});
+
+test('a call the gate holds for its turn at the learned rate is told so at once, holder or follower; before any throttle, none is', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const holder = new HostLimiter('held|us-east-1|http://iam', dir);
+  const follower = new HostLimiter('held|us-east-1|http://iam', dir);
+  t.teardown(() => {
+    holder.close();
+    follower.close();
+  });
+  const told = { holder: 0, follower: 0 };
+  await holder.acquire(undefined, () => told.holder++);
+  await follower.acquire(undefined, () => told.follower++);
+  t.true(holder.holding && follower.following);
+  for (let i = 0; i < 10; i++) await follower.acquire(undefined, () => told.follower++);
+  t.deepEqual(told, { holder: 0, follower: 0 }, 'no throttle yet: nothing is held, however many calls');
+  follower.report(true);
+  for (let i = 0; i < 50 && holder.allowedRate === undefined; i++) await sleep(10);
+  // Now the gate lets a token through at most every 2 s or so: a burst waits its turn.
+  const burst = [...Array.from({ length: 3 }, () => follower.acquire(undefined, () => told.follower++)), holder.acquire(undefined, () => told.holder++)];
+  await sleep(300);
+  t.true(told.follower >= 1, "the follower hears the holder's `h` while its token is owed");
+  t.is(told.holder, 1, "the holder's own call is told by its gate");
+  await Promise.all(burst);
 });
 
 test('when the holder goes, a follower holds the gate itself', async (t) => {
@@ -578,7 +602,7 @@ test("a target account's call the shared gate held for a token tells its client 
   // (at most a few per second now), and the client knows the account is rate-bound while one still waits.
   let answered = 0;
   const burst = Promise.all(Array.from({ length: 3 }, () => held.iam.send(new ListPoliciesCommand({})).then(() => answered++)));
-  await sleep(3 * HELD_FOR_RATE_MS);
+  await sleep(300);
   t.true(answered < 3, 'a call of the burst still waits for its token');
   t.not(held.lastRateBoundAt(), undefined, "a client whose call the account's gate holds knows the account is rate-bound while it waits");
   await burst;

@@ -45,3 +45,25 @@ export async function waitForOutcomes(logFiles: string[], puts: SentPosition[], 
     await sleep(500);
   }
 }
+
+/**
+ * Waits until no put record is left parked: each one whose outcomes in the
+ * logs are all `parked` has its redriven outcome too. Returns how many of
+ * them were parked at some point.
+ */
+export async function waitForUnparked(logFiles: string[], puts: SentPosition[], timeoutMs = 240_000): Promise<number> {
+  const wanted = new Set(puts.map(sentRecordId));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = new Map<string, OutcomeLine[]>();
+    for (const line of outcomesIn(logFiles)) {
+      const key = outcomeRecordId(line);
+      if (wanted.has(key)) lines.set(key, [...(lines.get(key) ?? []), line]);
+    }
+    const parked = [...lines.values()].filter((mine) => mine.some((line) => line.outcome === 'parked'));
+    const waiting = parked.filter((mine) => mine.every((line) => line.outcome === 'parked')).length;
+    if (waiting === 0) return parked.length;
+    if (Date.now() > deadline) throw new Error(`${waiting} records are still parked after ${timeoutMs} ms`);
+    await sleep(500);
+  }
+}

@@ -60,6 +60,8 @@ export interface FaultProxy {
   clearInjected(): void;
   /** From now on every call made as `account` fails (503 ServiceUnavailable) while `failing`. */
   failAccount(account: string, failing: boolean): void;
+  /** Calls failed by failAccount, per account. */
+  failedCalls(account: string): number;
   /** Calls let through and refused by the rate limit, per account (`rateLimit`). */
   accountCounts(): Map<string, { allowed: number; refused: number }>;
   /** From now on, the answers to the processor say the time is `ms` from this host's (positive: the service's clock is ahead). */
@@ -129,6 +131,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   /** Access key id -> the account of the role STS issued it for. */
   const keyAccounts = new Map<string, string>();
   const failing = new Set<string>();
+  const failed = new Map<string, number>();
   const callerAccount = (req: IncomingMessage) => {
     const key = accountOf(req.headers.authorization);
     return keyAccounts.get(key) ?? key;
@@ -194,6 +197,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return entry.kind;
   }
 
+  /** Forwards a call untouched; an AssumeRole's key is learned on its way back. */
+  function pass(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    if (options.protocol === 'iam' && operationOf('iam', req, body) === 'AssumeRole') learnAssumedKey(req, body, res);
+    else forward(req, body, res);
+  }
+
   /** Forwards an AssumeRole and learns whose account the key in its answer acts in. */
   function learnAssumedKey(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
     const roleAccount = /^arn:[\w-]+:iam::(\d{12}):/.exec(new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '')?.[1];
@@ -214,6 +223,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   function handle(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
     if (failing.has(callerAccount(req))) {
+      failed.set(callerAccount(req), (failed.get(callerAccount(req)) ?? 0) + 1);
       const { status, type, body: errorText } = errorBody(options.protocol, 'server-error', 'injected outage');
       res.writeHead(status, { 'content-type': type, 'x-amzn-requestid': 'fault-proxy' });
       res.end(errorText);
@@ -228,8 +238,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     }
     const planned = scriptedFor(req, body);
     if (!planned && random() >= options.rate) {
-      if (options.protocol === 'iam' && operationOf('iam', req, body) === 'AssumeRole') learnAssumedKey(req, body, res);
-      else forward(req, body, res);
+      pass(req, body, res);
       return;
     }
     const kind = planned ?? kinds[Math.floor(random() * kinds.length)]!;
@@ -250,7 +259,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         forward(req, body, res, () => req.socket.destroy());
         return;
       case 'slow':
-        void sleep(slowDelay()).then(() => forward(req, body, res));
+        void sleep(slowDelay()).then(() => pass(req, body, res));
         return;
     }
   }
@@ -282,6 +291,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (on) failing.add(account);
       else failing.delete(account);
     },
+    failedCalls: (account) => failed.get(account) ?? 0,
     accountCounts: () => new Map(buckets?.counts ?? []),
     ...(realisticIam ? { realisticIam } : {}),
     close: async () => {

@@ -78,8 +78,10 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
       violations.push(`no outcome for ${key(put)}`);
       continue;
     }
-    // A parked record has a second outcome once redriven: that one is its verdict.
-    const final = lines.find((line) => line.outcome !== 'duplicate' && line.outcome !== 'parked') ?? lines.find((line) => line.outcome !== 'duplicate') ?? lines[0]!;
+    // A parked record has a second outcome once redriven: that one is its verdict (`duplicate` too: the
+    // redrive that applied it was killed before its outcome line was written, and the next one found it done).
+    const final =
+      lines.find((line) => line.outcome !== 'duplicate' && line.outcome !== 'parked') ?? lines.find((line) => line.redriven) ?? lines.find((line) => line.outcome !== 'duplicate') ?? lines[0]!;
     outcomes[final.outcome] = (outcomes[final.outcome] ?? 0) + 1;
     const effects = lines.filter((line) => EFFECTS.has(line.outcome));
     if (effects.length > 1) violations.push(`${key(put)} took effect ${effects.length} times`);

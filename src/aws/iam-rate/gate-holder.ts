@@ -124,7 +124,8 @@ export class GateHolder {
       const byte = data[i];
       if (byte === BYTE.ask) {
         this.owed.set(peer, (this.owed.get(peer) ?? 0) + 1);
-        void this.gate.acquire(false).then(() => {
+        const held = () => void (peer.writable && peer.write('h'));
+        void this.gate.acquire(false, held).then(() => {
           if (!peer.writable) return;
           this.owed.set(peer, (this.owed.get(peer) ?? 1) - 1);
           peer.write('g');

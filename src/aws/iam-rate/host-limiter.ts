@@ -54,7 +54,8 @@ type Followed = 'following' | 'silent' | 'absent';
 export class HostLimiter implements RateLimiter {
   private holder: GateHolder | undefined; // while this process holds the socket
   private socket: Socket | undefined; // while this process follows a holder
-  private readonly pending: (() => void)[] = [];
+  /** Tokens owed to this process by the holder, in the order asked; `onHeld` hears that the holder holds them at the learned rate. */
+  private readonly pending: { resolve: () => void; onHeld?: (() => void) | undefined }[] = [];
   private lastHeard = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private readonly local = new TokenGate();
@@ -98,13 +99,13 @@ export class HostLimiter implements RateLimiter {
     return (this.holder?.gate ?? this.local).rate.current();
   }
 
-  async acquire(signal?: AbortSignal): Promise<void> {
+  async acquire(signal?: AbortSignal, onHeld?: () => void): Promise<void> {
     if (!this.holder && !this.socket && Date.now() >= this.nextElection) {
       // After a fallback the call does not wait for the election: the holder may still be stopped.
       if (this.fallenBack) void this.elect();
       else await this.elect();
     }
-    const wait = this.holder ? this.holder.gate.acquire() : this.socket ? this.ask(this.socket) : this.local.acquire();
+    const wait = this.holder ? this.holder.gate.acquire(true, onHeld) : this.socket ? this.ask(this.socket, onHeld) : this.local.acquire(true, onHeld);
     if (!signal) return wait;
     if (signal.aborted) throw signal.reason;
     await new Promise<void>((resolve, reject) => {
@@ -171,10 +172,10 @@ export class HostLimiter implements RateLimiter {
   }
 
   /** A token from the holder; the watchdog leaves the holder if it stays silent. */
-  private ask(socket: Socket): Promise<void> {
+  private ask(socket: Socket, onHeld?: () => void): Promise<void> {
     return new Promise<void>((resolve) => {
       if (this.pending.length === 0) this.lastHeard = Date.now();
-      this.pending.push(resolve);
+      this.pending.push({ resolve, onHeld });
       // Referenced while a token is owed (the process must live to get it), not otherwise.
       socket.ref();
       socket.write('a');
@@ -209,7 +210,7 @@ export class HostLimiter implements RateLimiter {
     this.socket = undefined;
     socket?.destroy();
     this.fallBack('holder-silent');
-    for (const resolve of this.pending.splice(0)) void this.local.acquire().then(resolve);
+    for (const { resolve, onHeld } of this.pending.splice(0)) void this.local.acquire(true, onHeld).then(resolve);
   }
 
   /** Connects, presents the secret and waits for the welcome, at most `waitMs`. */
@@ -239,7 +240,11 @@ export class HostLimiter implements RateLimiter {
           settle('following');
         }
         this.lastHeard = Date.now();
-        for (let i = from; i < data.length; i++) if (data[i] === BYTE.grant) this.pending.shift()?.();
+        for (let i = from; i < data.length; i++) {
+          if (data[i] === BYTE.grant) this.pending.shift()?.resolve();
+          // Held at the learned rate (a keep-alive says the same of tokens still owed): every token owed waits its turn.
+          else if (data[i] === BYTE.held || data[i] === BYTE.keepAlive) for (const { onHeld } of this.pending) onHeld?.();
+        }
         if (this.pending.length === 0) socket.unref();
       });
       socket.on('close', () => {
@@ -259,6 +264,6 @@ export class HostLimiter implements RateLimiter {
   }
 
   private flushPending(): void {
-    for (const resolve of this.pending.splice(0)) resolve();
+    for (const { resolve } of this.pending.splice(0)) resolve();
   }
 }

@@ -29,34 +29,19 @@ interface MiddlewareClient {
 }
 
 /**
- * How long a token must have kept an attempt waiting to count as the gate
- * holding it for IAM's rate (the gate lets everything through until IAM
- * throttles someone on the host): more than a socket round trip to the
- * holder or an event loop's hiccup.
- */
-export const HELD_FOR_RATE_MS = 200;
-
-/**
  * Puts `limiter` in front of every attempt of every call of `client`: inside
  * the SDK's retry loop, just before the request is signed (so a wait never
  * ages a signature), so that a retry waits for a token too, and every answer
- * tells the limiter whether IAM throttled. `onHeld` hears, every
- * HELD_FOR_RATE_MS, of each attempt the gate holds for a token that long:
+ * tells the limiter whether IAM throttled. `onHeld` hears of each attempt
+ * the gate holds for its turn at the learned rate, as soon as it is held:
  * the account is rate-bound though this process may never meet IAM's
  * throttle itself, its calls paced by a gate that others' throttles taught.
+ * (Not any slow token: an election, or a holder gone silent, is no rate.)
  */
 export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name: string, onHeld?: () => void): void {
   const middleware = (next: (args: unknown) => Promise<unknown>, context: Record<string, unknown>) => async (args: unknown) => {
     const signal = (context.__smithy_context as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
-    // Told while the attempt still waits, and again every HELD_FOR_RATE_MS: a
-    // gate shared by many callers may hold one attempt for many seconds.
-    const held = onHeld ? setInterval(onHeld, HELD_FOR_RATE_MS) : undefined;
-    held?.unref();
-    try {
-      await limiter.acquire(signal);
-    } finally {
-      clearInterval(held);
-    }
+    await limiter.acquire(signal, onHeld);
     try {
       const result = await next(args);
       limiter.report(false);

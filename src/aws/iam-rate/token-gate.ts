@@ -4,7 +4,8 @@ import { CubicRate } from './cubic-rate.js';
 
 /** What a rate limiter offers an SDK client: a token before each attempt, and what IAM answered it. */
 export interface RateLimiter {
-  acquire(signal?: AbortSignal): Promise<void>;
+  /** Resolves when the call may go; `onHeld` hears that the gate holds it for the rate IAM allows (it waits its turn). */
+  acquire(signal?: AbortSignal, onHeld?: () => void): Promise<void>;
   report(throttled: boolean): void;
 }
 
@@ -24,11 +25,15 @@ export class TokenGate {
   /**
    * Resolves when the call may go. `keepAlive`: the process must live until
    * then (a caller of its own); false for a token owed to another process.
+   * `onHeld`: told at once when the call must wait its turn at the learned
+   * rate (never before IAM throttled: until then everything goes).
    */
-  acquire(keepAlive = true): Promise<void> {
+  acquire(keepAlive = true, onHeld?: () => void): Promise<void> {
     return new Promise((resolve) => {
-      this.waiting.push({ resolve, keepAlive });
+      const waiter = { resolve, keepAlive };
+      this.waiting.push(waiter);
       this.drain();
+      if (onHeld && this.waiting.includes(waiter)) onHeld();
     });
   }
 
