@@ -11,7 +11,7 @@ export class BatchHold {
   private readonly pending = new Map<string, number>();
   /** When an account's last policy of the batch settled. */
   private readonly doneAt = new Map<string, number>();
-  /** Settled policies per account. */
+  /** Policies settled by a step of their own, per account (parked ones are not). */
   private readonly done = new Map<string, number>();
 
   constructor(
@@ -22,11 +22,15 @@ export class BatchHold {
     for (const account of accounts) this.pending.set(account, (this.pending.get(account) ?? 0) + 1);
   }
 
-  /** A policy (or a record that is not a policy's) of `account` has its outcome. */
-  settled(account: string): void {
+  /**
+   * A policy (or a record that is not a policy's) of `account` has its
+   * outcome; `stepped`: by a step of its own (a parked one says nothing of
+   * the account's pace).
+   */
+  settled(account: string, stepped = true): void {
     const left = (this.pending.get(account) ?? 1) - 1;
     this.pending.set(account, left);
-    this.done.set(account, (this.done.get(account) ?? 0) + 1);
+    if (stepped) this.done.set(account, (this.done.get(account) ?? 0) + 1);
     if (left === 0) this.doneAt.set(account, this.now());
   }
 
@@ -38,6 +42,28 @@ export class BatchHold {
   projectedMs(account: string): number {
     const done = Math.max(1, this.done.get(account) ?? 0);
     return ((this.pending.get(account) ?? 0) * (this.now() - this.started)) / done;
+  }
+
+  /**
+   * `account`'s pace in the batch against the other accounts': its policies
+   * settled per second so far (as if one settled now, before any did), over
+   * theirs per account until the last of them settled. Target accounts only
+   * (the own account's key '' also counts the batch's invalid records, which
+   * settle at once). Undefined without another account that settled a policy.
+   */
+  paceAgainstOthers(account: string): number | undefined {
+    let othersDone = 0;
+    let others = 0;
+    for (const [other, done] of this.done) {
+      if (other === account || other === '' || done === 0) continue;
+      othersDone += done;
+      others++;
+    }
+    if (others === 0) return undefined;
+    const now = this.now();
+    const theirs = othersDone / others / Math.max(1, (this.aloneSince(account) ?? now) - this.started);
+    const mine = Math.max(1, this.done.get(account) ?? 0) / Math.max(1, now - this.started);
+    return mine / theirs;
   }
 
   /** Since when `account` alone holds the batch (every other account's policies settled); undefined while another's are unsettled. */

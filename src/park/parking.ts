@@ -78,7 +78,8 @@ export function outagesRememberedMs(redriveEveryMs: number): number {
  * new policies of a failing account would otherwise hold the shard, and every
  * other account behind it, that long again. The redriver is the account's
  * probe: a redrive of it that fails renews the outage, one that succeeds
- * forgets it (unless the account is still rate-bound); time forgets it too
+ * forgets it (unless the account is still rate-bound, or was parked for
+ * being slow); time forgets it too
  * (outagesRememberedMs: two of the redriver's rounds at least), after which a
  * policy of it tries again. Keyed by account; the worker's own under `own`.
  */
@@ -98,12 +99,14 @@ export class AccountOutages {
 
   /**
    * A redrive of `account` succeeded: its IAM works again. An account still
-   * rate-bound stays known as it was (slow, or its breaker opened by
-   * throttling): its redrive succeeds at the account's pace, which says
-   * nothing of that pace.
+   * rate-bound stays known as it was (its breaker opened by throttling): its
+   * redrive succeeds at the account's pace, which says nothing of that pace.
+   * Nor does any redrive of an account parked for being slow: the redriver
+   * makes one call at a time, which even a slow account's rate lets through
+   * without a wait; such an outage is forgotten in time only.
    */
   up(account: string, rateBoundStill = false): void {
-    if (rateBoundStill) return;
+    if (rateBoundStill || this.outages.get(account)?.reason === 'account-slow') return;
     this.outages.delete(account);
   }
 
@@ -123,13 +126,24 @@ export class AccountOutages {
 const SLOW_CHECK_MS = 1_000;
 
 /**
+ * Slow, not busy: an account is given up for being slow only while it settles
+ * its policies at less than this share of the pace the batch's other accounts
+ * settled theirs at. An account as fast as the others, with more of its
+ * records in the batch, is busy with its share: parking it would send its
+ * records through the redriver, one policy at a time, and its next ones after
+ * them (the benchmark parked such an account when its rate alone was judged).
+ */
+export const SLOWER_THAN_OTHERS = 0.25;
+
+/**
  * A target account whose IAM is slow rather than down: its calls succeed, at
  * the rate its throttling lets through, so no fault ever says "unavailable",
  * and a batch with many of its policies would hold the shard's checkpoint,
  * and every other account's records behind it, for as long as they take.
  * Once the account alone has held the batch (every other account's records
  * settled: batch-hold.ts) for IPS_PARK_AFTER_MS while it was rate-bound
- * lately (IAM throttled it, or the host's gate for it held a call), or
+ * lately (IAM throttled it, or the host's gate for it held a call) and
+ * settled its policies at a fraction of the other accounts' pace, or
  * sooner once the pace of its policies settled in the batch says that even
  * at twice that pace they would hold it that long, `signal` aborts with
  * `account-slow`: the step stops as if
@@ -149,7 +163,7 @@ export class SlowAccount {
    */
   constructor(
     private readonly account: string,
-    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number },
+    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number; paceAgainstOthers(): number | undefined },
     private readonly options: ParkingOptions & { rateBoundLately: (account: string) => boolean },
   ) {
     this.timer = setInterval(() => this.look(), Math.min(SLOW_CHECK_MS, options.afterMs));
@@ -167,6 +181,9 @@ export class SlowAccount {
     if (this.controller.signal.aborted) return;
     const since = this.hold.aloneSince();
     if (since === undefined || !this.options.rateBoundLately(this.account)) return;
+    // Busy like the others, not slow: it waits as theirs did (no other account to compare with: judged by time alone).
+    const pace = this.hold.paceAgainstOthers();
+    if (pace !== undefined && pace >= SLOWER_THAN_OTHERS) return;
     const held = (this.options.now ?? Date.now)() - since;
     // Alone for a look at least, and even at twice its pace so far it would hold the batch past
     // IPS_PARK_AFTER_MS: waiting that long first would only keep the other accounts' next records

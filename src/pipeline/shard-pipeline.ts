@@ -112,17 +112,21 @@ export class ShardPipeline {
             ({ policy, items }) =>
               policy === INVALID
                 ? from(items).pipe(mergeMap((item) => defer(() => this.reject(item)).pipe(finalize(() => hold.settled(INVALID))), maxConcurrentPolicies))
-                : defer(() =>
-                    this.settlePolicy(
-                      policy,
-                      items.map((item) => item.valid!),
-                      parked.has(policy),
-                      hold,
-                    ),
-                  ).pipe(
-                    finalize(() => hold.settled(accountOf(policy))),
-                    mergeMap((list) => from(list)),
-                  ),
+                : defer(() => {
+                    // A policy parked settles without a step: it says nothing of its account's pace.
+                    let stepped = false;
+                    return from(
+                      this.settlePolicy(
+                        policy,
+                        items.map((item) => item.valid!),
+                        parked.has(policy),
+                        hold,
+                      ),
+                    ).pipe(
+                      tap((list) => (stepped = list.some((settlement) => settlement.outcome !== 'parked'))),
+                      finalize(() => hold.settled(accountOf(policy), stepped)),
+                    );
+                  }).pipe(mergeMap((list) => from(list))),
             maxConcurrentPolicies,
           ),
         ),
@@ -177,7 +181,11 @@ export class ShardPipeline {
     const rateBoundLately = parking?.rateBoundLately;
     const slow =
       parking && rateBoundLately && hold && account !== undefined
-        ? new SlowAccount(account, { aloneSince: () => hold.aloneSince(account), projectedMs: () => hold.projectedMs(account) }, { ...parking, rateBoundLately })
+        ? new SlowAccount(
+            account,
+            { aloneSince: () => hold.aloneSince(account), projectedMs: () => hold.projectedMs(account), paceAgainstOthers: () => hold.paceAgainstOthers(account) },
+            { ...parking, rateBoundLately },
+          )
         : undefined;
     let why: { reason: string; detail: string } | undefined;
     const parks = (error: unknown) => {

@@ -71,6 +71,22 @@ test('a slow account is one that alone holds the batch: while another account ha
   t.is(new BatchHold(['333333333333'], 50, () => clock.now).aloneSince('333333333333'), 50);
 });
 
+test("a policy parked without a step says nothing of its account's pace; the own account's key (which also counts invalid records) is no yardstick", (t) => {
+  const clock = { now: 0 };
+  const S = '333333333333';
+  const hold = new BatchHold([S, S, S, S, '111111111111', '111111111111', '', ''], 0, () => clock.now);
+  clock.now = 1_000;
+  hold.settled('111111111111');
+  hold.settled('111111111111');
+  hold.settled('');
+  hold.settled('');
+  hold.settled(S, false);
+  hold.settled(S, false);
+  t.is(hold.paceAgainstOthers(S), 0.5, 'none of its own stepped: as if one settled now (1 a second), against 2 a second');
+  t.is(hold.projectedMs(S), 2_000, 'two left, at one a second');
+  t.is(new BatchHold([S, '', ''], 0, () => clock.now).paceAgainstOthers(S), undefined, 'no other target account: nothing to compare with');
+});
+
 test("an account's outage is remembered until a redrive of it succeeds, or for a while: its new policies park at once meanwhile; a record behind a park is no outage", (t) => {
   const clock = { now: 0 };
   const outages = new AccountOutages(() => clock.now);
@@ -91,7 +107,9 @@ test("an account's outage is remembered until a redrive of it succeeds, or for a
   outages.up('333333333333', true);
   t.is(outages.of('333333333333')?.reason, 'account-slow', 'a slow account redriven at its pace while it throttles is still slow');
   outages.up('333333333333', false);
-  t.is(outages.of('333333333333'), undefined, 'no longer throttling: tried again');
+  t.is(outages.of('333333333333')?.reason, 'account-slow', 'nor when its redrive did not wait: the redriver goes one call at a time, within any pace');
+  clock.now += OUTAGE_REMEMBERED_MS;
+  t.is(outages.of('333333333333'), undefined, 'a slow account is forgotten in time only: then tried again');
   // A breaker opened by throttling: the account is slow, whatever the reason its first park gave.
   outages.down('333333333333', { reason: 'circuit-open', detail: 'IAM is failing (throttled)' });
   outages.up('333333333333', true);
@@ -107,43 +125,35 @@ test("an account's outage is remembered until a redrive of it succeeds, or for a
   t.is(slowRounds.of('111111111111')?.reason, 'circuit-open', 'remembered past one round of a slow redriver');
 });
 
-test('a rate-bound account alone holding the batch is given up as soon as its pace in the batch says that even at twice that pace it would hold it IPS_PARK_AFTER_MS; a busy one, or one near the limit, is waited for', (t) => {
+test("a rate-bound account alone holding the batch, settling at a fraction of the others' pace, is given up as soon as even at twice its pace it would hold the batch IPS_PARK_AFTER_MS; one near the limit, a busy one, or one not rate-bound is waited for", (t) => {
   const clock = { now: 0 };
-  const slowOne = (policies: string[], rateBound = true) => {
-    const hold = new BatchHold(policies, 0, () => clock.now);
+  const S = '333333333333';
+  const OTHER = '111111111111';
+  /** A batch of `ofS` policies of S and ten of OTHER, from time 0; `settled`: at what time how many of whose settled. */
+  const batchOf = (settled: [at: number, account: string, count: number][], options: { ofS?: number; rateBound?: boolean } = {}) => {
+    clock.now = 0;
+    const hold = new BatchHold([...Array.from({ length: options.ofS ?? 10 }, () => S), ...Array.from({ length: 10 }, () => OTHER)], 0, () => clock.now);
     const slow = new SlowAccount(
-      '333333333333',
-      { aloneSince: () => hold.aloneSince('333333333333'), projectedMs: () => hold.projectedMs('333333333333') },
-      {
-        store: undefined as never,
-        afterMs: 5_000,
-        now: () => clock.now,
-        rateBoundLately: () => rateBound,
-      },
+      S,
+      { aloneSince: () => hold.aloneSince(S), projectedMs: () => hold.projectedMs(S), paceAgainstOthers: () => hold.paceAgainstOthers(S) },
+      { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => options.rateBound ?? true },
     );
     t.teardown(() => slow.stop());
-    return { hold, slow };
-  };
-  const S = '333333333333';
-  /** A batch of ten policies of S and one of another account, from time 0; `settled`: at what time how many of whose settled. */
-  const batchOf = (settled: [at: number, account: string, count: number][], rateBound = true) => {
-    clock.now = 0;
-    const one = slowOne([...Array.from({ length: 10 }, () => S), '111111111111'], rateBound);
     for (const [at, account, count] of settled) {
       clock.now = at;
-      for (let i = 0; i < count; i++) one.hold.settled(account);
+      for (let i = 0; i < count; i++) hold.settled(account);
     }
-    return one;
+    return { hold, slow };
   };
-  const lookAt = (one: ReturnType<typeof slowOne>, at: number) => {
+  const lookAt = (one: ReturnType<typeof batchOf>, at: number) => {
     clock.now = at;
     one.slow.look();
     return one.slow.signal.aborted;
   };
 
-  // Slow: one of its ten policies settled in the batch's first second; alone since 0.5 s.
+  // Slow: the other account settled its ten in 0.5 s (20 a second); S one of its ten in the first second.
   const slow = batchOf([
-    [500, '111111111111', 1],
+    [500, OTHER, 10],
     [1_000, S, 1],
   ]);
   t.is(slow.hold.projectedMs(S), 9_000, 'nine left at one a second');
@@ -152,37 +162,44 @@ test('a rate-bound account alone holding the batch is given up as soon as its pa
   t.like(slow.slow.signal.reason, { reason: 'account-slow' });
   t.regex((slow.slow.signal.reason as Error).message, /would at its pace so far hold it \d+ ms more/);
 
-  // Near the limit: two of ten settled in the first second; at that pace the eight left would hold the batch 6 s more
-  // (past IPS_PARK_AFTER_MS), at twice that pace 3 s (not past it): waited for.
+  // Near the limit: two of ten in the first second; at that pace the eight left would hold the batch 6 s more
+  // (past IPS_PARK_AFTER_MS), at twice that pace 3 s (not past it): waited for, until the window has passed.
   const near = batchOf([
-    [500, '111111111111', 1],
+    [500, OTHER, 10],
     [1_000, S, 2],
   ]);
   clock.now = 1_500;
   t.is(near.hold.projectedMs(S), 6_000);
   t.false(lookAt(near, 1_500), 'a pace is a guess: only a clear case is judged before IPS_PARK_AFTER_MS');
-
-  // Busy: eight of ten settled in the batch's first 0.8 s; the last two would take 0.4 s more: waited for.
-  const busy = batchOf([
-    [500, '111111111111', 1],
-    [800, S, 8],
-  ]);
-  t.false(lookAt(busy, 1_500), 'its pace says it finishes well within IPS_PARK_AFTER_MS');
-  t.true(lookAt(busy, 5_500), 'but not past it: alone 5 s and rate-bound');
+  t.true(lookAt(near, 5_500), 'alone 5 s, rate-bound, and slower than the others');
 
   // None of its policies settled yet: judged as if one settled now (the most its pace can be).
-  const none = batchOf([[2_000, '111111111111', 1]]);
+  const none = batchOf([[2_000, OTHER, 10]]);
   clock.now = 3_000;
   t.is(none.hold.projectedMs(S), 30_000, 'ten left, none in 3 s: 30 s at best');
   t.true(lookAt(none, 3_000));
 
+  // Busy, not slow: thirty policies in the batch, settled at half the other account's pace (10 a second against 5),
+  // alone for 5 s with five left: its share of the batch, waited for.
+  const busy = batchOf(
+    [
+      [1_000, OTHER, 10],
+      [1_000, S, 5],
+      [3_000, S, 10],
+      [5_500, S, 10],
+    ],
+    { ofS: 30 },
+  );
+  t.true((busy.hold.paceAgainstOthers(S) ?? 0) > 0.25);
+  t.false(lookAt(busy, 6_000), 'as fast as its share: never given up for being slow');
+
   // Not rate-bound: a slow pace is the account's own work, never given up for it.
   const unbound = batchOf(
     [
-      [0, '111111111111', 1],
+      [500, OTHER, 10],
       [1_000, S, 1],
     ],
-    false,
+    { rateBound: false },
   );
   t.false(lookAt(unbound, 60_000));
 });
