@@ -31,7 +31,7 @@ export interface ParkingOptions {
   now?: () => number;
   /**
    * Whether a target account is rate-bound lately (its IAM throttled a call,
-   * or the account's shared gate held one for a token): a policy of it whose
+   * or the account's shared gate held one for its turn): a policy of it whose
    * records have waited IPS_PARK_AFTER_MS is then given up and parked
    * (SlowAccount). Absent: only an unavailable account parks.
    */
@@ -158,8 +158,9 @@ export class SlowAccount {
 
   /**
    * `hold`: since when the account alone holds the batch (BatchHold.aloneSince;
-   * undefined while others hold it too), and how much longer its unsettled
-   * policies would hold it at their pace so far (BatchHold.projectedMs).
+   * undefined while others hold it too), how much longer its unsettled
+   * policies would hold it at their pace so far (BatchHold.projectedMs), and
+   * that pace against the other accounts' (BatchHold.paceAgainstOthers).
    */
   constructor(
     private readonly account: string,
