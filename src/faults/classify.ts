@@ -33,6 +33,21 @@ const TRANSIENT_CODES = new Set([
   'KMSThrottlingException',
 ]);
 
+/**
+ * Why DynamoDB cancels a transaction when trying it again may pass: another
+ * transaction in progress on one of its items, or throttling. (`None`: the
+ * item was not the cause.) A failed condition or a validation error is an
+ * answer, not a fault.
+ */
+const TRANSIENT_CANCELLATIONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded', 'RequestLimitExceeded']);
+
+/** A TransactWriteItems cancelled only for conflicts or throttling (its reasons say which). */
+export function isTransientCancellation(error: unknown): boolean {
+  if (errorCode(error) !== 'TransactionCanceledException') return false;
+  const codes = ((error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map((reason) => reason.Code ?? 'None').filter((code) => code !== 'None');
+  return codes.length > 0 && codes.every((code) => TRANSIENT_CANCELLATIONS.has(code));
+}
+
 /** The caller's credentials or permissions failed, whatever the event. */
 const CREDENTIAL_CODES = new Set([
   // the SDK could not get credentials at all
@@ -95,6 +110,7 @@ export function isRetriable(error: unknown): boolean {
   const status = e?.$metadata?.httpStatusCode;
   return (
     TRANSIENT_CODES.has(errorCode(error)) ||
+    isTransientCancellation(error) ||
     isCredentialError(error) ||
     (e?.code !== undefined && NETWORK_CODES.has(e.code)) ||
     (status !== undefined && status >= 500) ||

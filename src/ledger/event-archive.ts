@@ -17,9 +17,7 @@ import type { LedgerPosition } from './position.js';
 import { fromLedgerSequence, toLedgerSequence } from './sequence.js';
 import { EVENT_ARCHIVE_KEY, EVENT_ARCHIVE_TTL_ATTRIBUTE, eventArchiveKey } from './event-archive-table.js';
 import { LEDGER_KEY } from './table.js';
-import { TransientError } from '../faults/errors.js';
-import { AGAIN, retry } from '../faults/retry.js';
-import { RETRY } from '../faults/retry-policies.js';
+import { untilProcessed } from './until-processed.js';
 
 type Item = Record<string, AttributeValue>;
 
@@ -41,19 +39,6 @@ const EVENT_IDS_PER_READ = 50;
 async function inChunks<T>(items: T[], size: number, send: (chunk: T[]) => Promise<void>): Promise<void> {
   const chunks = Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
   await lastValueFrom(from(chunks).pipe(mergeMap(send, BATCH_CALLS_IN_FLIGHT)), { defaultValue: undefined });
-}
-
-/**
- * Sends a batch, then what DynamoDB left unprocessed (throttling), with
- * backoff (RETRY.batchUnprocessed); then the fault goes up as transient.
- */
-async function untilProcessed<T>(batch: T[], what: string, send: (pending: T[]) => Promise<T[] | undefined>): Promise<void> {
-  let pending: T[] = batch;
-  await retry(RETRY.batchUnprocessed, async () => {
-    if (pending.length > 0) pending = (await send(pending)) ?? [];
-    return pending.length > 0 ? AGAIN : pending;
-  });
-  if (pending.length > 0) throw new TransientError('ledger-batch-unprocessed', `${pending.length} ${what} left unprocessed by DynamoDB`);
 }
 
 export interface EventArchiveOptions {

@@ -2,7 +2,9 @@
 // items (docs/design.md, "Parking"). Three kinds of item, each under a key no
 // policy can have (IAM names hold no `#`; ledger scans skip such keys):
 //
-//   #parks                    the registry: `keys`, the set of parked policy keys
+//   #parks/<n>                the registry, in REGISTRY_BUCKETS items (n: from a
+//                             hash of the policy key): `keys`, the set of parked
+//                             policy keys (`#parks`, one item, as before: still read)
 //   #park/<policy key>        a policy's park: `ids` (record ids), `shards`,
 //                             `next` (ordinal counter), `since`, `reason`, `account`,
 //                             `verify` (IAM owes a re-verification, run first)
@@ -24,7 +26,11 @@
 // gains records (or `verify`) is listed, and a park is unlisted only while it
 // holds neither.
 // So a park is never left out of the registry, whichever of the pipeline
-// (joining) and the redriver (draining) writes last.
+// (joining) and the redriver (draining) writes last. The registry is spread
+// over items because every park and release writes it: on one item, an
+// account's policies parked at once queue on it (DynamoDB cancels a
+// transaction that meets another in progress on an item), and an item holds
+// 400 KB, some 3,000 policy keys of IAM's longest names.
 //
 // Every write is an UpdateItem, alone or in a transaction, so the worker
 // needs no grant on the ledger table beyond the ledger's own (GetItem,
@@ -34,15 +40,25 @@
 
 /** How long a settled record's item stays before DynamoDB's TTL removes it. */
 const SETTLED_TTL_SECONDS = 24 * 3600;
+import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { BatchGetItemCommand, ConditionalCheckFailedException, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient, TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
 import type { PolicyEvent } from '../contract/event.js';
 import { recordId } from '../contract/record-id.js';
+import { isTransientCancellation } from '../faults/classify.js';
+import { retry } from '../faults/retry.js';
+import { RETRY } from '../faults/retry-policies.js';
 import { LEDGER_KEY, LEDGER_TTL_ATTRIBUTE } from '../ledger/table.js';
+import { untilProcessed } from '../ledger/until-processed.js';
 import type { StreamRecord, ValidRecord } from '../pipeline/types.js';
 
-const REGISTRY_KEY = '#parks';
+/** How many items the registry is spread over; a policy's bucket comes from a hash of its key. */
+const REGISTRY_BUCKETS = 16;
+const registryKey = (policy: string) => `#parks/${createHash('sha256').update(policy).digest()[0]! % REGISTRY_BUCKETS}`;
+const REGISTRY_KEYS = Array.from({ length: REGISTRY_BUCKETS }, (_, n) => `#parks/${n}`);
+/** The registry as one item, as an earlier version kept it: read, and a park listed there is unlisted there too. */
+const SINGLE_REGISTRY_KEY = '#parks';
 const parkKey = (policy: string) => `#park/${policy}`;
 const recordKey = (policy: string, id: string) => `#parked/${policy}/${id}`;
 
@@ -97,9 +113,20 @@ export class DynamoDbParkStore implements ParkStore {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The policies listed in the single registry item at the last read: their release unlists them there too. */
+  private readonly listedInSingle = new Set<string>();
+
   async parkedPolicies(): Promise<Set<string>> {
-    const item = await this.get(REGISTRY_KEY);
-    return new Set(item?.keys?.SS ?? []);
+    const parked = new Set<string>();
+    for (const item of await this.getAll([...REGISTRY_KEYS, SINGLE_REGISTRY_KEY])) {
+      const keys = item.keys?.SS ?? [];
+      for (const key of keys) parked.add(key);
+      if (item[LEDGER_KEY]?.S === SINGLE_REGISTRY_KEY) {
+        this.listedInSingle.clear();
+        for (const key of keys) this.listedInSingle.add(key);
+      }
+    }
+    return parked;
   }
 
   async park(policy: string, records: ValidRecord[], why: { reason: string; detail: string }): Promise<void> {
@@ -142,38 +169,36 @@ export class DynamoDbParkStore implements ParkStore {
     const set = ['#since = if_not_exists(#since, :now)', '#reason = if_not_exists(#reason, :reason)', '#detail = if_not_exists(#detail, :detail)'];
     if (what.verify) set.push('#verify = :verify');
     if (what.account !== undefined) set.push('#account = :account');
-    await this.dynamodb.send(
-      new TransactWriteItemsCommand({
-        TransactItems: [
-          {
-            Update: {
-              TableName: this.tableName,
-              Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-              UpdateExpression: `ADD ${add.join(', ')} SET ${set.join(', ')}`,
-              ExpressionAttributeNames: {
-                '#shards': 'shards',
-                '#since': 'since',
-                '#reason': 'reason',
-                '#detail': 'detail',
-                ...(what.ids ? { '#ids': 'ids' } : {}),
-                ...(what.verify ? { '#verify': 'verify' } : {}),
-                ...(what.account !== undefined ? { '#account': 'account' } : {}),
-              },
-              ExpressionAttributeValues: {
-                ':shards': { SS: what.shards },
-                ':now': { N: String(this.now()) },
-                ':reason': { S: what.why.reason },
-                ':detail': { S: what.why.detail.slice(0, 1_000) },
-                ...(what.ids ? { ':ids': { SS: what.ids } } : {}),
-                ...(what.verify ? { ':verify': { BOOL: true } } : {}),
-                ...(what.account !== undefined ? { ':account': { S: what.account } } : {}),
-              },
+    await this.transact({
+      TransactItems: [
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+            UpdateExpression: `ADD ${add.join(', ')} SET ${set.join(', ')}`,
+            ExpressionAttributeNames: {
+              '#shards': 'shards',
+              '#since': 'since',
+              '#reason': 'reason',
+              '#detail': 'detail',
+              ...(what.ids ? { '#ids': 'ids' } : {}),
+              ...(what.verify ? { '#verify': 'verify' } : {}),
+              ...(what.account !== undefined ? { '#account': 'account' } : {}),
+            },
+            ExpressionAttributeValues: {
+              ':shards': { SS: what.shards },
+              ':now': { N: String(this.now()) },
+              ':reason': { S: what.why.reason },
+              ':detail': { S: what.why.detail.slice(0, 1_000) },
+              ...(what.ids ? { ':ids': { SS: what.ids } } : {}),
+              ...(what.verify ? { ':verify': { BOOL: true } } : {}),
+              ...(what.account !== undefined ? { ':account': { S: what.account } } : {}),
             },
           },
-          this.registry('ADD', policy),
-        ],
-      }),
-    );
+        },
+        this.registry('ADD', policy),
+      ],
+    });
   }
 
   async summary(policy: string): Promise<ParkSummary | undefined> {
@@ -196,18 +221,11 @@ export class DynamoDbParkStore implements ParkStore {
     const ids = (await this.get(parkKey(policy)))?.ids?.SS ?? [];
     const found: ParkedRecord[] = [];
     const missing = new Set(ids);
-    for (let at = 0; at < ids.length; at += 100) {
-      let keys: Item[] | undefined = ids.slice(at, at + 100).map((id) => ({ [LEDGER_KEY]: { S: recordKey(policy, id) } }));
-      while (keys && keys.length > 0) {
-        const answer: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }));
-        for (const item of answer.Responses?.[this.tableName] ?? []) {
-          if (item[LEDGER_TTL_ATTRIBUTE]) continue; // settled, waiting for the TTL
-          const parked = fromItem(item);
-          found.push(parked);
-          missing.delete(parked.id);
-        }
-        keys = answer.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
+    for (const item of await this.getAll(ids.map((id) => recordKey(policy, id)))) {
+      if (item[LEDGER_TTL_ATTRIBUTE]) continue; // settled, waiting for the TTL
+      const parked = fromItem(item);
+      found.push(parked);
+      missing.delete(parked.id);
     }
     // Listed but gone or expiring: settled by a redrive whose clean-up was cut short; forgetting them is what that clean-up would have done.
     if (missing.size > 0) await this.release(policy, [...missing]);
@@ -250,38 +268,65 @@ export class DynamoDbParkStore implements ParkStore {
     }
     // Empty (DynamoDB drops an emptied set): the park leaves the registry, as long as it stays empty; a record that joined meanwhile keeps it listed.
     try {
-      await this.dynamodb.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
-                UpdateExpression: 'REMOVE #shards, #since, #reason, #detail, #account',
-                ConditionExpression: 'attribute_not_exists(#ids) AND attribute_not_exists(#verify)',
-                ExpressionAttributeNames: { '#ids': 'ids', '#verify': 'verify', '#shards': 'shards', '#since': 'since', '#reason': 'reason', '#detail': 'detail', '#account': 'account' },
-              },
+      await this.transact({
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.tableName,
+              Key: { [LEDGER_KEY]: { S: parkKey(policy) } },
+              UpdateExpression: 'REMOVE #shards, #since, #reason, #detail, #account',
+              ConditionExpression: 'attribute_not_exists(#ids) AND attribute_not_exists(#verify)',
+              ExpressionAttributeNames: { '#ids': 'ids', '#verify': 'verify', '#shards': 'shards', '#since': 'since', '#reason': 'reason', '#detail': 'detail', '#account': 'account' },
             },
-            this.registry('DELETE', policy),
-          ],
-        }),
-      );
+          },
+          this.registry('DELETE', policy),
+          ...(this.listedInSingle.has(policy) ? [this.registry('DELETE', policy, SINGLE_REGISTRY_KEY)] : []),
+        ],
+      });
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
+      // Cancelled by its condition: a record joined (or a re-verification is owed), and the park stays listed.
+      if (!(error instanceof TransactionCanceledException) || isTransientCancellation(error)) throw error;
     }
   }
 
+  /**
+   * A transaction of a park and the registry. Every park and release writes
+   * the one registry item, so policies parked or drained at once meet there,
+   * and DynamoDB cancels a transaction that meets another in progress
+   * (TransactionConflict): tried again after a short wait (RETRY.parkTransaction).
+   */
+  private async transact(input: TransactWriteItemsCommandInput): Promise<void> {
+    await retry(RETRY.parkTransaction, () => this.dynamodb.send(new TransactWriteItemsCommand(input)), { retriable: isTransientCancellation });
+  }
+
   /** The registry's update that lists (ADD) or unlists (DELETE) a park, as one item of a transaction. */
-  private registry(action: 'ADD' | 'DELETE', policy: string) {
+  private registry(action: 'ADD' | 'DELETE', policy: string, key = registryKey(policy)) {
     return {
       Update: {
         TableName: this.tableName,
-        Key: { [LEDGER_KEY]: { S: REGISTRY_KEY } },
+        Key: { [LEDGER_KEY]: { S: key } },
         UpdateExpression: `${action} #keys :key`,
         ExpressionAttributeNames: { '#keys': 'keys' },
         ExpressionAttributeValues: { ':key': { SS: [policy] } },
       },
     };
+  }
+
+  /** The items under `keys` that exist, strongly consistent, 100 keys a call (what DynamoDB leaves unprocessed is asked again: untilProcessed). */
+  private async getAll(keys: string[]): Promise<Item[]> {
+    const found: Item[] = [];
+    for (let at = 0; at < keys.length; at += 100) {
+      await untilProcessed(
+        keys.slice(at, at + 100).map((key): Item => ({ [LEDGER_KEY]: { S: key } })),
+        'parked items',
+        async (pending) => {
+          const answer: BatchGetItemCommandOutput = await this.dynamodb.send(new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
+          found.push(...(answer.Responses?.[this.tableName] ?? []));
+          return answer.UnprocessedKeys?.[this.tableName]?.Keys;
+        },
+      );
+    }
+    return found;
   }
 
   private async get(key: string): Promise<Item | undefined> {

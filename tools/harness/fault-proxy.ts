@@ -25,6 +25,11 @@
 // `inject()` scripts a fault for the next call of one operation (an IAM Action
 // or a DynamoDB target), or for the n-th from now, so a test can lose exactly
 // the answer it means to.
+// With `transactions` (protocol dynamodb) a write that meets a transaction in
+// progress on one of its items is refused as DynamoDB refuses it
+// (TransactionCanceledException with `TransactionConflict`, or
+// TransactionConflictException): DynamoDB Local never has two in progress
+// (dynamodb-transactions.ts).
 // With `realisticIam` (protocol iam) the proxy forwards to a realistic-IAM
 // layer in front of the emulator (reads lag writes, DeletePolicy conflicts;
 // see realistic-iam.ts), so faults and IAM's own semantics combine.
@@ -33,6 +38,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRandom } from '../../src/ops/load.js';
+import { TransactionsInProgress } from './dynamodb-transactions.js';
+import type { TransactionOptions } from './dynamodb-transactions.js';
 import { startRealisticIam } from './realistic-iam.js';
 import type { RealisticIam, RealisticIamOptions } from './realistic-iam.js';
 import { AccountBuckets, accountOf } from './token-bucket.js';
@@ -68,6 +75,8 @@ export interface FaultProxy {
   skewClock(ms: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
   realisticIam?: RealisticIam;
+  /** DynamoDB's transactions in progress, when asked for (`transactions`): what they refused. */
+  transactions?: TransactionsInProgress;
   close(): Promise<void>;
 }
 
@@ -116,6 +125,8 @@ export interface FaultProxyOptions {
   realisticIam?: Omit<RealisticIamOptions, 'target'>;
   /** A rate limit per account (token bucket): calls past it are refused as throttled. Default burst: one second's worth. `perAccount`: other rates for some accounts. */
   rateLimit?: { ratePerSecond: number; burst?: number; perAccount?: Record<string, number> };
+  /** DynamoDB only: writes that meet a transaction in progress are refused as the service refuses them. */
+  transactions?: TransactionOptions;
   /** The Date header of every answer to the processor, this far from this host's clock (ms). Default 0: untouched. */
   clockSkewMs?: number;
 }
@@ -127,6 +138,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = seededRandom(options.seed ?? 1);
   const injected = Object.fromEntries(KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
   const state = { calls: 0, inFlight: 0, rateLimited: 0, clockSkewMs: options.clockSkewMs ?? 0 };
+  const transactions = options.transactions && options.protocol === 'dynamodb' ? new TransactionsInProgress(options.transactions) : undefined;
   const buckets = options.rateLimit ? new AccountBuckets(options.rateLimit, options.rateLimit.perAccount) : undefined;
   /** Access key id -> the account of the role STS issued it for. */
   const keyAccounts = new Map<string, string>();
@@ -197,9 +209,25 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return entry.kind;
   }
 
-  /** Forwards a call untouched; an AssumeRole's key is learned on its way back. */
+  /** Forwards a call untouched; an AssumeRole's key is learned on its way back; a write that meets a transaction in progress is refused. */
   function pass(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
-    if (options.protocol === 'iam' && operationOf('iam', req, body) === 'AssumeRole') learnAssumedKey(req, body, res);
+    if (options.protocol === 'iam' && operationOf('iam', req, body) === 'AssumeRole') {
+      learnAssumedKey(req, body, res);
+      return;
+    }
+    if (!transactions) {
+      forward(req, body, res);
+      return;
+    }
+    const admitted = transactions.admit(req, body);
+    if ('refuse' in admitted) {
+      res.writeHead(admitted.refuse.status, { 'content-type': admitted.refuse.type, 'x-amzn-requestid': 'fault-proxy' });
+      res.end(admitted.refuse.body);
+      return;
+    }
+    // In progress from now until its answer has gone back (or the connection is gone).
+    res.once('close', admitted.done);
+    if (transactions.holdMs > 0) void sleep(transactions.holdMs).then(() => forward(req, body, res));
     else forward(req, body, res);
   }
 
@@ -294,6 +322,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     failedCalls: (account) => failed.get(account) ?? 0,
     accountCounts: () => new Map(buckets?.counts ?? []),
     ...(realisticIam ? { realisticIam } : {}),
+    ...(transactions ? { transactions } : {}),
     close: async () => {
       await new Promise<void>((resolve) => {
         server.closeAllConnections();
