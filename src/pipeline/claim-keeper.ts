@@ -109,3 +109,23 @@ export class ClaimKeeper {
     this.controller.abort(new TransientError(reason, `${message} (policy ${this.policy})`));
   }
 }
+
+/**
+ * The step, or the give-up once it comes, whichever is first. A call of a
+ * step given up (SlowAccount) may not hear the abort for a while (the SDK's
+ * wait between two attempts after a throttle, up to seconds): it is not
+ * waited for. It starts no attempt after the abort (limitCalls), a call
+ * already sent may still land (hence the re-verification the caller asks
+ * for), and the abandoned step records nothing: each of its IAM steps checks
+ * the claim keeper first, and a refusal it meets is not dead-lettered
+ * (PolicyBatch.applyOne).
+ */
+export function untilGivenUp<T>(running: Promise<T>, giveUp: AbortSignal | undefined): Promise<T> {
+  if (!giveUp) return running;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(giveUp.reason);
+    giveUp.addEventListener('abort', onAbort, { once: true });
+    if (giveUp.aborted) onAbort();
+    running.then(resolve, reject).finally(() => giveUp.removeEventListener('abort', onAbort));
+  });
+}

@@ -30,7 +30,7 @@ import { knowledgeOf, needsVerification, windowFull } from '../ledger/ledger.js'
 import { verdictOf } from '../ledger/verdict.js';
 import type { KnownVerdict } from '../ledger/verdict.js';
 import { METRIC } from '../metrics/metrics.js';
-import { ClaimKeeper } from './claim-keeper.js';
+import { ClaimKeeper, untilGivenUp } from './claim-keeper.js';
 import { archiveForgotten, archivedAmong } from './window-archive.js';
 import { planCompletion } from './completion-plan.js';
 import { screened } from './batch-knowledge.js';
@@ -276,7 +276,7 @@ class PolicyBatch {
     this.giveUp?.addEventListener('abort', giveUp, { once: true });
     if (this.giveUp?.aborted) giveUp();
     try {
-      const result = await step(keeper);
+      const result = await untilGivenUp(step(keeper), this.giveUp);
       keeper.check();
       return result;
     } catch (error) {
@@ -367,6 +367,8 @@ class PolicyBatch {
       // A refused step may still have changed versions on its way (an oldest one deleted): unknown.
       result.versions = undefined;
       if (!(error instanceof RejectedEventError)) throw error;
+      // A step whose claim is lost or given up records no verdict: its records are the next owner's (or the park's).
+      guard.check();
       await this.reject(item, error.reason, error.detail);
       result.refused.add(item);
       return undefined;

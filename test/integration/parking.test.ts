@@ -389,3 +389,71 @@ test.serial(
     t.deepEqual([...(await parks.parkedPolicies())], []);
   },
 );
+
+test.serial(
+  "a given-up step is not waited for when its call cannot hear the abort (the SDK's backoff between retries): the batch settles with the slow account's policies parked, and the call never lands",
+  async (t) => {
+    const { config, clients } = stackOf();
+    const aws = clients();
+    const metrics = new Metrics();
+    // lateWriteMs: the redrive's re-verification waits that long for a late write of the given-up step.
+    const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400, lateWriteMs: 1_000 };
+    const deaf = { ms: 30_000, landed: [] as string[], abandoned: [] as string[] };
+    const real = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger }));
+    const applier: Applier = {
+      apply: async (event: PolicyEvent, hint?: ApplyHint) => {
+        if (event.account === SLOW && deaf.ms > 0) {
+          // A wait no signal cuts short, as the SDK's between two attempts; then the next attempt meets the aborted signal (limitCalls).
+          await new Promise<void>((resolve) => setTimeout(resolve, deaf.ms).unref());
+          if (hint?.guard?.signal.aborted) {
+            deaf.abandoned.push(event.eventId);
+            throw hint.guard.signal.reason;
+          }
+        }
+        const step = await real.apply(event, hint);
+        deaf.landed.push(event.eventId);
+        return step;
+      },
+    };
+    const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
+    const pipeline = createShardPipeline(
+      {
+        config: fast,
+        logger: silentLogger,
+        metrics,
+        ledger: ledgerFromConfig(aws.dynamodb, config),
+        cache: new DedupCache(1_000),
+        applier,
+        deadLetters: new MemoryDeadLetters(),
+        parks,
+        rateBoundLately: (account) => account === SLOW,
+      },
+      { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-deaf' },
+    );
+    const records = streamRecords([event('deaf-healthy', 'df-h1', 'h1', DOWN), event('deaf-one', 'df-1', 'one', SLOW)], SHARD);
+    // A liveness bound, not a timing: before, the batch waited for the deaf call's 30 s.
+    const settled = await Promise.race([
+      pipeline.processBatch(batch(records)),
+      sleep(15_000).then(() => {
+        throw new Error('the batch waited for a given-up step');
+      }),
+    ]);
+    t.deepEqual(
+      settled.map((s) => [s.eventId, s.outcome, s.reason]),
+      [
+        ['df-h1', 'created', undefined],
+        ['df-1', 'parked', 'account-slow'],
+      ],
+    );
+    t.deepEqual(deaf.landed, ['df-h1'], 'the given-up call has not landed');
+    t.deepEqual(
+      [...(await parks.parkedPolicies())].filter((key) => key.includes('deaf')),
+      [`${SLOW}/deaf-one`],
+    );
+    // Drained, for the tests after this one.
+    deaf.ms = 0;
+    const redriver = new Redriver({ store: parks, redrive: (policy, parked) => pipeline.redrive(policy, parked), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
+    t.is((await redriver.round()).redriven, 1);
+    t.true(documentsEqual(await defaultDocument(aws, 'deaf-one'), doc('one')));
+  },
+);
