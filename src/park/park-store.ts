@@ -43,7 +43,7 @@ const SETTLED_TTL_SECONDS = 24 * 3600;
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { BatchGetItemCommand, ConditionalCheckFailedException, GetItemCommand, TransactWriteItemsCommand, TransactionCanceledException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient, TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, BatchGetItemCommandOutput, DynamoDBClient, TransactWriteItem, TransactWriteItemsCommandInput, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import type { PolicyEvent } from '../contract/event.js';
 import { recordId } from '../contract/record-id.js';
 import { isTransientCancellation } from '../faults/classify.js';
@@ -64,6 +64,9 @@ const recordKey = (policy: string, id: string) => `#parked/${policy}/${id}`;
 
 /** A DynamoDB item holds 400 KB: a record whose gzipped data is larger keeps its event, not its data (`dataDropped`). */
 const MAX_STORED_DATA = 256 * 1024;
+/** A park's records go in its listing's transaction when they fit (DynamoDB takes 100 items and 4 MB in one); else first, one each. */
+const TRANSACTION_RECORDS = 50;
+const TRANSACTION_RECORD_BYTES = 2 * 1024 * 1024;
 
 /** What an operator sees of a park. */
 export interface ParkSummary {
@@ -105,6 +108,7 @@ export interface ParkStore {
 }
 
 type Item = Record<string, AttributeValue>;
+type RecordUpdate = UpdateItemCommandInput & Required<Pick<UpdateItemCommandInput, 'Key' | 'UpdateExpression'>>;
 
 export class DynamoDbParkStore implements ParkStore {
   constructor(
@@ -143,16 +147,16 @@ export class DynamoDbParkStore implements ParkStore {
       }),
     );
     const last = Number(counted.Attributes?.next?.N ?? records.length);
-    // 2. The records, each under its own key; one parked before keeps its ordinal.
-    const ids: string[] = [];
-    for (const [index, valid] of records.entries()) {
-      const id = recordId(valid.record);
-      ids.push(id);
-      await this.putOnce(policy, id, last - records.length + 1 + index, valid);
-    }
-    // 3. The park lists them and the registry lists the park, together.
+    // 2. The records, each under its own key (one parked before keeps its ordinal), and 3. the park lists
+    // them and the registry lists the park: all in one transaction when they fit in one, else the records first.
+    // A transaction takes one write per item: a record given twice is written once (it keeps its first ordinal anyway).
+    const first = new Map(records.map((valid, index) => [recordId(valid.record), index] as const).reverse());
+    const updates = [...first].sort(([, a], [, b]) => a - b).map(([id, index]) => this.recordUpdate(policy, id, last - records.length + 1 + index, records[index]!));
+    const together = updates.length <= TRANSACTION_RECORDS && updates.reduce((bytes, update) => bytes + update.bytes, 0) <= TRANSACTION_RECORD_BYTES;
+    if (!together) for (const { update } of updates) await this.dynamodb.send(new UpdateItemCommand(update));
+    const ids = records.map((valid) => recordId(valid.record));
     const shards = [...new Set(records.map((valid) => valid.record.shardId))];
-    await this.list(policy, { ids, shards, account: records[0]!.event.account, why });
+    await this.list(policy, { ids, shards, account: records[0]!.event.account, why }, together ? updates.map(({ update }) => ({ Update: update })) : []);
   }
 
   async parkVerification(policy: string, at: { shardId: string; account?: string | undefined }, why: { reason: string; detail: string }): Promise<void> {
@@ -164,13 +168,18 @@ export class DynamoDbParkStore implements ParkStore {
    * it came from, its account and, the first time only, why and since when;
    * and lists the park in the registry, in the same transaction.
    */
-  private async list(policy: string, what: { ids?: string[]; shards: string[]; account: string | undefined; why: { reason: string; detail: string }; verify?: boolean }): Promise<void> {
+  private async list(
+    policy: string,
+    what: { ids?: string[]; shards: string[]; account: string | undefined; why: { reason: string; detail: string }; verify?: boolean },
+    withRecords: TransactWriteItem[] = [],
+  ): Promise<void> {
     const add = ['#shards :shards', ...(what.ids ? ['#ids :ids'] : [])];
     const set = ['#since = if_not_exists(#since, :now)', '#reason = if_not_exists(#reason, :reason)', '#detail = if_not_exists(#detail, :detail)'];
     if (what.verify) set.push('#verify = :verify');
     if (what.account !== undefined) set.push('#account = :account');
     await this.transact({
       TransactItems: [
+        ...withRecords,
         {
           Update: {
             TableName: this.tableName,
@@ -333,11 +342,13 @@ export class DynamoDbParkStore implements ParkStore {
     return (await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { [LEDGER_KEY]: { S: key } }, ConsistentRead: true }))).Item;
   }
 
-  private async putOnce(policy: string, id: string, ordinal: number, valid: ValidRecord): Promise<void> {
+  /** The write of one parked record, and about how many bytes it carries. A record parked before keeps its ordinal; one settled before (its item waiting for the TTL) is parked again, and kept. */
+  private recordUpdate(policy: string, id: string, ordinal: number, valid: ValidRecord): { update: RecordUpdate; bytes: number } {
     const { record } = valid;
     const data = gzipSync(record.data);
+    const event = JSON.stringify(valid.event);
     const fields: Item = {
-      event: { S: JSON.stringify(valid.event) },
+      event: { S: event },
       payloadHash: { S: valid.payloadHash },
       shardId: { S: record.shardId },
       sequenceNumber: { S: record.sequenceNumber },
@@ -348,16 +359,16 @@ export class DynamoDbParkStore implements ParkStore {
       ...(record.arrivedAt !== undefined ? { arrivedAt: { N: String(record.arrivedAt) } } : {}),
     };
     const names = Object.keys(fields);
-    // A record parked before keeps its ordinal; one settled before (its item waiting for the TTL) is parked again, and kept.
-    await this.dynamodb.send(
-      new UpdateItemCommand({
+    return {
+      update: {
         TableName: this.tableName,
         Key: { [LEDGER_KEY]: { S: recordKey(policy, id) } },
         UpdateExpression: `SET #ordinal = if_not_exists(#ordinal, :ordinal), ${names.map((_, i) => `#f${i} = :f${i}`).join(', ')} REMOVE #ttl`,
         ExpressionAttributeNames: { '#ordinal': 'ordinal', '#ttl': LEDGER_TTL_ATTRIBUTE, ...Object.fromEntries(names.map((name, i) => [`#f${i}`, name])) },
         ExpressionAttributeValues: { ':ordinal': { N: String(ordinal) }, ...Object.fromEntries(names.map((name, i) => [`:f${i}`, fields[name]!])) },
-      }),
-    );
+      },
+      bytes: (data.length <= MAX_STORED_DATA ? data.length : 0) + Buffer.byteLength(event) + 1_024,
+    };
   }
 }
 

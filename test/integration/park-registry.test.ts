@@ -22,6 +22,7 @@ import { ledgerFromConfig } from '../../src/ledger/dynamodb-ledger.js';
 import { METRIC, Metrics } from '../../src/metrics/metrics.js';
 import { eventRecord } from '../../src/ops/producer.js';
 import { DynamoDbParkStore } from '../../src/park/park-store.js';
+import { BEHIND_PARKED } from '../../src/park/parking.js';
 import { createShardPipeline } from '../../src/pipeline/create.js';
 import type { Applier, ValidRecord } from '../../src/pipeline/types.js';
 import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
@@ -159,6 +160,34 @@ test.serial('a park listed in the single registry item an earlier version kept i
     (await store.records(policy)).map((record) => record.id),
   );
   t.false((await store.parkedPolicies()).has(policy), 'unlisted there too');
+});
+
+test.serial("a park's records come back in order whether written in its listing's transaction (a few) or one by one before it (many)", async (t) => {
+  const store = new DynamoDbParkStore(aws!.dynamodb, testStack!.config.ledgerTable);
+  for (const [policy, count] of [
+    [`${DOWN}/few-0`, 3],
+    [`${DOWN}/many-0`, 60],
+  ] as const) {
+    const parked = records(policy.slice(DOWN.length + 1), count);
+    await store.park(policy, parked.slice(0, 1), { reason: 'circuit-open', detail: 'account down' });
+    await store.park(policy, parked.slice(1), { reason: BEHIND_PARKED, detail: 'behind' });
+    const back = await store.records(policy);
+    t.deepEqual(
+      back.map((record) => record.record.sequenceNumber),
+      parked.map((valid) => valid.record.sequenceNumber),
+      `${policy}: every record, in the order parked`,
+    );
+    t.deepEqual(
+      back.map((record) => record.event.eventId),
+      parked.map((valid) => valid.event.eventId),
+    );
+    t.is((await store.summary(policy))?.records, count);
+    await store.release(
+      policy,
+      back.map((record) => record.id),
+    );
+    t.false((await store.parkedPolicies()).has(policy));
+  }
 });
 
 test('a transaction cancelled for a conflict or throttling is transient; one cancelled by its condition or a validation error is not', (t) => {
