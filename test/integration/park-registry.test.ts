@@ -1,7 +1,7 @@
 // The registry of parks. Many policies parked, and drained, at once: every
 // park's transaction also writes a registry item, and DynamoDB cancels a transaction that meets
-// another in progress on an item (TransactionConflict) where DynamoDB Local,
-// running one request at a time, never does. The fault proxy in front of
+// another in progress on an item (TransactionConflict), which DynamoDB Local
+// has not been seen to do. The fault proxy in front of
 // DynamoDB Local refuses such writes as the service does
 // (tools/harness/dynamodb-transactions.ts); the park store must come through
 // with every park listed, and every drained one unlisted, none lost to a

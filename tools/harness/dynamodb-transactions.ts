@@ -8,8 +8,8 @@
 //   - a single write (UpdateItem, PutItem, DeleteItem) to such an item fails
 //     with TransactionConflictException.
 //
-// DynamoDB Local runs one request at a time, so a transaction there is never
-// "in progress" when another arrives. The fault proxy (protocol dynamodb,
+// DynamoDB Local has not cancelled a transaction for a conflict in any of
+// this project's runs, parks at once from four processes included. The fault proxy (protocol dynamodb,
 // `transactions`) keeps the items of the transactions it has forwarded and
 // not yet seen answered, and answers the calls that meet them as the service
 // would; `holdMs` keeps each transaction in progress that much longer before

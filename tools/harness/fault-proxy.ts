@@ -28,7 +28,7 @@
 // With `transactions` (protocol dynamodb) a write that meets a transaction in
 // progress on one of its items is refused as DynamoDB refuses it
 // (TransactionCanceledException with `TransactionConflict`, or
-// TransactionConflictException): DynamoDB Local never has two in progress
+// TransactionConflictException), which DynamoDB Local has not been seen to do
 // (dynamodb-transactions.ts).
 // With `realisticIam` (protocol iam) the proxy forwards to a realistic-IAM
 // layer in front of the emulator (reads lag writes, DeletePolicy conflicts;
