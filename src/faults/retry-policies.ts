@@ -45,8 +45,8 @@ export const RETRY = {
   batchUnprocessed: { attempts: 5, baseMs: 50, capMs: 1_000 },
   /**
    * A park's transaction (park/park-store.ts) cancelled because another was in
-   * progress on one of its items: every park and release also writes the one
-   * registry item, so policies parked or drained at once meet there. 8 tries,
+   * progress on one of its items: every park and release also writes a
+   * registry item (one of 16), so policies parked or drained at once meet there. 8 tries,
    * waits under 1 s; then the conflict goes up as transient and the caller
    * (the pipeline, the redriver's next round) tries again later.
    */

@@ -150,11 +150,11 @@ export class DynamoDbParkStore implements ParkStore {
     // 2. The records, each under its own key (one parked before keeps its ordinal), and 3. the park lists
     // them and the registry lists the park: all in one transaction when they fit in one, else the records first.
     // A transaction takes one write per item: a record given twice is written once (it keeps its first ordinal anyway).
-    const first = new Map(records.map((valid, index) => [recordId(valid.record), index] as const).reverse());
-    const updates = [...first].sort(([, a], [, b]) => a - b).map(([id, index]) => this.recordUpdate(policy, id, last - records.length + 1 + index, records[index]!));
+    const first = [...new Map(records.map((valid, index) => [recordId(valid.record), index] as const).reverse())].sort(([, a], [, b]) => a - b);
+    const updates = first.map(([id, index]) => this.recordUpdate(policy, id, last - records.length + 1 + index, records[index]!));
     const together = updates.length <= TRANSACTION_RECORDS && updates.reduce((bytes, update) => bytes + update.bytes, 0) <= TRANSACTION_RECORD_BYTES;
     if (!together) for (const { update } of updates) await this.dynamodb.send(new UpdateItemCommand(update));
-    const ids = records.map((valid) => recordId(valid.record));
+    const ids = first.map(([id]) => id);
     const shards = [...new Set(records.map((valid) => valid.record.shardId))];
     await this.list(policy, { ids, shards, account: records[0]!.event.account, why }, together ? updates.map(({ update }) => ({ Update: update })) : []);
   }
@@ -299,10 +299,10 @@ export class DynamoDbParkStore implements ParkStore {
   }
 
   /**
-   * A transaction of a park and the registry. Every park and release writes
-   * the one registry item, so policies parked or drained at once meet there,
-   * and DynamoDB cancels a transaction that meets another in progress
-   * (TransactionConflict): tried again after a short wait (RETRY.parkTransaction).
+   * A transaction of a park and the registry. Every park and release writes a
+   * registry item (one of REGISTRY_BUCKETS), so policies parked or drained at
+   * once meet there, and DynamoDB cancels a transaction that meets another in
+   * progress (TransactionConflict): tried again after a short wait (RETRY.parkTransaction).
    */
   private async transact(input: TransactWriteItemsCommandInput): Promise<void> {
     await retry(RETRY.parkTransaction, () => this.dynamodb.send(new TransactWriteItemsCommand(input)), { retriable: isTransientCancellation });

@@ -11,7 +11,7 @@ import { GetPolicyCommand, GetPolicyVersionCommand } from '@aws-sdk/client-iam';
 import type { PolicyEvent } from '../../src/contract/event.js';
 import { upsertedEvent } from '../../src/contract/wire-event.js';
 import { ALL_HASH_KEYS } from '../../src/contract/hash-key.js';
-import { TransientError } from '../../src/faults/errors.js';
+import { RejectedEventError, TransientError } from '../../src/faults/errors.js';
 import { decodePolicyVersionDocument, documentsEqual } from '../../src/iam/document.js';
 import { policyArn } from '../../src/iam/policies.js';
 import { IamReconciler } from '../../src/iam/reconciler.js';
@@ -336,6 +336,32 @@ function slowApplier(real: Applier, times: { slowMs: number; ownMs: number }) {
   return { applier, state };
 }
 
+/** A shard's pipeline whose account SLOW is rate-bound lately (given up when it alone holds the batch), over the stack's ledger and park store. */
+function rateBoundPipeline(aws: ReturnType<typeof setUp>['aws'], config: Config, applier: Applier, metrics: Metrics, owner: string) {
+  const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
+  const ledger = ledgerFromConfig(aws.dynamodb, config);
+  const deadLetters = new MemoryDeadLetters();
+  const pipeline = createShardPipeline(
+    { config, logger: silentLogger, metrics, ledger, cache: new DedupCache(1_000), applier, deadLetters, parks, rateBoundLately: (account) => account === SLOW },
+    { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner },
+  );
+  return { pipeline, parks, ledger, deadLetters };
+}
+
+/**
+ * The batch's settlements, or a failure once it has been held 15 s: a
+ * liveness bound, not a timing (and a timer that keeps the test's process
+ * alive, as the daemon's pipe keeps a worker's: the give-up's timers do not).
+ */
+async function settledUnlessHeld(pipeline: ReturnType<typeof rateBoundPipeline>['pipeline'], records: StreamRecord[]) {
+  return Promise.race([
+    pipeline.processBatch(batch(records)),
+    sleep(15_000).then(() => {
+      throw new Error('the batch waited for a given-up step');
+    }),
+  ]);
+}
+
 test.serial(
   "a slow account (its IAM throttling, its calls succeeding late) is given up after IPS_PARK_AFTER_MS and parked; the other accounts' records and the own account's settle; the redriver applies the park",
   async (t) => {
@@ -345,23 +371,8 @@ test.serial(
     const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400 };
     const times = { slowMs: 30_000, ownMs: 1_000 };
     const slow = slowApplier(reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger })), times);
-    const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
-    const ledger = ledgerFromConfig(aws.dynamodb, config);
-    const pipeline = createShardPipeline(
-      // SLOW throttles lately; the own account's records are never given up, slow or not.
-      {
-        config: fast,
-        logger: silentLogger,
-        metrics,
-        ledger,
-        cache: new DedupCache(1_000),
-        applier: slow.applier,
-        deadLetters: new MemoryDeadLetters(),
-        parks,
-        rateBoundLately: (account) => account === SLOW,
-      },
-      { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-slow' },
-    );
+    // SLOW throttles lately; the own account's records are never given up, slow or not.
+    const { pipeline, parks, ledger } = rateBoundPipeline(aws, fast, slow.applier, metrics, 'worker-slow');
     const records = streamRecords([event('slow-healthy', 's-h1', 'h1', DOWN), event('slow-one', 's-1', 'one', SLOW), event('slow-two', 's-2', 'two', SLOW), event('slow-own', 's-o1', 'own')], SHARD);
     const settled = await pipeline.processBatch(batch(records));
     t.deepEqual(
@@ -398,46 +409,24 @@ test.serial(
     const metrics = new Metrics();
     // lateWriteMs: the redrive's re-verification waits that long for a late write of the given-up step.
     const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400, lateWriteMs: 1_000 };
-    const deaf = { ms: 30_000, landed: [] as string[], abandoned: [] as string[] };
+    const deaf = { ms: 30_000, landed: [] as string[] };
     const real = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger }));
     const applier: Applier = {
       apply: async (event: PolicyEvent, hint?: ApplyHint) => {
         if (event.account === SLOW && deaf.ms > 0) {
           // A wait no signal cuts short, as the SDK's between two attempts; then the next attempt meets the aborted signal (limitCalls).
           await new Promise<void>((resolve) => setTimeout(resolve, deaf.ms).unref());
-          if (hint?.guard?.signal.aborted) {
-            deaf.abandoned.push(event.eventId);
-            throw hint.guard.signal.reason;
-          }
+          if (hint?.guard?.signal.aborted) throw hint.guard.signal.reason;
         }
         const step = await real.apply(event, hint);
         deaf.landed.push(event.eventId);
         return step;
       },
     };
-    const parks = new DynamoDbParkStore(aws.dynamodb, config.ledgerTable);
-    const pipeline = createShardPipeline(
-      {
-        config: fast,
-        logger: silentLogger,
-        metrics,
-        ledger: ledgerFromConfig(aws.dynamodb, config),
-        cache: new DedupCache(1_000),
-        applier,
-        deadLetters: new MemoryDeadLetters(),
-        parks,
-        rateBoundLately: (account) => account === SLOW,
-      },
-      { shardId: SHARD, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-deaf' },
-    );
+    const { pipeline, parks } = rateBoundPipeline(aws, fast, applier, metrics, 'worker-deaf');
     const records = streamRecords([event('deaf-healthy', 'df-h1', 'h1', DOWN), event('deaf-one', 'df-1', 'one', SLOW)], SHARD);
-    // A liveness bound, not a timing: before, the batch waited for the deaf call's 30 s.
-    const settled = await Promise.race([
-      pipeline.processBatch(batch(records)),
-      sleep(15_000).then(() => {
-        throw new Error('the batch waited for a given-up step');
-      }),
-    ]);
+    // Before, the batch waited for the deaf call's 30 s.
+    const settled = await settledUnlessHeld(pipeline, records);
     t.deepEqual(
       settled.map((s) => [s.eventId, s.outcome, s.reason]),
       [
@@ -457,3 +446,47 @@ test.serial(
     t.true(documentsEqual(await defaultDocument(aws, 'deaf-one'), doc('one')));
   },
 );
+
+test.serial("a refusal that a given-up step meets after the give-up is not dead-lettered: the record is the park's, and the redriver settles it", async (t) => {
+  const { config, clients } = stackOf();
+  const aws = clients();
+  const metrics = new Metrics();
+  const fast = { ...config, retryBaseMs: 5, retryBackoffCapMs: 50, parkAfterMs: 400, lateWriteMs: 1_000 };
+  const real = reconcilerApplier(new IamReconciler({ iam: aws.iam, sts: aws.sts, config, metrics, logger: silentLogger }));
+  const refusal = { late: true, thrown: undefined as Promise<void> | undefined };
+  const applier: Applier = {
+    apply: async (event: PolicyEvent, hint?: ApplyHint) => {
+      if (event.account === SLOW && refusal.late) {
+        // IAM's answer comes only after the give-up, and it is a refusal.
+        const signal = hint!.guard!.signal;
+        refusal.thrown = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        await refusal.thrown;
+        throw new RejectedEventError('iam:MalformedPolicyDocument', 'refused after the give-up');
+      }
+      return real.apply(event, hint);
+    },
+  };
+  const { pipeline, parks, deadLetters } = rateBoundPipeline(aws, fast, applier, metrics, 'worker-refused');
+  const records = streamRecords([event('late-healthy', 'lr-h1', 'h1', DOWN), event('late-refused', 'lr-1', 'one', SLOW)], SHARD);
+  const settled = await settledUnlessHeld(pipeline, records);
+  t.deepEqual(
+    settled.map((s) => [s.eventId, s.outcome, s.reason]),
+    [
+      ['lr-h1', 'created', undefined],
+      ['lr-1', 'parked', 'account-slow'],
+    ],
+  );
+  // The abandoned step has met its refusal (its catch runs after these turns of the event loop).
+  await refusal.thrown;
+  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  t.deepEqual(
+    [...deadLetters.letters.values()].map((letter) => letter.eventId),
+    [],
+    'no dead letter for a parked record',
+  );
+  // Drained, for the tests after this one: the account answers now.
+  refusal.late = false;
+  const redriver = new Redriver({ store: parks, redrive: (policy, parked) => pipeline.redrive(policy, parked), shards: [SHARD], everyMs: 60_000, metrics, logger: silentLogger });
+  t.is((await redriver.round()).redriven, 1);
+  t.true(documentsEqual(await defaultDocument(aws, 'late-refused'), doc('one')));
+});
