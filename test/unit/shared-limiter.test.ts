@@ -5,6 +5,7 @@
 // SDK's middleware (every attempt waits for a token and reports IAM's answer).
 // Clocks are fake where time matters; nothing asserts how fast anything runs.
 import test from 'ava';
+import type { ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -17,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { IAMClient, ListPoliciesCommand } from '@aws-sdk/client-iam';
 import { CubicRate } from '../../src/aws/iam-rate/cubic-rate.js';
 import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
-import { isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
+import { THROTTLE_REQUEUES, isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
 import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
 import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
 import { pino } from 'pino';
@@ -42,11 +43,12 @@ function listPolicies(res: ServerResponse): void {
   );
 }
 
-/** Sends `perSecond` calls a second for `seconds` on the fake clock. */
+/** Sends `perSecond` calls a second for `seconds` on the fake clock, each answered without a throttle. */
 function send(rate: CubicRate, clock: { t: number }, perSecond: number, seconds: number): void {
   for (let i = 0; i < perSecond * seconds; i++) {
     clock.t += 1000 / perSecond;
     rate.sent();
+    rate.answered();
   }
 }
 
@@ -63,6 +65,30 @@ test('no limit until IAM throttles; then 70% of the rate sent, climbing back alo
   t.true(later > after, `climbs back: ${later}`);
   send(rate, clock, 28, 2);
   t.true(rate.current()! >= 39, `back near the rate that was throttled after its window (~2.6 s): ${rate.current()}`);
+});
+
+test('a burst sent at once before the first throttle: the rate starts at 70% of what IAM accepted in the last second, not at the floor', (t) => {
+  // A shard's first batch: every call goes at once (no rate learned yet), before the half-second
+  // measure has closed a bucket; IAM accepts 10 of the 40 and throttles the rest.
+  const burst = (answersFirst: boolean) => {
+    const clock = { t: 0 };
+    const rate = new CubicRate(() => clock.t);
+    for (let i = 0; i < 40; i++) rate.sent();
+    const answers = () => {
+      clock.t += 30;
+      for (let i = 0; i < 10; i++) rate.answered();
+    };
+    if (answersFirst) answers();
+    clock.t += 5;
+    rate.throttled();
+    // A throttle is answered at once, an accepted call in IAM's own time: the acceptances may come after it.
+    if (!answersFirst) answers();
+    return rate.current()!;
+  };
+  for (const answersFirst of [true, false]) {
+    const after = burst(answersFirst);
+    t.true(after > 0.7 * 10 * 0.9 && after < 0.7 * 10 * 1.1, `acceptances ${answersFirst ? 'before' : 'after'} the throttle: ${after}`);
+  }
 });
 
 test('throttles answering one burst are one decrease', (t) => {
@@ -185,26 +211,35 @@ test('when the holder goes, a follower holds the gate itself', async (t) => {
   t.true(second.holding);
 });
 
-test('an attempt waits for a token and reports whether IAM throttled it, retries included', async (t) => {
-  let calls = 0;
-  const upstream = createServer((_req, res) => {
-    if (calls++ === 0) {
-      throttle(res);
-      return;
-    }
-    listPolicies(res);
+/** IAM's answer when it failed on its side: the SDK retries it with its own backoff. */
+function internalFailure(res: ServerResponse): void {
+  res.writeHead(500, { 'content-type': 'text/xml' });
+  res.end(
+    '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Receiver</Type><Code>ServiceFailure</Code><Message>x</Message></Error><RequestId>x</RequestId></ErrorResponse>',
+  );
+}
+
+/**
+ * An IAM client behind a recording limiter and an upstream that answers each
+ * request with `answers[i]` (then ListPolicies): what the limiter heard, and
+ * the SDK's attempt header of each request (`attempt=N; max=M`).
+ */
+async function gatedClient(t: ExecutionContext, answers: ((res: ServerResponse) => void)[], maxAttempts = 3) {
+  const attempts: string[] = [];
+  const upstream = createServer((req, res) => {
+    attempts.push(String(req.headers['amz-sdk-request']));
+    (answers[attempts.length - 1] ?? listPolicies)(res);
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const events: string[] = [];
   const limiter: RateLimiter = {
     acquire: async () => void events.push('acquire'),
-    report: (throttled) => void events.push(throttled ? 'throttled' : 'ok'),
+    report: (throttled) => void events.push(throttled ? 'throttled' : 'not-throttled'),
   };
   const iam = new IAMClient({
     endpoint: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
     region: 'us-east-1',
-    maxAttempts: 3,
-    retryStrategy: undefined,
+    maxAttempts,
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   });
   limitCalls(iam, limiter, 'test-limit');
@@ -212,8 +247,28 @@ test('an attempt waits for a token and reports whether IAM throttled it, retries
     iam.destroy();
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
   });
+  return { iam, events, attempts };
+}
+
+test("an attempt waits for a token and reports whether IAM throttled it; the SDK's retries wait for one too", async (t) => {
+  const { iam, events, attempts } = await gatedClient(t, [internalFailure]);
   await iam.send(new ListPoliciesCommand({}));
-  t.deepEqual(events, ['acquire', 'throttled', 'acquire', 'ok']);
+  t.deepEqual(events, ['acquire', 'not-throttled', 'acquire', 'not-throttled']);
+  t.deepEqual(attempts, ['attempt=1; max=3', 'attempt=2; max=3']);
+});
+
+test("a throttled attempt goes back to the gate for its next token, not into the SDK's backoff", async (t) => {
+  const { iam, events, attempts } = await gatedClient(t, [throttle, throttle, throttle]);
+  await iam.send(new ListPoliciesCommand({}));
+  t.deepEqual(events, ['acquire', 'throttled', 'acquire', 'throttled', 'acquire', 'throttled', 'acquire', 'not-throttled']);
+  // One attempt as the SDK counts them: it neither waited out a backoff nor spent a retry on the throttles.
+  t.deepEqual(attempts, Array(4).fill('attempt=1; max=3'));
+});
+
+test("a throttle past the requeues a gate gives is the SDK's to retry", async (t) => {
+  const { iam, attempts } = await gatedClient(t, Array(THROTTLE_REQUEUES + 1).fill(throttle));
+  await iam.send(new ListPoliciesCommand({}));
+  t.deepEqual(attempts, [...Array(THROTTLE_REQUEUES + 1).fill('attempt=1; max=3'), 'attempt=2; max=3']);
 });
 
 test("throttling is told apart from IAM's version limit", (t) => {

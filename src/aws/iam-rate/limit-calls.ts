@@ -29,6 +29,14 @@ interface MiddlewareClient {
 }
 
 /**
+ * How many times a throttled attempt goes back to the gate before the SDK's
+ * own retry (and its backoff) hears of the throttle: enough for a burst
+ * before the first throttle to be paced out, few enough that a gate that
+ * cannot pace (no rate learned, a fallback) hands over soon.
+ */
+export const THROTTLE_REQUEUES = 8;
+
+/**
  * Puts `limiter` in front of every attempt of every call of `client`: inside
  * the SDK's retry loop, just before the request is signed (so a wait never
  * ages a signature), so that a retry waits for a token too, and every answer
@@ -37,18 +45,28 @@ interface MiddlewareClient {
  * the account is rate-bound though this process may never meet IAM's
  * throttle itself, its calls paced by a gate that others' throttles taught.
  * (Not any slow token: an election, or a holder gone silent, is no rate.)
+ *
+ * A throttled attempt goes back to the gate, which has just lowered its rate,
+ * rather than into the SDK's backoff: that backoff is blind to the gate and
+ * grows to seconds after a few throttles (a base of 1 s, doubled each time),
+ * so a burst that met IAM's limit at once (a shard's first batch, every call
+ * sent before any throttle taught the rate) would sit out seconds with tokens
+ * unused. Other failures, and a throttle past THROTTLE_REQUEUES, are the SDK's.
  */
 export function limitCalls(client: MiddlewareClient, limiter: RateLimiter, name: string, onHeld?: () => void): void {
   const middleware = (next: (args: unknown) => Promise<unknown>, context: Record<string, unknown>) => async (args: unknown) => {
     const signal = (context.__smithy_context as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
-    await limiter.acquire(signal, onHeld);
-    try {
-      const result = await next(args);
-      limiter.report(false);
-      return result;
-    } catch (error) {
-      limiter.report(isThrottle(error));
-      throw error;
+    for (let requeued = 0; ; requeued++) {
+      await limiter.acquire(signal, onHeld);
+      try {
+        const result = await next(args);
+        limiter.report(false);
+        return result;
+      } catch (error) {
+        const throttled = isThrottle(error);
+        limiter.report(throttled);
+        if (!throttled || requeued >= THROTTLE_REQUEUES || signal?.aborted) throw error;
+      }
     }
   };
   client.middlewareStack.addRelativeTo(middleware as never, { relation: 'before', toMiddleware: 'httpSigningMiddleware', name, override: true });

@@ -44,6 +44,7 @@ export class TokenGate {
 
   report(throttled: boolean): void {
     if (throttled) this.rate.throttled();
+    else this.rate.answered();
   }
 
   private drain(): void {
