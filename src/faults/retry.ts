@@ -95,6 +95,8 @@ export interface RetryOptions extends Backoff {
   /** What is being retried, for logs. */
   what: Record<string, unknown>;
   random?: () => number;
+  /** How to wait between tries (default: a timer that `signal` stops); see RetryCall. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 /** Attempts before an error that is not retriable is declared a bug and the step stops retrying. */
@@ -106,6 +108,7 @@ export async function retryUntilSettled<T>(step: () => Promise<T>, options: Retr
     retriable: () => true,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.random ? { random: options.random } : {}),
+    ...(options.sleep ? { sleep: options.sleep } : {}),
     onRetry: async (error, { index }, delayMs) => {
       if (!isRetriable(error) && ++bugs >= BUG_ATTEMPTS) {
         options.metrics.increment(METRIC.pipelineBugs, { error: (error as Error).name });

@@ -5,7 +5,10 @@
 // without a break. Any other fault (the ledger, read
 // lag, a claim held elsewhere) is the stream's own business and keeps the
 // records waiting as before: parking them would only move the wait.
-import { IamFaultError, TransientError } from '../faults/errors.js';
+import { EventEmitter, once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IamFaultError, StoppedError, TransientError } from '../faults/errors.js';
+import { splitPolicyKey } from '../contract/policy-key.js';
 import type { ParkStore } from './park-store.js';
 
 /**
@@ -58,6 +61,11 @@ export class UnavailableFor {
   }
 }
 
+/** The key of a policy's account in AccountOutages: the account its key names, or `own`. */
+export function outageKey(policy: string): string {
+  return splitPolicyKey(policy).account ?? 'own';
+}
+
 /**
  * How long an account stays known as unavailable without a redrive of it
  * succeeding or failing: then a policy of it tries again. At least two of the
@@ -85,6 +93,8 @@ export function outagesRememberedMs(redriveEveryMs: number): number {
  */
 export class AccountOutages {
   private readonly outages = new Map<string, { reason: string; detail: string; at: number }>();
+  /** Tells, by account, that the account was found down: its policies waiting between tries follow at once. */
+  private readonly news = new EventEmitter().setMaxListeners(0);
 
   constructor(
     private readonly now: () => number = Date.now,
@@ -95,6 +105,28 @@ export class AccountOutages {
   down(account: string, why: { reason: string; detail: string }): void {
     if (why.reason === BEHIND_PARKED) return; // the policy's own order, not the account's health
     this.outages.set(account, { reason: why.reason, detail: why.detail, at: this.now() });
+    this.news.emit(account);
+  }
+
+  /**
+   * Waits `ms` between two tries of a policy of `account`, or less: until the
+   * account is found down. A policy failing for its account follows a park
+   * made for the account's sake at its next failure; its backoff after some
+   * tries is seconds long (full jitter, up to IPS_RETRY_BACKOFF_CAP_MS), and
+   * the batch, every other account's records behind it, would wait that long.
+   * Rejects with StoppedError when `signal` (the processor stopping) aborts.
+   */
+  async sleepUnlessDown(account: string, ms: number, signal?: AbortSignal): Promise<void> {
+    const ended = new AbortController();
+    const until = signal ? AbortSignal.any([signal, ended.signal]) : ended.signal;
+    try {
+      await Promise.race([sleep(ms, undefined, { signal: until }), once(this.news, account, { signal: until })]);
+    } catch (error) {
+      if (signal?.aborted) throw new StoppedError('processor stopping');
+      throw error;
+    } finally {
+      ended.abort();
+    }
   }
 
   /**

@@ -29,7 +29,7 @@ import { settlePolicyBatch } from './policy-batch.js';
 import { verifyPolicy } from './converge.js';
 import type { Settlement, StreamRecord, ValidRecord } from './types.js';
 import { retryUntilSettled } from '../faults/retry.js';
-import { BEHIND_PARKED, SlowAccount, UnavailableFor, accountUnavailable } from '../park/parking.js';
+import { BEHIND_PARKED, SlowAccount, UnavailableFor, accountUnavailable, outageKey } from '../park/parking.js';
 import { BatchHold } from '../park/batch-hold.js';
 import type { ParkingOptions } from '../park/parking.js';
 import type { ParkedRecord } from '../park/park-store.js';
@@ -71,11 +71,6 @@ interface Decoded {
   eventId?: string;
   policyName?: string;
   account?: string;
-}
-
-/** The key of a policy's account in AccountOutages: the account its key names, or `own`. */
-function outageKey(policy: string): string {
-  return splitPolicyKey(policy).account ?? 'own';
 }
 
 export class ShardPipeline {
@@ -208,7 +203,7 @@ export class ShardPipeline {
         if (!parks(error)) throw error;
         return PARKED;
       }
-    }, this.retryOptions({ policy })).finally(() => slow?.stop());
+    }, this.policyRetryOptions(policy)).finally(() => slow?.stop());
     if (settled === PARKED) {
       parking?.outages?.down(outageKey(policy), why!);
       return this.park(policy, items, why!);
@@ -353,6 +348,12 @@ export class ShardPipeline {
       ...(item.policyName !== undefined ? { policyName: item.policyName } : {}),
       ...(item.account !== undefined ? { account: item.account } : {}),
     };
+  }
+
+  /** A policy's retries wait for their backoff, or until its account is found down: then it follows the park at once. */
+  private policyRetryOptions(policy: string) {
+    const outages = this.options.parking?.outages;
+    return { ...this.retryOptions({ policy }), ...(outages ? { sleep: (ms: number) => outages.sleepUnlessDown(outageKey(policy), ms, this.options.signal) } : {}) };
   }
 
   private retryOptions(what: Record<string, unknown>) {

@@ -249,15 +249,15 @@ test.serial(
   },
 );
 
-test.serial("a policy failing for its account follows another shard's policy parked for that account's sake: it is parked at its next failure, not after a window of its own", async (t) => {
+const followsAnotherShardsPark = test.macro(async (t, tag: string, retry: Pick<Config, 'retryBaseMs' | 'retryBackoffCapMs'>) => {
   const outages = new AccountOutages();
-  const first = setUp('worker-shared-outage', {}, outages);
+  const first = setUp(`worker-shared-outage-${tag}`, {}, outages);
   // A second shard of the same process, sharing its memory of outages, whose window is far longer than the test.
   const { aws, config } = first;
   const otherShard = 'shardId-000000000001';
   const other = createShardPipeline(
     {
-      config: { ...config, retryBaseMs: 5, retryBackoffCapMs: 50 },
+      config: { ...config, ...retry },
       logger: silentLogger,
       metrics: new Metrics(),
       ledger: ledgerFromConfig(aws.dynamodb, config),
@@ -266,13 +266,13 @@ test.serial("a policy failing for its account follows another shard's policy par
       deadLetters: new MemoryDeadLetters(),
       parks: first.parks,
     },
-    { shardId: otherShard, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: 'worker-shared-outage-2' },
+    { shardId: otherShard, lineage: [], hashKeyRange: ALL_HASH_KEYS, epoch: 0, owner: `worker-shared-outage-${tag}-2` },
     { parking: { store: first.parks, afterMs: 600_000, outages } },
   );
   // The other shard's policy starts failing first; then this shard's policy fails for IPS_PARK_AFTER_MS (400 ms) and is parked.
-  const waiting = other.processBatch(batch(streamRecords([event('park-shared-b', 'b1', 'b1', DOWN)], otherShard)));
+  const waiting = other.processBatch(batch(streamRecords([event(`park-shared-b-${tag}`, 'b1', 'b1', DOWN)], otherShard)));
   await sleep(100);
-  const parkedHere = await first.pipeline.processBatch(batch(streamRecords([event('park-shared-a', 'a1', 'a1', DOWN)], SHARD)));
+  const parkedHere = await first.pipeline.processBatch(batch(streamRecords([event(`park-shared-a-${tag}`, 'a1', 'a1', DOWN)], SHARD)));
   t.deepEqual(
     parkedHere.map((s) => [s.eventId, s.outcome, s.reason]),
     [['a1', 'parked', 'circuit-open']],
@@ -296,6 +296,21 @@ test.serial("a policy failing for its account follows another shard's policy par
   });
   t.is((await otherRedriver.round()).redriven, 1, "the other shard's park applied");
 });
+
+test.serial(
+  "a policy failing for its account follows another shard's policy parked for that account's sake: it is parked at its next failure, not after a window of its own",
+  followsAnotherShardsPark,
+  'fast',
+  { retryBaseMs: 5, retryBackoffCapMs: 50 },
+);
+
+// Its backoff after some tries is seconds long (full jitter up to IPS_RETRY_BACKOFF_CAP_MS): the park ends the wait.
+test.serial(
+  "a policy failing for its account, waiting out a long backoff between tries, follows another shard's park for the account at once, not at its next try",
+  followsAnotherShardsPark,
+  'long-backoff',
+  { retryBaseMs: 600_000, retryBackoffCapMs: 600_000 },
+);
 
 const SLOW = '333333333333';
 

@@ -4,9 +4,9 @@
 // being unavailable. A fault of the stream's own (the ledger, a claim held
 // elsewhere) is not, and starts the wait over.
 import test from 'ava';
-import { AssumeRoleError, TransientError } from '../../src/faults/errors.js';
+import { AssumeRoleError, StoppedError, TransientError } from '../../src/faults/errors.js';
 import { classifyIamError } from '../../src/iam/classify-iam-error.js';
-import { AccountOutages, OUTAGE_REMEMBERED_MS, SlowAccount, UnavailableFor, accountUnavailable, outagesRememberedMs } from '../../src/park/parking.js';
+import { AccountOutages, BEHIND_PARKED, OUTAGE_REMEMBERED_MS, SlowAccount, UnavailableFor, accountUnavailable, outagesRememberedMs } from '../../src/park/parking.js';
 import { BatchHold } from '../../src/park/batch-hold.js';
 import type { ParkStore } from '../../src/park/park-store.js';
 
@@ -123,6 +123,22 @@ test("an account's outage is remembered until a redrive of it succeeds, or for a
   slowRounds.down('111111111111', { reason: 'circuit-open', detail: 'IAM circuit breaker open' });
   clock.now += 90_000;
   t.is(slowRounds.of('111111111111')?.reason, 'circuit-open', 'remembered past one round of a slow redriver');
+});
+
+test("a policy's wait between tries ends when its account is found down (not another's), and when the processor stops", async (t) => {
+  const outages = new AccountOutages();
+  const settle = (wait: Promise<void>) => wait.then(() => 'ended').catch((error: unknown) => (error instanceof StoppedError ? 'stopped' : 'failed'));
+  const waiting = settle(outages.sleepUnlessDown('222222222222', 600_000));
+  outages.down('333333333333', { reason: 'circuit-open', detail: 'x' });
+  outages.down('222222222222', { reason: BEHIND_PARKED, detail: 'its own order' });
+  t.is(await Promise.race([waiting, new Promise((resolve) => setTimeout(resolve, 50, 'waiting'))]), 'waiting', "another account's outage, or a record behind a park, ends nothing");
+  outages.down('222222222222', { reason: 'circuit-open', detail: 'x' });
+  t.is(await waiting, 'ended');
+  const stop = new AbortController();
+  const stopping = settle(outages.sleepUnlessDown('222222222222', 600_000, stop.signal));
+  stop.abort();
+  t.is(await stopping, 'stopped');
+  t.is(await settle(outages.sleepUnlessDown('222222222222', 1)), 'ended', 'or the backoff ends it');
 });
 
 test("a rate-bound account alone holding the batch, settling at a fraction of the others' pace, is given up as soon as even at twice its pace it would hold the batch IPS_PARK_AFTER_MS; one near the limit, a busy one, or one not rate-bound is waited for", (t) => {
