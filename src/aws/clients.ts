@@ -129,7 +129,7 @@ function iamClient(
   options: ClientOptions,
   base: ReturnType<typeof common>,
   account?: { id: string; credentials: AssumedCredentials; onHeld?: () => void },
-): { iam: IAMClient; release?: () => void } {
+): { iam: IAMClient; release?: () => void; limiter?: HostLimiter } {
   const mode = config.iamRetryMode ?? 'standard';
   const iam = new IAMClient({
     ...base,
@@ -146,7 +146,7 @@ function iamClient(
   const key = `${config.appName}|${base.region}|${endpoint}${account ? `|${account.id}` : ''}`;
   const { limiter, release } = retainLimiter(key, config, options.onIamLimiterEvent);
   limitCalls(iam, limiter, 'iam-shared-rate-limit', account?.onHeld);
-  return { iam, release };
+  return { iam, release, limiter };
 }
 
 /**
@@ -217,6 +217,13 @@ export interface TargetAccountClients {
    * the host: this one may never meet a throttle itself), epoch ms.
    */
   lastRateBoundAt(): number | undefined;
+  /**
+   * Calls per second the host's shared gate for the account allows now (what
+   * IAM allows the account, learned from every process's throttles; Infinity:
+   * no limit learned); undefined when not known (another retry mode than
+   * `shared`, a follower not yet told the holder's rate).
+   */
+  allowedRate(): number | undefined;
 }
 
 /** The ARN of the role the workers assume in a target account (Config.targetRoleName). */
@@ -275,7 +282,7 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
   const rateBound = () => {
     rateBoundAt = Date.now();
   };
-  const { iam, release } = iamClient(config, options, base, { id: to.account, credentials, onHeld: rateBound });
+  const { iam, release, limiter } = iamClient(config, options, base, { id: to.account, credentials, onHeld: rateBound });
   const sts = new STSClient({ ...base, ...target('sts', options), credentials });
   if (release) targetReleases.set(iam, release);
   for (const observer of options.observers ?? []) {
@@ -283,7 +290,7 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
     observeCalls(sts, 'sts', observer);
   }
   watchThrottles(iam, rateBound);
-  return { account: to.account, roleArn, iam, sts, lastRateBoundAt: () => rateBoundAt };
+  return { account: to.account, roleArn, iam, sts, lastRateBoundAt: () => rateBoundAt, allowedRate: () => limiter?.allowedRate };
 }
 
 const targetReleases = new WeakMap<IAMClient, () => void>();

@@ -102,6 +102,11 @@ export class AccountTargets {
     return at !== undefined && now - at < RATE_BOUND_LATELY_MS;
   }
 
+  /** Calls per second the host's gate for the account allows now (TargetAccountClients.allowedRate); undefined: not known. */
+  allowedRate(account: string): number | undefined {
+    return this.targets.get(account)?.clients.allowedRate();
+  }
+
   /** Destroys the target accounts' clients (and leaves their rate limiters). */
   destroy(): void {
     for (const { clients } of this.targets.values()) destroyTargetAccountClients(clients);

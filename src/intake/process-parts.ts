@@ -51,6 +51,7 @@ export function buildProcessParts(config: Config, clients: AwsClients, logger: L
     deadLetters: new DynamoDbDeadLetterStore(clients.dynamodb, config.deadLetterTable, Date.now, metrics),
     parks: new DynamoDbParkStore(clients.dynamodb, config.ledgerTable),
     rateBoundLately: (account) => targets.rateBoundLately(account),
+    allowedRate: (account) => targets.allowedRate(account),
     outages: new AccountOutages(Date.now, outagesRememberedMs(config.redriveEveryMs)),
     listShards: () => listShards(clients.kinesis, config.streamName),
   };

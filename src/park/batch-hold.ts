@@ -52,18 +52,18 @@ export class BatchHold {
    * settle at once). Undefined without another account that settled a policy.
    */
   paceAgainstOthers(account: string): number | undefined {
-    let othersDone = 0;
-    let others = 0;
-    for (const [other, done] of this.done) {
-      if (other === account || other === '' || done === 0) continue;
-      othersDone += done;
-      others++;
-    }
-    if (others === 0) return undefined;
+    const others = this.othersSettled(account);
+    if (others.length === 0) return undefined;
+    const othersDone = others.reduce((sum, other) => sum + this.done.get(other)!, 0);
     const now = this.now();
-    const theirs = othersDone / others / Math.max(1, (this.aloneSince(account) ?? now) - this.started);
+    const theirs = othersDone / others.length / Math.max(1, (this.aloneSince(account) ?? now) - this.started);
     const mine = Math.max(1, this.done.get(account) ?? 0) / Math.max(1, now - this.started);
     return mine / theirs;
+  }
+
+  /** The target accounts other than `account` that settled a policy of the batch by a step: its yardstick. */
+  othersSettled(account: string): string[] {
+    return [...this.done].filter(([other, done]) => other !== account && other !== '' && done > 0).map(([other]) => other);
   }
 
   /** Since when `account` alone holds the batch (every other account's policies settled); undefined while another's are unsettled. */

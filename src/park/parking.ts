@@ -39,6 +39,13 @@ export interface ParkingOptions {
    * (SlowAccount). Absent: only an unavailable account parks.
    */
   rateBoundLately?: (account: string) => boolean;
+  /**
+   * Calls per second the host's gate for a target account allows now, learned
+   * from its throttles by every record processor of the host (Infinity: no
+   * limit learned; undefined: not known). Absent: a slow account is judged by
+   * its pace in the batch alone.
+   */
+  allowedRate?: (account: string) => number | undefined;
 }
 
 /** Measures how long a policy's account has been unavailable without a break; says when its records are to be parked. */
@@ -160,12 +167,30 @@ const SLOW_CHECK_MS = 1_000;
 /**
  * Slow, not busy: an account is given up for being slow only while it settles
  * its policies at less than this share of the pace the batch's other accounts
- * settled theirs at. An account as fast as the others, with more of its
- * records in the batch, is busy with its share: parking it would send its
- * records through the redriver, one policy at a time, and its next ones after
- * them (the benchmark parked such an account when its rate alone was judged).
+ * settled theirs at, and (where the host's gates know the rates) IAM allows
+ * it less than this share of the fastest of theirs. An account as fast as
+ * the others, with more of its records in the batch, is busy with its share:
+ * parking it would send its records through the redriver, one policy at a
+ * time, and its next ones after them (the benchmark parked such an account
+ * when its rate alone was judged, and again, at its full rate, when its pace
+ * in one record processor was: the account's rate is shared by the host's).
  */
 export const SLOWER_THAN_OTHERS = 0.25;
+
+/**
+ * `account`'s rate against the fastest of `others` (the host's gates: what
+ * IAM allows each account, not this process's share of it); undefined when
+ * its own or every other's is not known.
+ */
+function rateAgainstOthers(account: string, others: string[], allowedRate: (account: string) => number | undefined): { ratio: number; mine: number; fastest: number } | undefined {
+  const mine = allowedRate(account);
+  const known = others.map(allowedRate).filter((rate): rate is number => rate !== undefined);
+  if (mine === undefined || known.length === 0) return undefined;
+  const fastest = Math.max(...known);
+  // No limit learned for it: not slow for want of rate; none learned for another: faster than any limit.
+  const ratio = mine === Infinity ? 1 : fastest === Infinity ? 0 : mine / fastest;
+  return { ratio, mine, fastest };
+}
 
 /**
  * A target account whose IAM is slow rather than down: its calls succeed, at
@@ -174,8 +199,9 @@ export const SLOWER_THAN_OTHERS = 0.25;
  * and every other account's records behind it, for as long as they take.
  * Once the account alone has held the batch (every other account's records
  * settled: batch-hold.ts) for IPS_PARK_AFTER_MS while it was rate-bound
- * lately (IAM throttled it, or the host's gate for it held a call) and
- * settled its policies at a fraction of the other accounts' pace, or
+ * lately (IAM throttled it, or the host's gate for it held a call),
+ * settled its policies at a fraction of the other accounts' pace and is
+ * allowed a fraction of their rate by IAM (SLOWER_THAN_OTHERS), or
  * sooner once the pace of its policies settled in the batch says that even
  * at twice that pace they would hold it that long, `signal` aborts with
  * `account-slow`: the step stops as if
@@ -191,12 +217,13 @@ export class SlowAccount {
   /**
    * `hold`: since when the account alone holds the batch (BatchHold.aloneSince;
    * undefined while others hold it too), how much longer its unsettled
-   * policies would hold it at their pace so far (BatchHold.projectedMs), and
-   * that pace against the other accounts' (BatchHold.paceAgainstOthers).
+   * policies would hold it at their pace so far (BatchHold.projectedMs),
+   * that pace against the other accounts' (BatchHold.paceAgainstOthers), and
+   * which other accounts settled policies of the batch (BatchHold.othersSettled).
    */
   constructor(
     private readonly account: string,
-    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number; paceAgainstOthers(): number | undefined },
+    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number; paceAgainstOthers(): number | undefined; othersSettled(): string[] },
     private readonly options: ParkingOptions & { rateBoundLately: (account: string) => boolean },
   ) {
     this.timer = setInterval(() => this.look(), Math.min(SLOW_CHECK_MS, options.afterMs));
@@ -217,6 +244,11 @@ export class SlowAccount {
     // Busy like the others, not slow: it waits as theirs did (no other account to compare with: judged by time alone).
     const pace = this.hold.paceAgainstOthers();
     if (pace !== undefined && pace >= SLOWER_THAN_OTHERS) return;
+    // A pace is this record processor's, and the account's rate is shared by the host's: a busy
+    // account's share here can be a fraction of the others', whose few records of the batch went in a
+    // burst (the benchmark parked such an account at its full rate). Slow is what IAM allows it, host-wide.
+    const rate = this.options.allowedRate ? rateAgainstOthers(this.account, this.hold.othersSettled(), this.options.allowedRate) : undefined;
+    if (rate !== undefined && rate.ratio >= SLOWER_THAN_OTHERS) return;
     const held = (this.options.now ?? Date.now)() - since;
     // Alone for a look at least, and even at twice its pace so far it would hold the batch past
     // IPS_PARK_AFTER_MS: waiting that long first would only keep the other accounts' next records
@@ -227,10 +259,11 @@ export class SlowAccount {
     if (held < this.options.afterMs && !hopeless) return;
     this.stop();
     const why = held < this.options.afterMs ? `would at its pace so far hold it ${Math.round(projected)} ms more` : `alone held it ${held} ms`;
+    const rates = rate ? `; IAM allows it ${round(rate.mine)} calls/s on this host, the batch's other accounts up to ${round(rate.fastest)}` : '';
     this.controller.abort(
       new TransientError(
         'account-slow',
-        `account ${this.account}'s IAM is rate-bound (throttled, or its calls held by the host's gate for its rate) and its records ${why} (IPS_PARK_AFTER_MS ${this.options.afterMs}): parked, to be applied at the account's pace`,
+        `account ${this.account}'s IAM is rate-bound (throttled, or its calls held by the host's gate for its rate) and its records ${why} (IPS_PARK_AFTER_MS ${this.options.afterMs})${rates}: parked, to be applied at the account's pace`,
       ),
     );
   }
@@ -238,4 +271,9 @@ export class SlowAccount {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** A rate as a log line says it: two decimals at most, `no limit` for Infinity. */
+function round(perSecond: number): string {
+  return perSecond === Infinity ? 'no limit' : String(Math.round(perSecond * 100) / 100);
 }

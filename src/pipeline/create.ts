@@ -32,6 +32,8 @@ export interface PipelineParts {
   parks?: ParkStore;
   /** Whether a target account is rate-bound lately (ParkingOptions.rateBoundLately); absent: a slow account is waited for. */
   rateBoundLately?: (account: string) => boolean;
+  /** Calls per second the host's gate allows a target account (ParkingOptions.allowedRate); absent: a slow account is judged by its pace. */
+  allowedRate?: (account: string) => number | undefined;
   /** The accounts found unavailable lately, shared by the process's shards; absent: each pipeline keeps its own. */
   outages?: AccountOutages;
 }
@@ -79,6 +81,7 @@ export function createShardPipeline(parts: PipelineParts, shard: ShardIdentity, 
             afterMs: config.parkAfterMs,
             outages: parts.outages ?? new AccountOutages(Date.now, outagesRememberedMs(config.redriveEveryMs)),
             ...(parts.rateBoundLately ? { rateBoundLately: parts.rateBoundLately } : {}),
+            ...(parts.allowedRate ? { allowedRate: parts.allowedRate } : {}),
           },
         }
       : {}),

@@ -178,7 +178,12 @@ export class ShardPipeline {
       parking && rateBoundLately && hold && account !== undefined
         ? new SlowAccount(
             account,
-            { aloneSince: () => hold.aloneSince(account), projectedMs: () => hold.projectedMs(account), paceAgainstOthers: () => hold.paceAgainstOthers(account) },
+            {
+              aloneSince: () => hold.aloneSince(account),
+              projectedMs: () => hold.projectedMs(account),
+              paceAgainstOthers: () => hold.paceAgainstOthers(account),
+              othersSettled: () => hold.othersSettled(account),
+            },
             { ...parking, rateBoundLately },
           )
         : undefined;

@@ -151,7 +151,7 @@ test("a rate-bound account alone holding the batch, settling at a fraction of th
     const hold = new BatchHold([...Array.from({ length: options.ofS ?? 10 }, () => S), ...Array.from({ length: 10 }, () => OTHER)], 0, () => clock.now);
     const slow = new SlowAccount(
       S,
-      { aloneSince: () => hold.aloneSince(S), projectedMs: () => hold.projectedMs(S), paceAgainstOthers: () => hold.paceAgainstOthers(S) },
+      { aloneSince: () => hold.aloneSince(S), projectedMs: () => hold.projectedMs(S), paceAgainstOthers: () => hold.paceAgainstOthers(S), othersSettled: () => hold.othersSettled(S) },
       { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => options.rateBound ?? true },
     );
     t.teardown(() => slow.stop());
@@ -218,4 +218,48 @@ test("a rate-bound account alone holding the batch, settling at a fraction of th
     { rateBound: false },
   );
   t.false(lookAt(unbound, 60_000));
+});
+
+test("an account settling at a fraction of the others' pace in its process, whose IAM allows it as much as theirs on the host, is busy, not slow: waited for; one whose IAM allows it a tenth of theirs is given up", (t) => {
+  // The pace is this record processor's; the rate is the host's (the shared gate's learned rate, every
+  // record processor of the account drawing from it): a busy account's share in one processor is a fraction
+  // of its rate, and the other accounts' few records of the batch went in a burst.
+  const clock = { now: 0 };
+  const S = '333333333333';
+  const OTHER = '111111111111';
+  const judged = (rates: Record<string, number | undefined>, at: number) => {
+    clock.now = 0;
+    const hold = new BatchHold([...Array.from({ length: 10 }, () => S), ...Array.from({ length: 10 }, () => OTHER)], 0, () => clock.now);
+    const slow = new SlowAccount(
+      S,
+      {
+        aloneSince: () => hold.aloneSince(S),
+        projectedMs: () => hold.projectedMs(S),
+        paceAgainstOthers: () => hold.paceAgainstOthers(S),
+        othersSettled: () => hold.othersSettled(S),
+      },
+      { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => true, allowedRate: (account) => rates[account] },
+    );
+    t.teardown(() => slow.stop());
+    clock.now = 500;
+    for (let i = 0; i < 10; i++) hold.settled(OTHER);
+    clock.now = 1_000;
+    hold.settled(S);
+    t.true((hold.paceAgainstOthers(S) ?? 1) < 0.25, "a tenth of the other account's pace in this processor");
+    clock.now = at;
+    slow.look();
+    return slow.signal;
+  };
+
+  t.false(judged({ [S]: 10, [OTHER]: 10 }, 1_500).aborted, 'its IAM allows it as much as the other account: busy with its share');
+  t.false(judged({ [S]: 10, [OTHER]: 10 }, 60_000).aborted, 'however long it alone holds the batch');
+  t.false(judged({ [S]: 4, [OTHER]: 10 }, 60_000).aborted, 'above a quarter of the fastest other account');
+
+  const tenth = judged({ [S]: 1, [OTHER]: 10 }, 1_500);
+  t.true(tenth.aborted, 'a tenth of the rate: slow');
+  t.regex((tenth.reason as Error).message, /allows it 1 calls\/s on this host, the batch's other accounts up to 10/);
+  t.true(judged({ [S]: 1, [OTHER]: Infinity }, 1_500).aborted, 'the other account never throttled: no limit is faster than any');
+  t.true(judged({ [S]: undefined, [OTHER]: 10 }, 1_500).aborted, 'its rate not known (a follower not told yet): judged by the pace, as before');
+  t.true(judged({ [S]: 1, [OTHER]: undefined }, 1_500).aborted, "the others' not known: by the pace");
+  t.false(judged({ [S]: Infinity, [OTHER]: 10 }, 60_000).aborted, 'no limit learned for it: not slow for want of rate');
 });

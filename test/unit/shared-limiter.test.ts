@@ -21,6 +21,7 @@ import { HostLimiter } from '../../src/aws/iam-rate/host-limiter.js';
 import { THROTTLE_REQUEUES, isThrottle, limitCalls } from '../../src/aws/iam-rate/limit-calls.js';
 import { TokenGate } from '../../src/aws/iam-rate/token-gate.js';
 import type { RateLimiter } from '../../src/aws/iam-rate/token-gate.js';
+import { BYTE, RateReader, rateMessage } from '../../src/aws/iam-rate/wire.js';
 import { pino } from 'pino';
 import { limiterNews } from '../../src/intake/limiter-news.js';
 import { createTargetAccountClients, destroyTargetAccountClients } from '../../src/aws/clients.js';
@@ -161,12 +162,12 @@ test('processes of a host share one gate: the first holds the socket, the others
   t.true(first.holding);
   await second.acquire();
   t.true(second.following);
-  t.is(first.allowedRate, undefined);
+  t.is(first.allowedRate, Infinity, 'no throttle yet: no limit');
   for (let i = 0; i < 20; i++) await second.acquire();
   second.report(true);
   // The report travels over the socket to the holder's gate.
-  for (let i = 0; i < 50 && first.allowedRate === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  t.not(first.allowedRate, undefined, "the holder learned of the follower's throttle");
+  for (let i = 0; i < 50 && first.allowedRate === Infinity; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.true(Number.isFinite(first.allowedRate), "the holder learned of the follower's throttle");
   const other = new HostLimiter('another-app|us-east-1|http://iam', dir);
   t.teardown(() => other.close());
   await other.acquire();
@@ -188,13 +189,49 @@ test('a call the gate holds for its turn at the learned rate is told so at once,
   for (let i = 0; i < 10; i++) await follower.acquire(undefined, () => told.follower++);
   t.deepEqual(told, { holder: 0, follower: 0 }, 'no throttle yet: nothing is held, however many calls');
   follower.report(true);
-  for (let i = 0; i < 50 && holder.allowedRate === undefined; i++) await sleep(10);
+  for (let i = 0; i < 50 && holder.allowedRate === Infinity; i++) await sleep(10);
   // Now the gate lets a token through at most every 2 s or so: a burst waits its turn.
   const burst = [...Array.from({ length: 3 }, () => follower.acquire(undefined, () => told.follower++)), holder.acquire(undefined, () => told.holder++)];
   await sleep(300);
   t.true(told.follower >= 1, "the follower hears the holder's `h` while its token is owed");
   t.is(told.holder, 1, "the holder's own call is told by its gate");
   await Promise.all(burst);
+});
+
+test("a follower knows the rate the holder's gate allows (the host's rate for the account, which the slow-account rule compares): told on joining and on every beat", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ips-limiter-'));
+  const holder = new HostLimiter('told|us-east-1|http://iam', dir, { waitMs: 200 });
+  const follower = new HostLimiter('told|us-east-1|http://iam', dir, { waitMs: 200 });
+  t.teardown(() => {
+    holder.close();
+    follower.close();
+  });
+  await holder.acquire();
+  await follower.acquire();
+  t.true(holder.holding && follower.following);
+  for (let i = 0; i < 50 && follower.allowedRate === undefined; i++) await sleep(10);
+  t.is(follower.allowedRate, Infinity, 'told on joining: no limit learned yet');
+  for (let i = 0; i < 20; i++) await holder.acquire();
+  holder.report(true);
+  t.true(Number.isFinite(holder.allowedRate));
+  // Its own calls never met a throttle: what it knows is the holder's, told on the next beat (every quarter of waitMs).
+  for (let i = 0; i < 50 && !Number.isFinite(follower.allowedRate); i++) await sleep(10);
+  t.true(Math.abs(follower.allowedRate! - holder.allowedRate!) < 0.5, `the follower knows the host's rate: ${follower.allowedRate} against ${holder.allowedRate}`);
+});
+
+test("the holder's rate message is read whole across chunks; its bytes are none of the messages a follower of an earlier version knows", (t) => {
+  const told: number[] = [];
+  const reader = new RateReader((perSecond) => told.push(perSecond));
+  const bytes = Buffer.from(`k${rateMessage(9.876)}g${rateMessage(undefined)}`);
+  const others: number[] = [];
+  // One byte at a time: the socket may split a message anywhere.
+  for (const byte of bytes) if (!reader.read(byte)) others.push(byte);
+  t.deepEqual(told, [9.88, Infinity]);
+  t.deepEqual(others, [BYTE.keepAlive, BYTE.grant], 'the keep-alive and the grant are read as themselves');
+  const known = new Set<number>(Object.values(BYTE).filter((byte) => byte !== BYTE.rate && byte !== BYTE.rateEnd));
+  t.false([...Buffer.from(rateMessage(1234.5) + rateMessage(undefined))].some((byte) => known.has(byte)));
+  // An `r` not followed by a rate: the byte after it is read as itself.
+  t.false(reader.read(BYTE.rate) && reader.read(BYTE.grant));
 });
 
 test('when the holder goes, a follower holds the gate itself', async (t) => {
@@ -483,7 +520,7 @@ test('a local process without the secret gets nothing from the holder and does n
     'the holder hangs up on it',
   );
   t.is(answered, 0, 'not one byte answered: no token, no handshake');
-  t.is(holder.allowedRate, undefined, 'its throttle reports were not heard');
+  t.is(holder.allowedRate, Infinity, 'its throttle reports were not heard');
   t.is(refused.length, 1);
   for (let i = 0; i < 5; i++) await follower.acquire();
   t.true(follower.following, 'the follower is served as before');

@@ -3,13 +3,14 @@
 // presented the secret; any other is hung up on, unanswered and unheard, and
 // told of (`onRefused`). Every follower still owed a token hears from the
 // holder at least every quarter of `waitMs` (a token or a keep-alive), so a
-// follower's silence bound is never reached while the holder runs.
+// follower's silence bound is never reached while the holder runs; every
+// follower is told the gate's rate as often (and on joining).
 import { unlinkSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { isSecret, SECRET_LINE_LENGTH } from './private-dir.js';
 import { TokenGate } from './token-gate.js';
-import { BYTE } from './wire.js';
+import { BYTE, rateMessage } from './wire.js';
 
 export interface GateHolderOptions {
   secret: Buffer;
@@ -33,7 +34,8 @@ export class GateHolder {
     server.on('connection', (peer: Socket) => this.admit(peer));
     this.beat = setInterval(
       () => {
-        for (const [peer, owed] of this.owed) if (owed > 0 && peer.writable) peer.write('k');
+        const rate = rateMessage(this.gate.rate.current());
+        for (const [peer, owed] of this.owed) if (peer.writable) peer.write(owed > 0 ? `k${rate}` : rate);
       },
       Math.max(10, Math.floor(options.waitMs / 4)),
     );
@@ -112,7 +114,7 @@ export class GateHolder {
         admitted = true;
         clearTimeout(deadline);
         this.owed.set(peer, 0);
-        peer.write('o');
+        peer.write(`o${rateMessage(this.gate.rate.current())}`);
         data = heard.subarray(end + 1);
       }
       this.serve(peer, data);

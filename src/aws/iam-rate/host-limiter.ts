@@ -27,7 +27,7 @@ import { GateHolder } from './gate-holder.js';
 import { openPrivateDir, PrivateDirRefused, privateDirPath } from './private-dir.js';
 import { TokenGate } from './token-gate.js';
 import type { RateLimiter } from './token-gate.js';
-import { BYTE } from './wire.js';
+import { BYTE, RateReader } from './wire.js';
 
 /**
  * How long a follower owed a token waits without a word from the holder:
@@ -59,6 +59,8 @@ export class HostLimiter implements RateLimiter {
   private lastHeard = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private readonly local = new TokenGate();
+  /** The rate the holder's gate allows, as it last told this follower; undefined until told. */
+  private toldRate: number | undefined;
   private electing: Promise<void> | undefined;
   /** Until then, the local gate serves (after an election that found neither a holder nor the socket free, or a fallback). */
   private nextElection = 0;
@@ -94,9 +96,14 @@ export class HostLimiter implements RateLimiter {
     return this.socket !== undefined;
   }
 
-  /** The rate the gate this process holds (or its local one) allows now; undefined: no limit yet. */
+  /**
+   * Calls per second the gate this process uses allows now: the one it holds,
+   * the holder's as last told (every beat), or its local one; Infinity while
+   * no throttle has set a limit; undefined while a follower was not told.
+   */
   get allowedRate(): number | undefined {
-    return (this.holder?.gate ?? this.local).rate.current();
+    if (this.socket) return this.toldRate;
+    return (this.holder?.gate ?? this.local).rate.current() ?? Infinity;
   }
 
   async acquire(signal?: AbortSignal, onHeld?: () => void): Promise<void> {
@@ -208,6 +215,7 @@ export class HostLimiter implements RateLimiter {
   private leaveHolder(): void {
     const socket = this.socket;
     this.socket = undefined;
+    this.toldRate = undefined;
     socket?.destroy();
     this.fallBack('holder-silent');
     for (const { resolve, onHeld } of this.pending.splice(0)) void this.local.acquire(true, onHeld).then(resolve);
@@ -217,6 +225,9 @@ export class HostLimiter implements RateLimiter {
   private follow(): Promise<Followed> {
     return new Promise((resolve) => {
       const socket = createConnection(this.path);
+      const rates = new RateReader((perSecond) => {
+        if (this.socket === socket) this.toldRate = perSecond;
+      });
       let settled = false;
       const settle = (followed: Followed) => {
         if (settled) return;
@@ -241,6 +252,7 @@ export class HostLimiter implements RateLimiter {
         }
         this.lastHeard = Date.now();
         for (let i = from; i < data.length; i++) {
+          if (rates.read(data[i]!)) continue;
           if (data[i] === BYTE.grant) this.pending.shift()?.resolve();
           // Held at the learned rate (a keep-alive says the same of tokens still owed): every token owed waits its turn.
           else if (data[i] === BYTE.held || data[i] === BYTE.keepAlive) for (const { onHeld } of this.pending) onHeld?.();
@@ -251,6 +263,7 @@ export class HostLimiter implements RateLimiter {
         settle('absent');
         if (this.socket !== socket) return;
         this.socket = undefined;
+        this.toldRate = undefined;
         // The holder is gone: what waited goes now (the SDK's retries still back off), the next call elects.
         this.flushPending();
       });
