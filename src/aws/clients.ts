@@ -283,7 +283,9 @@ export function createTargetAccountClients(config: Config, to: TargetAccount, op
     rateBoundAt = Date.now();
   };
   const { iam, release, limiter } = iamClient(config, options, base, { id: to.account, credentials, onHeld: rateBound });
-  const sts = new STSClient({ ...base, ...target('sts', options), credentials });
+  // The IAM client's provider is the SDK's cache of the assumed credentials: the STS client signs
+  // with the same ones rather than assuming the role again for a cache of its own.
+  const sts = new STSClient({ ...base, ...target('sts', options), credentials: iam.config.credentials });
   if (release) targetReleases.set(iam, release);
   for (const observer of options.observers ?? []) {
     observeCalls(iam, 'iam', observer);

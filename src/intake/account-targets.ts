@@ -92,6 +92,28 @@ export class AccountTargets {
   }
 
   /**
+   * Reaches every target account before the shard's first record: builds its
+   * clients and has them assume its role (the SDK caches the credentials and
+   * refreshes them), so that a shard's first batch, after a start or a lease
+   * taken over, does not wait for an AssumeRole per account. A role that
+   * cannot be assumed is told now (assumeRoleFailed: a metric and a log line
+   * naming the account and the role ARN) and holds nothing: its records meet
+   * the same error, transient, in their own time.
+   */
+  async prepare(shardId: string): Promise<void> {
+    const me = await this.ownIdentity();
+    const sessionName = roleSessionName(this.options.config.workerId, shardId);
+    const accounts = this.options.config.targetAccounts.filter((account) => account !== me.account);
+    await Promise.all(
+      accounts.map((account) =>
+        this.target(account, me.partition, sessionName)
+          .clients.iam.config.credentials()
+          .catch(() => undefined),
+      ),
+    );
+  }
+
+  /**
    * Whether the account was rate-bound for this process within the last
    * minute (its IAM throttled a call, or the account's shared gate held one
    * for a token: TargetAccountClients.lastRateBoundAt): its records are then

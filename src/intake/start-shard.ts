@@ -64,6 +64,8 @@ export async function startShardPipeline(parts: ProcessParts, shardId: string, o
     },
     'shard pipeline ready',
   );
+  // The target accounts' roles are assumed now, not by the first batch's records (they wait for the same call if it is still out).
+  if (accounts && parts.routesByAccount !== false) void accounts.prepare(shardId).catch(() => undefined);
   const shardParts = accounts && parts.routesByAccount !== false ? { ...parts, applier: accounts.applierFor(shardId) } : parts;
   const pipeline = createShardPipeline(shardParts, { shardId, lineage, hashKeyRange, epoch, owner, ...(accounts && own ? { accounts: accounts.gate(own.account) } : {}) }, { signal, onSettled });
   // The parks of this shard's policies (and of its closed ancestors') are tried again while the shard is this process's.

@@ -14,6 +14,7 @@ import { AccountTargets } from '../../src/intake/account-targets.js';
 import { METRIC, Metrics, metricKey } from '../../src/metrics/metrics.js';
 import type { PolicyUpserted } from '../../src/contract/event.js';
 import { stepOf } from '../../src/contract/outcome.js';
+import { startFaultProxy } from '../../tools/harness/fault-proxy.js';
 import { startRealisticIam } from '../../tools/harness/realistic-iam.js';
 import type { RealisticIam } from '../../tools/harness/realistic-iam.js';
 import { provisionTargetRoles } from '../../tools/local/target-roles.js';
@@ -47,16 +48,20 @@ const event = (account: string, name: string): PolicyUpserted => ({
   tags: {},
 });
 
-test.serial('a trusted account is written through its role; an untrusted one fails AssumeRole with the account and role ARN, counted, transient, and does not hold the other', async (t) => {
-  const env = { ...moto!.env, AWS_ENDPOINT_URL_IAM: layer!.endpoint, AWS_ENDPOINT_URL_STS: layer!.endpoint };
+/** The worker's clients and its AccountTargets, with IAM and STS at `endpoint`; only the trusted account has the role (as the local stack provisions it). */
+async function targetsAt(endpoint: string) {
+  const env = { ...moto!.env, AWS_ENDPOINT_URL_IAM: endpoint, AWS_ENDPOINT_URL_STS: endpoint };
   const config = testConfig({ IPS_TARGET_ACCOUNTS: `${TRUSTED},${UNTRUSTED}`, IPS_TARGET_EXTERNAL_ID: 'org-secret-1' });
-  // Only the trusted account has the role (straight to the emulator, as the local stack provisions it).
   await provisionTargetRoles(moto!.env, { ...config, targetAccounts: [TRUSTED] }, LOCAL_ACCOUNT_ID);
-
   const metrics = new Metrics();
   const clients = createAwsClients(config, { env });
   const own = reconcilerApplier(new IamReconciler({ iam: clients.iam, sts: clients.sts, config, metrics, logger: silentLogger }));
   const targets = new AccountTargets({ config, logger: silentLogger, metrics, sts: clients.sts, own, clientOptions: { env } });
+  return { metrics, clients, targets };
+}
+
+test.serial('a trusted account is written through its role; an untrusted one fails AssumeRole with the account and role ARN, counted, transient, and does not hold the other', async (t) => {
+  const { metrics, clients, targets } = await targetsAt(layer!.endpoint);
   try {
     const applier = targets.applierFor('shardId-000000000001');
     const refused = await t.throwsAsync(applier.apply(event(UNTRUSTED, 'p')));
@@ -96,6 +101,31 @@ test.serial('a trusted account is written through its role; an untrusted one fai
     destroyAwsClients(clients);
   }
 });
+
+test.serial(
+  "a shard's target accounts are reached before its first record: each role is assumed once per process, when the shard is prepared, and the account's IAM and STS clients share the credentials; a role that cannot be assumed is told then, and holds nothing",
+  async (t) => {
+    // Counted on the way: every AssumeRole the process sends passes the proxy.
+    const proxy = await startFaultProxy({ target: layer!.endpoint, protocol: 'iam', rate: 0 });
+    const { metrics, clients, targets } = await targetsAt(proxy.endpoint);
+    const shard = 'shardId-000000000002';
+    try {
+      await targets.prepare(shard);
+      t.deepEqual(Object.fromEntries(proxy.assumeRoles()), { [TRUSTED]: 1, [UNTRUSTED]: 1 }, 'each role assumed once, before any record');
+      t.true((metrics.summary().counters[metricKey(METRIC.assumeRoleFailures, { account: UNTRUSTED, code: 'AccessDenied' })] ?? 0) >= 1, 'the refused role is told at once');
+
+      // The records then use what was assumed: the IAM step and the reconciler's STS call alike.
+      const applier = targets.applierFor(shard);
+      t.is(stepOf(await applier.apply(event(TRUSTED, 'prepared-1'))).outcome, 'created');
+      t.is(stepOf(await applier.apply(event(TRUSTED, 'prepared-2'))).outcome, 'created');
+      t.is(proxy.assumeRoles().get(TRUSTED), 1, "no other AssumeRole: the account's IAM and STS clients share the credentials");
+    } finally {
+      targets.destroy();
+      destroyAwsClients(clients);
+      await proxy.close();
+    }
+  },
+);
 
 test.serial('the wrong ExternalId is refused as STS refuses it', async (t) => {
   const env = { ...moto!.env, AWS_ENDPOINT_URL_IAM: layer!.endpoint, AWS_ENDPOINT_URL_STS: layer!.endpoint };

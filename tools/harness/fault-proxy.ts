@@ -71,6 +71,8 @@ export interface FaultProxy {
   failedCalls(account: string): number;
   /** Calls let through and refused by the rate limit, per account (`rateLimit`). */
   accountCounts(): Map<string, { allowed: number; refused: number }>;
+  /** AssumeRole calls forwarded (IAM protocol, STS through the same proxy), per account of the role named. */
+  assumeRoles(): Map<string, number>;
   /** From now on, the answers to the processor say the time is `ms` from this host's (positive: the service's clock is ahead). */
   skewClock(ms: number): void;
   /** The realistic-IAM layer behind the proxy, when asked for. */
@@ -144,6 +146,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const keyAccounts = new Map<string, string>();
   const failing = new Set<string>();
   const failed = new Map<string, number>();
+  const assumed = new Map<string, number>();
   const callerAccount = (req: IncomingMessage) => {
     const key = accountOf(req.headers.authorization);
     return keyAccounts.get(key) ?? key;
@@ -234,6 +237,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   /** Forwards an AssumeRole and learns whose account the key in its answer acts in. */
   function learnAssumedKey(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
     const roleAccount = /^arn:[\w-]+:iam::(\d{12}):/.exec(new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '')?.[1];
+    if (roleAccount) assumed.set(roleAccount, (assumed.get(roleAccount) ?? 0) + 1);
     const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       const chunks: Buffer[] = [];
       answer.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -321,6 +325,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     },
     failedCalls: (account) => failed.get(account) ?? 0,
     accountCounts: () => new Map(buckets?.counts ?? []),
+    assumeRoles: () => new Map(assumed),
     ...(realisticIam ? { realisticIam } : {}),
     ...(transactions ? { transactions } : {}),
     close: async () => {
