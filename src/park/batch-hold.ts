@@ -6,6 +6,14 @@
 // is merely busy, its policies settling beside the others', is never parked
 // for being slow.
 
+/** One account's view of the batch (BatchHold.seenBy). */
+export interface AccountHold {
+  aloneSince(): number | undefined;
+  projectedMs(): number;
+  paceAgainstOthers(): number | undefined;
+  othersSettled(): string[];
+}
+
 export class BatchHold {
   /** Unsettled policies per account ('' for the worker's own, or for records that are not a policy's). */
   private readonly pending = new Map<string, number>();
@@ -64,6 +72,16 @@ export class BatchHold {
   /** The target accounts other than `account` that settled a policy of the batch by a step: its yardstick. */
   othersSettled(account: string): string[] {
     return [...this.done].filter(([other, done]) => other !== account && other !== '' && done > 0).map(([other]) => other);
+  }
+
+  /** The batch as one account sees it: what SlowAccount judges it by. */
+  seenBy(account: string): AccountHold {
+    return {
+      aloneSince: () => this.aloneSince(account),
+      projectedMs: () => this.projectedMs(account),
+      paceAgainstOthers: () => this.paceAgainstOthers(account),
+      othersSettled: () => this.othersSettled(account),
+    };
   }
 
   /** Since when `account` alone holds the batch (every other account's policies settled); undefined while another's are unsettled. */

@@ -9,6 +9,7 @@ import { EventEmitter, once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IamFaultError, StoppedError, TransientError } from '../faults/errors.js';
 import { splitPolicyKey } from '../contract/policy-key.js';
+import type { AccountHold } from './batch-hold.js';
 import type { ParkStore } from './park-store.js';
 
 /**
@@ -223,7 +224,7 @@ export class SlowAccount {
    */
   constructor(
     private readonly account: string,
-    private readonly hold: { aloneSince(): number | undefined; projectedMs(): number; paceAgainstOthers(): number | undefined; othersSettled(): string[] },
+    private readonly hold: AccountHold,
     private readonly options: ParkingOptions & { rateBoundLately: (account: string) => boolean },
   ) {
     this.timer = setInterval(() => this.look(), Math.min(SLOW_CHECK_MS, options.afterMs));

@@ -174,19 +174,7 @@ export class ShardPipeline {
     // A target account's policy (its key names the account) may be given up when the account is slow; the own account's never.
     const account = splitPolicyKey(policy).account;
     const rateBoundLately = parking?.rateBoundLately;
-    const slow =
-      parking && rateBoundLately && hold && account !== undefined
-        ? new SlowAccount(
-            account,
-            {
-              aloneSince: () => hold.aloneSince(account),
-              projectedMs: () => hold.projectedMs(account),
-              paceAgainstOthers: () => hold.paceAgainstOthers(account),
-              othersSettled: () => hold.othersSettled(account),
-            },
-            { ...parking, rateBoundLately },
-          )
-        : undefined;
+    const slow = parking && rateBoundLately && hold && account !== undefined ? new SlowAccount(account, hold.seenBy(account), { ...parking, rateBoundLately }) : undefined;
     let why: { reason: string; detail: string } | undefined;
     const parks = (error: unknown) => {
       // Another policy of the account was parked for the account's sake meanwhile (any shard of the

@@ -149,11 +149,7 @@ test("a rate-bound account alone holding the batch, settling at a fraction of th
   const batchOf = (settled: [at: number, account: string, count: number][], options: { ofS?: number; rateBound?: boolean } = {}) => {
     clock.now = 0;
     const hold = new BatchHold([...Array.from({ length: options.ofS ?? 10 }, () => S), ...Array.from({ length: 10 }, () => OTHER)], 0, () => clock.now);
-    const slow = new SlowAccount(
-      S,
-      { aloneSince: () => hold.aloneSince(S), projectedMs: () => hold.projectedMs(S), paceAgainstOthers: () => hold.paceAgainstOthers(S), othersSettled: () => hold.othersSettled(S) },
-      { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => options.rateBound ?? true },
-    );
+    const slow = new SlowAccount(S, hold.seenBy(S), { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => options.rateBound ?? true });
     t.teardown(() => slow.stop());
     for (const [at, account, count] of settled) {
       clock.now = at;
@@ -230,16 +226,7 @@ test("an account settling at a fraction of the others' pace in its process, whos
   const judged = (rates: Record<string, number | undefined>, at: number) => {
     clock.now = 0;
     const hold = new BatchHold([...Array.from({ length: 10 }, () => S), ...Array.from({ length: 10 }, () => OTHER)], 0, () => clock.now);
-    const slow = new SlowAccount(
-      S,
-      {
-        aloneSince: () => hold.aloneSince(S),
-        projectedMs: () => hold.projectedMs(S),
-        paceAgainstOthers: () => hold.paceAgainstOthers(S),
-        othersSettled: () => hold.othersSettled(S),
-      },
-      { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => true, allowedRate: (account) => rates[account] },
-    );
+    const slow = new SlowAccount(S, hold.seenBy(S), { store: undefined as never, afterMs: 5_000, now: () => clock.now, rateBoundLately: () => true, allowedRate: (account) => rates[account] });
     t.teardown(() => slow.stop());
     clock.now = 500;
     for (let i = 0; i < 10; i++) hold.settled(OTHER);
